@@ -1,0 +1,741 @@
+"""``Budget``: a named, nestable spend limit that is active inside a ``with`` block."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+from . import _render
+from ._config import MAX_DEPTH, BudgetConfig, build_config, reject_unknown
+from ._context import ACTIVE
+from ._errors import (
+    BudgetConfigError,
+    BudgetExceededError,
+    ToolBudgetExceededError,
+    UnknownModelError,
+)
+from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
+from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
+from ._money import Nanos, nanos_to_usd, usd_to_nanos
+from ._plugins import LISTENING, install_once, plugin_manager
+from ._policies import emit_warning, fallback_due, warn_crossing
+from ._pricing import Rate, TokenUsage, lookup_rate
+
+_TREE_LOCK: Final = threading.RLock()
+_warned_models: set[str] = set()
+
+
+class UnknownModelWarning(UserWarning):
+    """A model has no known price: its tokens are recorded, its cost is not."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """A consistent reading of a budget or pool: used, reserved and remaining on each axis.
+
+    ``*_remaining`` is ``limit - used - reserved`` (never below 0), or ``None`` with no limit.
+    """
+
+    usd_used: float
+    usd_reserved: float
+    usd_remaining: float | None
+    usd_limit: float | None
+    tokens_used: int
+    tokens_reserved: int
+    tokens_remaining: int | None
+    tokens_limit: int | None
+    llm_calls_used: int
+    llm_calls_remaining: int | None
+    tool_calls_used: int
+    tool_calls_remaining: int | None
+
+
+def snapshot_of(ledger: Ledger, account: Any) -> BudgetSnapshot:
+    s = ledger.read(account)
+    (usd, tok, calls, tools), (r_usd, r_tok, r_calls, r_tools) = s.used, s.reserved
+
+    def left(cap: int, used: int, held: int) -> int | None:
+        return None if cap == UNLIMITED else max(cap - used - held, 0)
+
+    usd_left = left(s.caps.usd, usd, r_usd)
+    return BudgetSnapshot(
+        usd_used=nanos_to_usd(usd),
+        usd_reserved=nanos_to_usd(r_usd),
+        usd_remaining=None if usd_left is None else nanos_to_usd(usd_left),
+        usd_limit=None if s.caps.usd == UNLIMITED else nanos_to_usd(s.caps.usd),
+        tokens_used=tok,
+        tokens_reserved=r_tok,
+        tokens_remaining=left(s.caps.tokens, tok, r_tok),
+        tokens_limit=None if s.caps.tokens == UNLIMITED else s.caps.tokens,
+        llm_calls_used=calls,
+        llm_calls_remaining=left(s.caps.llm_calls, calls, r_calls),
+        tool_calls_used=tools,
+        tool_calls_remaining=left(s.caps.tool_calls, tools, r_tools),
+    )
+
+
+class Budget:
+    """A spend limit in USD, tokens, LLM calls and tool calls.
+
+    Create one with :func:`shekel.budget`. Spend recorded while it is active (inside its
+    ``with`` / ``async with`` block) counts against it and against every enclosing budget at
+    once. The same object accumulates across blocks until :meth:`reset`.
+    """
+
+    def __init__(
+        self,
+        max_usd: float | None = None,
+        *,
+        max_tokens: int | None = None,
+        max_llm_calls: int | None = None,
+        max_tool_calls: int | None = None,
+        name: str | None = None,
+        warn_at: float | None = None,
+        on_warn: Any = None,
+        fallback: Mapping[str, Any] | None = None,
+        on_fallback: Any = None,
+        prices: Mapping[str, Any] | None = None,
+        tool_prices: Mapping[str, float] | None = None,
+        strict: bool = False,
+        unknown_models: str = "warn",
+        history_size: int = DEFAULT_HISTORY_SIZE,
+        ledger: Ledger | None = None,
+        **unexpected: object,
+    ) -> None:
+        reject_unknown(unexpected)
+        self._config: BudgetConfig = build_config(
+            max_usd=max_usd,
+            max_tokens=max_tokens,
+            max_llm_calls=max_llm_calls,
+            max_tool_calls=max_tool_calls,
+            name=name,
+            warn_at=warn_at,
+            on_warn=on_warn,
+            fallback=fallback,
+            on_fallback=on_fallback,
+            prices=prices,
+            tool_prices=tool_prices,
+            strict=strict,
+            unknown_models=unknown_models,
+            history_size=history_size,
+        )
+        if ledger is not None and not isinstance(ledger, Ledger):
+            raise BudgetConfigError(f"ledger must be a shekel Ledger, got {type(ledger).__name__}")
+        self._ledger: Ledger = ledger or DEFAULT_LEDGER
+        self.name: str | None = self._config.name
+        self._account = self._ledger.open(self.name or "budget", self._config.caps)
+        self.parent: Budget | None = None
+        self.children: list[Budget] = []
+        self._child_names: dict[str, Budget] = {}
+        self._active_children: list[Budget] = []
+        self._entries = 0
+        self._depth = 0
+        self._lineage: tuple[Budget, ...] = (self,)
+        self._chain: tuple[Any, ...] = (self._account,)
+        self._history = SpendHistory(self._config.history_size)
+        self._lock = threading.Lock()
+        self._warned = False
+        self._switched_at: Nanos | None = None
+        self._fallback_spent: Nanos = 0
+        self._watching = self._config.warn_at is not None or self._config.fallback is not None
+        self._auto_name_children = False
+        self._auto_suffix = False
+
+    # -- identity and tree -------------------------------------------------------------
+
+    @property
+    def full_name(self) -> str:
+        """Dotted path from the root, e.g. ``"pipeline.processing.validation"``."""
+        return ".".join(b.name or "budget" for b in reversed(self._lineage))
+
+    @property
+    def active_child(self) -> Budget | None:
+        """The most recently entered child that is still active (in any thread or task)."""
+        with _TREE_LOCK:
+            return self._active_children[-1] if self._active_children else None
+
+    @property
+    def active_children(self) -> tuple[Budget, ...]:
+        """Every child active right now, in entry order (several under fan-out)."""
+        with _TREE_LOCK:
+            return tuple(dict.fromkeys(self._active_children))
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def config(self) -> BudgetConfig:
+        return self._config
+
+    # -- money -------------------------------------------------------------------------
+
+    def snapshot(self) -> BudgetSnapshot:
+        """Used, reserved and remaining on each axis, read atomically."""
+        return snapshot_of(self._ledger, self._account)
+
+    @property
+    def spent(self) -> float:
+        """USD recorded in this budget and all its children."""
+        return nanos_to_usd(self._ledger.read(self._account).used[0])
+
+    @property
+    def limit(self) -> float | None:
+        """The USD limit in force (auto-capped to the parent's remaining), or ``None``."""
+        cap = self._ledger.read(self._account).caps.usd
+        return None if cap == UNLIMITED else nanos_to_usd(cap)
+
+    @property
+    def remaining(self) -> float | None:
+        """USD left under the limit (never below 0), or ``None`` without a USD limit."""
+        return self.snapshot().usd_remaining
+
+    @property
+    def max_usd(self) -> float | None:
+        """The USD limit as configured, before auto-capping."""
+        cap = self._config.caps.usd
+        return None if cap == UNLIMITED else nanos_to_usd(cap)
+
+    @property
+    def tokens_used(self) -> int:
+        return self._ledger.read(self._account).used[1]
+
+    @property
+    def calls_used(self) -> int:
+        """LLM calls recorded in this budget and its children."""
+        return self._ledger.read(self._account).used[2]
+
+    @property
+    def tool_calls_used(self) -> int:
+        return self._ledger.read(self._account).used[3]
+
+    @property
+    def spent_direct(self) -> float:
+        """USD recorded in this budget itself, not in its children."""
+        _, totals, *_ = self._history.snapshot()
+        return nanos_to_usd(sum(t.cost for t in totals.values()))
+
+    @property
+    def spent_by_children(self) -> float:
+        """USD recorded in this budget's children (and their children)."""
+        return sum((c.spent for c in list(self.children)), 0.0)
+
+    @property
+    def model_switched(self) -> bool:
+        """True once the fallback model is in use."""
+        return self._switched_at is not None
+
+    @property
+    def switched_at_usd(self) -> float | None:
+        """Spend when the fallback activated, or ``None``."""
+        return None if self._switched_at is None else nanos_to_usd(self._switched_at)
+
+    @property
+    def fallback_spent(self) -> float:
+        """USD recorded after the fallback activated."""
+        return nanos_to_usd(self._fallback_spent)
+
+    @property
+    def is_active(self) -> bool:
+        """True while any thread or task is inside this budget's block."""
+        return self._entries > 0
+
+    # -- entering and leaving ----------------------------------------------------------
+
+    def __enter__(self) -> Budget:
+        parent: Budget | None = ACTIVE.get()
+        with _TREE_LOCK:
+            if parent is not None:
+                self._attach(parent)
+            elif self.parent is not None:
+                raise BudgetConfigError(
+                    f"budget {self.full_name!r} was first used inside {self.parent.full_name!r}; "
+                    "enter it inside that budget again, or create a new budget"
+                )
+            self._entries += 1
+            if self.parent is not None:
+                self.parent._active_children.append(self)
+        if self.parent is not None:
+            self._autocap(self.parent)
+        ACTIVE.set(self)
+        install_once()
+        if LISTENING.shekel_budget_entered:
+            plugin_manager().hook.shekel_budget_entered(budget=self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with _TREE_LOCK:
+            self._entries -= 1
+            if self.parent is not None:
+                self.parent._active_children.remove(self)
+        ACTIVE.set(self.parent)
+        if LISTENING.shekel_budget_exited:
+            plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
+
+    async def __aenter__(self) -> Budget:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _attach(self, parent: Budget) -> None:
+        if self.parent is parent:
+            return
+        if self is parent or self in parent._lineage:
+            raise BudgetConfigError(f"budget {self.full_name!r} is already active here")
+        if self.parent is not None:
+            raise BudgetConfigError(
+                f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; it cannot be "
+                f"entered inside {parent.full_name!r}. Create a separate budget for each place"
+            )
+        if parent._auto_name_children and self.name is None:
+            self.name = f"budget-{len(parent.children) + 1}"
+        if self.name is None or parent.name is None:
+            raise BudgetConfigError(
+                "nested budgets need names: give both the outer and the inner budget a name, "
+                "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
+            )
+        depth = parent._depth + 1
+        if depth > MAX_DEPTH:
+            raise BudgetConfigError(
+                f"budget {self.name!r} would be nested {depth} levels deep under "
+                f"{parent.full_name!r}; at most {MAX_DEPTH + 1} levels are allowed (root = 0)"
+            )
+        if self.name in parent._child_names:
+            if not (self._auto_suffix or parent._auto_name_children):
+                raise BudgetConfigError(
+                    f"{parent.full_name!r} already has a child named {self.name!r}; reuse that "
+                    f"budget object to add to it, or give this one another name "
+                    f"(e.g. {self.name + '-2'!r})"
+                )
+            base, n = self.name, 2
+            while f"{base}-{n}" in parent._child_names:
+                n += 1
+            self.name = f"{base}-{n}"
+        self.parent = parent
+        parent.children.append(self)
+        parent._child_names[self.name] = self
+        self._depth = depth
+        self._lineage = (self, *parent._lineage)
+        self._chain = (self._account, *parent._chain)
+
+    def _autocap(self, parent: Budget) -> None:
+        mine = self._ledger.read(self._account)
+        theirs = self._ledger.read(parent._account)
+        own = self._config.caps
+        caps = []
+        for i in range(4):
+            if theirs.caps[i] == UNLIMITED or own[i] == UNLIMITED:
+                caps.append(own[i])
+                continue
+            room = theirs.caps[i] - theirs.used[i] - theirs.reserved[i]
+            caps.append(min(own[i], mine.used[i] + max(room, 0)))
+        effective = Caps(*caps)
+        if effective != mine.caps:
+            self._ledger.set_caps(self._account, effective)
+
+    def reset(self) -> None:
+        """Forget all spend of this budget and its children; warnings and fallback re-arm.
+
+        Raises ``RuntimeError`` while the budget is active. Enclosing budgets keep the spend.
+        """
+        if self._entries > 0:
+            raise RuntimeError(
+                f"cannot reset budget {self.full_name!r} while it is active; "
+                "call reset() after its with-block ends"
+            )
+        for child in list(self.children):
+            child.reset()
+        self._ledger.reset(self._account)
+        self._ledger.set_caps(self._account, self._config.caps)
+        self._history.clear()
+        with self._lock:
+            self._warned = False
+            self._switched_at = None
+            self._fallback_spent = 0
+            self._watching = self._config.warn_at is not None or self._config.fallback is not None
+
+    # -- recording ---------------------------------------------------------------------
+
+    def record(
+        self,
+        usd: float | None = None,
+        tokens: int | None = None,
+        *,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        provider: str | None = None,
+        llm_calls: int = 1,
+    ) -> CallRecord:
+        """Record spend that no interceptor saw (another SDK, a gateway, a human review).
+
+        Give ``usd`` directly, or a ``model`` with token counts to price it. ``tokens`` defaults
+        to ``input_tokens + output_tokens``. The spend is recorded first, then
+        ``BudgetExceededError`` is raised if a limit is now exceeded.
+        """
+        self._check_not_locked()
+        usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
+        for label, value in (
+            ("input_tokens", input_tokens),
+            ("output_tokens", output_tokens),
+            ("cached_input_tokens", cached_input_tokens),
+            ("llm_calls", llm_calls),
+        ):
+            if not isinstance(value, int) or value < 0:
+                raise BudgetConfigError(f"{label} must be a whole number >= 0, got {value!r}")
+        if tokens is not None and (not isinstance(tokens, int) or tokens < 0):
+            raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
+        cost = None if usd is None else _spend_nanos(usd)
+        return self.charge(
+            usage,
+            model,
+            provider,
+            cost=cost,
+            tokens=usage.total_tokens if tokens is None else tokens,
+            llm_calls=llm_calls,
+        )
+
+    def record_tool_call(self, tool_name: str, usd: float | None = None) -> CallRecord:
+        """Count one tool call (checked before the tool runs: call it before dispatching).
+
+        The price is ``usd``, else ``tool_prices[tool_name]``, else 0. Raises
+        ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
+        """
+        cost = _spend_nanos(usd) if usd is not None else self._tool_price(tool_name)
+        over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
+        if over is not None:
+            raise self._exceeded(over, None, sent=False, tool_name=tool_name)
+        call = CallRecord(
+            next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name
+        )
+        self._after_charge(call, None)
+        return call
+
+    def _tool_price(self, tool_name: str) -> Nanos:
+        for b in self._lineage:
+            price = b._config.tool_prices.get(tool_name)
+            if price is not None:
+                return price
+        return 0
+
+    def rate_for(self, model: str, provider: str | None = None) -> Rate | None:
+        """The price used for ``model``: this budget's or an ancestor's ``prices``, then the
+        shared sources (plugins, genai-prices). ``None`` when nobody knows it."""
+        for b in self._lineage:
+            rate = b._config.prices.get(model)
+            if rate is not None:
+                return rate
+        return lookup_rate(model, provider)
+
+    def price(self, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
+        """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (the
+        unknown-model policy has been applied: a warning, or ``UnknownModelError``)."""
+        if model is None:
+            return None
+        rate = self.rate_for(model, provider)
+        if rate is not None:
+            return rate.cost(usage)
+        self.unknown_model(model, provider)
+        return None
+
+    def unknown_model(self, model: str, provider: str | None) -> None:
+        """Apply the unknown-model policy: raise in ``'error'`` mode, else warn once per model."""
+        if self._config.unknown_models == "error":
+            raise UnknownModelError(model, provider)
+        if model not in _warned_models:
+            _warned_models.add(model)
+            warnings.warn(
+                f"shekel has no price for model {model!r}: its tokens count against token limits "
+                "but its cost is missing from USD totals. Pass budget(prices={...}) or "
+                "unknown_models='error' to refuse such calls",
+                UnknownModelWarning,
+                stacklevel=3,
+            )
+
+    def charge(
+        self,
+        usage: TokenUsage,
+        model: str | None,
+        provider: str | None,
+        *,
+        cost: Nanos | None = None,
+        tokens: int | None = None,
+        llm_calls: int = 1,
+        hold: Hold | None = None,
+        estimated: bool = False,
+        on_fallback: bool = False,
+    ) -> CallRecord:
+        """Record one call's spend on this budget's chain (the core of every recording path).
+
+        Prices ``usage`` unless ``cost`` is given, settles ``hold`` if any, updates history,
+        warnings, fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
+        """
+        priced = True
+        if cost is None:
+            try:
+                cost = self.price(usage, model, provider)
+            except UnknownModelError:
+                self._settle(hold, 0, usage.total_tokens if tokens is None else tokens, llm_calls)
+                raise
+            if cost is None:
+                priced, cost = False, 0
+        counted = usage.total_tokens if tokens is None else tokens
+        over = self._settle(hold, cost, counted, llm_calls)
+        call = CallRecord(
+            next_sequence(),
+            self.full_name,
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            cost,
+            counted,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+            provider,
+            priced,
+            estimated,
+            on_fallback,
+        )
+        self._after_charge(call, over)
+        return call
+
+    def _settle(self, hold: Hold | None, cost: Nanos, tokens: int, calls: int) -> Overrun | None:
+        if hold is None:
+            return self._ledger.record(self._chain, cost, tokens, calls)
+        return self._ledger.commit(hold, cost, tokens, calls)
+
+    def _after_charge(self, call: CallRecord, over: Overrun | None) -> None:
+        self._history.add(call)
+        for b in self._lineage:
+            if b._switched_at is not None:
+                with b._lock:
+                    b._fallback_spent += call.cost
+            if b._watching:
+                b._check_policies()
+        if LISTENING.shekel_spend_recorded:
+            plugin_manager().hook.shekel_spend_recorded(budget=self, call=call)
+        if over is not None:
+            raise self._exceeded(over, call)
+
+    def _check_policies(self) -> None:
+        state = self._ledger.read(self._account)
+        crossing = None if self._warned else warn_crossing(self._config, state)
+        switch = self._switched_at is None and fallback_due(self._config, state)
+        if crossing is None and not switch:
+            return
+        with self._lock:
+            fire_warn = crossing is not None and not self._warned
+            if fire_warn:
+                self._warned = True
+            fire_switch = switch and self._switched_at is None
+            if fire_switch:
+                self._switched_at = state.used[0]
+            self._watching = (self._config.warn_at is not None and not self._warned) or (
+                self._config.fallback is not None and self._switched_at is None
+            )
+        if fire_warn and crossing is not None:
+            emit_warning(self._config, self.full_name, crossing)
+            if LISTENING.shekel_warning_crossed:
+                plugin_manager().hook.shekel_warning_crossed(
+                    budget=self, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
+                )
+        if fire_switch and self._config.fallback is not None:
+            spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
+            model = self._config.fallback.model
+            if self._config.on_fallback is not None:
+                self._config.on_fallback(spent, limit, model)
+            if LISTENING.shekel_fallback_activated:
+                plugin_manager().hook.shekel_fallback_activated(
+                    budget=self, spent=spent, limit=limit, fallback_model=model
+                )
+
+    def _check_not_locked(self) -> None:
+        current = ACTIVE.get()
+        if current is not None and current is not self and self in current._lineage:
+            raise RuntimeError(
+                f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "
+                "active here; record on the child, or after the child's block ends"
+            )
+
+    def _exceeded(
+        self,
+        over: Overrun,
+        call: CallRecord | None,
+        *,
+        sent: bool = True,
+        tool_name: str | None = None,
+    ) -> BudgetExceededError:
+        owner = self._lineage[over.index]
+        if over.axis == "usd":
+            spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
+        else:
+            spent, limit = float(over.used), float(over.cap)
+        error: BudgetExceededError
+        if over.axis == "tool_calls" or tool_name is not None:
+            error = ToolBudgetExceededError(
+                spent,
+                limit,
+                tool_name=tool_name,
+                axis=over.axis,  # type: ignore[arg-type]
+                budget_name=owner.full_name,
+                sent=sent,
+            )
+        else:
+            tokens = None
+            if call is not None and call.model is not None:
+                tokens = {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens}
+            error = BudgetExceededError(
+                spent,
+                limit,
+                axis=over.axis,  # type: ignore[arg-type]
+                budget_name=owner.full_name,
+                model=call.model if call is not None else None,
+                tokens=tokens,
+                sent=sent,
+            )
+        if LISTENING.shekel_limit_exceeded:
+            plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
+        return error
+
+    # -- reservations ------------------------------------------------------------------
+
+    def reserve(self, usd: float = 0.0, tokens: int = 0) -> Reservation:
+        """Hold ``usd`` and ``tokens`` on this budget and every ancestor before a call.
+
+        Raises ``BudgetExceededError`` (with nothing held) if any of them cannot take it. Use
+        the result as a context manager and ``commit()`` the actual spend; a reservation that
+        is not committed is released when its block ends or raises.
+        """
+        self._check_not_locked()
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
+        held = self.hold(_spend_nanos(usd), tokens, 0)
+        return Reservation(self, held)
+
+    def hold(self, usd: Nanos, tokens: int, llm_calls: int, *, need_headroom: bool = False) -> Hold:
+        """Low-level reservation used by interceptors; raises when refused (nothing held)."""
+        result = self._ledger.reserve(
+            self._chain, usd, tokens, llm_calls, 0, need_headroom=need_headroom
+        )
+        if isinstance(result, Overrun):
+            raise self._exceeded(result, None, sent=False)
+        return result
+
+    def release(self, hold: Hold) -> None:
+        self._ledger.release(hold)
+
+    def fallback_model(self) -> str | None:
+        """The model requests should switch to, if this budget or an ancestor switched."""
+        for b in self._lineage:
+            if b._switched_at is not None and b._config.fallback is not None:
+                return b._config.fallback.model
+        return None
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A table of recent calls, per-model totals and the budget's status."""
+        return _render.summary(self)
+
+    def summary_data(self) -> dict[str, Any]:
+        """The same as :meth:`summary`, as a JSON-serialisable dict."""
+        return _render.summary_data(self)
+
+    def tree(self) -> str:
+        """The budget and its children, one line each, with spent / limit and direct spend."""
+        return _render.tree(self)
+
+    def history(self) -> SpendHistory:
+        return self._history
+
+    def __repr__(self) -> str:
+        limit = self.limit
+        shown = "no limit" if limit is None else f"${limit:.4f}"
+        return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
+
+
+class Reservation:
+    """Amounts held on a budget chain by :meth:`Budget.reserve`."""
+
+    __slots__ = ("_budget", "_hold", "committed")
+
+    def __init__(self, budget: Budget, hold: Hold) -> None:
+        self._budget = budget
+        self._hold = hold
+        self.committed = False
+
+    @property
+    def usd(self) -> float:
+        return nanos_to_usd(self._hold.usd)
+
+    @property
+    def tokens(self) -> int:
+        return self._hold.tokens
+
+    def commit(
+        self,
+        usd: float | None = None,
+        tokens: int | None = None,
+        *,
+        model: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+    ) -> CallRecord:
+        """Record the actual spend and give back the rest of the hold.
+
+        ``usd`` defaults to the price of ``model`` with the token counts (or 0), ``tokens`` to
+        ``input_tokens + output_tokens``. Raises ``BudgetExceededError`` after recording if the
+        actual spend went over a limit.
+        """
+        if self.committed or self._hold.settled:
+            raise RuntimeError("this reservation was already committed or released")
+        self.committed = True
+        usage = TokenUsage(input_tokens, output_tokens)
+        cost = None if usd is None else _spend_nanos(usd)
+        if cost is None and model is None:
+            cost = 0
+        return self._budget.charge(
+            usage,
+            model,
+            None,
+            cost=cost,
+            tokens=usage.total_tokens if tokens is None else tokens,
+            llm_calls=0,
+            hold=self._hold,
+        )
+
+    def release(self) -> None:
+        """Give the whole hold back without recording anything."""
+        self._budget.release(self._hold)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            self.release()
+
+
+def _spend_nanos(usd: object) -> Nanos:
+    from ._money import is_finite_number
+
+    if not is_finite_number(usd) or usd < 0:  # type: ignore[operator]
+        raise BudgetConfigError(f"usd must be a finite number >= 0, got {usd!r}")
+    return usd_to_nanos(usd)  # type: ignore[arg-type]

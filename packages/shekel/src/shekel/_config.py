@@ -1,0 +1,223 @@
+"""Validation of ``budget()`` arguments into an immutable configuration.
+
+Every check raises :class:`BudgetConfigError` naming the parameter and what it accepts, so a
+mistake is caught where the budget is written, not when the first request goes out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from ._errors import BudgetConfigError
+from ._history import DEFAULT_HISTORY_SIZE
+from ._ledger import UNLIMITED, Caps
+from ._money import is_finite_number, usd_to_nanos
+from ._pricing import Rate, compile_price_table
+
+MAX_DEPTH: Final = 4
+"""Deepest allowed nesting level; the root is level 0, so five levels in all."""
+
+WarnCallback = Callable[[float, float], object]
+FallbackCallback = Callable[[float, float, str], object]
+UnknownModels = Literal["warn", "error"]
+
+PARAMETERS: Final = (
+    "max_usd",
+    "max_tokens",
+    "max_llm_calls",
+    "max_tool_calls",
+    "name",
+    "warn_at",
+    "on_warn",
+    "fallback",
+    "on_fallback",
+    "prices",
+    "tool_prices",
+    "strict",
+    "unknown_models",
+    "history_size",
+    "ledger",
+)
+
+
+class UnknownParameterError(BudgetConfigError, TypeError):
+    """``budget()`` was given a keyword it does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Switch requests to ``model`` once spend reaches ``at_pct`` of the USD limit."""
+
+    at_pct: float
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    caps: Caps
+    name: str | None
+    warn_at: float | None
+    on_warn: WarnCallback | None
+    fallback: Fallback | None
+    on_fallback: FallbackCallback | None
+    prices: dict[str, Rate]
+    tool_prices: dict[str, int]
+    strict: bool
+    unknown_models: UnknownModels
+    history_size: int
+
+
+def reject_unknown(unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS) -> None:
+    if not unexpected:
+        return
+    bad = sorted(unexpected)[0]
+    close = difflib.get_close_matches(bad, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; accepted: {', '.join(known)}"
+    raise UnknownParameterError(f"budget() got an unknown parameter {bad!r}{hint}")
+
+
+def _usd_limit(value: object) -> int:
+    if value is None:
+        return UNLIMITED
+    if not is_finite_number(value):
+        raise BudgetConfigError(
+            f"max_usd must be a finite number of US dollars greater than 0 or None, got {value!r}"
+        )
+    nanos = usd_to_nanos(value)  # type: ignore[arg-type]
+    if nanos <= 0:
+        raise BudgetConfigError(
+            f"max_usd must be greater than 0 (use None for a track-only budget), got {value!r}"
+        )
+    return nanos
+
+
+def _count_limit(param: str, value: object) -> int:
+    if value is None:
+        return UNLIMITED
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and value > 0:
+            return int(value)
+        raise BudgetConfigError(f"{param} must be a whole number greater than 0 or None, got {value!r}")
+    if value <= 0:
+        raise BudgetConfigError(f"{param} must be greater than 0 (or None for no limit), got {value!r}")
+    return value
+
+
+def _name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise BudgetConfigError(f"name must be a non-empty string, got {value!r}")
+    if "." in value:
+        raise BudgetConfigError(
+            f"name must not contain '.', which separates levels in full_name; got {value!r}"
+        )
+    return value
+
+
+def _fraction(param: str, value: object) -> float:
+    if not is_finite_number(value) or not 0 < float(value) <= 1:  # type: ignore[arg-type]
+        raise BudgetConfigError(f"{param} must be a fraction in (0, 1], such as 0.8; got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _fallback(value: object, caps: Caps) -> Fallback | None:
+    if value is None:
+        return None
+    example = "fallback={'at_pct': 0.8, 'model': 'gpt-4o-mini'}"
+    if not isinstance(value, Mapping):
+        raise BudgetConfigError(f"fallback must be a dict like {example}, got {value!r}")
+    unknown = set(value) - {"at_pct", "model"}
+    if unknown or "model" not in value or "at_pct" not in value:
+        raise BudgetConfigError(
+            f"fallback must have exactly the keys 'at_pct' and 'model', like {example}; "
+            f"got {dict(value)!r}"
+        )
+    model = value["model"]
+    if not isinstance(model, str) or not model.strip():
+        raise BudgetConfigError(f"fallback['model'] must be a model name, got {model!r}")
+    if caps.usd == UNLIMITED:
+        raise BudgetConfigError(
+            "fallback needs max_usd: at_pct is a fraction of the USD limit"
+        )
+    return Fallback(_fraction("fallback['at_pct']", value["at_pct"]), model)
+
+
+def _tool_prices(value: object) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BudgetConfigError(
+            f"tool_prices must be a dict of tool name -> USD per call, got {type(value).__name__}"
+        )
+    table: dict[str, int] = {}
+    for tool, price in value.items():
+        if not isinstance(tool, str) or not tool:
+            raise BudgetConfigError(f"tool_prices keys must be tool names, got {tool!r}")
+        if not is_finite_number(price) or price < 0:
+            raise BudgetConfigError(
+                f"tool_prices[{tool!r}] must be a finite number of USD >= 0, got {price!r}"
+            )
+        table[tool] = usd_to_nanos(price)
+    return table
+
+
+def build_config(
+    *,
+    max_usd: object,
+    max_tokens: object,
+    max_llm_calls: object,
+    max_tool_calls: object,
+    name: object,
+    warn_at: object,
+    on_warn: object,
+    fallback: object,
+    on_fallback: object,
+    prices: object,
+    tool_prices: object,
+    strict: object,
+    unknown_models: object,
+    history_size: object,
+) -> BudgetConfig:
+    caps = Caps(
+        _usd_limit(max_usd),
+        _count_limit("max_tokens", max_tokens),
+        _count_limit("max_llm_calls", max_llm_calls),
+        _count_limit("max_tool_calls", max_tool_calls),
+    )
+    warn = None if warn_at is None else _fraction("warn_at", warn_at)
+    if on_warn is not None and not callable(on_warn):
+        raise BudgetConfigError(f"on_warn must be a function (spent, limit) -> None, got {on_warn!r}")
+    if on_warn is not None and warn is None:
+        raise BudgetConfigError("on_warn needs warn_at, the fraction of the limit that triggers it")
+    fb = _fallback(fallback, caps)
+    if on_fallback is not None and not callable(on_fallback):
+        raise BudgetConfigError(
+            f"on_fallback must be a function (spent, limit, model) -> None, got {on_fallback!r}"
+        )
+    if on_fallback is not None and fb is None:
+        raise BudgetConfigError("on_fallback needs fallback={'at_pct': ..., 'model': ...}")
+    if not isinstance(strict, bool):
+        raise BudgetConfigError(f"strict must be True or False, got {strict!r}")
+    if unknown_models not in ("warn", "error"):
+        raise BudgetConfigError(f"unknown_models must be 'warn' or 'error', got {unknown_models!r}")
+    size = _count_limit("history_size", history_size)
+    if size == UNLIMITED:
+        size = DEFAULT_HISTORY_SIZE
+    return BudgetConfig(
+        caps=caps,
+        name=_name(name),
+        warn_at=warn,
+        on_warn=on_warn,  # type: ignore[arg-type]
+        fallback=fb,
+        on_fallback=on_fallback,  # type: ignore[arg-type]
+        prices=compile_price_table(prices),  # type: ignore[arg-type]
+        tool_prices=_tool_prices(tool_prices),
+        strict=strict,
+        unknown_models=unknown_models,  # type: ignore[arg-type]
+        history_size=size,
+    )
+

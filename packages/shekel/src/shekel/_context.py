@@ -1,0 +1,22 @@
+"""Which budget is active in the current thread or asyncio task.
+
+One context variable holds the innermost active budget; its ``parent`` links give the rest of the
+chain. Each thread and each asyncio task sees its own value, so concurrent branches of one
+workflow can each have their own child of a shared parent.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+
+ACTIVE: Final[ContextVar[Any]] = ContextVar("shekel_active_budget", default=None)
+
+
+def current_budget() -> Budget | None:
+    """The innermost budget active in this thread or task, or ``None``."""
+    budget: Budget | None = ACTIVE.get()
+    return budget

@@ -1,0 +1,145 @@
+"""The exception hierarchy. Every error shekel raises derives from :class:`ShekelError`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Axis = Literal["usd", "tokens", "llm_calls", "tool_calls"]
+
+_UNITS: dict[str, str] = {
+    "usd": "USD",
+    "tokens": "tokens",
+    "llm_calls": "LLM calls",
+    "tool_calls": "tool calls",
+}
+
+
+class ShekelError(Exception):
+    """Base class of every exception raised by shekel."""
+
+
+class BudgetConfigError(ShekelError, ValueError):
+    """A budget, pool or price table was given a value it cannot use.
+
+    The message names the parameter and says what would be accepted.
+    """
+
+
+class UnknownModelError(ShekelError, LookupError):
+    """No price is known for a model and the budget was told not to guess.
+
+    Pass ``prices={model: {...}}`` to ``budget()``, or register a plugin implementing
+    ``shekel_model_price``.
+    """
+
+    def __init__(self, model: str, provider: str | None = None) -> None:
+        self.model = model
+        self.provider = provider
+        where = f" (provider {provider})" if provider else ""
+        super().__init__(
+            f"no price is known for model {model!r}{where}. Give one with "
+            f"budget(prices={{{model!r}: {{'input': <USD per 1M input tokens>, "
+            f"'output': <USD per 1M output tokens>}}}}), or use unknown_models='warn' to record "
+            "its tokens without a price"
+        )
+
+
+class UsageMissingError(ShekelError):
+    """A provider response carried no usage figures, so its cost could not be measured."""
+
+
+def _fmt(axis: str, value: float) -> str:
+    if axis == "usd":
+        return f"${value:,.4f}"
+    return f"{value:,.0f} {_UNITS.get(axis, axis)}"
+
+
+class BudgetExceededError(ShekelError, RuntimeError):
+    """A budget's limit was reached.
+
+    Derives from ``RuntimeError`` so that retry policies which skip ``RuntimeError`` (LangGraph's
+    default) do not retry a call that was refused for money.
+
+    Attributes:
+        spent: what the budget had used on ``axis`` when the error was raised.
+        limit: the limit on ``axis`` (after auto-capping).
+        axis: ``"usd"``, ``"tokens"``, ``"llm_calls"`` or ``"tool_calls"``.
+        budget_name: the budget's dotted ``full_name`` (``None`` for an unnamed budget or pool).
+        model, tokens: the last call's model and token counts, when known.
+        sent: ``False`` when the request was refused before it reached the provider.
+    """
+
+    def __init__(
+        self,
+        spent: float,
+        limit: float,
+        *,
+        axis: Axis = "usd",
+        budget_name: str | None = None,
+        model: str | None = None,
+        tokens: dict[str, int] | None = None,
+        sent: bool = True,
+        detail: str | None = None,
+    ) -> None:
+        self.spent = spent
+        self.limit = limit
+        self.axis: Axis = axis
+        self.budget_name = budget_name
+        self.model = model
+        self.tokens = tokens
+        self.sent = sent
+        super().__init__(self._message(detail))
+
+    @property
+    def full_name(self) -> str | None:
+        """Alias of ``budget_name``."""
+        return self.budget_name
+
+    def _message(self, detail: str | None) -> str:
+        who = f"budget {self.budget_name!r}" if self.budget_name else "budget"
+        head = (
+            f"{who} exceeded its {_UNITS.get(self.axis, self.axis)} limit: "
+            f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
+        )
+        if self.model:
+            head += f" (last call: {self.model}"
+            if self.tokens:
+                head += ", " + ", ".join(f"{k}={v:,}" for k, v in self.tokens.items())
+            head += ")"
+        if not self.sent:
+            head += "; the request was not sent"
+        if detail:
+            head += f"; {detail}"
+        return (
+            head
+            + ". Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
+            "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
+        )
+
+
+class ToolBudgetExceededError(BudgetExceededError):
+    """A tool-call limit (``max_tool_calls``) or a tool's price pushed the budget over."""
+
+    def __init__(
+        self,
+        spent: float,
+        limit: float,
+        *,
+        tool_name: str | None = None,
+        axis: Axis = "tool_calls",
+        budget_name: str | None = None,
+        sent: bool = True,
+    ) -> None:
+        self.tool_name = tool_name
+        super().__init__(
+            spent,
+            limit,
+            axis=axis,
+            budget_name=budget_name,
+            sent=sent,
+            detail=f"tool {tool_name!r}" if tool_name else None,
+        )
+
+
+BudgetExceeded = BudgetExceededError
+"""Alias kept for users coming from token-budget-py's ``BudgetPool``."""

@@ -1,0 +1,138 @@
+"""What a budget remembers about individual calls.
+
+Per-model totals are kept exactly and forever; the per-call list is bounded (the newest
+``history_size`` calls), so a budget that records millions of calls stays small.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._money import Nanos, nanos_to_usd
+
+DEFAULT_HISTORY_SIZE: Final = 1_000
+_sequence = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One recorded piece of spend.
+
+    ``cost`` is in nano-dollars (``cost_usd`` in dollars). ``priced`` is False when no price was
+    known for the model, so ``cost`` is missing from it; ``estimated`` is True when the token
+    counts were estimated (an interrupted stream, a response without usage).
+    """
+
+    seq: int
+    budget_path: str
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cost: Nanos
+    tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    provider: str | None = None
+    priced: bool = True
+    estimated: bool = False
+    on_fallback: bool = False
+    tool_name: str | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return nanos_to_usd(self.cost)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost": self.cost_usd,
+            "budget": self.budget_path,
+            "provider": self.provider,
+            "priced": self.priced,
+            "estimated": self.estimated,
+            "fallback": self.on_fallback,
+            "tool": self.tool_name,
+        }
+
+
+def next_sequence() -> int:
+    return next(_sequence)
+
+
+class ModelTotals:
+    """Exact running totals for one model within one budget."""
+
+    __slots__ = ("calls", "cost", "input_tokens", "output_tokens", "unpriced_calls")
+
+    def __init__(self) -> None:
+        self.calls = self.input_tokens = self.output_tokens = self.cost = self.unpriced_calls = 0
+
+    def merge(self, other: ModelTotals) -> None:
+        self.calls += other.calls
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cost += other.cost
+        self.unpriced_calls += other.unpriced_calls
+
+
+class SpendHistory:
+    """Calls recorded directly into one budget (not its children)."""
+
+    __slots__ = ("_lock", "by_model", "calls", "estimated_calls", "total_calls", "unpriced_calls")
+
+    def __init__(self, size: int = DEFAULT_HISTORY_SIZE) -> None:
+        self._lock = threading.Lock()
+        self.calls: deque[CallRecord] = deque(maxlen=size)
+        self.by_model: dict[str, ModelTotals] = {}
+        self.total_calls = 0
+        self.unpriced_calls = 0
+        self.estimated_calls = 0
+
+    def add(self, call: CallRecord) -> None:
+        key = call.model or call.tool_name or "(manual)"
+        with self._lock:
+            self.calls.append(call)
+            totals = self.by_model.get(key)
+            if totals is None:
+                totals = self.by_model[key] = ModelTotals()
+            totals.calls += 1
+            totals.input_tokens += call.input_tokens
+            totals.output_tokens += call.output_tokens
+            totals.cost += call.cost
+            self.total_calls += 1
+            if not call.priced:
+                totals.unpriced_calls += 1
+                self.unpriced_calls += 1
+            if call.estimated:
+                self.estimated_calls += 1
+
+    def snapshot(self) -> tuple[list[CallRecord], dict[str, ModelTotals], int, int, int]:
+        with self._lock:
+            copies = {}
+            for model, totals in self.by_model.items():
+                copy = ModelTotals()
+                copy.merge(totals)
+                copies[model] = copy
+            return (
+                list(self.calls),
+                copies,
+                self.total_calls,
+                self.unpriced_calls,
+                self.estimated_calls,
+            )
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.by_model.clear()
+            self.total_calls = self.unpriced_calls = self.estimated_calls = 0

@@ -1,0 +1,342 @@
+"""Accounting: what each budget has used and holds in reserve, on four axes.
+
+A *ledger* keeps one account per budget. Every operation takes the whole chain of accounts a
+piece of spend belongs to (a budget and its ancestors, innermost first) and applies to all of
+them atomically, so a parent's cap holds while several children spend in parallel.
+
+:class:`Ledger` is the interface; :class:`InMemoryLedger` implements it with one lock. A SQLite
+or Redis ledger implements the same methods and plugs in without touching ``Budget``.
+
+Amounts are integers: nano-dollars for USD, plain counts for the other axes. A cap is an integer
+too; ``UNLIMITED`` stands for "no cap".
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+UNLIMITED: Final = sys.maxsize
+AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
+
+
+class Caps(NamedTuple):
+    """Per-axis caps of one account; ``UNLIMITED`` where there is none."""
+
+    usd: int = UNLIMITED
+    tokens: int = UNLIMITED
+    llm_calls: int = UNLIMITED
+    tool_calls: int = UNLIMITED
+
+
+class Overrun(NamedTuple):
+    """Which account of a chain is (or would be) over which cap.
+
+    ``index`` is the position in the chain passed to the ledger (0 = innermost).
+    """
+
+    index: int
+    axis: str
+    used: int
+    cap: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """A consistent reading of one account."""
+
+    used: tuple[int, int, int, int]
+    reserved: tuple[int, int, int, int]
+    caps: Caps
+
+
+class Account:
+    """An in-memory account. Only a ledger reads or writes its counters."""
+
+    __slots__ = (
+        "cap_calls",
+        "cap_tokens",
+        "cap_tools",
+        "cap_usd",
+        "calls",
+        "generation",
+        "key",
+        "r_calls",
+        "r_tokens",
+        "r_tools",
+        "r_usd",
+        "tokens",
+        "tools",
+        "usd",
+    )
+
+    def __init__(self, key: str, caps: Caps) -> None:
+        self.key = key
+        self.usd = self.tokens = self.calls = self.tools = 0
+        self.r_usd = self.r_tokens = self.r_calls = self.r_tools = 0
+        self.generation = 0
+        self.cap_usd, self.cap_tokens, self.cap_calls, self.cap_tools = caps
+
+    def __repr__(self) -> str:
+        return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
+
+
+class Hold:
+    """Amounts reserved on a chain of accounts until committed or released."""
+
+    __slots__ = ("accounts", "calls", "generations", "settled", "tokens", "tools", "usd")
+
+    def __init__(
+        self,
+        accounts: Sequence[Account],
+        usd: int,
+        tokens: int,
+        calls: int,
+        tools: int,
+    ) -> None:
+        self.accounts = tuple(accounts)
+        self.generations = tuple(a.generation for a in accounts)
+        self.usd, self.tokens, self.calls, self.tools = usd, tokens, calls, tools
+        self.settled = False
+
+
+class Ledger(ABC):
+    """Atomic accounting across chains of accounts.
+
+    Every method that takes ``accounts`` applies to all of them or to none of them.
+    """
+
+    @abstractmethod
+    def open(self, key: str, caps: Caps) -> Account:
+        """Create an account with the given caps and nothing used."""
+
+    @abstractmethod
+    def set_caps(self, account: Account, caps: Caps) -> None:
+        """Replace an account's caps (used when a child is auto-capped on entry)."""
+
+    @abstractmethod
+    def record(
+        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        """Add spend that already happened to every account; it is never refused.
+
+        Returns the innermost account whose used amount is now over a cap, or ``None``.
+        """
+
+    @abstractmethod
+    def try_record(
+        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        """Add spend only if every account keeps ``used + reserved`` within its caps.
+
+        Returns ``None`` when applied; otherwise the first account that would go over, and
+        nothing changed.
+        """
+
+    @abstractmethod
+    def reserve(
+        self,
+        accounts: Sequence[Account],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Hold | Overrun:
+        """Hold amounts on every account if all of them can take them.
+
+        With ``need_headroom``, an account whose USD or token axis is already at its cap
+        refuses even a zero-sized hold (an exhausted budget sends no more requests).
+        Returns the :class:`Hold`, or the first :class:`Overrun` and nothing changed.
+        """
+
+    @abstractmethod
+    def commit(
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        """Release ``hold`` and record the actual amounts (never refused, like ``record``)."""
+
+    @abstractmethod
+    def release(self, hold: Hold) -> None:
+        """Give a hold back without recording anything. Releasing twice is harmless."""
+
+    @abstractmethod
+    def read(self, account: Account) -> AccountState:
+        """A consistent snapshot of one account."""
+
+    @abstractmethod
+    def reset(self, account: Account) -> None:
+        """Zero an account's used and reserved amounts; holds taken before stop counting."""
+
+
+class InMemoryLedger(Ledger):
+    """The default ledger: counters in this process, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def open(self, key: str, caps: Caps) -> Account:
+        return Account(key, caps)
+
+    def set_caps(self, account: Account, caps: Caps) -> None:
+        with self._lock:
+            account.cap_usd, account.cap_tokens, account.cap_calls, account.cap_tools = caps
+
+    def record(
+        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        over: Overrun | None = None
+        with self._lock:
+            for i, a in enumerate(accounts):
+                a.usd += usd
+                a.tokens += tokens
+                a.calls += calls
+                a.tools += tools
+                if over is None and (
+                    a.usd > a.cap_usd
+                    or a.tokens > a.cap_tokens
+                    or a.calls > a.cap_calls
+                    or a.tools > a.cap_tools
+                ):
+                    over = _overrun_used(i, a)
+        return over
+
+    def try_record(
+        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        with self._lock:
+            for i, a in enumerate(accounts):
+                if (
+                    a.usd + a.r_usd + usd > a.cap_usd
+                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
+                    or a.calls + a.r_calls + calls > a.cap_calls
+                    or a.tools + a.r_tools + tools > a.cap_tools
+                ):
+                    return _overrun_wanted(i, a, usd, tokens, calls, tools)
+            for a in accounts:
+                a.usd += usd
+                a.tokens += tokens
+                a.calls += calls
+                a.tools += tools
+        return None
+
+    def reserve(
+        self,
+        accounts: Sequence[Account],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Hold | Overrun:
+        with self._lock:
+            for i, a in enumerate(accounts):
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > a.cap_usd
+                    or t + tokens > a.cap_tokens
+                    or a.calls + a.r_calls + calls > a.cap_calls
+                    or a.tools + a.r_tools + tools > a.cap_tools
+                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
+                ):
+                    return _overrun_wanted(i, a, usd, tokens, calls, tools, need_headroom)
+            for a in accounts:
+                a.r_usd += usd
+                a.r_tokens += tokens
+                a.r_calls += calls
+                a.r_tools += tools
+            return Hold(accounts, usd, tokens, calls, tools)
+
+    def commit(
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        over: Overrun | None = None
+        with self._lock:
+            live = not hold.settled
+            hold.settled = True
+            for i, a in enumerate(hold.accounts):
+                if live and a.generation == hold.generations[i]:
+                    a.r_usd -= hold.usd
+                    a.r_tokens -= hold.tokens
+                    a.r_calls -= hold.calls
+                    a.r_tools -= hold.tools
+                a.usd += usd
+                a.tokens += tokens
+                a.calls += calls
+                a.tools += tools
+                if over is None and (
+                    a.usd > a.cap_usd
+                    or a.tokens > a.cap_tokens
+                    or a.calls > a.cap_calls
+                    or a.tools > a.cap_tools
+                ):
+                    over = _overrun_used(i, a)
+        return over
+
+    def release(self, hold: Hold) -> None:
+        with self._lock:
+            if hold.settled:
+                return
+            hold.settled = True
+            for a, gen in zip(hold.accounts, hold.generations, strict=True):
+                if a.generation == gen:
+                    a.r_usd -= hold.usd
+                    a.r_tokens -= hold.tokens
+                    a.r_calls -= hold.calls
+                    a.r_tools -= hold.tools
+
+    def read(self, account: Account) -> AccountState:
+        a = account
+        with self._lock:
+            return AccountState(
+                used=(a.usd, a.tokens, a.calls, a.tools),
+                reserved=(a.r_usd, a.r_tokens, a.r_calls, a.r_tools),
+                caps=Caps(a.cap_usd, a.cap_tokens, a.cap_calls, a.cap_tools),
+            )
+
+    def reset(self, account: Account) -> None:
+        a = account
+        with self._lock:
+            a.usd = a.tokens = a.calls = a.tools = 0
+            a.r_usd = a.r_tokens = a.r_calls = a.r_tools = 0
+            a.generation += 1
+
+
+def _overrun_used(index: int, a: Account) -> Overrun:
+    if a.usd > a.cap_usd:
+        return Overrun(index, "usd", a.usd, a.cap_usd)
+    if a.tokens > a.cap_tokens:
+        return Overrun(index, "tokens", a.tokens, a.cap_tokens)
+    if a.calls > a.cap_calls:
+        return Overrun(index, "llm_calls", a.calls, a.cap_calls)
+    return Overrun(index, "tool_calls", a.tools, a.cap_tools)
+
+
+def _overrun_wanted(
+    index: int,
+    a: Account,
+    usd: int,
+    tokens: int,
+    calls: int,
+    tools: int,
+    need_headroom: bool = False,
+) -> Overrun:
+    u, t = a.usd + a.r_usd, a.tokens + a.r_tokens
+    if u + usd > a.cap_usd or (need_headroom and u >= a.cap_usd):
+        return Overrun(index, "usd", a.usd, a.cap_usd)
+    if t + tokens > a.cap_tokens or (need_headroom and t >= a.cap_tokens):
+        return Overrun(index, "tokens", a.tokens, a.cap_tokens)
+    if a.calls + a.r_calls + calls > a.cap_calls:
+        return Overrun(index, "llm_calls", a.calls, a.cap_calls)
+    return Overrun(index, "tool_calls", a.tools, a.cap_tools)
+
+
+DEFAULT_LEDGER: Final[Ledger] = InMemoryLedger()
+"""The process-wide ledger budgets use unless given another one."""

@@ -1,0 +1,65 @@
+"""Exact money: every amount inside shekel is an integer number of nano-dollars.
+
+Floats only appear at the public edge (``Budget.spent`` and friends). Summing integers is
+exact, so a million calls of $0.0001 add up to exactly $100.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Final
+
+NANOS_PER_USD: Final = 1_000_000_000
+_NANOS_F: Final = float(NANOS_PER_USD)
+_NANOS_D: Final = Decimal(NANOS_PER_USD)
+
+Nanos = int
+"""An amount of US dollars, in units of 1e-9 USD."""
+
+
+def usd_to_nanos(amount: float | int | Decimal | str) -> Nanos:
+    """Convert a dollar amount to nano-dollars, rounding to the nearest nano-dollar.
+
+    Floats are rounded after scaling, which is exact for any amount a person would type
+    (up to about $9 million); ``Decimal`` and ``str`` are converted exactly.
+    """
+    if type(amount) is float:
+        return round(amount * _NANOS_F)
+    if type(amount) is int:
+        return amount * NANOS_PER_USD
+    if isinstance(amount, Decimal):
+        return int((amount * _NANOS_D).to_integral_value())
+    if isinstance(amount, str):
+        return int((Decimal(amount) * _NANOS_D).to_integral_value())
+    if isinstance(amount, (int, float)):  # bool, numpy scalars and other number subclasses
+        return round(float(amount) * _NANOS_F)
+    raise TypeError(f"expected a number of US dollars, got {type(amount).__name__}")
+
+
+def nanos_to_usd(amount: Nanos) -> float:
+    """Convert nano-dollars to a float number of dollars (for display and public properties)."""
+    return amount / _NANOS_F
+
+
+def nanos_to_decimal(amount: Nanos) -> Decimal:
+    """Convert nano-dollars to an exact ``Decimal`` number of dollars."""
+    return Decimal(amount) / _NANOS_D
+
+
+def is_finite_number(value: object) -> bool:
+    """True for real, finite numbers (bools excluded)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Decimal):
+        return value.is_finite()
+    return False
+
+
+def format_usd(amount: Nanos, places: int = 4) -> str:
+    """``$1.2345`` style rendering of a nano-dollar amount."""
+    return f"${nanos_to_usd(amount):,.{places}f}"

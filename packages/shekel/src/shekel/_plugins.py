@@ -1,0 +1,97 @@
+"""The plugin manager and the cheap "does anyone listen?" flags used on hot paths.
+
+pluggy's own call costs about a microsecond even with no implementation, so every hook call on
+the recording path is guarded by a plain attribute read of :data:`LISTENING`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final
+
+import pluggy
+
+from . import _hookspecs
+
+ENTRY_POINT_GROUP: Final = "shekel"
+
+hookimpl = pluggy.HookimplMarker("shekel")
+"""Marker for plugin functions: ``@shekel.hookimpl def shekel_spend_recorded(budget, call): ...``."""
+
+
+class _Listening:
+    """One boolean per observing hook: True when at least one plugin implements it."""
+
+    __slots__ = (
+        "shekel_budget_entered",
+        "shekel_budget_exited",
+        "shekel_fallback_activated",
+        "shekel_limit_exceeded",
+        "shekel_model_price",
+        "shekel_spend_recorded",
+        "shekel_warning_crossed",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, False)
+
+
+LISTENING: Final = _Listening()
+
+
+class ShekelPluginManager(pluggy.PluginManager):
+    """A pluggy manager that keeps :data:`LISTENING` and other caches up to date."""
+
+    def __init__(self) -> None:
+        super().__init__("shekel")
+        self.add_hookspecs(_hookspecs)
+        self.generation = 0
+
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        result = super().register(plugin, name)
+        self._changed()
+        return result
+
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        result = super().unregister(plugin, name)
+        self._changed()
+        return result
+
+    def _changed(self) -> None:
+        self.generation += 1
+        for flag in _Listening.__slots__:
+            setattr(LISTENING, flag, bool(getattr(self.hook, flag).get_hookimpls()))
+
+
+_manager: ShekelPluginManager | None = None
+_manager_lock = threading.Lock()
+_installed = False
+
+
+def plugin_manager() -> ShekelPluginManager:
+    """The process-wide plugin manager, created on first use with entry-point plugins loaded."""
+    global _manager
+    manager = _manager
+    if manager is not None:
+        return manager
+    with _manager_lock:
+        if _manager is None:
+            created = ShekelPluginManager()
+            created.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            created._changed()
+            _manager = created
+        return _manager
+
+
+def install_once() -> None:
+    """Run the ``shekel_install`` hook the first time any budget is entered."""
+    global _installed
+    if _installed:
+        return
+    manager = plugin_manager()
+    with _manager_lock:
+        if _installed:
+            return
+        _installed = True
+    manager.hook.shekel_install.call_historic(kwargs={})

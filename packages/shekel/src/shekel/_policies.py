@@ -1,0 +1,62 @@
+"""Soft policies layered over the hard caps: the one-time warning and the model fallback."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from ._config import BudgetConfig
+from ._ledger import UNLIMITED, AccountState
+from ._money import Nanos, nanos_to_usd
+
+_AXES = ("usd", "tokens", "llm_calls", "tool_calls")
+
+
+class BudgetWarning(UserWarning):
+    """Emitted when a budget crosses ``warn_at`` and no ``on_warn`` callback was given."""
+
+
+@dataclass(slots=True)
+class WarnCrossing:
+    axis: str
+    spent: float
+    limit: float
+
+
+def warn_crossing(config: BudgetConfig, state: AccountState) -> WarnCrossing | None:
+    """The first capped axis whose use reached ``warn_at`` of its (effective) cap, if any."""
+    warn_at = config.warn_at
+    if warn_at is None:
+        return None
+    for i, axis in enumerate(_AXES):
+        cap = state.caps[i]
+        if cap == UNLIMITED:
+            continue
+        used = state.used[i]
+        if used >= cap * warn_at:
+            if axis == "usd":
+                return WarnCrossing(axis, nanos_to_usd(used), nanos_to_usd(cap))
+            return WarnCrossing(axis, float(used), float(cap))
+    return None
+
+
+def emit_warning(config: BudgetConfig, name: str, crossing: WarnCrossing) -> None:
+    if config.on_warn is not None:
+        config.on_warn(crossing.spent, crossing.limit)
+        return
+    unit = "$" if crossing.axis == "usd" else ""
+    warnings.warn(
+        f"budget {name!r} reached {config.warn_at:.0%} of its {crossing.axis} limit "
+        f"({unit}{crossing.spent:,.4f} of {unit}{crossing.limit:,.4f})",
+        BudgetWarning,
+        stacklevel=4,
+    )
+
+
+def fallback_due(config: BudgetConfig, state: AccountState) -> bool:
+    """True when spend reached the fallback threshold of the effective USD cap."""
+    fb = config.fallback
+    if fb is None or state.caps.usd == UNLIMITED:
+        return False
+    threshold: Nanos = round(state.caps.usd * fb.at_pct)
+    return state.used[0] >= threshold

@@ -1,0 +1,119 @@
+"""``BudgetPool``: a thread-safe token and USD counter for fan-out workloads.
+
+It has no ``with`` block and no interception: workers call :meth:`BudgetPool.record` or
+:meth:`BudgetPool.reserve` themselves. It runs on the same ledger as budgets.
+"""
+
+from __future__ import annotations
+
+from ._budget import BudgetSnapshot, snapshot_of
+from ._config import _count_limit, _usd_limit
+from ._errors import BudgetConfigError, BudgetExceededError
+from ._ledger import Hold, InMemoryLedger, Ledger, Overrun
+from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
+
+
+def _usd(value: object) -> int:
+    if type(value) is float and value >= 0.0 and value != float("inf"):
+        return round(value * 1e9)
+    if not is_finite_number(value) or value < 0:  # type: ignore[operator]
+        raise BudgetConfigError(f"usd must be a finite number >= 0, got {value!r}")
+    return usd_to_nanos(value)  # type: ignore[arg-type]
+
+
+def _tokens(value: object) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    raise BudgetConfigError(f"tokens must be a whole number >= 0, got {value!r}")
+
+
+class PoolReservation:
+    """A hold on a pool, released on exit unless committed."""
+
+    __slots__ = ("_hold", "_pool", "committed")
+
+    def __init__(self, pool: BudgetPool, hold: Hold) -> None:
+        self._pool, self._hold, self.committed = pool, hold, False
+
+    def commit(self, tokens: int = 0, usd: float = 0.0) -> None:
+        """Record the actual use and give back the rest. Raises ``BudgetExceeded`` (after
+        recording) if the actual use went over a cap."""
+        if self.committed or self._hold.settled:
+            raise RuntimeError("this reservation was already committed or released")
+        self.committed = True
+        over = self._pool._ledger.commit(self._hold, _usd(usd), _tokens(tokens))
+        if over is not None:
+            raise self._pool._error(over)
+
+    def release(self) -> None:
+        self._pool._ledger.release(self._hold)
+
+    def __enter__(self) -> PoolReservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed:
+            self.release()
+
+
+class BudgetPool:
+    """A shared cap on tokens and/or USD; either cap may be omitted.
+
+    ``record`` is all-or-nothing: a record that would pass a cap raises ``BudgetExceeded`` and
+    changes nothing. ``reserve`` holds capacity before a call; ``commit`` settles it.
+    """
+
+    def __init__(
+        self,
+        token_cap: int | None = None,
+        usd_cap: float | None = None,
+        *,
+        ledger: Ledger | None = None,
+    ) -> None:
+        if token_cap is not None and (isinstance(token_cap, bool) or not isinstance(token_cap, int)):
+            raise BudgetConfigError(f"token_cap must be a whole number > 0 or None, got {token_cap!r}")
+        from ._ledger import Caps
+
+        try:
+            caps = Caps(_usd_limit(usd_cap), _count_limit("token_cap", token_cap))
+        except BudgetConfigError as exc:
+            raise BudgetConfigError(str(exc).replace("max_usd", "usd_cap")) from None
+        self._ledger: Ledger = ledger or InMemoryLedger()
+        self._account = self._ledger.open("pool", caps)
+        self._accounts = (self._account,)
+
+    def record(self, tokens: int = 0, usd: float = 0.0) -> None:
+        """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
+        over = self._ledger.try_record(self._accounts, _usd(usd), _tokens(tokens))
+        if over is not None:
+            raise self._error(over, tokens, usd)
+
+    def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
+        """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
+        result = self._ledger.reserve(self._accounts, _usd(usd), _tokens(tokens))
+        if isinstance(result, Overrun):
+            raise self._error(result, tokens, usd)
+        return PoolReservation(self, result)
+
+    def snapshot(self) -> BudgetSnapshot:
+        """Used, reserved and remaining tokens and USD, read atomically."""
+        return snapshot_of(self._ledger, self._account)
+
+    def reset(self) -> None:
+        """Zero the pool. Reservations taken before stop counting against it."""
+        self._ledger.reset(self._account)
+
+    def _error(self, over: Overrun, tokens: int = 0, usd: float = 0.0) -> BudgetExceededError:
+        if over.axis == "usd":
+            spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
+        else:
+            spent, limit = float(over.used), float(over.cap)
+        wanted = f"${usd:,.4f}" if over.axis == "usd" else f"{tokens:,} tokens"
+        return BudgetExceededError(
+            spent,
+            limit,
+            axis=over.axis,  # type: ignore[arg-type]
+            budget_name=None,
+            sent=False,
+            detail=f"this pool cannot take {wanted} more (nothing was recorded)",
+        )

@@ -1,0 +1,289 @@
+"""Model prices: where they come from and how a call's usage becomes nano-dollars.
+
+Lookup order for a model: the budget's own ``prices=`` table, then plugins
+(``shekel_model_price``), then the genai-prices table. Each answer is resolved once per
+(model, provider) and cached as integer rates, so pricing a call is a few multiplications.
+genai-prices is imported on the first lookup, never at ``import shekel``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from ._errors import BudgetConfigError
+from ._money import Nanos, is_finite_number
+
+PICOS_PER_NANO: Final = 1000
+_PICO_PER_TOKEN_PER_USD_PER_MTOK: Final = Decimal(1_000_000)  # $1/MTok = 1e6 pico-USD per token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts of one call, normalised across providers.
+
+    ``input_tokens`` counts every prompt token, including those read from or written to a prompt
+    cache; ``cache_read_tokens`` and ``cache_write_tokens`` say how many of them were. Output
+    includes reasoning tokens; ``reasoning_tokens`` says how many of them were.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """A model's price in US dollars per million tokens.
+
+    ``cached_input`` is the price of a prompt token read from cache and ``cache_write`` of one
+    written to it; each defaults to the ``input`` price.
+    """
+
+    input: Decimal
+    output: Decimal
+    cached_input: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    @classmethod
+    def from_value(cls, model: str, value: ModelPrice | Mapping[str, Any]) -> ModelPrice:
+        """Accept a ``ModelPrice`` or a mapping with keys input/output/cached_input/cache_write."""
+        if isinstance(value, ModelPrice):
+            return value
+        if not isinstance(value, Mapping):
+            raise BudgetConfigError(
+                f"prices[{model!r}] must be a dict like {{'input': 2.5, 'output': 10.0}} "
+                f"(USD per 1M tokens), got {type(value).__name__}"
+            )
+        allowed = {"input", "output", "cached_input", "cache_write"}
+        unknown = set(value) - allowed
+        if unknown:
+            raise BudgetConfigError(
+                f"prices[{model!r}] has unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
+        missing = {"input", "output"} - set(value)
+        if missing:
+            raise BudgetConfigError(
+                f"prices[{model!r}] needs {sorted(missing)} (USD per 1M tokens)"
+            )
+        parsed: dict[str, Decimal | None] = {}
+        for key in allowed:
+            raw = value.get(key)
+            if raw is None:
+                parsed[key] = None
+                continue
+            if not is_finite_number(raw) or raw < 0:
+                raise BudgetConfigError(
+                    f"prices[{model!r}][{key!r}] must be a finite number >= 0 "
+                    f"(USD per 1M tokens), got {raw!r}"
+                )
+            parsed[key] = Decimal(str(raw)) if isinstance(raw, float) else Decimal(raw)
+        assert parsed["input"] is not None and parsed["output"] is not None
+        return cls(parsed["input"], parsed["output"], parsed["cached_input"], parsed["cache_write"])
+
+
+class Rate:
+    """A resolved price, ready for fast integer pricing (pico-dollars per token)."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "output", "source", "tiered")
+
+    def __init__(
+        self,
+        input: int,
+        output: int,
+        cache_read: int,
+        cache_write: int,
+        source: str,
+        tiered: Callable[[TokenUsage], Decimal] | None = None,
+    ) -> None:
+        self.input, self.output = input, output
+        self.cache_read, self.cache_write = cache_read, cache_write
+        self.source = source
+        self.tiered = tiered
+
+    @classmethod
+    def from_price(cls, price: ModelPrice, source: str) -> Rate:
+        def pico(value: Decimal | None, default: Decimal) -> int:
+            use = default if value is None else value
+            return int((use * _PICO_PER_TOKEN_PER_USD_PER_MTOK).to_integral_value())
+
+        return cls(
+            pico(price.input, price.input),
+            pico(price.output, price.output),
+            pico(price.cached_input, price.input),
+            pico(price.cache_write, price.input),
+            source,
+        )
+
+    def cost(self, usage: TokenUsage) -> Nanos:
+        """Nano-dollars for ``usage``, rounded half up once per call."""
+        if self.tiered is not None:
+            return int((self.tiered(usage) * 1_000_000_000).to_integral_value())
+        plain_input = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        picos = (
+            max(plain_input, 0) * self.input
+            + usage.cache_read_tokens * self.cache_read
+            + usage.cache_write_tokens * self.cache_write
+            + usage.output_tokens * self.output
+        )
+        return (picos + PICOS_PER_NANO // 2) // PICOS_PER_NANO
+
+    def as_model_price(self) -> ModelPrice:
+        scale = _PICO_PER_TOKEN_PER_USD_PER_MTOK
+        return ModelPrice(
+            Decimal(self.input) / scale,
+            Decimal(self.output) / scale,
+            Decimal(self.cache_read) / scale,
+            Decimal(self.cache_write) / scale,
+        )
+
+
+def compile_price_table(prices: Mapping[str, Any] | None) -> dict[str, Rate]:
+    """Validate a budget's ``prices=`` argument and turn it into rates."""
+    if prices is None:
+        return {}
+    if not isinstance(prices, Mapping):
+        raise BudgetConfigError(
+            "prices must be a dict of model name -> {'input': ..., 'output': ...} "
+            f"(USD per 1M tokens), got {type(prices).__name__}"
+        )
+    table: dict[str, Rate] = {}
+    for model, value in prices.items():
+        if not isinstance(model, str) or not model:
+            raise BudgetConfigError(f"prices keys must be model names, got {model!r}")
+        table[model] = Rate.from_price(ModelPrice.from_value(model, value), "budget prices=")
+    return table
+
+
+_MISSING: Final = Rate(0, 0, 0, 0, "unknown")
+_cache: dict[tuple[str, str | None], Rate] = {}
+_cache_generation = -1
+_cache_lock = threading.Lock()
+
+
+def lookup_rate(model: str, provider: str | None) -> Rate | None:
+    """The shared (plugin, then genai-prices) rate of ``model``, or ``None`` if nobody knows it."""
+    from ._plugins import plugin_manager
+
+    manager = plugin_manager()
+    global _cache_generation
+    key = (model, provider)
+    if _cache_generation == manager.generation:
+        hit = _cache.get(key)
+        if hit is not None:
+            return None if hit is _MISSING else hit
+    rate = _resolve(model, provider)
+    with _cache_lock:
+        if _cache_generation != manager.generation:
+            _cache.clear()
+            _cache_generation = manager.generation
+        _cache[key] = _MISSING if rate is None else rate
+    return rate
+
+
+def _resolve(model: str, provider: str | None) -> Rate | None:
+    from ._plugins import LISTENING, plugin_manager
+
+    if LISTENING.shekel_model_price:
+        answer = plugin_manager().hook.shekel_model_price(model=model, provider=provider)
+        if answer is not None:
+            return Rate.from_price(ModelPrice.from_value(model, answer), "plugin")
+    return _from_genai_prices(model, provider)
+
+
+def _from_genai_prices(model: str, provider: str | None) -> Rate | None:
+    import genai_prices
+    from genai_prices import Usage
+
+    probe = Usage(input_tokens=1_000, output_tokens=1_000)
+    calc = None
+    for provider_id in (provider, None) if provider else (None,):
+        try:
+            calc = genai_prices.calc_price(probe, model_ref=model, provider_id=provider_id)
+            break
+        except LookupError:
+            continue
+    if calc is None:
+        return None
+    model_price = calc.model_price
+    fields = {
+        name: getattr(model_price, f"{name}_mtok", None)
+        for name in ("input", "output", "cache_read", "cache_write")
+    }
+    source = f"genai-prices ({calc.provider.id}/{calc.model.id})"
+    if all(v is None or isinstance(v, Decimal) for v in fields.values()):
+        if fields["input"] is None and fields["output"] is None:
+            return None
+        zero = Decimal(0)
+        return Rate.from_price(
+            ModelPrice(
+                fields["input"] or zero,
+                fields["output"] or zero,
+                fields["cache_read"],
+                fields["cache_write"],
+            ),
+            source,
+        )
+
+    def tiered(usage: TokenUsage) -> Decimal:
+        result = model_price.calc_price(
+            Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            )
+        )
+        return Decimal(result["total_price"])
+
+    base = {k: (v.base if v is not None and not isinstance(v, Decimal) else v) for k, v in fields.items()}
+    zero = Decimal(0)
+    flat = Rate.from_price(
+        ModelPrice(base["input"] or zero, base["output"] or zero, base["cache_read"], base["cache_write"]),
+        source,
+    )
+    flat.tiered = tiered
+    return flat
+
+
+def known_models(provider: str | None = None) -> list[tuple[str, str, ModelPrice | None]]:
+    """(provider, model, price) rows of the bundled genai-prices table, for ``shekel models``."""
+    from genai_prices import data
+
+    rows: list[tuple[str, str, ModelPrice | None]] = []
+    for prov in data.providers:
+        if provider and prov.id != provider:
+            continue
+        for model in prov.models:
+            rows.append((prov.id, model.id, _flat_price(model.prices)))
+    return rows
+
+
+def _flat_price(prices: Any) -> ModelPrice | None:
+    price = prices if hasattr(prices, "input_mtok") else None
+    if price is None:
+        return None
+
+    def base(value: Any) -> Decimal | None:
+        if value is None or isinstance(value, Decimal):
+            return value
+        return getattr(value, "base", None)
+
+    inp, out = base(getattr(price, "input_mtok", None)), base(getattr(price, "output_mtok", None))
+    if inp is None and out is None:
+        return None
+    return ModelPrice(
+        inp or Decimal(0),
+        out or Decimal(0),
+        base(getattr(price, "cache_read_mtok", None)),
+        base(getattr(price, "cache_write_mtok", None)),
+    )

@@ -1,0 +1,178 @@
+"""Text and JSON views of a budget: ``summary()``, ``summary_data()`` and ``tree()``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._history import CallRecord, ModelTotals
+from ._money import nanos_to_usd
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+
+_WIDTH = 60
+
+
+def _subtree(budget: Budget) -> list[Budget]:
+    out, stack = [], [budget]
+    while stack:
+        b = stack.pop()
+        out.append(b)
+        stack.extend(reversed(list(b.children)))
+    return out
+
+
+def _collect(budget: Budget) -> tuple[list[CallRecord], dict[str, ModelTotals], int, int, int]:
+    calls: list[CallRecord] = []
+    totals: dict[str, ModelTotals] = {}
+    count = unpriced = estimated = 0
+    for b in _subtree(budget):
+        b_calls, b_totals, b_count, b_unpriced, b_estimated = b.history().snapshot()
+        calls.extend(b_calls)
+        for model, t in b_totals.items():
+            totals.setdefault(model, ModelTotals()).merge(t)
+        count += b_count
+        unpriced += b_unpriced
+        estimated += b_estimated
+    calls.sort(key=lambda c: c.seq)
+    keep = budget.config.history_size
+    return calls[-keep:], totals, count, unpriced, estimated
+
+
+def status(budget: Budget) -> str:
+    snap = budget.snapshot()
+    over = (
+        (snap.usd_limit is not None and snap.usd_used > snap.usd_limit)
+        or (snap.tokens_limit is not None and snap.tokens_used > snap.tokens_limit)
+    )
+    if over:
+        return "EXCEEDED"
+    if snap.usd_remaining == 0 or snap.tokens_remaining == 0 or snap.llm_calls_remaining == 0:
+        return "EXHAUSTED"
+    if budget.model_switched:
+        return "FALLBACK"
+    if budget._warned:
+        return "WARNING"
+    return "OK"
+
+
+def summary_data(budget: Budget) -> dict[str, Any]:
+    calls, totals, count, unpriced, estimated = _collect(budget)
+    snap = budget.snapshot()
+    fb = budget.config.fallback
+    return {
+        "name": budget.name,
+        "full_name": budget.full_name,
+        "total_spent": snap.usd_used,
+        "limit": snap.usd_limit,
+        "remaining": snap.usd_remaining,
+        "status": status(budget),
+        "tokens_used": snap.tokens_used,
+        "tokens_limit": snap.tokens_limit,
+        "calls_used": snap.llm_calls_used,
+        "calls_limit": budget.config.caps.llm_calls if snap.llm_calls_remaining is not None else None,
+        "tool_calls_used": snap.tool_calls_used,
+        "total_calls": count,
+        "model_switched": budget.model_switched,
+        "switched_at_usd": budget.switched_at_usd,
+        "fallback_model": fb.model if fb else None,
+        "fallback_spent": budget.fallback_spent,
+        "incomplete": unpriced > 0 or estimated > 0,
+        "unpriced_calls": unpriced,
+        "estimated_calls": estimated,
+        "calls": [c.as_dict() for c in calls],
+        "by_model": {
+            model: {
+                "calls": t.calls,
+                "cost": nanos_to_usd(t.cost),
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
+                "unpriced_calls": t.unpriced_calls,
+            }
+            for model, t in totals.items()
+        },
+    }
+
+
+def _line(text: str) -> str:
+    return f"│ {text}"
+
+
+def summary(budget: Budget) -> str:
+    data = summary_data(budget)
+    rule = "─" * _WIDTH
+    title = "─ Shekel Budget Summary "
+    limit = "none" if data["limit"] is None else f"${data['limit']:,.2f}"
+    lines = [
+        "┌" + title + "─" * (_WIDTH - len(title)) + "┐",
+        _line(
+            f"Total: ${data['total_spent']:,.4f}  Limit: {limit}  Calls: {data['total_calls']}  "
+            f"Status: {data['status']}"
+        ),
+    ]
+    if data["name"]:
+        lines.append(_line(f"Budget: {data['full_name']}"))
+    if data["tokens_limit"] is not None or data["tokens_used"]:
+        tok_limit = "none" if data["tokens_limit"] is None else f"{data['tokens_limit']:,}"
+        lines.append(_line(f"Tokens: {data['tokens_used']:,}  Limit: {tok_limit}"))
+    if data["model_switched"]:
+        lines.append(
+            _line(
+                f"Fallback: {data['fallback_model']} since ${data['switched_at_usd']:,.4f} "
+                f"(${data['fallback_spent']:,.4f} spent on it)"
+            )
+        )
+    lines += ["├" + rule + "┤", _line(f"{'#':>4}  {'Model':<28}{'Input':>9}{'Output':>9}  Cost")]
+    lines.append(_line("─" * (_WIDTH - 4)))
+    calls = data["calls"]
+    first = data["total_calls"] - len(calls) + 1
+    if first > 1:
+        lines.append(_line(f"… {first - 1:,} earlier calls not kept (totals below are exact)"))
+    for i, call in enumerate(calls, start=first):
+        label = call["model"] or (f"tool:{call['tool']}" if call["tool"] else "(manual)")
+        cost = f"${call['cost']:.4f}" if call["priced"] else "unpriced"
+        mark = " ~" if call["estimated"] else ""
+        lines.append(
+            _line(
+                f"{i:>4}  {label[:27]:<28}{call['input_tokens']:>9,}"
+                f"{call['output_tokens']:>9,}  {cost}{mark}"
+            )
+        )
+    if data["by_model"]:
+        lines.append("├" + rule + "┤")
+        for model, t in data["by_model"].items():
+            extra = f" ({t['unpriced_calls']} unpriced)" if t["unpriced_calls"] else ""
+            lines.append(_line(f"{model}: {t['calls']} calls  ${t['cost']:.4f}{extra}"))
+    if data["incomplete"]:
+        lines.append("├" + rule + "┤")
+        if data["unpriced_calls"]:
+            lines.append(
+                _line(
+                    f"Incomplete: {data['unpriced_calls']} call(s) had no known price; "
+                    "the USD total leaves them out"
+                )
+            )
+        if data["estimated_calls"]:
+            lines.append(
+                _line(f"Estimated: {data['estimated_calls']} call(s) (~) had estimated tokens")
+            )
+    lines.append("└" + rule + "┘")
+    return "\n".join(lines)
+
+
+def tree(budget: Budget) -> str:
+    lines: list[str] = []
+
+    def walk(b: Budget, indent: int) -> None:
+        limit = b.limit
+        shown = "no limit" if limit is None else f"${limit:,.2f}"
+        active = " [active]" if b.is_active else ""
+        lines.append(
+            f"{'  ' * indent}{b.name or 'budget'}: ${b.spent:,.2f} / {shown} "
+            f"(direct: ${b.spent_direct:,.2f}){active}"
+        )
+        for child in list(b.children):
+            walk(child, indent + 1)
+
+    walk(budget, 0)
+    return "\n".join(lines)

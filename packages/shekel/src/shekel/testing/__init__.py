@@ -1,0 +1,23 @@
+"""A fake LLM provider for tests: a real local HTTP server speaking the OpenAI and Anthropic APIs.
+
+Point the real SDKs at it and script what they get back::
+
+    from shekel.testing import FakeProvider, Reply
+
+    with FakeProvider() as fake:
+        fake.enqueue(Reply(text="hi there", input_tokens=100, output_tokens=50))
+        fake.enqueue(Reply.error(429, retry_after=1.0))
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test")
+        ...
+        assert fake.requests[0].path == "/v1/chat/completions"
+
+Served endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``
+(OpenAI) and ``/v1/messages``, ``/v1/messages/count_tokens`` (Anthropic), each plain JSON
+or SSE when the body has ``"stream": true``.  With pytest, the ``fake_llm`` fixture yields
+a running ``FakeProvider``.  Nothing here imports the ``openai`` or ``anthropic`` packages.
+"""
+
+from shekel.testing._model import Fault, RecordedRequest, Reply
+from shekel.testing._server import DEFAULT_TEXT, FakeProvider
+
+__all__ = ["DEFAULT_TEXT", "FakeProvider", "Fault", "RecordedRequest", "Reply"]

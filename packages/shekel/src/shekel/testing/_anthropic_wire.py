@@ -1,0 +1,125 @@
+"""Anthropic wire format: messages (plain and streamed), token counting and errors."""
+
+from __future__ import annotations
+
+from shekel.testing._common import (
+    JSON,
+    Event,
+    Turn,
+    content_text,
+    int_field,
+    last_user_text,
+    new_id,
+    sse,
+)
+
+
+def max_tokens(body: JSON) -> int | None:
+    return int_field(body, "max_tokens")
+
+
+def echo_text(body: JSON) -> str | None:
+    return last_user_text(body.get("messages"))
+
+
+def _model(body: JSON) -> str:
+    model = body.get("model")
+    return model if isinstance(model, str) else "unknown-model"
+
+
+def _usage(turn: Turn, output_tokens: int) -> JSON:
+    usage: JSON = {
+        "input_tokens": turn.input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": turn.cache_write_tokens,
+        "cache_read_input_tokens": turn.cached_input_tokens,
+    }
+    if turn.reasoning_tokens:
+        usage["output_tokens_details"] = {"thinking_tokens": turn.reasoning_tokens}
+    return usage
+
+
+def _stop_reason(turn: Turn) -> str:
+    return "max_tokens" if turn.truncated else "end_turn"
+
+
+def message(body: JSON, turn: Turn) -> JSON:
+    """A non-streamed ``message`` object."""
+    return {
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": _model(body),
+        "content": [{"type": "text", "text": turn.text}],
+        "stop_reason": _stop_reason(turn),
+        "stop_sequence": None,
+        "usage": _usage(turn, turn.output_tokens),
+    }
+
+
+def message_stream(body: JSON, turn: Turn) -> list[Event]:
+    """Named message events; ``message_start`` reports 1 output token, ``message_delta`` all."""
+    start: JSON = {
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": _model(body),
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _usage(turn, 1),
+    }
+    block = {"type": "text", "text": ""}
+    events = [
+        sse("pre", {"type": "message_start", "message": start}, name="message_start"),
+        sse(
+            "pre",
+            {"type": "content_block_start", "index": 0, "content_block": block},
+            name="content_block_start",
+        ),
+        sse("pre", {"type": "ping"}, name="ping"),
+    ]
+    for piece in turn.chunks:
+        delta = {"type": "text_delta", "text": piece}
+        data = {"type": "content_block_delta", "index": 0, "delta": delta}
+        events.append(sse("content", data, name="content_block_delta"))
+    closing = {
+        "type": "message_delta",
+        "delta": {"stop_reason": _stop_reason(turn), "stop_sequence": None},
+        "usage": _usage(turn, turn.output_tokens),
+    }
+    events += [
+        sse("post", {"type": "content_block_stop", "index": 0}, name="content_block_stop"),
+        sse("post", closing, name="message_delta"),
+        sse("post", {"type": "message_stop"}, name="message_stop"),
+    ]
+    return events
+
+
+def count_tokens(body: JSON) -> JSON:
+    """A rough count: a quarter of the characters of the system prompt and messages."""
+    texts = [content_text(body.get("system"))]
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        texts += [content_text(m.get("content")) for m in messages if isinstance(m, dict)]
+    return {"input_tokens": max(sum(len(text) for text in texts) // 4, 1)}
+
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_body(status: int, message: str) -> JSON:
+    fallback = "api_error" if status >= 500 else "invalid_request_error"
+    kind = _ERROR_TYPES.get(status, fallback)
+    return {"type": "error", "error": {"type": kind, "message": message}}

@@ -1,0 +1,312 @@
+"""OpenAI wire format: chat completions, responses, embeddings and errors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+import time
+from typing import Any
+
+from shekel.testing._common import (
+    JSON,
+    Event,
+    EventKind,
+    Turn,
+    content_text,
+    int_field,
+    last_user_text,
+    new_id,
+    sse,
+)
+
+# ---------------------------------------------------------------------------------------------
+# request helpers
+
+
+def chat_max_tokens(body: JSON) -> int | None:
+    return int_field(body, "max_tokens", "max_completion_tokens")
+
+
+def responses_max_tokens(body: JSON) -> int | None:
+    return int_field(body, "max_output_tokens")
+
+
+def chat_echo_text(body: JSON) -> str | None:
+    return last_user_text(body.get("messages"))
+
+
+def responses_echo_text(body: JSON) -> str | None:
+    source = body.get("input")
+    if isinstance(source, str):
+        return source
+    return last_user_text(source)
+
+
+def _model(body: JSON) -> str:
+    model = body.get("model")
+    return model if isinstance(model, str) else "unknown-model"
+
+
+# ---------------------------------------------------------------------------------------------
+# chat completions
+
+
+def _chat_usage(turn: Turn) -> JSON:
+    prompt_details: JSON = {"cached_tokens": turn.cached_input_tokens, "audio_tokens": 0}
+    if turn.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = turn.cache_write_tokens
+    return {
+        "prompt_tokens": turn.input_tokens,
+        "completion_tokens": turn.output_tokens,
+        "total_tokens": turn.input_tokens + turn.output_tokens,
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": {
+            "reasoning_tokens": turn.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _finish_reason(turn: Turn) -> str:
+    return "length" if turn.truncated else "stop"
+
+
+def chat_completion(body: JSON, turn: Turn) -> JSON:
+    """A non-streamed ``chat.completion`` object."""
+    return {
+        "id": new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": _model(body),
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": turn.text,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": _finish_reason(turn),
+            }
+        ],
+        "usage": _chat_usage(turn),
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+
+
+def chat_stream(body: JSON, turn: Turn) -> list[Event]:
+    """``chat.completion.chunk`` events; usage only when ``stream_options.include_usage``."""
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    frame: JSON = {
+        "id": new_id("chatcmpl-"),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": _model(body),
+        "service_tier": "default",
+        "system_fingerprint": None,
+    }
+
+    def chunk(delta: JSON, finish_reason: str | None = None) -> JSON:
+        data: JSON = {
+            **frame,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        if include_usage:
+            data["usage"] = None
+        return data
+
+    events = [sse("pre", chunk({"role": "assistant", "content": "", "refusal": None}))]
+    events += [sse("content", chunk({"content": piece})) for piece in turn.chunks]
+    events.append(sse("post", chunk({}, _finish_reason(turn))))
+    if include_usage:
+        events.append(sse("post", {**frame, "choices": [], "usage": _chat_usage(turn)}))
+    events.append(sse("post", "[DONE]"))
+    return events
+
+
+# ---------------------------------------------------------------------------------------------
+# responses
+
+
+def _responses_usage(turn: Turn) -> JSON:
+    input_details: JSON = {"cached_tokens": turn.cached_input_tokens}
+    if turn.cache_write_tokens:
+        input_details["cache_write_tokens"] = turn.cache_write_tokens
+    return {
+        "input_tokens": turn.input_tokens,
+        "input_tokens_details": input_details,
+        "output_tokens": turn.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": turn.reasoning_tokens},
+        "total_tokens": turn.input_tokens + turn.output_tokens,
+    }
+
+
+def _text_part(text: str) -> JSON:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _message_item(item_id: str, status: str, parts: list[JSON]) -> JSON:
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": parts,
+    }
+
+
+def _response_shell(body: JSON, response_id: str, created: int) -> JSON:
+    """The fields of a ``response`` object that do not depend on how generation went."""
+    text_config = body.get("text")
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "metadata": body.get("metadata") or {},
+        "model": _model(body),
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": text_config if isinstance(text_config, dict) else {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": None,
+        "user": None,
+    }
+
+
+def _response_final(shell: JSON, turn: Turn, item_id: str) -> JSON:
+    status = "incomplete" if turn.truncated else "completed"
+    return {
+        **shell,
+        "status": status,
+        "incomplete_details": {"reason": "max_output_tokens"} if turn.truncated else None,
+        "output": [_message_item(item_id, status, [_text_part(turn.text)])],
+        "usage": _responses_usage(turn),
+    }
+
+
+def response_object(body: JSON, turn: Turn) -> JSON:
+    """A non-streamed ``response`` object (status ``completed`` or ``incomplete``)."""
+    shell = _response_shell(body, new_id("resp_"), int(time.time()))
+    return _response_final(shell, turn, new_id("msg_"))
+
+
+def responses_stream(body: JSON, turn: Turn) -> list[Event]:
+    """The Responses event sequence, ending in ``response.completed`` or ``.incomplete``."""
+    shell = _response_shell(body, new_id("resp_"), int(time.time()))
+    item_id = new_id("msg_")
+    final = _response_final(shell, turn, item_id)
+    item_status = final["status"]
+    where: JSON = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    events: list[Event] = []
+
+    def emit(kind: EventKind, event_type: str, **fields: Any) -> None:
+        data = {"type": event_type, "sequence_number": len(events), **fields}
+        events.append(sse(kind, data, name=event_type))
+
+    emit("pre", "response.created", response=shell)
+    emit("pre", "response.in_progress", response=shell)
+    emit(
+        "pre",
+        "response.output_item.added",
+        output_index=0,
+        item=_message_item(item_id, "in_progress", []),
+    )
+    emit("pre", "response.content_part.added", **where, part=_text_part(""))
+    for piece in turn.chunks:
+        emit("content", "response.output_text.delta", **where, delta=piece, logprobs=[])
+    emit("post", "response.output_text.done", **where, text=turn.text, logprobs=[])
+    emit("post", "response.content_part.done", **where, part=_text_part(turn.text))
+    emit(
+        "post",
+        "response.output_item.done",
+        output_index=0,
+        item=_message_item(item_id, item_status, [_text_part(turn.text)]),
+    )
+    emit("post", f"response.{item_status}", response=final)
+    return events
+
+
+# ---------------------------------------------------------------------------------------------
+# embeddings
+
+
+def _embedding_inputs(source: object) -> list[object]:
+    if isinstance(source, list) and source and all(isinstance(x, int) for x in source):
+        return [source]  # a single input given as token ids
+    if isinstance(source, list):
+        return list(source)
+    return [source]
+
+
+def _vector(item: object, dimensions: int) -> list[float]:
+    """A deterministic vector in [-1, 1); each value k/128 - 1 is exact in float32."""
+    seed = content_text(item) if isinstance(item, str) else repr(item)
+    raw = b""
+    counter = 0
+    while len(raw) < dimensions:
+        raw += hashlib.sha256(f"{counter}:{seed}".encode()).digest()
+        counter += 1
+    return [byte / 128 - 1 for byte in raw[:dimensions]]
+
+
+def embeddings(body: JSON, input_tokens: int) -> JSON:
+    """An embeddings ``list``; base64 float32 little-endian when ``encoding_format`` asks."""
+    dimensions = int_field(body, "dimensions") or 8
+    as_base64 = body.get("encoding_format") == "base64"
+    data: list[JSON] = []
+    for index, item in enumerate(_embedding_inputs(body.get("input"))):
+        vector = _vector(item, max(dimensions, 1))
+        encoded: object = vector
+        if as_base64:
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    return {
+        "object": "list",
+        "data": data,
+        "model": _model(body),
+        "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "not_found"),
+    409: ("invalid_request_error", "conflict"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def error_body(status: int, message: str) -> JSON:
+    kind, code = _ERROR_KINDS.get(status, ("server_error", None))
+    if status < 500 and status not in _ERROR_KINDS:
+        kind = "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
