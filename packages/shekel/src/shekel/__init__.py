@@ -12,7 +12,7 @@ print(w.tree())
 
 from __future__ import annotations
 
-from ._budget import Budget, BudgetSnapshot, Reservation, UnknownModelWarning
+from ._budget import Budget
 from ._context import current_budget
 from ._decorators import with_budget
 from ._errors import (
@@ -29,7 +29,9 @@ from ._ledger import InMemoryLedger, Ledger
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolReservation
-from ._pricing import ModelPrice, TokenUsage
+from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
+from ._reservation import Reservation
+from ._snapshot import BudgetSnapshot
 
 __version__ = "2.0.0.dev0"
 

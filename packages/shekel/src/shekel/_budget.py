@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
@@ -20,62 +18,14 @@ from ._errors import (
 )
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
 from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
-from ._money import Nanos, nanos_to_usd, usd_to_nanos
+from ._money import Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import emit_warning, fallback_due, warn_crossing
-from ._pricing import Rate, TokenUsage, lookup_rate
+from ._pricing import Rate, TokenUsage, rate_for, unknown_model
+from ._reservation import Reservation
+from ._snapshot import BudgetSnapshot, snapshot_of
 
 _TREE_LOCK: Final = threading.RLock()
-_warned_models: set[str] = set()
-
-
-class UnknownModelWarning(UserWarning):
-    """A model has no known price: its tokens are recorded, its cost is not."""
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetSnapshot:
-    """A consistent reading of a budget or pool: used, reserved and remaining on each axis.
-
-    ``*_remaining`` is ``limit - used - reserved`` (never below 0), or ``None`` with no limit.
-    """
-
-    usd_used: float
-    usd_reserved: float
-    usd_remaining: float | None
-    usd_limit: float | None
-    tokens_used: int
-    tokens_reserved: int
-    tokens_remaining: int | None
-    tokens_limit: int | None
-    llm_calls_used: int
-    llm_calls_remaining: int | None
-    tool_calls_used: int
-    tool_calls_remaining: int | None
-
-
-def snapshot_of(ledger: Ledger, account: Any) -> BudgetSnapshot:
-    s = ledger.read(account)
-    (usd, tok, calls, tools), (r_usd, r_tok, r_calls, r_tools) = s.used, s.reserved
-
-    def left(cap: int, used: int, held: int) -> int | None:
-        return None if cap == UNLIMITED else max(cap - used - held, 0)
-
-    usd_left = left(s.caps.usd, usd, r_usd)
-    return BudgetSnapshot(
-        usd_used=nanos_to_usd(usd),
-        usd_reserved=nanos_to_usd(r_usd),
-        usd_remaining=None if usd_left is None else nanos_to_usd(usd_left),
-        usd_limit=None if s.caps.usd == UNLIMITED else nanos_to_usd(s.caps.usd),
-        tokens_used=tok,
-        tokens_reserved=r_tok,
-        tokens_remaining=left(s.caps.tokens, tok, r_tok),
-        tokens_limit=None if s.caps.tokens == UNLIMITED else s.caps.tokens,
-        llm_calls_used=calls,
-        llm_calls_remaining=left(s.caps.llm_calls, calls, r_calls),
-        tool_calls_used=tools,
-        tool_calls_remaining=left(s.caps.tool_calls, tools, r_tools),
-    )
 
 
 class Budget:
@@ -401,7 +351,7 @@ class Budget:
                 raise BudgetConfigError(f"{label} must be a whole number >= 0, got {value!r}")
         if tokens is not None and (not isinstance(tokens, int) or tokens < 0):
             raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
-        cost = None if usd is None else _spend_nanos(usd)
+        cost = None if usd is None else spend_to_nanos(usd)
         return self.charge(
             usage,
             model,
@@ -417,13 +367,11 @@ class Budget:
         The price is ``usd``, else ``tool_prices[tool_name]``, else 0. Raises
         ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
         """
-        cost = _spend_nanos(usd) if usd is not None else self._tool_price(tool_name)
+        cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
         if over is not None:
             raise self._exceeded(over, None, sent=False, tool_name=tool_name)
-        call = CallRecord(
-            next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name
-        )
+        call = CallRecord(next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name)
         self._after_charge(call, None)
         return call
 
@@ -437,36 +385,18 @@ class Budget:
     def rate_for(self, model: str, provider: str | None = None) -> Rate | None:
         """The price used for ``model``: this budget's or an ancestor's ``prices``, then the
         shared sources (plugins, genai-prices). ``None`` when nobody knows it."""
-        for b in self._lineage:
-            rate = b._config.prices.get(model)
-            if rate is not None:
-                return rate
-        return lookup_rate(model, provider)
+        return rate_for([b._config.prices for b in self._lineage], model, provider)
 
     def price(self, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
-        """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (the
-        unknown-model policy has been applied: a warning, or ``UnknownModelError``)."""
+        """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (after the
+        unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
         if model is None:
             return None
         rate = self.rate_for(model, provider)
         if rate is not None:
             return rate.cost(usage)
-        self.unknown_model(model, provider)
+        unknown_model(model, provider, self._config.unknown_models)
         return None
-
-    def unknown_model(self, model: str, provider: str | None) -> None:
-        """Apply the unknown-model policy: raise in ``'error'`` mode, else warn once per model."""
-        if self._config.unknown_models == "error":
-            raise UnknownModelError(model, provider)
-        if model not in _warned_models:
-            _warned_models.add(model)
-            warnings.warn(
-                f"shekel has no price for model {model!r}: its tokens count against token limits "
-                "but its cost is missing from USD totals. Pass budget(prices={...}) or "
-                "unknown_models='error' to refuse such calls",
-                UnknownModelWarning,
-                stacklevel=3,
-            )
 
     def charge(
         self,
@@ -582,7 +512,7 @@ class Budget:
         sent: bool = True,
         tool_name: str | None = None,
     ) -> BudgetExceededError:
-        owner = self._lineage[over.index]
+        owner = self._lineage[over.position]
         if over.axis == "usd":
             spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
         else:
@@ -626,7 +556,7 @@ class Budget:
         self._check_not_locked()
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
             raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
-        held = self.hold(_spend_nanos(usd), tokens, 0)
+        held = self.hold(spend_to_nanos(usd), tokens, 0)
         return Reservation(self, held)
 
     def hold(self, usd: Nanos, tokens: int, llm_calls: int, *, need_headroom: bool = False) -> Hold:
@@ -669,73 +599,3 @@ class Budget:
         limit = self.limit
         shown = "no limit" if limit is None else f"${limit:.4f}"
         return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
-
-
-class Reservation:
-    """Amounts held on a budget chain by :meth:`Budget.reserve`."""
-
-    __slots__ = ("_budget", "_hold", "committed")
-
-    def __init__(self, budget: Budget, hold: Hold) -> None:
-        self._budget = budget
-        self._hold = hold
-        self.committed = False
-
-    @property
-    def usd(self) -> float:
-        return nanos_to_usd(self._hold.usd)
-
-    @property
-    def tokens(self) -> int:
-        return self._hold.tokens
-
-    def commit(
-        self,
-        usd: float | None = None,
-        tokens: int | None = None,
-        *,
-        model: str | None = None,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-    ) -> CallRecord:
-        """Record the actual spend and give back the rest of the hold.
-
-        ``usd`` defaults to the price of ``model`` with the token counts (or 0), ``tokens`` to
-        ``input_tokens + output_tokens``. Raises ``BudgetExceededError`` after recording if the
-        actual spend went over a limit.
-        """
-        if self.committed or self._hold.settled:
-            raise RuntimeError("this reservation was already committed or released")
-        self.committed = True
-        usage = TokenUsage(input_tokens, output_tokens)
-        cost = None if usd is None else _spend_nanos(usd)
-        if cost is None and model is None:
-            cost = 0
-        return self._budget.charge(
-            usage,
-            model,
-            None,
-            cost=cost,
-            tokens=usage.total_tokens if tokens is None else tokens,
-            llm_calls=0,
-            hold=self._hold,
-        )
-
-    def release(self) -> None:
-        """Give the whole hold back without recording anything."""
-        self._budget.release(self._hold)
-
-    def __enter__(self) -> Reservation:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.committed:
-            self.release()
-
-
-def _spend_nanos(usd: object) -> Nanos:
-    from ._money import is_finite_number
-
-    if not is_finite_number(usd) or usd < 0:  # type: ignore[operator]
-        raise BudgetConfigError(f"usd must be a finite number >= 0, got {usd!r}")
-    return usd_to_nanos(usd)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from ._errors import BudgetConfigError
 from ._history import DEFAULT_HISTORY_SIZE
@@ -100,9 +100,13 @@ def _count_limit(param: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer() and value > 0:
             return int(value)
-        raise BudgetConfigError(f"{param} must be a whole number greater than 0 or None, got {value!r}")
+        raise BudgetConfigError(
+            f"{param} must be a whole number greater than 0 or None, got {value!r}"
+        )
     if value <= 0:
-        raise BudgetConfigError(f"{param} must be greater than 0 (or None for no limit), got {value!r}")
+        raise BudgetConfigError(
+            f"{param} must be greater than 0 (or None for no limit), got {value!r}"
+        )
     return value
 
 
@@ -140,9 +144,7 @@ def _fallback(value: object, caps: Caps) -> Fallback | None:
     if not isinstance(model, str) or not model.strip():
         raise BudgetConfigError(f"fallback['model'] must be a model name, got {model!r}")
     if caps.usd == UNLIMITED:
-        raise BudgetConfigError(
-            "fallback needs max_usd: at_pct is a fraction of the USD limit"
-        )
+        raise BudgetConfigError("fallback needs max_usd: at_pct is a fraction of the USD limit")
     return Fallback(_fraction("fallback['at_pct']", value["at_pct"]), model)
 
 
@@ -190,7 +192,9 @@ def build_config(
     )
     warn = None if warn_at is None else _fraction("warn_at", warn_at)
     if on_warn is not None and not callable(on_warn):
-        raise BudgetConfigError(f"on_warn must be a function (spent, limit) -> None, got {on_warn!r}")
+        raise BudgetConfigError(
+            f"on_warn must be a function (spent, limit) -> None, got {on_warn!r}"
+        )
     if on_warn is not None and warn is None:
         raise BudgetConfigError("on_warn needs warn_at, the fraction of the limit that triggers it")
     fb = _fallback(fallback, caps)
@@ -211,13 +215,12 @@ def build_config(
         caps=caps,
         name=_name(name),
         warn_at=warn,
-        on_warn=on_warn,  # type: ignore[arg-type]
+        on_warn=on_warn,
         fallback=fb,
-        on_fallback=on_fallback,  # type: ignore[arg-type]
+        on_fallback=on_fallback,
         prices=compile_price_table(prices),  # type: ignore[arg-type]
         tool_prices=_tool_prices(tool_prices),
         strict=strict,
-        unknown_models=unknown_models,  # type: ignore[arg-type]
+        unknown_models=unknown_models,
         history_size=size,
     )
-

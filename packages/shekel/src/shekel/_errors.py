@@ -111,8 +111,7 @@ class BudgetExceededError(ShekelError, RuntimeError):
         if detail:
             head += f"; {detail}"
         return (
-            head
-            + ". Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
+            head + ". Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
             "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
         )
 

@@ -36,10 +36,10 @@ class Caps(NamedTuple):
 class Overrun(NamedTuple):
     """Which account of a chain is (or would be) over which cap.
 
-    ``index`` is the position in the chain passed to the ledger (0 = innermost).
+    ``position`` is the index in the chain passed to the ledger (0 = innermost).
     """
 
-    index: int
+    position: int
     axis: str
     used: int
     cap: int
@@ -58,11 +58,11 @@ class Account:
     """An in-memory account. Only a ledger reads or writes its counters."""
 
     __slots__ = (
+        "calls",
         "cap_calls",
         "cap_tokens",
         "cap_tools",
         "cap_usd",
-        "calls",
         "generation",
         "key",
         "r_calls",

@@ -10,6 +10,8 @@ import math
 from decimal import Decimal
 from typing import Final
 
+from ._errors import BudgetConfigError
+
 NANOS_PER_USD: Final = 1_000_000_000
 _NANOS_F: Final = float(NANOS_PER_USD)
 _NANOS_D: Final = Decimal(NANOS_PER_USD)
@@ -63,3 +65,10 @@ def is_finite_number(value: object) -> bool:
 def format_usd(amount: Nanos, places: int = 4) -> str:
     """``$1.2345`` style rendering of a nano-dollar amount."""
     return f"${nanos_to_usd(amount):,.{places}f}"
+
+
+def spend_to_nanos(usd: object, param: str = "usd") -> Nanos:
+    """Validate an amount a user says was spent (finite, >= 0) and convert it."""
+    if not is_finite_number(usd) or usd < 0:  # type: ignore[operator]
+        raise BudgetConfigError(f"{param} must be a finite number of USD >= 0, got {usd!r}")
+    return usd_to_nanos(usd)  # type: ignore[arg-type]

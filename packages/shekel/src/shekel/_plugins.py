@@ -16,7 +16,7 @@ from . import _hookspecs
 ENTRY_POINT_GROUP: Final = "shekel"
 
 hookimpl = pluggy.HookimplMarker("shekel")
-"""Marker for plugin functions: ``@shekel.hookimpl def shekel_spend_recorded(budget, call): ...``."""
+"""Marks plugin functions, e.g. ``@shekel.hookimpl def shekel_spend_recorded(budget, call)``."""
 
 
 class _Listening:
@@ -31,6 +31,14 @@ class _Listening:
         "shekel_spend_recorded",
         "shekel_warning_crossed",
     )
+
+    shekel_budget_entered: bool
+    shekel_budget_exited: bool
+    shekel_fallback_activated: bool
+    shekel_limit_exceeded: bool
+    shekel_model_price: bool
+    shekel_spend_recorded: bool
+    shekel_warning_crossed: bool
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -91,7 +99,6 @@ def install_once() -> None:
         return
     manager = plugin_manager()
     with _manager_lock:
-        if _installed:
-            return
-        _installed = True
-    manager.hook.shekel_install.call_historic(kwargs={})
+        first, _installed = not _installed, True
+    if first:
+        manager.hook.shekel_install.call_historic(kwargs={})

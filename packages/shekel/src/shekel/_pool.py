@@ -6,11 +6,11 @@ It has no ``with`` block and no interception: workers call :meth:`BudgetPool.rec
 
 from __future__ import annotations
 
-from ._budget import BudgetSnapshot, snapshot_of
 from ._config import _count_limit, _usd_limit
 from ._errors import BudgetConfigError, BudgetExceededError
-from ._ledger import Hold, InMemoryLedger, Ledger, Overrun
+from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
+from ._snapshot import BudgetSnapshot, snapshot_of
 
 
 def _usd(value: object) -> int:
@@ -70,9 +70,12 @@ class BudgetPool:
         *,
         ledger: Ledger | None = None,
     ) -> None:
-        if token_cap is not None and (isinstance(token_cap, bool) or not isinstance(token_cap, int)):
-            raise BudgetConfigError(f"token_cap must be a whole number > 0 or None, got {token_cap!r}")
-        from ._ledger import Caps
+        if token_cap is not None and (
+            isinstance(token_cap, bool) or not isinstance(token_cap, int)
+        ):
+            raise BudgetConfigError(
+                f"token_cap must be a whole number > 0 or None, got {token_cap!r}"
+            )
 
         try:
             caps = Caps(_usd_limit(usd_cap), _count_limit("token_cap", token_cap))

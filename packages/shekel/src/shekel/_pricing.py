@@ -9,12 +9,13 @@ genai-prices is imported on the first lookup, never at ``import shekel``.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from ._errors import BudgetConfigError
+from ._errors import BudgetConfigError, UnknownModelError
 from ._money import Nanos, is_finite_number
 
 PICOS_PER_NANO: Final = 1000
@@ -68,7 +69,8 @@ class ModelPrice:
         unknown = set(value) - allowed
         if unknown:
             raise BudgetConfigError(
-                f"prices[{model!r}] has unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}"
+                f"prices[{model!r}] has unknown key(s) {sorted(unknown)}; "
+                f"allowed: {sorted(allowed)}"
             )
         missing = {"input", "output"} - set(value)
         if missing:
@@ -87,8 +89,10 @@ class ModelPrice:
                     f"(USD per 1M tokens), got {raw!r}"
                 )
             parsed[key] = Decimal(str(raw)) if isinstance(raw, float) else Decimal(raw)
-        assert parsed["input"] is not None and parsed["output"] is not None
-        return cls(parsed["input"], parsed["output"], parsed["cached_input"], parsed["cache_write"])
+        inp, out = parsed["input"], parsed["output"]
+        assert inp is not None
+        assert out is not None
+        return cls(inp, out, parsed["cached_input"], parsed["cache_write"])
 
 
 class Rate:
@@ -245,10 +249,15 @@ def _from_genai_prices(model: str, provider: str | None) -> Rate | None:
         )
         return Decimal(result["total_price"])
 
-    base = {k: (v.base if v is not None and not isinstance(v, Decimal) else v) for k, v in fields.items()}
+    base = {
+        k: (v.base if v is not None and not isinstance(v, Decimal) else v)
+        for k, v in fields.items()
+    }
     zero = Decimal(0)
     flat = Rate.from_price(
-        ModelPrice(base["input"] or zero, base["output"] or zero, base["cache_read"], base["cache_write"]),
+        ModelPrice(
+            base["input"] or zero, base["output"] or zero, base["cache_read"], base["cache_write"]
+        ),
         source,
     )
     flat.tiered = tiered
@@ -287,3 +296,35 @@ def _flat_price(prices: Any) -> ModelPrice | None:
         base(getattr(price, "cache_read_mtok", None)),
         base(getattr(price, "cache_write_mtok", None)),
     )
+
+
+class UnknownModelWarning(UserWarning):
+    """A model has no known price: its tokens are recorded, its cost is not."""
+
+
+_warned_models: set[str] = set()
+
+
+def rate_for(tables: list[dict[str, Rate]], model: str, provider: str | None) -> Rate | None:
+    """The first of ``tables`` (budget-level overrides, innermost first) that prices ``model``,
+    else the shared sources."""
+    for table in tables:
+        rate = table.get(model)
+        if rate is not None:
+            return rate
+    return lookup_rate(model, provider)
+
+
+def unknown_model(model: str, provider: str | None, policy: str) -> None:
+    """Apply the unknown-model policy: raise in ``'error'`` mode, else warn once per model."""
+    if policy == "error":
+        raise UnknownModelError(model, provider)
+    if model not in _warned_models:
+        _warned_models.add(model)
+        warnings.warn(
+            f"shekel has no price for model {model!r}: its tokens count against token limits "
+            "but its cost is missing from USD totals. Pass budget(prices={...}) or "
+            "unknown_models='error' to refuse such calls",
+            UnknownModelWarning,
+            stacklevel=4,
+        )

@@ -41,9 +41,8 @@ def _collect(budget: Budget) -> tuple[list[CallRecord], dict[str, ModelTotals], 
 
 def status(budget: Budget) -> str:
     snap = budget.snapshot()
-    over = (
-        (snap.usd_limit is not None and snap.usd_used > snap.usd_limit)
-        or (snap.tokens_limit is not None and snap.tokens_used > snap.tokens_limit)
+    over = (snap.usd_limit is not None and snap.usd_used > snap.usd_limit) or (
+        snap.tokens_limit is not None and snap.tokens_used > snap.tokens_limit
     )
     if over:
         return "EXCEEDED"
@@ -70,7 +69,9 @@ def summary_data(budget: Budget) -> dict[str, Any]:
         "tokens_used": snap.tokens_used,
         "tokens_limit": snap.tokens_limit,
         "calls_used": snap.llm_calls_used,
-        "calls_limit": budget.config.caps.llm_calls if snap.llm_calls_remaining is not None else None,
+        "calls_limit": budget.config.caps.llm_calls
+        if snap.llm_calls_remaining is not None
+        else None,
         "tool_calls_used": snap.tool_calls_used,
         "total_calls": count,
         "model_switched": budget.model_switched,

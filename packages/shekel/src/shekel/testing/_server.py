@@ -167,6 +167,11 @@ class FakeProvider:
             return list(self._requests)
 
     @property
+    def connections_accepted(self) -> int:
+        """How many TCP connections the server has accepted (keep-alive reuses one)."""
+        return self._server.connections_accepted
+
+    @property
     def pending(self) -> int:
         """How many enqueued replies have not been served yet."""
         with self._lock:
@@ -222,6 +227,7 @@ class _Server(ThreadingHTTPServer):
         self.provider = provider
         self._connections: set[socket.socket] = set()
         self._connections_changed = threading.Condition()
+        self.connections_accepted = 0
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -234,6 +240,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_changed:
             self._connections.add(request)
+            self.connections_accepted += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -1,0 +1,54 @@
+"""Point-in-time readings of a budget or pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._ledger import UNLIMITED, Ledger
+from ._money import nanos_to_usd
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSnapshot:
+    """A consistent reading of a budget or pool: used, reserved and remaining on each axis.
+
+    ``*_remaining`` is ``limit - used - reserved`` (never below 0), or ``None`` with no limit.
+    """
+
+    usd_used: float
+    usd_reserved: float
+    usd_remaining: float | None
+    usd_limit: float | None
+    tokens_used: int
+    tokens_reserved: int
+    tokens_remaining: int | None
+    tokens_limit: int | None
+    llm_calls_used: int
+    llm_calls_remaining: int | None
+    tool_calls_used: int
+    tool_calls_remaining: int | None
+
+
+def snapshot_of(ledger: Ledger, account: Any) -> BudgetSnapshot:
+    s = ledger.read(account)
+    (usd, tok, calls, tools), (r_usd, r_tok, r_calls, r_tools) = s.used, s.reserved
+
+    def left(cap: int, used: int, held: int) -> int | None:
+        return None if cap == UNLIMITED else max(cap - used - held, 0)
+
+    usd_left = left(s.caps.usd, usd, r_usd)
+    return BudgetSnapshot(
+        usd_used=nanos_to_usd(usd),
+        usd_reserved=nanos_to_usd(r_usd),
+        usd_remaining=None if usd_left is None else nanos_to_usd(usd_left),
+        usd_limit=None if s.caps.usd == UNLIMITED else nanos_to_usd(s.caps.usd),
+        tokens_used=tok,
+        tokens_reserved=r_tok,
+        tokens_remaining=left(s.caps.tokens, tok, r_tok),
+        tokens_limit=None if s.caps.tokens == UNLIMITED else s.caps.tokens,
+        llm_calls_used=calls,
+        llm_calls_remaining=left(s.caps.llm_calls, calls, r_calls),
+        tool_calls_used=tools,
+        tool_calls_remaining=left(s.caps.tool_calls, tools, r_tools),
+    )
