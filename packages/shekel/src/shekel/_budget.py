@@ -92,6 +92,7 @@ class Budget:
         self._switched_at: Nanos | None = None
         self._fallback_spent: Nanos = 0
         self._watching = self._config.warn_at is not None or self._config.fallback is not None
+        self._full_name = self.name or "budget"
         self._auto_name_children = False
         self._auto_suffix = False
 
@@ -100,7 +101,7 @@ class Budget:
     @property
     def full_name(self) -> str:
         """Dotted path from the root, e.g. ``"pipeline.processing.validation"``."""
-        return ".".join(b.name or "budget" for b in reversed(self._lineage))
+        return self._full_name
 
     @property
     def active_child(self) -> Budget | None:
@@ -281,6 +282,7 @@ class Budget:
         parent._child_names[self.name] = self
         self._depth = depth
         self._lineage = (self, *parent._lineage)
+        self._full_name = f"{parent._full_name}.{self.name}"
         self._chain = (self._account, *parent._chain)
 
     def _autocap(self, parent: Budget) -> None:
@@ -340,18 +342,28 @@ class Budget:
         ``BudgetExceededError`` is raised if a limit is now exceeded.
         """
         self._check_not_locked()
-        usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
-        for label, value in (
-            ("input_tokens", input_tokens),
-            ("output_tokens", output_tokens),
-            ("cached_input_tokens", cached_input_tokens),
-            ("llm_calls", llm_calls),
+        if not (
+            type(input_tokens) is int
+            and type(output_tokens) is int
+            and type(cached_input_tokens) is int
+            and type(llm_calls) is int
+            and (tokens is None or type(tokens) is int)
+            and min(input_tokens, output_tokens, cached_input_tokens, llm_calls, tokens or 0) >= 0
         ):
-            if not isinstance(value, int) or value < 0:
-                raise BudgetConfigError(f"{label} must be a whole number >= 0, got {value!r}")
-        if tokens is not None and (not isinstance(tokens, int) or tokens < 0):
-            raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
-        cost = None if usd is None else spend_to_nanos(usd)
+            _check_counts(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached_input_tokens,
+                llm_calls=llm_calls,
+                tokens=0 if tokens is None else tokens,
+            )
+        usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
+        if usd is None:
+            cost = None
+        elif type(usd) is float and 0.0 <= usd < _INF:
+            cost = round(usd * 1e9)
+        else:
+            cost = spend_to_nanos(usd)
         return self.charge(
             usage,
             model,
@@ -599,3 +611,12 @@ class Budget:
         limit = self.limit
         shown = "no limit" if limit is None else f"${limit:.4f}"
         return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
+
+
+_INF: Final = float("inf")
+
+
+def _check_counts(**counts: object) -> None:
+    for label, value in counts.items():
+        if type(value) is not int or value < 0:
+            raise BudgetConfigError(f"{label} must be a whole number >= 0, got {value!r}")

@@ -18,13 +18,14 @@ DEFAULT_HISTORY_SIZE: Final = 1_000
 _sequence = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallRecord:
     """One recorded piece of spend.
 
     ``cost`` is in nano-dollars (``cost_usd`` in dollars). ``priced`` is False when no price was
     known for the model, so ``cost`` is missing from it; ``estimated`` is True when the token
-    counts were estimated (an interrupted stream, a response without usage).
+    counts were estimated (an interrupted stream, a response without usage). Treat it as
+    read-only (it is not frozen only because frozen dataclasses are slower to build).
     """
 
     seq: int

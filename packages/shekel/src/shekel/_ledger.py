@@ -190,39 +190,41 @@ class InMemoryLedger(Ledger):
     def record(
         self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        over: Overrun | None = None
         with self._lock:
-            for i, a in enumerate(accounts):
-                a.usd += usd
-                a.tokens += tokens
-                a.calls += calls
-                a.tools += tools
-                if over is None and (
-                    a.usd > a.cap_usd
-                    or a.tokens > a.cap_tokens
-                    or a.calls > a.cap_calls
-                    or a.tools > a.cap_tools
-                ):
-                    over = _overrun_used(i, a)
-        return over
-
-    def try_record(
-        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
-    ) -> Overrun | None:
-        with self._lock:
-            for i, a in enumerate(accounts):
-                if (
-                    a.usd + a.r_usd + usd > a.cap_usd
-                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
-                    or a.calls + a.r_calls + calls > a.cap_calls
-                    or a.tools + a.r_tools + tools > a.cap_tools
-                ):
-                    return _overrun_wanted(i, a, usd, tokens, calls, tools)
             for a in accounts:
                 a.usd += usd
                 a.tokens += tokens
                 a.calls += calls
                 a.tools += tools
+            for i, a in enumerate(accounts):
+                if (
+                    a.usd > a.cap_usd
+                    or a.tokens > a.cap_tokens
+                    or a.calls > a.cap_calls
+                    or a.tools > a.cap_tools
+                ):
+                    return _overrun_used(i, a)
+        return None
+
+    def try_record(
+        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        with self._lock:
+            for a in accounts:
+                if (
+                    a.usd + a.r_usd + usd > a.cap_usd
+                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
+                    or (calls and a.calls + a.r_calls + calls > a.cap_calls)
+                    or (tools and a.tools + a.r_tools + tools > a.cap_tools)
+                ):
+                    return _overrun_wanted(accounts.index(a), a, usd, tokens, calls, tools)
+            for a in accounts:
+                a.usd += usd
+                a.tokens += tokens
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
         return None
 
     def reserve(

@@ -12,9 +12,11 @@ from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
 from ._snapshot import BudgetSnapshot, snapshot_of
 
+_INF = float("inf")
+
 
 def _usd(value: object) -> int:
-    if type(value) is float and value >= 0.0 and value != float("inf"):
+    if type(value) is float and 0.0 <= value < _INF:
         return round(value * 1e9)
     if not is_finite_number(value) or value < 0:  # type: ignore[operator]
         raise BudgetConfigError(f"usd must be a finite number >= 0, got {value!r}")
@@ -87,7 +89,11 @@ class BudgetPool:
 
     def record(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
-        over = self._ledger.try_record(self._accounts, _usd(usd), _tokens(tokens))
+        # The common case (a float and an int) is inlined: this is the pool's hot path.
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        if type(tokens) is not int or tokens < 0:
+            tokens = _tokens(tokens)
+        over = self._ledger.try_record(self._accounts, nanos, tokens)
         if over is not None:
             raise self._error(over, tokens, usd)
 

@@ -22,7 +22,7 @@ PICOS_PER_NANO: Final = 1000
 _PICO_PER_TOKEN_PER_USD_PER_MTOK: Final = Decimal(1_000_000)  # $1/MTok = 1e6 pico-USD per token
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TokenUsage:
     """Token counts of one call, normalised across providers.
 

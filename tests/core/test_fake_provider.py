@@ -1,0 +1,724 @@
+"""The fake provider (shekel.testing) driven by the real openai and anthropic SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from shekel.testing import DEFAULT_TEXT, FakeProvider, Fault, Reply
+
+SRC = Path(__file__).resolve().parents[2] / "packages" / "shekel" / "src"
+CHAT = [{"role": "user", "content": "Say something."}]
+
+
+@pytest.fixture
+def oai(fake_llm: FakeProvider) -> Iterator[openai.OpenAI]:
+    client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def claude(fake_llm: FakeProvider) -> Iterator[anthropic.Anthropic]:
+    client = anthropic.Anthropic(
+        base_url=fake_llm.anthropic_base_url, api_key="test", max_retries=0
+    )
+    yield client
+    client.close()
+
+
+def sse_events(raw: str) -> list[tuple[str | None, str]]:
+    """(event name, data) pairs of an SSE body, checking the blank-line framing."""
+    assert raw.endswith("\n\n")
+    events = []
+    for block in raw[:-2].split("\n\n"):
+        name = None
+        data = []
+        for line in block.split("\n"):
+            field, _, value = line.partition(": ")
+            if field == "event":
+                name = value
+            else:
+                assert field == "data", line
+                data.append(value)
+        events.append((name, "\n".join(data)))
+    return events
+
+
+def post_raw(fake: FakeProvider, path: str, body: dict[str, Any]) -> httpx.Response:
+    with httpx.Client(base_url=fake.url) as client:
+        return client.post(path, json=body)
+
+
+# --- lifecycle, scripting ---------------------------------------------------------------------
+
+
+def test_fixture_gives_running_provider_on_loopback(fake_llm: FakeProvider) -> None:
+    assert fake_llm.url == f"http://127.0.0.1:{fake_llm.port}"
+    assert fake_llm.port > 0
+    assert fake_llm.openai_base_url == fake_llm.url + "/v1"
+    assert fake_llm.anthropic_base_url == fake_llm.url
+    with socket.create_connection(("127.0.0.1", fake_llm.port), timeout=2):
+        pass
+    assert fake_llm.running
+
+
+def test_stop_closes_listener_and_idle_keepalive_connections() -> None:
+    fake = FakeProvider()
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    client.chat.completions.create(model="m", messages=CHAT)  # leaves a pooled connection
+    started = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - started < 1.5
+    fake.stop()  # idempotent
+    assert not fake.running
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", fake.port), timeout=1).close()
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=CHAT)
+    client.close()
+
+
+def test_requests_are_recorded_with_path_body_and_headers(
+    fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    oai.chat.completions.create(model="gpt-x", messages=CHAT, temperature=0.5)
+    claude.messages.create(model="claude-x", max_tokens=10, messages=CHAT)
+    first, second = fake_llm.requests
+    assert first.path == "/v1/chat/completions"
+    assert first.method == "POST"
+    assert first.body["model"] == "gpt-x"
+    assert first.body["temperature"] == 0.5
+    assert first.headers["authorization"] == "Bearer test"
+    assert second.path == "/v1/messages"
+    assert second.headers["x-api-key"] == "test"
+    assert "anthropic-version" in second.headers
+
+
+def test_queue_is_fifo_then_default_and_reset_clears(
+    fake_llm: FakeProvider, oai: openai.OpenAI
+) -> None:
+    fake_llm.enqueue(Reply(text="first"), Reply(text="second"))
+    assert fake_llm.pending == 2
+    texts = [
+        oai.chat.completions.create(model="m", messages=CHAT).choices[0].message.content
+        for _ in range(3)
+    ]
+    assert texts == ["first", "second", DEFAULT_TEXT]
+    assert fake_llm.pending == 0
+    fake_llm.enqueue(Reply(text="never served"))
+    fake_llm.set_usage(input_tokens=99, output_tokens=9)
+    fake_llm.reset()
+    assert fake_llm.requests == []
+    assert fake_llm.pending == 0
+    usage = oai.chat.completions.create(model="m", messages=CHAT).usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (12, 3)
+
+
+def test_set_usage_and_word_count_defaults(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.set_usage(input_tokens=40, output_tokens=7)
+    fake_llm.enqueue(Reply(), Reply(text="five words are in here"), Reply(text="x", input_tokens=1))
+    usages = []
+    for _ in range(3):
+        usage = oai.chat.completions.create(model="m", messages=CHAT).usage
+        assert usage is not None
+        usages.append((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+    assert usages == [(40, 7, 47), (40, 5, 45), (1, 1, 2)]
+
+
+def test_echo_mode_repeats_last_user_message() -> None:
+    with FakeProvider(echo=True) as fake:
+        oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+        claude = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="t", max_retries=0)
+        messages: Any = [
+            {"role": "user", "content": "older"},
+            {"role": "assistant", "content": "reply"},
+            {"role": "user", "content": [{"type": "text", "text": "echo me please"}]},
+        ]
+        chat = oai.chat.completions.create(model="m", messages=messages)
+        assert chat.choices[0].message.content == "echo me please"
+        assert oai.responses.create(model="m", input="ping back").output_text == "ping back"
+        message = claude.messages.create(model="c", max_tokens=50, messages=messages)
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "echo me please"
+        fake.enqueue(Reply(text="scripted wins"))
+        chat = oai.chat.completions.create(model="m", messages=messages)
+        assert chat.choices[0].message.content == "scripted wins"
+        oai.close()
+        claude.close()
+
+
+def test_reply_and_fault_validation() -> None:
+    with pytest.raises(ValueError, match="output_tokens"):
+        Reply(output_tokens=-1)
+    with pytest.raises(ValueError, match="4xx or 5xx"):
+        Reply.error(200)
+    assert Reply.error(429, retry_after=2.0).fault == Fault(429, retry_after=2.0)
+    with FakeProvider() as fake, pytest.raises(TypeError):
+        fake.enqueue("not a reply")  # type: ignore[arg-type]
+
+
+# --- OpenAI chat completions ------------------------------------------------------------------
+
+
+def test_chat_completion_reports_scripted_usage(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(
+        Reply(
+            text="pong pong",
+            input_tokens=100,
+            output_tokens=50,
+            cached_input_tokens=20,
+            reasoning_tokens=7,
+        )
+    )
+    completion = oai.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+    assert completion.object == "chat.completion"
+    assert completion.model == "gpt-4o-mini"
+    choice = completion.choices[0]
+    assert choice.message.content == "pong pong"
+    assert choice.finish_reason == "stop"
+    usage = completion.usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (100, 50, 150)
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 20
+    assert usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 7
+
+
+def test_chat_truncated_by_max_tokens(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="one two three four five"), Reply(text="a b c d", output_tokens=40))
+    completion = oai.chat.completions.create(model="m", messages=CHAT, max_tokens=2)
+    assert completion.choices[0].message.content == "one two"
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 2
+    completion = oai.chat.completions.create(model="m", messages=CHAT, max_completion_tokens=30)
+    assert completion.choices[0].message.content == "a b c d"
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 30
+
+
+def test_chat_stream_chunks_words_and_usage_only_when_asked(
+    fake_llm: FakeProvider, oai: openai.OpenAI
+) -> None:
+    fake_llm.enqueue(Reply(text="alpha beta gamma", input_tokens=30, output_tokens=9))
+    chunks = list(
+        oai.chat.completions.create(
+            model="m", messages=CHAT, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    pieces = [c.choices[0].delta.content for c in chunks[1:] if c.choices]
+    assert pieces[:3] == ["alpha ", "beta ", "gamma"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (30, 9)
+    assert all(c.usage is None for c in chunks[:-1])
+
+    plain = list(oai.chat.completions.create(model="m", messages=CHAT, stream=True))
+    assert all(c.choices for c in plain)
+    assert all(c.usage is None for c in plain)
+    assert "".join(c.choices[0].delta.content or "" for c in plain) == DEFAULT_TEXT
+
+
+def test_chat_stream_wire_layout(fake_llm: FakeProvider) -> None:
+    fake_llm.enqueue(Reply(text="x y", input_tokens=5, output_tokens=2))
+    body = {"model": "m", "messages": CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    response = post_raw(fake_llm, "/v1/chat/completions", body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["transfer-encoding"] == "chunked"
+    events = sse_events(response.text)
+    assert all(name is None for name, _ in events)
+    assert events[-1][1] == "[DONE]"
+    chunks = [json.loads(data) for _, data in events[:-1]]
+    assert all("usage" in chunk for chunk in chunks)
+    assert [chunk["usage"] for chunk in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["total_tokens"] == 7
+
+    body.pop("stream_options")
+    events = sse_events(post_raw(fake_llm, "/v1/chat/completions", body).text)
+    assert all("usage" not in json.loads(data) for _, data in events[:-1])
+    assert events[-2][1].count('"finish_reason":"stop"') == 1
+
+
+def test_chat_stream_truncated(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="w1 w2 w3 w4 w5 w6"))
+    stream = oai.chat.completions.create(
+        model="m",
+        messages=CHAT,
+        max_tokens=3,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "w1 w2 w3"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 3
+
+
+def test_chat_stream_helper(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="streamed by helper", input_tokens=8))
+    with oai.chat.completions.stream(
+        model="m", messages=CHAT, stream_options={"include_usage": True}
+    ) as stream:
+        deltas = [event.delta for event in stream if event.type == "content.delta"]
+        final = stream.get_final_completion()
+    assert deltas == ["streamed ", "by ", "helper"]
+    assert final.choices[0].message.content == "streamed by helper"
+    assert final.usage is not None
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (8, 3)
+
+
+class Weather(BaseModel):
+    city: str
+    celsius: int
+
+
+def test_chat_parse_structured_output(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text='{"city": "Oslo", "celsius": -3}'))
+    completion = oai.chat.completions.parse(model="m", messages=CHAT, response_format=Weather)
+    assert completion.choices[0].message.parsed == Weather(city="Oslo", celsius=-3)
+    assert fake_llm.requests[0].body["response_format"]["type"] == "json_schema"
+
+
+# --- OpenAI responses -------------------------------------------------------------------------
+
+
+def test_responses_plain(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(
+        Reply(
+            text="the answer",
+            input_tokens=70,
+            output_tokens=9,
+            cached_input_tokens=30,
+            reasoning_tokens=4,
+        )
+    )
+    response = oai.responses.create(model="gpt-r", input="question?")
+    assert response.object == "response"
+    assert response.model == "gpt-r"
+    assert response.status == "completed"
+    assert response.output_text == "the answer"
+    usage = response.usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (70, 9, 79)
+    assert usage.input_tokens_details.cached_tokens == 30
+    assert usage.output_tokens_details.reasoning_tokens == 4
+
+
+def test_responses_truncated_is_incomplete(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="a b c d e f g h", output_tokens=20))
+    response = oai.responses.create(model="m", input="q", max_output_tokens=16)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.output_text == "a b c d e f g h"
+    assert response.usage is not None
+    assert response.usage.output_tokens == 16
+
+
+def test_responses_stream_event_sequence(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="red green blue", input_tokens=11))
+    events = list(oai.responses.create(model="m", input="colors", stream=True))
+    types = [event.type for event in events]
+    assert types == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["red ", "green ", "blue"]
+    done = events[-1]
+    assert done.type == "response.completed"
+    assert done.response.output_text == "red green blue"
+    assert done.response.usage is not None
+    assert (done.response.usage.input_tokens, done.response.usage.output_tokens) == (11, 3)
+
+
+def test_responses_stream_wire_layout_and_truncation(fake_llm: FakeProvider) -> None:
+    fake_llm.enqueue(Reply(text="one two three"))
+    body = {"model": "m", "input": "q", "stream": True, "max_output_tokens": 2}
+    events = sse_events(post_raw(fake_llm, "/v1/responses", body).text)
+    for name, data in events:
+        assert json.loads(data)["type"] == name
+    assert events[-1][0] == "response.incomplete"
+    final = json.loads(events[-1][1])["response"]
+    assert final["status"] == "incomplete"
+    assert final["usage"]["output_tokens"] == 2
+    assert final["output"][0]["content"][0]["text"] == "one two"
+    created = json.loads(events[0][1])["response"]
+    assert (created["status"], created["usage"]) == ("in_progress", None)
+
+
+def test_responses_stream_helper(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="helper text here", input_tokens=21, output_tokens=6))
+    with oai.responses.stream(model="m", input="q") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert deltas == ["helper ", "text ", "here"]
+    assert final.output_text == "helper text here"
+    assert final.usage is not None
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (21, 6)
+
+
+# --- OpenAI embeddings ------------------------------------------------------------------------
+
+
+def test_embeddings_default_base64_and_explicit_float(
+    fake_llm: FakeProvider, oai: openai.OpenAI
+) -> None:
+    fake_llm.enqueue(Reply(input_tokens=17))
+    result = oai.embeddings.create(model="text-embedding-3-small", input=["cat", "dog", "cat"])
+    assert fake_llm.requests[0].body["encoding_format"] == "base64"
+    assert [item.index for item in result.data] == [0, 1, 2]
+    vectors = [item.embedding for item in result.data]
+    assert all(len(v) == 8 and all(-1 <= x < 1 for x in v) for v in vectors)
+    assert vectors[0] == vectors[2] != vectors[1]
+    assert (result.usage.prompt_tokens, result.usage.total_tokens) == (17, 17)
+    assert result.model == "text-embedding-3-small"
+
+    floats = oai.embeddings.create(model="e", input="cat", encoding_format="float")
+    assert [item.embedding for item in floats.data] == [vectors[0]]
+    assert floats.usage.prompt_tokens == 12
+
+
+# --- Anthropic messages -----------------------------------------------------------------------
+
+
+def test_messages_plain_usage(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
+    fake_llm.enqueue(
+        Reply(
+            text="bonjour",
+            input_tokens=200,
+            output_tokens=25,
+            cached_input_tokens=150,
+            cache_write_tokens=60,
+        )
+    )
+    message = claude.messages.create(model="claude-sonnet-x", max_tokens=100, messages=CHAT)
+    assert message.type == "message"
+    assert message.model == "claude-sonnet-x"
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "bonjour"
+    assert message.stop_reason == "end_turn"
+    usage = message.usage
+    assert (usage.input_tokens, usage.output_tokens) == (200, 25)
+    assert usage.cache_read_input_tokens == 150
+    assert usage.cache_creation_input_tokens == 60
+
+
+def test_messages_truncated_by_max_tokens(
+    fake_llm: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    fake_llm.enqueue(Reply(text="lorem ipsum dolor sit amet", output_tokens=300))
+    message = claude.messages.create(model="c", max_tokens=3, messages=CHAT)
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 3
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "lorem ipsum dolor"
+
+
+def test_messages_raw_stream_events(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
+    fake_llm.enqueue(
+        Reply(text="one two", input_tokens=9, output_tokens=4, cached_input_tokens=5)
+    )
+    events = list(claude.messages.create(model="c", max_tokens=99, messages=CHAT, stream=True))
+    assert [e.type for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    start, delta = events[0], events[5]
+    assert start.type == "message_start"
+    assert (start.message.usage.input_tokens, start.message.usage.output_tokens) == (9, 1)
+    assert start.message.usage.cache_read_input_tokens == 5
+    assert delta.type == "message_delta"
+    assert (delta.usage.input_tokens, delta.usage.output_tokens) == (9, 4)
+    assert delta.usage.cache_read_input_tokens == 5
+    assert delta.delta.stop_reason == "end_turn"
+
+
+def test_messages_stream_wire_layout(fake_llm: FakeProvider) -> None:
+    body = {"model": "c", "max_tokens": 2, "messages": CHAT, "stream": True}
+    events = sse_events(post_raw(fake_llm, "/v1/messages", body).text)
+    names = [name for name, _ in events]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    for name, data in events:
+        assert json.loads(data)["type"] == name
+    closing = json.loads(events[-2][1])
+    assert closing["delta"]["stop_reason"] == "max_tokens"
+    assert closing["usage"]["output_tokens"] == 2
+
+
+def test_messages_stream_helper_sync(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
+    fake_llm.enqueue(Reply(text="tick tock clock", input_tokens=44, cache_write_tokens=3))
+    with claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert pieces == ["tick ", "tock ", "clock"]
+    assert final.content[0].type == "text"
+    assert final.content[0].text == "tick tock clock"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (44, 3)
+    assert final.usage.cache_creation_input_tokens == 3
+
+
+def test_async_clients_stream(fake_llm: FakeProvider) -> None:
+    fake_llm.enqueue(Reply(text="async claude"), Reply(text="async gpt", output_tokens=5))
+
+    async def run() -> tuple[list[str], Any, list[Any]]:
+        claude = anthropic.AsyncAnthropic(
+            base_url=fake_llm.anthropic_base_url, api_key="t", max_retries=0
+        )
+        oai = openai.AsyncOpenAI(base_url=fake_llm.openai_base_url, api_key="t", max_retries=0)
+        async with claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream:
+            pieces = [text async for text in stream.text_stream]
+            final = await stream.get_final_message()
+        chat = await oai.chat.completions.create(
+            model="m", messages=CHAT, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in chat]
+        await claude.close()
+        await oai.close()
+        return pieces, final, chunks
+
+    pieces, final, chunks = asyncio.run(run())
+    assert pieces == ["async ", "claude"]
+    assert final.usage.output_tokens == 2
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "async gpt"
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_count_tokens(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
+    fake_llm.enqueue(Reply(text="not consumed by count_tokens"))
+    count = claude.messages.count_tokens(
+        model="c", system="x" * 8, messages=[{"role": "user", "content": "y" * 33}]
+    )
+    assert count.input_tokens == 10  # (8 + 33) // 4
+    tiny = claude.messages.count_tokens(model="c", messages=[{"role": "user", "content": "a"}])
+    assert tiny.input_tokens == 1
+    assert fake_llm.pending == 1
+
+
+# --- errors and faults ------------------------------------------------------------------------
+
+
+def test_rate_limit_and_server_errors_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply.error(429, retry_after=1.5), Reply.error(500, message="boom"))
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai.chat.completions.create(model="m", messages=CHAT)
+    assert limited.value.status_code == 429
+    assert limited.value.response.headers["retry-after"] == "1.5"
+    assert limited.value.response.headers["retry-after-ms"] == "1500"
+    assert limited.value.code == "rate_limit_exceeded"
+    with pytest.raises(openai.InternalServerError) as failed:
+        oai.responses.create(model="m", input="q")
+    assert failed.value.status_code == 500
+    assert failed.value.message == "boom"
+    assert failed.value.type == "server_error"
+
+
+def test_rate_limit_and_server_errors_anthropic(
+    fake_llm: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    fake_llm.enqueue(Reply.error(429, retry_after=2), Reply.error(500))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        claude.messages.create(model="c", max_tokens=5, messages=CHAT)
+    assert limited.value.response.headers["retry-after"] == "2"
+    assert limited.value.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Fake provider error 429."},
+    }
+    with pytest.raises(anthropic.InternalServerError) as failed:
+        with claude.messages.stream(model="c", max_tokens=5, messages=CHAT) as stream:
+            list(stream.text_stream)
+    assert failed.value.status_code == 500
+    assert isinstance(failed.value.body, dict)
+    assert failed.value.body["error"]["type"] == "api_error"
+
+
+def test_unknown_paths_get_404_in_each_shape(
+    fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    with pytest.raises(openai.NotFoundError) as missing_openai:
+        oai.models.list()
+    assert missing_openai.value.type == "invalid_request_error"
+    with pytest.raises(anthropic.NotFoundError) as missing_anthropic:
+        claude.models.list()
+    assert isinstance(missing_anthropic.value.body, dict)
+    assert missing_anthropic.value.body["error"]["type"] == "not_found_error"
+    assert [r.method for r in fake_llm.requests] == ["GET", "GET"]
+
+
+def test_invalid_json_is_a_400(fake_llm: FakeProvider) -> None:
+    with httpx.Client(base_url=fake_llm.url) as client:
+        response = client.post("/v1/chat/completions", content=b"{not json")
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_drop_mid_stream_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="a b c d e f", drop_after_chunks=2))
+    received: list[str] = []
+    with pytest.raises(Exception) as dropped:
+        for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert type(dropped.value).__name__ == "RemoteProtocolError"
+    assert "".join(received) == "a b "
+    # the pooled client recovers on a fresh connection
+    assert oai.chat.completions.create(model="m", messages=CHAT).choices[0].message.content
+
+
+def test_drop_mid_stream_anthropic_and_non_stream(
+    fake_llm: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    fake_llm.enqueue(Reply(text="x y z", drop_after_chunks=1), Reply(drop_after_chunks=0))
+    received: list[str] = []
+    with pytest.raises(Exception) as dropped:
+        with claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream:
+            received.extend(stream.text_stream)
+    assert type(dropped.value).__name__ == "RemoteProtocolError"
+    assert received == ["x "]
+    with pytest.raises(anthropic.APIConnectionError):
+        claude.messages.create(model="c", max_tokens=50, messages=CHAT)
+
+
+def test_latency_and_chunk_delay_are_observable(
+    fake_llm: FakeProvider, oai: openai.OpenAI
+) -> None:
+    fake_llm.enqueue(Reply(latency=0.15), Reply(text="p q r s", chunk_delay=0.04))
+    started = time.monotonic()
+    oai.chat.completions.create(model="m", messages=CHAT)
+    assert time.monotonic() - started >= 0.15
+    arrivals = []
+    for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+    assert len(arrivals) == 4
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) >= 0.03
+
+
+# --- connections and concurrency --------------------------------------------------------------
+
+
+def test_keepalive_reuses_one_connection(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    for _ in range(4):
+        oai.chat.completions.create(model="m", messages=CHAT)
+        list(oai.chat.completions.create(model="m", messages=CHAT, stream=True))
+    assert len(fake_llm.requests) == 8
+    assert fake_llm.connections_accepted == 1
+
+
+def test_twenty_concurrent_requests(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(*(Reply(text=f"reply {i}", chunk_delay=0.01) for i in range(20)))
+    results: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(20)
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait()
+            if index % 2:
+                text = oai.chat.completions.create(model="m", messages=CHAT).choices[0].message
+                content = text.content or ""
+            else:
+                stream = oai.chat.completions.create(model="m", messages=CHAT, stream=True)
+                content = "".join(c.choices[0].delta.content or "" for c in stream)
+            with lock:
+                results.append(content)
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert errors == []
+    assert sorted(results) == sorted(f"reply {i}" for i in range(20))
+    assert len(fake_llm.requests) == 20
+    assert fake_llm.pending == 0
+
+
+# --- packaging: plugin, CLI -------------------------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    return env
+
+
+def test_plugin_and_package_import_no_sdk() -> None:
+    code = (
+        "import sys, shekel.testing, shekel.testing._pytest_plugin; "
+        "print(sorted(m for m in ('openai', 'anthropic', 'httpx') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_serves_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shekel.testing", "--port", "0"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        lines = [process.stdout.readline() for _ in range(2)]
+        url = first.rsplit(" ", 1)[-1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert lines[0].strip() == f"OPENAI_BASE_URL={url}/v1"
+        response = httpx.post(url + "/v1/embeddings", json={"model": "e", "input": "z"})
+        assert response.json()["usage"]["prompt_tokens"] == 12
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
