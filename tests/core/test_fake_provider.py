@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import itertools
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -24,7 +27,7 @@ from pydantic import BaseModel
 from shekel.testing import DEFAULT_TEXT, FakeProvider, Fault, Reply
 
 SRC = Path(__file__).resolve().parents[2] / "packages" / "shekel" / "src"
-CHAT = [{"role": "user", "content": "Say something."}]
+CHAT: Any = [{"role": "user", "content": "Say something."}]
 
 
 @pytest.fixture
@@ -107,7 +110,7 @@ def test_requests_are_recorded_with_path_body_and_headers(
     assert first.body["temperature"] == 0.5
     assert first.headers["authorization"] == "Bearer test"
     assert second.path == "/v1/messages"
-    assert second.headers["x-api-key"] == "test"
+    assert second.headers["user-agent"].startswith("Anthropic/")
     assert "anthropic-version" in second.headers
 
 
@@ -243,7 +246,12 @@ def test_chat_stream_chunks_words_and_usage_only_when_asked(
 
 def test_chat_stream_wire_layout(fake_llm: FakeProvider) -> None:
     fake_llm.enqueue(Reply(text="x y", input_tokens=5, output_tokens=2))
-    body = {"model": "m", "messages": CHAT, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "m",
+        "messages": CHAT,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     response = post_raw(fake_llm, "/v1/chat/completions", body)
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["transfer-encoding"] == "chunked"
@@ -256,10 +264,11 @@ def test_chat_stream_wire_layout(fake_llm: FakeProvider) -> None:
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["total_tokens"] == 7
 
-    body.pop("stream_options")
-    events = sse_events(post_raw(fake_llm, "/v1/chat/completions", body).text)
-    assert all("usage" not in json.loads(data) for _, data in events[:-1])
-    assert events[-2][1].count('"finish_reason":"stop"') == 1
+    for options in ({"include_usage": False}, None):
+        body["stream_options"] = options
+        events = sse_events(post_raw(fake_llm, "/v1/chat/completions", body).text)
+        assert all("usage" not in json.loads(data) for _, data in events[:-1])
+        assert events[-2][1].count('"finish_reason":"stop"') == 1
 
 
 def test_chat_stream_truncated(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
@@ -284,7 +293,7 @@ def test_chat_stream_helper(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     with oai.chat.completions.stream(
         model="m", messages=CHAT, stream_options={"include_usage": True}
     ) as stream:
-        deltas = [event.delta for event in stream if event.type == "content.delta"]
+        deltas = [e.delta for e in stream if e.type == "content.delta" and e.delta]
         final = stream.get_final_completion()
     assert deltas == ["streamed ", "by ", "helper"]
     assert final.choices[0].message.content == "streamed by helper"
@@ -413,6 +422,11 @@ def test_embeddings_default_base64_and_explicit_float(
     assert [item.embedding for item in floats.data] == [vectors[0]]
     assert floats.usage.prompt_tokens == 12
 
+    body = {"model": "e", "input": "cat", "encoding_format": "base64", "dimensions": 3}
+    raw = post_raw(fake_llm, "/v1/embeddings", body).json()["data"][0]["embedding"]
+    assert isinstance(raw, str)
+    assert list(struct.unpack("<3f", base64.b64decode(raw))) == vectors[0][:3]
+
 
 # --- Anthropic messages -----------------------------------------------------------------------
 
@@ -451,9 +465,7 @@ def test_messages_truncated_by_max_tokens(
 
 
 def test_messages_raw_stream_events(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
-    fake_llm.enqueue(
-        Reply(text="one two", input_tokens=9, output_tokens=4, cached_input_tokens=5)
-    )
+    fake_llm.enqueue(Reply(text="one two", input_tokens=9, output_tokens=4, cached_input_tokens=5))
     events = list(claude.messages.create(model="c", max_tokens=99, messages=CHAT, stream=True))
     assert [e.type for e in events] == [
         "message_start",
@@ -550,7 +562,8 @@ def test_rate_limit_and_server_errors_openai(fake_llm: FakeProvider, oai: openai
     with pytest.raises(openai.InternalServerError) as failed:
         oai.responses.create(model="m", input="q")
     assert failed.value.status_code == 500
-    assert failed.value.message == "boom"
+    assert isinstance(failed.value.body, dict)
+    assert failed.value.body["message"] == "boom"
     assert failed.value.type == "server_error"
 
 
@@ -565,9 +578,11 @@ def test_rate_limit_and_server_errors_anthropic(
         "type": "error",
         "error": {"type": "rate_limit_error", "message": "Fake provider error 429."},
     }
-    with pytest.raises(anthropic.InternalServerError) as failed:
-        with claude.messages.stream(model="c", max_tokens=5, messages=CHAT) as stream:
-            list(stream.text_stream)
+    with (
+        pytest.raises(anthropic.InternalServerError) as failed,
+        claude.messages.stream(model="c", max_tokens=5, messages=CHAT) as stream,
+    ):
+        list(stream.text_stream)
     assert failed.value.status_code == 500
     assert isinstance(failed.value.body, dict)
     assert failed.value.body["error"]["type"] == "api_error"
@@ -596,9 +611,13 @@ def test_invalid_json_is_a_400(fake_llm: FakeProvider) -> None:
 def test_drop_mid_stream_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text="a b c d e f", drop_after_chunks=2))
     received: list[str] = []
-    with pytest.raises(Exception) as dropped:
+
+    def consume() -> None:
         for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
             received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(Exception) as dropped:
+        consume()
     assert type(dropped.value).__name__ == "RemoteProtocolError"
     assert "".join(received) == "a b "
     # the pooled client recovers on a fresh connection
@@ -610,18 +629,18 @@ def test_drop_mid_stream_anthropic_and_non_stream(
 ) -> None:
     fake_llm.enqueue(Reply(text="x y z", drop_after_chunks=1), Reply(drop_after_chunks=0))
     received: list[str] = []
-    with pytest.raises(Exception) as dropped:
-        with claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream:
-            received.extend(stream.text_stream)
+    with (
+        pytest.raises(Exception) as dropped,
+        claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream,
+    ):
+        received.extend(stream.text_stream)
     assert type(dropped.value).__name__ == "RemoteProtocolError"
     assert received == ["x "]
     with pytest.raises(anthropic.APIConnectionError):
         claude.messages.create(model="c", max_tokens=50, messages=CHAT)
 
 
-def test_latency_and_chunk_delay_are_observable(
-    fake_llm: FakeProvider, oai: openai.OpenAI
-) -> None:
+def test_latency_and_chunk_delay_are_observable(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(latency=0.15), Reply(text="p q r s", chunk_delay=0.04))
     started = time.monotonic()
     oai.chat.completions.create(model="m", messages=CHAT)
@@ -631,19 +650,27 @@ def test_latency_and_chunk_delay_are_observable(
         if chunk.choices and chunk.choices[0].delta.content:
             arrivals.append(time.monotonic())
     assert len(arrivals) == 4
-    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert min(gaps) >= 0.03
 
 
 # --- connections and concurrency --------------------------------------------------------------
 
 
-def test_keepalive_reuses_one_connection(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+def test_keepalive_reuses_one_connection(
+    fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
     for _ in range(4):
         oai.chat.completions.create(model="m", messages=CHAT)
-        list(oai.chat.completions.create(model="m", messages=CHAT, stream=True))
+        oai.embeddings.create(model="e", input="x")
     assert len(fake_llm.requests) == 8
     assert fake_llm.connections_accepted == 1
+    # anthropic's stream reads the body to its end, so its connection goes back to the pool
+    for _ in range(3):
+        with claude.messages.stream(model="c", max_tokens=9, messages=CHAT) as stream:
+            stream.get_final_message()
+        claude.messages.create(model="c", max_tokens=9, messages=CHAT)
+    assert fake_llm.connections_accepted == 2
 
 
 def test_twenty_concurrent_requests(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
@@ -690,7 +717,7 @@ def _env() -> dict[str, str]:
 def test_plugin_and_package_import_no_sdk() -> None:
     code = (
         "import sys, shekel.testing, shekel.testing._pytest_plugin; "
-        "print(sorted(m for m in ('openai', 'anthropic', 'httpx') if m in sys.modules))"
+        "print(sorted(m for m in ('openai', 'anthropic') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=30
@@ -700,25 +727,20 @@ def test_plugin_and_package_import_no_sdk() -> None:
 
 
 def test_cli_serves_until_interrupted() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shekel.testing", "--port", "0"],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        lines = [process.stdout.readline() for _ in range(2)]
-        url = first.rsplit(" ", 1)[-1].strip()
-        assert url.startswith("http://127.0.0.1:")
-        assert lines[0].strip() == f"OPENAI_BASE_URL={url}/v1"
-        response = httpx.post(url + "/v1/embeddings", json={"model": "e", "input": "z"})
-        assert response.json()["usage"]["prompt_tokens"] == 12
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    command = [sys.executable, "-m", "shekel.testing", "--port", "0"]
+    with subprocess.Popen(
+        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline().strip() for _ in range(3)]
+            url = lines[0].rsplit(" ", 1)[-1]
+            assert url.startswith("http://127.0.0.1:")
+            assert lines[1:] == [f"OPENAI_BASE_URL={url}/v1", f"ANTHROPIC_BASE_URL={url}"]
+            response = httpx.post(url + "/v1/embeddings", json={"model": "e", "input": "z"})
+            assert response.json()["usage"]["prompt_tokens"] == 12
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()

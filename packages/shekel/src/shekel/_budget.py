@@ -583,6 +583,40 @@ class Budget:
     def release(self, hold: Hold) -> None:
         self._ledger.release(hold)
 
+    def headroom(self) -> tuple[Nanos, int]:
+        """USD (nano-dollars) and tokens this budget can still take, given its ancestors and
+        every reservation outstanding; ``UNLIMITED`` where nothing is capped."""
+        return self._ledger.headroom(self._chain)
+
+    @property
+    def strict(self) -> bool:
+        """True when this budget or an ancestor was created with ``strict=True``."""
+        return any(b._config.strict for b in self._lineage)
+
+    @property
+    def refuses_unknown_models(self) -> bool:
+        """True when this budget or an ancestor has ``unknown_models='error'``."""
+        return any(b._config.unknown_models == "error" for b in self._lineage)
+
+    def exhausted_error(self, detail: str) -> BudgetExceededError:
+        """An error naming the budget of this chain with the least USD left, for a stop that
+        no single overrun explains (a strict stream cut off at its reservation)."""
+        tightest, left = self, None
+        for b in self._lineage:
+            snap = b.snapshot()
+            if snap.usd_remaining is not None and (left is None or snap.usd_remaining < left):
+                tightest, left = b, snap.usd_remaining
+        snap = tightest.snapshot()
+        error = BudgetExceededError(
+            snap.usd_used,
+            snap.usd_limit if snap.usd_limit is not None else snap.usd_used,
+            budget_name=tightest.full_name,
+            detail=detail,
+        )
+        if LISTENING.shekel_limit_exceeded:
+            plugin_manager().hook.shekel_limit_exceeded(budget=tightest, error=error)
+        return error
+
     def fallback_model(self) -> str | None:
         """The model requests should switch to, if this budget or an ancestor switched."""
         for b in self._lineage:

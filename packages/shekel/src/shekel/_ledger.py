@@ -170,6 +170,11 @@ class Ledger(ABC):
         """A consistent snapshot of one account."""
 
     @abstractmethod
+    def headroom(self, accounts: Sequence[Account]) -> tuple[int, int]:
+        """USD (nanos) and tokens still free on the whole chain: the smallest
+        ``cap - used - reserved`` of each axis (``UNLIMITED`` where nothing is capped)."""
+
+    @abstractmethod
     def reset(self, account: Account) -> None:
         """Zero an account's used and reserved amounts; holds taken before stop counting."""
 
@@ -302,6 +307,16 @@ class InMemoryLedger(Ledger):
                 reserved=(a.r_usd, a.r_tokens, a.r_calls, a.r_tools),
                 caps=Caps(a.cap_usd, a.cap_tokens, a.cap_calls, a.cap_tools),
             )
+
+    def headroom(self, accounts: Sequence[Account]) -> tuple[int, int]:
+        usd = tokens = UNLIMITED
+        with self._lock:
+            for a in accounts:
+                if a.cap_usd != UNLIMITED:
+                    usd = min(usd, a.cap_usd - a.usd - a.r_usd)
+                if a.cap_tokens != UNLIMITED:
+                    tokens = min(tokens, a.cap_tokens - a.tokens - a.r_tokens)
+        return max(usd, 0), max(tokens, 0)
 
     def reset(self, account: Account) -> None:
         a = account

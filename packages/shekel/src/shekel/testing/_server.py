@@ -98,7 +98,7 @@ class FakeProvider:
         self._server = _Server((host, port), self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"shekel-fake-provider:{self.port}",
             daemon=True,
         )

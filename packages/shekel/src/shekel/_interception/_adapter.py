@@ -1,0 +1,122 @@
+"""The contract between the HTTP interceptor and one wire protocol.
+
+An adapter recognises a request path, reads what it needs from the JSON request body, may
+rewrite the body (fallback model, lowered output limit, streamed usage), and turns the
+response, JSON or server-sent events, into a :class:`~shekel.TokenUsage`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from .._pricing import TokenUsage
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What an adapter read from a request body."""
+
+    model: str | None
+    stream: bool
+    max_output_tokens: int | None
+
+
+class StreamTally(ABC):
+    """Reads a server-sent-event stream as it passes, one batch of complete events at a time.
+
+    ``events`` receives bytes holding one or more whole events and returns the bytes to hand
+    on to the SDK (normally the same bytes). It must be cheap: it runs on every chunk.
+    """
+
+    usage: TokenUsage | None = None
+    """The final usage, once the stream reported it (normally just before it ends)."""
+    partial: TokenUsage | None = None
+    """Usage reported before the end (Anthropic's message_start), for interrupted streams."""
+    model: str | None = None
+    output_estimate: int = 0
+    """Output tokens seen so far, estimated from the events that went by."""
+
+    @abstractmethod
+    def events(self, data: bytes) -> bytes: ...
+
+
+class ProtocolAdapter(ABC):
+    """One wire protocol (an API endpoint family) of one provider.
+
+    Subclass it and return instances from a plugin's ``shekel_protocol_adapters`` hook to teach
+    shekel a new provider or gateway path.
+    """
+
+    provider: str = ""
+    """Provider id used for price lookups (genai-prices ids: ``openai``, ``anthropic``...)."""
+
+    path_suffixes: tuple[str, ...] = ()
+    """Request paths this adapter handles, matched at the end of the URL path."""
+
+    def matches(self, path: str) -> bool:
+        return path.endswith(self.path_suffixes)
+
+    @abstractmethod
+    def inspect(self, body: dict[str, Any]) -> RequestInfo:
+        """Read the model, the stream flag and the output limit from a request body."""
+
+    def set_model(self, body: dict[str, Any], model: str) -> None:
+        body["model"] = model
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:  # noqa: B027
+        """Lower the request's output limit to ``tokens`` (strict mode). Protocols without an
+        output limit (embeddings) keep the default, which does nothing."""
+
+    def ask_for_stream_usage(self, body: dict[str, Any]) -> bool:
+        """Make a streamed request report usage; return True if the body had to change and
+        the extra usage event should be hidden from the caller."""
+        return False
+
+    @abstractmethod
+    def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
+        """Usage of a complete (non-streamed) JSON response, or ``None`` if it has none."""
+
+    def model_from_json(self, data: dict[str, Any]) -> str | None:
+        model = data.get("model")
+        return model if isinstance(model, str) else None
+
+    @abstractmethod
+    def new_tally(self, hide_usage: bool) -> StreamTally:
+        """A fresh reader for one streamed response."""
+
+    def estimate_input_tokens(self, body: bytes) -> int:
+        """A conservative guess of the prompt's tokens: one per three bytes of request body."""
+        return max(len(body) // 3, 1)
+
+    def accepts_model(self, model: str) -> bool:
+        """False when ``model`` plainly belongs to another provider (used to reject a fallback
+        to another provider's model)."""
+        return True
+
+
+def split_events(data: bytes) -> list[bytes]:
+    """Whole SSE events of ``data`` (separated by a blank line), without the separator."""
+    if b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
+    return [e for e in data.split(b"\n\n") if e]
+
+
+def event_json(event: bytes) -> Any:
+    """The JSON payload of one SSE event (its ``data:`` lines), or None."""
+    parts = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+    if not parts:
+        return None
+    payload = b"\n".join(parts)
+    if payload == b"[DONE]":
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+def as_int(value: object) -> int:
+    return value if type(value) is int and value > 0 else 0

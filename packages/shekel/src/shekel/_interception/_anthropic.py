@@ -1,0 +1,86 @@
+"""Anthropic's Messages protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._pricing import TokenUsage
+from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, as_int, event_json, split_events
+
+_DELTA_OVERHEAD = 90  # bytes of an Anthropic text delta event that are not text
+
+
+def messages_usage(usage: object) -> TokenUsage | None:
+    """Anthropic reports uncached input apart from cache reads and writes; shekel counts all
+    prompt tokens as input, and says how many were cached."""
+    if not isinstance(usage, dict):
+        return None
+    if "input_tokens" not in usage and "output_tokens" not in usage:
+        return None
+    read = as_int(usage.get("cache_read_input_tokens"))
+    write = as_int(usage.get("cache_creation_input_tokens"))
+    return TokenUsage(
+        input_tokens=as_int(usage.get("input_tokens")) + read + write,
+        output_tokens=as_int(usage.get("output_tokens")),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+class MessagesAdapter(ProtocolAdapter):
+    """``POST .../v1/messages``."""
+
+    provider = "anthropic"
+    path_suffixes = ("/v1/messages",)
+
+    def inspect(self, body: dict[str, Any]) -> RequestInfo:
+        limit = body.get("max_tokens")
+        return RequestInfo(
+            body.get("model"), bool(body.get("stream")), limit if type(limit) is int else None
+        )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        body["max_tokens"] = tokens
+
+    def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
+        return messages_usage(data.get("usage"))
+
+    def accepts_model(self, model: str) -> bool:
+        return model.lower().startswith("claude") or "anthropic" in model.lower()
+
+    def new_tally(self, hide_usage: bool) -> StreamTally:
+        return MessagesTally()
+
+
+class MessagesTally(StreamTally):
+    """message_start carries input usage; message_delta carries cumulative usage (which
+    replaces, never adds to, what came before)."""
+
+    def __init__(self) -> None:
+        self._start: dict[str, Any] = {}
+
+    def events(self, data: bytes) -> bytes:
+        deltas = data.count(b"content_block_delta")
+        if deltas:
+            text_bytes = len(data) - deltas * _DELTA_OVERHEAD
+            self.output_estimate += max(deltas, text_bytes // 4)
+        if b"message_start" in data or b"message_delta" in data:
+            self._read(data)
+        return data
+
+    def _read(self, data: bytes) -> None:
+        for event in split_events(data):
+            payload = event_json(event)
+            if not isinstance(payload, dict):
+                continue
+            kind = payload.get("type")
+            if kind == "message_start" and isinstance(payload.get("message"), dict):
+                message = payload["message"]
+                if isinstance(message.get("model"), str):
+                    self.model = message["model"]
+                if isinstance(message.get("usage"), dict):
+                    self._start = dict(message["usage"])
+                    self.partial = messages_usage(self._start)
+            elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
+                merged = {**self._start, **{k: v for k, v in payload["usage"].items() if v}}
+                self.usage = messages_usage(merged)

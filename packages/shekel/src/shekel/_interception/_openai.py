@@ -1,0 +1,154 @@
+"""OpenAI wire protocols: chat completions, responses and embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._pricing import TokenUsage
+from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, as_int, event_json, split_events
+
+_OTHER_PROVIDERS = ("claude", "gemini", "mistral", "command", "llama")
+
+
+def _chat_usage(usage: object) -> TokenUsage | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    if prompt is None and completion is None:
+        return None
+    in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    return TokenUsage(
+        input_tokens=as_int(prompt),
+        output_tokens=as_int(completion),
+        cache_read_tokens=as_int(in_details.get("cached_tokens")),
+        reasoning_tokens=as_int(out_details.get("reasoning_tokens")),
+    )
+
+
+class _OpenAIAdapter(ProtocolAdapter):
+    provider = "openai"
+
+    def accepts_model(self, model: str) -> bool:
+        return not model.lower().startswith(_OTHER_PROVIDERS)
+
+    def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
+        return _chat_usage(data.get("usage"))
+
+
+class ChatCompletionsAdapter(_OpenAIAdapter):
+    """``POST .../chat/completions`` (also used by most OpenAI-compatible gateways)."""
+
+    path_suffixes = ("/chat/completions",)
+
+    def inspect(self, body: dict[str, Any]) -> RequestInfo:
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        return RequestInfo(
+            body.get("model"), bool(body.get("stream")), limit if type(limit) is int else None
+        )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        if "max_tokens" in body and "max_completion_tokens" not in body:
+            body["max_tokens"] = tokens
+        else:
+            body["max_completion_tokens"] = tokens
+
+    def ask_for_stream_usage(self, body: dict[str, Any]) -> bool:
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            return False
+        body["stream_options"] = {**(options or {}), "include_usage": True}
+        return True
+
+    def new_tally(self, hide_usage: bool) -> StreamTally:
+        return ChatTally(hide_usage)
+
+
+class ChatTally(StreamTally):
+    """Chat completion chunks: one ``data:`` event per chunk, usage on a last extra chunk."""
+
+    def __init__(self, hide_usage: bool) -> None:
+        self.hide_usage = hide_usage
+
+    def events(self, data: bytes) -> bytes:
+        self.output_estimate += data.count(b"data:")
+        if self.model is None or b'"usage":{' in data or b'"usage": {' in data:
+            return self._inspect(data)
+        return data
+
+    def _inspect(self, data: bytes) -> bytes:
+        kept: list[bytes] = []
+        dropped = False
+        for event in split_events(data):
+            payload = event_json(event)
+            if isinstance(payload, dict):
+                if self.model is None and isinstance(payload.get("model"), str):
+                    self.model = payload["model"]
+                usage = _chat_usage(payload.get("usage"))
+                if usage is not None:
+                    self.usage = usage
+                    if self.hide_usage and not payload.get("choices"):
+                        dropped = True
+                        continue
+            kept.append(event)
+        if not dropped:
+            return data
+        return b"".join(e + b"\n\n" for e in kept)
+
+
+class ResponsesAdapter(_OpenAIAdapter):
+    """``POST .../responses`` (the Responses API)."""
+
+    path_suffixes = ("/responses",)
+
+    def inspect(self, body: dict[str, Any]) -> RequestInfo:
+        limit = body.get("max_output_tokens")
+        return RequestInfo(
+            body.get("model"), bool(body.get("stream")), limit if type(limit) is int else None
+        )
+
+    def set_max_output(self, body: dict[str, Any], tokens: int) -> None:
+        body["max_output_tokens"] = tokens
+
+    def new_tally(self, hide_usage: bool) -> StreamTally:
+        return ResponsesTally()
+
+
+_FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
+
+
+class ResponsesTally(StreamTally):
+    """Responses events: text deltas, then a final event carrying the whole response."""
+
+    def events(self, data: bytes) -> bytes:
+        self.output_estimate += data.count(b"output_text.delta")
+        if (self.model is None and b"response.created" in data) or any(
+            name in data for name in _FINAL_EVENTS
+        ):
+            self._read(data)
+        return data
+
+    def _read(self, data: bytes) -> None:
+        for event in split_events(data):
+            payload = event_json(event)
+            if not isinstance(payload, dict) or not isinstance(payload.get("response"), dict):
+                continue
+            response = payload["response"]
+            if isinstance(response.get("model"), str):
+                self.model = response["model"]
+            usage = _chat_usage(response.get("usage"))
+            if usage is not None:
+                self.usage = usage
+
+
+class EmbeddingsAdapter(_OpenAIAdapter):
+    """``POST .../embeddings``: input tokens only."""
+
+    path_suffixes = ("/embeddings",)
+
+    def inspect(self, body: dict[str, Any]) -> RequestInfo:
+        return RequestInfo(body.get("model"), False, 0)
+
+    def new_tally(self, hide_usage: bool) -> StreamTally:
+        return ResponsesTally()

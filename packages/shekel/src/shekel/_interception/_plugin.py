@@ -1,0 +1,21 @@
+"""shekel's built-in interception, registered like any plugin (entry point ``shekel``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .._plugins import hookimpl
+from ._adapter import ProtocolAdapter
+from ._anthropic import MessagesAdapter
+from ._httpx_patch import install
+from ._openai import ChatCompletionsAdapter, EmbeddingsAdapter, ResponsesAdapter
+
+
+@hookimpl
+def shekel_install() -> None:
+    install()
+
+
+@hookimpl
+def shekel_protocol_adapters() -> Sequence[ProtocolAdapter]:
+    return [ChatCompletionsAdapter(), ResponsesAdapter(), EmbeddingsAdapter(), MessagesAdapter()]
