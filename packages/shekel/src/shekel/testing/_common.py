@@ -55,7 +55,9 @@ def resolve_turn(
         output_tokens = default_output_tokens
     input_tokens = default_input_tokens if reply.input_tokens is None else reply.input_tokens
     reasoning_tokens = reply.reasoning_tokens
-    truncated = max_tokens is not None and output_tokens > max_tokens
+    truncated = (
+        not reply.ignore_max_tokens and max_tokens is not None and output_tokens > max_tokens
+    )
     if truncated:
         assert max_tokens is not None
         output_tokens = max(max_tokens, 0)

@@ -47,6 +47,8 @@ class Reply:
     ``latency`` delays the response headers, ``chunk_delay`` sleeps before every streamed
     content chunk, and ``drop_after_chunks`` closes the connection abruptly after that many
     content chunks of a stream (for a non-streamed request: after half of the JSON body).
+    ``ignore_max_tokens`` makes the reply disregard the request's output limit, like a
+    misbehaving gateway (to test that a strict budget cuts such a stream off itself).
     """
 
     text: str | None = None
@@ -59,6 +61,7 @@ class Reply:
     chunk_delay: float = 0.0
     drop_after_chunks: int | None = None
     fault: Fault | None = None
+    ignore_max_tokens: bool = False
 
     def __post_init__(self) -> None:
         counts = {

@@ -1,0 +1,165 @@
+"""Shared timing helpers and the JSON shape every ``bench_*.py`` script prints.
+
+Standard library only: the incumbent runner imports this module inside a throwaway virtual
+environment that has no shekel-workspace packages in it.
+
+Contract of a benchmark script (``benchmarks/bench_<suite>.py``), so ``run_all.py`` can merge it:
+
+* run as ``python benchmarks/bench_<suite>.py [--quick]``;
+* print exactly one JSON document to stdout: ``{"suite": "<suite>", "figures": [figure, ...]}``
+  (progress and logs go to stderr);
+* each figure is built with :func:`figure` (see its docstring for the fields).
+
+Timing: ``time.perf_counter_ns`` around a loop of ``n`` operations, repeated; the garbage
+collector stays enabled (it is part of the real cost of allocating records). We report the
+median and the min (and max) over the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def time_per_op_us(
+    run: Callable[[int], object], n: int, repeats: int, warmup: int | None = None
+) -> list[float]:
+    """Microseconds per operation of ``run(n)`` (which performs ``n`` operations), per repeat."""
+    run(warmup if warmup is not None else max(n // 10, 1))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        run(n)
+        samples.append((time.perf_counter_ns() - t0) / n / 1_000)
+    return samples
+
+
+def ops_per_second(
+    make_worker: Callable[[], Callable[[int], object]],
+    threads: int,
+    n_per_thread: int,
+    repeats: int,
+) -> list[float]:
+    """Aggregate operations per second of ``threads`` threads, each running ``worker(n)``.
+
+    All threads wait on a barrier; the clock runs from its release until the last one ends.
+    ``make_worker`` is called once per thread (in the main thread) before the clock starts.
+    """
+    make_worker()(max(n_per_thread // 10, 1))  # warm-up
+    samples = []
+    for _ in range(repeats):
+        workers = [make_worker() for _ in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+        errors: list[BaseException] = []
+
+        def body(worker: Callable[[int], object], barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                worker(n_per_thread)
+            except BaseException as exc:  # reported after the run
+                errors.append(exc)
+
+        pool = [threading.Thread(target=body, args=(w,)) for w in workers]
+        for t in pool:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter_ns()
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter_ns() - t0
+        if errors:
+            raise errors[0]
+        samples.append(threads * n_per_thread / (elapsed / 1e9))
+    return samples
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+    }
+
+
+# -- figures ----------------------------------------------------------------------------------
+
+LOWER_IS_BETTER = ("µs/op", "ms/op", "MB")
+
+
+def figure(
+    key: str,
+    label: str,
+    unit: str,
+    samples: list[float] | None = None,
+    *,
+    value: float | None = None,
+    goal: tuple[str, float] | None = None,
+    incumbent: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One benchmark figure.
+
+    Fields: ``key``, ``label``, ``unit`` (``µs/op``, ``ops/s`` or ``MB``), ``median``, ``min``,
+    ``max`` and ``repeats`` (or just ``median`` for a single measurement given as ``value``),
+    ``goal`` (``{"op": "<=", "value": 3.0}`` or null) and ``meets_goal`` (judged on the
+    median), ``incumbent`` (``{"name", "available", "median", "min", ...}`` or null; when the
+    incumbent could not be measured, ``available`` is false with a ``reason``) and
+    ``ratio_vs_incumbent``: how many times better shekel is (incumbent time / shekel time, or
+    shekel throughput / incumbent throughput; > 1 means shekel is faster), on the medians.
+    """
+    out: dict[str, Any] = {"key": key, "label": label, "unit": unit}
+    if samples is not None:
+        out.update(stats(samples))
+        out["repeats"] = len(samples)
+    else:
+        out["median"] = value
+    if params:
+        out["params"] = params
+    out["goal"] = None if goal is None else {"op": goal[0], "value": goal[1]}
+    out["meets_goal"] = None if goal is None else _meets(out["median"], goal)
+    out["incumbent"] = incumbent
+    out["ratio_vs_incumbent"] = ratio(out, incumbent)
+    if extra:
+        out.update(extra)
+    return out
+
+
+def _meets(median: float | None, goal: tuple[str, float]) -> bool | None:
+    if median is None:
+        return None
+    op, target = goal
+    return median <= target if op == "<=" else median >= target
+
+
+def ratio(ours: dict[str, Any], incumbent: dict[str, Any] | None) -> float | None:
+    if not incumbent or not incumbent.get("available") or not ours.get("median"):
+        return None
+    theirs = incumbent.get("median")
+    if not theirs:
+        return None
+    if ours["unit"] in LOWER_IS_BETTER:
+        return float(theirs) / float(ours["median"])
+    return float(ours["median"]) / float(theirs)
+
+
+def unavailable(name: str, reason: str) -> dict[str, Any]:
+    return {"name": name, "available": False, "reason": reason}
+
+
+def emit(document: dict[str, Any]) -> None:
+    """Print the suite's JSON document on stdout (the only thing a bench script prints there)."""
+    json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,295 @@
+"""The HTTP side of the fake provider: routing, the threaded server and the request handler."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import urlsplit
+
+from shekel.testing import _anthropic_wire as anthropic_wire
+from shekel.testing import _openai_wire as openai_wire
+from shekel.testing._common import JSON, Event, Turn, new_id, resolve_turn
+from shekel.testing._model import RecordedRequest, Reply
+
+if TYPE_CHECKING:
+    from shekel.testing._server import FakeProvider
+
+Dialect = Literal["openai", "anthropic"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Generation:
+    """How one text-generating endpoint reads its request and shapes its answer."""
+
+    max_tokens: Callable[[JSON], int | None]
+    echo_text: Callable[[JSON], str | None]
+    plain: Callable[[JSON, Turn], JSON]
+    stream: Callable[[JSON, Turn], list[Event]]
+
+
+_GENERATIONS: dict[str, _Generation] = {
+    "/v1/chat/completions": _Generation(
+        openai_wire.chat_max_tokens,
+        openai_wire.chat_echo_text,
+        openai_wire.chat_completion,
+        openai_wire.chat_stream,
+    ),
+    "/v1/responses": _Generation(
+        openai_wire.responses_max_tokens,
+        openai_wire.responses_echo_text,
+        openai_wire.response_object,
+        openai_wire.responses_stream,
+    ),
+    "/v1/messages": _Generation(
+        anthropic_wire.max_tokens,
+        anthropic_wire.echo_text,
+        anthropic_wire.message,
+        anthropic_wire.message_stream,
+    ),
+}
+_EMBEDDINGS = "/v1/embeddings"
+_COUNT_TOKENS = "/v1/messages/count_tokens"
+
+
+class Server(ThreadingHTTPServer):
+    """A thread per connection; tracks open connections so stop() can cut idle ones."""
+
+    daemon_threads = True
+    request_queue_size = 128  # many clients connect at once in concurrency tests
+
+    def __init__(self, address: tuple[str, int], provider: FakeProvider) -> None:
+        self.provider = provider
+        self._connections: set[socket.socket] = set()
+        self._connections_changed = threading.Condition()
+        self.connections_accepted = 0
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would look up the host's FQDN, which can stall offline.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = host.decode() if isinstance(host, bytes | bytearray) else str(host)
+        self.server_port = int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_changed:
+            self._connections.add(request)
+            self.connections_accepted += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self._connections_changed:
+            self._connections.discard(request)
+            self._connections_changed.notify_all()
+
+    def close_connections(self, timeout: float) -> None:
+        """Cut every open (e.g. idle keep-alive) connection and wait for its thread to end."""
+        with self._connections_changed:
+            for connection in list(self._connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._connections_changed.wait_for(lambda: not self._connections, timeout)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # the client went away; nothing to report
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "shekel-fake-provider/1"
+    disable_nagle_algorithm = True  # streamed events must leave at once, not wait for ACKs
+    timeout = 120.0  # idle keep-alive connections are closed after this
+
+    @property
+    def _provider(self) -> FakeProvider:
+        return cast(Server, self.server).provider
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self._provider.log_requests:
+            super().log_message(format, *args)
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    # -- request side ------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True  # cannot tell where the next request starts
+            return b""
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self) -> None:
+        try:
+            self._serve_one()
+        except OSError:  # the client went away, or stop() cut the connection
+            self.close_connection = True
+
+    def _serve_one(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        raw = self._read_body()
+        body: JSON = {}
+        valid = True
+        if raw.strip():
+            try:
+                decoded = json.loads(raw)
+            except ValueError:
+                decoded = None
+            valid = isinstance(decoded, dict)
+            body = decoded if isinstance(decoded, dict) else {}
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        dialect: Dialect = (
+            "anthropic"
+            if path.startswith("/v1/messages") or "anthropic-version" in headers
+            else "openai"
+        )
+        known = self.command == "POST" and (
+            path in _GENERATIONS or path in (_EMBEDDINGS, _COUNT_TOKENS)
+        )
+        consume = known and valid and path != _COUNT_TOKENS
+        recorded = RecordedRequest(path=path, body=body, headers=headers, method=self.command)
+        queued, default_in, default_out = self._provider._arrive(recorded, consume=consume)
+
+        if not known:
+            self._send_error(dialect, 404, f"Unknown endpoint: {self.command} {path}")
+            return
+        if not valid:
+            self._send_error(dialect, 400, "The request body must be a JSON object.")
+            return
+        if path == _COUNT_TOKENS:
+            self._send_json(dialect, 200, anthropic_wire.count_tokens(body))
+            return
+
+        reply = queued if queued is not None else Reply()
+        if reply.latency:
+            time.sleep(reply.latency)
+        if reply.fault is not None:
+            fault = reply.fault
+            message = fault.message or f"Fake provider error {fault.status}."
+            extra = []
+            if fault.retry_after is not None:
+                extra = [
+                    ("retry-after", f"{fault.retry_after:g}"),
+                    ("retry-after-ms", str(round(fault.retry_after * 1000))),
+                ]
+            self._send_error(dialect, fault.status, message, extra)
+            return
+        if path == _EMBEDDINGS:
+            tokens = default_in if reply.input_tokens is None else reply.input_tokens
+            self._send_json(dialect, 200, openai_wire.embeddings(body, tokens), reply)
+            return
+
+        generation = _GENERATIONS[path]
+        echoed = generation.echo_text(body) if self._provider.echo else None
+        turn = resolve_turn(
+            reply,
+            fallback_text=echoed or self._provider.default_text,
+            default_input_tokens=default_in,
+            default_output_tokens=default_out,
+            max_tokens=generation.max_tokens(body),
+        )
+        if body.get("stream") is True:
+            self._send_stream(dialect, generation.stream(body, turn), reply)
+        else:
+            self._send_json(dialect, 200, generation.plain(body, turn), reply)
+
+    # -- response side -----------------------------------------------------------------------
+
+    def _start(self, dialect: Dialect, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        self.send_response(status)
+        request_id = new_id("req_")
+        self.send_header("request-id" if dialect == "anthropic" else "x-request-id", request_id)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send_json(
+        self, dialect: Dialect, status: int, obj: JSON, reply: Reply | None = None
+    ) -> None:
+        data = json.dumps(obj).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        self._start(dialect, status, headers)
+        if reply is not None and reply.drop_after_chunks is not None:
+            self.wfile.write(data[: len(data) // 2])
+            self._abort()
+            return
+        self.wfile.write(data)
+
+    def _send_error(
+        self,
+        dialect: Dialect,
+        status: int,
+        message: str,
+        extra: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        shape = anthropic_wire.error_body if dialect == "anthropic" else openai_wire.error_body
+        data = json.dumps(shape(status, message)).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        self._start(dialect, status, [*headers, *extra])
+        self.wfile.write(data)
+
+    def _send_stream(self, dialect: Dialect, events: list[Event], reply: Reply) -> None:
+        headers = [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("Transfer-Encoding", "chunked"),
+        ]
+        self._start(dialect, 200, headers)
+        limit = reply.drop_after_chunks
+        sent = 0
+        for event in events:
+            if limit is not None and event.kind != "pre" and sent >= limit:
+                self._abort()
+                return
+            if event.kind == "content":
+                if reply.chunk_delay:
+                    time.sleep(reply.chunk_delay)
+                sent += 1
+            # one SSE event per HTTP chunk, in a single send
+            self.wfile.write(b"%X\r\n%s\r\n" % (len(event.payload), event.payload))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _abort(self) -> None:
+        """Cut the connection mid-response, so the client sees an incomplete body."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
