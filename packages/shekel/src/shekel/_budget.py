@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from . import _render
 from ._config import MAX_DEPTH, BudgetConfig, build_config, reject_unknown
-from ._context import ACTIVE
+from ._context import ACTIVE, current_owner
 from ._errors import (
     BudgetConfigError,
     BudgetExceededError,
@@ -93,6 +93,7 @@ class Budget:
         self._fallback_spent: Nanos = 0
         self._watching = self._config.warn_at is not None or self._config.fallback is not None
         self._full_name = self.name or "budget"
+        self._pending: set[Any] = set()
         self._auto_name_children = False
         self._auto_suffix = False
 
@@ -228,6 +229,8 @@ class Budget:
             self._entries -= 1
             if self.parent is not None:
                 self.parent._active_children.remove(self)
+        if exc is not None and self._pending:
+            self._settle_interrupted()
         ACTIVE.set(self.parent)
         if LISTENING.shekel_budget_exited:
             plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
@@ -242,6 +245,27 @@ class Budget:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+    def add_pending(self, spend: Any) -> None:
+        """Register spend that started but is not recorded yet (a stream being read).
+
+        ``spend`` needs ``owner`` (an identity of the thread or task that started it) and
+        ``interrupt()``. If this budget's block ends with an exception in that same thread or
+        task, ``interrupt()`` is called so the spend is recorded before the error propagates.
+        """
+        with self._lock:
+            self._pending.add(spend)
+
+    def discard_pending(self, spend: Any) -> None:
+        with self._lock:
+            self._pending.discard(spend)
+
+    def _settle_interrupted(self) -> None:
+        here = current_owner()
+        with self._lock:
+            mine = [p for p in self._pending if p.owner == here]
+        for spend in mine:
+            spend.interrupt()
 
     def _attach(self, parent: Budget) -> None:
         if self.parent is parent:

@@ -7,6 +7,8 @@ workflow can each have their own child of a shared parent.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,3 +22,12 @@ def current_budget() -> Budget | None:
     """The innermost budget active in this thread or task, or ``None``."""
     budget: Budget | None = ACTIVE.get()
     return budget
+
+
+def current_owner() -> tuple[int, int]:
+    """Identity of the running thread and asyncio task (0 outside a task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return threading.get_ident(), id(task) if task is not None else 0

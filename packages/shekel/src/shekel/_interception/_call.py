@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 from .._budget import Budget
+from .._context import current_owner
 from .._errors import (
     BudgetConfigError,
     BudgetExceededError,
@@ -40,8 +41,10 @@ class InterceptedCall:
         "model",
         "on_fallback",
         "output_allowed",
+        "owner",
         "settled",
         "stream",
+        "tally",
     )
 
     def __init__(self, budget: Budget, adapter: ProtocolAdapter) -> None:
@@ -55,6 +58,8 @@ class InterceptedCall:
         self.stream = False
         self.body_size = 0
         self.hide_usage = False
+        self.owner: tuple[int, int] | None = None
+        self.tally: StreamTally | None = None
 
     # -- before sending ----------------------------------------------------------------
 
@@ -130,10 +135,25 @@ class InterceptedCall:
 
     # -- after the response ------------------------------------------------------------
 
+    def watch(self, tally: StreamTally | None) -> None:
+        """A stream is being read: have the budget record it if its block fails first."""
+        self.tally = tally
+        self.owner = current_owner()
+        self.budget.add_pending(self)
+
+    def interrupt(self) -> None:
+        """The budget's block ended with an exception while this stream was open."""
+        if self.tally is not None:
+            self.settle_stream(self.tally, complete=False, raise_over=False)
+        else:
+            usage = TokenUsage(self.estimated_prompt(), 0)
+            self.settle(usage, None, estimated=True, raise_over=False)
+
     def release(self) -> None:
         """Nothing was spent (the request failed before reaching the model)."""
         if not self.settled:
             self.settled = True
+            self.budget.discard_pending(self)
             if self.hold is not None:
                 self.budget.release(self.hold)
 
@@ -153,6 +173,8 @@ class InterceptedCall:
         if self.settled:
             return
         self.settled = True
+        if self.owner is not None:
+            self.budget.discard_pending(self)
         missing = usage is None
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)

@@ -134,6 +134,7 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
     if streamed:
         tally = adapter.new_tally(call.hide_usage) if is_sse else None
         response.stream = _tap_class(tap, response)(call, tally, response.stream)
+        call.watch(tally)
         return
     content = response.content
     if is_sse:
