@@ -94,6 +94,8 @@ class Budget:
         self._watching = self._config.warn_at is not None or self._config.fallback is not None
         self._full_name = self.name or "budget"
         self._pending: set[Any] = set()
+        self._strict = self._config.strict
+        self._refuses_unknown = self._config.unknown_models == "error"
         self._auto_name_children = False
         self._auto_suffix = False
 
@@ -174,7 +176,8 @@ class Budget:
     @property
     def spent_by_children(self) -> float:
         """USD recorded in this budget's children (and their children)."""
-        return sum((c.spent for c in list(self.children)), 0.0)
+        # Sum in nano-dollars: adding the children's floats would drift (10 x $0.10 != $1).
+        return nanos_to_usd(sum(c._ledger.read(c._account).used[0] for c in list(self.children)))
 
     @property
     def model_switched(self) -> bool:
@@ -277,6 +280,14 @@ class Budget:
                 f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; it cannot be "
                 f"entered inside {parent.full_name!r}. Create a separate budget for each place"
             )
+        state = self._ledger.read(self._account)
+        if any(state.used) or any(state.reserved):
+            # Its past spend never reached ``parent``: nesting it would break the parent's totals.
+            raise BudgetConfigError(
+                f"budget {self.full_name!r} already holds spend recorded outside "
+                f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
+                "create a new budget for this place"
+            )
         if parent._auto_name_children and self.name is None:
             self.name = f"budget-{len(parent.children) + 1}"
         if self.name is None or parent.name is None:
@@ -307,6 +318,8 @@ class Budget:
         self._depth = depth
         self._lineage = (self, *parent._lineage)
         self._full_name = f"{parent._full_name}.{self.name}"
+        self._strict = self._config.strict or parent._strict
+        self._refuses_unknown = self._refuses_unknown or parent._refuses_unknown
         self._chain = (self._account, *parent._chain)
 
     def _autocap(self, parent: Budget) -> None:
@@ -365,14 +378,20 @@ class Budget:
         to ``input_tokens + output_tokens``. The spend is recorded first, then
         ``BudgetExceededError`` is raised if a limit is now exceeded.
         """
-        self._check_not_locked()
+        current = ACTIVE.get()
+        if current is not self and current is not None:  # the usual cases need no more checks
+            self._check_not_locked()
         if not (
             type(input_tokens) is int
             and type(output_tokens) is int
             and type(cached_input_tokens) is int
             and type(llm_calls) is int
             and (tokens is None or type(tokens) is int)
-            and min(input_tokens, output_tokens, cached_input_tokens, llm_calls, tokens or 0) >= 0
+            and input_tokens >= 0
+            and output_tokens >= 0
+            and cached_input_tokens >= 0
+            and llm_calls >= 0
+            and (tokens is None or tokens >= 0)
         ):
             _check_counts(
                 input_tokens=input_tokens,
@@ -403,6 +422,7 @@ class Budget:
         The price is ``usd``, else ``tool_prices[tool_name]``, else 0. Raises
         ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
         """
+        self._check_not_locked()
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
         if over is not None:
@@ -462,10 +482,13 @@ class Budget:
             if cost is None:
                 priced, cost = False, 0
         counted = usage.total_tokens if tokens is None else tokens
-        over = self._settle(hold, cost, counted, llm_calls)
+        if hold is None:  # ``_settle``, inlined on the hot path
+            over = self._ledger.record(self._chain, cost, counted, llm_calls)
+        else:
+            over = self._ledger.commit(hold, cost, counted, llm_calls)
         call = CallRecord(
             next_sequence(),
-            self.full_name,
+            self._full_name,
             model,
             usage.input_tokens,
             usage.output_tokens,
@@ -615,12 +638,12 @@ class Budget:
     @property
     def strict(self) -> bool:
         """True when this budget or an ancestor was created with ``strict=True``."""
-        return any(b._config.strict for b in self._lineage)
+        return self._strict
 
     @property
     def refuses_unknown_models(self) -> bool:
         """True when this budget or an ancestor has ``unknown_models='error'``."""
-        return any(b._config.unknown_models == "error" for b in self._lineage)
+        return self._refuses_unknown
 
     def exhausted_error(self, detail: str) -> BudgetExceededError:
         """An error naming the budget of this chain with the least USD left, for a stop that

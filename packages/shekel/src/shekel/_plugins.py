@@ -7,6 +7,7 @@ the recording path is guarded by a plain attribute read of :data:`LISTENING`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import pluggy
@@ -47,6 +48,9 @@ class _Listening:
 
 LISTENING: Final = _Listening()
 
+CHANGE_LISTENERS: Final[list[Callable[[], object]]] = []
+"""Called whenever a plugin is registered or unregistered (caches that depend on plugins)."""
+
 
 class ShekelPluginManager(pluggy.PluginManager):
     """A pluggy manager that keeps :data:`LISTENING` and other caches up to date."""
@@ -70,6 +74,8 @@ class ShekelPluginManager(pluggy.PluginManager):
         self.generation += 1
         for flag in _Listening.__slots__:
             setattr(LISTENING, flag, bool(getattr(self.hook, flag).get_hookimpls()))
+        for listener in CHANGE_LISTENERS:
+            listener()
 
 
 _manager: ShekelPluginManager | None = None

@@ -8,7 +8,6 @@ genai-prices is imported on the first lookup, never at ``import shekel``.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Final
 
 from ._errors import BudgetConfigError, UnknownModelError
 from ._money import Nanos, is_finite_number
+from ._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
 
 PICOS_PER_NANO: Final = 1000
 _PICO_PER_TOKEN_PER_USD_PER_MTOK: Final = Decimal(1_000_000)  # $1/MTok = 1e6 pico-USD per token
@@ -170,33 +170,21 @@ def compile_price_table(prices: Mapping[str, Any] | None) -> dict[str, Rate]:
 
 _MISSING: Final = Rate(0, 0, 0, 0, "unknown")
 _cache: dict[tuple[str, str | None], Rate] = {}
-_cache_generation = -1
-_cache_lock = threading.Lock()
+CHANGE_LISTENERS.append(_cache.clear)  # a plugin registered later may price models differently
 
 
 def lookup_rate(model: str, provider: str | None) -> Rate | None:
     """The shared (plugin, then genai-prices) rate of ``model``, or ``None`` if nobody knows it."""
-    from ._plugins import plugin_manager
-
-    manager = plugin_manager()
-    global _cache_generation
     key = (model, provider)
-    if _cache_generation == manager.generation:
-        hit = _cache.get(key)
-        if hit is not None:
-            return None if hit is _MISSING else hit
-    rate = _resolve(model, provider)
-    with _cache_lock:
-        if _cache_generation != manager.generation:
-            _cache.clear()
-            _cache_generation = manager.generation
-        _cache[key] = _MISSING if rate is None else rate
-    return rate
+    hit = _cache.get(key)
+    if hit is None:
+        rate = _resolve(model, provider)
+        _cache[key] = hit = _MISSING if rate is None else rate
+    return None if hit is _MISSING else hit
 
 
 def _resolve(model: str, provider: str | None) -> Rate | None:
-    from ._plugins import LISTENING, plugin_manager
-
+    plugin_manager()  # entry-point plugins must be loaded before anything is cached
     if LISTENING.shekel_model_price:
         answer = plugin_manager().hook.shekel_model_price(model=model, provider=provider)
         if answer is not None:

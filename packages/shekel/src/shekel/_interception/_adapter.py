@@ -8,6 +8,7 @@ response, JSON or server-sent events, into a :class:`~shekel.TokenUsage`.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,20 @@ class ProtocolAdapter(ABC):
     def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
         """Usage of a complete (non-streamed) JSON response, or ``None`` if it has none."""
 
+    def read_response(self, content: bytes) -> tuple[TokenUsage | None, str | None]:
+        """Usage and model of a JSON response body, decoding only the parts needed when the
+        body has the usual shape (the whole body otherwise)."""
+        usage = peek_object(content, b'"usage"')
+        if usage is not None:
+            return self.usage_from_json({"usage": usage}), peek_string(content, b'"model"')
+        try:
+            data = json.loads(content) if content else None
+        except ValueError:
+            return None, None
+        if not isinstance(data, dict):
+            return None, None
+        return self.usage_from_json(data), self.model_from_json(data)
+
     def model_from_json(self, data: dict[str, Any]) -> str | None:
         model = data.get("model")
         return model if isinstance(model, str) else None
@@ -120,3 +135,41 @@ def event_json(event: bytes) -> Any:
 
 def as_int(value: object) -> int:
     return value if type(value) is int and value > 0 else 0
+
+
+_DECODER = json.JSONDecoder()
+_STRING_AFTER: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def peek_string(data: bytes, key: bytes) -> str | None:
+    """The first string value of ``key`` (a quoted JSON key) in a JSON document, found without
+    decoding the rest. Keys inside string values cannot match: their quotes are escaped."""
+    pattern = _STRING_AFTER.get(key)
+    if pattern is None:
+        pattern = _STRING_AFTER[key] = re.compile(re.escape(key) + rb'\s*:\s*"((?:[^"\\]|\\.)*)"')
+    found = pattern.search(data)
+    if found is None:
+        return None
+    raw = found.group(1)
+    try:
+        return raw.decode() if b"\\" not in raw else str(json.loads(b'"' + raw + b'"'))
+    except ValueError:
+        return None
+
+
+def peek_object(data: bytes, key: bytes) -> dict[str, Any] | None:
+    """The object value of the last ``key`` in a JSON document (usage sits at the end of
+    provider responses), or None when it is absent, null or not where expected."""
+    at = data.rfind(key)
+    if at < 0:
+        return None
+    start = at + len(key)
+    while start < len(data) and data[start] in b" \t\r\n:":
+        start += 1
+    if start >= len(data) or data[start] != ord("{"):
+        return None
+    try:
+        value, _ = _DECODER.raw_decode(data[start:].decode())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -22,7 +22,7 @@ from .._errors import (
 from .._ledger import UNLIMITED, Hold
 from .._money import Nanos
 from .._pricing import Rate, TokenUsage
-from ._adapter import ProtocolAdapter, StreamTally
+from ._adapter import ProtocolAdapter, StreamTally, peek_string
 
 
 class UsageMissingWarning(UserWarning):
@@ -68,11 +68,21 @@ class InterceptedCall:
 
         Raises ``BudgetExceededError`` (nothing sent, nothing held) when the call may not go.
         """
+        self.body_size = len(content)
+        adapter, budget = self.adapter, self.budget
+        if (
+            b'"stream"' not in content
+            and not budget.strict
+            and not budget.refuses_unknown_models
+            and budget.fallback_model() is None
+        ):
+            # The common case needs no rewrite: read the model without decoding the body.
+            self.model = peek_string(content, b'"model"')
+            self.hold = budget.hold(0, 0, 1, need_headroom=True)
+            return None
         body = json.loads(content) if content else {}
         if not isinstance(body, dict):
             return None
-        self.body_size = len(content)
-        adapter, budget = self.adapter, self.budget
         info = adapter.inspect(body)
         model = info.model if isinstance(info.model, str) else None
         self.stream = info.stream
@@ -90,10 +100,12 @@ class InterceptedCall:
                 model, changed = fallback, True
             self.on_fallback = True
         self.model = model
-        rate = None if model is None else budget.rate_for(model, adapter.provider)
-        if rate is None and model is not None and budget.refuses_unknown_models:
-            raise UnknownModelError(model, adapter.provider)
-        if budget.strict:
+        strict = budget.strict
+        if strict or budget.refuses_unknown_models:
+            rate = None if model is None else budget.rate_for(model, adapter.provider)
+            if rate is None and model is not None:
+                raise UnknownModelError(model, adapter.provider)
+        if strict:
             limit = self._reserve_strict(rate, model, info.max_output_tokens, content)
             if limit is not None:
                 adapter.set_max_output(body, limit)

@@ -19,7 +19,7 @@ from .._context import ACTIVE
 from .._errors import ShekelError
 from .._plugins import plugin_manager
 from ._adapter import ProtocolAdapter
-from ._call import InterceptedCall, response_json
+from ._call import InterceptedCall
 from ._streams import AsyncTap, SyncTap
 
 HTTP_LIBRARIES: Final = ("httpx", "httpx2")
@@ -130,21 +130,19 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         call.release()
         return
     adapter = call.adapter
-    is_sse = "text/event-stream" in response.headers.get("content-type", "")
     if streamed:
+        is_sse = "text/event-stream" in response.headers.get("content-type", "")
         tally = adapter.new_tally(call.hide_usage) if is_sse else None
         response.stream = _tap_class(tap, response)(call, tally, response.stream)
         call.watch(tally)
         return
     content = response.content
-    if is_sse:
+    if content.startswith((b"data:", b"event:", b":")):  # an event stream read in one go
         tally = adapter.new_tally(False)
         tally.events(content)
         call.settle_stream(tally, complete=True, raise_over=True)
         return
-    data = response_json(content)
-    usage = adapter.usage_from_json(data) if isinstance(data, dict) else None
-    model = adapter.model_from_json(data) if isinstance(data, dict) else None
+    usage, model = adapter.read_response(content)
     call.settle(usage, model, output_guess=len(content) // 4)
 
 
