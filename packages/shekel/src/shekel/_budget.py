@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from . import _render
 from ._config import MAX_DEPTH, BudgetConfig, build_config, reject_unknown
-from ._context import ACTIVE, current_owner
+from ._context import ACTIVE, PROCESS_ROOT, current_owner
 from ._errors import (
     BudgetConfigError,
     BudgetExceededError,
@@ -86,6 +86,8 @@ class Budget:
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
         self._chain: tuple[Any, ...] = (self._account,)
+        # The ``prices`` tables of the lineage, innermost first (rebuilt only when attached).
+        self._price_tables: list[dict[str, Rate]] = [self._config.prices]
         self._history = SpendHistory(self._config.history_size)
         self._lock = threading.Lock()
         self._warned = False
@@ -203,6 +205,8 @@ class Budget:
 
     def __enter__(self) -> Budget:
         parent: Budget | None = ACTIVE.get()
+        if parent is None and PROCESS_ROOT[0] is not self:
+            parent = PROCESS_ROOT[0]
         with _TREE_LOCK:
             if parent is not None:
                 self._attach(parent)
@@ -317,6 +321,7 @@ class Budget:
         parent._child_names[self.name] = self
         self._depth = depth
         self._lineage = (self, *parent._lineage)
+        self._price_tables = [self._config.prices, *parent._price_tables]
         self._full_name = f"{parent._full_name}.{self.name}"
         self._strict = self._config.strict or parent._strict
         self._refuses_unknown = self._refuses_unknown or parent._refuses_unknown
@@ -412,7 +417,7 @@ class Budget:
             model,
             provider,
             cost=cost,
-            tokens=usage.total_tokens if tokens is None else tokens,
+            tokens=input_tokens + output_tokens if tokens is None else tokens,
             llm_calls=llm_calls,
         )
 
@@ -441,14 +446,14 @@ class Budget:
     def rate_for(self, model: str, provider: str | None = None) -> Rate | None:
         """The price used for ``model``: this budget's or an ancestor's ``prices``, then the
         shared sources (plugins, genai-prices). ``None`` when nobody knows it."""
-        return rate_for([b._config.prices for b in self._lineage], model, provider)
+        return rate_for(self._price_tables, model, provider)
 
     def price(self, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
         """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (after the
         unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
         if model is None:
             return None
-        rate = self.rate_for(model, provider)
+        rate = rate_for(self._price_tables, model, provider)  # ``self.rate_for``, inlined
         if rate is not None:
             return rate.cost(usage)
         unknown_model(model, provider, self._config.unknown_models)
@@ -556,7 +561,7 @@ class Budget:
                 )
 
     def _check_not_locked(self) -> None:
-        current = ACTIVE.get()
+        current = ACTIVE.get() or PROCESS_ROOT[0]
         if current is not None and current is not self and self in current._lineage:
             raise RuntimeError(
                 f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "

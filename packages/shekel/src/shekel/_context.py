@@ -17,11 +17,21 @@ if TYPE_CHECKING:
 
 ACTIVE: Final[ContextVar[Any]] = ContextVar("shekel_active_budget", default=None)
 
+PROCESS_ROOT: list[Any] = [None]
+"""A budget that covers the whole process (``shekel run`` sets it): threads that were started
+without a copy of the context, and so see no active budget, count against it."""
+
 
 def current_budget() -> Budget | None:
-    """The innermost budget active in this thread or task, or ``None``."""
-    budget: Budget | None = ACTIVE.get()
+    """The innermost budget active in this thread or task (or the process-wide budget of
+    ``shekel run``), or ``None``."""
+    budget: Budget | None = ACTIVE.get() or PROCESS_ROOT[0]
     return budget
+
+
+def set_process_root(budget: Budget | None) -> None:
+    """Make ``budget`` apply to every thread that has no budget of its own (None to stop)."""
+    PROCESS_ROOT[0] = budget
 
 
 def current_owner() -> tuple[int, int]:

@@ -97,10 +97,12 @@ class BudgetExceededError(ShekelError, RuntimeError):
 
     def _message(self, detail: str | None) -> str:
         who = f"budget {self.budget_name!r}" if self.budget_name else "budget"
-        head = (
-            f"{who} exceeded its {_UNITS.get(self.axis, self.axis)} limit: "
-            f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
-        )
+        unit = _UNITS.get(self.axis, self.axis)
+        used = f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
+        if self.sent or self.spent > self.limit:
+            head = f"{who} exceeded its {unit} limit: {used}"
+        else:
+            head = f"{who} has no room left for this call under its {unit} limit ({used})"
         if self.model:
             head += f" (last call: {self.model}"
             if self.tokens:

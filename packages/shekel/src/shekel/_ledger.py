@@ -97,9 +97,14 @@ class Hold:
         tokens: int,
         calls: int,
         tools: int,
+        generations: tuple[int, ...] | None = None,
     ) -> None:
         self.accounts = tuple(accounts)
-        self.generations = tuple(a.generation for a in accounts)
+        # Read under the ledger's lock: ``generations`` if the caller read them, else here.
+        # (A list comprehension: a generator expression costs twice as much on this hot path.)
+        self.generations = (
+            tuple([a.generation for a in accounts]) if generations is None else generations
+        )
         self.usd, self.tokens, self.calls, self.tools = usd, tokens, calls, tools
         self.settled = False
 
@@ -180,7 +185,14 @@ class Ledger(ABC):
 
 
 class InMemoryLedger(Ledger):
-    """The default ledger: counters in this process, guarded by one lock."""
+    """The default ledger: counters in this process, guarded by one lock.
+
+    The hot methods have a straight-line branch for a one-account chain (a pool, a root
+    budget): CPython hands the GIL to another thread only at calls and backward jumps, so with
+    no call and no loop inside the ``with self._lock`` block a thread is never switched out
+    while holding the lock, and threads hitting one pool do not queue on it. Chains of several
+    accounts take the loop; both branches do exactly the same accounting.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -195,25 +207,69 @@ class InMemoryLedger(Ledger):
     def record(
         self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        with self._lock:
-            for a in accounts:
+        if len(accounts) == 1:
+            (a,) = accounts
+            with self._lock:
                 a.usd += usd
                 a.tokens += tokens
-                a.calls += calls
-                a.tools += tools
-            for i, a in enumerate(accounts):
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
                 if (
                     a.usd > a.cap_usd
                     or a.tokens > a.cap_tokens
                     or a.calls > a.cap_calls
                     or a.tools > a.cap_tools
                 ):
-                    return _overrun_used(i, a)
+                    return _overrun_used(0, a)
+            return None
+        over: Account | None = None
+        lock = self._lock
+        # acquire/release rather than ``with``: half the cost, and this loop lets the GIL go
+        # inside the lock anyway. The hottest path of nested budgets.
+        lock.acquire()
+        try:
+            for a in accounts:
+                a.usd += usd
+                a.tokens += tokens
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
+                if over is None and (
+                    a.usd > a.cap_usd
+                    or a.tokens > a.cap_tokens
+                    or a.calls > a.cap_calls
+                    or a.tools > a.cap_tools
+                ):
+                    over = a  # the innermost account over a cap (its counters are final)
+            if over is not None:
+                return _overrun_used(accounts.index(over), over)
+        finally:
+            lock.release()
         return None
 
     def try_record(
         self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
+        if len(accounts) == 1:
+            (a,) = accounts
+            with self._lock:
+                if (
+                    a.usd + a.r_usd + usd > a.cap_usd
+                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
+                    or (calls and a.calls + a.r_calls + calls > a.cap_calls)
+                    or (tools and a.tools + a.r_tools + tools > a.cap_tools)
+                ):
+                    return _overrun_wanted(0, a, usd, tokens, calls, tools)
+                a.usd += usd
+                a.tokens += tokens
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
+            return None
         with self._lock:
             for a in accounts:
                 if (
@@ -242,6 +298,27 @@ class InMemoryLedger(Ledger):
         *,
         need_headroom: bool = False,
     ) -> Hold | Overrun:
+        if len(accounts) == 1:
+            (a,) = accounts
+            with self._lock:
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > a.cap_usd
+                    or t + tokens > a.cap_tokens
+                    or a.calls + a.r_calls + calls > a.cap_calls
+                    or a.tools + a.r_tools + tools > a.cap_tools
+                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
+                ):
+                    return _overrun_wanted(0, a, usd, tokens, calls, tools, need_headroom)
+                a.r_usd += usd
+                a.r_tokens += tokens
+                if calls:
+                    a.r_calls += calls
+                if tools:
+                    a.r_tools += tools
+                generation = a.generation
+            return Hold(accounts, usd, tokens, calls, tools, (generation,))
         with self._lock:
             for i, a in enumerate(accounts):
                 u = a.usd + a.r_usd
@@ -264,28 +341,59 @@ class InMemoryLedger(Ledger):
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        over: Overrun | None = None
+        accounts = hold.accounts
+        if len(accounts) == 1:
+            (a,) = accounts
+            with self._lock:
+                if not hold.settled:
+                    hold.settled = True
+                    if a.generation == hold.generations[0]:
+                        a.r_usd -= hold.usd
+                        a.r_tokens -= hold.tokens
+                        if hold.calls:
+                            a.r_calls -= hold.calls
+                        if hold.tools:
+                            a.r_tools -= hold.tools
+                a.usd += usd
+                a.tokens += tokens
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
+                if (
+                    a.usd > a.cap_usd
+                    or a.tokens > a.cap_tokens
+                    or a.calls > a.cap_calls
+                    or a.tools > a.cap_tools
+                ):
+                    return _overrun_used(0, a)
+            return None
+        over: Account | None = None
         with self._lock:
             live = not hold.settled
             hold.settled = True
-            for i, a in enumerate(hold.accounts):
-                if live and a.generation == hold.generations[i]:
+            for a, generation in zip(accounts, hold.generations, strict=True):
+                if live and a.generation == generation:
                     a.r_usd -= hold.usd
                     a.r_tokens -= hold.tokens
                     a.r_calls -= hold.calls
                     a.r_tools -= hold.tools
                 a.usd += usd
                 a.tokens += tokens
-                a.calls += calls
-                a.tools += tools
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
                 if over is None and (
                     a.usd > a.cap_usd
                     or a.tokens > a.cap_tokens
                     or a.calls > a.cap_calls
                     or a.tools > a.cap_tools
                 ):
-                    over = _overrun_used(i, a)
-        return over
+                    over = a  # the innermost account over a cap (its counters are final)
+            if over is not None:
+                return _overrun_used(accounts.index(over), over)
+        return None
 
     def release(self, hold: Hold) -> None:
         with self._lock:

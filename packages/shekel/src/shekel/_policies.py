@@ -24,13 +24,18 @@ class WarnCrossing:
 
 
 def warn_crossing(config: BudgetConfig, state: AccountState) -> WarnCrossing | None:
-    """The first capped axis whose use reached ``warn_at`` of its (effective) cap, if any."""
+    """The first capped axis whose use reached ``warn_at`` of its (effective) cap, if any.
+
+    With a USD limit only USD counts: ``on_warn(spent, limit)`` is then always in dollars, as
+    users write it (``f"${spent:.2f} of ${limit:.2f}"``), never a tool-call or token count.
+    """
     warn_at = config.warn_at
     if warn_at is None:
         return None
+    usd_capped = state.caps[0] != UNLIMITED
     for i, axis in enumerate(_AXES):
         cap = state.caps[i]
-        if cap == UNLIMITED:
+        if cap == UNLIMITED or (usd_capped and i > 0):
             continue
         used = state.used[i]
         if used >= cap * warn_at:

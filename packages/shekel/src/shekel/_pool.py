@@ -43,7 +43,11 @@ class PoolReservation:
         if self.committed or self._hold.settled:
             raise RuntimeError("this reservation was already committed or released")
         self.committed = True
-        over = self._pool._ledger.commit(self._hold, _usd(usd), _tokens(tokens))
+        # The common case (a float and an int) is inlined, as in ``BudgetPool.record``.
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        if type(tokens) is not int or tokens < 0:
+            tokens = _tokens(tokens)
+        over = self._pool._ledger.commit(self._hold, nanos, tokens)
         if over is not None:
             raise self._pool._error(over)
 
@@ -99,7 +103,10 @@ class BudgetPool:
 
     def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
         """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
-        result = self._ledger.reserve(self._accounts, _usd(usd), _tokens(tokens))
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        if type(tokens) is not int or tokens < 0:
+            tokens = _tokens(tokens)
+        result = self._ledger.reserve(self._accounts, nanos, tokens)
         if isinstance(result, Overrun):
             raise self._error(result, tokens, usd)
         return PoolReservation(self, result)

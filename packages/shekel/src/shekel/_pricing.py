@@ -59,7 +59,16 @@ class ModelPrice:
     def from_value(cls, model: str, value: ModelPrice | Mapping[str, Any]) -> ModelPrice:
         """Accept a ``ModelPrice`` or a mapping with keys input/output/cached_input/cache_write."""
         if isinstance(value, ModelPrice):
-            return value
+            given = {
+                "input": value.input,
+                "output": value.output,
+                "cached_input": value.cached_input,
+                "cache_write": value.cache_write,
+            }
+            if all(v is None or isinstance(v, Decimal) for v in given.values()):
+                return value
+            # Built with floats or ints (``ModelPrice(input=0.5, output=1.5)``): check and convert.
+            value = {k: v for k, v in given.items() if v is not None}
         if not isinstance(value, Mapping):
             raise BudgetConfigError(
                 f"prices[{model!r}] must be a dict like {{'input': 2.5, 'output': 10.0}} "

@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, Final
 
-from .._context import ACTIVE
+from .._context import ACTIVE, PROCESS_ROOT
 from .._errors import ShekelError
 from .._plugins import plugin_manager
 from ._adapter import ProtocolAdapter
@@ -92,7 +92,7 @@ def adapter_for(path: str) -> ProtocolAdapter | None:
 
 def _begin(request: Any) -> tuple[InterceptedCall, Any] | None:
     """Start tracking ``request`` if a budget is active and it is an LLM call."""
-    budget = ACTIVE.get()
+    budget = ACTIVE.get() or PROCESS_ROOT[0]
     if budget is None or request.method != "POST":
         return None
     adapter = adapter_for(request.url.path)
@@ -164,7 +164,7 @@ def _tap_class(tap: type, response: Any) -> type:
 
 def _make_sync_send(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if ACTIVE.get() is None:
+        if ACTIVE.get() is None and PROCESS_ROOT[0] is None:
             return original(self, request, *args, **kwargs)
         started = _begin(request)
         if started is None:
@@ -186,7 +186,7 @@ def _make_sync_send(original: Any) -> Any:
 
 def _make_async_send(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if ACTIVE.get() is None:
+        if ACTIVE.get() is None and PROCESS_ROOT[0] is None:
             return await original(self, request, *args, **kwargs)
         started = _begin(request)
         if started is None:

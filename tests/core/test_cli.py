@@ -1,0 +1,978 @@
+"""The ``shekel`` command: ``run`` (exit codes, settings, reports), ``models`` and ``estimate``.
+
+Most tests call ``main([...])`` in this process; a few run ``python -m shekel`` as a real
+subprocess. Scripts are written to ``tmp_path`` and spend through ``current_budget().record``,
+which needs no interception; the runaway example goes through the real openai SDK and the
+fake provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shekel._cli import main
+from shekel._cli_config import SETTINGS
+from shekel._pricing import TokenUsage, rate_for
+from shekel.testing import FakeProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "runaway_agent.py"
+ENV_VARS = (
+    "SHEKEL_BUDGET_USD",
+    "SHEKEL_MAX_TOKENS",
+    "SHEKEL_MAX_LLM_CALLS",
+    "SHEKEL_WARN_AT",
+    "SHEKEL_FALLBACK_MODEL",
+    "SHEKEL_FALLBACK_AT",
+    "SHEKEL_STRICT",
+    "SHEKEL_BUDGET_FILE",
+    "OPENAI_BASE_URL",
+)
+
+# A script that prints what the run's budget was configured with, as one JSON line.
+SHOW_CONFIG = """
+import json, shekel
+from shekel._ledger import UNLIMITED
+b = shekel.current_budget()
+caps = b.config.caps
+fb = b.config.fallback
+print(json.dumps({
+    "name": b.full_name,
+    "max_usd": b.max_usd,
+    "max_tokens": None if caps.tokens == UNLIMITED else caps.tokens,
+    "max_llm_calls": None if caps.llm_calls == UNLIMITED else caps.llm_calls,
+    "warn_at": b.config.warn_at,
+    "fallback_model": fb.model if fb else None,
+    "fallback_at": fb.at_pct if fb else None,
+    "strict": b.strict,
+}))
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def script(tmp_path: Path, body: str, name: str = "agent.py") -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return str(path)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def last_json(stderr: str) -> dict[str, Any]:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(extra)
+    return env
+
+
+# -- exit codes -------------------------------------------------------------------------------
+
+
+def test_under_budget_exits_0_with_output_on_stdout_and_summary_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        shekel.current_budget().record(usd=0.25)
+        print("agent finished")
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    assert code == 0
+    assert out == "agent finished\n"
+    assert "Shekel Budget Summary" in err
+    assert "status: ok" in err
+    assert "$0.2500 of $1.0000" in err
+
+
+def test_the_scripts_own_exit_code_is_passed_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, "import sys\nsys.exit(3)\n")
+    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert code == 3
+    report = last_json(err)
+    assert report["exit_code"] == 3
+    assert report["status"] == "ok"
+
+
+def test_sys_exit_with_a_message_prints_it_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, "import sys\nsys.exit('could not find the input file')\n")
+    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    assert code == 1
+    assert "could not find the input file" in err
+    assert out == ""
+
+
+def test_exceeding_the_budget_exits_1_and_reports_exceeded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        for step in range(10):
+            print("step", step, flush=True)
+            shekel.current_budget().record(usd=0.02)
+        print("never printed")
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "0.05", "--output", "json")
+    assert code == 1
+    assert "never printed" not in out
+    assert out.splitlines() == ["step 0", "step 1", "step 2"]
+    report = last_json(err)
+    assert report["status"] == "exceeded"
+    assert report["exit_code"] == 1
+    assert report["spent"] == pytest.approx(0.06)
+    assert report["limit"] == pytest.approx(0.05)
+    assert report["error"]["budget"] == "shekel-run"
+    assert report["error"]["axis"] == "usd"
+    assert report["error"]["sent"] is True
+    assert "shekel-run" in report["error"]["message"]
+
+
+def test_text_report_names_the_limit_that_stopped_the_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, "import shekel\nshekel.current_budget().record(usd=0.5)\n")
+    code, out, err = cli(capsys, "run", agent, "--budget", "0.1")
+    assert code == 1
+    assert out == ""
+    assert "shekel: stopped: 'shekel-run' exceeded its USD limit" in err
+    assert "raise --budget" in err
+    assert "status: exceeded" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("ending", ["pass", "import sys; sys.exit(0)"])
+def test_exit_is_1_when_the_script_caught_the_error_and_ended_normally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ending: str
+) -> None:
+    agent = script(
+        tmp_path,
+        f"""
+        import shekel
+        try:
+            shekel.current_budget().record(usd=2)
+        except shekel.BudgetExceededError:
+            print("caught it, pretending all is well")
+        {ending}
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert code == 1
+    assert "caught it" in out
+    report = last_json(err)
+    assert report["status"] == "exceeded"
+    assert report["script_exit_code"] == 0
+
+
+def test_a_refused_call_counts_as_stopped_even_when_caught_and_under_the_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # max_llm_calls=2: the third call is refused before anything is recorded.
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        b = shekel.current_budget()
+        for _ in range(3):
+            try:
+                b.record_tool_call("search")
+                b.record(usd=0.01)
+            except shekel.BudgetExceededError as e:
+                print("refused:", e.axis)
+                break
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--max-llm-calls", "2", "--output", "json")
+    assert "refused: llm_calls" in out
+    assert code == 1
+    assert last_json(err)["calls"] == 3
+    assert last_json(err)["status"] == "exceeded"
+
+
+def test_an_error_of_the_scripts_own_inner_budget_that_it_catches_is_its_business(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        try:
+            with shekel.budget(max_usd=0.01, name="step"):
+                shekel.current_budget().record(usd=0.02)
+        except shekel.BudgetExceededError as e:
+            print("step over budget:", e.budget_name)
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert out == "step over budget: shekel-run.step\n"
+    assert code == 0
+    assert last_json(err)["status"] == "ok"
+
+
+def test_an_uncaught_exception_prints_the_scripts_traceback_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        def plan():
+            raise ValueError("the planner is confused")
+
+        plan()
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert code == 1
+    assert out == ""
+    assert "Traceback (most recent call last):" in err
+    assert f'File "{agent}", line 5, in <module>' in err
+    assert "ValueError: the planner is confused" in err
+    assert "runpy" not in err
+    assert "_cli_run" not in err
+    report = last_json(err)
+    assert report["status"] == "ok"
+    assert report["exit_code"] == 1
+
+
+def test_a_syntax_error_is_reported_like_python_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, 'print("never closed"\n')
+    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    assert code == 1
+    assert out == ""
+    assert f'File "{agent}", line 1' in err
+    assert "SyntaxError:" in err
+    assert "Traceback" not in err
+
+
+def test_a_budget_error_inside_an_exception_group_counts_as_exceeded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        errors = []
+        try:
+            shekel.current_budget().record(usd=5)
+        except shekel.BudgetExceededError as e:
+            errors.append(e)
+        raise ExceptionGroup("workers failed", [*errors, KeyError("x")])
+        """,
+    )
+    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert code == 1
+    assert "ExceptionGroup: workers failed" in err
+    assert last_json(err)["status"] == "exceeded"
+
+
+def test_keyboard_interrupt_exits_130_and_still_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        "import shekel\nshekel.current_budget().record(usd=0.1)\nraise KeyboardInterrupt\n",
+    )
+    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    assert code == 130
+    assert "KeyboardInterrupt" in err
+    assert last_json(err)["spent"] == pytest.approx(0.1)
+
+
+# -- how the script runs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "{s}", "--budget", "1", "--topic", "cats", "-v"], ["--topic", "cats", "-v"]),
+        (["run", "--budget", "1", "{s}", "--topic", "cats"], ["--topic", "cats"]),
+        (["run", "{s}", "--budget", "1", "--", "--budget", "3"], ["--budget", "3"]),
+        (["run", "--budget=1", "--", "{s}", "--name", "x"], ["--name", "x"]),
+        (["run", "{s}", "a", "--budget", "1", "b", "--", "c"], ["a", "b", "c"]),
+        (["run", "{s}", "--budget", "1", "--", "--"], ["--"]),
+    ],
+)
+def test_script_arguments_pass_through(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: list[str],
+) -> None:
+    agent = script(tmp_path, "import json, sys\nprint(json.dumps(sys.argv))\n")
+    code, out, _ = cli(capsys, *[agent if a == "{s}" else a for a in args])
+    assert code == 0
+    assert json.loads(out) == [agent, *expected]
+
+
+def test_the_script_runs_as_main_with_its_directory_on_sys_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cli_helper_mod_7f3.py").write_text("ANSWER = 42\n")
+    agent = script(
+        tmp_path,
+        """
+        import sys
+        import cli_helper_mod_7f3
+        if __name__ == "__main__":
+            print(cli_helper_mod_7f3.ANSWER, sys.path[0])
+        """,
+    )
+    saved_argv, saved_path = list(sys.argv), list(sys.path)
+    code, out, _ = cli(capsys, "run", agent, "--budget", "1")
+    assert code == 0
+    assert out.split() == ["42", os.path.realpath(tmp_path)]
+    assert sys.argv == saved_argv
+    assert sys.path == saved_path
+
+
+def test_the_scripts_unnamed_budgets_nest_under_the_run_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        for _ in range(2):
+            with shekel.budget(max_usd=5) as b:
+                b.record(usd=0.1)
+                print(b.full_name, b.limit)
+        with shekel.budget(max_usd=5, name="research") as r:
+            print(r.full_name)
+        """,
+    )
+    code, out, err = cli(capsys, "run", agent, "--budget", "0.5", "--output", "json")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "shekel-run.budget-1 0.5",
+        "shekel-run.budget-2 0.4",
+        "shekel-run.research",
+    ]
+    assert last_json(err)["spent"] == pytest.approx(0.2)
+
+
+def test_name_sets_the_run_budgets_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, _ = cli(capsys, "run", agent, "--budget", "1", "--name", "nightly")
+    assert code == 0
+    assert json.loads(out)["name"] == "nightly"
+
+
+def test_a_directory_with_main_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    package = tmp_path / "app"
+    package.mkdir()
+    (package / "__main__.py").write_text("print('app main ran')\n")
+    code, out, _ = cli(capsys, "run", str(package), "--budget", "1")
+    assert code == 0
+    assert out == "app main ran\n"
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def test_json_report_is_one_parseable_line_with_the_budget_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        shekel.current_budget().record(
+            model="gpt-4o-mini", input_tokens=1000, output_tokens=500
+        )
+        print("hello")
+        """,
+    )
+    code, out, err = cli(
+        capsys, "run", agent, "--budget", "1", "--max-tokens", "10000", "--output", "json"
+    )
+    assert code == 0
+    assert out == "hello\n"
+    assert len(err.strip().splitlines()) == 1
+    report = last_json(err)
+    expected = 0.15 * 1000 / 1e6 + 0.60 * 500 / 1e6
+    assert report["spent"] == pytest.approx(expected)
+    assert report["calls"] == 1
+    assert report["tokens"] == 1500
+    assert report["status"] == "ok"
+    assert report["exit_code"] == 0
+    assert report["limits"] == {"usd": 1.0, "tokens": 10000, "llm_calls": None}
+    assert report["budget"]["full_name"] == "shekel-run"
+    assert report["budget"]["by_model"]["gpt-4o-mini"]["calls"] == 1
+    assert report["error"] is None
+
+
+def test_warn_at_prints_a_warning_and_reports_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, "import shekel\nshekel.current_budget().record(usd=0.6)\n")
+    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--warn-at", "0.5")
+    assert code == 0
+    assert out == ""
+    assert "shekel: warning: 'shekel-run' reached 50% of its USD limit" in err
+    assert "status: warn" in err
+    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--warn-at", "0.5", "--output=json")
+    assert code == 0
+    assert last_json(err)["status"] == "warn"
+    assert "warning:" not in err
+
+
+def test_the_fallback_switch_is_announced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        b = shekel.current_budget()
+        b.record(usd=0.6)
+        print(b.fallback_model())
+        """,
+    )
+    args = ["run", agent, "--budget", "1", "--fallback-model", "gpt-4o-mini", "--fallback-at"]
+    code, out, err = cli(capsys, *args, "0.5")
+    assert code == 0
+    assert out == "gpt-4o-mini\n"
+    assert "shekel: switched to the fallback model gpt-4o-mini at $0.6000 of $1.0000" in err
+    assert "status: warn" in err
+
+
+# -- settings: flags > environment > file -------------------------------------------------
+
+
+def test_flags_override_environment_which_overrides_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "shekel.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [budget]
+            max_usd = 3.0
+            max_tokens = 1000
+            max_llm_calls = 5
+            warn_at = 0.5
+            fallback_model = "gpt-4o-mini"
+            fallback_at = 0.6
+            strict = true
+            """
+        )
+    )
+    agent = script(tmp_path, SHOW_CONFIG)
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", "2")
+    monkeypatch.setenv("SHEKEL_MAX_TOKENS", "2000")
+    monkeypatch.setenv("SHEKEL_WARN_AT", "0.7")
+    monkeypatch.setenv("SHEKEL_STRICT", "no")
+    monkeypatch.setenv("SHEKEL_FALLBACK_AT", "")  # empty: unset
+    code, out, err = cli(
+        capsys,
+        "run",
+        agent,
+        "--budget-file",
+        str(config),
+        "--budget",
+        "1",
+        "--warn-at",
+        "0.9",
+        "--output",
+        "json",
+    )
+    assert code == 0, err
+    seen = json.loads(out)
+    assert seen["max_usd"] == 1.0  # flag
+    assert seen["max_tokens"] == 2000  # env
+    assert seen["max_llm_calls"] == 5  # file
+    assert seen["warn_at"] == 0.9  # flag over env and file
+    assert seen["strict"] is False  # env "no" over file true
+    assert seen["fallback_model"] == "gpt-4o-mini"  # file
+    assert seen["fallback_at"] == 0.6  # file: the empty variable does not count
+    report = last_json(err)
+    assert report["limits"] == {"usd": 1.0, "tokens": 2000, "llm_calls": 5}
+    assert report["limit"] == 1.0
+    assert report["strict"] is False
+    assert report["budget"]["fallback_model"] == "gpt-4o-mini"
+
+
+def test_budget_file_from_the_environment_and_flag_precedence_over_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "env.toml"
+    env_file.write_text("[budget]\nmax_usd = 4\nstrict = true\n")
+    flag_file = tmp_path / "flag.toml"
+    flag_file.write_text("[budget]\nmax_llm_calls = 7\n")
+    agent = script(tmp_path, SHOW_CONFIG)
+    monkeypatch.setenv("SHEKEL_BUDGET_FILE", str(env_file))
+    code, out, _ = cli(capsys, "run", agent)
+    assert code == 0
+    assert json.loads(out)["max_usd"] == 4.0
+    assert json.loads(out)["strict"] is True
+    code, out, _ = cli(capsys, "run", agent, "--no-strict")
+    assert json.loads(out)["strict"] is False
+    code, out, _ = cli(capsys, "run", agent, "--budget-file", str(flag_file))
+    assert code == 0
+    seen = json.loads(out)
+    assert seen["max_usd"] is None
+    assert seen["max_llm_calls"] == 7
+
+
+def test_every_environment_variable_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", "$2.50")
+    monkeypatch.setenv("SHEKEL_MAX_TOKENS", "9000")
+    monkeypatch.setenv("SHEKEL_MAX_LLM_CALLS", "12")
+    monkeypatch.setenv("SHEKEL_WARN_AT", "0.25")
+    monkeypatch.setenv("SHEKEL_FALLBACK_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("SHEKEL_FALLBACK_AT", "0.75")
+    monkeypatch.setenv("SHEKEL_STRICT", "ON")
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, err = cli(capsys, "run", agent)
+    assert code == 0, err
+    assert json.loads(out) == {
+        "name": "shekel-run",
+        "max_usd": 2.5,
+        "max_tokens": 9000,
+        "max_llm_calls": 12,
+        "warn_at": 0.25,
+        "fallback_model": "gpt-4o-mini",
+        "fallback_at": 0.75,
+        "strict": True,
+    }
+
+
+def test_fallback_at_defaults_to_0_8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, _ = cli(capsys, "run", agent, "--budget", "1", "--fallback-model", "gpt-4o-mini")
+    assert code == 0
+    assert json.loads(out)["fallback_at"] == 0.8
+
+
+# -- usage errors: exit 2, a message that says what to fix, and the script never runs ----------
+
+
+def usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str, agent: str | None = None
+) -> str:
+    marker = tmp_path / "ran.marker"
+    agent = agent or script(tmp_path, f"open({str(marker)!r}, 'w').close()\n", name="marker.py")
+    code, out, err = cli(capsys, *[agent if a == "{s}" else a for a in args])
+    assert code == 2, err
+    assert not marker.exists(), "the script ran despite a usage error"
+    assert out == ""
+    assert "usage: shekel" in err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "-1"], "--budget must be greater than 0 US dollars, got '-1'"),
+        (["--budget", "0"], "--budget must be greater than 0"),
+        (["--budget", "nan"], "--budget must be a finite number"),
+        (["--budget", "inf"], "--budget must be a finite number"),
+        (["--budget", "five"], "--budget must be a number of US dollars such as 0.05"),
+        (["--max-tokens", "1.5"], "--max-tokens must be a whole number greater than 0"),
+        (["--max-llm-calls", "0"], "--max-llm-calls must be a whole number greater than 0"),
+        (["--budget", "1", "--warn-at", "80"], "--warn-at must be a fraction of the limit"),
+        (["--budget", "1", "--fallback-at", "0.5"], "--fallback-at needs a fallback model"),
+        (
+            ["--max-tokens", "9", "--fallback-model", "gpt-4o-mini"],
+            "--fallback-model needs a USD limit",
+        ),
+        (["--budget", "1", "--name", "a.b"], "name must not contain '.'"),
+        (["--budget", "1", "--output", "yaml"], "argument --output: invalid choice: 'yaml'"),
+        ([], "no limit set: give --budget USD"),
+        (["--budget"], "argument --budget/--max-usd: expected one argument"),
+    ],
+)
+def test_bad_values_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    err = usage_error(capsys, tmp_path, "run", "{s}", *args)
+    assert f"shekel run: error: {message}" in err
+
+
+def test_an_unknown_option_before_the_script_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(capsys, tmp_path, "run", "--bugdet", "1", "{s}")
+    assert "unrecognized arguments: --bugdet" in err
+
+
+def test_a_missing_script_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "nope.py")
+    err = usage_error(capsys, tmp_path, "run", missing, "--budget", "1", agent=missing)
+    assert f"shekel run: error: the script {missing!r} does not exist" in err
+    err = usage_error(capsys, tmp_path, "run", "--budget", "1")
+    assert "shekel run: error: missing SCRIPT" in err
+    err = usage_error(capsys, tmp_path, "run", str(tmp_path), "--budget", "1", agent="x")
+    assert "is a directory without a __main__.py" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "message"),
+    [
+        ("SHEKEL_BUDGET_USD", "-3", "SHEKEL_BUDGET_USD must be greater than 0"),
+        ("SHEKEL_BUDGET_USD", "NaN", "SHEKEL_BUDGET_USD must be a finite number"),
+        ("SHEKEL_MAX_TOKENS", "lots", "SHEKEL_MAX_TOKENS must be a whole number"),
+        ("SHEKEL_STRICT", "maybe", "SHEKEL_STRICT must be true or false"),
+        ("SHEKEL_BUDGET_FILE", "/no/such/shekel.toml", "does not exist"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    value: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(env, value)
+    err = usage_error(capsys, tmp_path, "run", "{s}", "--max-llm-calls", "5")
+    assert message in err
+
+
+def test_a_flag_replaces_a_bad_environment_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", "oops")
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, _ = cli(capsys, "run", agent, "--budget", "1")
+    assert code == 0
+    assert json.loads(out)["max_usd"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[budget\nmax_usd = 1\n", "is not valid TOML"),
+        ("[budget]\nmax_usdd = 1\n", "unknown key 'max_usdd' in the [budget] table"),
+        ("[budget]\nmax_usd = 1\nlimit = 2\n", "unknown key 'limit'"),
+        ("max_usd = 1\n", "unknown top-level key 'max_usd'"),
+        ("[tool]\nx = 1\n", "unknown top-level key 'tool'"),
+        ("", "has no [budget] table"),
+        ("budget = 5\n", "must be a table"),
+        ("[budget]\nmax_usd = -1.0\n", "max_usd in {path} must be greater than 0"),
+        ("[budget]\nmax_usd = nan\n", "max_usd in {path} must be a finite number"),
+        ("[budget]\nmax_usd = '5'\n", "max_usd in {path} must be a TOML number, not the string"),
+        ("[budget]\nmax_tokens = 10.5\n", "max_tokens in {path} must be a whole number"),
+        ("[budget]\nmax_usd = 1\nstrict = 'yes'\n", "strict in {path} must be a TOML boolean"),
+        ("[budget]\nmax_usd = 1\nfallback_model = ''\n", "fallback_model in {path} must be"),
+    ],
+)
+def test_malformed_budget_files_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    path = tmp_path / "shekel.toml"
+    path.write_text(content)
+    err = usage_error(capsys, tmp_path, "run", "{s}", "--budget-file", str(path))
+    assert message.format(path=path) in err
+    assert "shekel run: error:" in err
+
+
+def test_unknown_key_suggests_the_close_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shekel.toml"
+    path.write_text("[budget]\nmax_llmcalls = 3\n")
+    err = usage_error(capsys, tmp_path, "run", "{s}", "--budget-file", str(path))
+    assert "did you mean 'max_llm_calls'?" in err
+
+
+def test_help_exits_0_and_documents_argument_placement(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "run", "--help")
+    assert code == 0
+    assert "everything after `--`, is passed to the script" in out
+    assert "SHEKEL_BUDGET_USD" in out
+    for setting in SETTINGS:
+        assert setting.flag in out
+        assert setting.env in out
+        assert f"  {setting.key} = " in out or f" {setting.key}\n" in out
+    code, out, _ = cli(capsys, "--version")
+    assert code == 0
+    assert out.startswith("shekel ")
+    code, _, err = cli(capsys)
+    assert code == 2
+    assert "shekel: error:" in err
+
+
+# -- models and estimate ----------------------------------------------------------------------
+
+
+def test_models_lists_the_price_table_for_a_provider(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = cli(capsys, "models", "--provider", "openai")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert rows
+    assert {row[0] for row in rows} == {"openai"}
+    mini = next(row for row in rows if row[1] == "gpt-4o-mini")
+    assert mini[2:] == ["0.15", "0.075", "0.60"]
+    header = out.splitlines()[1]
+    assert header.split() == ["PROVIDER", "MODEL", "INPUT", "CACHED", "INPUT", "OUTPUT"]
+    widths = {len(line) for line in out.splitlines()[1:]}
+    assert len(widths) == 1, "columns are not aligned"
+
+
+def test_models_filters_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "models", "claude", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert listing
+    assert all("claude" in row["model"] for row in listing)
+    assert {"provider", "model", "input", "cached_input", "output"} == set(listing[0])
+
+
+def test_models_unknown_provider_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, "models", "--provider", "nobody")
+    assert code == 2
+    assert out == ""
+    assert "shekel models: error: unknown provider 'nobody'" in err
+    assert "openai" in err
+
+
+def test_estimate_prices_one_call(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = 0.15 * 1000 / 1e6 + 0.60 * 1000 / 1e6
+    code, out, _ = cli(
+        capsys, "estimate", "--model", "gpt-4o-mini", "--input", "1000", "--output", "1000"
+    )
+    assert code == 0
+    assert out.startswith("$0.00075  gpt-4o-mini\n")
+    code, out, _ = cli(
+        capsys,
+        "estimate",
+        "--model",
+        "gpt-4o-mini",
+        "--input",
+        "1000",
+        "--output",
+        "1000",
+        "--json",
+    )
+    assert code == 0
+    assert json.loads(out)["usd"] == pytest.approx(expected, rel=1e-12)
+    assert json.loads(out)["usd_exact"] == "0.00075"
+
+
+def test_estimate_with_cached_input(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["estimate", "--model", "gpt-4o-mini", "--input", "1000", "--output", "0"]
+    code, out, _ = cli(capsys, *args, "--cached-input", "400", "--json")
+    assert code == 0
+    assert json.loads(out)["usd"] == pytest.approx((600 * 0.15 + 400 * 0.075) / 1e6, rel=1e-12)
+    code, _, err = cli(capsys, *args, "--cached-input", "2000")
+    assert code == 2
+    assert "--cached-input (2000) cannot exceed --input (1000)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "gpt-4o-mini-typo", "--input", "1", "--output", "1"], "no price is known"),
+        (["--model", "gpt-4o-mini", "--input", "-1", "--output", "1"], "--input: must be a whole"),
+        (["--model", "gpt-4o-mini", "--input", "1"], "required: --output"),
+    ],
+)
+def test_estimate_usage_errors(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = cli(capsys, "estimate", *args)
+    assert code == 2
+    assert out == ""
+    assert "shekel estimate: error:" in err
+    assert message in err
+
+
+def test_estimate_suggests_close_model_names(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(
+        capsys, "estimate", "--model", "gpt-4o-minii", "--input", "1", "--output", "1"
+    )
+    assert code == 2
+    assert "Did you mean: gpt-4o-mini" in err
+
+
+# -- as a real process ----------------------------------------------------------------------------
+
+
+def python_m_shekel(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shekel", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=subprocess_env(**env),
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_python_m_shekel_run_exceeded_in_a_subprocess(tmp_path: Path) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import shekel
+        while True:
+            print("working", flush=True)
+            shekel.current_budget().record(usd=0.3)
+        """,
+    )
+    done = python_m_shekel("run", agent, "--output", "json", SHEKEL_BUDGET_USD="1")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == "working\n" * 4
+    report = last_json(done.stderr)
+    assert report["status"] == "exceeded"
+    assert report["spent"] == pytest.approx(1.2)
+    assert report["limit"] == pytest.approx(1.0)
+
+
+def test_python_m_shekel_passes_exit_codes_and_usage_errors(tmp_path: Path) -> None:
+    agent = script(tmp_path, "import sys\nprint(sys.argv[1:])\nsys.exit(4)\n")
+    done = python_m_shekel("run", agent, "--budget", "1", "--", "-x")
+    assert done.returncode == 4
+    assert done.stdout == "['-x']\n"
+    assert "Shekel Budget Summary" in done.stderr
+    done = python_m_shekel("run", agent, "--budget", "-1")
+    assert done.returncode == 2
+    assert "shekel run: error: --budget must be greater than 0" in done.stderr
+    assert done.stdout == ""
+
+
+def test_the_shekel_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("shekel")
+    if not exe.exists():
+        pytest.skip("no shekel console script next to this interpreter")
+    done = subprocess.run(
+        [str(exe), "estimate", "--model", "gpt-4o-mini", "--input", "1000", "--output", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=subprocess_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("$0.00075")
+
+
+# -- the README's first command: the runaway agent against the fake provider ----------------
+
+
+def gpt_4o_call_cost() -> float:
+    rate = rate_for([], "gpt-4o", "openai")
+    assert rate is not None
+    return rate.cost(TokenUsage(2_000, 800)) / 1e9
+
+
+def test_runaway_agent_is_stopped_by_the_budget() -> None:
+    done = python_m_shekel("run", str(EXAMPLE), "--budget", "0.05", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    assert "attempt 1: asking gpt-4o" in done.stdout
+    report = last_json(done.stderr)
+    assert report["status"] == "exceeded"
+    per_call = gpt_4o_call_cost()
+    assert report["spent"] > 0
+    assert report["calls"] >= 2
+    assert report["spent"] == pytest.approx(report["calls"] * per_call)
+    assert report["spent"] <= 0.05 + per_call  # stopped at the call that crossed the cap
+    # The story's running total never claims more than the final summary.
+    shown = [
+        float(line.split("spent so far $")[1].split()[0])
+        for line in done.stdout.splitlines()
+        if "spent so far $" in line
+    ]
+    assert shown
+    assert 0 < shown[-1] <= report["spent"]
+    assert report["budget"]["by_model"]["gpt-4o"]["calls"] == report["calls"]
+
+
+def test_runaway_agent_under_a_strict_budget_never_crosses_the_cap() -> None:
+    done = python_m_shekel("run", str(EXAMPLE), "--budget", "0.05", "--strict", "--output", "json")
+    assert done.returncode == 1, done.stderr
+    report = last_json(done.stderr)
+    assert report["status"] == "exceeded"
+    assert report["strict"] is True
+    assert 0.05 - gpt_4o_call_cost() < report["spent"] <= 0.05
+    assert report["error"]["sent"] is False  # the next call was refused before sending
+    calls = report["budget"]["calls"]
+    assert calls[-1]["output_tokens"] < 800  # the last call's output limit was lowered to fit
+
+
+def test_runaway_agent_text_story_in_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeProvider() as fake:
+        fake.set_usage(input_tokens=2_000, output_tokens=800)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        code, out, err = cli(capsys, "run", str(EXAMPLE), "--budget", "0.05")
+        served = len(fake.requests)
+    assert code == 1
+    assert out.count("attempt ") == served
+    assert "shekel: stopped: 'shekel-run' exceeded its USD limit" in err
+    assert "Shekel Budget Summary" in err
+    assert f"{served} LLM calls" in err
+    assert "status: exceeded · exit code 1" in err
+
+
+def test_calls_from_plain_threads_count_against_the_run_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Worker threads do not inherit the context that holds the active budget; under
+    # ``shekel run`` they still count against the run's budget.
+    with FakeProvider() as fake:
+        fake.set_usage(input_tokens=2000, output_tokens=800)  # gpt-4o: $0.013 a call
+        path = script(
+            tmp_path,
+            f"""
+            from concurrent.futures import ThreadPoolExecutor
+            import openai
+            client = openai.OpenAI(base_url={fake.openai_base_url!r}, api_key="t", max_retries=0)
+            def ask(n):
+                return client.chat.completions.create(
+                    model="gpt-4o", messages=[{{"role": "user", "content": str(n)}}]
+                )
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(ask, range(8)))
+            """,
+        )
+        code, _, err = cli(capsys, "run", path, "--budget", "0.03", "--output", "json")
+        served = len(fake.requests)
+    report = last_json(err)
+    assert code == 1
+    assert report["spent"] >= 0.03
+    assert report["calls"] == served
+    assert served < 8  # the exhausted budget refused the rest before sending
