@@ -21,7 +21,7 @@ from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
 from ._money import Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import emit_warning, fallback_due, warn_crossing
-from ._pricing import Rate, TokenUsage, rate_for, unknown_model
+from ._pricing import Rate, TokenUsage, lookup_rate, rate_for, unknown_model
 from ._reservation import Reservation
 from ._snapshot import BudgetSnapshot, snapshot_of
 
@@ -86,8 +86,10 @@ class Budget:
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
         self._chain: tuple[Any, ...] = (self._account,)
-        # The ``prices`` tables of the lineage, innermost first (rebuilt only when attached).
-        self._price_tables: list[dict[str, Rate]] = [self._config.prices]
+        # The non-empty ``prices`` tables of the lineage, innermost first (rebuilt when attached).
+        self._price_tables: list[dict[str, Rate]] = (
+            [self._config.prices] if self._config.prices else []
+        )
         self._history = SpendHistory(self._config.history_size)
         self._lock = threading.Lock()
         self._warned = False
@@ -279,6 +281,11 @@ class Budget:
             return
         if self is parent or self in parent._lineage:
             raise BudgetConfigError(f"budget {self.full_name!r} is already active here")
+        if self._ledger is not parent._ledger:
+            raise BudgetConfigError(
+                f"budget {self.name!r} uses another ledger than {parent.full_name!r}; a child "
+                "must keep its accounts on its parent's ledger (pass the same ledger=)"
+            )
         if self.parent is not None:
             raise BudgetConfigError(
                 f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; it cannot be "
@@ -321,7 +328,8 @@ class Budget:
         parent._child_names[self.name] = self
         self._depth = depth
         self._lineage = (self, *parent._lineage)
-        self._price_tables = [self._config.prices, *parent._price_tables]
+        own_prices = [self._config.prices] if self._config.prices else []
+        self._price_tables = own_prices + parent._price_tables
         self._full_name = f"{parent._full_name}.{self.name}"
         self._strict = self._config.strict or parent._strict
         self._refuses_unknown = self._refuses_unknown or parent._refuses_unknown
@@ -332,15 +340,17 @@ class Budget:
         theirs = self._ledger.read(parent._account)
         own = self._config.caps
         caps = []
-        for i in range(4):
-            if theirs.caps[i] == UNLIMITED or own[i] == UNLIMITED:
-                caps.append(own[i])
+        # zip rather than indexing, and no Caps built unless they changed: runs on every enter.
+        for cap, parent_cap, parent_used, parent_held, used in zip(
+            own, theirs.caps, theirs.used, theirs.reserved, mine.used, strict=True
+        ):
+            if parent_cap == UNLIMITED or cap == UNLIMITED:
+                caps.append(cap)
                 continue
-            room = theirs.caps[i] - theirs.used[i] - theirs.reserved[i]
-            caps.append(min(own[i], mine.used[i] + max(room, 0)))
-        effective = Caps(*caps)
-        if effective != mine.caps:
-            self._ledger.set_caps(self._account, effective)
+            room = parent_cap - parent_used - parent_held
+            caps.append(min(cap, used + (room if room > 0 else 0)))
+        if tuple(caps) != mine.caps:
+            self._ledger.set_caps(self._account, Caps(*caps))
 
     def reset(self) -> None:
         """Forget all spend of this budget and its children; warnings and fallback re-arm.
@@ -405,13 +415,16 @@ class Budget:
                 llm_calls=llm_calls,
                 tokens=0 if tokens is None else tokens,
             )
-        usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
         if usd is None:
             cost = None
-        elif type(usd) is float and 0.0 <= usd < _INF:
+        elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
             cost = round(usd * 1e9)
         else:
             cost = spend_to_nanos(usd)
+        if cost is not None and not (input_tokens or output_tokens or cached_input_tokens):
+            usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
+        else:
+            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
         return self.charge(
             usage,
             model,
@@ -453,7 +466,8 @@ class Budget:
         unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
         if model is None:
             return None
-        rate = rate_for(self._price_tables, model, provider)  # ``self.rate_for``, inlined
+        tables = self._price_tables  # ``self.rate_for``, inlined (no tables: the shared rates)
+        rate = rate_for(tables, model, provider) if tables else lookup_rate(model, provider)
         if rate is not None:
             return rate.cost(usage)
         unknown_model(model, provider, self._config.unknown_models)
@@ -699,7 +713,10 @@ class Budget:
         return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
 
 
-_INF: Final = float("inf")
+_FAST_LIMIT: Final = 1e12
+"""Floats below this many dollars take the inlined conversion; larger ones are validated."""
+_NO_USAGE: Final = TokenUsage()
+"""Shared by records without token counts (never passed where it could be changed)."""
 
 
 def _check_counts(**counts: object) -> None:

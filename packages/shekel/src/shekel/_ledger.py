@@ -63,6 +63,7 @@ class Account:
         "cap_tokens",
         "cap_tools",
         "cap_usd",
+        "caps",
         "generation",
         "key",
         "r_calls",
@@ -80,6 +81,7 @@ class Account:
         self.r_usd = self.r_tokens = self.r_calls = self.r_tools = 0
         self.generation = 0
         self.cap_usd, self.cap_tokens, self.cap_calls, self.cap_tools = caps
+        self.caps = caps if type(caps) is Caps else Caps(*caps)  # the same four, as read() shows
 
     def __repr__(self) -> str:
         return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
@@ -99,13 +101,16 @@ class Hold:
         tools: int,
         generations: tuple[int, ...] | None = None,
     ) -> None:
-        self.accounts = tuple(accounts)
+        self.accounts = accounts if type(accounts) is tuple else tuple(accounts)
         # Read under the ledger's lock: ``generations`` if the caller read them, else here.
         # (A list comprehension: a generator expression costs twice as much on this hot path.)
         self.generations = (
             tuple([a.generation for a in accounts]) if generations is None else generations
         )
-        self.usd, self.tokens, self.calls, self.tools = usd, tokens, calls, tools
+        self.usd = usd
+        self.tokens = tokens
+        self.calls = calls
+        self.tools = tools
         self.settled = False
 
 
@@ -203,6 +208,7 @@ class InMemoryLedger(Ledger):
     def set_caps(self, account: Account, caps: Caps) -> None:
         with self._lock:
             account.cap_usd, account.cap_tokens, account.cap_calls, account.cap_tools = caps
+            account.caps = caps if type(caps) is Caps else Caps(*caps)
 
     def record(
         self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
@@ -410,10 +416,13 @@ class InMemoryLedger(Ledger):
     def read(self, account: Account) -> AccountState:
         a = account
         with self._lock:
+            # Positional arguments and the account's own (immutable) Caps: read() runs on
+            # every record into a budget with ``warn_at`` or a fallback, and on every nested
+            # enter; keywords and a fresh Caps made it twice as slow.
             return AccountState(
-                used=(a.usd, a.tokens, a.calls, a.tools),
-                reserved=(a.r_usd, a.r_tokens, a.r_calls, a.r_tools),
-                caps=Caps(a.cap_usd, a.cap_tokens, a.cap_calls, a.cap_tools),
+                (a.usd, a.tokens, a.calls, a.tools),
+                (a.r_usd, a.r_tokens, a.r_calls, a.r_tools),
+                a.caps,
             )
 
     def headroom(self, accounts: Sequence[Account]) -> tuple[int, int]:

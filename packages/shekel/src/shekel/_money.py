@@ -27,7 +27,10 @@ def usd_to_nanos(amount: float | int | Decimal | str) -> Nanos:
     (up to about $9 million); ``Decimal`` and ``str`` are converted exactly.
     """
     if type(amount) is float:
-        return round(amount * _NANOS_F)
+        scaled = amount * _NANOS_F
+        if not math.isfinite(scaled):
+            raise BudgetConfigError(f"{amount!r} US dollars is not an amount shekel can count")
+        return round(scaled)
     if type(amount) is int:
         return amount * NANOS_PER_USD
     if isinstance(amount, Decimal):

@@ -12,11 +12,9 @@ from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
 from ._snapshot import BudgetSnapshot, snapshot_of
 
-_INF = float("inf")
-
 
 def _usd(value: object) -> int:
-    if type(value) is float and 0.0 <= value < _INF:
+    if type(value) is float and 0.0 <= value < 1e12:
         return round(value * 1e9)
     if not is_finite_number(value) or value < 0:  # type: ignore[operator]
         raise BudgetConfigError(f"usd must be a finite number >= 0, got {value!r}")
@@ -44,7 +42,7 @@ class PoolReservation:
             raise RuntimeError("this reservation was already committed or released")
         self.committed = True
         # The common case (a float and an int) is inlined, as in ``BudgetPool.record``.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
         over = self._pool._ledger.commit(self._hold, nanos, tokens)
@@ -94,7 +92,7 @@ class BudgetPool:
     def record(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
         # The common case (a float and an int) is inlined: this is the pool's hot path.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
         over = self._ledger.try_record(self._accounts, nanos, tokens)
@@ -103,7 +101,7 @@ class BudgetPool:
 
     def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
         """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _INF else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
         result = self._ledger.reserve(self._accounts, nanos, tokens)

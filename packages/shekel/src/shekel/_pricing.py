@@ -19,6 +19,7 @@ from ._money import Nanos, is_finite_number
 from ._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
 
 PICOS_PER_NANO: Final = 1000
+_HALF_NANO_IN_PICOS: Final = PICOS_PER_NANO // 2
 _PICO_PER_TOKEN_PER_USD_PER_MTOK: Final = Decimal(1_000_000)  # $1/MTok = 1e6 pico-USD per token
 
 
@@ -141,14 +142,15 @@ class Rate:
         """Nano-dollars for ``usage``, rounded half up once per call."""
         if self.tiered is not None:
             return int((self.tiered(usage) * 1_000_000_000).to_integral_value())
-        plain_input = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
-        picos = (
-            max(plain_input, 0) * self.input
-            + usage.cache_read_tokens * self.cache_read
-            + usage.cache_write_tokens * self.cache_write
-            + usage.output_tokens * self.output
-        )
-        return (picos + PICOS_PER_NANO // 2) // PICOS_PER_NANO
+        # Runs on every priced call: each field read once, no max(), cache terms only if any.
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        plain_input = usage.input_tokens - read - write
+        if plain_input < 0:
+            plain_input = 0
+        picos = plain_input * self.input + usage.output_tokens * self.output
+        if read or write:
+            picos += read * self.cache_read + write * self.cache_write
+        return (picos + _HALF_NANO_IN_PICOS) // PICOS_PER_NANO
 
     def as_model_price(self) -> ModelPrice:
         scale = _PICO_PER_TOKEN_PER_USD_PER_MTOK

@@ -1,0 +1,72 @@
+"""Bounded memory: per-model totals stay exact forever, the per-call history is bounded."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+from shekel import Budget, CallRecord, budget
+
+MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
+
+
+def traced_bytes() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def test_history_is_bounded_and_memory_does_not_grow_with_calls() -> None:
+    counts = dict.fromkeys(MODELS, 0)
+
+    def record_many(b: Budget, n: int) -> None:
+        for i in range(n):
+            model = MODELS[i % 3]
+            counts[model] += 1
+            b.record(usd=0.0001, model=model, input_tokens=10, output_tokens=5)
+
+    with budget(name="memtest") as root, budget(name="worker") as b:
+        record_many(b, 3)  # warm up price caches and per-model totals
+        tracemalloc.start()
+        try:
+            start = traced_bytes()
+            record_many(b, 10_000)
+            at_10k = traced_bytes()
+            record_many(b, 40_000)
+            at_50k = traced_bytes()
+        finally:
+            tracemalloc.stop()
+        record_many(b, 150_000)
+    # the history holds at most 1,000 calls: a few hundred kB, then nothing more
+    assert at_10k - start < 2_000_000
+    assert at_50k - at_10k < 64_000
+    gc.collect()
+    alive = sum(
+        1 for o in gc.get_objects() if type(o) is CallRecord and o.budget_path == "memtest.worker"
+    )
+    assert alive == 1_000
+
+    total = 200_003
+    data = b.summary_data()
+    assert data["total_calls"] == total
+    assert len(data["calls"]) == 1_000
+    assert len(b.history().calls) == 1_000
+    for model in MODELS:
+        assert data["by_model"][model]["calls"] == counts[model]
+        assert data["by_model"][model]["input_tokens"] == 10 * counts[model]
+        assert data["by_model"][model]["output_tokens"] == 5 * counts[model]
+    assert sum(counts.values()) == total
+    assert b.spent == 20.0003
+    assert root.spent == 20.0003
+    assert b.tokens_used == 15 * total
+    # the parent keeps no copy of its child's calls
+    assert len(root.history().calls) == 0
+    assert len(root.summary_data()["calls"]) == 1_000
+
+
+def test_history_size_is_configurable() -> None:
+    b = budget(name="b", history_size=10)
+    for _ in range(1_000):
+        b.record(usd=0.001, model="gpt-4o-mini", input_tokens=1)
+    assert len(b.summary_data()["calls"]) == 10
+    assert b.summary_data()["by_model"]["gpt-4o-mini"]["calls"] == 1_000
+    assert b.spent == 1.0

@@ -1,0 +1,184 @@
+"""Bad input raises at construction, with a message that names the parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+from shekel import BudgetConfigError, ShekelError, budget, with_budget
+
+NAN = float("nan")
+INF = float("inf")
+
+
+@pytest.mark.parametrize("param", ["max_usd", "max_tokens", "max_llm_calls", "max_tool_calls"])
+@pytest.mark.parametrize("value", [-1, 0, NAN, INF, -INF, -0.5, "10", True])
+def test_bad_limits(param: str, value: object) -> None:
+    with pytest.raises(BudgetConfigError, match=param) as info:
+        budget(**{param: value})  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ShekelError)
+    assert repr(value) in str(info.value) or str(value) in str(info.value)
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_llm_calls", "max_tool_calls"])
+def test_count_limits_must_be_whole(param: str) -> None:
+    with pytest.raises(BudgetConfigError, match=param):
+        budget(**{param: 2.5})  # type: ignore[arg-type]
+
+
+def test_good_limits_are_accepted() -> None:
+    b = budget(max_usd=0.01, max_tokens=1, max_llm_calls=1, max_tool_calls=1)
+    assert b.limit == 0.01
+    assert budget(max_usd=5).limit == 5.0
+    assert budget(max_usd=None).limit is None
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.01, 2, NAN, INF, "0.8", True])
+def test_warn_at_outside_zero_one(value: object) -> None:
+    with pytest.raises(BudgetConfigError, match="warn_at"):
+        budget(max_usd=1, warn_at=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [1, 1.0, 0.5, 1e-9])
+def test_warn_at_inside_zero_one(value: float) -> None:
+    assert budget(max_usd=1, warn_at=value).config.warn_at == float(value)
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [
+        "gpt-4o-mini",
+        ["gpt-4o-mini", 0.8],
+        {"model": "gpt-4o-mini"},
+        {"at_pct": 0.8},
+        {"at_pct": 0.8, "model": "gpt-4o-mini", "extra": 1},
+        {"at_pct": 0, "model": "gpt-4o-mini"},
+        {"at_pct": 1.5, "model": "gpt-4o-mini"},
+        {"at_pct": NAN, "model": "gpt-4o-mini"},
+        {"at_pct": 0.8, "model": ""},
+        {"at_pct": 0.8, "model": 42},
+        {"at_pct": "0.8", "model": "gpt-4o-mini"},
+    ],
+)
+def test_malformed_fallback(fallback: object) -> None:
+    with pytest.raises(BudgetConfigError, match="fallback"):
+        budget(max_usd=5, fallback=fallback)  # type: ignore[arg-type]
+
+
+def test_fallback_needs_a_usd_limit() -> None:
+    with pytest.raises(BudgetConfigError, match="max_usd"):
+        budget(fallback={"at_pct": 0.8, "model": "gpt-4o-mini"})
+
+
+def test_well_formed_fallback() -> None:
+    b = budget(max_usd=5, fallback={"at_pct": 0.8, "model": "gpt-4o-mini"})
+    assert b.config.fallback is not None
+    assert b.config.fallback.model == "gpt-4o-mini"
+    assert b.config.fallback.at_pct == 0.8
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a.b", ".", "pipeline.stage", 7])
+def test_bad_names(name: object) -> None:
+    with pytest.raises(BudgetConfigError, match="name"):
+        budget(max_usd=1, name=name)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ("max_usdd", "max_usd"),
+        ("warnat", "warn_at"),
+        ("on_warning", "on_warn"),
+        ("fallbacks", "fallback"),
+        ("max_token", "max_tokens"),
+        ("price", "prices"),
+        ("nmae", "name"),
+    ],
+)
+def test_unknown_keyword_suggests_the_right_one(typo: str, suggestion: str) -> None:
+    with pytest.raises(BudgetConfigError, match=f"did you mean '{suggestion}'") as info:
+        budget(max_usd=1, **{typo: 1})
+    assert typo in str(info.value)
+    assert isinstance(info.value, TypeError)
+
+
+def test_unknown_keyword_without_a_close_match_lists_the_accepted_ones() -> None:
+    with pytest.raises(BudgetConfigError, match="accepted") as info:
+        budget(max_usd=1, zzzzzz=1)
+    assert "max_usd" in str(info.value)
+    assert "zzzzzz" in str(info.value)
+
+
+def test_callbacks_must_be_callable_and_need_their_setting() -> None:
+    with pytest.raises(BudgetConfigError, match="on_warn"):
+        budget(max_usd=1, warn_at=0.5, on_warn="print")
+    with pytest.raises(BudgetConfigError, match="on_warn"):
+        budget(max_usd=1, on_warn=print)
+    with pytest.raises(BudgetConfigError, match="on_fallback"):
+        budget(max_usd=1, fallback={"at_pct": 0.5, "model": "m"}, on_fallback=3)
+    with pytest.raises(BudgetConfigError, match="on_fallback"):
+        budget(max_usd=1, on_fallback=print)
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        "cheap",
+        {"m": 1.0},
+        {"m": {"input": 1.0}},
+        {"m": {"output": 1.0}},
+        {"m": {"input": -1.0, "output": 1.0}},
+        {"m": {"input": NAN, "output": 1.0}},
+        {"m": {"input": 1.0, "output": 1.0, "cache": 0.1}},
+        {"": {"input": 1.0, "output": 1.0}},
+    ],
+)
+def test_malformed_prices(prices: object) -> None:
+    with pytest.raises(BudgetConfigError, match="prices"):
+        budget(prices=prices)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tool_prices", ["x", {"search": -1}, {"search": NAN}, {"": 0.1}])
+def test_malformed_tool_prices(tool_prices: object) -> None:
+    with pytest.raises(BudgetConfigError, match="tool_prices"):
+        budget(tool_prices=tool_prices)  # type: ignore[arg-type]
+
+
+def test_other_options() -> None:
+    with pytest.raises(BudgetConfigError, match="unknown_models"):
+        budget(unknown_models="ignore")
+    with pytest.raises(BudgetConfigError, match="strict"):
+        budget(strict="yes")  # type: ignore[arg-type]
+    with pytest.raises(BudgetConfigError, match="history_size"):
+        budget(history_size=0)
+    with pytest.raises(BudgetConfigError, match="ledger"):
+        budget(ledger=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"usd": -1.0}, "usd"),
+        ({"usd": NAN}, "usd"),
+        ({"usd": INF}, "usd"),
+        ({"tokens": -1}, "tokens"),
+        ({"input_tokens": -1}, "input_tokens"),
+        ({"output_tokens": 1.5}, "output_tokens"),
+        ({"cached_input_tokens": -3}, "cached_input_tokens"),
+        ({"llm_calls": -1}, "llm_calls"),
+    ],
+)
+def test_bad_record_arguments_record_nothing(kwargs: dict[str, object], param: str) -> None:
+    b = budget(max_usd=1, name="b")
+    with pytest.raises(BudgetConfigError, match=param):
+        b.record(**kwargs)  # type: ignore[arg-type]
+    assert b.spent == 0.0
+    assert b.calls_used == 0
+    assert b.summary_data()["total_calls"] == 0
+
+
+def test_with_budget_validates_when_decorating() -> None:
+    with pytest.raises(BudgetConfigError, match="did you mean 'max_usd'"):
+        with_budget(max_usdd=1.0)
+    with pytest.raises(BudgetConfigError, match="max_usd"):
+        with_budget(max_usd=-1.0)
