@@ -59,7 +59,11 @@ def ops_per_second(
         barrier = threading.Barrier(threads + 1)
         errors: list[BaseException] = []
 
-        def body(worker: Callable[[int], object], barrier: threading.Barrier = barrier) -> None:
+        def body(
+            worker: Callable[[int], object],
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
             barrier.wait()
             try:
                 worker(n_per_thread)
@@ -163,3 +167,13 @@ def emit(document: dict[str, Any]) -> None:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# -- workloads shared by shekel and the incumbents ---------------------------------------------
+
+POOL_RECORD = {"tokens": 100, "usd": 0.0003}
+POOL_RESERVE = {"tokens": 200, "usd": 0.001}
+POOL_COMMIT = {"tokens": 150, "usd": 0.0004}
+POOL_TOKEN_CAP = 10**15
+POOL_USD_CAP = 1e9
+THREAD_COUNTS = (1, 8)
