@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import warnings
 
 import anthropic
 import openai
@@ -142,3 +143,29 @@ def test_async_cancelled_stream_records_partial(
         return b.spent
 
     assert asyncio.run(run()) > 0
+
+
+def test_cancelled_non_streamed_call_records_its_prompt(
+    fake: FakeProvider, aoai: openai.AsyncOpenAI
+) -> None:
+    fake.enqueue(Reply(text="late", input_tokens=100, output_tokens=1, latency=2.0))
+
+    async def run() -> tuple[float, list[dict[str, object]]]:
+        async with budget(max_usd=1.0) as b:
+            task = asyncio.create_task(
+                aoai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+            )
+            await asyncio.sleep(0.3)  # the request is at the provider
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await aoai.close()
+        return b.spent, b.summary_data()["calls"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a cancelled call is not a response without usage
+        spent, calls = asyncio.run(run())
+    assert spent > 0
+    assert len(calls) == 1
+    assert calls[0]["estimated"] is True
+    assert calls[0]["output_tokens"] == 0

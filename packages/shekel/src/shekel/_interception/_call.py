@@ -158,8 +158,13 @@ class InterceptedCall:
         if self.tally is not None:
             self.settle_stream(self.tally, complete=False, raise_over=False)
         else:
-            usage = TokenUsage(self.estimated_prompt(), 0)
-            self.settle(usage, None, estimated=True, raise_over=False)
+            self.abandon()
+
+    def abandon(self) -> None:
+        """The call ended with no usage to read (cancelled, timed out, body never read): the
+        provider had the prompt, so record it, estimated."""
+        usage = TokenUsage(self.estimated_prompt(), 0)
+        self.settle(usage, None, estimated=True, raise_over=False)
 
     def release(self) -> None:
         """Nothing was spent (the request failed before reaching the model)."""

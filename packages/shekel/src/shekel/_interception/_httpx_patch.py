@@ -121,7 +121,7 @@ def _failed(call: InterceptedCall, exc: BaseException) -> None:
     if type(exc).__name__ in ("ConnectError", "ConnectTimeout", "UnsupportedProtocol"):
         call.release()  # it never reached the provider
     else:  # it may have been processed (timeouts, cancellation): the prompt was paid for
-        call.settle(None, None, raise_over=False)
+        call.abandon()
 
 
 def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> None:

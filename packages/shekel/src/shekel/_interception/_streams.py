@@ -20,7 +20,7 @@ def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
     if call.settled:
         return
     if tally is None:
-        call.settle(None, None, raise_over=False)
+        call.abandon()
     else:
         call.settle_stream(tally, complete=False, raise_over=False)
 
