@@ -8,19 +8,20 @@ from types import TracebackType
 from typing import Any, Final
 
 from . import _render
-from ._config import MAX_DEPTH, BudgetConfig, build_config, reject_unknown
+from ._config import BudgetConfig, build_config, reject_unknown
 from ._context import ACTIVE, PROCESS_ROOT, current_owner
 from ._errors import (
     BudgetConfigError,
     BudgetExceededError,
-    ToolBudgetExceededError,
     UnknownModelError,
 )
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
 from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
 from ._money import Nanos, nanos_to_usd, spend_to_nanos
+from ._nesting import child_name
+from ._overrun import overrun_error
 from ._plugins import LISTENING, install_once, plugin_manager
-from ._policies import emit_warning, fallback_due, warn_crossing
+from ._policies import PolicyState, emit_warning
 from ._pricing import Rate, TokenUsage, lookup_rate, rate_for, unknown_model
 from ._reservation import Reservation
 from ._snapshot import BudgetSnapshot, snapshot_of
@@ -92,10 +93,7 @@ class Budget:
         )
         self._history = SpendHistory(self._config.history_size)
         self._lock = threading.Lock()
-        self._warned = False
-        self._switched_at: Nanos | None = None
-        self._fallback_spent: Nanos = 0
-        self._watching = self._config.warn_at is not None or self._config.fallback is not None
+        self._policy = PolicyState(self._config)
         self._full_name = self.name or "budget"
         self._pending: set[Any] = set()
         self._strict = self._config.strict
@@ -186,17 +184,18 @@ class Budget:
     @property
     def model_switched(self) -> bool:
         """True once the fallback model is in use."""
-        return self._switched_at is not None
+        return self._policy.switched_at is not None
 
     @property
     def switched_at_usd(self) -> float | None:
         """Spend when the fallback activated, or ``None``."""
-        return None if self._switched_at is None else nanos_to_usd(self._switched_at)
+        switched = self._policy.switched_at
+        return None if switched is None else nanos_to_usd(switched)
 
     @property
     def fallback_spent(self) -> float:
         """USD recorded after the fallback activated."""
-        return nanos_to_usd(self._fallback_spent)
+        return nanos_to_usd(self._policy.fallback_spent)
 
     @property
     def is_active(self) -> bool:
@@ -299,30 +298,17 @@ class Budget:
                 f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
                 "create a new budget for this place"
             )
-        if parent._auto_name_children and self.name is None:
-            self.name = f"budget-{len(parent.children) + 1}"
-        if self.name is None or parent.name is None:
-            raise BudgetConfigError(
-                "nested budgets need names: give both the outer and the inner budget a name, "
-                "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
-            )
         depth = parent._depth + 1
-        if depth > MAX_DEPTH:
-            raise BudgetConfigError(
-                f"budget {self.name!r} would be nested {depth} levels deep under "
-                f"{parent.full_name!r}; at most {MAX_DEPTH + 1} levels are allowed (root = 0)"
-            )
-        if self.name in parent._child_names:
-            if not (self._auto_suffix or parent._auto_name_children):
-                raise BudgetConfigError(
-                    f"{parent.full_name!r} already has a child named {self.name!r}; reuse that "
-                    f"budget object to add to it, or give this one another name "
-                    f"(e.g. {self.name + '-2'!r})"
-                )
-            base, n = self.name, 2
-            while f"{base}-{n}" in parent._child_names:
-                n += 1
-            self.name = f"{base}-{n}"
+        self.name = child_name(
+            self.name,
+            parent.name,
+            parent.full_name,
+            parent._child_names,
+            len(parent.children),
+            depth,
+            number_unnamed=parent._auto_name_children,
+            number_repeats=self._auto_suffix or parent._auto_name_children,
+        )
         self.parent = parent
         parent.children.append(self)
         parent._child_names[self.name] = self
@@ -367,11 +353,7 @@ class Budget:
         self._ledger.reset(self._account)
         self._ledger.set_caps(self._account, self._config.caps)
         self._history.clear()
-        with self._lock:
-            self._warned = False
-            self._switched_at = None
-            self._fallback_spent = 0
-            self._watching = self._config.warn_at is not None or self._config.fallback is not None
+        self._policy.reset()
 
     # -- recording ---------------------------------------------------------------------
 
@@ -532,10 +514,10 @@ class Budget:
     def _after_charge(self, call: CallRecord, over: Overrun | None) -> None:
         self._history.add(call)
         for b in self._lineage:
-            if b._switched_at is not None:
-                with b._lock:
-                    b._fallback_spent += call.cost
-            if b._watching:
+            policy = b._policy
+            if policy.switched_at is not None:
+                policy.add_fallback_spend(call.cost)
+            if policy.watching:
                 b._check_policies()
         if LISTENING.shekel_spend_recorded:
             plugin_manager().hook.shekel_spend_recorded(budget=self, call=call)
@@ -544,27 +526,14 @@ class Budget:
 
     def _check_policies(self) -> None:
         state = self._ledger.read(self._account)
-        crossing = None if self._warned else warn_crossing(self._config, state)
-        switch = self._switched_at is None and fallback_due(self._config, state)
-        if crossing is None and not switch:
-            return
-        with self._lock:
-            fire_warn = crossing is not None and not self._warned
-            if fire_warn:
-                self._warned = True
-            fire_switch = switch and self._switched_at is None
-            if fire_switch:
-                self._switched_at = state.used[0]
-            self._watching = (self._config.warn_at is not None and not self._warned) or (
-                self._config.fallback is not None and self._switched_at is None
-            )
-        if fire_warn and crossing is not None:
+        crossing, switched = self._policy.check(state)
+        if crossing is not None:
             emit_warning(self._config, self.full_name, crossing)
             if LISTENING.shekel_warning_crossed:
                 plugin_manager().hook.shekel_warning_crossed(
                     budget=self, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
                 )
-        if fire_switch and self._config.fallback is not None:
+        if switched and self._config.fallback is not None:
             spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
             model = self._config.fallback.model
             if self._config.on_fallback is not None:
@@ -591,33 +560,7 @@ class Budget:
         tool_name: str | None = None,
     ) -> BudgetExceededError:
         owner = self._lineage[over.position]
-        if over.axis == "usd":
-            spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
-        else:
-            spent, limit = float(over.used), float(over.cap)
-        error: BudgetExceededError
-        if over.axis == "tool_calls" or tool_name is not None:
-            error = ToolBudgetExceededError(
-                spent,
-                limit,
-                tool_name=tool_name,
-                axis=over.axis,  # type: ignore[arg-type]
-                budget_name=owner.full_name,
-                sent=sent,
-            )
-        else:
-            tokens = None
-            if call is not None and call.model is not None:
-                tokens = {"input_tokens": call.input_tokens, "output_tokens": call.output_tokens}
-            error = BudgetExceededError(
-                spent,
-                limit,
-                axis=over.axis,  # type: ignore[arg-type]
-                budget_name=owner.full_name,
-                model=call.model if call is not None else None,
-                tokens=tokens,
-                sent=sent,
-            )
+        error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
         if LISTENING.shekel_limit_exceeded:
             plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
         return error
@@ -686,7 +629,7 @@ class Budget:
     def fallback_model(self) -> str | None:
         """The model requests should switch to, if this budget or an ancestor switched."""
         for b in self._lineage:
-            if b._switched_at is not None and b._config.fallback is not None:
+            if b._policy.switched_at is not None and b._config.fallback is not None:
                 return b._config.fallback.model
         return None
 

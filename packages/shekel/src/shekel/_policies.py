@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -65,3 +66,47 @@ def fallback_due(config: BudgetConfig, state: AccountState) -> bool:
         return False
     threshold: Nanos = round(state.caps.usd * fb.at_pct)
     return state.used[0] >= threshold
+
+
+class PolicyState:
+    """The soft-policy state of one budget: whether it warned, when it switched to the
+    fallback model, and what it spent since. Transitions happen once, under a lock."""
+
+    __slots__ = ("_lock", "config", "fallback_spent", "switched_at", "warned", "watching")
+
+    def __init__(self, config: BudgetConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.warned = False
+        self.switched_at: Nanos | None = None
+        self.fallback_spent: Nanos = 0
+        self.watching = self.config.warn_at is not None or self.config.fallback is not None
+        """True while a warning or a fallback switch may still fire."""
+
+    def add_fallback_spend(self, cost: Nanos) -> None:
+        with self._lock:
+            self.fallback_spent += cost
+
+    def check(self, state: AccountState) -> tuple[WarnCrossing | None, bool]:
+        """What fires now: a warning crossing (once) and whether the fallback switched (once)."""
+        config = self.config
+        crossing = None if self.warned else warn_crossing(config, state)
+        switch = self.switched_at is None and fallback_due(config, state)
+        if crossing is None and not switch:
+            return None, False
+        with self._lock:
+            if crossing is not None:
+                if self.warned:
+                    crossing = None
+                self.warned = True
+            if switch:
+                switch = self.switched_at is None
+                if switch:
+                    self.switched_at = state.used[0]
+            self.watching = (config.warn_at is not None and not self.warned) or (
+                config.fallback is not None and self.switched_at is None
+            )
+        return crossing, switch

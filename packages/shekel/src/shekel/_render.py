@@ -50,7 +50,7 @@ def status(budget: Budget) -> str:
         return "EXHAUSTED"
     if budget.model_switched:
         return "FALLBACK"
-    if budget._warned:
+    if budget._policy.warned:
         return "WARNING"
     return "OK"
 

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
-from shekel.testing import _anthropic_wire as anthropic_wire
-from shekel.testing import _openai_wire as openai_wire
+import shekel.testing._anthropic_wire as anthropic_wire
+import shekel.testing._openai_wire as openai_wire
 from shekel.testing._common import JSON, Event, Turn, new_id, resolve_turn
 from shekel.testing._model import RecordedRequest, Reply
 
