@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import openai
 import pytest
@@ -149,3 +151,19 @@ def test_budget_prices_override(fake: FakeProvider, oai: openai.OpenAI) -> None:
     with budget(max_usd=100, prices={"my-private-llm": {"input": 1.0, "output": 2.0}}) as b:
         oai.chat.completions.create(model="my-private-llm", messages=USER)
     assert b.spent == pytest.approx(3.0)
+
+
+def test_odd_request_bodies_are_still_counted(fake: FakeProvider) -> None:
+    import httpx
+
+    def body() -> Iterator[bytes]:
+        yield b'{"model": "gpt-4o-mini", '
+        yield b'"messages": [{"role": "user", "content": "hi"}]}'
+
+    with budget(max_usd=1.0) as b, httpx.Client() as client:
+        streamed = client.post(f"{fake.openai_base_url}/chat/completions", content=body())
+        broken = client.post(f"{fake.openai_base_url}/chat/completions", content=b'{"stream": ')
+    assert streamed.status_code == 200
+    assert broken.status_code == 400  # the provider's answer, not a shekel crash
+    assert b.calls_used == 1
+    assert b.spent == pytest.approx(gpt4o_mini(12, 3), abs=1e-9)

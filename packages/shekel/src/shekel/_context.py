@@ -36,8 +36,8 @@ def set_process_root(budget: Budget | None) -> None:
 
 def current_owner() -> tuple[int, int]:
     """Identity of the running thread and asyncio task (0 outside a task)."""
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        task = None
+    # ``current_task()`` raises outside an event loop; asking for the running loop first
+    # spares a sync caller (every stream) building and catching that exception.
+    loop = asyncio._get_running_loop()
+    task = asyncio.current_task(loop) if loop is not None else None
     return threading.get_ident(), id(task) if task is not None else 0

@@ -11,7 +11,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .._pricing import TokenUsage
 
@@ -138,12 +138,39 @@ def as_int(value: object) -> int:
 
 
 _DECODER = json.JSONDecoder()
+_OPEN_BRACE: Final = ord("{")
 _STRING_AFTER: dict[bytes, re.Pattern[bytes]] = {}
 
 
-def peek_string(data: bytes, key: bytes) -> str | None:
+def peek_string(data: bytes, key: bytes, start: int = 0) -> str | None:
     """The first string value of ``key`` (a quoted JSON key) in a JSON document, found without
-    decoding the rest. Keys inside string values cannot match: their quotes are escaped."""
+    decoding the rest. Keys inside string values cannot match: their quotes are escaped.
+    ``start``: where to look from, when the caller knows ``key`` does not occur before it."""
+    # The usual shapes (``"model":"gpt-4o"``, ``"model": "gpt-4o"``, no escapes) with plain
+    # byte searches; anything else through the regular expression, which defines the answer.
+    at = data.find(key, start) if start >= 0 else -1
+    if at < 0:
+        return None
+    start = at + len(key)
+    if data.startswith(b':"', start):
+        start += 2
+    elif data.startswith(b': "', start):
+        start += 3
+    else:
+        return _peek_string_slow(data, key)
+    end = data.find(b'"', start)
+    if end < 0:
+        return None
+    raw = data[start:end]
+    if b"\\" in raw:
+        return _peek_string_slow(data, key)
+    try:
+        return raw.decode()
+    except ValueError:
+        return None
+
+
+def _peek_string_slow(data: bytes, key: bytes) -> str | None:
     pattern = _STRING_AFTER.get(key)
     if pattern is None:
         pattern = _STRING_AFTER[key] = re.compile(re.escape(key) + rb'\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -157,16 +184,39 @@ def peek_string(data: bytes, key: bytes) -> str | None:
         return None
 
 
+_LONG_BODY: Final = 2048
+_STREAM_OR_MODEL: Final = re.compile(rb'"(?:stream|model)(?=")')
+
+
+def find_stream_and_model(body: bytes) -> tuple[bool, int]:
+    """Whether ``"stream"`` occurs in a request body, and where the first ``"model"`` does
+    (0 when that is left to :func:`peek_string`, -1 when it does not occur).
+
+    Both take a pass over the whole body (a streamed request can put ``"stream"`` anywhere,
+    and the SDKs put ``"model"`` after the messages): one regular-expression pass over a long
+    body costs half of two byte searches, a short body is quicker with the byte search."""
+    if len(body) <= _LONG_BODY:
+        return b'"stream"' in body, 0
+    model_at = -1
+    # The look-ahead leaves the closing quote unread, so no occurrence can hide another.
+    for found in _STREAM_OR_MODEL.finditer(body):
+        if found.end() - found.start() == 7:  # '"stream'
+            return True, model_at
+        if model_at < 0:
+            model_at = found.start()
+    return False, model_at
+
+
 def peek_object(data: bytes, key: bytes) -> dict[str, Any] | None:
     """The object value of the last ``key`` in a JSON document (usage sits at the end of
     provider responses), or None when it is absent, null or not where expected."""
     at = data.rfind(key)
     if at < 0:
         return None
-    start = at + len(key)
-    while start < len(data) and data[start] in b" \t\r\n:":
+    start, size = at + len(key), len(data)
+    while start < size and data[start] in b" \t\r\n:":
         start += 1
-    if start >= len(data) or data[start] != ord("{"):
+    if start >= size or data[start] != _OPEN_BRACE:
         return None
     try:
         value, _ = _DECODER.raw_decode(data[start:].decode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._pricing import TokenUsage
-from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, as_int, event_json, split_events
+from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, event_json, split_events
 
 _DELTA_OVERHEAD = 90  # bytes of an Anthropic text delta event that are not text
 
@@ -17,13 +17,18 @@ def messages_usage(usage: object) -> TokenUsage | None:
         return None
     if "input_tokens" not in usage and "output_tokens" not in usage:
         return None
-    read = as_int(usage.get("cache_read_input_tokens"))
-    write = as_int(usage.get("cache_creation_input_tokens"))
+    # ``as_int`` inlined (this runs on every call): whole numbers > 0, anything else counts 0.
+    read = usage.get("cache_read_input_tokens")
+    read = read if type(read) is int and read > 0 else 0
+    write = usage.get("cache_creation_input_tokens")
+    write = write if type(write) is int and write > 0 else 0
+    plain = usage.get("input_tokens")
+    output = usage.get("output_tokens")
     return TokenUsage(
-        input_tokens=as_int(usage.get("input_tokens")) + read + write,
-        output_tokens=as_int(usage.get("output_tokens")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+        (plain if type(plain) is int and plain > 0 else 0) + read + write,
+        output if type(output) is int and output > 0 else 0,
+        read,
+        write,
     )
 
 
@@ -64,8 +69,13 @@ class MessagesTally(StreamTally):
         if deltas:
             text_bytes = len(data) - deltas * _DELTA_OVERHEAD
             self.output_estimate += max(deltas, text_bytes // 4)
-        if b"message_start" in data or b"message_delta" in data:
-            self._read(data)
+        # ``message_start`` or ``message_delta`` anywhere: one pass over the bytes for both.
+        at = data.find(b"message_")
+        while at >= 0:
+            if data.startswith((b"start", b"delta"), at + 8):
+                self._read(data)
+                break
+            at = data.find(b"message_", at + 8)
         return data
 
     def _read(self, data: bytes) -> None:

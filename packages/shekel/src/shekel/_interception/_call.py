@@ -22,7 +22,7 @@ from .._errors import (
 from .._ledger import UNLIMITED, Hold
 from .._money import Nanos
 from .._pricing import Rate, TokenUsage
-from ._adapter import ProtocolAdapter, StreamTally, peek_string
+from ._adapter import ProtocolAdapter, StreamTally, find_stream_and_model, peek_string
 
 
 class UsageMissingWarning(UserWarning):
@@ -70,18 +70,24 @@ class InterceptedCall:
         """
         self.body_size = len(content)
         adapter, budget = self.adapter, self.budget
+        streamed, model_at = find_stream_and_model(content)
         if (
-            b'"stream"' not in content
-            and not budget.strict
-            and not budget.refuses_unknown_models
+            not streamed
+            and not budget._strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
+            and not budget._refuses_unknown
             and budget.fallback_model() is None
         ):
             # The common case needs no rewrite: read the model without decoding the body.
-            self.model = peek_string(content, b'"model"')
+            self.model = peek_string(content, b'"model"', model_at)
             self.hold = budget.hold(0, 0, 1, need_headroom=True)
             return None
-        body = json.loads(content) if content else {}
-        if not isinstance(body, dict):
+        try:
+            body = json.loads(content) if content else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # not JSON we understand: count it, rewrite nothing
+            self.model = peek_string(content, b'"model"')
+            self.hold = budget.hold(0, 0, 1, need_headroom=True)
             return None
         info = adapter.inspect(body)
         model = info.model if isinstance(info.model, str) else None
@@ -196,12 +202,15 @@ class InterceptedCall:
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
             estimated = True
-        model = self._pricing_model(reported_model)
+        model, rate = self._pricing(reported_model)
         try:
             self.budget.charge(
                 usage,
                 model,
                 self.adapter.provider,
+                # Priced here with the rate just looked up (``charge`` would look it up again);
+                # an unknown model goes to ``charge`` unpriced, which applies the policy.
+                cost=None if rate is None else rate.cost(usage),
                 hold=self.hold,
                 estimated=estimated,
                 on_fallback=self.on_fallback,
@@ -229,24 +238,25 @@ class InterceptedCall:
         )
         self.settle(usage, tally.model, estimated=True, raise_over=raise_over)
         if complete and tally.usage is None:
-            self._usage_missing(self._pricing_model(tally.model), raise_over)
+            self._usage_missing(self._pricing(tally.model)[0], raise_over)
 
     def estimated_prompt(self) -> int:
         return max(self.body_size // 4, 1)
 
-    def _pricing_model(self, reported: str | None) -> str | None:
+    def _pricing(self, reported: str | None) -> tuple[str | None, Rate | None]:
+        """The model to price the call as (the requested one, or the reported one when only
+        that one has a price), and its rate (``None`` when unknown)."""
         requested = self.model
-        if requested is None:
-            return reported
+        rate_for = self.budget.rate_for
         provider = self.adapter.provider
-        if (
-            reported
-            and reported != requested
-            and self.budget.rate_for(requested, provider) is None
-            and self.budget.rate_for(reported, provider) is not None
-        ):
-            return reported  # e.g. a dated model id the price table knows
-        return requested
+        if requested is None:
+            return reported, None if reported is None else rate_for(reported, provider)
+        rate = rate_for(requested, provider)
+        if rate is None and reported and reported != requested:
+            reported_rate = rate_for(reported, provider)
+            if reported_rate is not None:
+                return reported, reported_rate  # e.g. a dated model id the price table knows
+        return requested, rate
 
     def _usage_missing(self, model: str | None, raise_over: bool) -> None:
         message = (

@@ -90,10 +90,14 @@ def adapter_for(path: str) -> ProtocolAdapter | None:
         return found
 
 
-def _begin(request: Any) -> tuple[InterceptedCall, Any] | None:
-    """Start tracking ``request`` if a budget is active and it is an LLM call."""
-    budget = ACTIVE.get() or PROCESS_ROOT[0]
-    if budget is None or request.method != "POST":
+def _is_llm_call(request: Any) -> bool:
+    return request.method == "POST" and adapter_for(request.url.path) is not None
+
+
+def _begin(budget: Any, request: Any) -> tuple[InterceptedCall, Any] | None:
+    """Start tracking ``request`` under ``budget`` (the active one) if it is an LLM call.
+    Its body must have been read (``request.read()``) when it was built from a stream."""
+    if request.method != "POST":
         return None
     adapter = adapter_for(request.url.path)
     if adapter is None:
@@ -109,11 +113,20 @@ def _begin(request: Any) -> tuple[InterceptedCall, Any] | None:
 
 
 def _rebuild(request: Any, body: bytes) -> Any:
-    headers = request.headers.copy()
-    headers["content-length"] = str(len(body))
-    return type(request)(
-        request.method, request.url, headers=headers, content=body, extensions=request.extensions
+    """``request`` with another body. Built from a ready byte stream, which skips httpx's
+    header defaults (the original request already has them; only the length changes) and
+    re-normalising every header, the bulk of the cost of a new request."""
+    library = sys.modules[type(request).__module__.partition(".")[0]]
+    new = type(request)(
+        request.method,
+        request.url,
+        headers=request.headers,
+        stream=library.ByteStream(body),
+        extensions=request.extensions,
     )
+    new.headers["content-length"] = str(len(body))
+    new.read()
+    return new
 
 
 def _failed(call: InterceptedCall, exc: BaseException) -> None:
@@ -164,9 +177,12 @@ def _tap_class(tap: type, response: Any) -> type:
 
 def _make_sync_send(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if ACTIVE.get() is None and PROCESS_ROOT[0] is None:
+        budget = ACTIVE.get() or PROCESS_ROOT[0]
+        if budget is None:
             return original(self, request, *args, **kwargs)
-        started = _begin(request)
+        if not hasattr(request, "_content") and _is_llm_call(request):
+            request.read()  # a body given as a stream: read it so it can be inspected
+        started = _begin(budget, request)
         if started is None:
             return original(self, request, *args, **kwargs)
         call, request = started
@@ -186,9 +202,12 @@ def _make_sync_send(original: Any) -> Any:
 
 def _make_async_send(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        if ACTIVE.get() is None and PROCESS_ROOT[0] is None:
+        budget = ACTIVE.get() or PROCESS_ROOT[0]
+        if budget is None:
             return await original(self, request, *args, **kwargs)
-        started = _begin(request)
+        if not hasattr(request, "_content") and _is_llm_call(request):
+            await request.aread()  # a body given as a stream: read it so it can be inspected
+        started = _begin(budget, request)
         if started is None:
             return await original(self, request, *args, **kwargs)
         call, request = started

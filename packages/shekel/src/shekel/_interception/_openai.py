@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._pricing import TokenUsage
-from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, as_int, event_json, split_events
+from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, event_json, split_events
 
 _OTHER_PROVIDERS = ("claude", "gemini", "mistral", "command", "llama")
 
@@ -19,11 +19,15 @@ def _chat_usage(usage: object) -> TokenUsage | None:
         return None
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    cached = in_details.get("cached_tokens")
+    reasoning = out_details.get("reasoning_tokens")
+    # ``as_int`` inlined (this runs on every call): whole numbers > 0, anything else counts 0.
     return TokenUsage(
-        input_tokens=as_int(prompt),
-        output_tokens=as_int(completion),
-        cache_read_tokens=as_int(in_details.get("cached_tokens")),
-        reasoning_tokens=as_int(out_details.get("reasoning_tokens")),
+        prompt if type(prompt) is int and prompt > 0 else 0,
+        completion if type(completion) is int and completion > 0 else 0,
+        cached if type(cached) is int and cached > 0 else 0,
+        0,
+        reasoning if type(reasoning) is int and reasoning > 0 else 0,
     )
 
 
@@ -73,8 +77,16 @@ class ChatTally(StreamTally):
 
     def events(self, data: bytes) -> bytes:
         self.output_estimate += data.count(b"data:")
-        if self.model is None or b'"usage":{' in data or b'"usage": {' in data:
+        if self.model is None:
             return self._inspect(data)
+        # Is there a ``"usage":{`` or ``"usage": {`` (not ``"usage":null``)? One pass over
+        # the bytes instead of one per spelling: this runs on every chunk.
+        at = data.find(b'"usage":')
+        while at >= 0:
+            after = data[at + 8 : at + 10]
+            if after[:1] == b"{" or after == b" {":
+                return self._inspect(data)
+            at = data.find(b'"usage":', at + 8)
         return data
 
     def _inspect(self, data: bytes) -> bytes:

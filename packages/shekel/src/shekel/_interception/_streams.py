@@ -44,17 +44,21 @@ class _Tap:
             self.body.append(chunk)
             return chunk
         data = self.pending + chunk if self.pending else chunk
-        end = data.rfind(b"\n\n")
-        if end >= 0:
-            end += 2
+        if data.endswith(b"\n\n"):  # the usual chunk: whole events, nothing left over
+            self.pending = b""
+            out = tally.events(data)
         else:
-            end = data.rfind(b"\r\n\r\n")
-            if end < 0:
-                self.pending = data
-                return b""
-            end += 4
-        self.pending = data[end:]
-        out = tally.events(data[:end])
+            end = data.rfind(b"\n\n")
+            if end >= 0:
+                end += 2
+            else:
+                end = data.rfind(b"\r\n\r\n")
+                if end < 0:
+                    self.pending = data
+                    return b""
+                end += 4
+            self.pending = data[end:]
+            out = tally.events(data[:end])
         if self.cut_at is not None and tally.usage is None and tally.output_estimate >= self.cut_at:
             self.stop = True
         return out
@@ -93,6 +97,7 @@ class SyncTap(_Tap):
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self.inner)
+        feed, tally, call = self.feed, self.tally, self.call  # read once: this loop is per chunk
         while True:
             try:
                 chunk = next(chunks)
@@ -101,13 +106,13 @@ class SyncTap(_Tap):
             except BaseException:
                 self.abandon()
                 raise
-            out = self.feed(chunk)
+            out = feed(chunk)
             if out:
                 yield out
-            if self.tally is not None and self.tally.usage is not None and not self.call.settled:
+            if tally is not None and tally.usage is not None and not call.settled:
                 # Final usage is in: record now and raise here if a cap was crossed, before
                 # the SDK sees the end of the stream and closes it.
-                self.call.settle_stream(self.tally, complete=True, raise_over=True)
+                call.settle_stream(tally, complete=True, raise_over=True)
             if self.stop:
                 self.inner.close()
                 raise self.cut_off()
@@ -125,6 +130,7 @@ class AsyncTap(_Tap):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self.inner.__aiter__()
+        feed, tally, call = self.feed, self.tally, self.call  # read once: this loop is per chunk
         while True:
             try:
                 chunk = await chunks.__anext__()
@@ -133,13 +139,13 @@ class AsyncTap(_Tap):
             except BaseException:
                 self.abandon()
                 raise
-            out = self.feed(chunk)
+            out = feed(chunk)
             if out:
                 yield out
-            if self.tally is not None and self.tally.usage is not None and not self.call.settled:
+            if tally is not None and tally.usage is not None and not call.settled:
                 # Final usage is in: record now and raise here if a cap was crossed, before
                 # the SDK sees the end of the stream and closes it.
-                self.call.settle_stream(self.tally, complete=True, raise_over=True)
+                call.settle_stream(tally, complete=True, raise_over=True)
             if self.stop:
                 await self.inner.aclose()
                 raise self.cut_off()
