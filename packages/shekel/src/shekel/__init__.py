@@ -25,6 +25,7 @@ from ._errors import (
     UsageMissingError,
 )
 from ._history import CallRecord
+from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
 from ._ledger import InMemoryLedger, Ledger
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
@@ -51,13 +52,17 @@ __all__ = [
     "Ledger",
     "ModelPrice",
     "PoolReservation",
+    "ProtocolAdapter",
+    "RequestInfo",
     "Reservation",
     "ShekelError",
+    "StreamTally",
     "TokenUsage",
     "ToolBudgetExceededError",
     "UnknownModelError",
     "UnknownModelWarning",
     "UsageMissingError",
+    "UsageMissingWarning",
     "__version__",
     "budget",
     "current_budget",

@@ -7,7 +7,7 @@ workflow can each have their own child of a shared parent.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final
@@ -36,8 +36,10 @@ def set_process_root(budget: Budget | None) -> None:
 
 def current_owner() -> tuple[int, int]:
     """Identity of the running thread and asyncio task (0 outside a task)."""
-    # ``current_task()`` raises outside an event loop; asking for the running loop first
-    # spares a sync caller (every stream) building and catching that exception.
-    loop = asyncio._get_running_loop()
-    task = asyncio.current_task(loop) if loop is not None else None
+    # No event loop can run before asyncio is imported, so ``import shekel`` need not import it.
+    # ``current_task()`` raises outside a loop; asking for the running loop first spares a
+    # sync caller (every stream) building and catching that exception.
+    asyncio = sys.modules.get("asyncio")
+    loop = asyncio._get_running_loop() if asyncio is not None else None
+    task = asyncio.current_task(loop) if asyncio is not None and loop is not None else None
     return threading.get_ident(), id(task) if task is not None else 0
