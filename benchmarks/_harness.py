@@ -18,11 +18,15 @@ median and the min (and max) over the repeats.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # -- timing ---------------------------------------------------------------------------------
@@ -177,3 +181,36 @@ POOL_COMMIT = {"tokens": 150, "usd": 0.0004}
 POOL_TOKEN_CAP = 10**15
 POOL_USD_CAP = 1e9
 THREAD_COUNTS = (1, 8)
+
+
+def ensure_venv(venv: Path, specs: list[str]) -> tuple[Path | None, str]:
+    """A throwaway venv's python with ``specs`` installed, created (or reused when the specs and
+    the Python version are unchanged) with ``uv``; or ``None`` and the reason it failed."""
+    uv = shutil.which("uv")
+    if uv is None:
+        return None, "uv is not on PATH"
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    marker = venv / ".shekel-bench-specs"
+    wanted = " ".join(specs) + f" | {sys.version.split()[0]}"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return python, "reused"
+    try:
+        subprocess.run(
+            [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        subprocess.run(
+            [uv, "pip", "install", "--quiet", "--python", str(python), *specs],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        return None, f"could not install {', '.join(specs)}: {detail.strip()[-500:]}"
+    marker.write_text(wanted)
+    return python, "installed"

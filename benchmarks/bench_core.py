@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -217,36 +216,8 @@ def incumbent_venv() -> Path:
 
 
 def ensure_incumbent_env() -> tuple[Path | None, str]:
-    """The throwaway venv's python, created (or reused) with ``uv``; or ``None`` and why not."""
-    uv = shutil.which("uv")
-    if uv is None:
-        return None, "uv is not on PATH"
-    venv = incumbent_venv()
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    marker = venv / ".shekel-bench-specs"
-    wanted = " ".join(INCUMBENT_SPECS) + f" | {sys.version.split()[0]}"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python, "reused"
-    try:
-        subprocess.run(
-            [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        subprocess.run(
-            [uv, "pip", "install", "--quiet", "--python", str(python), *INCUMBENT_SPECS],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", None) or str(exc)
-        return None, f"could not install {', '.join(INCUMBENT_SPECS)}: {detail.strip()[-500:]}"
-    marker.write_text(wanted)
-    return python, "installed"
+    """The incumbents' throwaway venv's python, or ``None`` and why not."""
+    return h.ensure_venv(incumbent_venv(), list(INCUMBENT_SPECS))
 
 
 def measure_incumbents(sizes: dict[str, int]) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -309,37 +308,8 @@ def incumbent_specs() -> list[str]:
 
 
 def ensure_incumbent_env() -> tuple[Path | None, str]:
-    """The throwaway venv's python, created (or reused) with ``uv``; or ``None`` and why not."""
-    uv = shutil.which("uv")
-    if uv is None:
-        return None, "uv is not on PATH"
-    venv = incumbent_venv()
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    marker = venv / ".shekel-bench-specs"
-    specs = incumbent_specs()
-    wanted = " ".join(specs) + f" | {sys.version.split()[0]}"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python, "reused"
-    try:
-        subprocess.run(
-            [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        subprocess.run(
-            [uv, "pip", "install", "--quiet", "--python", str(python), *specs],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", None) or str(exc)
-        return None, f"could not install {', '.join(specs)}: {detail.strip()[-500:]}"
-    marker.write_text(wanted)
-    return python, "installed"
+    """shekel 1.2.0's throwaway venv's python, or ``None`` and why not."""
+    return h.ensure_venv(incumbent_venv(), incumbent_specs())
 
 
 def _run_json(command: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
