@@ -17,6 +17,7 @@ median and the min (and max) over the repeats.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,20 @@ def ensure_venv(venv: Path, specs: list[str]) -> tuple[Path | None, str]:
         return None, f"could not install {', '.join(specs)}: {detail.strip()[-500:]}"
     marker.write_text(wanted)
     return python, "installed"
+
+
+def suite_args(
+    argv: list[str] | None, description: str, sizes_for: Callable[[bool], dict[str, Any]]
+) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The options every suite understands, and its loop sizes (``--quick`` or ``--sizes``).
+    Unknown options are ignored: ``run_all.py`` passes every option to every suite."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-incumbents", action="store_true")
+    parser.add_argument("--baseline", metavar="REF")
+    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)
+    sizes = json.loads(args.sizes) if args.sizes else sizes_for(args.quick)
+    warnings.simplefilter("ignore")  # e.g. an unknown-model warning must not pollute stdout
+    return args, sizes

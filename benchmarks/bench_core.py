@@ -16,7 +16,6 @@ name clashes with ours. If that fails they are reported as unavailable, never as
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -25,7 +24,6 @@ import sys
 import tarfile
 import tempfile
 import tracemalloc
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -420,15 +418,7 @@ def baseline_figure(baseline: dict[str, Any], fig: dict[str, Any]) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--baseline", metavar="REF")
-    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args(argv)  # run_all.py passes options every suite may ignore
-    sizes = json.loads(args.sizes) if args.sizes else sizes_for(args.quick)
-    warnings.simplefilter("ignore")  # e.g. an unknown-model warning must not pollute stdout
+    args, sizes = h.suite_args(argv, __doc__.splitlines()[0], sizes_for)
 
     if args.raw:
         h.emit(measure_ours(sizes))

@@ -25,7 +25,6 @@ speed drifts over minutes, and one after the other they would be measured at dif
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.metadata
 import json
@@ -35,7 +34,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -671,15 +669,7 @@ def baseline_figure(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-incumbents", action="store_true")
-    parser.add_argument("--baseline", metavar="REF")
-    parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--sizes", help=argparse.SUPPRESS)
-    args, _ = parser.parse_known_args(argv)  # run_all.py passes options every suite may ignore
-    sizes = json.loads(args.sizes) if args.sizes else sizes_for(args.quick)
-    warnings.simplefilter("ignore")  # e.g. an unknown-model warning must not pollute stdout
+    args, sizes = h.suite_args(argv, __doc__.splitlines()[0], sizes_for)
 
     if args.raw:
         h.emit({**measure_ours(sizes), "sizes": sizes})

@@ -417,61 +417,6 @@ def test_fallback_of_a_parent_is_seen_by_its_children() -> None:
     assert p.fallback_spent == 1.0
 
 
-def test_complete_conversation_manager_example() -> None:
-    log: list[str] = []
-
-    class ConversationManager:
-        def __init__(self, user_id: str, daily_limit: float = 5.00) -> None:
-            self.user_id = user_id
-            self.session = budget(
-                max_usd=daily_limit,
-                warn_at=0.8,
-                fallback={"at_pct": 0.8, "model": "gpt-4o-mini"},
-                on_warn=self._warn_user,
-                on_fallback=self._notify_fallback,
-                name=f"user_{user_id}",
-            )
-
-        def _warn_user(self, spent: float, limit: float) -> None:
-            log.append(f"{self.user_id}: 80% budget used (${spent:.2f}/${limit:.2f})")
-
-        def _notify_fallback(self, spent: float, limit: float, fallback: str) -> None:
-            log.append(f"{self.user_id}: Switched to {fallback} at ${spent:.2f}")
-
-        def send_message(self, message: str, cost: float) -> str:
-            try:
-                with self.session:
-                    model = self.session.fallback_model() or "gpt-4o"
-                    self.session.record(usd=cost, model=model)
-                    return f"{model}: {message}"
-            except BudgetExceededError:
-                return "Daily budget exceeded. Please try again tomorrow."
-
-        def get_stats(self) -> dict[str, object]:
-            return {
-                "spent": self.session.spent,
-                "limit": self.session.limit,
-                "remaining": self.session.remaining,
-                "switched": self.session.model_switched,
-            }
-
-        def reset_daily(self) -> None:
-            self.session.reset()
-
-    user = ConversationManager("user_123", daily_limit=5.00)
-    assert user.send_message("Hello!", 2.0) == "gpt-4o: Hello!"
-    assert user.send_message("What's the weather?", 2.5) == "gpt-4o: What's the weather?"
-    assert log == [
-        "user_123: 80% budget used ($4.50/$5.00)",
-        "user_123: Switched to gpt-4o-mini at $4.50",
-    ]
-    assert user.send_message("Tell me a joke", 0.25) == "gpt-4o-mini: Tell me a joke"
-    assert user.send_message("More", 1.0) == "Daily budget exceeded. Please try again tomorrow."
-    assert user.get_stats() == {"spent": 5.75, "limit": 5.0, "remaining": 0.0, "switched": True}
-    user.reset_daily()
-    assert user.get_stats() == {"spent": 0.0, "limit": 5.0, "remaining": 5.0, "switched": False}
-
-
 # -- async ----------------------------------------------------------------------------------
 
 

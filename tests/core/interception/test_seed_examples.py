@@ -181,6 +181,9 @@ def test_complete_example_conversation_manager(fake: FakeProvider, client: opena
                 "switched": self.session.model_switched,
             }
 
+        def reset_daily(self) -> None:
+            self.session.reset()
+
     user = ConversationManager("user_123", daily_limit=5.00)
     replies = [user.send_message(m) for m in ("Hello!", "What's the weather?", "Tell me a joke")]
     assert replies == ["Hello from the fake provider."] * 3
@@ -191,6 +194,16 @@ def test_complete_example_conversation_manager(fake: FakeProvider, client: opena
     stats = user.get_stats()
     assert stats["switched"] is True
     assert stats["spent"] == pytest.approx(4.0 + gpt4o_mini(400_000, 100_000))
+
+    # On the fallback model a message costs $0.12: the 8th more crosses $5 and is refused after
+    # it was paid; the next one is refused before it is sent.
+    more = [user.send_message(f"message {n}") for n in range(9)]
+    exceeded = "Daily budget exceeded. Please try again tomorrow."
+    assert more == ["Hello from the fake provider."] * 7 + [exceeded, exceeded]
+    assert len(fake.requests) == 3 + 8
+    assert user.get_stats()["remaining"] == 0.0
+    user.reset_daily()
+    assert user.get_stats() == {"spent": 0.0, "limit": 5.0, "remaining": 5.0, "switched": False}
 
 
 # -- seed 001: streaming -----------------------------------------------------------------------
