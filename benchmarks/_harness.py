@@ -233,3 +233,34 @@ def suite_args(
     sizes = json.loads(args.sizes) if args.sizes else sizes_for(args.quick)
     warnings.simplefilter("ignore")  # e.g. an unknown-model warning must not pollute stdout
     return args, sizes
+
+
+def pool_workloads(
+    record: Callable[..., Any], reserve: Callable[..., Any]
+) -> tuple[Callable[[], Callable[[int], None]], Callable[[], Callable[[int], None]]]:
+    """Worker factories for the shared-pool figures, the same for every library measured:
+    ``record(tokens=, usd=)`` and ``reserve(tokens=, usd=).commit(tokens=, usd=)`` with the
+    amounts in ``POOL_RECORD`` / ``POOL_RESERVE`` / ``POOL_COMMIT``."""
+    rec, res, com = POOL_RECORD, POOL_RESERVE, POOL_COMMIT
+
+    def make_record() -> Callable[[int], None]:
+        def worker(n: int, tokens: int = rec["tokens"], usd: float = rec["usd"]) -> None:
+            for _ in range(n):
+                record(tokens=tokens, usd=usd)
+
+        return worker
+
+    def make_reserve_commit() -> Callable[[int], None]:
+        def worker(
+            n: int,
+            tokens: int = res["tokens"],
+            usd: float = res["usd"],
+            used_tokens: int = com["tokens"],
+            used_usd: float = com["usd"],
+        ) -> None:
+            for _ in range(n):
+                reserve(tokens=tokens, usd=usd).commit(tokens=used_tokens, usd=used_usd)
+
+        return worker
+
+    return make_record, make_reserve_commit

@@ -55,31 +55,7 @@ def token_budget(sizes: dict[str, int]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"version": importlib.metadata.version("token-budget-py")}
     pool = BudgetPool(token_cap=h.POOL_TOKEN_CAP, usd_cap=h.POOL_USD_CAP)
-    rec, res, com = h.POOL_RECORD, h.POOL_RESERVE, h.POOL_COMMIT
-
-    def make_record() -> Callable[[int], None]:
-        record = pool.record
-
-        def worker(n: int, tokens: int = rec["tokens"], usd: float = rec["usd"]) -> None:
-            for _ in range(n):
-                record(tokens=tokens, usd=usd)
-
-        return worker
-
-    def make_reserve_commit() -> Callable[[int], None]:
-        try_reserve = pool.try_reserve
-
-        def worker(
-            n: int,
-            tokens: int = res["tokens"],
-            usd: float = res["usd"],
-            used_tokens: int = com["tokens"],
-            used_usd: float = com["usd"],
-        ) -> None:
-            for _ in range(n):
-                try_reserve(tokens=tokens, usd=usd).commit(tokens=used_tokens, usd=used_usd)
-
-        return worker
+    make_record, make_reserve_commit = h.pool_workloads(pool.record, pool.try_reserve)
 
     for threads in h.THREAD_COUNTS:
         out[f"pool_record_{threads}t"] = _guard(

@@ -24,7 +24,6 @@ import sys
 import tarfile
 import tempfile
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,31 +143,7 @@ def measure_ours(sizes: dict[str, int]) -> dict[str, Any]:
         raw["enter_exit_nested"] = h.time_per_op_us(enter_exit_child, sizes["enter_n"], repeats)
 
     pool = shekel.BudgetPool(token_cap=h.POOL_TOKEN_CAP, usd_cap=h.POOL_USD_CAP)
-    rec, res, com = h.POOL_RECORD, h.POOL_RESERVE, h.POOL_COMMIT
-
-    def make_record() -> Callable[[int], None]:
-        pool_record = pool.record
-
-        def worker(n: int, tokens: int = rec["tokens"], usd: float = rec["usd"]) -> None:
-            for _ in range(n):
-                pool_record(tokens=tokens, usd=usd)
-
-        return worker
-
-    def make_reserve_commit() -> Callable[[int], None]:
-        reserve = pool.reserve
-
-        def worker(
-            n: int,
-            tokens: int = res["tokens"],
-            usd: float = res["usd"],
-            used_tokens: int = com["tokens"],
-            used_usd: float = com["usd"],
-        ) -> None:
-            for _ in range(n):
-                reserve(tokens=tokens, usd=usd).commit(tokens=used_tokens, usd=used_usd)
-
-        return worker
+    make_record, make_reserve_commit = h.pool_workloads(pool.record, pool.reserve)
 
     for threads in h.THREAD_COUNTS:
         n = sizes["pool_n"] // threads
