@@ -375,8 +375,8 @@ def test_the_scripts_unnamed_budgets_nest_under_the_run_budget(
     code, out, err = cli(capsys, "run", agent, "--budget", "0.5", "--output", "json")
     assert code == 0, err
     assert out.splitlines() == [
-        "shekel-run.budget-1 0.5",
-        "shekel-run.budget-2 0.4",
+        "shekel-run.budget 0.5",
+        "shekel-run.budget 0.4",
         "shekel-run.research",
     ]
     assert last_json(err)["spent"] == pytest.approx(0.2)

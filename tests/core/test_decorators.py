@@ -110,11 +110,15 @@ def test_decorated_calls_nest_under_the_active_budget() -> None:
     with budget(max_usd=10, name="workflow") as w:
         first = research()
         second = research()
-    assert first.full_name == "workflow.research"
-    assert second.full_name == "workflow.research-2"
+    # Repeats: the same name, rolled up into one entry of the parent instead of a child each.
+    assert first is not second
+    assert first.full_name == second.full_name == "workflow.research"
     assert w.spent == 0.5
     assert w.spent_by_children == 0.5
-    assert [c.name for c in w.children] == ["research", "research-2"]
+    assert w.children == []
+    rollup = w.rollups["research"]
+    assert (rollup.runs, rollup.used[0]) == (2, 500_000_000)
+    assert w.tree().splitlines()[1] == "  research ×2: $0.50"
 
 
 def test_decorated_functions_calling_each_other() -> None:
@@ -145,10 +149,11 @@ def test_concurrent_async_calls_under_one_parent() -> None:
         return parent, list(names)
 
     parent, names = asyncio.run(main())
-    assert len(set(names)) == 10
-    assert all(n.startswith("fanout.call") for n in names)
+    assert names == ["fanout.call"] * 10
     assert parent.spent == 0.55
-    assert len(parent.children) == 10
+    assert parent.children == []
+    assert parent.rollups["call"].runs == 10
+    assert parent.rollups["call"].used[0] == 550_000_000
 
 
 def test_decorated_child_is_capped_by_its_parent() -> None:

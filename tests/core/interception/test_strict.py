@@ -100,7 +100,7 @@ def test_stream_cut_off_at_the_reservation(fake: FakeProvider, oai: openai.OpenA
     fake.enqueue(Reply(text=LONG, input_tokens=10, ignore_max_tokens=True))
     received = 0
     with budget(max_usd=0.0003, strict=True) as b:
-        with pytest.raises(BudgetExceededError, match="stopped after about"):
+        with pytest.raises(BudgetExceededError, match="stopped the stream after about"):
             for chunk in oai.chat.completions.create(
                 model="gpt-4o-mini", messages=USER, stream=True
             ):

@@ -8,23 +8,41 @@ from types import TracebackType
 from typing import Any, Final
 
 from . import _render
-from ._config import BudgetConfig, build_config, reject_unknown
-from ._context import ACTIVE, PROCESS_ROOT, current_owner
+from ._config import (
+    BudgetConfig,
+    FallbackCallback,
+    UnknownModels,
+    WarnCallback,
+    build_config,
+    check_ledger,
+    reject_unknown,
+)
+from ._context import (
+    PROCESS_ROOT,
+    Activation,
+    active_budget,
+    current_owner,
+    entered_budget,
+    find_live,
+    pop,
+    push,
+)
 from ._errors import (
     BudgetConfigError,
     BudgetExceededError,
+    BudgetStateError,
     UnknownModelError,
 )
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
 from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
-from ._money import Nanos, nanos_to_usd, spend_to_nanos
-from ._nesting import child_name
+from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._overrun import overrun_error
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState, emit_warning
 from ._pricing import Rate, TokenUsage, lookup_rate, rate_for, unknown_model
 from ._reservation import Reservation
 from ._snapshot import BudgetSnapshot, snapshot_of
+from ._tree import Rollup, Totals, fold, join
 
 _TREE_LOCK: Final = threading.RLock()
 
@@ -46,13 +64,13 @@ class Budget:
         max_tool_calls: int | None = None,
         name: str | None = None,
         warn_at: float | None = None,
-        on_warn: Any = None,
+        on_warn: WarnCallback | None = None,
         fallback: Mapping[str, Any] | None = None,
-        on_fallback: Any = None,
+        on_fallback: FallbackCallback | None = None,
         prices: Mapping[str, Any] | None = None,
         tool_prices: Mapping[str, float] | None = None,
         strict: bool = False,
-        unknown_models: str = "warn",
+        unknown_models: UnknownModels = "warn",
         history_size: int = DEFAULT_HISTORY_SIZE,
         ledger: Ledger | None = None,
         **unexpected: object,
@@ -74,16 +92,15 @@ class Budget:
             unknown_models=unknown_models,
             history_size=history_size,
         )
-        if ledger is not None and not isinstance(ledger, Ledger):
-            raise BudgetConfigError(f"ledger must be a shekel Ledger, got {type(ledger).__name__}")
-        self._ledger: Ledger = ledger or DEFAULT_LEDGER
+        self._ledger: Ledger = check_ledger(ledger) or DEFAULT_LEDGER
         self.name: str | None = self._config.name
         self._account = self._ledger.open(self.name or "budget", self._config.caps)
         self.parent: Budget | None = None
         self.children: list[Budget] = []
         self._child_names: dict[str, Budget] = {}
+        self._rollups: dict[str, Rollup] = {}
         self._active_children: list[Budget] = []
-        self._entries = 0
+        self._live: list[Activation] = []
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
         self._chain: tuple[Any, ...] = (self._account,)
@@ -98,8 +115,9 @@ class Budget:
         self._pending: set[Any] = set()
         self._strict = self._config.strict
         self._refuses_unknown = self._config.unknown_models == "error"
-        self._auto_name_children = False
-        self._auto_suffix = False
+        self._repeat = False  # a child that is rolled up into its parent when it ends
+        self._adopts_repeats = False  # unnamed and same-name children become repeats
+        self._folded: Totals | None = None  # what this repeat last added to its parent's rollup
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -177,9 +195,17 @@ class Budget:
 
     @property
     def spent_by_children(self) -> float:
-        """USD recorded in this budget's children (and their children)."""
-        # Sum in nano-dollars: adding the children's floats would drift (10 x $0.10 != $1).
-        return nanos_to_usd(sum(c._ledger.read(c._account).used[0] for c in list(self.children)))
+        """USD recorded under this budget's children: ``spent - spent_direct``.
+
+        It includes children that were reset since (the spend happened) and ended repeats."""
+        _, totals, *_ = self._history.snapshot()
+        direct = sum(t.cost for t in totals.values())
+        return nanos_to_usd(self._ledger.read(self._account).used[0] - direct)
+
+    @property
+    def rollups(self) -> Mapping[str, Rollup]:
+        """Totals of the ended repeats under this budget, by name (``@with_budget`` calls)."""
+        return self._rollups
 
     @property
     def model_switched(self) -> bool:
@@ -200,31 +226,12 @@ class Budget:
     @property
     def is_active(self) -> bool:
         """True while any thread or task is inside this budget's block."""
-        return self._entries > 0
+        return bool(self._live)
 
     # -- entering and leaving ----------------------------------------------------------
 
     def __enter__(self) -> Budget:
-        parent: Budget | None = ACTIVE.get()
-        if parent is None and PROCESS_ROOT[0] is not self:
-            parent = PROCESS_ROOT[0]
-        with _TREE_LOCK:
-            if parent is not None:
-                self._attach(parent)
-            elif self.parent is not None:
-                raise BudgetConfigError(
-                    f"budget {self.full_name!r} was first used inside {self.parent.full_name!r}; "
-                    "enter it inside that budget again, or create a new budget"
-                )
-            self._entries += 1
-            if self.parent is not None:
-                self.parent._active_children.append(self)
-        if self.parent is not None:
-            self._autocap(self.parent)
-        ACTIVE.set(self)
-        install_once()
-        if LISTENING.shekel_budget_entered:
-            plugin_manager().hook.shekel_budget_entered(budget=self)
+        self._begin()
         return self
 
     def __exit__(
@@ -233,15 +240,57 @@ class Budget:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with _TREE_LOCK:
-            self._entries -= 1
-            if self.parent is not None:
-                self.parent._active_children.remove(self)
+        frame = find_live(self)
+        if frame is None:  # ended in another context than it began (a generator closed late)
+            with _TREE_LOCK:
+                frame = self._live[-1] if self._live else None
+            if frame is None:
+                return
         if exc is not None and self._pending:
             self._settle_interrupted()
-        ACTIVE.set(self.parent)
+        self._end(frame)
         if LISTENING.shekel_budget_exited:
             plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
+
+    def _begin(self) -> Activation:
+        """Activate this budget in the current thread or task. Everything that can fail runs
+        before anything changes, so a failure leaves no budget active."""
+        install_once()
+        parent = entered_budget()
+        if parent is None and PROCESS_ROOT[0] is not self:
+            parent = PROCESS_ROOT[0]
+        with _TREE_LOCK:
+            if parent is not None and self.parent is not parent:
+                join(self, parent)
+            elif parent is None and self.parent is not None:
+                raise BudgetConfigError(
+                    f"budget {self.full_name!r} was first used inside {self.parent.full_name!r}; "
+                    "enter it inside that budget again, or create a new budget"
+                )
+            frame = push(self)
+            self._live.append(frame)
+            if self.parent is not None:
+                self.parent._active_children.append(self)
+        try:
+            if self.parent is not None:
+                self._autocap(self.parent)
+            if LISTENING.shekel_budget_entered:
+                plugin_manager().hook.shekel_budget_entered(budget=self)
+        except BaseException:
+            self._end(frame)
+            raise
+        return frame
+
+    def _end(self, frame: Activation) -> None:
+        if not pop(frame):
+            return
+        with _TREE_LOCK:
+            self._live.remove(frame)
+            parent = self.parent
+            if parent is not None:
+                parent._active_children.remove(self)
+                if self._repeat and not self._live:
+                    fold(self)
 
     async def __aenter__(self) -> Budget:
         return self.__enter__()
@@ -275,52 +324,6 @@ class Budget:
         for spend in mine:
             spend.interrupt()
 
-    def _attach(self, parent: Budget) -> None:
-        if self.parent is parent:
-            return
-        if self is parent or self in parent._lineage:
-            raise BudgetConfigError(f"budget {self.full_name!r} is already active here")
-        if self._ledger is not parent._ledger:
-            raise BudgetConfigError(
-                f"budget {self.name!r} uses another ledger than {parent.full_name!r}; a child "
-                "must keep its accounts on its parent's ledger (pass the same ledger=)"
-            )
-        if self.parent is not None:
-            raise BudgetConfigError(
-                f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; it cannot be "
-                f"entered inside {parent.full_name!r}. Create a separate budget for each place"
-            )
-        state = self._ledger.read(self._account)
-        if any(state.used) or any(state.reserved):
-            # Its past spend never reached ``parent``: nesting it would break the parent's totals.
-            raise BudgetConfigError(
-                f"budget {self.full_name!r} already holds spend recorded outside "
-                f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
-                "create a new budget for this place"
-            )
-        depth = parent._depth + 1
-        self.name = child_name(
-            self.name,
-            parent.name,
-            parent.full_name,
-            parent._child_names,
-            len(parent.children),
-            depth,
-            number_unnamed=parent._auto_name_children,
-            number_repeats=self._auto_suffix or parent._auto_name_children,
-        )
-        self.parent = parent
-        parent.children.append(self)
-        parent._child_names[self.name] = self
-        self._depth = depth
-        self._lineage = (self, *parent._lineage)
-        own_prices = [self._config.prices] if self._config.prices else []
-        self._price_tables = own_prices + parent._price_tables
-        self._full_name = f"{parent._full_name}.{self.name}"
-        self._strict = self._config.strict or parent._strict
-        self._refuses_unknown = self._refuses_unknown or parent._refuses_unknown
-        self._chain = (self._account, *parent._chain)
-
     def _autocap(self, parent: Budget) -> None:
         mine = self._ledger.read(self._account)
         theirs = self._ledger.read(parent._account)
@@ -341,10 +344,11 @@ class Budget:
     def reset(self) -> None:
         """Forget all spend of this budget and its children; warnings and fallback re-arm.
 
-        Raises ``RuntimeError`` while the budget is active. Enclosing budgets keep the spend.
+        Raises ``BudgetStateError`` while the budget is active. Enclosing budgets keep the
+        spend (it happened): their ``spent_by_children`` still includes it.
         """
-        if self._entries > 0:
-            raise RuntimeError(
+        if self._live:
+            raise BudgetStateError(
                 f"cannot reset budget {self.full_name!r} while it is active; "
                 "call reset() after its with-block ends"
             )
@@ -353,7 +357,9 @@ class Budget:
         self._ledger.reset(self._account)
         self._ledger.set_caps(self._account, self._config.caps)
         self._history.clear()
+        self._rollups.clear()
         self._policy.reset()
+        self._folded = None  # a repeat counted in its parent's rollup stays counted there
 
     # -- recording ---------------------------------------------------------------------
 
@@ -375,7 +381,7 @@ class Budget:
         to ``input_tokens + output_tokens``. The spend is recorded first, then
         ``BudgetExceededError`` is raised if a limit is now exceeded.
         """
-        current = ACTIVE.get()
+        current = active_budget()
         if current is not self and current is not None:  # the usual cases need no more checks
             self._check_not_locked()
         if not (
@@ -384,19 +390,23 @@ class Budget:
             and type(cached_input_tokens) is int
             and type(llm_calls) is int
             and (tokens is None or type(tokens) is int)
-            and input_tokens >= 0
-            and output_tokens >= 0
-            and cached_input_tokens >= 0
-            and llm_calls >= 0
-            and (tokens is None or tokens >= 0)
+            and 0 <= input_tokens < MAX_COUNT
+            and 0 <= output_tokens < MAX_COUNT
+            and 0 <= cached_input_tokens < MAX_COUNT
+            and 0 <= llm_calls < MAX_COUNT
+            and (tokens is None or 0 <= tokens < MAX_COUNT)
+            and (model is None or type(model) is str)
+            and (provider is None or type(provider) is str)
         ):
-            _check_counts(
+            check_counts(
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cached_input_tokens=cached_input_tokens,
                 llm_calls=llm_calls,
                 tokens=0 if tokens is None else tokens,
             )
+            _check_text("model", model)
+            _check_text("provider", provider)
         if usd is None:
             cost = None
         elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
@@ -423,6 +433,7 @@ class Budget:
         ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
         """
         self._check_not_locked()
+        _check_text("tool_name", tool_name, required=True)
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
         if over is not None:
@@ -544,9 +555,9 @@ class Budget:
                 )
 
     def _check_not_locked(self) -> None:
-        current = ACTIVE.get() or PROCESS_ROOT[0]
+        current = active_budget()
         if current is not None and current is not self and self in current._lineage:
-            raise RuntimeError(
+            raise BudgetStateError(
                 f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "
                 "active here; record on the child, or after the child's block ends"
             )
@@ -575,8 +586,7 @@ class Budget:
         is not committed is released when its block ends or raises.
         """
         self._check_not_locked()
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            raise BudgetConfigError(f"tokens must be a whole number >= 0, got {tokens!r}")
+        check_counts(tokens=tokens)
         held = self.hold(spend_to_nanos(usd), tokens, 0)
         return Reservation(self, held)
 
@@ -656,13 +666,27 @@ class Budget:
         return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
 
 
-_FAST_LIMIT: Final = 1e12
+_FAST_LIMIT: Final = float(MAX_USD)
 """Floats below this many dollars take the inlined conversion; larger ones are validated."""
 _NO_USAGE: Final = TokenUsage()
 """Shared by records without token counts (never passed where it could be changed)."""
 
+MAX_COUNT: Final = 10**15
+"""The largest token or call count one record may carry."""
 
-def _check_counts(**counts: object) -> None:
+
+def check_counts(**counts: object) -> None:
+    """``BudgetConfigError`` naming the first count that is not a whole number in range."""
     for label, value in counts.items():
-        if type(value) is not int or value < 0:
-            raise BudgetConfigError(f"{label} must be a whole number >= 0, got {value!r}")
+        if type(value) is not int or not 0 <= value < MAX_COUNT:
+            raise BudgetConfigError(
+                f"{label} must be a whole number >= 0 (and below {MAX_COUNT:,}), got {value!r}"
+            )
+
+
+def _check_text(label: str, value: object, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value:
+        wanted = "a non-empty string" if required else "a non-empty string or None"
+        raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}")

@@ -122,11 +122,12 @@ def _ignore_warning(spent: float, limit: float) -> None:
 
 
 def make_budget(kwargs: dict[str, Any]) -> Budget:
-    """The run's budget; its unnamed children are named ``budget-1``, ``budget-2``, ..."""
+    """The run's budget. Budgets the script enters without a name, or with a name already
+    used, are repeats under it (named ``budget``, or their name), rolled up when they end."""
     if kwargs.get("warn_at") is not None:
         kwargs = {**kwargs, "on_warn": _ignore_warning}
     root = Budget(**kwargs)
-    root._auto_name_children = True
+    root._adopts_repeats = True
     return root
 
 

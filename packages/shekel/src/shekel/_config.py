@@ -13,12 +13,14 @@ from typing import Final, Literal
 
 from ._errors import BudgetConfigError
 from ._history import DEFAULT_HISTORY_SIZE
-from ._ledger import UNLIMITED, Caps
+from ._ledger import UNLIMITED, Caps, Ledger
 from ._money import is_finite_number, usd_to_nanos
 from ._pricing import Rate, compile_price_table
 
 MAX_DEPTH: Final = 4
 """Deepest allowed nesting level; the root is level 0, so five levels in all."""
+
+MAX_HISTORY_SIZE: Final = 10_000_000
 
 WarnCallback = Callable[[float, float], object]
 FallbackCallback = Callable[[float, float, str], object]
@@ -211,6 +213,11 @@ def build_config(
     size = _count_limit("history_size", history_size)
     if size == UNLIMITED:
         size = DEFAULT_HISTORY_SIZE
+    elif size > MAX_HISTORY_SIZE:
+        raise BudgetConfigError(
+            f"history_size keeps that many calls in memory; use at most {MAX_HISTORY_SIZE:,} "
+            f"(per-model totals are exact whatever the size), got {history_size!r}"
+        )
     return BudgetConfig(
         caps=caps,
         name=_name(name),
@@ -224,3 +231,35 @@ def build_config(
         unknown_models=unknown_models,
         history_size=size,
     )
+
+
+_DEFAULTS: Final[dict[str, object]] = {
+    "max_usd": None,
+    "max_tokens": None,
+    "max_llm_calls": None,
+    "max_tool_calls": None,
+    "name": None,
+    "warn_at": None,
+    "on_warn": None,
+    "fallback": None,
+    "on_fallback": None,
+    "prices": None,
+    "tool_prices": None,
+    "strict": False,
+    "unknown_models": "warn",
+    "history_size": DEFAULT_HISTORY_SIZE,
+}
+
+
+def check_ledger(ledger: object) -> Ledger | None:
+    if ledger is not None and not isinstance(ledger, Ledger):
+        raise BudgetConfigError(f"ledger must be a shekel Ledger, got {type(ledger).__name__}")
+    return ledger
+
+
+def check_arguments(arguments: Mapping[str, object]) -> None:
+    """Validate ``budget()`` keyword arguments without creating a budget (``@with_budget``
+    checks them where it is written; creating a budget may open an account in a store)."""
+    reject_unknown({k: v for k, v in arguments.items() if k not in PARAMETERS})
+    check_ledger(arguments.get("ledger"))
+    build_config(**{**_DEFAULTS, **{k: v for k, v in arguments.items() if k != "ledger"}})

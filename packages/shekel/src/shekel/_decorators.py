@@ -4,45 +4,112 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, cast
 
 from ._budget import Budget
+from ._config import check_arguments
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def with_budget(**budget_kwargs: Any) -> Callable[[F], F]:
-    """Decorate a sync or async function so that every call runs in a new ``budget(...)``.
+    """Decorate a function so that every call runs in a new ``budget(...)``.
 
-    Accepts every ``budget()`` parameter. ``name`` defaults to the function's name; when the
-    function runs several times under the same parent, later calls are named ``name-2``,
-    ``name-3``... The arguments are checked when decorating, not at the first call.
+    Accepts every ``budget()`` parameter; they are checked when decorating, not at the first
+    call. ``name`` defaults to the function's name. Works on sync and async functions, and on
+    generator and async-generator functions, whose budget is active while their body runs
+    (between the caller's ``next()`` calls it is not).
+
+    Under an active parent the calls are *repeats*: they all take the same name, and each one
+    that ends is added to the parent's rollup for that name (``parent.rollups[name]``, one line
+    in ``tree()``), so a million calls cost constant time and memory each.
     """
-    Budget(**budget_kwargs)  # validate now, so a typo fails where the decorator is written
+    check_arguments(budget_kwargs)
 
     def decorate(fn: F) -> F:
+        kwargs = {"name": fn.__name__, **budget_kwargs}
+
         def make() -> Budget:
-            kwargs = dict(budget_kwargs)
-            kwargs.setdefault("name", fn.__name__.replace(".", "_"))
             created = Budget(**kwargs)
-            created._auto_suffix = True
+            created._repeat = True
             return created
+
+        if inspect.isasyncgenfunction(fn):
+
+            @functools.wraps(fn)
+            def run_async_generator(*args: Any, **call_kwargs: Any) -> AsyncGenerator[Any, Any]:
+                return _metered_async_generator(make(), fn(*args, **call_kwargs))
+
+            return cast(F, run_async_generator)
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def run_generator(*args: Any, **call_kwargs: Any) -> Generator[Any, Any, Any]:
+                return _metered_generator(make(), fn(*args, **call_kwargs))
+
+            return cast(F, run_generator)
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
+            async def run_async(*args: Any, **call_kwargs: Any) -> Any:
                 async with make():
-                    return await fn(*args, **kwargs)
+                    return await fn(*args, **call_kwargs)
 
             return cast(F, run_async)
 
         @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
+        def run(*args: Any, **call_kwargs: Any) -> Any:
             with make():
-                return fn(*args, **kwargs)
+                return fn(*args, **call_kwargs)
 
         return cast(F, run)
 
     return decorate
+
+
+def _metered_generator(budget: Budget, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+    """Run each step of ``inner`` inside ``budget`` (entered and left around every step, so
+    the caller's code between steps is not charged to it)."""
+    step: Callable[[], Any] = inner.__next__
+    while True:
+        try:
+            with budget:
+                value = step()
+        except StopIteration as stop:
+            return stop.value
+        try:
+            sent = yield value
+        except GeneratorExit:
+            with budget:
+                inner.close()
+            raise
+        except BaseException as exc:
+            step = functools.partial(inner.throw, exc)
+        else:
+            step = functools.partial(inner.send, sent)
+
+
+async def _metered_async_generator(
+    budget: Budget, inner: AsyncGenerator[Any, Any]
+) -> AsyncGenerator[Any, Any]:
+    """The async-generator counterpart of :func:`_metered_generator`."""
+    step: Callable[[], Any] = inner.__anext__
+    while True:
+        try:
+            async with budget:
+                value = await step()
+        except StopAsyncIteration:
+            return
+        try:
+            sent = yield value
+        except GeneratorExit:
+            async with budget:
+                await inner.aclose()
+            raise
+        except BaseException as exc:
+            step = functools.partial(inner.athrow, exc)
+        else:
+            step = functools.partial(inner.asend, sent)

@@ -1,4 +1,19 @@
-"""The exception hierarchy. Every error shekel raises derives from :class:`ShekelError`."""
+"""The exception hierarchy. Every error shekel raises derives from :class:`ShekelError`.
+
+```
+ShekelError
+├── BudgetConfigError (ValueError)       a bad argument or setting: fix the call
+├── UnknownModelError (LookupError)      no price for a model, and the budget may not guess
+├── BudgetStateError (RuntimeError)      an operation the budget's state does not allow now
+├── UsageMissingError (RuntimeError)     a response carried no usable usage (strict budgets)
+├── CallbackError (RuntimeError)         a callback or plugin raised while a call was recorded
+└── BudgetExceededError (RuntimeError)   a limit was reached
+    └── ToolBudgetExceededError
+```
+
+Runtime failures derive from ``RuntimeError``: retry policies that skip it (LangGraph's default)
+then never re-send a request that shekel stopped or already recorded.
+"""
 
 from __future__ import annotations
 
@@ -44,14 +59,39 @@ class UnknownModelError(ShekelError, LookupError):
         )
 
 
-class UsageMissingError(ShekelError):
-    """A provider response carried no usage figures, so its cost could not be measured."""
+class UsageMissingError(ShekelError, RuntimeError):
+    """A provider response carried no usable usage figures, so its cost could not be measured.
+
+    Raised only by strict budgets, after an estimate was recorded; other budgets record the
+    estimate with a ``UsageMissingWarning``.
+    """
+
+
+class BudgetStateError(ShekelError, RuntimeError):
+    """The budget's current state does not allow the operation: ``reset()`` while the budget is
+    active, recording on a parent while its child is active in the same thread or task, or
+    settling a reservation twice. The message says what to do instead."""
+
+
+class CallbackError(ShekelError, RuntimeError):
+    """A callback (``on_warn``, ``on_fallback``), a plugin hook or a warnings filter set to
+    ``error`` raised while shekel recorded an SDK call.
+
+    The spend was recorded first. The original exception is ``__cause__``. It is wrapped so that
+    the SDK does not take it for a connection failure and send the paid request again.
+    """
 
 
 def _fmt(axis: str, value: float) -> str:
     if axis == "usd":
         return f"${value:,.4f}"
     return f"{value:,.0f} {_UNITS.get(axis, axis)}"
+
+
+_ADVICE = (
+    "Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
+    "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
+)
 
 
 class BudgetExceededError(ShekelError, RuntimeError):
@@ -80,6 +120,7 @@ class BudgetExceededError(ShekelError, RuntimeError):
         tokens: dict[str, int] | None = None,
         sent: bool = True,
         detail: str | None = None,
+        advice: str | None = None,
     ) -> None:
         self.spent = spent
         self.limit = limit
@@ -88,14 +129,14 @@ class BudgetExceededError(ShekelError, RuntimeError):
         self.model = model
         self.tokens = tokens
         self.sent = sent
-        super().__init__(self._message(detail))
+        super().__init__(self._message(detail, _ADVICE if advice is None else advice))
 
     @property
     def full_name(self) -> str | None:
         """Alias of ``budget_name``."""
         return self.budget_name
 
-    def _message(self, detail: str | None) -> str:
+    def _message(self, detail: str | None, advice: str) -> str:
         who = f"budget {self.budget_name!r}" if self.budget_name else "budget"
         unit = _UNITS.get(self.axis, self.axis)
         used = f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
@@ -112,10 +153,7 @@ class BudgetExceededError(ShekelError, RuntimeError):
             head += "; the request was not sent"
         if detail:
             head += f"; {detail}"
-        return (
-            head + ". Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
-            "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
-        )
+        return f"{head}. {advice}" if advice else head
 
 
 class ToolBudgetExceededError(BudgetExceededError):
@@ -139,6 +177,8 @@ class ToolBudgetExceededError(BudgetExceededError):
             budget_name=budget_name,
             sent=sent,
             detail=f"tool {tool_name!r}" if tool_name else None,
+            advice="Raise max_tool_calls (or the budget's USD limit), or catch "
+            "ToolBudgetExceededError to stop the agent cleanly",
         )
 
 

@@ -79,12 +79,13 @@ class ModelTotals:
     def __init__(self) -> None:
         self.calls = self.input_tokens = self.output_tokens = self.cost = self.unpriced_calls = 0
 
-    def merge(self, other: ModelTotals) -> None:
-        self.calls += other.calls
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cost += other.cost
-        self.unpriced_calls += other.unpriced_calls
+    def merge(self, other: ModelTotals, sign: int = 1) -> None:
+        """Add ``other`` (``sign=-1``: take it away)."""
+        self.calls += sign * other.calls
+        self.input_tokens += sign * other.input_tokens
+        self.output_tokens += sign * other.output_tokens
+        self.cost += sign * other.cost
+        self.unpriced_calls += sign * other.unpriced_calls
 
 
 class SpendHistory:
@@ -122,6 +123,11 @@ class SpendHistory:
                 self.estimated_calls += 1
         finally:
             lock.release()
+
+    def recent(self) -> list[CallRecord]:
+        """The newest calls kept (at most ``history_size``), oldest first."""
+        with self._lock:
+            return list(self.calls)
 
     def snapshot(self) -> tuple[list[CallRecord], dict[str, ModelTotals], int, int, int]:
         with self._lock:

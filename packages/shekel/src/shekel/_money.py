@@ -16,6 +16,11 @@ NANOS_PER_USD: Final = 1_000_000_000
 _NANOS_F: Final = float(NANOS_PER_USD)
 _NANOS_D: Final = Decimal(NANOS_PER_USD)
 
+MAX_USD: Final = 1_000_000_000
+"""The largest amount (spend, limit or price) shekel accepts, in US dollars: far above any
+real budget, and small enough that totals fit the 64-bit integers a store keeps."""
+MAX_NANOS: Final = MAX_USD * NANOS_PER_USD
+
 Nanos = int
 """An amount of US dollars, in units of 1e-9 USD."""
 
@@ -24,22 +29,28 @@ def usd_to_nanos(amount: float | int | Decimal | str) -> Nanos:
     """Convert a dollar amount to nano-dollars, rounding to the nearest nano-dollar.
 
     Floats are rounded after scaling, which is exact for any amount a person would type
-    (up to about $9 million); ``Decimal`` and ``str`` are converted exactly.
+    (up to about $9 million); ``Decimal`` and ``str`` are converted exactly. Amounts whose size
+    is above ``MAX_USD`` (or not finite) raise ``BudgetConfigError``, whatever their type.
     """
     if type(amount) is float:
         scaled = amount * _NANOS_F
-        if not math.isfinite(scaled):
-            raise BudgetConfigError(f"{amount!r} US dollars is not an amount shekel can count")
-        return round(scaled)
-    if type(amount) is int:
-        return amount * NANOS_PER_USD
-    if isinstance(amount, Decimal):
-        return int((amount * _NANOS_D).to_integral_value())
-    if isinstance(amount, str):
-        return int((Decimal(amount) * _NANOS_D).to_integral_value())
-    if isinstance(amount, (int, float)):  # bool, numpy scalars and other number subclasses
-        return round(float(amount) * _NANOS_F)
-    raise TypeError(f"expected a number of US dollars, got {type(amount).__name__}")
+        nanos = round(scaled) if math.isfinite(scaled) else None
+    elif type(amount) is int:
+        nanos = amount * NANOS_PER_USD
+    elif isinstance(amount, Decimal):
+        nanos = int((amount * _NANOS_D).to_integral_value()) if amount.is_finite() else None
+    elif isinstance(amount, str):
+        nanos = usd_to_nanos(Decimal(amount))
+    elif isinstance(amount, (int, float)):  # bool, numpy scalars and other number subclasses
+        nanos = usd_to_nanos(float(amount))
+    else:
+        raise TypeError(f"expected a number of US dollars, got {type(amount).__name__}")
+    if nanos is None or not -MAX_NANOS <= nanos <= MAX_NANOS:
+        raise BudgetConfigError(
+            f"{amount!r} US dollars is not an amount shekel can count "
+            f"(amounts are limited to ${MAX_USD:,})"
+        )
+    return nanos
 
 
 def nanos_to_usd(amount: Nanos) -> float:

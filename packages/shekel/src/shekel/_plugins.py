@@ -80,7 +80,9 @@ class ShekelPluginManager(pluggy.PluginManager):
 
 _manager: ShekelPluginManager | None = None
 _manager_lock = threading.Lock()
-_installed = False
+_install_lock = threading.Lock()
+_installed = [False]  # a list: read on every enter, and re-read under the lock
+_install_called = False
 
 
 def plugin_manager() -> ShekelPluginManager:
@@ -98,13 +100,27 @@ def plugin_manager() -> ShekelPluginManager:
         return _manager
 
 
+def _install_done() -> bool:
+    return _installed[0]
+
+
 def install_once() -> None:
-    """Run the ``shekel_install`` hook the first time any budget is entered."""
-    global _installed
-    if _installed:
+    """Run the ``shekel_install`` hook before the first budget becomes active.
+
+    Every thread that gets here first waits until installation has finished: a call made under
+    a budget must never go out through an unpatched client. If a plugin's install raises, the
+    error reaches the caller and the next budget tries again.
+    """
+    global _install_called
+    if _installed[0]:
         return
     manager = plugin_manager()
-    with _manager_lock:
-        first, _installed = not _installed, True
-    if first:
-        manager.hook.shekel_install.call_historic(kwargs={})
+    with _install_lock:
+        if _install_done():  # another thread finished it while this one waited
+            return
+        if not _install_called:
+            _install_called = True  # historic: plugins registered later are installed too
+            manager.hook.shekel_install.call_historic(kwargs={})
+        else:
+            manager.hook.shekel_install()
+        _installed[0] = True

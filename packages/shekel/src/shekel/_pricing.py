@@ -48,13 +48,16 @@ class ModelPrice:
     """A model's price in US dollars per million tokens.
 
     ``cached_input`` is the price of a prompt token read from cache and ``cache_write`` of one
-    written to it; each defaults to the ``input`` price.
+    written to it; each defaults to the ``input`` price. ``max_output_tokens`` is the most
+    output the model accepts in one request (strict mode never asks for more); when it is
+    ``None``, shekel's table of the major models decides, else a conservative 4,096.
     """
 
     input: Decimal
     output: Decimal
     cached_input: Decimal | None = None
     cache_write: Decimal | None = None
+    max_output_tokens: int | None = None
 
     @classmethod
     def from_value(cls, model: str, value: ModelPrice | Mapping[str, Any]) -> ModelPrice:
@@ -67,16 +70,20 @@ class ModelPrice:
                 "cache_write": value.cache_write,
             }
             if all(v is None or isinstance(v, Decimal) for v in given.values()):
+                _max_output(model, value.max_output_tokens)
                 return value
             # Built with floats or ints (``ModelPrice(input=0.5, output=1.5)``): check and convert.
+            limit = value.max_output_tokens
             value = {k: v for k, v in given.items() if v is not None}
+            if limit is not None:
+                value["max_output_tokens"] = limit
         if not isinstance(value, Mapping):
             raise BudgetConfigError(
                 f"prices[{model!r}] must be a dict like {{'input': 2.5, 'output': 10.0}} "
                 f"(USD per 1M tokens), got {type(value).__name__}"
             )
         allowed = {"input", "output", "cached_input", "cache_write"}
-        unknown = set(value) - allowed
+        unknown = set(value) - allowed - {"max_output_tokens"}
         if unknown:
             raise BudgetConfigError(
                 f"prices[{model!r}] has unknown key(s) {sorted(unknown)}; "
@@ -102,13 +109,25 @@ class ModelPrice:
         inp, out = parsed["input"], parsed["output"]
         assert inp is not None
         assert out is not None
-        return cls(inp, out, parsed["cached_input"], parsed["cache_write"])
+        limit = _max_output(model, value.get("max_output_tokens"))
+        return cls(inp, out, parsed["cached_input"], parsed["cache_write"], limit)
+
+
+def _max_output(model: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value <= 0:
+        raise BudgetConfigError(
+            f"prices[{model!r}]['max_output_tokens'] must be a whole number > 0 (the most "
+            f"output tokens one request may ask for), got {value!r}"
+        )
+    return value
 
 
 class Rate:
     """A resolved price, ready for fast integer pricing (pico-dollars per token)."""
 
-    __slots__ = ("cache_read", "cache_write", "input", "output", "source", "tiered")
+    __slots__ = ("cache_read", "cache_write", "input", "max_output", "output", "source", "tiered")
 
     def __init__(
         self,
@@ -123,6 +142,7 @@ class Rate:
         self.cache_read, self.cache_write = cache_read, cache_write
         self.source = source
         self.tiered = tiered
+        self.max_output: int | None = None
 
     @classmethod
     def from_price(cls, price: ModelPrice, source: str) -> Rate:
@@ -130,13 +150,15 @@ class Rate:
             use = default if value is None else value
             return int((use * _PICO_PER_TOKEN_PER_USD_PER_MTOK).to_integral_value())
 
-        return cls(
+        rate = cls(
             pico(price.input, price.input),
             pico(price.output, price.output),
             pico(price.cached_input, price.input),
             pico(price.cache_write, price.input),
             source,
         )
+        rate.max_output = price.max_output_tokens
+        return rate
 
     def cost(self, usage: TokenUsage) -> Nanos:
         """Nano-dollars for ``usage``, rounded half up once per call."""
@@ -159,6 +181,7 @@ class Rate:
             Decimal(self.output) / scale,
             Decimal(self.cache_read) / scale,
             Decimal(self.cache_write) / scale,
+            self.max_output,
         )
 
 
@@ -180,8 +203,16 @@ def compile_price_table(prices: Mapping[str, Any] | None) -> dict[str, Rate]:
 
 
 _MISSING: Final = Rate(0, 0, 0, 0, "unknown")
+CACHE_SIZE: Final = 4096
+"""Model names remembered (prices, warnings); a server inventing names cannot grow memory."""
 _cache: dict[tuple[str, str | None], Rate] = {}
 CHANGE_LISTENERS.append(_cache.clear)  # a plugin registered later may price models differently
+
+
+def _remember(table: dict[Any, Any], key: object, value: object) -> None:
+    if len(table) >= CACHE_SIZE:
+        del table[next(iter(table))]  # the oldest entry
+    table[key] = value
 
 
 def lookup_rate(model: str, provider: str | None) -> Rate | None:
@@ -190,7 +221,8 @@ def lookup_rate(model: str, provider: str | None) -> Rate | None:
     hit = _cache.get(key)
     if hit is None:
         rate = _resolve(model, provider)
-        _cache[key] = hit = _MISSING if rate is None else rate
+        hit = _MISSING if rate is None else rate
+        _remember(_cache, key, hit)
     return None if hit is _MISSING else hit
 
 
@@ -301,7 +333,7 @@ class UnknownModelWarning(UserWarning):
     """A model has no known price: its tokens are recorded, its cost is not."""
 
 
-_warned_models: set[str] = set()
+_warned_models: dict[str, None] = {}
 
 
 def rate_for(tables: list[dict[str, Rate]], model: str, provider: str | None) -> Rate | None:
@@ -319,7 +351,7 @@ def unknown_model(model: str, provider: str | None, policy: str) -> None:
     if policy == "error":
         raise UnknownModelError(model, provider)
     if model not in _warned_models:
-        _warned_models.add(model)
+        _remember(_warned_models, model, None)
         warnings.warn(
             f"shekel has no price for model {model!r}: its tokens count against token limits "
             "but its cost is missing from USD totals. Pass budget(prices={...}) or "

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._history import CallRecord, ModelTotals
 from ._money import nanos_to_usd
+from ._tree import history_totals
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -23,20 +24,15 @@ def _subtree(budget: Budget) -> list[Budget]:
 
 
 def _collect(budget: Budget) -> tuple[list[CallRecord], dict[str, ModelTotals], int, int, int]:
+    """The newest calls of the subtree (ended repeats keep only their totals) and the exact
+    totals of all of it."""
     calls: list[CallRecord] = []
-    totals: dict[str, ModelTotals] = {}
-    count = unpriced = estimated = 0
     for b in _subtree(budget):
-        b_calls, b_totals, b_count, b_unpriced, b_estimated = b.history().snapshot()
-        calls.extend(b_calls)
-        for model, t in b_totals.items():
-            totals.setdefault(model, ModelTotals()).merge(t)
-        count += b_count
-        unpriced += b_unpriced
-        estimated += b_estimated
+        calls.extend(b.history().recent())
     calls.sort(key=lambda c: c.seq)
     keep = budget.config.history_size
-    return calls[-keep:], totals, count, unpriced, estimated
+    totals = history_totals(budget)
+    return calls[-keep:], totals.by_model, totals.calls, totals.unpriced, totals.estimated
 
 
 def status(budget: Budget) -> str:
@@ -174,6 +170,10 @@ def tree(budget: Budget) -> str:
         )
         for child in list(b.children):
             walk(child, indent + 1)
+        for name, rollup in list(b.rollups.items()):
+            lines.append(
+                f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: ${nanos_to_usd(rollup.used[0]):,.2f}"
+            )
 
     walk(budget, 0)
     return "\n".join(lines)

@@ -39,9 +39,18 @@ class StreamTally(ABC):
     model: str | None = None
     output_estimate: int = 0
     """Output tokens seen so far, estimated from the events that went by."""
+    done: bool = False
+    """True once the stream's terminal event went by (``[DONE]``, ``message_stop``...): a
+    stream that ends without usage after it was complete, not interrupted."""
 
     @abstractmethod
     def events(self, data: bytes) -> bytes: ...
+
+    def read_whole(self, body: bytes) -> bytes:
+        """Read an event stream that arrived in one piece; return it as the caller gets it."""
+        if not body.endswith(b"\n\n"):
+            body += b"\n\n"
+        return self.events(body)
 
 
 class ProtocolAdapter(ABC):
@@ -82,10 +91,12 @@ class ProtocolAdapter(ABC):
 
     def read_response(self, content: bytes) -> tuple[TokenUsage | None, str | None]:
         """Usage and model of a JSON response body, decoding only the parts needed when the
-        body has the usual shape (the whole body otherwise)."""
-        usage = peek_object(content, b'"usage"')
-        if usage is not None:
-            return self.usage_from_json({"usage": usage}), peek_string(content, b'"model"')
+        body has the usual shape (one ``usage`` and one ``model`` key; the whole body
+        otherwise, so that a nested object of the same name never decides the charge)."""
+        if content.count(b'"usage"') == 1 and content.count(b'"model"') <= 1:
+            usage = peek_object(content, b'"usage"')
+            if usage is not None:
+                return self.usage_from_json({"usage": usage}), peek_string(content, b'"model"')
         try:
             data = json.loads(content) if content else None
         except ValueError:
@@ -133,8 +144,20 @@ def event_json(event: bytes) -> Any:
         return None
 
 
-def as_int(value: object) -> int:
-    return value if type(value) is int and value > 0 else 0
+MAX_TOKEN_COUNT: Final = 10**15
+
+
+def token_count(value: object) -> int | None:
+    """A token count as reported: a whole number >= 0 (JSON may spell it ``1000.0`` or
+    ``1e3``), ``0`` when absent, ``None`` when it is something else (negative, fractional, a
+    string...), which makes the whole usage unusable rather than silently $0."""
+    if type(value) is int:
+        return value if 0 <= value < MAX_TOKEN_COUNT else None
+    if value is None:
+        return 0
+    if type(value) is float and value.is_integer() and 0 <= value < MAX_TOKEN_COUNT:
+        return int(value)
+    return None
 
 
 _DECODER = json.JSONDecoder()

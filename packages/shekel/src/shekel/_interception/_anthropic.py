@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from .._pricing import TokenUsage
-from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, event_json, split_events
+from ._adapter import (
+    ProtocolAdapter,
+    RequestInfo,
+    StreamTally,
+    event_json,
+    split_events,
+    token_count,
+)
 
-_DELTA_OVERHEAD = 90  # bytes of an Anthropic text delta event that are not text
+_DELTA_OVERHEAD = 100  # bytes of an Anthropic text delta event that are not text
 
 
 def messages_usage(usage: object) -> TokenUsage | None:
@@ -17,19 +24,19 @@ def messages_usage(usage: object) -> TokenUsage | None:
         return None
     if "input_tokens" not in usage and "output_tokens" not in usage:
         return None
-    # ``as_int`` inlined (this runs on every call): whole numbers > 0, anything else counts 0.
-    read = usage.get("cache_read_input_tokens")
-    read = read if type(read) is int and read > 0 else 0
-    write = usage.get("cache_creation_input_tokens")
-    write = write if type(write) is int and write > 0 else 0
-    plain = usage.get("input_tokens")
-    output = usage.get("output_tokens")
-    return TokenUsage(
-        (plain if type(plain) is int and plain > 0 else 0) + read + write,
-        output if type(output) is int and output > 0 else 0,
-        read,
-        write,
-    )
+    counts = [
+        token_count(usage.get(key))
+        for key in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        )
+    ]
+    if None in counts:
+        return None  # malformed: recorded as an estimate, never as $0
+    plain, output, read, write = (n or 0 for n in counts)
+    return TokenUsage(plain + read + write, output, read, write)
 
 
 class MessagesAdapter(ProtocolAdapter):
@@ -65,10 +72,12 @@ class MessagesTally(StreamTally):
         self._start: dict[str, Any] = {}
 
     def events(self, data: bytes) -> bytes:
-        deltas = data.count(b"content_block_delta")
+        deltas = data.count(b'"content_block_delta"')  # the type field, once per event
         if deltas:
             text_bytes = len(data) - deltas * _DELTA_OVERHEAD
             self.output_estimate += max(deltas, text_bytes // 4)
+        if b"message_stop" in data:
+            self.done = True
         # ``message_start`` or ``message_delta`` anywhere: one pass over the bytes for both.
         at = data.find(b"message_")
         while at >= 0:

@@ -8,25 +8,72 @@ response: record the real usage against the reservation, once, whatever way the 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import warnings
-from typing import Any
+from typing import Any, Final
 
 from .._budget import Budget
 from .._context import current_owner
 from .._errors import (
     BudgetConfigError,
     BudgetExceededError,
+    CallbackError,
+    ShekelError,
     UnknownModelError,
     UsageMissingError,
 )
 from .._ledger import UNLIMITED, Hold
 from .._money import Nanos
+from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
 from .._pricing import Rate, TokenUsage
 from ._adapter import ProtocolAdapter, StreamTally, find_stream_and_model, peek_string
 
+STRICT_WAIT_SECONDS: Final = 30.0
+"""How long a strict call waits for room that other in-flight calls hold before it settles for
+what is free (a smaller output limit, or a refusal)."""
+
 
 class UsageMissingWarning(UserWarning):
-    """A response carried no usage; shekel recorded an estimate instead."""
+    """A response carried no usable usage; shekel recorded an estimate instead."""
+
+
+class WaitForRoom(Exception):
+    """Strict mode: other in-flight calls hold room this request needs; retry ``prepare``
+    after a short wait (nothing is held meanwhile)."""
+
+
+def as_shekel_error(exc: Exception) -> ShekelError:
+    """``exc`` if it is shekel's own, else a :class:`CallbackError` with ``exc`` as cause: an
+    SDK must never take a callback's failure for a connection error and retry."""
+    if isinstance(exc, ShekelError):
+        return exc
+    error = CallbackError(
+        f"{type(exc).__name__} raised while shekel recorded an LLM call (the call was sent and "
+        f"its spend recorded): {exc}"
+    )
+    error.__cause__ = exc
+    return error
+
+
+_inflight_lock = threading.Lock()
+_inflight: set[InterceptedCall] = set()
+"""Strict calls holding a reservation, so that another call can tell whether waiting for them
+would free the room it needs."""
+
+
+def _held_by_others(chain: tuple[Any, ...], me: tuple[int, int]) -> tuple[Nanos, int]:
+    """USD and tokens held by in-flight strict calls of other threads or tasks on the tree
+    ``chain`` belongs to."""
+    usd = tokens = 0
+    root = chain[-1]
+    with _inflight_lock:
+        for call in _inflight:
+            hold = call.hold
+            if call.holder != me and hold is not None and hold.accounts[-1] is root:
+                usd += hold.usd
+                tokens += hold.tokens
+    return usd, tokens
 
 
 class InterceptedCall:
@@ -38,6 +85,7 @@ class InterceptedCall:
         "budget",
         "hide_usage",
         "hold",
+        "holder",
         "model",
         "on_fallback",
         "output_allowed",
@@ -45,6 +93,7 @@ class InterceptedCall:
         "settled",
         "stream",
         "tally",
+        "wait_until",
     )
 
     def __init__(self, budget: Budget, adapter: ProtocolAdapter) -> None:
@@ -59,7 +108,9 @@ class InterceptedCall:
         self.body_size = 0
         self.hide_usage = False
         self.owner: tuple[int, int] | None = None
+        self.holder: tuple[int, int] | None = None
         self.tally: StreamTally | None = None
+        self.wait_until: float | None = None
 
     # -- before sending ----------------------------------------------------------------
 
@@ -126,30 +177,77 @@ class InterceptedCall:
     def _reserve_strict(
         self, rate: Rate | None, model: str | None, max_output: int | None, content: bytes
     ) -> int | None:
-        """Reserve input plus the output the budget can pay for; return a lowered output limit
-        for the request, or None when the request's own limit already fits."""
+        """Reserve the prompt plus the output the budget can pay for, never more than the model
+        accepts; return the output limit to write into the request, or None when the
+        request's own limit already fits. Raises :class:`WaitForRoom` when other calls in
+        flight hold room that would let this one ask for more."""
         if rate is None:
             raise UnknownModelError(model or "(no model in request)", self.adapter.provider)
         budget = self.budget
         prompt = self.adapter.estimate_input_tokens(content)
-        wanted = UNLIMITED if max_output is None else max_output
+        listed = listed_max_output(model) if model is not None else None
+        ceiling = rate.max_output or listed or UNKNOWN_MODEL_MAX_OUTPUT
+        wanted = ceiling if max_output is None else max_output
+        # A stream is cut off a little past its output limit (when a gateway ignores it), so
+        # its reservation covers that margin too: the cap holds either way.
+        margin = cut_off_point if self.stream else _no_margin
         for _ in range(3):
             room_usd, room_tokens = budget.headroom()
-            output = _affordable_output(rate, prompt, min(wanted, room_tokens - prompt), room_usd)
+            held = _affordable_output(
+                rate, prompt, min(margin(wanted), room_tokens - prompt), room_usd
+            )
+            output = _within(held, margin) if held < margin(wanted) else wanted
+            if output < wanted:
+                self._wait_if_others_hold(rate, prompt, wanted, output, room_usd, room_tokens)
             if output < 1 and wanted != 0:
                 output = 1  # too poor for one token: the hold below is refused with a clear error
-            cost = rate.cost(TokenUsage(prompt, output))
+            held = max(held, margin(output))
+            cost = rate.cost(TokenUsage(prompt, held))
             try:
-                self.hold = budget.hold(cost, prompt + output, 1, need_headroom=True)
+                self.hold = budget.hold(cost, prompt + held, 1, need_headroom=True)
             except BudgetExceededError:
                 if budget.headroom() != (room_usd, room_tokens):
                     continue  # another call took the room meanwhile: size the request again
                 raise
-            self.output_allowed = output
-            return output if output < wanted else None
-        self.hold = budget.hold(rate.cost(TokenUsage(prompt, 1)), prompt + 1, 1, need_headroom=True)
-        self.output_allowed = 1
+            self._hold_taken(output)
+            return output if output < wanted or max_output is None else None
+        self.hold = budget.hold(
+            rate.cost(TokenUsage(prompt, margin(1))), prompt + margin(1), 1, need_headroom=True
+        )
+        self._hold_taken(1)
         return 1
+
+    def _wait_if_others_hold(
+        self, rate: Rate, prompt: int, wanted: int, output: int, room_usd: Nanos, room_tokens: int
+    ) -> None:
+        me = current_owner()
+        now = time.monotonic()
+        if self.wait_until is not None and now >= self.wait_until:
+            return  # waited long enough: take what is free
+        with _inflight_lock:
+            mine = any(call.holder == me for call in _inflight)
+        if mine:
+            return  # what is held is this thread's or task's own (an open stream): no waiting
+        held_usd, held_tokens = _held_by_others(self.budget._chain, me)
+        if not (held_usd or held_tokens):
+            return
+        free_usd = room_usd if room_usd == UNLIMITED else room_usd + held_usd
+        free_tokens = room_tokens if room_tokens == UNLIMITED else room_tokens + held_tokens
+        if _affordable_output(rate, prompt, min(wanted, free_tokens - prompt), free_usd) > output:
+            if self.wait_until is None:
+                self.wait_until = now + STRICT_WAIT_SECONDS
+            raise WaitForRoom
+
+    def _hold_taken(self, output: int) -> None:
+        self.output_allowed = output
+        self.holder = current_owner()
+        with _inflight_lock:
+            _inflight.add(self)
+
+    def _hold_ended(self) -> None:
+        if self.holder is not None:
+            with _inflight_lock:
+                _inflight.discard(self)
 
     # -- after the response ------------------------------------------------------------
 
@@ -179,6 +277,7 @@ class InterceptedCall:
             self.budget.discard_pending(self)
             if self.hold is not None:
                 self.budget.release(self.hold)
+                self._hold_ended()
 
     def settle(
         self,
@@ -198,6 +297,7 @@ class InterceptedCall:
         self.settled = True
         if self.owner is not None:
             self.budget.discard_pending(self)
+        self._hold_ended()
         missing = usage is None
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
@@ -260,13 +360,34 @@ class InterceptedCall:
 
     def _usage_missing(self, model: str | None, raise_over: bool) -> None:
         message = (
-            f"the response to a {model or 'model'} request had no usage figures, so shekel "
-            "recorded an estimate. For OpenAI-compatible servers, make sure they honour "
+            f"the response to a {model or 'model'} request had no usable usage figures "
+            "(missing, or token counts that are not whole numbers >= 0), so shekel recorded "
+            "an estimate. For OpenAI-compatible servers, make sure they honour "
             "stream_options.include_usage"
         )
         if self.budget.strict and raise_over:
             raise UsageMissingError(message + "; strict budgets refuse to guess")
         warnings.warn(message, UsageMissingWarning, stacklevel=2)
+
+
+def cut_off_point(allowed: int) -> int:
+    """Output tokens (as estimated from the events) after which a strict stream is stopped.
+
+    A provider that honours the request's output limit stops at ``allowed``; the estimate is
+    rough, so only a stream clearly beyond it (a gateway ignoring ``max_tokens``) is cut."""
+    return allowed + max(16, allowed // 4)
+
+
+def _no_margin(allowed: int) -> int:
+    return allowed
+
+
+def _within(reserved: int, margin: Any) -> int:
+    """The largest output limit whose margin fits in ``reserved`` tokens."""
+    output = max(reserved - 16, (reserved * 4) // 5, 0)
+    while output > 0 and margin(output) > reserved:
+        output -= 1
+    return output
 
 
 def _affordable_output(rate: Rate, prompt: int, wanted: int, room: Nanos) -> int:

@@ -1,25 +1,34 @@
 """The one place shekel hooks into providers' traffic: ``send`` of httpx's clients.
 
-The openai SDK sends through ``httpx``, the anthropic SDK through ``httpx2``; LangChain,
-LlamaIndex and CrewAI's native providers sit on those SDKs. Patching ``Client.send`` and
-``AsyncClient.send`` of both libraries therefore sees every entry point (``create``, ``parse``,
-``stream``, ``with_raw_response``...) at one spot. The patch is installed once, when the first
-budget is entered; while no budget is active it costs one context-variable read.
+The SDKs send through ``httpx`` (openai 1.x and 2.x, anthropic before 2.0) or its successor
+``httpx2`` (openai 3.x, anthropic 2.x); LangChain, LlamaIndex and CrewAI's native providers sit
+on those SDKs. Patching ``Client.send`` and ``AsyncClient.send`` of both libraries therefore
+sees every entry point (``create``, ``parse``, ``stream``, ``with_raw_response``...) at one
+spot. The patch is installed before the first budget becomes active; while no budget is active
+it costs one context-variable read.
+
+A library that is not imported yet is never imported by shekel (another thread may be importing
+it at that moment, and openai 3 reads attributes of a half-imported ``httpx``): an import hook
+patches it the moment its own import finishes, before any code can send through it.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
+import time
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, Final
 
-from .._context import ACTIVE, PROCESS_ROOT
+from .._context import active_budget
 from .._errors import ShekelError
 from .._plugins import plugin_manager
 from ._adapter import ProtocolAdapter
-from ._call import InterceptedCall
+from ._call import InterceptedCall, WaitForRoom, as_shekel_error
 from ._streams import AsyncTap, SyncTap
 
 HTTP_LIBRARIES: Final = ("httpx", "httpx2")
@@ -40,19 +49,21 @@ _flavours: dict[tuple[type, type], type] = {}
 
 
 def install() -> None:
-    """Patch every importable httpx flavour (idempotent)."""
+    """Patch the httpx flavours imported so far, and any imported later (idempotent)."""
     with _lock:
-        for name in HTTP_LIBRARIES:
-            if name not in sys.modules and importlib.util.find_spec(name) is None:
-                continue
-            module = importlib.import_module(name)
-            _patch(module.Client, _make_sync_send)
-            _patch(module.AsyncClient, _make_async_send)
+        if _IMPORT_HOOK not in sys.meta_path:
+            sys.meta_path.insert(0, _IMPORT_HOOK)
+        imported = [name for name in HTTP_LIBRARIES if name in sys.modules]
+    for name in imported:
+        # Waits for the import to finish if another thread is still running it.
+        _patch_module(importlib.import_module(name))
 
 
 def uninstall() -> None:
     """Put the original ``send`` methods back (for tests and for embedding applications)."""
     with _lock:
+        if _IMPORT_HOOK in sys.meta_path:
+            sys.meta_path.remove(_IMPORT_HOOK)
         for name in HTTP_LIBRARIES:
             module = sys.modules.get(name)
             if module is None:
@@ -61,6 +72,61 @@ def uninstall() -> None:
                 original = getattr(cls.send, _PATCHED, None)
                 if original is not None:
                     cls.send = original
+
+
+def installed() -> bool:
+    """True while shekel's patch is in place (on every httpx flavour imported so far)."""
+    with _lock:
+        if _IMPORT_HOOK not in sys.meta_path:
+            return False
+    return all(
+        getattr(sys.modules[name].Client.send, _PATCHED, None) is not None
+        for name in HTTP_LIBRARIES
+        if name in sys.modules and hasattr(sys.modules[name], "Client")
+    )
+
+
+def _patch_module(module: ModuleType) -> None:
+    with _lock:
+        _patch(module.Client, _make_sync_send)
+        _patch(module.AsyncClient, _make_async_send)
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches an httpx flavour as soon as its own import has run."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in HTTP_LIBRARIES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        module: ModuleType | None = self.inner.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.inner.exec_module(module)
+        _patch_module(module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+_IMPORT_HOOK: Final = _PatchOnImport()
 
 
 def _patch(cls: Any, factory: Any) -> None:
@@ -94,22 +160,54 @@ def _is_llm_call(request: Any) -> bool:
     return request.method == "POST" and adapter_for(request.url.path) is not None
 
 
-def _begin(budget: Any, request: Any) -> tuple[InterceptedCall, Any] | None:
-    """Start tracking ``request`` under ``budget`` (the active one) if it is an LLM call.
-    Its body must have been read (``request.read()``) when it was built from a stream."""
+def _start(budget: Any, request: Any) -> InterceptedCall | None:
+    """An :class:`InterceptedCall` for ``request`` under ``budget``, if it is an LLM call."""
     if request.method != "POST":
         return None
     adapter = adapter_for(request.url.path)
-    if adapter is None:
-        return None
-    call = InterceptedCall(budget, adapter)
+    return None if adapter is None else InterceptedCall(budget, adapter)
+
+
+def _prepare(call: InterceptedCall, request: Any) -> Any:
+    """Check and reserve (raises ``WaitForRoom``); the request to send. Its body must have been
+    read (``request.read()``) when it was built from a stream."""
     try:
         body = call.prepare(request.content)
-    except ShekelError as exc:
-        raise for_sdk(exc, adapter) from None
-    if body is not None:
-        request = _rebuild(request, body)
-    return call, request
+    except WaitForRoom:
+        raise
+    except Exception as exc:
+        raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
+    return request if body is None else _rebuild(request, body)
+
+
+def _prepare_sync(call: InterceptedCall, request: Any) -> Any:
+    delay = _FIRST_WAIT
+    while True:
+        try:
+            return _prepare(call, request)
+        except WaitForRoom:
+            time.sleep(delay)
+            delay = min(delay * 2, _LONGEST_WAIT)
+
+
+async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
+    delay = _FIRST_WAIT
+    while True:
+        try:
+            return _prepare(call, request)
+        except WaitForRoom:
+            await sys.modules["asyncio"].sleep(delay)  # imported: this runs in an event loop
+            delay = min(delay * 2, _LONGEST_WAIT)
+
+
+_FIRST_WAIT: Final = 0.002
+_LONGEST_WAIT: Final = 0.05
+
+
+def _cause(exc: Exception) -> Exception | None:
+    """What to chain a re-raised error to: nothing for shekel's own errors (their message
+    says it all), the original for a callback's."""
+    return None if isinstance(exc, ShekelError) else exc
 
 
 def _rebuild(request: Any, body: bytes) -> Any:
@@ -143,16 +241,20 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         call.release()
         return
     adapter = call.adapter
-    if streamed:
+    if streamed and getattr(response, "_content", None) is None:
         is_sse = "text/event-stream" in response.headers.get("content-type", "")
         tally = adapter.new_tally(call.hide_usage) if is_sse else None
         response.stream = _tap_class(tap, response)(call, tally, response.stream)
         call.watch(tally)
         return
+    # The body is here already: a plain response, or a stream that was read before it
+    # reached us (a transport that builds responses from bytes reads them at once).
     content = response.content
     if content.startswith((b"data:", b"event:", b":")):  # an event stream read in one go
-        tally = adapter.new_tally(False)
-        tally.events(content)
+        tally = adapter.new_tally(call.hide_usage)
+        kept = tally.read_whole(content)
+        if call.hide_usage and kept != content:
+            response._content = kept
         call.settle_stream(tally, complete=True, raise_over=True)
         return
     usage, model = adapter.read_response(content)
@@ -177,15 +279,15 @@ def _tap_class(tap: type, response: Any) -> type:
 
 def _make_sync_send(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        budget = ACTIVE.get() or PROCESS_ROOT[0]
+        budget = active_budget()
         if budget is None:
             return original(self, request, *args, **kwargs)
         if not hasattr(request, "_content") and _is_llm_call(request):
             request.read()  # a body given as a stream: read it so it can be inspected
-        started = _begin(budget, request)
-        if started is None:
+        call = _start(budget, request)
+        if call is None:
             return original(self, request, *args, **kwargs)
-        call, request = started
+        request = _prepare_sync(call, request)
         try:
             response = original(self, request, *args, **kwargs)
         except BaseException as exc:
@@ -193,8 +295,8 @@ def _make_sync_send(original: Any) -> Any:
             raise
         try:
             _track(call, response, bool(kwargs.get("stream")), SyncTap)
-        except ShekelError as exc:
-            raise for_sdk(exc, call.adapter) from None
+        except Exception as exc:
+            raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
         return response
 
     return send
@@ -202,15 +304,15 @@ def _make_sync_send(original: Any) -> Any:
 
 def _make_async_send(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        budget = ACTIVE.get() or PROCESS_ROOT[0]
+        budget = active_budget()
         if budget is None:
             return await original(self, request, *args, **kwargs)
         if not hasattr(request, "_content") and _is_llm_call(request):
             await request.aread()  # a body given as a stream: read it so it can be inspected
-        started = _begin(budget, request)
-        if started is None:
+        call = _start(budget, request)
+        if call is None:
             return await original(self, request, *args, **kwargs)
-        call, request = started
+        request = await _prepare_async(call, request)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
@@ -218,8 +320,8 @@ def _make_async_send(original: Any) -> Any:
             raise
         try:
             _track(call, response, bool(kwargs.get("stream")), AsyncTap)
-        except ShekelError as exc:
-            raise for_sdk(exc, call.adapter) from None
+        except Exception as exc:
+            raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
         return response
 
     return send

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from .._pricing import TokenUsage
-from ._adapter import ProtocolAdapter, RequestInfo, StreamTally, event_json, split_events
+from ._adapter import (
+    ProtocolAdapter,
+    RequestInfo,
+    StreamTally,
+    event_json,
+    split_events,
+    token_count,
+)
 
 _OTHER_PROVIDERS = ("claude", "gemini", "mistral", "command", "llama")
 
 
 def _chat_usage(usage: object) -> TokenUsage | None:
+    """Usage of the chat completions and responses wires; ``None`` when absent or malformed."""
     if not isinstance(usage, dict):
         return None
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
@@ -19,16 +27,26 @@ def _chat_usage(usage: object) -> TokenUsage | None:
         return None
     in_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    cached = in_details.get("cached_tokens")
-    reasoning = out_details.get("reasoning_tokens")
-    # ``as_int`` inlined (this runs on every call): whole numbers > 0, anything else counts 0.
-    return TokenUsage(
-        prompt if type(prompt) is int and prompt > 0 else 0,
-        completion if type(completion) is int and completion > 0 else 0,
-        cached if type(cached) is int and cached > 0 else 0,
-        0,
-        reasoning if type(reasoning) is int and reasoning > 0 else 0,
-    )
+    cached = in_details.get("cached_tokens") if isinstance(in_details, dict) else None
+    reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    # The usual case (plain ints) without a call per field: this runs on every call.
+    if (
+        type(prompt) is int
+        and type(completion) is int
+        and 0 <= prompt < _BIG
+        and 0 <= completion < _BIG
+        and (cached is None or (type(cached) is int and 0 <= cached <= prompt))
+        and (reasoning is None or (type(reasoning) is int and 0 <= reasoning <= completion))
+    ):
+        return TokenUsage(prompt, completion, cached or 0, 0, reasoning or 0)
+    counts = [token_count(v) for v in (prompt, completion, cached, reasoning)]
+    if None in counts:
+        return None
+    p, c, ca, r = (n or 0 for n in counts)
+    return TokenUsage(p, c, min(ca, p), 0, min(r, c))
+
+
+_BIG = 10**15
 
 
 class _OpenAIAdapter(ProtocolAdapter):
@@ -76,7 +94,16 @@ class ChatTally(StreamTally):
         self.hide_usage = hide_usage
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += data.count(b"data:")
+        # One token per content or tool-argument delta (empty ones, like the role chunk's,
+        # carry none): what a provider streams per chunk.
+        self.output_estimate += (
+            data.count(b'"content":"')
+            - data.count(b'"content":""')
+            + data.count(b'"arguments":"')
+            - data.count(b'"arguments":""')
+        )
+        if b"[DONE]" in data:
+            self.done = True
         if self.model is None:
             return self._inspect(data)
         # Is there a ``"usage":{`` or ``"usage": {`` (not ``"usage":null``)? One pass over
@@ -134,11 +161,12 @@ class ResponsesTally(StreamTally):
     """Responses events: text deltas, then a final event carrying the whole response."""
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += data.count(b"output_text.delta")
-        if (self.model is None and b"response.created" in data) or any(
-            name in data for name in _FINAL_EVENTS
-        ):
+        self.output_estimate += data.count(b'"response.output_text.delta"')
+        final = any(name in data for name in _FINAL_EVENTS)
+        if (self.model is None and b"response.created" in data) or final:
             self._read(data)
+        if final:
+            self.done = True
         return data
 
     def _read(self, data: bytes) -> None:
@@ -163,4 +191,4 @@ class EmbeddingsAdapter(_OpenAIAdapter):
         return RequestInfo(body.get("model"), False, 0)
 
     def new_tally(self, hide_usage: bool) -> StreamTally:
-        return ResponsesTally()
+        return ResponsesTally()  # embeddings never stream; a server that does is read as events

@@ -1,19 +1,27 @@
 """Byte-stream taps: they sit between httpx and the SDK on a streamed response.
 
 A tap hands every byte on unchanged (except an OpenAI usage chunk the caller never asked for),
-reads usage as it passes, and records the call's spend exactly once: when the stream ends, is
-closed, fails, is cut off by a strict budget, or is garbage-collected half-read.
+reads usage as it passes, and records the call's spend exactly once: as soon as the stream's
+last event has gone by, or when the stream ends, is closed, fails, is cut off by a strict
+budget, or is garbage-collected half-read.
+
+An error due to the caller (a cap crossed by this call, usage missing under a strict budget) is
+raised after the bytes that carried the news were handed on: when the SDK asks for more, or,
+since the SDK stops asking once it has seen the stream's last event (which often arrives in the
+same network read as the usage), when it closes the response. Either way it reaches the caller
+before their loop over the stream has finished.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .._errors import BudgetExceededError
+from .._errors import BudgetExceededError, ShekelError
 from ._adapter import StreamTally
-from ._call import InterceptedCall, response_json
+from ._call import InterceptedCall, as_shekel_error, cut_off_point, response_json
 
 
 def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
@@ -22,7 +30,7 @@ def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
     if tally is None:
         call.abandon()
     else:
-        call.settle_stream(tally, complete=False, raise_over=False)
+        call.settle_stream(tally, complete=tally.done, raise_over=False)
 
 
 class _Tap:
@@ -34,8 +42,10 @@ class _Tap:
         self.inner = inner
         self.pending = b""
         self.body: list[bytes] = []
-        self.cut_at = call.output_allowed if call.budget.strict and tally is not None else None
+        allowed = call.output_allowed if call.budget.strict else None
+        self.cut_at = None if allowed is None or tally is None else cut_off_point(allowed)
         self.stop = False
+        self.error: ShekelError | None = None  # for the caller, once the bytes are handed on
         weakref.finalize(self, _settle_abandoned, call, tally)
 
     def feed(self, chunk: bytes) -> bytes:
@@ -59,18 +69,38 @@ class _Tap:
                 end += 4
             self.pending = data[end:]
             out = tally.events(data[:end])
-        if self.cut_at is not None and tally.usage is None and tally.output_estimate >= self.cut_at:
+        if tally.done:
+            # The last event went by (the SDK reads no further): record now. Usage is not
+            # enough of a signal, as some gateways repeat a running total in every chunk.
+            if not self.call.settled:
+                self._settle(complete=True)
+        elif (
+            self.cut_at is not None and tally.usage is None and tally.output_estimate >= self.cut_at
+        ):
             self.stop = True
         return out
 
+    def _settle(self, *, complete: bool) -> None:
+        assert self.tally is not None
+        try:
+            self.call.settle_stream(self.tally, complete=complete, raise_over=True)
+        except Exception as exc:
+            self.error = as_shekel_error(exc)
+
+    def take_error(self) -> ShekelError | None:
+        error, self.error = self.error, None
+        return error
+
     def cut_off(self) -> BudgetExceededError:
-        """Strict mode: the stream reached what the budget reserved for it. Record what was
-        streamed (the caller has closed the connection, which stops generation)."""
+        """Strict mode: the stream ran clearly past the output limit its request was sent with
+        (a gateway ignoring ``max_tokens``). Record what was streamed; the caller closed the
+        connection, which stops generation."""
         assert self.tally is not None
         self.call.settle_stream(self.tally, complete=False, raise_over=False)
         return self.call.budget.exhausted_error(
-            f"the stream was stopped after about {self.tally.output_estimate:,} output tokens, "
-            "all that was reserved for it (strict mode)"
+            f"strict mode stopped the stream after about {self.tally.output_estimate:,} output "
+            f"tokens: the provider ignored the request's output limit of "
+            f"{self.call.output_allowed:,} tokens, all the budget could pay for"
         )
 
     def finish(self) -> bytes:
@@ -78,18 +108,30 @@ class _Tap:
         tail, self.pending = self.pending, b""
         if tail and self.tally is not None:
             tail = self.tally.events(tail)
+        if self.call.settled:
+            return tail
         if self.tally is None:
             data = response_json(b"".join(self.body))
             adapter = self.call.adapter
             usage = adapter.usage_from_json(data) if isinstance(data, dict) else None
             model = adapter.model_from_json(data) if isinstance(data, dict) else None
-            self.call.settle(usage, model)
+            try:
+                self.call.settle(usage, model)
+            except Exception as exc:
+                self.error = as_shekel_error(exc)
         else:
-            self.call.settle_stream(self.tally, complete=True, raise_over=True)
+            self._settle(complete=True)
         return tail
 
     def abandon(self) -> None:
         _settle_abandoned(self.call, self.tally)
+
+    def closing_error(self) -> ShekelError | None:
+        """The error still owed to the caller when the SDK closes the stream, unless the
+        stream is being closed because of another exception (which must not be replaced)."""
+        if sys.exc_info()[1] is not None:
+            return None
+        return self.take_error()
 
 
 class SyncTap(_Tap):
@@ -97,7 +139,7 @@ class SyncTap(_Tap):
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self.inner)
-        feed, tally, call = self.feed, self.tally, self.call  # read once: this loop is per chunk
+        feed = self.feed  # read once: this loop runs per chunk
         while True:
             try:
                 chunk = next(chunks)
@@ -109,20 +151,26 @@ class SyncTap(_Tap):
             out = feed(chunk)
             if out:
                 yield out
-            if tally is not None and tally.usage is not None and not call.settled:
-                # Final usage is in: record now and raise here if a cap was crossed, before
-                # the SDK sees the end of the stream and closes it.
-                call.settle_stream(tally, complete=True, raise_over=True)
+            if self.error is not None:
+                error = self.take_error()
+                assert error is not None
+                raise error
             if self.stop:
                 self.inner.close()
                 raise self.cut_off()
         tail = self.finish()
         if tail:
             yield tail
+        error = self.take_error()
+        if error is not None:
+            raise error
 
     def close(self) -> None:
         self.abandon()
         self.inner.close()
+        error = self.closing_error()
+        if error is not None:
+            raise error
 
 
 class AsyncTap(_Tap):
@@ -130,7 +178,7 @@ class AsyncTap(_Tap):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self.inner.__aiter__()
-        feed, tally, call = self.feed, self.tally, self.call  # read once: this loop is per chunk
+        feed = self.feed  # read once: this loop runs per chunk
         while True:
             try:
                 chunk = await chunks.__anext__()
@@ -142,17 +190,23 @@ class AsyncTap(_Tap):
             out = feed(chunk)
             if out:
                 yield out
-            if tally is not None and tally.usage is not None and not call.settled:
-                # Final usage is in: record now and raise here if a cap was crossed, before
-                # the SDK sees the end of the stream and closes it.
-                call.settle_stream(tally, complete=True, raise_over=True)
+            if self.error is not None:
+                error = self.take_error()
+                assert error is not None
+                raise error
             if self.stop:
                 await self.inner.aclose()
                 raise self.cut_off()
         tail = self.finish()
         if tail:
             yield tail
+        error = self.take_error()
+        if error is not None:
+            raise error
 
     async def aclose(self) -> None:
         self.abandon()
         await self.inner.aclose()
+        error = self.closing_error()
+        if error is not None:
+            raise error

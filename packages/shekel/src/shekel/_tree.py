@@ -1,0 +1,168 @@
+"""The budget tree: how a child joins its parent, and how repeated children are rolled up.
+
+A child budget joins a parent once, the first time it is activated under it; it keeps its name,
+and the parent lists it in ``children``. A parent normally refuses a second child with a taken
+name. Two kinds of children are *repeats* instead, which a long-running process may create
+millions of:
+
+- the budgets ``@with_budget`` makes, one per call;
+- children of a parent that adopts repeats (``shekel run``'s budget): a budget without a name,
+  or with the name of an existing child.
+
+A repeat is not listed in ``children``. It keeps the plain name (``service.handle``), any number
+of repeats with that name may run at once, and when one ends its totals are added to the
+parent's :class:`Rollup` for that name. ``tree()`` shows the rollup as one line. Time and
+memory per repeat are constant however many ran before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._config import MAX_DEPTH
+from ._errors import BudgetConfigError
+from ._history import ModelTotals
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+
+
+class Totals:
+    """What a budget and everything under it recorded: the ledger's four axes, exact
+    per-model totals and call counts."""
+
+    __slots__ = ("by_model", "calls", "estimated", "unpriced", "used")
+
+    def __init__(self) -> None:
+        self.used = [0, 0, 0, 0]
+        self.by_model: dict[str, ModelTotals] = {}
+        self.calls = self.unpriced = self.estimated = 0
+
+    def add(self, other: Totals, sign: int = 1) -> None:
+        for i, value in enumerate(other.used):
+            self.used[i] += sign * value
+        for model, theirs in other.by_model.items():
+            mine = self.by_model.setdefault(model, ModelTotals())
+            mine.merge(theirs, sign)
+        self.calls += sign * other.calls
+        self.unpriced += sign * other.unpriced
+        self.estimated += sign * other.estimated
+
+
+class Rollup(Totals):
+    """The summed totals of a parent's ended repeats of one name."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+
+
+def history_totals(budget: Budget) -> Totals:
+    """Per-model totals and call counts recorded in ``budget``'s subtree, rollups included
+    (``used`` is left at zero: the budget's own account already holds its subtree's use)."""
+    totals = Totals()
+    stack = [budget]
+    while stack:
+        b = stack.pop()
+        _, by_model, calls, unpriced, estimated = b.history().snapshot()
+        for model, t in by_model.items():
+            totals.by_model.setdefault(model, ModelTotals()).merge(t)
+        totals.calls += calls
+        totals.unpriced += unpriced
+        totals.estimated += estimated
+        for rollup in b.rollups.values():
+            totals.add(_without_used(rollup))
+        stack.extend(b.children)
+    return totals
+
+
+def _without_used(rollup: Rollup) -> Totals:
+    part = Totals()
+    part.by_model, part.calls = rollup.by_model, rollup.calls
+    part.unpriced, part.estimated = rollup.unpriced, rollup.estimated
+    return part
+
+
+def join(child: Budget, parent: Budget) -> None:
+    """Make ``child`` a child of ``parent`` (call with the tree lock held), or raise
+    ``BudgetConfigError`` saying why it cannot nest there."""
+    if child is parent or child in parent._lineage:
+        raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
+    if child._ledger is not parent._ledger:
+        raise BudgetConfigError(
+            f"budget {child.name!r} uses another ledger than {parent.full_name!r}; a child "
+            "must keep its accounts on its parent's ledger (pass the same ledger=)"
+        )
+    if child.parent is not None:
+        raise BudgetConfigError(
+            f"budget {child.full_name!r} belongs to {child.parent.full_name!r}; it cannot be "
+            f"entered inside {parent.full_name!r}. Create a separate budget for each place"
+        )
+    state = child._ledger.read(child._account)
+    if any(state.used) or any(state.reserved):
+        # Its past spend never reached ``parent``: nesting it would break the parent's totals.
+        raise BudgetConfigError(
+            f"budget {child.full_name!r} already holds spend recorded outside "
+            f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
+            "create a new budget for this place"
+        )
+    depth = parent._depth + 1
+    name = child.name
+    repeat = child._repeat or (
+        parent._adopts_repeats and (name is None or name in parent._child_names)
+    )
+    if repeat and name is None:
+        name = "budget"
+    if name is None or parent.name is None:
+        raise BudgetConfigError(
+            "nested budgets need names: give both the outer and the inner budget a name, "
+            "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
+        )
+    if depth > MAX_DEPTH:
+        raise BudgetConfigError(
+            f"budget {name!r} would be nested {depth} levels deep under {parent.full_name!r}; "
+            f"at most {MAX_DEPTH + 1} levels are allowed (root = 0)"
+        )
+    if not repeat:
+        if name in parent._child_names:
+            raise BudgetConfigError(
+                f"{parent.full_name!r} already has a child named {name!r}; reuse that budget "
+                f"object (or parent.child({name!r})) to add to it, or give this one another name"
+            )
+        parent.children.append(child)
+        parent._child_names[name] = child
+    child.name = name
+    child._repeat = repeat
+    child.parent = parent
+    child._depth = depth
+    child._lineage = (child, *parent._lineage)
+    own_prices = [child._config.prices] if child._config.prices else []
+    child._price_tables = own_prices + parent._price_tables
+    child._full_name = f"{parent._full_name}.{name}"
+    child._strict = child._config.strict or parent._strict
+    child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
+    child._chain = (child._account, *parent._chain)
+
+
+def fold(child: Budget) -> None:
+    """Add an ended repeat's totals to its parent's rollup (call with the tree lock held).
+
+    A repeat that is entered and ended again replaces what it added before, so a budget object
+    reused across blocks is never counted twice."""
+    parent = child.parent
+    assert parent is not None
+    assert child.name is not None
+    now = history_totals(child)
+    now.used = list(child._ledger.read(child._account).used)
+    rollup = parent._rollups.get(child.name)
+    if rollup is None:
+        rollup = parent._rollups[child.name] = Rollup()
+    before = child._folded
+    if before is None:
+        rollup.runs += 1
+    else:
+        rollup.add(before, -1)
+    rollup.add(now)
+    child._folded = now
