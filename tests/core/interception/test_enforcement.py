@@ -66,13 +66,15 @@ def test_parent_cap_refuses_child_call(fake: FakeProvider, oai: openai.OpenAI) -
 
 
 def test_failed_requests_cost_nothing(fake: FakeProvider, oai: openai.OpenAI) -> None:
-    fake.enqueue(Reply.error(429, retry_after=0), Reply.error(500))
+    # The fixture's client retries twice: three failed attempts per call.
+    fake.enqueue(*[Reply.error(429, retry_after=0)] * 3, *[Reply.error(500)] * 3)
     with budget(max_usd=1.0, max_llm_calls=5) as b:
         with pytest.raises(openai.RateLimitError):
             oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
         with pytest.raises(openai.InternalServerError):
             oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
         snap = b.snapshot()
+    assert len(fake.requests) == 6
     assert (snap.usd_used, snap.llm_calls_used) == (0, 0)
     assert snap.llm_calls_remaining == 5  # the holds were released
 

@@ -9,12 +9,15 @@ from typing import Any, Final
 
 from . import _render
 from ._config import (
+    MAX_COUNT,
     BudgetConfig,
     FallbackCallback,
     UnknownModels,
     WarnCallback,
     build_config,
+    check_counts,
     check_ledger,
+    check_text,
     reject_unknown,
 )
 from ._context import (
@@ -405,8 +408,8 @@ class Budget:
                 llm_calls=llm_calls,
                 tokens=0 if tokens is None else tokens,
             )
-            _check_text("model", model)
-            _check_text("provider", provider)
+            check_text("model", model)
+            check_text("provider", provider)
         if usd is None:
             cost = None
         elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
@@ -433,7 +436,7 @@ class Budget:
         ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
         """
         self._check_not_locked()
-        _check_text("tool_name", tool_name, required=True)
+        check_text("tool_name", tool_name, required=True)
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
         if over is not None:
@@ -670,23 +673,3 @@ _FAST_LIMIT: Final = float(MAX_USD)
 """Floats below this many dollars take the inlined conversion; larger ones are validated."""
 _NO_USAGE: Final = TokenUsage()
 """Shared by records without token counts (never passed where it could be changed)."""
-
-MAX_COUNT: Final = 10**15
-"""The largest token or call count one record may carry."""
-
-
-def check_counts(**counts: object) -> None:
-    """``BudgetConfigError`` naming the first count that is not a whole number in range."""
-    for label, value in counts.items():
-        if type(value) is not int or not 0 <= value < MAX_COUNT:
-            raise BudgetConfigError(
-                f"{label} must be a whole number >= 0 (and below {MAX_COUNT:,}), got {value!r}"
-            )
-
-
-def _check_text(label: str, value: object, *, required: bool = False) -> None:
-    if value is None and not required:
-        return
-    if not isinstance(value, str) or not value:
-        wanted = "a non-empty string" if required else "a non-empty string or None"
-        raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}")

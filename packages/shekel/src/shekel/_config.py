@@ -263,3 +263,24 @@ def check_arguments(arguments: Mapping[str, object]) -> None:
     reject_unknown({k: v for k, v in arguments.items() if k not in PARAMETERS})
     check_ledger(arguments.get("ledger"))
     build_config(**{**_DEFAULTS, **{k: v for k, v in arguments.items() if k != "ledger"}})
+
+
+MAX_COUNT: Final = 10**15
+"""The largest token or call count one record may carry."""
+
+
+def check_counts(**counts: object) -> None:
+    """``BudgetConfigError`` naming the first count that is not a whole number in range."""
+    for label, value in counts.items():
+        if type(value) is not int or not 0 <= value < MAX_COUNT:
+            raise BudgetConfigError(
+                f"{label} must be a whole number >= 0 (and below {MAX_COUNT:,}), got {value!r}"
+            )
+
+
+def check_text(label: str, value: object, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not value:
+        wanted = "a non-empty string" if required else "a non-empty string or None"
+        raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}")

@@ -6,15 +6,34 @@ It has no ``with`` block and no interception: workers call :meth:`BudgetPool.rec
 
 from __future__ import annotations
 
-from ._config import _count_limit, _usd_limit
-from ._errors import BudgetConfigError, BudgetExceededError
+from ._config import MAX_COUNT, _count_limit, _usd_limit
+from ._errors import BudgetConfigError, BudgetExceededError, BudgetStateError, _fmt
 from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
 from ._snapshot import BudgetSnapshot, snapshot_of
 
+_POOL_ADVICE = "Raise the pool's cap, or catch BudgetExceeded and stop or retry later"
+
+
+class PoolExceededError(BudgetExceededError):
+    """A pool refused a record or reservation (``sent=False``: nothing was recorded), or a
+    commit took it over a cap (``sent=True``: the use was recorded)."""
+
+    def _message(self, detail: str | None, advice: str) -> str:
+        unit = "USD" if self.axis == "usd" else "token"
+        used = f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
+        if self.sent:
+            head = f"the pool went over its {unit} cap: {used} (the use was recorded)"
+        else:
+            head = f"the pool cannot take {detail}: {used}; nothing was recorded"
+        return f"{head}. {advice}"
+
+
+_FAST = 1e9  # floats below this many dollars take the inlined conversion
+
 
 def _usd(value: object) -> int:
-    if type(value) is float and 0.0 <= value < 1e12:
+    if type(value) is float and 0.0 <= value < _FAST:
         return round(value * 1e9)
     if not is_finite_number(value) or value < 0:  # type: ignore[operator]
         raise BudgetConfigError(f"usd must be a finite number >= 0, got {value!r}")
@@ -22,7 +41,7 @@ def _usd(value: object) -> int:
 
 
 def _tokens(value: object) -> int:
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value < MAX_COUNT:
         return value
     raise BudgetConfigError(f"tokens must be a whole number >= 0, got {value!r}")
 
@@ -37,17 +56,20 @@ class PoolReservation:
 
     def commit(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Record the actual use and give back the rest. Raises ``BudgetExceeded`` (after
-        recording) if the actual use went over a cap."""
+        recording) if the actual use went over a cap. A bad value raises
+        ``BudgetConfigError`` and changes nothing: the hold stays until released."""
         if self.committed or self._hold.settled:
-            raise RuntimeError("this reservation was already committed or released")
-        self.committed = True
+            raise BudgetStateError(
+                "this pool reservation was already committed or released; reserve again"
+            )
         # The common case (a float and an int) is inlined, as in ``BudgetPool.record``.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
+        self.committed = True
         over = self._pool._ledger.commit(self._hold, nanos, tokens)
         if over is not None:
-            raise self._pool._error(over)
+            raise self._pool._error(over, recorded=True)
 
     def release(self) -> None:
         self._pool._ledger.release(self._hold)
@@ -92,7 +114,7 @@ class BudgetPool:
     def record(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
         # The common case (a float and an int) is inlined: this is the pool's hot path.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
         over = self._ledger.try_record(self._accounts, nanos, tokens)
@@ -101,7 +123,7 @@ class BudgetPool:
 
     def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
         """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < 1e12 else _usd(usd)
+        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
         if type(tokens) is not int or tokens < 0:
             tokens = _tokens(tokens)
         result = self._ledger.reserve(self._accounts, nanos, tokens)
@@ -117,17 +139,24 @@ class BudgetPool:
         """Zero the pool. Reservations taken before stop counting against it."""
         self._ledger.reset(self._account)
 
-    def _error(self, over: Overrun, tokens: int = 0, usd: float = 0.0) -> BudgetExceededError:
+    def _error(
+        self, over: Overrun, tokens: int = 0, usd: float = 0.0, *, recorded: bool = False
+    ) -> BudgetExceededError:
         if over.axis == "usd":
             spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
         else:
             spent, limit = float(over.used), float(over.cap)
-        wanted = f"${usd:,.4f}" if over.axis == "usd" else f"{tokens:,} tokens"
-        return BudgetExceededError(
+        wanted = f"${usd:,.4f} more" if over.axis == "usd" else f"{tokens:,} tokens more"
+        held = self.snapshot()
+        reserved = held.usd_reserved if over.axis == "usd" else held.tokens_reserved
+        if reserved and not recorded:
+            wanted += f" (with {_fmt(over.axis, reserved)} reserved by others)"
+        return PoolExceededError(
             spent,
             limit,
             axis=over.axis,  # type: ignore[arg-type]
             budget_name=None,
-            sent=False,
-            detail=f"this pool cannot take {wanted} more (nothing was recorded)",
+            sent=recorded,
+            detail=wanted,
+            advice=_POOL_ADVICE,
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._config import check_counts, check_text
+from ._errors import BudgetStateError
 from ._history import CallRecord
 from ._ledger import Hold
 from ._money import nanos_to_usd, spend_to_nanos
@@ -47,12 +49,20 @@ class Reservation:
         actual spend went over a limit.
         """
         if self.committed or self._hold.settled:
-            raise RuntimeError("this reservation was already committed or released")
-        self.committed = True
-        usage = TokenUsage(input_tokens, output_tokens)
+            raise BudgetStateError(
+                "this reservation was already committed or released; reserve again for another call"
+            )
+        # Everything is checked before anything changes: a bad value leaves the hold in place,
+        # to be committed again or released when the block ends.
+        check_counts(input_tokens=input_tokens, output_tokens=output_tokens)
+        if tokens is not None:
+            check_counts(tokens=tokens)
+        check_text("model", model)
         cost = None if usd is None else spend_to_nanos(usd)
         if cost is None and model is None:
             cost = 0
+        usage = TokenUsage(input_tokens, output_tokens)
+        self.committed = True
         return self._budget.charge(
             usage,
             model,

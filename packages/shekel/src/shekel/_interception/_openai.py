@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import (
@@ -87,6 +88,9 @@ class ChatCompletionsAdapter(_OpenAIAdapter):
         return ChatTally(hide_usage)
 
 
+_DELTA_TEXT: Final = re.compile(rb'"(?:content|arguments)": ?"(?!")')
+
+
 class ChatTally(StreamTally):
     """Chat completion chunks: one ``data:`` event per chunk, usage on a last extra chunk."""
 
@@ -94,14 +98,9 @@ class ChatTally(StreamTally):
         self.hide_usage = hide_usage
 
     def events(self, data: bytes) -> bytes:
-        # One token per content or tool-argument delta (empty ones, like the role chunk's,
-        # carry none): what a provider streams per chunk.
-        self.output_estimate += (
-            data.count(b'"content":"')
-            - data.count(b'"content":""')
-            + data.count(b'"arguments":"')
-            - data.count(b'"arguments":""')
-        )
+        # One token per non-empty content or tool-argument delta (the role chunk's empty one
+        # carries none): what a provider streams per chunk.
+        self.output_estimate += len(_DELTA_TEXT.findall(data))
         if b"[DONE]" in data:
             self.done = True
         if self.model is None:
