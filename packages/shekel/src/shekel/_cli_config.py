@@ -25,6 +25,10 @@ class UsageError(Exception):
     """The command line, environment or budget file asks for something that cannot run."""
 
 
+class NoLimitError(UsageError):
+    """None of the three limits is set anywhere."""
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One budget setting and the three places it can come from."""
@@ -241,7 +245,7 @@ def resolve(
 
 def _check_combination(s: RunSettings) -> None:
     if s.max_usd is None and s.max_tokens is None and s.max_llm_calls is None:
-        raise UsageError(
+        raise NoLimitError(
             "no limit set: give --budget USD (or --max-tokens N / --max-llm-calls N), set "
             "SHEKEL_BUDGET_USD, or put max_usd in the [budget] table of a --budget-file"
         )
