@@ -8,6 +8,7 @@ fake provider.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -841,6 +842,48 @@ def test_malformed_budget_files_are_usage_errors(
     err = usage_error(capsys, tmp_path, "run", "--budget-file", str(path), "{s}")
     assert message.format(path=path) in err
     assert "shekel run: error:" in err
+
+
+def unreadable_paths(tmp_path: Path) -> list[tuple[str, str]]:
+    """Budget-file paths that cannot be read even by root, with the reason shown for each."""
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("[budget]\nmax_usd = 1\n")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    return [
+        (str(tmp_path / "a-directory"), "is a directory, not a TOML file"),
+        (str(tmp_path / "a-file" / "shekel.toml"), os.strerror(errno.ENOTDIR)),
+        (str(tmp_path / "loop"), os.strerror(errno.ELOOP)),
+    ]
+
+
+def test_an_unreadable_budget_file_flag_says_what_to_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for path, reason in unreadable_paths(tmp_path):
+        err = usage_error(capsys, tmp_path, "run", "--budget-file", path, "{s}")
+        assert f"budget file {path!r} (from --budget-file)" in err
+        assert reason in err
+        assert err.endswith("; give --budget-file the path of a readable TOML file\n")
+
+
+def test_an_unreadable_budget_file_variable_names_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path, reason in unreadable_paths(tmp_path):
+        monkeypatch.setenv("SHEKEL_BUDGET_FILE", path)
+        err = usage_error(capsys, tmp_path, "run", "--max-llm-calls", "3", "{s}")
+        assert f"budget file {path!r} (from SHEKEL_BUDGET_FILE)" in err
+        assert reason in err
+        assert err.endswith("; give SHEKEL_BUDGET_FILE the path of a readable TOML file\n")
+
+
+def test_a_budget_file_that_is_not_utf_8_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shekel.toml"
+    path.write_bytes("[budget]\n# caf\u00e9\nmax_usd = 1\n".encode("latin-1"))
+    err = usage_error(capsys, tmp_path, "run", "--budget-file", str(path), "{s}")
+    assert f"budget file {str(path)!r} is not UTF-8 text; save it as UTF-8" in err
 
 
 def test_unknown_key_suggests_the_close_one(

@@ -160,22 +160,31 @@ class RunSettings:
         return kwargs
 
 
-def load_budget_file(path: str) -> dict[str, object]:
-    """The ``[budget]`` table of a TOML file, with its keys checked (values are checked later)."""
+def load_budget_file(path: str, source: str) -> dict[str, object]:
+    """The ``[budget]`` table of a TOML file, with its keys checked (values are checked later).
+
+    ``source`` is where the path came from (``--budget-file`` or the variable), for messages.
+    """
     example = f"[{FILE_TABLE}]\nmax_usd = 0.50\nmax_llm_calls = 20"
+    fix = f"give {source} the path of a readable TOML file"
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
     except FileNotFoundError:
-        raise UsageError(f"budget file {path!r} does not exist") from None
+        raise UsageError(f"budget file {path!r} (from {source}) does not exist") from None
     except IsADirectoryError:
-        raise UsageError(f"budget file {path!r} is a directory, not a TOML file") from None
+        raise UsageError(
+            f"budget file {path!r} (from {source}) is a directory, not a TOML file; {fix}"
+        ) from None
     except OSError as error:
-        raise UsageError(f"cannot read budget file {path!r}: {error.strerror}") from None
+        reason = error.strerror or str(error)
+        raise UsageError(
+            f"cannot read budget file {path!r} (from {source}): {reason}; {fix}"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"budget file {path!r} is not valid TOML: {error}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"budget file {path!r} is not UTF-8 text") from None
+        raise UsageError(f"budget file {path!r} is not UTF-8 text; save it as UTF-8") from None
     for key in document:
         if key != FILE_TABLE:
             raise UsageError(
@@ -212,8 +221,9 @@ def resolve(
 
     Empty environment variables count as unset.
     """
+    source = "--budget-file" if budget_file else BUDGET_FILE_ENV
     file_path = budget_file or environ.get(BUDGET_FILE_ENV) or None
-    table = load_budget_file(file_path) if file_path else {}
+    table = load_budget_file(file_path, source) if file_path else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
