@@ -762,6 +762,103 @@ def test_bad_values_are_usage_errors(
     assert f"shekel run: error: {message}" in err
 
 
+USD_WORDING = "must be a number of US dollars such as 0.05, written plainly"
+COUNT_WORDING = "must be a whole number greater than 0, such as 50000, written with the digits 0-9"
+FRACTION_WORDING = "must be a fraction of the limit in (0, 1], such as 0.8, written plainly"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "wording"),
+    [
+        ("--budget", "1_000", USD_WORDING),  # float() reads $1000
+        ("--budget", "\u0663", USD_WORDING),  # Arabic-Indic three: float() reads $3
+        ("--budget", "1,5", USD_WORDING),
+        ("--budget", "0x10", USD_WORDING),
+        ("--budget", "\uff11", USD_WORDING),  # fullwidth one
+        ("--max-tokens", "1_000", COUNT_WORDING),
+        ("--max-tokens", "1e3", COUNT_WORDING),
+        ("--max-tokens", "+5", COUNT_WORDING),
+        pytest.param("--max-tokens", "9" * 5000, COUNT_WORDING, id="more-digits-than-int-reads"),
+        ("--max-llm-calls", "\u0663", COUNT_WORDING),
+        ("--warn-at", "\u0660.5", FRACTION_WORDING),
+        ("--fallback-at", "0_8", FRACTION_WORDING),
+    ],
+)
+def test_numbers_must_be_plain_ascii_decimals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, wording: str
+) -> None:
+    limit = [] if flag in ("--budget", "--max-tokens", "--max-llm-calls") else ["--budget", "1"]
+    fallback = ["--fallback-model", "gpt-4o-mini"] if flag == "--fallback-at" else []
+    err = usage_error(capsys, tmp_path, "run", *limit, *fallback, flag, value, "{s}")
+    assert f"shekel run: error: {flag} {wording}" in err
+    assert f"got {value!r}" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "wording"),
+    [
+        ("SHEKEL_BUDGET_USD", "1_000", USD_WORDING),
+        ("SHEKEL_BUDGET_USD", "\u0663", USD_WORDING),
+        ("SHEKEL_BUDGET_USD", "$1_000", USD_WORDING),
+        ("SHEKEL_MAX_TOKENS", "\u0661\u0660\u0660", COUNT_WORDING),
+        ("SHEKEL_MAX_LLM_CALLS", "1_0", COUNT_WORDING),
+        ("SHEKEL_WARN_AT", "\u0660.5", FRACTION_WORDING),
+        ("SHEKEL_FALLBACK_AT", "0_8", FRACTION_WORDING),
+    ],
+)
+def test_numbers_in_environment_variables_must_be_plain_ascii_decimals(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    value: str,
+    wording: str,
+) -> None:
+    monkeypatch.setenv(env, value)
+    err = usage_error(capsys, tmp_path, "run", "{s}")
+    assert f"shekel run: error: {env} {wording}" in err
+
+
+def test_plain_numbers_in_every_form_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = script(tmp_path, SHOW_CONFIG)
+    forms = [
+        (["--budget", "2.5e-1", "--max-tokens", "007", "--warn-at", "8E-1"], (0.25, 7, 0.8)),
+        (["--budget", "+.5", "--max-tokens", " 12 ", "--warn-at", "1."], (0.5, 12, 1.0)),
+    ]
+    for args, (usd, tokens, warn_at) in forms:
+        code, out, err = cli(capsys, "run", *args, agent)
+        assert code == 0, err
+        seen = json.loads(out)
+        assert (seen["max_usd"], seen["max_tokens"], seen["warn_at"]) == (usd, tokens, warn_at)
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", " $3 ")
+    monkeypatch.setenv("SHEKEL_MAX_LLM_CALLS", "40\n")
+    code, out, err = cli(capsys, "run", agent)
+    assert code == 0, err
+    assert (json.loads(out)["max_usd"], json.loads(out)["max_llm_calls"]) == (3.0, 40)
+
+
+def test_typed_toml_numbers_keep_working(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # TOML's own syntax allows `_` between digits and exponents; the file's parser types them.
+    config = tmp_path / "shekel.toml"
+    config.write_text(
+        "[budget]\nmax_usd = 1_000\nmax_tokens = 50_000\nmax_llm_calls = 3.0\n"
+        "warn_at = 5e-1\nfallback_model = 'gpt-4o-mini'\nfallback_at = 0.75\n"
+    )
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, err = cli(capsys, "run", "--budget-file", str(config), agent)
+    assert code == 0, err
+    seen = json.loads(out)
+    assert seen["max_usd"] == 1000.0
+    assert seen["max_tokens"] == 50_000
+    assert seen["max_llm_calls"] == 3
+    assert seen["warn_at"] == 0.5
+    assert seen["fallback_at"] == 0.75
+
+
 def test_an_unknown_option_before_the_script_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -902,6 +999,7 @@ def test_help_exits_0_and_documents_argument_placement(
     assert code == 0
     assert "shekel's options go before SCRIPT. Every argument after SCRIPT is passed" in out
     assert "usage: shekel run --budget USD [options] [--] SCRIPT [ARGS...]" in out
+    assert "plain ASCII decimals such as 0.5 or 2.5e-1" in out
     assert "SHEKEL_BUDGET_USD" in out
     for setting in SETTINGS:
         assert setting.flag in out
@@ -989,6 +1087,19 @@ def test_estimate_with_cached_input(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--model", "gpt-4o-mini-typo", "--input", "1", "--output", "1"], "no price is known"),
         (["--model", "gpt-4o-mini", "--input", "-1", "--output", "1"], "--input: must be a whole"),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1_000", "--output", "1"],
+            "argument --input: must be a whole number >= 0 written with the digits 0-9, "
+            "such as 1000, got '1_000'",
+        ),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1", "--output", "\u0663"],
+            "argument --output: must be a whole number >= 0 written with the digits 0-9",
+        ),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1", "--output", "1", "--cached-input", "+1"],
+            "argument --cached-input: must be a whole number >= 0",
+        ),
         (["--model", "gpt-4o-mini", "--input", "1"], "required: --output"),
     ],
 )

@@ -23,6 +23,7 @@ from ._cli_config import (
     FILE_KEYS,
     NoLimitError,
     UsageError,
+    plain_whole,
     resolve,
 )
 
@@ -55,6 +56,8 @@ Settings come from the flags, then environment variables, then the budget file
   --strict            SHEKEL_STRICT           strict   (true/false, 1/0, yes/no, on/off)
   --budget-file       {BUDGET_FILE_ENV}
 At least one of the three limits must be set. Empty variables count as unset.
+Numbers in flags and variables are plain ASCII decimals such as 0.5 or 2.5e-1, and
+digits only for the limits on tokens and calls (not 1_000, 1,000 or non-ASCII digits).
 
 Budget file (TOML, only a [budget] table; unknown keys are an error):
   [budget]
@@ -171,12 +174,11 @@ def _options_after_script(argv: Sequence[str], script_args: Sequence[str]) -> st
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    value = plain_whole(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number >= 0 written with the digits 0-9, such as 1000, got {text!r}"
+        )
     return value
 
 

@@ -3,12 +3,19 @@ merged (flags > environment > file) and validated into ``budget()`` arguments.
 
 Every problem raises :class:`UsageError` with a message that names where the bad value came
 from (``--budget``, ``SHEKEL_BUDGET_USD``, ``max_usd in shekel.toml``) and what is accepted.
+
+Numbers given as text (flags, environment variables) must be written plainly in ASCII:
+``0.05``, ``-1``, ``2.5e-3`` for amounts and fractions, ``50000`` for counts. What else
+Python's ``float()`` and ``int()`` would take (``1_000``, non-ASCII digits such as ``٣``)
+is refused rather than guessed at. TOML numbers are typed by the file's parser and used as
+they are.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +47,42 @@ class Setting:
     parse: Callable[[object, str], Any]
 
 
+_SPACE: Final = " \t\n\r\f\v"
+_PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_DIGITS: Final = re.compile(r"[0-9]+")
+_NOT_FINITE: Final = frozenset({"nan", "inf", "infinity"})
+
+
+def plain_decimal(text: str) -> float | None:
+    """``text`` as a float if it is a plain ASCII decimal number (optional sign, digits, at
+    most one ``.``, optional exponent; surrounding ASCII blanks allowed), else ``None``."""
+    text = text.strip(_SPACE)
+    return float(text) if _PLAIN_DECIMAL.fullmatch(text) else None
+
+
+def plain_whole(text: str) -> int | None:
+    """``text`` as an int if it is ASCII digits only (surrounding ASCII blanks allowed), else
+    ``None`` (also for more digits than ``int()`` converts, 4300 by default)."""
+    text = text.strip(_SPACE)
+    if not _PLAIN_DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def _number(value: object, where: str, what: str) -> float:
     if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise UsageError(f"{where} must be {what}, got {value!r}") from None
+        parsed = plain_decimal(value)
+        if parsed is None:
+            if value.strip(_SPACE).lstrip("+-").lower() in _NOT_FINITE:
+                raise UsageError(f"{where} must be a finite number ({what}), got {value!r}")
+            raise UsageError(
+                f"{where} must be {what}, written plainly (digits 0-9 and at most one '.', "
+                f"no '_' or ','), got {value!r}"
+            )
+        number = parsed
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
@@ -58,7 +95,7 @@ def _number(value: object, where: str, what: str) -> float:
 def parse_usd(value: object, where: str) -> float:
     """A USD limit: a finite number greater than 0 (``"$0.05"`` is accepted in text)."""
     if isinstance(value, str):
-        value = value.strip().removeprefix("$")
+        value = value.strip(_SPACE).removeprefix("$")
     number = _number(value, where, "a number of US dollars such as 0.05")
     if number <= 0:
         raise UsageError(f"{where} must be greater than 0 US dollars, got {value!r}")
@@ -69,10 +106,12 @@ def parse_count(value: object, where: str) -> int:
     """A token or call limit: a whole number greater than 0."""
     what = "a whole number greater than 0, such as 50000"
     if isinstance(value, str):
-        try:
-            count = int(value.strip())
-        except ValueError:
-            raise UsageError(f"{where} must be {what}, got {value!r}") from None
+        parsed = plain_whole(value)
+        if parsed is None:
+            raise UsageError(
+                f"{where} must be {what}, written with the digits 0-9 only, got {value!r}"
+            )
+        count = parsed
     elif isinstance(value, int) and not isinstance(value, bool):
         count = value
     elif isinstance(value, float) and value.is_integer():
