@@ -8,8 +8,10 @@ fake provider.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -101,7 +103,7 @@ def test_under_budget_exits_0_with_output_on_stdout_and_summary_on_stderr(
         print("agent finished")
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    code, out, err = cli(capsys, "run", "--budget", "1", agent)
     assert code == 0
     assert out == "agent finished\n"
     assert "Shekel Budget Summary" in err
@@ -113,7 +115,7 @@ def test_the_scripts_own_exit_code_is_passed_through(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = script(tmp_path, "import sys\nsys.exit(3)\n")
-    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, _, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert code == 3
     report = last_json(err)
     assert report["exit_code"] == 3
@@ -124,7 +126,7 @@ def test_sys_exit_with_a_message_prints_it_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = script(tmp_path, "import sys\nsys.exit('could not find the input file')\n")
-    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    code, out, err = cli(capsys, "run", "--budget", "1", agent)
     assert code == 1
     assert "could not find the input file" in err
     assert out == ""
@@ -143,7 +145,7 @@ def test_exceeding_the_budget_exits_1_and_reports_exceeded(
         print("never printed")
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "0.05", "--output", "json")
+    code, out, err = cli(capsys, "run", "--budget", "0.05", "--output", "json", agent)
     assert code == 1
     assert "never printed" not in out
     assert out.splitlines() == ["step 0", "step 1", "step 2"]
@@ -162,7 +164,7 @@ def test_text_report_names_the_limit_that_stopped_the_script(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = script(tmp_path, "import shekel\nshekel.current_budget().record(usd=0.5)\n")
-    code, out, err = cli(capsys, "run", agent, "--budget", "0.1")
+    code, out, err = cli(capsys, "run", "--budget", "0.1", agent)
     assert code == 1
     assert out == ""
     assert "shekel: stopped: 'shekel-run' exceeded its USD limit" in err
@@ -186,7 +188,7 @@ def test_exit_is_1_when_the_script_caught_the_error_and_ended_normally(
         {ending}
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, out, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert code == 1
     assert "caught it" in out
     report = last_json(err)
@@ -212,7 +214,7 @@ def test_a_refused_call_counts_as_stopped_even_when_caught_and_under_the_cap(
                 break
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--max-llm-calls", "2", "--output", "json")
+    code, out, err = cli(capsys, "run", "--max-llm-calls", "2", "--output", "json", agent)
     assert "refused: llm_calls" in out
     assert code == 1
     assert last_json(err)["calls"] == 3
@@ -233,7 +235,7 @@ def test_an_error_of_the_scripts_own_inner_budget_that_it_catches_is_its_busines
             print("step over budget:", e.budget_name)
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, out, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert out == "step over budget: shekel-run.step\n"
     assert code == 0
     assert last_json(err)["status"] == "ok"
@@ -251,7 +253,7 @@ def test_an_uncaught_exception_prints_the_scripts_traceback_and_exits_1(
         plan()
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, out, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert code == 1
     assert out == ""
     assert "Traceback (most recent call last):" in err
@@ -268,7 +270,7 @@ def test_a_syntax_error_is_reported_like_python_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = script(tmp_path, 'print("never closed"\n')
-    code, out, err = cli(capsys, "run", agent, "--budget", "1")
+    code, out, err = cli(capsys, "run", "--budget", "1", agent)
     assert code == 1
     assert out == ""
     assert f'File "{agent}", line 1' in err
@@ -291,7 +293,7 @@ def test_a_budget_error_inside_an_exception_group_counts_as_exceeded(
         raise ExceptionGroup("workers failed", [*errors, KeyError("x")])
         """,
     )
-    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, _, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert code == 1
     assert "ExceptionGroup: workers failed" in err
     assert last_json(err)["status"] == "exceeded"
@@ -304,7 +306,7 @@ def test_keyboard_interrupt_exits_130_and_still_reports(
         tmp_path,
         "import shekel\nshekel.current_budget().record(usd=0.1)\nraise KeyboardInterrupt\n",
     )
-    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--output", "json")
+    code, _, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
     assert code == 130
     assert "KeyboardInterrupt" in err
     assert last_json(err)["spent"] == pytest.approx(0.1)
@@ -316,12 +318,18 @@ def test_keyboard_interrupt_exits_130_and_still_reports(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["run", "{s}", "--budget", "1", "--topic", "cats", "-v"], ["--topic", "cats", "-v"]),
-        (["run", "--budget", "1", "{s}", "--topic", "cats"], ["--topic", "cats"]),
-        (["run", "{s}", "--budget", "1", "--", "--budget", "3"], ["--budget", "3"]),
+        (["run", "--budget", "1", "{s}", "--topic", "cats", "-v"], ["--topic", "cats", "-v"]),
+        # shekel's own options after SCRIPT are the script's, as with `python SCRIPT ...`
+        (
+            ["run", "--budget", "1", "{s}", "--name", "exp1", "--output", "json", "--budget=3"],
+            ["--name", "exp1", "--output", "json", "--budget=3"],
+        ),
+        (["run", "--budget", "1", "{s}", "--strict", "-h", "--help"], ["--strict", "-h", "--help"]),
+        (["run", "--budget", "1", "{s}", "--", "--budget", "3"], ["--", "--budget", "3"]),
         (["run", "--budget=1", "--", "{s}", "--name", "x"], ["--name", "x"]),
-        (["run", "{s}", "a", "--budget", "1", "b", "--", "c"], ["a", "b", "c"]),
-        (["run", "{s}", "--budget", "1", "--", "--"], ["--"]),
+        (["run", "--budget", "1", "--", "{s}", "--"], ["--"]),
+        (["run", "--name", "-x", "--budget", "1", "{s}", "a", "b"], ["a", "b"]),
+        (["run", "--budget", "1", "{s}"], []),
     ],
 )
 def test_script_arguments_pass_through(
@@ -334,6 +342,66 @@ def test_script_arguments_pass_through(
     code, out, _ = cli(capsys, *[agent if a == "{s}" else a for a in args])
     assert code == 0
     assert json.loads(out) == [agent, *expected]
+
+
+# A script that prints its arguments and the run budget's USD limit, as one JSON line.
+SHOW_ARGV = """
+import json, sys, shekel
+print(json.dumps({"argv": sys.argv[1:], "max_usd": shekel.current_budget().max_usd}))
+"""
+
+
+def test_shekel_options_after_the_script_are_the_scripts_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reviewer's case: `--name exp1` after SCRIPT used to rename the budget.
+    agent = script(tmp_path, SHOW_ARGV)
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", "2")
+    args = ["--budget", "0.01", "--name", "exp1", "--output", "json"]
+    code, out, err = cli(capsys, "run", agent, *args)
+    assert code == 0, err
+    assert json.loads(out) == {"argv": args, "max_usd": 2.0}
+    assert "Shekel Budget Summary" in err  # --output json went to the script, not to shekel
+    assert "Budget: shekel-run" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fixed"),
+    [
+        (
+            ["{s}", "--topic", "cats", "--budget", "0.5"],
+            ["--budget", "0.5", "{s}", "--topic", "cats"],
+        ),
+        (
+            ["--strict", "{s}", "--max-llm-calls=3", "--name", "n", "x y", "--", "--budget", "1"],
+            ["--strict", "--max-llm-calls=3", "--name", "n", "{s}", "x y", "--", "--budget", "1"],
+        ),
+        (["--", "{s}", "--max-tokens", "9"], ["--max-tokens", "9", "--", "{s}"]),
+    ],
+)
+def test_a_limit_flag_after_the_script_with_no_limit_set_says_where_options_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fixed: list[str]
+) -> None:
+    err = usage_error(capsys, tmp_path, "run", *args)
+    agent = str(tmp_path / "marker.py")
+    command = shlex.join(["shekel", "run", *[agent if a == "{s}" else a for a in fixed]])
+    assert "shekel run: error: no limit set: shekel's options go before SCRIPT" in err
+    assert err.endswith(f"e.g.: {command}\n")
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        ["--name", "exp1", "--output", "json"],  # no limit flag: nothing is clearly misplaced
+        ["--", "--budget", "1"],  # after `--` the script's own, by the old rule too
+    ],
+)
+def test_no_limit_without_a_misplaced_limit_flag_is_the_plain_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], after: list[str]
+) -> None:
+    err = usage_error(capsys, tmp_path, "run", "{s}", *after)
+    assert "shekel run: error: no limit set: give --budget USD" in err
+    assert "go before SCRIPT" not in err
 
 
 def test_the_script_runs_as_main_with_its_directory_on_sys_path(
@@ -350,7 +418,7 @@ def test_the_script_runs_as_main_with_its_directory_on_sys_path(
         """,
     )
     saved_argv, saved_path = list(sys.argv), list(sys.path)
-    code, out, _ = cli(capsys, "run", agent, "--budget", "1")
+    code, out, _ = cli(capsys, "run", "--budget", "1", agent)
     assert code == 0
     assert out.split() == ["42", os.path.realpath(tmp_path)]
     assert sys.argv == saved_argv
@@ -372,7 +440,7 @@ def test_the_scripts_unnamed_budgets_nest_under_the_run_budget(
             print(r.full_name)
         """,
     )
-    code, out, err = cli(capsys, "run", agent, "--budget", "0.5", "--output", "json")
+    code, out, err = cli(capsys, "run", "--budget", "0.5", "--output", "json", agent)
     assert code == 0, err
     assert out.splitlines() == [
         "shekel-run.budget 0.5",
@@ -384,7 +452,7 @@ def test_the_scripts_unnamed_budgets_nest_under_the_run_budget(
 
 def test_name_sets_the_run_budgets_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     agent = script(tmp_path, SHOW_CONFIG)
-    code, out, _ = cli(capsys, "run", agent, "--budget", "1", "--name", "nightly")
+    code, out, _ = cli(capsys, "run", "--budget", "1", "--name", "nightly", agent)
     assert code == 0
     assert json.loads(out)["name"] == "nightly"
 
@@ -393,7 +461,7 @@ def test_a_directory_with_main_runs(tmp_path: Path, capsys: pytest.CaptureFixtur
     package = tmp_path / "app"
     package.mkdir()
     (package / "__main__.py").write_text("print('app main ran')\n")
-    code, out, _ = cli(capsys, "run", str(package), "--budget", "1")
+    code, out, _ = cli(capsys, "run", "--budget", "1", str(package))
     assert code == 0
     assert out == "app main ran\n"
 
@@ -415,7 +483,7 @@ def test_json_report_is_one_parseable_line_with_the_budget_summary(
         """,
     )
     code, out, err = cli(
-        capsys, "run", agent, "--budget", "1", "--max-tokens", "10000", "--output", "json"
+        capsys, "run", "--budget", "1", "--max-tokens", "10000", "--output", "json", agent
     )
     assert code == 0
     assert out == "hello\n"
@@ -433,16 +501,88 @@ def test_json_report_is_one_parseable_line_with_the_budget_summary(
     assert report["error"] is None
 
 
+@pytest.mark.parametrize(
+    "unfinished",
+    [
+        'sys.stderr.write("progress: 100%")',
+        'print("progress: 100%", file=sys.stderr, end="")',
+        'sys.stderr.writelines(["step 1\\n", "progress: 100%"])',
+    ],
+)
+def test_json_report_starts_a_line_after_an_unfinished_stderr_line(
+    tmp_path: Path, unfinished: str
+) -> None:
+    agent = script(tmp_path, f"import sys\n{unfinished}\n")
+    done = python_m_shekel("run", "--budget", "1", "--output", "json", agent)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.split("\n")
+    assert lines[-1] == ""
+    assert lines[-3] == "progress: 100%"
+    assert json.loads(lines[-2])["status"] == "ok"
+
+
+def test_json_report_adds_no_blank_line_after_a_finished_stderr_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import sys
+        sys.stderr.write("progress: 100%")
+        sys.stderr.write("\\n")
+        print("done", file=sys.stderr, end="")
+        print(file=sys.stderr)
+        """,
+    )
+    code, _, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
+    assert code == 0
+    first, second, report, end = err.split("\n")
+    assert (first, second, end) == ("progress: 100%", "done", "")
+    assert json.loads(report)["exit_code"] == 0
+
+
+def test_text_report_and_warnings_start_their_own_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(
+        tmp_path,
+        """
+        import sys, shekel
+        sys.stderr.write("step 1 ...")
+        shekel.current_budget().record(usd=0.6)
+        sys.stderr.write("step 2 ...")
+        """,
+    )
+    code, _, err = cli(capsys, "run", "--budget", "1", "--warn-at", "0.5", agent)
+    assert code == 0
+    lines = err.splitlines()
+    assert lines[0] == "step 1 ..."
+    assert lines[1].startswith("shekel: warning: 'shekel-run' reached 50% of its USD limit")
+    assert lines[2] == "step 2 ..."
+    assert lines[3].startswith("┌─ Shekel Budget Summary")
+
+
+def test_sys_stderr_is_restored_after_the_run_even_if_the_script_replaced_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, "import io, sys\nsys.stderr = io.StringIO()\n")
+    before = sys.stderr
+    code, _, err = cli(capsys, "run", "--budget", "1", "--output", "json", agent)
+    assert code == 0
+    assert sys.stderr is before
+    assert last_json(err)["status"] == "ok"  # the report went to the real stderr
+
+
 def test_warn_at_prints_a_warning_and_reports_warn(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = script(tmp_path, "import shekel\nshekel.current_budget().record(usd=0.6)\n")
-    code, out, err = cli(capsys, "run", agent, "--budget", "1", "--warn-at", "0.5")
+    code, out, err = cli(capsys, "run", "--budget", "1", "--warn-at", "0.5", agent)
     assert code == 0
     assert out == ""
     assert "shekel: warning: 'shekel-run' reached 50% of its USD limit" in err
     assert "status: warn" in err
-    code, _, err = cli(capsys, "run", agent, "--budget", "1", "--warn-at", "0.5", "--output=json")
+    code, _, err = cli(capsys, "run", "--budget", "1", "--warn-at", "0.5", "--output=json", agent)
     assert code == 0
     assert last_json(err)["status"] == "warn"
     assert "warning:" not in err
@@ -460,8 +600,8 @@ def test_the_fallback_switch_is_announced(
         print(b.fallback_model())
         """,
     )
-    args = ["run", agent, "--budget", "1", "--fallback-model", "gpt-4o-mini", "--fallback-at"]
-    code, out, err = cli(capsys, *args, "0.5")
+    args = ["run", "--budget", "1", "--fallback-model", "gpt-4o-mini", "--fallback-at"]
+    code, out, err = cli(capsys, *args, "0.5", agent)
     assert code == 0
     assert out == "gpt-4o-mini\n"
     assert "shekel: switched to the fallback model gpt-4o-mini at $0.6000 of $1.0000" in err
@@ -498,7 +638,6 @@ def test_flags_override_environment_which_overrides_the_file(
     code, out, err = cli(
         capsys,
         "run",
-        agent,
         "--budget-file",
         str(config),
         "--budget",
@@ -507,6 +646,7 @@ def test_flags_override_environment_which_overrides_the_file(
         "0.9",
         "--output",
         "json",
+        agent,
     )
     assert code == 0, err
     seen = json.loads(out)
@@ -537,9 +677,9 @@ def test_budget_file_from_the_environment_and_flag_precedence_over_it(
     assert code == 0
     assert json.loads(out)["max_usd"] == 4.0
     assert json.loads(out)["strict"] is True
-    code, out, _ = cli(capsys, "run", agent, "--no-strict")
+    code, out, _ = cli(capsys, "run", "--no-strict", agent)
     assert json.loads(out)["strict"] is False
-    code, out, _ = cli(capsys, "run", agent, "--budget-file", str(flag_file))
+    code, out, _ = cli(capsys, "run", "--budget-file", str(flag_file), agent)
     assert code == 0
     seen = json.loads(out)
     assert seen["max_usd"] is None
@@ -573,7 +713,7 @@ def test_every_environment_variable_is_read(
 
 def test_fallback_at_defaults_to_0_8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     agent = script(tmp_path, SHOW_CONFIG)
-    code, out, _ = cli(capsys, "run", agent, "--budget", "1", "--fallback-model", "gpt-4o-mini")
+    code, out, _ = cli(capsys, "run", "--budget", "1", "--fallback-model", "gpt-4o-mini", agent)
     assert code == 0
     assert json.loads(out)["fallback_at"] == 0.8
 
@@ -613,14 +753,110 @@ def usage_error(
         (["--budget", "1", "--name", "a.b"], "name must not contain '.'"),
         (["--budget", "1", "--output", "yaml"], "argument --output: invalid choice: 'yaml'"),
         ([], "no limit set: give --budget USD"),
-        (["--budget"], "argument --budget/--max-usd: expected one argument"),
     ],
 )
 def test_bad_values_are_usage_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    err = usage_error(capsys, tmp_path, "run", "{s}", *args)
+    err = usage_error(capsys, tmp_path, "run", *args, "{s}")
     assert f"shekel run: error: {message}" in err
+
+
+USD_WORDING = "must be a number of US dollars such as 0.05, written plainly"
+COUNT_WORDING = "must be a whole number greater than 0, such as 50000, written with the digits 0-9"
+FRACTION_WORDING = "must be a fraction of the limit in (0, 1], such as 0.8, written plainly"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "wording"),
+    [
+        ("--budget", "1_000", USD_WORDING),  # float() reads $1000
+        ("--budget", "\u0663", USD_WORDING),  # Arabic-Indic three: float() reads $3
+        ("--budget", "1,5", USD_WORDING),
+        ("--budget", "0x10", USD_WORDING),
+        ("--budget", "\uff11", USD_WORDING),  # fullwidth one
+        ("--max-tokens", "1_000", COUNT_WORDING),
+        ("--max-tokens", "1e3", COUNT_WORDING),
+        ("--max-tokens", "+5", COUNT_WORDING),
+        pytest.param("--max-tokens", "9" * 5000, COUNT_WORDING, id="more-digits-than-int-reads"),
+        ("--max-llm-calls", "\u0663", COUNT_WORDING),
+        ("--warn-at", "\u0660.5", FRACTION_WORDING),
+        ("--fallback-at", "0_8", FRACTION_WORDING),
+    ],
+)
+def test_numbers_must_be_plain_ascii_decimals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, wording: str
+) -> None:
+    limit = [] if flag in ("--budget", "--max-tokens", "--max-llm-calls") else ["--budget", "1"]
+    fallback = ["--fallback-model", "gpt-4o-mini"] if flag == "--fallback-at" else []
+    err = usage_error(capsys, tmp_path, "run", *limit, *fallback, flag, value, "{s}")
+    assert f"shekel run: error: {flag} {wording}" in err
+    assert f"got {value!r}" in err
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "wording"),
+    [
+        ("SHEKEL_BUDGET_USD", "1_000", USD_WORDING),
+        ("SHEKEL_BUDGET_USD", "\u0663", USD_WORDING),
+        ("SHEKEL_BUDGET_USD", "$1_000", USD_WORDING),
+        ("SHEKEL_MAX_TOKENS", "\u0661\u0660\u0660", COUNT_WORDING),
+        ("SHEKEL_MAX_LLM_CALLS", "1_0", COUNT_WORDING),
+        ("SHEKEL_WARN_AT", "\u0660.5", FRACTION_WORDING),
+        ("SHEKEL_FALLBACK_AT", "0_8", FRACTION_WORDING),
+    ],
+)
+def test_numbers_in_environment_variables_must_be_plain_ascii_decimals(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: str,
+    value: str,
+    wording: str,
+) -> None:
+    monkeypatch.setenv(env, value)
+    err = usage_error(capsys, tmp_path, "run", "{s}")
+    assert f"shekel run: error: {env} {wording}" in err
+
+
+def test_plain_numbers_in_every_form_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = script(tmp_path, SHOW_CONFIG)
+    forms = [
+        (["--budget", "2.5e-1", "--max-tokens", "007", "--warn-at", "8E-1"], (0.25, 7, 0.8)),
+        (["--budget", "+.5", "--max-tokens", " 12 ", "--warn-at", "1."], (0.5, 12, 1.0)),
+    ]
+    for args, (usd, tokens, warn_at) in forms:
+        code, out, err = cli(capsys, "run", *args, agent)
+        assert code == 0, err
+        seen = json.loads(out)
+        assert (seen["max_usd"], seen["max_tokens"], seen["warn_at"]) == (usd, tokens, warn_at)
+    monkeypatch.setenv("SHEKEL_BUDGET_USD", " $3 ")
+    monkeypatch.setenv("SHEKEL_MAX_LLM_CALLS", "40\n")
+    code, out, err = cli(capsys, "run", agent)
+    assert code == 0, err
+    assert (json.loads(out)["max_usd"], json.loads(out)["max_llm_calls"]) == (3.0, 40)
+
+
+def test_typed_toml_numbers_keep_working(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # TOML's own syntax allows `_` between digits and exponents; the file's parser types them.
+    config = tmp_path / "shekel.toml"
+    config.write_text(
+        "[budget]\nmax_usd = 1_000\nmax_tokens = 50_000\nmax_llm_calls = 3.0\n"
+        "warn_at = 5e-1\nfallback_model = 'gpt-4o-mini'\nfallback_at = 0.75\n"
+    )
+    agent = script(tmp_path, SHOW_CONFIG)
+    code, out, err = cli(capsys, "run", "--budget-file", str(config), agent)
+    assert code == 0, err
+    seen = json.loads(out)
+    assert seen["max_usd"] == 1000.0
+    assert seen["max_tokens"] == 50_000
+    assert seen["max_llm_calls"] == 3
+    assert seen["warn_at"] == 0.5
+    assert seen["fallback_at"] == 0.75
 
 
 def test_an_unknown_option_before_the_script_is_a_usage_error(
@@ -634,11 +870,13 @@ def test_a_missing_script_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = str(tmp_path / "nope.py")
-    err = usage_error(capsys, tmp_path, "run", missing, "--budget", "1", agent=missing)
+    err = usage_error(capsys, tmp_path, "run", "--budget", "1", missing, agent=missing)
     assert f"shekel run: error: the script {missing!r} does not exist" in err
     err = usage_error(capsys, tmp_path, "run", "--budget", "1")
     assert "shekel run: error: missing SCRIPT" in err
-    err = usage_error(capsys, tmp_path, "run", str(tmp_path), "--budget", "1", agent="x")
+    err = usage_error(capsys, tmp_path, "run", "--budget")
+    assert "shekel run: error: argument --budget/--max-usd: expected one argument" in err
+    err = usage_error(capsys, tmp_path, "run", "--budget", "1", str(tmp_path), agent="x")
     assert "is a directory without a __main__.py" in err
 
 
@@ -661,7 +899,7 @@ def test_bad_environment_values_name_the_variable(
     message: str,
 ) -> None:
     monkeypatch.setenv(env, value)
-    err = usage_error(capsys, tmp_path, "run", "{s}", "--max-llm-calls", "5")
+    err = usage_error(capsys, tmp_path, "run", "--max-llm-calls", "5", "{s}")
     assert message in err
 
 
@@ -670,7 +908,7 @@ def test_a_flag_replaces_a_bad_environment_value(
 ) -> None:
     monkeypatch.setenv("SHEKEL_BUDGET_USD", "oops")
     agent = script(tmp_path, SHOW_CONFIG)
-    code, out, _ = cli(capsys, "run", agent, "--budget", "1")
+    code, out, _ = cli(capsys, "run", "--budget", "1", agent)
     assert code == 0
     assert json.loads(out)["max_usd"] == 1.0
 
@@ -698,9 +936,51 @@ def test_malformed_budget_files_are_usage_errors(
 ) -> None:
     path = tmp_path / "shekel.toml"
     path.write_text(content)
-    err = usage_error(capsys, tmp_path, "run", "{s}", "--budget-file", str(path))
+    err = usage_error(capsys, tmp_path, "run", "--budget-file", str(path), "{s}")
     assert message.format(path=path) in err
     assert "shekel run: error:" in err
+
+
+def unreadable_paths(tmp_path: Path) -> list[tuple[str, str]]:
+    """Budget-file paths that cannot be read even by root, with the reason shown for each."""
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("[budget]\nmax_usd = 1\n")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    return [
+        (str(tmp_path / "a-directory"), "is a directory, not a TOML file"),
+        (str(tmp_path / "a-file" / "shekel.toml"), os.strerror(errno.ENOTDIR)),
+        (str(tmp_path / "loop"), os.strerror(errno.ELOOP)),
+    ]
+
+
+def test_an_unreadable_budget_file_flag_says_what_to_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for path, reason in unreadable_paths(tmp_path):
+        err = usage_error(capsys, tmp_path, "run", "--budget-file", path, "{s}")
+        assert f"budget file {path!r} (from --budget-file)" in err
+        assert reason in err
+        assert err.endswith("; give --budget-file the path of a readable TOML file\n")
+
+
+def test_an_unreadable_budget_file_variable_names_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path, reason in unreadable_paths(tmp_path):
+        monkeypatch.setenv("SHEKEL_BUDGET_FILE", path)
+        err = usage_error(capsys, tmp_path, "run", "--max-llm-calls", "3", "{s}")
+        assert f"budget file {path!r} (from SHEKEL_BUDGET_FILE)" in err
+        assert reason in err
+        assert err.endswith("; give SHEKEL_BUDGET_FILE the path of a readable TOML file\n")
+
+
+def test_a_budget_file_that_is_not_utf_8_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "shekel.toml"
+    path.write_bytes("[budget]\n# caf\u00e9\nmax_usd = 1\n".encode("latin-1"))
+    err = usage_error(capsys, tmp_path, "run", "--budget-file", str(path), "{s}")
+    assert f"budget file {str(path)!r} is not UTF-8 text; save it as UTF-8" in err
 
 
 def test_unknown_key_suggests_the_close_one(
@@ -708,7 +988,7 @@ def test_unknown_key_suggests_the_close_one(
 ) -> None:
     path = tmp_path / "shekel.toml"
     path.write_text("[budget]\nmax_llmcalls = 3\n")
-    err = usage_error(capsys, tmp_path, "run", "{s}", "--budget-file", str(path))
+    err = usage_error(capsys, tmp_path, "run", "--budget-file", str(path), "{s}")
     assert "did you mean 'max_llm_calls'?" in err
 
 
@@ -717,7 +997,9 @@ def test_help_exits_0_and_documents_argument_placement(
 ) -> None:
     code, out, _ = cli(capsys, "run", "--help")
     assert code == 0
-    assert "everything after `--`, is passed to the script" in out
+    assert "shekel's options go before SCRIPT. Every argument after SCRIPT is passed" in out
+    assert "usage: shekel run --budget USD [options] [--] SCRIPT [ARGS...]" in out
+    assert "plain ASCII decimals such as 0.5 or 2.5e-1" in out
     assert "SHEKEL_BUDGET_USD" in out
     for setting in SETTINGS:
         assert setting.flag in out
@@ -805,6 +1087,19 @@ def test_estimate_with_cached_input(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--model", "gpt-4o-mini-typo", "--input", "1", "--output", "1"], "no price is known"),
         (["--model", "gpt-4o-mini", "--input", "-1", "--output", "1"], "--input: must be a whole"),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1_000", "--output", "1"],
+            "argument --input: must be a whole number >= 0 written with the digits 0-9, "
+            "such as 1000, got '1_000'",
+        ),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1", "--output", "\u0663"],
+            "argument --output: must be a whole number >= 0 written with the digits 0-9",
+        ),
+        (
+            ["--model", "gpt-4o-mini", "--input", "1", "--output", "1", "--cached-input", "+1"],
+            "argument --cached-input: must be a whole number >= 0",
+        ),
         (["--model", "gpt-4o-mini", "--input", "1"], "required: --output"),
     ],
 )
@@ -851,7 +1146,7 @@ def test_python_m_shekel_run_exceeded_in_a_subprocess(tmp_path: Path) -> None:
             shekel.current_budget().record(usd=0.3)
         """,
     )
-    done = python_m_shekel("run", agent, "--output", "json", SHEKEL_BUDGET_USD="1")
+    done = python_m_shekel("run", "--output", "json", agent, SHEKEL_BUDGET_USD="1")
     assert done.returncode == 1, done.stderr
     assert done.stdout == "working\n" * 4
     report = last_json(done.stderr)
@@ -862,11 +1157,11 @@ def test_python_m_shekel_run_exceeded_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_python_m_shekel_passes_exit_codes_and_usage_errors(tmp_path: Path) -> None:
     agent = script(tmp_path, "import sys\nprint(sys.argv[1:])\nsys.exit(4)\n")
-    done = python_m_shekel("run", agent, "--budget", "1", "--", "-x")
+    done = python_m_shekel("run", "--budget", "1", agent, "-x")
     assert done.returncode == 4
     assert done.stdout == "['-x']\n"
     assert "Shekel Budget Summary" in done.stderr
-    done = python_m_shekel("run", agent, "--budget", "-1")
+    done = python_m_shekel("run", "--budget", "-1", agent)
     assert done.returncode == 2
     assert "shekel run: error: --budget must be greater than 0" in done.stderr
     assert done.stdout == ""
@@ -898,7 +1193,7 @@ def gpt_4o_call_cost() -> float:
 
 
 def test_runaway_agent_is_stopped_by_the_budget() -> None:
-    done = python_m_shekel("run", str(EXAMPLE), "--budget", "0.05", "--output", "json")
+    done = python_m_shekel("run", "--budget", "0.05", "--output", "json", str(EXAMPLE))
     assert done.returncode == 1, done.stderr
     assert "attempt 1: asking gpt-4o" in done.stdout
     report = last_json(done.stderr)
@@ -920,7 +1215,7 @@ def test_runaway_agent_is_stopped_by_the_budget() -> None:
 
 
 def test_runaway_agent_under_a_strict_budget_never_crosses_the_cap() -> None:
-    done = python_m_shekel("run", str(EXAMPLE), "--budget", "0.05", "--strict", "--output", "json")
+    done = python_m_shekel("run", "--budget", "0.05", "--strict", "--output", "json", str(EXAMPLE))
     assert done.returncode == 1, done.stderr
     report = last_json(done.stderr)
     assert report["status"] == "exceeded"
@@ -938,7 +1233,7 @@ def test_runaway_agent_text_story_in_process(
         fake.set_usage(input_tokens=2_000, output_tokens=800)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
-        code, out, err = cli(capsys, "run", str(EXAMPLE), "--budget", "0.05")
+        code, out, err = cli(capsys, "run", "--budget", "0.05", str(EXAMPLE))
         served = len(fake.requests)
     assert code == 1
     assert out.count("attempt ") == served
@@ -969,7 +1264,7 @@ def test_calls_from_plain_threads_count_against_the_run_budget(
                 list(pool.map(ask, range(8)))
             """,
         )
-        code, _, err = cli(capsys, "run", path, "--budget", "0.03", "--output", "json")
+        code, _, err = cli(capsys, "run", "--budget", "0.03", "--output", "json", path)
         served = len(fake.requests)
     report = last_json(err)
     assert code == 1

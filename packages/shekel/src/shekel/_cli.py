@@ -10,6 +10,7 @@ import argparse
 import difflib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -20,13 +21,15 @@ from ._cli_config import (
     DEFAULT_FALLBACK_AT,
     DEFAULT_NAME,
     FILE_KEYS,
+    NoLimitError,
     UsageError,
+    plain_whole,
     resolve,
 )
 
 EXIT_USAGE: Final = 2
 
-_RUN_USAGE: Final = "shekel run SCRIPT [ARGS...] --budget USD [options] [-- SCRIPT_ARGS...]"
+_RUN_USAGE: Final = "shekel run --budget USD [options] [--] SCRIPT [ARGS...]"
 
 _RUN_DESCRIPTION: Final = """\
 Run a Python script inside a spend limit. The script runs in this process as
@@ -34,11 +37,11 @@ Run a Python script inside a spend limit. The script runs in this process as
 and anthropic SDKs make is priced and counted, and the call that crosses a limit raises
 BudgetExceededError. The spend summary is written to stderr when the script ends.
 
-Arguments: shekel's options may come before or after SCRIPT. Every other argument after
-SCRIPT, and everything after `--`, is passed to the script unchanged:
-  shekel run agent.py --budget 0.50 --topic cats     # the script gets --topic cats
-  shekel run --budget 0.50 agent.py --topic cats     # the same
-  shekel run agent.py --budget 0.50 -- --budget 3    # the script gets --budget 3
+Arguments: shekel's options go before SCRIPT. Every argument after SCRIPT is passed to
+the script unchanged, `--` included, as `python SCRIPT ARGS...` would pass it:
+  shekel run --budget 0.50 agent.py --topic cats     # the script gets --topic cats
+  shekel run --budget 0.50 agent.py --budget 3       # the script gets --budget 3
+  shekel run --budget 0.50 -- -odd-name.py           # `--` ends shekel's options
 """
 
 _RUN_EPILOG: Final = f"""\
@@ -53,6 +56,8 @@ Settings come from the flags, then environment variables, then the budget file
   --strict            SHEKEL_STRICT           strict   (true/false, 1/0, yes/no, on/off)
   --budget-file       {BUDGET_FILE_ENV}
 At least one of the three limits must be set. Empty variables count as unset.
+Numbers in flags and variables are plain ASCII decimals such as 0.5 or 2.5e-1, and
+digits only for the limits on tokens and calls (not 1_000, 1,000 or non-ASCII digits).
 
 Budget file (TOML, only a [budget] table; unknown keys are an error):
   [budget]
@@ -92,53 +97,88 @@ _VALUE_OPTIONS: Final = frozenset(
         "--name",
     }
 )
-_SWITCHES: Final = frozenset({"--strict", "--no-strict", "-h", "--help"})
+_SWITCHES: Final = frozenset({"--strict", "--no-strict"})
+_LIMIT_OPTIONS: Final = frozenset({"--budget", "--max-usd", "--max-tokens", "--max-llm-calls"})
 
 
 def split_run_argv(argv: Sequence[str]) -> tuple[list[str], str | None, list[str]]:
     """Split the arguments after ``run`` into shekel's options, the script and its arguments.
 
-    shekel's own options (exact names only, ``--opt VALUE`` or ``--opt=VALUE``) are taken from
-    anywhere before ``--``. Before SCRIPT, any other option is shekel's too (argparse reports
-    it); after SCRIPT, any other argument is the script's. After ``--`` everything is the
-    script's, the first item being SCRIPT itself if it was not given yet.
+    shekel's options come first (``--opt VALUE`` becomes ``--opt=VALUE`` so that argparse
+    never mistakes a value for an option). The first argument that is neither an option nor
+    an option's value is SCRIPT, and every argument after it is the script's, unchanged. A
+    ``--`` before SCRIPT ends shekel's options: the next argument is SCRIPT.
     """
     options: list[str] = []
-    script: str | None = None
-    rest: list[str] = []
     i = 0
     while i < len(argv):
         token = argv[i]
-        name = token.split("=", 1)[0]
         if token == "--":
-            tail = list(argv[i + 1 :])
-            if script is None and tail:
-                script, tail = tail[0], tail[1:]
-            rest.extend(tail)
+            i += 1
             break
-        if name in _VALUE_OPTIONS:
-            if "=" in token or i + 1 == len(argv):
-                options.append(token)
-            else:
-                options.append(f"{token}={argv[i + 1]}")
-                i += 1
-        elif token in _SWITCHES or (script is None and token.startswith("-") and token != "-"):
-            options.append(token)
-        elif script is None:
-            script = token
+        if not token.startswith("-") or token == "-":
+            break
+        if token in _VALUE_OPTIONS and i + 1 < len(argv):
+            options.append(f"{token}={argv[i + 1]}")
+            i += 1
         else:
-            rest.append(token)
+            options.append(token)
         i += 1
-    return options, script, rest
+    script = argv[i] if i < len(argv) else None
+    return options, script, list(argv[i + 1 :])
+
+
+def _misplaced_options(script_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split the script's arguments (up to a ``--``) into what looks like shekel's own options,
+    with their values, and the rest, both in order."""
+    shekels: list[str] = []
+    others: list[str] = []
+    i = 0
+    while i < len(script_args):
+        token = script_args[i]
+        if token == "--":
+            others.extend(script_args[i:])
+            break
+        name = token.split("=", 1)[0]
+        if name in _VALUE_OPTIONS:
+            shekels.append(token)
+            if "=" not in token and i + 1 < len(script_args):
+                shekels.append(script_args[i + 1])
+                i += 1
+        elif token in _SWITCHES:
+            shekels.append(token)
+        else:
+            others.append(token)
+        i += 1
+    return shekels, others
+
+
+def _options_after_script(argv: Sequence[str], script_args: Sequence[str]) -> str | None:
+    """The message for a run with no limit whose limit flag was put after SCRIPT (where it is
+    the script's argument), or ``None`` when no limit flag is there. ``argv`` is everything
+    after ``run``, ending with SCRIPT and ``script_args``."""
+    shekels, others = _misplaced_options(script_args)
+    if not any(token.split("=", 1)[0] in _LIMIT_OPTIONS for token in shekels):
+        return None
+    before = list(argv[: len(argv) - len(script_args)])
+    script = before.pop()
+    if before and before[-1] == "--":
+        before[-1:] = [*shekels, "--"]
+    else:
+        before.extend(shekels)
+    fixed = shlex.join(["shekel", "run", *before, script, *others])
+    return (
+        "no limit set: shekel's options go before SCRIPT (every argument after SCRIPT is "
+        f"passed to the script unchanged), e.g.: {fixed}"
+    )
 
 
 def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    value = plain_whole(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number >= 0 written with the digits 0-9, such as 1000, got {text!r}"
+        )
     return value
 
 
@@ -240,7 +280,13 @@ def _run(run_parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     ns = run_parser.parse_args(options)
     try:
         flags = {key: getattr(ns, key) for key in FILE_KEYS}
-        settings = resolve(flags, os.environ, budget_file=ns.budget_file, name=ns.name)
+        try:
+            settings = resolve(flags, os.environ, budget_file=ns.budget_file, name=ns.name)
+        except NoLimitError:
+            hint = None if script is None else _options_after_script(argv, script_args)
+            if hint is None:
+                raise
+            raise UsageError(hint) from None
         if script is None:
             raise UsageError(f"missing SCRIPT; usage: {_RUN_USAGE}")
         if not os.path.exists(script):

@@ -3,12 +3,19 @@ merged (flags > environment > file) and validated into ``budget()`` arguments.
 
 Every problem raises :class:`UsageError` with a message that names where the bad value came
 from (``--budget``, ``SHEKEL_BUDGET_USD``, ``max_usd in shekel.toml``) and what is accepted.
+
+Numbers given as text (flags, environment variables) must be written plainly in ASCII:
+``0.05``, ``-1``, ``2.5e-3`` for amounts and fractions, ``50000`` for counts. What else
+Python's ``float()`` and ``int()`` would take (``1_000``, non-ASCII digits such as ``٣``)
+is refused rather than guessed at. TOML numbers are typed by the file's parser and used as
+they are.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +32,10 @@ class UsageError(Exception):
     """The command line, environment or budget file asks for something that cannot run."""
 
 
+class NoLimitError(UsageError):
+    """None of the three limits is set anywhere."""
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One budget setting and the three places it can come from."""
@@ -36,12 +47,42 @@ class Setting:
     parse: Callable[[object, str], Any]
 
 
+_SPACE: Final = " \t\n\r\f\v"
+_PLAIN_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_DIGITS: Final = re.compile(r"[0-9]+")
+_NOT_FINITE: Final = frozenset({"nan", "inf", "infinity"})
+
+
+def plain_decimal(text: str) -> float | None:
+    """``text`` as a float if it is a plain ASCII decimal number (optional sign, digits, at
+    most one ``.``, optional exponent; surrounding ASCII blanks allowed), else ``None``."""
+    text = text.strip(_SPACE)
+    return float(text) if _PLAIN_DECIMAL.fullmatch(text) else None
+
+
+def plain_whole(text: str) -> int | None:
+    """``text`` as an int if it is ASCII digits only (surrounding ASCII blanks allowed), else
+    ``None`` (also for more digits than ``int()`` converts, 4300 by default)."""
+    text = text.strip(_SPACE)
+    if not _PLAIN_DIGITS.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def _number(value: object, where: str, what: str) -> float:
     if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise UsageError(f"{where} must be {what}, got {value!r}") from None
+        parsed = plain_decimal(value)
+        if parsed is None:
+            if value.strip(_SPACE).lstrip("+-").lower() in _NOT_FINITE:
+                raise UsageError(f"{where} must be a finite number ({what}), got {value!r}")
+            raise UsageError(
+                f"{where} must be {what}, written plainly (digits 0-9 and at most one '.', "
+                f"no '_' or ','), got {value!r}"
+            )
+        number = parsed
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     else:
@@ -54,7 +95,7 @@ def _number(value: object, where: str, what: str) -> float:
 def parse_usd(value: object, where: str) -> float:
     """A USD limit: a finite number greater than 0 (``"$0.05"`` is accepted in text)."""
     if isinstance(value, str):
-        value = value.strip().removeprefix("$")
+        value = value.strip(_SPACE).removeprefix("$")
     number = _number(value, where, "a number of US dollars such as 0.05")
     if number <= 0:
         raise UsageError(f"{where} must be greater than 0 US dollars, got {value!r}")
@@ -65,10 +106,12 @@ def parse_count(value: object, where: str) -> int:
     """A token or call limit: a whole number greater than 0."""
     what = "a whole number greater than 0, such as 50000"
     if isinstance(value, str):
-        try:
-            count = int(value.strip())
-        except ValueError:
-            raise UsageError(f"{where} must be {what}, got {value!r}") from None
+        parsed = plain_whole(value)
+        if parsed is None:
+            raise UsageError(
+                f"{where} must be {what}, written with the digits 0-9 only, got {value!r}"
+            )
+        count = parsed
     elif isinstance(value, int) and not isinstance(value, bool):
         count = value
     elif isinstance(value, float) and value.is_integer():
@@ -156,22 +199,31 @@ class RunSettings:
         return kwargs
 
 
-def load_budget_file(path: str) -> dict[str, object]:
-    """The ``[budget]`` table of a TOML file, with its keys checked (values are checked later)."""
+def load_budget_file(path: str, source: str) -> dict[str, object]:
+    """The ``[budget]`` table of a TOML file, with its keys checked (values are checked later).
+
+    ``source`` is where the path came from (``--budget-file`` or the variable), for messages.
+    """
     example = f"[{FILE_TABLE}]\nmax_usd = 0.50\nmax_llm_calls = 20"
+    fix = f"give {source} the path of a readable TOML file"
     try:
         with open(path, "rb") as handle:
             document = tomllib.load(handle)
     except FileNotFoundError:
-        raise UsageError(f"budget file {path!r} does not exist") from None
+        raise UsageError(f"budget file {path!r} (from {source}) does not exist") from None
     except IsADirectoryError:
-        raise UsageError(f"budget file {path!r} is a directory, not a TOML file") from None
+        raise UsageError(
+            f"budget file {path!r} (from {source}) is a directory, not a TOML file; {fix}"
+        ) from None
     except OSError as error:
-        raise UsageError(f"cannot read budget file {path!r}: {error.strerror}") from None
+        reason = error.strerror or str(error)
+        raise UsageError(
+            f"cannot read budget file {path!r} (from {source}): {reason}; {fix}"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"budget file {path!r} is not valid TOML: {error}") from None
     except UnicodeDecodeError:
-        raise UsageError(f"budget file {path!r} is not UTF-8 text") from None
+        raise UsageError(f"budget file {path!r} is not UTF-8 text; save it as UTF-8") from None
     for key in document:
         if key != FILE_TABLE:
             raise UsageError(
@@ -208,8 +260,9 @@ def resolve(
 
     Empty environment variables count as unset.
     """
+    source = "--budget-file" if budget_file else BUDGET_FILE_ENV
     file_path = budget_file or environ.get(BUDGET_FILE_ENV) or None
-    table = load_budget_file(file_path) if file_path else {}
+    table = load_budget_file(file_path, source) if file_path else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for setting in SETTINGS:
@@ -241,7 +294,7 @@ def resolve(
 
 def _check_combination(s: RunSettings) -> None:
     if s.max_usd is None and s.max_tokens is None and s.max_llm_calls is None:
-        raise UsageError(
+        raise NoLimitError(
             "no limit set: give --budget USD (or --max-tokens N / --max-llm-calls N), set "
             "SHEKEL_BUDGET_USD, or put max_usd in the [budget] table of a --budget-file"
         )

@@ -6,6 +6,9 @@ The script runs like ``python SCRIPT ARGS...`` would run it (``__name__ == "__ma
 
 Exit code: the script's own, unless the budget stopped it (1); an uncaught exception is
 printed as Python prints it and gives 1; ``KeyboardInterrupt`` gives 130.
+
+While the script runs, ``sys.stderr`` is wrapped to remember whether the script left a line
+unfinished, so that shekel's own lines (warnings, the report) always start a line of their own.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import os
 import runpy
 import sys
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TextIO, cast
 
 from ._budget import Budget
 from ._context import set_process_root
@@ -43,16 +47,51 @@ class RunOutcome:
     status: Status
     error: BudgetExceededError | None = None
     """The first limit error of the run's budget, or the one that escaped the script."""
+    stderr_mid_line: bool = False
+    """The script's last write to ``sys.stderr`` did not end its line."""
+
+
+class _LineTracker:
+    """Stands in for ``sys.stderr`` during the run: passes everything to the real stream and
+    remembers whether the last text written ended a line. Writes that bypass ``sys.stderr``
+    (``sys.__stderr__``, the ``buffer`` or file descriptor 2) are not seen."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.mid_line = False
+
+    def write(self, text: str) -> int:
+        written = self._stream.write(text)
+        if text:  # print(..., end="") writes an empty string last
+            self.mid_line = not text.endswith("\n")
+        return written
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def start_line(self) -> None:
+        """End the script's unfinished line, if there is one."""
+        if self.mid_line:
+            self.write("\n")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Watcher:
     """A plugin, registered for the length of the run, that sees limit errors, warnings and
     the fallback of the run's budget even when the script catches the error."""
 
-    def __init__(self, root: Budget, output: OutputFormat) -> None:
+    def __init__(self, root: Budget, output: OutputFormat, stderr: _LineTracker) -> None:
         self.root = root
         self.output = output
+        self.stderr = stderr
         self.errors: list[BudgetExceededError] = []
+
+    def _say(self, message: str) -> None:
+        self.stderr.start_line()
+        print(f"shekel: {message}", file=self.stderr, flush=True)
 
     @hookimpl
     def shekel_limit_exceeded(self, budget: Any, error: BaseException) -> None:
@@ -64,7 +103,7 @@ class _Watcher:
         if budget is not self.root or self.output != "text":
             return
         warn_at = self.root.config.warn_at or 0.0
-        _say(
+        self._say(
             f"warning: {budget.full_name!r} reached {warn_at:.0%} of its {_UNIT[axis]} limit "
             f"({_amount(axis, spent)} of {_amount(axis, limit)})"
         )
@@ -74,7 +113,7 @@ class _Watcher:
         self, budget: Any, spent: float, limit: float, fallback_model: str
     ) -> None:
         if budget is self.root and self.output == "text":
-            _say(
+            self._say(
                 f"switched to the fallback model {fallback_model} at ${spent:,.4f} of ${limit:,.4f}"
             )
 
@@ -110,10 +149,6 @@ def stop_message(error: BudgetExceededError, root: Budget) -> str:
     if who == root.full_name:
         line += f". To let it go further, {_HINT.get(error.axis, 'raise the limit')}"
     return line
-
-
-def _say(message: str) -> None:
-    print(f"shekel: {message}", file=sys.stderr, flush=True)
 
 
 def _ignore_warning(spent: float, limit: float) -> None:
@@ -164,11 +199,17 @@ def _is_over(data: dict[str, Any]) -> bool:
 def run_script(
     script: str, args: list[str], root: Budget, *, output: OutputFormat = "text"
 ) -> RunOutcome:
-    """Run ``script`` with ``args`` inside ``root`` and say how it ended."""
-    watcher = _Watcher(root, output)
+    """Run ``script`` with ``args`` inside ``root`` and say how it ended.
+
+    ``sys.argv``, ``sys.path`` and ``sys.stderr`` are restored afterwards, even if the script
+    replaced them.
+    """
+    saved_argv, saved_path, saved_stderr = sys.argv, list(sys.path), sys.stderr
+    stderr = _LineTracker(saved_stderr)
+    watcher = _Watcher(root, output, stderr)
     manager = plugin_manager()
     manager.register(watcher)
-    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.stderr = cast(TextIO, stderr)
     sys.argv = [script, *args]
     where = os.path.realpath(script)
     home = where if os.path.isdir(where) else os.path.dirname(where)
@@ -200,6 +241,7 @@ def run_script(
         set_process_root(None)
         sys.argv = saved_argv
         sys.path[:] = saved_path
+        sys.stderr = saved_stderr
         manager.unregister(watcher)
         sys.stdout.flush()
     data = root.summary_data()
@@ -217,6 +259,7 @@ def run_script(
         script_exit_code=code,
         status=status,
         error=escaped or (watcher.errors[0] if watcher.errors else None),
+        stderr_mid_line=stderr.mid_line,
     )
 
 
@@ -280,9 +323,12 @@ def _error_data(error: BudgetExceededError) -> dict[str, Any]:
 
 
 def report(outcome: RunOutcome, output: OutputFormat) -> None:
-    """Write the spend summary to stderr, after everything the script printed."""
+    """Write the spend summary to stderr, after everything the script printed, starting on a
+    line of its own."""
     sys.stdout.flush()
     out = sys.stderr
+    if outcome.stderr_mid_line:
+        out.write("\n")
     if output == "json":
         print(json.dumps(report_data(outcome), separators=(",", ":")), file=out, flush=True)
         return
