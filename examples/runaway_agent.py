@@ -5,7 +5,7 @@ model to fix it. The model never gets it right, and nothing in the loop gives up
 limit this burns money until someone notices. The agent has no shekel limit in it. Run it
 under one:
 
-    uv run shekel run examples/runaway_agent.py --budget 0.05
+    uv run shekel run --budget 0.05 examples/runaway_agent.py
 
 Every call the openai SDK makes is priced and counted; the call that crosses $0.05 raises
 BudgetExceededError, which ends the script, and shekel prints the spend summary on stderr
