@@ -1192,6 +1192,16 @@ def gpt_4o_call_cost() -> float:
     return rate.cost(TokenUsage(2_000, 800)) / 1e9
 
 
+def test_the_readme_runs_the_demo_as_these_tests_do() -> None:
+    lines = (ROOT / "README.md").read_text().splitlines()
+    command = next(line for line in lines if line.startswith("uv run shekel run "))
+    argv = command.split("#")[0].split()[3:]
+    assert argv == ["--budget", "0.05", "examples/runaway_agent.py"]
+    done = python_m_shekel("run", *argv[:-1], str(ROOT / argv[-1]))
+    assert done.returncode == 1, done.stderr
+    assert "stopped" in done.stderr
+
+
 def test_runaway_agent_is_stopped_by_the_budget() -> None:
     done = python_m_shekel("run", "--budget", "0.05", "--output", "json", str(EXAMPLE))
     assert done.returncode == 1, done.stderr
