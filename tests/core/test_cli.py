@@ -1195,7 +1195,7 @@ def gpt_4o_call_cost() -> float:
 def test_the_readme_runs_the_demo_as_these_tests_do() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     command = next(line for line in lines if line.startswith("uv run shekel run "))
-    argv = command.split("#")[0].split()[3:]
+    argv = command.split("#")[0].split()[4:]
     assert argv == ["--budget", "0.05", "examples/runaway_agent.py"]
     done = python_m_shekel("run", *argv[:-1], str(ROOT / argv[-1]))
     assert done.returncode == 1, done.stderr
