@@ -147,9 +147,12 @@ def test_async_anthropic_stream_over_the_cap_raises(framing: str) -> None:
         client = async_anthropic_client(handler)
         b = budget(max_usd=0.0005)
         try:
-            async with b, client.messages.stream(
-                model="claude-haiku-4-5", max_tokens=500, messages=USER
-            ) as stream:
+            async with (
+                b,
+                client.messages.stream(
+                    model="claude-haiku-4-5", max_tokens=500, messages=USER
+                ) as stream,
+            ):
                 async for _ in stream:
                     pass
         except BudgetExceededError:

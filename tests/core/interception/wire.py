@@ -38,9 +38,9 @@ def chat_chunk(content: str | None = None, usage: dict[str, Any] | None = None) 
         "object": "chat.completion.chunk",
         "created": 1,
         "model": "gpt-4o",
-        "choices": [] if content is None else [
-            {"index": 0, "delta": {"content": content}, "finish_reason": None}
-        ],
+        "choices": []
+        if content is None
+        else [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
     }
     if usage is not None:
         chunk["usage"] = usage
@@ -79,8 +79,16 @@ def message_events(input_tokens: object, output_tokens: object) -> list[bytes]:
             "usage": {"input_tokens": input_tokens, "output_tokens": 1},
         },
     }
-    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}
+    block = {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "text", "text": ""},
+    }
+    delta = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": "hi"},
+    }
     return [
         event(start, "message_start"),
         event(block, "content_block_start"),

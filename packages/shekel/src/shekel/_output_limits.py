@@ -48,6 +48,12 @@ MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "claude-opus-4": 32000,
     "claude-opus-4-5": 64000,
     "claude-haiku-4-5": 64000,
+    "claude-sonnet-4-6": 128000,
+    "claude-opus-4-6": 128000,
+    "claude-opus-4-7": 128000,
+    "claude-opus-4-8": 128000,
+    "claude-opus-5": 128000,
+    "claude-fable-5": 128000,
     # Google, through OpenAI-compatible endpoints
     "gemini-1.5": 8192,
     "gemini-2.0": 8192,

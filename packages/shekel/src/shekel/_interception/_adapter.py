@@ -144,6 +144,16 @@ def event_json(event: bytes) -> Any:
         return None
 
 
+def streamed_text_tokens(data: bytes, pattern: re.Pattern[bytes]) -> int:
+    """Output tokens in the text deltas of ``data``, estimated: one per four characters of
+    each delta's text (as JSON), at least one per delta."""
+    tokens = 0
+    for found in pattern.finditer(data):
+        size = found.end(1) - found.start(1)
+        tokens += size >> 2 or 1
+    return tokens
+
+
 MAX_TOKEN_COUNT: Final = 10**15
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import (
@@ -11,10 +12,12 @@ from ._adapter import (
     StreamTally,
     event_json,
     split_events,
+    streamed_text_tokens,
     token_count,
 )
 
-_DELTA_OVERHEAD = 100  # bytes of an Anthropic text delta event that are not text
+# The text of a text, tool-input or thinking delta.
+_DELTA_TEXT: Final = re.compile(rb'"(?:text|partial_json|thinking)": ?"((?:[^"\\]|\\.)+)"')
 
 
 def messages_usage(usage: object) -> TokenUsage | None:
@@ -72,10 +75,7 @@ class MessagesTally(StreamTally):
         self._start: dict[str, Any] = {}
 
     def events(self, data: bytes) -> bytes:
-        deltas = data.count(b'"content_block_delta"')  # the type field, once per event
-        if deltas:
-            text_bytes = len(data) - deltas * _DELTA_OVERHEAD
-            self.output_estimate += max(deltas, text_bytes // 4)
+        self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
         if b"message_stop" in data:
             self.done = True
         # ``message_start`` or ``message_delta`` anywhere: one pass over the bytes for both.

@@ -12,6 +12,7 @@ from ._adapter import (
     StreamTally,
     event_json,
     split_events,
+    streamed_text_tokens,
     token_count,
 )
 
@@ -88,7 +89,8 @@ class ChatCompletionsAdapter(_OpenAIAdapter):
         return ChatTally(hide_usage)
 
 
-_DELTA_TEXT: Final = re.compile(rb'"(?:content|arguments)": ?"(?!")')
+# A non-empty content or tool-argument delta (the role chunk's empty one carries no tokens).
+_DELTA_TEXT: Final = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)+)"')
 
 
 class ChatTally(StreamTally):
@@ -98,9 +100,7 @@ class ChatTally(StreamTally):
         self.hide_usage = hide_usage
 
     def events(self, data: bytes) -> bytes:
-        # One token per non-empty content or tool-argument delta (the role chunk's empty one
-        # carries none): what a provider streams per chunk.
-        self.output_estimate += len(_DELTA_TEXT.findall(data))
+        self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
         if b"[DONE]" in data:
             self.done = True
         if self.model is None:
@@ -153,6 +153,7 @@ class ResponsesAdapter(_OpenAIAdapter):
         return ResponsesTally()
 
 
+_RESPONSES_DELTA: Final = re.compile(rb'"delta": ?"((?:[^"\\]|\\.)+)"')
 _FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
 
 
@@ -160,7 +161,7 @@ class ResponsesTally(StreamTally):
     """Responses events: text deltas, then a final event carrying the whole response."""
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += data.count(b'"response.output_text.delta"')
+        self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
         final = any(name in data for name in _FINAL_EVENTS)
         if (self.model is None and b"response.created" in data) or final:
             self._read(data)
