@@ -1,0 +1,138 @@
+"""A callback, plugin hook or warnings filter that raises while a call is recorded never makes
+the SDK send the paid request again: the error reaches the caller once, wrapped in
+``CallbackError``, with the original as its cause."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from sdk_figures import USER
+
+from shekel import CallbackError, ShekelError, budget, hookimpl, plugin_manager
+from shekel.testing import FakeProvider, Reply
+
+
+class Stop(Exception):
+    """What a user's callback raises."""
+
+
+def refuse(*args: object) -> None:
+    raise Stop("the callback said stop")
+
+
+@pytest.fixture
+def retrying_openai(fake: FakeProvider) -> Iterator[openai.OpenAI]:
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=2)
+    yield client
+    client.close()
+
+
+def test_a_raising_on_warn_is_not_retried_by_openai(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    fake.set_usage(input_tokens=1000, output_tokens=1000)
+    with budget(max_usd=0.001, warn_at=0.1, on_warn=refuse) as b:
+        with pytest.raises(CallbackError) as caught:
+            retrying_openai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert isinstance(caught.value.__cause__, Stop)
+    assert isinstance(caught.value, RuntimeError)
+    assert len(fake.requests) == 1
+    assert b.calls_used == 1  # recorded before the callback ran
+
+
+def test_a_raising_on_fallback_is_not_retried_by_anthropic(fake: FakeProvider) -> None:
+    client = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="t", max_retries=2)
+    fake.set_usage(input_tokens=10_000, output_tokens=1000)
+    session = budget(
+        max_usd=1.0, fallback={"at_pct": 0.001, "model": "claude-haiku-4-5"}, on_fallback=refuse
+    )
+    with session, pytest.raises(CallbackError) as caught:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=USER)
+    assert isinstance(caught.value.__cause__, Stop)
+    assert len(fake.requests) == 1
+    assert session.calls_used == 1
+
+
+class RaisingPlugin:
+    @hookimpl
+    def shekel_spend_recorded(self, budget: Any, call: Any) -> None:
+        raise Stop("a plugin failed")
+
+
+def test_a_raising_plugin_hook_is_not_retried(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    plugin = RaisingPlugin()
+    plugin_manager().register(plugin)
+    try:
+        with budget(max_usd=1.0) as b, pytest.raises(CallbackError) as caught:
+            retrying_openai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    finally:
+        plugin_manager().unregister(plugin)
+    assert isinstance(caught.value.__cause__, Stop)
+    assert len(fake.requests) == 1
+    assert b.calls_used == 1
+
+
+def test_warnings_turned_into_errors_are_not_retried(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    """``-W error`` or pytest's ``filterwarnings = error`` turn shekel's warnings into
+    exceptions raised inside the SDK's HTTP call."""
+    fake.set_usage(input_tokens=1000, output_tokens=1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with budget(max_usd=0.001, warn_at=0.1) as b, pytest.raises(CallbackError) as caught:
+            retrying_openai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert type(caught.value.__cause__).__name__ == "BudgetWarning"
+    assert len(fake.requests) == 1
+    assert b.calls_used == 1
+
+
+def test_a_raising_callback_in_async_code_is_not_retried(fake: FakeProvider) -> None:
+    fake.set_usage(input_tokens=1000, output_tokens=1000)
+
+    async def run() -> tuple[BaseException | None, int]:
+        client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=2)
+        error: BaseException | None = None
+        b = budget(max_usd=0.001, warn_at=0.1, on_warn=refuse)
+        try:
+            async with b:
+                await client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        except ShekelError as exc:
+            error = exc
+        await client.close()
+        return error, b.calls_used
+
+    error, calls = asyncio.run(run())
+    assert isinstance(error, CallbackError)
+    assert isinstance(error.__cause__, Stop)
+    assert calls == 1
+    assert len(fake.requests) == 1
+
+
+def test_a_raising_callback_during_a_stream_reaches_the_loop_once(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    fake.enqueue(Reply(text="a b c", input_tokens=1000, output_tokens=1000))
+    with budget(max_usd=0.001, warn_at=0.1, on_warn=refuse) as b:
+        with pytest.raises(CallbackError) as caught:
+            for _ in retrying_openai.chat.completions.create(
+                model="gpt-4o-mini", messages=USER, stream=True
+            ):
+                pass
+    assert isinstance(caught.value.__cause__, Stop)
+    assert len(fake.requests) == 1
+    assert b.calls_used == 1
+
+
+def test_a_raising_callback_outside_any_sdk_call_is_not_wrapped() -> None:
+    """``record()`` is the caller's own call: their exception comes back as it is."""
+    with budget(max_usd=1.0, warn_at=0.1, on_warn=refuse) as b, pytest.raises(Stop):
+        b.record(usd=0.5)
