@@ -86,6 +86,7 @@ def test_a_strict_budget_raises_on_malformed_counts(usage: dict[str, object]) ->
     b, warned, error = _call_openai(chat_completion(usage), strict=True)
     assert error is not None
     assert issubclass(error, UsageMissingError)
+    assert warned == []  # raised instead of warned
     assert b.spent > 0  # recorded first
 
 
@@ -119,9 +120,12 @@ def test_malformed_anthropic_usage_is_an_estimate(counts: tuple[object, object])
     client = anthropic_client(sse_handler(http_library(anthropic), parts))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with budget(max_usd=1) as b, client.messages.stream(
-            model="claude-haiku-4-5", max_tokens=100, messages=USER
-        ) as stream:
+        with (
+            budget(max_usd=1) as b,
+            client.messages.stream(
+                model="claude-haiku-4-5", max_tokens=100, messages=USER
+            ) as stream,
+        ):
             stream.until_done()
     assert "UsageMissingWarning" in [type(w.message).__name__ for w in caught]
     assert b.history().calls[0].estimated is True
@@ -130,9 +134,10 @@ def test_malformed_anthropic_usage_is_an_estimate(counts: tuple[object, object])
 
 def test_anthropic_counts_written_as_floats_are_counted() -> None:
     client = anthropic_client(sse_handler(http_library(anthropic), message_events(100.0, 200.0)))
-    with budget(max_usd=1) as b, client.messages.stream(
-        model="claude-haiku-4-5", max_tokens=500, messages=USER
-    ) as stream:
+    with (
+        budget(max_usd=1) as b,
+        client.messages.stream(model="claude-haiku-4-5", max_tokens=500, messages=USER) as stream,
+    ):
         stream.until_done()
     assert b.spent == pytest.approx(100 * 1e-6 + 200 * 5e-6, abs=1e-12)
     assert b.history().calls[0].estimated is False
