@@ -85,7 +85,7 @@ def test_usd_to_nanos_conversions() -> None:
     assert usd_to_nanos(Decimal("0.000000001")) == 1
     assert usd_to_nanos("2.5") == 2_500_000_000
     assert usd_to_nanos(9_000_000.123456789) == 9_000_000_123_456_789
-    with pytest.raises(TypeError):
+    with pytest.raises(BudgetConfigError, match="must be a number of US dollars"):
         usd_to_nanos(None)  # type: ignore[arg-type]
 
 

@@ -277,3 +277,41 @@ def test_bad_amounts_name_the_parameter_and_change_nothing(
     assert snap.tokens_used == 0
     assert snap.tokens_reserved == 0
     assert snap.usd_used == 0.0
+
+
+# -- what a pool's errors say ----------------------------------------------------------------
+
+
+def test_a_refused_pool_record_says_nothing_was_recorded() -> None:
+    pool = BudgetPool(token_cap=1000)
+    pool.record(tokens=900)
+    with pytest.raises(BudgetExceeded) as caught:
+        pool.record(tokens=500)
+    message = str(caught.value)
+    assert "the pool cannot take 500 tokens more" in message
+    assert "nothing was recorded" in message
+    assert "request" not in message
+    assert "fallback" not in message
+    assert caught.value.sent is False
+
+
+def test_a_pool_commit_over_the_cap_says_the_use_was_recorded() -> None:
+    pool = BudgetPool(token_cap=1000)
+    with pytest.raises(BudgetExceeded) as caught, pool.reserve(tokens=100) as r:
+        r.commit(tokens=1500)
+    message = str(caught.value)
+    assert "went over its token cap" in message
+    assert "the use was recorded" in message
+    assert "nothing was recorded" not in message
+    assert "fallback" not in message
+    assert caught.value.sent is True
+    assert pool.snapshot().tokens_used == 1500
+
+
+def test_a_refusal_mentions_what_others_hold() -> None:
+    pool = BudgetPool(usd_cap=1.0)
+    held = pool.reserve(usd=0.7)
+    with pytest.raises(BudgetExceeded, match=r"reserved by others"):
+        pool.record(usd=0.5)
+    held.release()
+    pool.record(usd=0.5)

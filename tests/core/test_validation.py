@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shekel import BudgetConfigError, ShekelError, budget, with_budget
+from shekel import BudgetConfigError, BudgetExceededError, ShekelError, budget, with_budget
 
 NAN = float("nan")
 INF = float("inf")
@@ -182,3 +182,151 @@ def test_with_budget_validates_when_decorating() -> None:
         with_budget(max_usdd=1.0)
     with pytest.raises(BudgetConfigError, match="max_usd"):
         with_budget(max_usd=-1.0)
+
+
+# -- bad arguments never corrupt state ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "commit",
+    [
+        {"usd": NAN},
+        {"usd": -1},
+        {"tokens": -5000},
+        {"tokens": 1.5},
+        {"model": "gpt-4o", "input_tokens": -1},
+        {"output_tokens": "3"},
+        {"model": 5},
+    ],
+    ids=lambda kwargs: ",".join(f"{k}={v!r}" for k, v in kwargs.items()),
+)
+def test_a_bad_commit_changes_nothing_and_keeps_the_hold_releasable(
+    commit: dict[str, object],
+) -> None:
+    b = budget(max_usd=1.0, max_tokens=1000)
+    with b:
+        with pytest.raises(BudgetConfigError), b.reserve(usd=0.6, tokens=10) as r:
+            r.commit(**commit)  # type: ignore[arg-type]
+        snap = b.snapshot()
+        assert (snap.usd_reserved, snap.tokens_reserved) == (0, 0)  # released on exit
+        assert (snap.usd_used, snap.tokens_used) == (0, 0)
+        with b.reserve(usd=0.9) as again:  # all the room is there again
+            again.commit(usd=0.1, tokens=5)
+    assert (b.spent, b.tokens_used) == (pytest.approx(0.1), 5)
+
+
+def test_a_bad_commit_can_be_corrected_before_the_block_ends() -> None:
+    with budget(max_usd=1.0) as b, b.reserve(usd=0.5) as r:
+        with pytest.raises(BudgetConfigError):
+            r.commit(usd=NAN)
+        r.commit(usd=0.25)
+    assert b.spent == 0.25
+    assert b.snapshot().usd_reserved == 0
+
+
+def test_a_bad_pool_commit_changes_nothing() -> None:
+    from shekel import BudgetPool
+
+    pool = BudgetPool(usd_cap=1.0, token_cap=100)
+    with pytest.raises(BudgetConfigError), pool.reserve(usd=0.6, tokens=10) as r:
+        r.commit(usd=-1)
+    snap = pool.snapshot()
+    assert (snap.usd_reserved, snap.tokens_reserved, snap.usd_used) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (lambda b: b.record(model=5, input_tokens=1), "model"),
+        (lambda b: b.record(provider=5, model="gpt-4o", input_tokens=1), "provider"),
+        (lambda b: b.record(tokens=10**16), "tokens"),
+        (lambda b: b.record_tool_call(("a", 1)), "tool_name"),
+        (lambda b: b.record_tool_call(5), "tool_name"),
+        (lambda b: b.record_tool_call(""), "tool_name"),
+        (lambda b: b.reserve(tokens=-1), "tokens"),
+        (lambda b: b.record(usd=10**30), "usd"),
+        (lambda b: b.record(usd=1e300), "usd"),
+    ],
+    ids=[
+        "record-model",
+        "record-provider",
+        "record-huge-tokens",
+        "tool-tuple",
+        "tool-int",
+        "tool-empty",
+        "reserve-negative",
+        "record-huge-int",
+        "record-huge-float",
+    ],
+)
+def test_bad_arguments_name_their_parameter_and_record_nothing(call: object, param: str) -> None:
+    with budget(max_usd=5, max_tool_calls=5) as b:
+        with pytest.raises(BudgetConfigError, match=param):
+            call(b)  # type: ignore[operator]
+        assert b.snapshot().usd_used == 0
+        assert b.tool_calls_used == 0
+        assert b.history().total_calls == 0
+
+
+@pytest.mark.parametrize("value", [10**30, 1e300, "1e30", 2_000_000_000])
+def test_amounts_beyond_the_counting_range_are_refused_whatever_their_type(value: object) -> None:
+    with pytest.raises(BudgetConfigError, match="max_usd must be a finite number"):
+        budget(max_usd=value)  # type: ignore[arg-type]
+
+
+def test_history_size_is_bounded() -> None:
+    with pytest.raises(BudgetConfigError, match="history_size"):
+        budget(history_size=10**30)
+
+
+def test_a_track_only_budget_never_raises_however_much_it_records() -> None:
+    with budget() as b:
+        for _ in range(20):
+            b.record(usd=1_000_000_000)  # twenty times the largest single amount
+    assert b.spent == 20_000_000_000
+
+
+def test_summary_of_tool_calls_is_json() -> None:
+    import json
+
+    with budget(max_tool_calls=5) as b:
+        b.record_tool_call("search", usd=0.01)
+    json.dumps(b.summary_data())
+
+
+# -- every error shekel raises derives from ShekelError ---------------------------------------
+
+
+def test_the_core_raises_no_builtin_exception() -> None:
+    """An AST scan of the core (the fake provider in ``shekel.testing`` is a test kit and may
+    raise ValueError for bad scripting): no ``raise ValueError(...)``, ``RuntimeError(...)``
+    or other built-in exception; shekel's own all derive from ShekelError."""
+    import ast
+    import builtins
+    from pathlib import Path
+
+    import shekel
+
+    builtin_errors = {
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    } - {"SystemExit", "KeyboardInterrupt"}
+    offenders = []
+    for path in Path(shekel.__file__).parent.rglob("*.py"):
+        if "testing" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                func = node.exc.func
+                if isinstance(func, ast.Name) and func.id in builtin_errors:
+                    offenders.append(f"{path.name}:{node.lineno} raises {func.id}")
+    assert offenders == []
+
+
+def test_runtime_failures_are_runtime_errors() -> None:
+    from shekel import BudgetStateError, CallbackError, UsageMissingError
+
+    for error in (UsageMissingError, BudgetStateError, CallbackError, BudgetExceededError):
+        assert issubclass(error, RuntimeError)
+        assert issubclass(error, ShekelError)

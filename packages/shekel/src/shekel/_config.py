@@ -88,7 +88,7 @@ def _usd_limit(value: object) -> int:
         raise BudgetConfigError(
             f"max_usd must be a finite number of US dollars greater than 0 or None, got {value!r}"
         )
-    nanos = usd_to_nanos(value)  # type: ignore[arg-type]
+    nanos = usd_to_nanos(value, "max_usd")  # type: ignore[arg-type]
     if nanos <= 0:
         raise BudgetConfigError(
             f"max_usd must be greater than 0 (use None for a track-only budget), got {value!r}"
@@ -165,7 +165,7 @@ def _tool_prices(value: object) -> dict[str, int]:
             raise BudgetConfigError(
                 f"tool_prices[{tool!r}] must be a finite number of USD >= 0, got {price!r}"
             )
-        table[tool] = usd_to_nanos(price)
+        table[tool] = usd_to_nanos(price, f"tool_prices[{tool!r}]")
     return table
 
 

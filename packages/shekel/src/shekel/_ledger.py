@@ -13,14 +13,15 @@ too; ``UNLIMITED`` stands for "no cap".
 
 from __future__ import annotations
 
-import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-UNLIMITED: Final = sys.maxsize
+UNLIMITED: Final = 1 << 127
+"""The cap of an axis without one: beyond any total the counting range allows (amounts are at
+most $1e9 each, so 1e21 nano-dollars), so an uncapped budget is never 'over' it."""
 AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
 
 

@@ -25,7 +25,7 @@ Nanos = int
 """An amount of US dollars, in units of 1e-9 USD."""
 
 
-def usd_to_nanos(amount: float | int | Decimal | str) -> Nanos:
+def usd_to_nanos(amount: float | int | Decimal | str, param: str | None = None) -> Nanos:
     """Convert a dollar amount to nano-dollars, rounding to the nearest nano-dollar.
 
     Floats are rounded after scaling, which is exact for any amount a person would type
@@ -40,15 +40,17 @@ def usd_to_nanos(amount: float | int | Decimal | str) -> Nanos:
     elif isinstance(amount, Decimal):
         nanos = int((amount * _NANOS_D).to_integral_value()) if amount.is_finite() else None
     elif isinstance(amount, str):
-        nanos = usd_to_nanos(Decimal(amount))
+        nanos = usd_to_nanos(Decimal(amount), param)
     elif isinstance(amount, (int, float)):  # bool, numpy scalars and other number subclasses
-        nanos = usd_to_nanos(float(amount))
+        nanos = usd_to_nanos(float(amount), param)
     else:
-        raise TypeError(f"expected a number of US dollars, got {type(amount).__name__}")
+        raise BudgetConfigError(
+            f"{param or 'an amount'} must be a number of US dollars, got {type(amount).__name__}"
+        )
     if nanos is None or not -MAX_NANOS <= nanos <= MAX_NANOS:
         raise BudgetConfigError(
-            f"{amount!r} US dollars is not an amount shekel can count "
-            f"(amounts are limited to ${MAX_USD:,})"
+            f"{param or 'an amount'} must be a finite number of US dollars no larger than "
+            f"${MAX_USD:,}; {amount!r} is not an amount shekel can count"
         )
     return nanos
 
@@ -85,4 +87,4 @@ def spend_to_nanos(usd: object, param: str = "usd") -> Nanos:
     """Validate an amount a user says was spent (finite, >= 0) and convert it."""
     if not is_finite_number(usd) or usd < 0:  # type: ignore[operator]
         raise BudgetConfigError(f"{param} must be a finite number of USD >= 0, got {usd!r}")
-    return usd_to_nanos(usd)  # type: ignore[arg-type]
+    return usd_to_nanos(usd, param)  # type: ignore[arg-type]

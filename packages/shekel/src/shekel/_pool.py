@@ -37,7 +37,7 @@ def _usd(value: object) -> int:
         return round(value * 1e9)
     if not is_finite_number(value) or value < 0:  # type: ignore[operator]
         raise BudgetConfigError(f"usd must be a finite number >= 0, got {value!r}")
-    return usd_to_nanos(value)  # type: ignore[arg-type]
+    return usd_to_nanos(value, "usd")  # type: ignore[arg-type]
 
 
 def _tokens(value: object) -> int:
