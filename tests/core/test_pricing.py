@@ -288,3 +288,19 @@ def test_import_shekel_imports_no_sdk_and_no_price_table() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == ""
+
+
+def test_model_name_caches_are_bounded() -> None:
+    """A server inventing a model name per response cannot grow memory without end."""
+    import warnings
+
+    from shekel import _pricing
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with budget() as b:
+            for i in range(_pricing.CACHE_SIZE + 500):
+                b.record(model=f"invented-model-{i}", input_tokens=1)
+    assert len(_pricing._cache) <= _pricing.CACHE_SIZE
+    assert len(_pricing._warned_models) <= _pricing.CACHE_SIZE
+    assert b.tokens_used == _pricing.CACHE_SIZE + 500
