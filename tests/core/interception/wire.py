@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -32,9 +33,15 @@ def event(data: object, name: str | None = None) -> bytes:
     return f"{head}data: {text}\n\n".encode()
 
 
-def chat_chunk(content: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def chat_chunk(
+    content: str | None = None, usage: dict[str, Any] | None = None, call_id: str = "chatcmpl-1"
+) -> bytes:
     chunk: dict[str, Any] = {
-        "id": "chatcmpl-1",
+        "id": call_id,
         "object": "chat.completion.chunk",
         "created": 1,
         "model": "gpt-4o",
@@ -49,7 +56,7 @@ def chat_chunk(content: str | None = None, usage: dict[str, Any] | None = None) 
 
 def chat_completion(usage: object, **extra: Any) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-1",
+        "id": new_id("chatcmpl-"),
         "object": "chat.completion",
         "created": 1,
         "model": "gpt-4o",
@@ -70,7 +77,7 @@ def message_events(input_tokens: object, output_tokens: object) -> list[bytes]:
     start = {
         "type": "message_start",
         "message": {
-            "id": "msg_1",
+            "id": new_id("msg_"),
             "type": "message",
             "role": "assistant",
             "model": "claude-haiku-4-5-20251001",

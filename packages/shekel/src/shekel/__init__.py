@@ -13,7 +13,8 @@ print(w.tree())
 from __future__ import annotations
 
 from ._budget import Budget
-from ._context import current_budget
+from ._config import budget_name
+from ._context import Activation, current_budget
 from ._decorators import with_budget
 from ._errors import (
     BudgetConfigError,
@@ -27,13 +28,14 @@ from ._errors import (
     UsageMissingError,
 )
 from ._history import CallRecord
+from ._hookspecs import CallRoute
 from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
 from ._ledger import InMemoryLedger, Ledger
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
-from ._pool import BudgetPool, PoolReservation
+from ._pool import BudgetPool, PoolExceededError, PoolReservation
 from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
-from ._reservation import Reservation
+from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
 
 __version__ = "2.0.0.dev0"
@@ -42,6 +44,7 @@ budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
 
 __all__ = [
+    "Activation",
     "Budget",
     "BudgetConfigError",
     "BudgetExceeded",
@@ -51,10 +54,12 @@ __all__ = [
     "BudgetStateError",
     "BudgetWarning",
     "CallRecord",
+    "CallRoute",
     "CallbackError",
     "InMemoryLedger",
     "Ledger",
     "ModelPrice",
+    "PoolExceededError",
     "PoolReservation",
     "ProtocolAdapter",
     "RequestInfo",
@@ -63,12 +68,14 @@ __all__ = [
     "StreamTally",
     "TokenUsage",
     "ToolBudgetExceededError",
+    "ToolCall",
     "UnknownModelError",
     "UnknownModelWarning",
     "UsageMissingError",
     "UsageMissingWarning",
     "__version__",
     "budget",
+    "budget_name",
     "current_budget",
     "hookimpl",
     "plugin_manager",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from types import TracebackType
+from dataclasses import replace
+from types import EllipsisType, TracebackType
 from typing import Any, Final
 
-from . import _render
+from . import _render, _spend
 from ._config import (
     MAX_COUNT,
+    PARAMETERS,
     BudgetConfig,
     FallbackCallback,
     UnknownModels,
@@ -18,32 +20,27 @@ from ._config import (
     check_counts,
     check_ledger,
     check_text,
+    limit_value,
     reject_unknown,
+    same_options,
 )
 from ._context import (
     PROCESS_ROOT,
     Activation,
     active_budget,
-    current_owner,
     entered_budget,
     find_live,
     pop,
     push,
 )
-from ._errors import (
-    BudgetConfigError,
-    BudgetExceededError,
-    BudgetStateError,
-    UnknownModelError,
-)
+from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
-from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Hold, Ledger, Overrun
+from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Ledger
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
-from ._overrun import overrun_error
 from ._plugins import LISTENING, install_once, plugin_manager
-from ._policies import PolicyState, emit_warning
-from ._pricing import Rate, TokenUsage, lookup_rate, rate_for, unknown_model
-from ._reservation import Reservation
+from ._policies import PolicyState
+from ._pricing import Rate, TokenUsage, rate_for
+from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot, snapshot_of
 from ._tree import Rollup, Totals, fold, join
 
@@ -250,10 +247,31 @@ class Budget:
             if frame is None:
                 return
         if exc is not None and self._pending:
-            self._settle_interrupted()
+            _spend.settle_interrupted(self)
         self._end(frame)
         if LISTENING.shekel_budget_exited:
             plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
+
+    def activate(self) -> Activation:
+        """Make this budget active in the current thread or task, as entering its ``with``
+        block does, until :meth:`deactivate` is given the returned activation.
+
+        For framework callbacks and span handlers that see a step start and end in separate
+        calls. Ending is safe from anywhere: from another thread or task (LangChain runs async
+        end callbacks in a copied context) it stops the activation counting everywhere, so
+        nothing stays active by mistake.
+        """
+        return self._begin()
+
+    def deactivate(self, activation: Activation) -> None:
+        """End an activation returned by :meth:`activate`. Ending it twice does nothing."""
+        if activation.budget is not self:
+            raise BudgetConfigError(
+                f"this activation belongs to budget {activation.budget.full_name!r}, not to "
+                f"{self.full_name!r}; call deactivate() on the budget that activated it"
+            )
+        if self._end(activation) and LISTENING.shekel_budget_exited:
+            plugin_manager().hook.shekel_budget_exited(budget=self, error=None)
 
     def _begin(self) -> Activation:
         """Activate this budget in the current thread or task. Everything that can fail runs
@@ -267,8 +285,9 @@ class Budget:
                 join(self, parent)
             elif parent is None and self.parent is not None:
                 raise BudgetConfigError(
-                    f"budget {self.full_name!r} was first used inside {self.parent.full_name!r}; "
-                    "enter it inside that budget again, or create a new budget"
+                    f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; activate "
+                    "it where that budget is active (charging it needs no activation: route "
+                    "calls to it, or record on it)"
                 )
             frame = push(self)
             self._live.append(frame)
@@ -284,9 +303,9 @@ class Budget:
             raise
         return frame
 
-    def _end(self, frame: Activation) -> None:
+    def _end(self, frame: Activation) -> bool:
         if not pop(frame):
-            return
+            return False
         with _TREE_LOCK:
             self._live.remove(frame)
             parent = self.parent
@@ -294,6 +313,7 @@ class Budget:
                 parent._active_children.remove(self)
                 if self._repeat and not self._live:
                     fold(self)
+        return True
 
     async def __aenter__(self) -> Budget:
         return self.__enter__()
@@ -305,27 +325,6 @@ class Budget:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-
-    def add_pending(self, spend: Any) -> None:
-        """Register spend that started but is not recorded yet (a stream being read).
-
-        ``spend`` needs ``owner`` (an identity of the thread or task that started it) and
-        ``interrupt()``. If this budget's block ends with an exception in that same thread or
-        task, ``interrupt()`` is called so the spend is recorded before the error propagates.
-        """
-        with self._lock:
-            self._pending.add(spend)
-
-    def discard_pending(self, spend: Any) -> None:
-        with self._lock:
-            self._pending.discard(spend)
-
-    def _settle_interrupted(self) -> None:
-        here = current_owner()
-        with self._lock:
-            mine = [p for p in self._pending if p.owner == here]
-        for spend in mine:
-            spend.interrupt()
 
     def _autocap(self, parent: Budget) -> None:
         mine = self._ledger.read(self._account)
@@ -364,6 +363,76 @@ class Budget:
         self._policy.reset()
         self._folded = None  # a repeat counted in its parent's rollup stays counted there
 
+    # -- children and limits ------------------------------------------------------------
+
+    def child(self, name: str, **options: Any) -> Budget:
+        """The child of this budget named ``name``, created the first time it is asked for.
+
+        ``options`` are ``budget()``'s (``max_usd``, ``max_tokens``, ``warn_at``...), used when
+        the child is created; the child is attached at once, auto-capped to what this budget
+        has left, and not activated (``with parent.child("x"):`` activates it). Later calls
+        return the same object, from any thread or task: one child per parent and name, reused
+        across repeats, parallel branches and retries. A later call that gives an option with
+        another value than the child has raises ``BudgetConfigError`` (use
+        :meth:`set_limits` to change a live budget's limits); one that gives none, or the
+        same ones, just returns the child. Framework names may contain '.': pass them through
+        :func:`shekel.budget_name` first.
+        """
+        reject_unknown({k: v for k, v in options.items() if k not in _CHILD_OPTIONS})
+        with _TREE_LOCK:
+            existing = self._child_names.get(name) if isinstance(name, str) else None
+            if existing is not None:
+                if options:
+                    _check_same_options(existing, options)
+                return existing
+            created = Budget(name=name, ledger=self._ledger, **options)
+            join(created, self)
+        created._autocap(self)
+        return created
+
+    def set_limits(
+        self,
+        *,
+        max_usd: float | EllipsisType | None = ...,
+        max_tokens: int | EllipsisType | None = ...,
+        max_llm_calls: int | EllipsisType | None = ...,
+        max_tool_calls: int | EllipsisType | None = ...,
+    ) -> None:
+        """Change this budget's limits while it lives (``None`` removes one; a limit not given
+        stays as it is). Raising a limit lets a paused workflow go on; lowering one below what was
+        spent makes the budget exhausted, so the next call is refused. The new caps apply at
+        once to the ledger, atomically with spend running in other threads, and the children's
+        auto-caps follow.
+        """
+        given = {
+            "max_usd": max_usd,
+            "max_tokens": max_tokens,
+            "max_llm_calls": max_llm_calls,
+            "max_tool_calls": max_tool_calls,
+        }
+        caps = list(self._config.caps)
+        for i, (param, value) in enumerate(given.items()):
+            if value is not ...:
+                caps[i] = limit_value(param, value)
+        if self._config.fallback is not None and caps[0] == UNLIMITED:
+            raise BudgetConfigError(
+                "this budget has a fallback, which needs max_usd: keep a USD limit, or create "
+                "a budget without fallback"
+            )
+        with _TREE_LOCK:
+            self._config = replace(self._config, caps=Caps(*caps))
+            self._policy.config = self._config
+            self._recap()
+
+    def _recap(self) -> None:
+        """Put this budget's caps (auto-capped) and its children's in line with its config."""
+        if self.parent is None:
+            self._ledger.set_caps(self._account, self._config.caps)
+        else:
+            self._autocap(self.parent)
+        for child in list(self.children):
+            child._recap()
+
     # -- recording ---------------------------------------------------------------------
 
     def record(
@@ -377,13 +446,71 @@ class Budget:
         cached_input_tokens: int = 0,
         provider: str | None = None,
         llm_calls: int = 1,
+        call_id: str | None = None,
+        source: str | None = None,
     ) -> CallRecord:
-        """Record spend that no interceptor saw (another SDK, a gateway, a human review).
+        """Record spend that no interceptor saw (another SDK, a gateway, a human review), or
+        usage a framework reports for a model that never reaches the intercepted SDKs.
 
         Give ``usd`` directly, or a ``model`` with token counts to price it. ``tokens`` defaults
         to ``input_tokens + output_tokens``. The spend is recorded first, then
         ``BudgetExceededError`` is raised if a limit is now exceeded.
+
+        ``call_id`` is the provider's id of the response (``chatcmpl-...``, ``msg_...``). A
+        call is recorded once per id, whoever reports it first, this method or the
+        interceptor (which reads the id from every response): a later report of the same id
+        changes nothing and returns the call as first recorded. ``source`` names the reporter
+        in the call's record (default ``"manual"``).
         """
+        if call_id:
+            check_text("call_id", call_id)
+            first = _spend.claim(call_id, source or "manual")
+            if first is not None:
+                return first
+            try:
+                call = self._record(
+                    usd,
+                    tokens,
+                    model,
+                    input_tokens,
+                    output_tokens,
+                    cached_input_tokens,
+                    provider,
+                    llm_calls,
+                    call_id,
+                    source,
+                )
+            except BaseException as exc:
+                _spend.claimed(call_id, getattr(exc, "call", None))
+                raise
+            _spend.claimed(call_id, call)
+            return call
+        return self._record(
+            usd,
+            tokens,
+            model,
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
+            provider,
+            llm_calls,
+            None,
+            source,
+        )
+
+    def _record(
+        self,
+        usd: float | None,
+        tokens: int | None,
+        model: str | None,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        provider: str | None,
+        llm_calls: int,
+        call_id: str | None,
+        source: str | None,
+    ) -> CallRecord:
         current = active_budget()
         if current is not self and current is not None:  # the usual cases need no more checks
             self._check_not_locked()
@@ -410,6 +537,8 @@ class Budget:
             )
             check_text("model", model)
             check_text("provider", provider)
+        if source is not None:
+            check_text("source", source)
         if usd is None:
             cost = None
         elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
@@ -420,13 +549,16 @@ class Budget:
             usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
         else:
             usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
-        return self.charge(
+        return _spend.charge(
+            self,
             usage,
             model,
             provider,
             cost=cost,
             tokens=input_tokens + output_tokens if tokens is None else tokens,
             llm_calls=llm_calls,
+            call_id=call_id,
+            source=source or "manual",
         )
 
     def record_tool_call(self, tool_name: str, usd: float | None = None) -> CallRecord:
@@ -440,9 +572,11 @@ class Budget:
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
         if over is not None:
-            raise self._exceeded(over, None, sent=False, tool_name=tool_name)
-        call = CallRecord(next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name)
-        self._after_charge(call, None)
+            raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name)
+        call = CallRecord(
+            next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name, source="tool"
+        )
+        _spend.after_charge(self, call, None)
         return call
 
     def _tool_price(self, tool_name: str) -> Nanos:
@@ -458,157 +592,13 @@ class Budget:
         return rate_for(self._price_tables, model, provider)
 
     def price(self, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
-        """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (after the
-        unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
-        if model is None:
-            return None
-        tables = self._price_tables  # ``self.rate_for``, inlined (no tables: the shared rates)
-        rate = rate_for(tables, model, provider) if tables else lookup_rate(model, provider)
-        if rate is not None:
-            return rate.cost(usage)
-        unknown_model(model, provider, self._config.unknown_models)
-        return None
+        """Nano-dollars for ``usage`` on ``model`` at this budget's prices; ``None`` if the
+        price is unknown (after the unknown-model policy ran)."""
+        return _spend.price(self, usage, model, provider)
 
-    def charge(
-        self,
-        usage: TokenUsage,
-        model: str | None,
-        provider: str | None,
-        *,
-        cost: Nanos | None = None,
-        tokens: int | None = None,
-        llm_calls: int = 1,
-        hold: Hold | None = None,
-        estimated: bool = False,
-        on_fallback: bool = False,
-    ) -> CallRecord:
-        """Record one call's spend on this budget's chain (the core of every recording path).
-
-        Prices ``usage`` unless ``cost`` is given, settles ``hold`` if any, updates history,
-        warnings, fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
-        """
-        priced = True
-        if cost is None:
-            try:
-                cost = self.price(usage, model, provider)
-            except UnknownModelError:
-                self._settle(hold, 0, usage.total_tokens if tokens is None else tokens, llm_calls)
-                raise
-            if cost is None:
-                priced, cost = False, 0
-        counted = usage.total_tokens if tokens is None else tokens
-        if hold is None:  # ``_settle``, inlined on the hot path
-            over = self._ledger.record(self._chain, cost, counted, llm_calls)
-        else:
-            over = self._ledger.commit(hold, cost, counted, llm_calls)
-        call = CallRecord(
-            next_sequence(),
-            self._full_name,
-            model,
-            usage.input_tokens,
-            usage.output_tokens,
-            cost,
-            counted,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-            provider,
-            priced,
-            estimated,
-            on_fallback,
-        )
-        self._after_charge(call, over)
-        return call
-
-    def _settle(self, hold: Hold | None, cost: Nanos, tokens: int, calls: int) -> Overrun | None:
-        if hold is None:
-            return self._ledger.record(self._chain, cost, tokens, calls)
-        return self._ledger.commit(hold, cost, tokens, calls)
-
-    def _after_charge(self, call: CallRecord, over: Overrun | None) -> None:
-        self._history.add(call)
-        for b in self._lineage:
-            policy = b._policy
-            if policy.switched_at is not None:
-                policy.add_fallback_spend(call.cost)
-            if policy.watching:
-                b._check_policies()
-        if LISTENING.shekel_spend_recorded:
-            plugin_manager().hook.shekel_spend_recorded(budget=self, call=call)
-        if over is not None:
-            raise self._exceeded(over, call)
-
-    def _check_policies(self) -> None:
-        state = self._ledger.read(self._account)
-        crossing, switched = self._policy.check(state)
-        if crossing is not None:
-            emit_warning(self._config, self.full_name, crossing)
-            if LISTENING.shekel_warning_crossed:
-                plugin_manager().hook.shekel_warning_crossed(
-                    budget=self, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
-                )
-        if switched and self._config.fallback is not None:
-            spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
-            model = self._config.fallback.model
-            if self._config.on_fallback is not None:
-                self._config.on_fallback(spent, limit, model)
-            if LISTENING.shekel_fallback_activated:
-                plugin_manager().hook.shekel_fallback_activated(
-                    budget=self, spent=spent, limit=limit, fallback_model=model
-                )
-
-    def _check_not_locked(self) -> None:
-        current = active_budget()
-        if current is not None and current is not self and self in current._lineage:
-            raise BudgetStateError(
-                f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "
-                "active here; record on the child, or after the child's block ends"
-            )
-
-    def _exceeded(
-        self,
-        over: Overrun,
-        call: CallRecord | None,
-        *,
-        sent: bool = True,
-        tool_name: str | None = None,
-    ) -> BudgetExceededError:
-        owner = self._lineage[over.position]
-        error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
-        if LISTENING.shekel_limit_exceeded:
-            plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
-        return error
-
-    # -- reservations ------------------------------------------------------------------
-
-    def reserve(self, usd: float = 0.0, tokens: int = 0) -> Reservation:
-        """Hold ``usd`` and ``tokens`` on this budget and every ancestor before a call.
-
-        Raises ``BudgetExceededError`` (with nothing held) if any of them cannot take it. Use
-        the result as a context manager and ``commit()`` the actual spend; a reservation that
-        is not committed is released when its block ends or raises.
-        """
-        self._check_not_locked()
-        check_counts(tokens=tokens)
-        held = self.hold(spend_to_nanos(usd), tokens, 0)
-        return Reservation(self, held)
-
-    def hold(self, usd: Nanos, tokens: int, llm_calls: int, *, need_headroom: bool = False) -> Hold:
-        """Low-level reservation used by interceptors; raises when refused (nothing held)."""
-        result = self._ledger.reserve(
-            self._chain, usd, tokens, llm_calls, 0, need_headroom=need_headroom
-        )
-        if isinstance(result, Overrun):
-            raise self._exceeded(result, None, sent=False)
-        return result
-
-    def release(self, hold: Hold) -> None:
-        self._ledger.release(hold)
-
-    def headroom(self) -> tuple[Nanos, int]:
-        """USD (nano-dollars) and tokens this budget can still take, given its ancestors and
-        every reservation outstanding; ``UNLIMITED`` where nothing is capped."""
-        return self._ledger.headroom(self._chain)
+    def fallback_model(self) -> str | None:
+        """The model requests are switched to, if this budget or an ancestor switched."""
+        return _spend.fallback_model(self)
 
     @property
     def strict(self) -> bool:
@@ -620,31 +610,52 @@ class Budget:
         """True when this budget or an ancestor has ``unknown_models='error'``."""
         return self._refuses_unknown
 
-    def exhausted_error(self, detail: str) -> BudgetExceededError:
-        """An error naming the budget of this chain with the least USD left, for a stop that
-        no single overrun explains (a strict stream cut off at its reservation)."""
-        tightest, left = self, None
-        for b in self._lineage:
-            snap = b.snapshot()
-            if snap.usd_remaining is not None and (left is None or snap.usd_remaining < left):
-                tightest, left = b, snap.usd_remaining
-        snap = tightest.snapshot()
-        error = BudgetExceededError(
-            snap.usd_used,
-            snap.usd_limit if snap.usd_limit is not None else snap.usd_used,
-            budget_name=tightest.full_name,
-            detail=detail,
-        )
-        if LISTENING.shekel_limit_exceeded:
-            plugin_manager().hook.shekel_limit_exceeded(budget=tightest, error=error)
-        return error
+    def _check_not_locked(self) -> None:
+        current = active_budget()
+        if current is not None and current is not self and self in current._lineage:
+            raise BudgetStateError(
+                f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "
+                "active here; record on the child, or after the child's block ends"
+            )
 
-    def fallback_model(self) -> str | None:
-        """The model requests should switch to, if this budget or an ancestor switched."""
-        for b in self._lineage:
-            if b._policy.switched_at is not None and b._config.fallback is not None:
-                return b._config.fallback.model
-        return None
+    # -- reservations and checks -------------------------------------------------------
+
+    def reserve(self, usd: float = 0.0, tokens: int = 0) -> Reservation:
+        """Hold ``usd`` and ``tokens`` on this budget and every ancestor before a call.
+
+        Raises ``BudgetExceededError`` (with nothing held) if any of them cannot take it. Use
+        the result as a context manager and ``commit()`` the actual spend; a reservation that
+        is not committed is released when its block ends or raises.
+        """
+        self._check_not_locked()
+        check_counts(tokens=tokens)
+        held = _spend.hold(self, spend_to_nanos(usd), tokens, 0)
+        return Reservation(self, held)
+
+    def check(
+        self, *, usd: float = 0.0, tokens: int = 0, llm_calls: int = 1, tool_calls: int = 0
+    ) -> None:
+        """Raise the ``BudgetExceededError`` (``sent=False``) that a call needing these amounts
+        would meet now, holding nothing: by default, "may one more LLM call go?", the test the
+        interceptor makes before sending (a budget or ancestor at its USD or token cap, or at
+        its call cap, refuses). For frameworks that stop work before it reaches the SDK."""
+        check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
+        _spend.check(self, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
+
+    def tool_call(self, tool_name: str, usd: float | None = None) -> ToolCall:
+        """Count one call of ``tool_name`` and hold its price before the tool runs.
+
+        The price is ``usd``, else ``tool_prices[tool_name]`` (here or in an ancestor), else 0.
+        Raises ``ToolBudgetExceededError`` (``sent=False``, nothing held) when ``max_tool_calls``
+        or a USD cap would be passed. Use the result as a context manager: a block that raises
+        releases the call (the tool failed: nothing counted); one that ends normally records it
+        at its held price unless ``commit(usd=...)`` recorded the actual price first.
+        """
+        self._check_not_locked()
+        check_text("tool_name", tool_name, required=True)
+        price = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
+        held = _spend.hold(self, price, 0, 0, 1, tool_name=tool_name)
+        return ToolCall(self, tool_name, held)
 
     # -- rendering ---------------------------------------------------------------------
 
@@ -673,3 +684,16 @@ _FAST_LIMIT: Final = float(MAX_USD)
 """Floats below this many dollars take the inlined conversion; larger ones are validated."""
 _NO_USAGE: Final = TokenUsage()
 """Shared by records without token counts (never passed where it could be changed)."""
+
+
+_CHILD_OPTIONS: Final = tuple(p for p in PARAMETERS if p not in ("name", "ledger"))
+
+
+def _check_same_options(child: Budget, options: Mapping[str, Any]) -> None:
+    differ = same_options(child._config, options)
+    if differ:
+        raise BudgetConfigError(
+            f"{child.full_name!r} already exists with other {', '.join(differ)}; ask for it "
+            "with the same options (or none), or change a live budget's limits with "
+            "set_limits()"
+        )

@@ -284,3 +284,58 @@ def check_text(label: str, value: object, *, required: bool = False) -> None:
     if not isinstance(value, str) or not value:
         wanted = "a non-empty string" if required else "a non-empty string or None"
         raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}")
+
+
+_CAP_PARAMETERS: Final = ("max_usd", "max_tokens", "max_llm_calls", "max_tool_calls")
+
+
+def limit_value(param: str, value: object) -> int:
+    """One limit, validated as ``budget()`` validates it (``UNLIMITED`` for ``None``)."""
+    return _usd_limit(value) if param == "max_usd" else _count_limit(param, value)
+
+
+def same_options(config: BudgetConfig, options: Mapping[str, object]) -> list[str]:
+    """The options among ``options`` whose value differs from ``config``'s."""
+    wanted = build_config(**{**_DEFAULTS, **options, "name": config.name})
+    differ = []
+    for param in options:
+        if param in _CAP_PARAMETERS:
+            index = _CAP_PARAMETERS.index(param)
+            same = wanted.caps[index] == config.caps[index]
+        elif param == "prices":
+            same = _rates(wanted.prices) == _rates(config.prices)
+        else:
+            same = getattr(wanted, param) == getattr(config, param)
+        if not same:
+            differ.append(param)
+    return differ
+
+
+def _rates(table: Mapping[str, Rate]) -> dict[str, tuple[object, ...]]:
+    return {
+        model: (r.input, r.output, r.cache_read, r.cache_write, r.max_output)
+        for model, r in table.items()
+    }
+
+
+def budget_name(text: str) -> str:
+    """A valid budget name for any framework name (an agent's role, a graph node, a span).
+
+    Budget names may not contain '.', which separates levels in ``full_name``. The rule keeps
+    names readable and never makes two different names equal: '%' and '.' are written as
+    ``%25`` and ``%2E``, control characters as their ``%XX`` code, and a name of only blanks
+    has its blanks encoded too. So ``"Research Analyst"`` stays as it is, ``"crew.lead"``
+    becomes ``"crew%2Elead"``, and ``"crew_lead"`` stays distinct from it.
+    """
+    if not isinstance(text, str):
+        raise BudgetConfigError(f"budget_name() needs a string, got {text!r}")
+
+    def encode(char: str) -> str:
+        if char in "%." or (not char.isprintable() and char != " "):
+            return "".join(f"%{byte:02X}" for byte in char.encode())
+        return char
+
+    name = "".join(encode(c) for c in text)
+    if not name.strip():  # only blanks, or nothing ("%" alone cannot come from any text)
+        name = "".join(f"%{byte:02X}" for byte in name.encode()) or "%"
+    return name

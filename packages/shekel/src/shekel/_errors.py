@@ -17,7 +17,10 @@ then never re-send a request that shekel stopped or already recorded.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._history import CallRecord
 
 Axis = Literal["usd", "tokens", "llm_calls", "tool_calls"]
 
@@ -107,7 +110,10 @@ class BudgetExceededError(ShekelError, RuntimeError):
         budget_name: the budget's dotted ``full_name`` (``None`` for an unnamed budget or pool).
         model, tokens: the last call's model and token counts, when known.
         sent: ``False`` when the request was refused before it reached the provider.
+        call: the recorded call that crossed the limit (``None`` for a refusal).
     """
+
+    call: CallRecord | None = None
 
     def __init__(
         self,

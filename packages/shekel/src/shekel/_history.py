@@ -25,8 +25,11 @@ class CallRecord:
 
     ``cost`` is in nano-dollars (``cost_usd`` in dollars). ``priced`` is False when no price was
     known for the model, so ``cost`` is missing from it; ``estimated`` is True when the token
-    counts were estimated (an interrupted stream, a response without usage). Treat it as
-    read-only (it is not frozen only because frozen dataclasses are slower to build).
+    counts were estimated (an interrupted stream, a response without usage). ``call_id`` is
+    the provider's id of the response (``chatcmpl-...``, ``msg_...``) when known; ``source``
+    says who reported the call (``"sdk"`` for the interceptor, ``"manual"`` for ``record()``,
+    or an integration's name). Treat it as read-only (it is not frozen only because frozen
+    dataclasses are slower to build).
     """
 
     seq: int
@@ -44,6 +47,8 @@ class CallRecord:
     estimated: bool = False
     on_fallback: bool = False
     tool_name: str | None = None
+    call_id: str | None = None
+    source: str | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -64,6 +69,8 @@ class CallRecord:
             "estimated": self.estimated,
             "fallback": self.on_fallback,
             "tool": self.tool_name,
+            "call_id": self.call_id,
+            "source": self.source,
         }
 
 

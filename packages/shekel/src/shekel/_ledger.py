@@ -166,6 +166,24 @@ class Ledger(ABC):
         Returns the :class:`Hold`, or the first :class:`Overrun` and nothing changed.
         """
 
+    def check(
+        self,
+        accounts: Sequence[Account],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Overrun | None:
+        """What :meth:`reserve` would refuse with, holding nothing: ``None`` when it would
+        succeed. (A ledger may answer it more cheaply than this reserve-and-release.)"""
+        result = self.reserve(accounts, usd, tokens, calls, tools, need_headroom=need_headroom)
+        if isinstance(result, Overrun):
+            return result
+        self.release(result)
+        return None
+
     @abstractmethod
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
@@ -344,6 +362,30 @@ class InMemoryLedger(Ledger):
                 a.r_calls += calls
                 a.r_tools += tools
             return Hold(accounts, usd, tokens, calls, tools)
+
+    def check(
+        self,
+        accounts: Sequence[Account],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Overrun | None:
+        with self._lock:
+            for i, a in enumerate(accounts):
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > a.cap_usd
+                    or t + tokens > a.cap_tokens
+                    or a.calls + a.r_calls + calls > a.cap_calls
+                    or a.tools + a.r_tools + tools > a.cap_tools
+                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
+                ):
+                    return _overrun_wanted(i, a, usd, tokens, calls, tools, need_headroom)
+        return None
 
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0

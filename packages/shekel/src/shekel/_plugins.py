@@ -29,6 +29,7 @@ class _Listening:
         "shekel_fallback_activated",
         "shekel_limit_exceeded",
         "shekel_model_price",
+        "shekel_route_call",
         "shekel_spend_recorded",
         "shekel_warning_crossed",
     )
@@ -38,6 +39,7 @@ class _Listening:
     shekel_fallback_activated: bool
     shekel_limit_exceeded: bool
     shekel_model_price: bool
+    shekel_route_call: bool
     shekel_spend_recorded: bool
     shekel_warning_crossed: bool
 

@@ -37,6 +37,8 @@ class StreamTally(ABC):
     partial: TokenUsage | None = None
     """Usage reported before the end (Anthropic's message_start), for interrupted streams."""
     model: str | None = None
+    call_id: str | None = None
+    """The provider's id of the response, once an event carried it."""
     output_estimate: int = 0
     """Output tokens seen so far, estimated from the events that went by."""
     done: bool = False
@@ -88,6 +90,11 @@ class ProtocolAdapter(ABC):
     @abstractmethod
     def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
         """Usage of a complete (non-streamed) JSON response, or ``None`` if it has none."""
+
+    def response_id(self, content: bytes) -> str | None:
+        """The provider's id of a JSON response (its first ``"id"``, at the top in every
+        provider's layout), or ``None``."""
+        return peek_string(content, b'"id"')
 
     def read_response(self, content: bytes) -> tuple[TokenUsage | None, str | None]:
         """Usage and model of a JSON response body, decoding only the parts needed when the

@@ -97,6 +97,8 @@ class MessagesTally(StreamTally):
                 message = payload["message"]
                 if isinstance(message.get("model"), str):
                     self.model = message["model"]
+                if isinstance(message.get("id"), str):
+                    self.call_id = message["id"]
                 if isinstance(message.get("usage"), dict):
                     self._start = dict(message["usage"])
                     self.partial = messages_usage(self._start)

@@ -13,6 +13,7 @@ import time
 import warnings
 from typing import Any, Final
 
+from .. import _spend
 from .._budget import Budget
 from .._context import current_owner
 from .._errors import (
@@ -23,6 +24,7 @@ from .._errors import (
     UnknownModelError,
     UsageMissingError,
 )
+from .._history import CallRecord
 from .._ledger import UNLIMITED, Hold
 from .._money import Nanos
 from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
@@ -91,6 +93,7 @@ class InterceptedCall:
         "output_allowed",
         "owner",
         "settled",
+        "show_usage",
         "stream",
         "tally",
         "wait_until",
@@ -107,6 +110,7 @@ class InterceptedCall:
         self.stream = False
         self.body_size = 0
         self.hide_usage = False
+        self.show_usage = False
         self.owner: tuple[int, int] | None = None
         self.holder: tuple[int, int] | None = None
         self.tally: StreamTally | None = None
@@ -130,7 +134,7 @@ class InterceptedCall:
         ):
             # The common case needs no rewrite: read the model without decoding the body.
             self.model = peek_string(content, b'"model"', model_at)
-            self.hold = budget.hold(0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
             return None
         try:
             body = json.loads(content) if content else {}
@@ -138,7 +142,7 @@ class InterceptedCall:
             body = None
         if not isinstance(body, dict):  # not JSON we understand: count it, rewrite nothing
             self.model = peek_string(content, b'"model"')
-            self.hold = budget.hold(0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
             return None
         info = adapter.inspect(body)
         model = info.model if isinstance(info.model, str) else None
@@ -168,10 +172,10 @@ class InterceptedCall:
                 adapter.set_max_output(body, limit)
                 changed = True
         else:
-            self.hold = budget.hold(0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
         if info.stream and adapter.ask_for_stream_usage(body):
             changed = True
-            self.hide_usage = True
+            self.hide_usage = not self.show_usage
         return json.dumps(body).encode() if changed else None
 
     def _reserve_strict(
@@ -192,7 +196,7 @@ class InterceptedCall:
         # its reservation covers that margin too: the cap holds either way.
         margin = cut_off_point if self.stream else _no_margin
         for _ in range(3):
-            room_usd, room_tokens = budget.headroom()
+            room_usd, room_tokens = _spend.headroom(budget)
             held = _affordable_output(
                 rate, prompt, min(margin(wanted), room_tokens - prompt), room_usd
             )
@@ -204,15 +208,19 @@ class InterceptedCall:
             held = max(held, margin(output))
             cost = rate.cost(TokenUsage(prompt, held))
             try:
-                self.hold = budget.hold(cost, prompt + held, 1, need_headroom=True)
+                self.hold = _spend.hold(budget, cost, prompt + held, 1, need_headroom=True)
             except BudgetExceededError:
-                if budget.headroom() != (room_usd, room_tokens):
+                if _spend.headroom(budget) != (room_usd, room_tokens):
                     continue  # another call took the room meanwhile: size the request again
                 raise
             self._hold_taken(output)
             return output if output < wanted or max_output is None else None
-        self.hold = budget.hold(
-            rate.cost(TokenUsage(prompt, margin(1))), prompt + margin(1), 1, need_headroom=True
+        self.hold = _spend.hold(
+            budget,
+            rate.cost(TokenUsage(prompt, margin(1))),
+            prompt + margin(1),
+            1,
+            need_headroom=True,
         )
         self._hold_taken(1)
         return 1
@@ -255,7 +263,7 @@ class InterceptedCall:
         """A stream is being read: have the budget record it if its block fails first."""
         self.tally = tally
         self.owner = current_owner()
-        self.budget.add_pending(self)
+        _spend.add_pending(self.budget, self)
 
     def interrupt(self) -> None:
         """The budget's block ended with an exception while this stream was open."""
@@ -274,9 +282,9 @@ class InterceptedCall:
         """Nothing was spent (the request failed before reaching the model)."""
         if not self.settled:
             self.settled = True
-            self.budget.discard_pending(self)
+            _spend.discard_pending(self.budget, self)
             if self.hold is not None:
-                self.budget.release(self.hold)
+                _spend.release(self.budget, self.hold)
                 self._hold_ended()
 
     def settle(
@@ -287,45 +295,78 @@ class InterceptedCall:
         estimated: bool = False,
         raise_over: bool = True,
         output_guess: int = 0,
-    ) -> None:
-        """Record the call's spend exactly once; raise if a cap is now exceeded.
+        call_id: str | None = None,
+    ) -> bool:
+        """Record the call's spend exactly once; raise if a cap is now exceeded. False when
+        there was nothing to record (already settled, or reported by a framework first).
 
         ``usage=None`` means the response had none: an estimate is recorded and flagged.
+        ``call_id`` is the provider's id of the response: a call a framework already reported
+        under that id is not recorded again.
         """
         if self.settled:
-            return
+            return False
         self.settled = True
         if self.owner is not None:
-            self.budget.discard_pending(self)
+            _spend.discard_pending(self.budget, self)
         self._hold_ended()
+        if not call_id:
+            call_id = None  # an empty id names nothing
+        elif _spend.claim(call_id, _spend.SDK) is not None:
+            if self.hold is not None:
+                _spend.release(self.budget, self.hold)
+            return False
+        try:
+            call = self._charge(usage, reported_model, estimated, raise_over, output_guess, call_id)
+        except BaseException as exc:
+            if call_id is not None:
+                _spend.claimed(call_id, getattr(exc, "call", None))
+            raise
+        if call_id is not None:
+            _spend.claimed(call_id, call)
+        return True
+
+    def _charge(
+        self,
+        usage: TokenUsage | None,
+        reported_model: str | None,
+        estimated: bool,
+        raise_over: bool,
+        output_guess: int,
+        call_id: str | None,
+    ) -> CallRecord | None:
         missing = usage is None
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
             estimated = True
         model, rate = self._pricing(reported_model)
         try:
-            self.budget.charge(
+            call = _spend.charge(
+                self.budget,
                 usage,
                 model,
                 self.adapter.provider,
                 # Priced here with the rate just looked up (``charge`` would look it up again);
                 # an unknown model goes to ``charge`` unpriced, which applies the policy.
                 cost=None if rate is None else rate.cost(usage),
-                hold=self.hold,
+                held=self.hold,
                 estimated=estimated,
                 on_fallback=self.on_fallback,
+                call_id=call_id,
+                source=_spend.SDK,
             )
-        except Exception:
+        except Exception as exc:
             if raise_over:
                 raise
-            return
+            return getattr(exc, "call", None)
         if missing:
             self._usage_missing(model, raise_over)
+        return call
 
     def settle_stream(self, tally: StreamTally, *, complete: bool, raise_over: bool) -> None:
         """Record a stream's spend: its reported usage, or what was seen of it so far."""
         if tally.usage is not None:  # the final figures arrived, whatever happened next
-            self.settle(tally.usage, tally.model, raise_over=raise_over)
+            self.settle(tally.usage, tally.model, raise_over=raise_over, call_id=tally.call_id)
             return
         seen = tally.partial or tally.usage
         prompt = seen.input_tokens if seen is not None else self.estimated_prompt()
@@ -336,8 +377,10 @@ class InterceptedCall:
             seen.cache_read_tokens if seen is not None else 0,
             seen.cache_write_tokens if seen is not None else 0,
         )
-        self.settle(usage, tally.model, estimated=True, raise_over=raise_over)
-        if complete and tally.usage is None:
+        recorded = self.settle(
+            usage, tally.model, estimated=True, raise_over=raise_over, call_id=tally.call_id
+        )
+        if recorded and complete:
             self._usage_missing(self._pricing(tally.model)[0], raise_over)
 
     def estimated_prompt(self) -> int:

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from .._context import active_budget
 from .._errors import ShekelError
-from .._plugins import plugin_manager
+from .._plugins import LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
 from ._call import InterceptedCall, WaitForRoom, as_shekel_error
 from ._streams import AsyncTap, SyncTap
@@ -160,12 +160,24 @@ def _is_llm_call(request: Any) -> bool:
     return request.method == "POST" and adapter_for(request.url.path) is not None
 
 
-def _start(budget: Any, request: Any) -> InterceptedCall | None:
-    """An :class:`InterceptedCall` for ``request`` under ``budget``, if it is an LLM call."""
+def _start(active: Any, request: Any) -> InterceptedCall | None:
+    """An :class:`InterceptedCall` for ``request``, if it is an LLM call made under a budget:
+    the one a ``shekel_route_call`` plugin names, else ``active``."""
     if request.method != "POST":
         return None
     adapter = adapter_for(request.url.path)
-    return None if adapter is None else InterceptedCall(budget, adapter)
+    if adapter is None:
+        return None
+    show_usage = False
+    if LISTENING.shekel_route_call:
+        route = plugin_manager().hook.shekel_route_call(active=active)
+        if route is not None:
+            active, show_usage = route.budget, route.show_stream_usage
+    if active is None:
+        return None
+    call = InterceptedCall(active, adapter)
+    call.show_usage = show_usage
+    return call
 
 
 def _prepare(call: InterceptedCall, request: Any) -> Any:
@@ -258,7 +270,7 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         call.settle_stream(tally, complete=True, raise_over=True)
         return
     usage, model = adapter.read_response(content)
-    call.settle(usage, model, output_guess=len(content) // 4)
+    call.settle(usage, model, output_guess=len(content) // 4, call_id=adapter.response_id(content))
 
 
 _tap_classes: dict[tuple[type, str], type] = {}
@@ -280,7 +292,7 @@ def _tap_class(tap: type, response: Any) -> type:
 def _make_sync_send(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
-        if budget is None:
+        if budget is None and not LISTENING.shekel_route_call:
             return original(self, request, *args, **kwargs)
         if not hasattr(request, "_content") and _is_llm_call(request):
             request.read()  # a body given as a stream: read it so it can be inspected
@@ -305,7 +317,7 @@ def _make_sync_send(original: Any) -> Any:
 def _make_async_send(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
-        if budget is None:
+        if budget is None and not LISTENING.shekel_route_call:
             return await original(self, request, *args, **kwargs)
         if not hasattr(request, "_content") and _is_llm_call(request):
             await request.aread()  # a body given as a stream: read it so it can be inspected

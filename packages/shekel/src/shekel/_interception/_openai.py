@@ -123,6 +123,8 @@ class ChatTally(StreamTally):
             if isinstance(payload, dict):
                 if self.model is None and isinstance(payload.get("model"), str):
                     self.model = payload["model"]
+                if self.call_id is None and isinstance(payload.get("id"), str):
+                    self.call_id = payload["id"]
                 usage = _chat_usage(payload.get("usage"))
                 if usage is not None:
                     self.usage = usage
@@ -177,6 +179,8 @@ class ResponsesTally(StreamTally):
             response = payload["response"]
             if isinstance(response.get("model"), str):
                 self.model = response["model"]
+            if isinstance(response.get("id"), str):
+                self.call_id = response["id"]
             usage = _chat_usage(response.get("usage"))
             if usage is not None:
                 self.usage = usage

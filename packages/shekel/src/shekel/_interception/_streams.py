@@ -19,6 +19,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from .. import _spend
 from .._errors import BudgetExceededError, ShekelError
 from ._adapter import StreamTally
 from ._call import InterceptedCall, as_shekel_error, cut_off_point, response_json
@@ -97,10 +98,11 @@ class _Tap:
         connection, which stops generation."""
         assert self.tally is not None
         self.call.settle_stream(self.tally, complete=False, raise_over=False)
-        return self.call.budget.exhausted_error(
+        return _spend.exhausted_error(
+            self.call.budget,
             f"strict mode stopped the stream after about {self.tally.output_estimate:,} output "
             f"tokens: the provider ignored the request's output limit of "
-            f"{self.call.output_allowed:,} tokens, all the budget could pay for"
+            f"{self.call.output_allowed:,} tokens, all the budget could pay for",
         )
 
     def finish(self) -> bytes:

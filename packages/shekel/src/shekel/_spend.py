@@ -1,0 +1,315 @@
+"""The recording engine behind every budget: holding before a call, charging after it, the soft
+policies and hooks that follow a charge, and the ids of calls already recorded.
+
+These are the interceptor's and the integrations' internal interface to a budget; users call
+``Budget``'s public methods, which come here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Final
+
+from ._context import current_owner
+from ._errors import BudgetExceededError, UnknownModelError
+from ._history import CallRecord, next_sequence
+from ._ledger import Hold, Overrun
+from ._money import Nanos, nanos_to_usd
+from ._overrun import overrun_error
+from ._plugins import LISTENING, plugin_manager
+from ._policies import emit_warning
+from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+
+
+# -- before a call ---------------------------------------------------------------------------
+
+
+def hold(
+    budget: Budget,
+    usd: Nanos,
+    tokens: int,
+    llm_calls: int,
+    tools: int = 0,
+    *,
+    need_headroom: bool = False,
+    tool_name: str | None = None,
+) -> Hold:
+    """Reserve amounts on ``budget``'s chain; ``BudgetExceededError(sent=False)`` when refused
+    (nothing held)."""
+    result = budget._ledger.reserve(
+        budget._chain, usd, tokens, llm_calls, tools, need_headroom=need_headroom
+    )
+    if isinstance(result, Overrun):
+        raise exceeded(budget, result, None, sent=False, tool_name=tool_name)
+    return result
+
+
+def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -> None:
+    """Raise what :func:`hold` would raise, holding nothing."""
+    over = budget._ledger.check(
+        budget._chain, usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
+    )
+    if over is not None:
+        raise exceeded(budget, over, None, sent=False)
+
+
+def release(budget: Budget, held: Hold) -> None:
+    budget._ledger.release(held)
+
+
+def headroom(budget: Budget) -> tuple[Nanos, int]:
+    """USD (nano-dollars) and tokens ``budget`` can still take, given its ancestors and every
+    reservation outstanding; ``UNLIMITED`` where nothing is capped."""
+    return budget._ledger.headroom(budget._chain)
+
+
+def fallback_model(budget: Budget) -> str | None:
+    """The model requests should switch to, if ``budget`` or an ancestor switched."""
+    for b in budget._lineage:
+        if b._policy.switched_at is not None and b._config.fallback is not None:
+            return b._config.fallback.model
+    return None
+
+
+# -- after a call ------------------------------------------------------------------------------
+
+
+def price(
+    budget: Budget, usage: TokenUsage, model: str | None, provider: str | None
+) -> Nanos | None:
+    """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (after the
+    unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
+    if model is None:
+        return None
+    tables = budget._price_tables
+    rate = rate_for(tables, model, provider) if tables else lookup_rate(model, provider)
+    if rate is not None:
+        return rate.cost(usage)
+    unknown_model(model, provider, budget._config.unknown_models)
+    return None
+
+
+def charge(
+    budget: Budget,
+    usage: TokenUsage,
+    model: str | None,
+    provider: str | None,
+    *,
+    cost: Nanos | None = None,
+    tokens: int | None = None,
+    llm_calls: int = 1,
+    tools: int = 0,
+    held: Hold | None = None,
+    estimated: bool = False,
+    on_fallback: bool = False,
+    call_id: str | None = None,
+    source: str | None = None,
+    tool_name: str | None = None,
+) -> CallRecord:
+    """Record one call's spend on ``budget``'s chain (the core of every recording path).
+
+    Prices ``usage`` unless ``cost`` is given, settles ``held`` if any, updates history,
+    warnings, fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
+    """
+    priced = True
+    counted = usage.total_tokens if tokens is None else tokens
+    if cost is None:
+        try:
+            cost = price(budget, usage, model, provider)
+        except UnknownModelError:
+            _settle(budget, held, 0, counted, llm_calls, tools)
+            raise
+        if cost is None:
+            priced, cost = False, 0
+    if held is None and not tools:  # ``_settle``, inlined on the hot path
+        over = budget._ledger.record(budget._chain, cost, counted, llm_calls)
+    else:
+        over = _settle(budget, held, cost, counted, llm_calls, tools)
+    call = CallRecord(
+        next_sequence(),
+        budget._full_name,
+        model,
+        usage.input_tokens,
+        usage.output_tokens,
+        cost,
+        counted,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        provider,
+        priced,
+        estimated,
+        on_fallback,
+        tool_name,
+        call_id,
+        source,
+    )
+    after_charge(budget, call, over)
+    return call
+
+
+def _settle(
+    budget: Budget, held: Hold | None, cost: Nanos, tokens: int, calls: int, tools: int
+) -> Overrun | None:
+    if held is None:
+        return budget._ledger.record(budget._chain, cost, tokens, calls, tools)
+    return budget._ledger.commit(held, cost, tokens, calls, tools)
+
+
+def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None:
+    budget._history.add(call)
+    for b in budget._lineage:
+        policy = b._policy
+        if policy.switched_at is not None:
+            policy.add_fallback_spend(call.cost)
+        if policy.watching:
+            _check_policies(b)
+    if LISTENING.shekel_spend_recorded:
+        plugin_manager().hook.shekel_spend_recorded(budget=budget, call=call)
+    if over is not None:
+        raise exceeded(budget, over, call, tool_name=call.tool_name)
+
+
+def _check_policies(budget: Budget) -> None:
+    state = budget._ledger.read(budget._account)
+    crossing, switched = budget._policy.check(state)
+    config = budget._config
+    if crossing is not None:
+        emit_warning(config, budget.full_name, crossing)
+        if LISTENING.shekel_warning_crossed:
+            plugin_manager().hook.shekel_warning_crossed(
+                budget=budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
+            )
+    if switched and config.fallback is not None:
+        spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
+        model = config.fallback.model
+        if config.on_fallback is not None:
+            config.on_fallback(spent, limit, model)
+        if LISTENING.shekel_fallback_activated:
+            plugin_manager().hook.shekel_fallback_activated(
+                budget=budget, spent=spent, limit=limit, fallback_model=model
+            )
+
+
+def exceeded(
+    budget: Budget,
+    over: Overrun,
+    call: CallRecord | None,
+    *,
+    sent: bool = True,
+    tool_name: str | None = None,
+) -> BudgetExceededError:
+    owner = budget._lineage[over.position]
+    error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
+    error.call = call
+    if LISTENING.shekel_limit_exceeded:
+        plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
+    return error
+
+
+def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:
+    """An error naming the budget of the chain with the least USD left, for a stop that no
+    single overrun explains (a strict stream cut off)."""
+    tightest, left = budget, None
+    for b in budget._lineage:
+        snap = b.snapshot()
+        if snap.usd_remaining is not None and (left is None or snap.usd_remaining < left):
+            tightest, left = b, snap.usd_remaining
+    snap = tightest.snapshot()
+    error = BudgetExceededError(
+        snap.usd_used,
+        snap.usd_limit if snap.usd_limit is not None else snap.usd_used,
+        budget_name=tightest.full_name,
+        detail=detail,
+    )
+    if LISTENING.shekel_limit_exceeded:
+        plugin_manager().hook.shekel_limit_exceeded(budget=tightest, error=error)
+    return error
+
+
+# -- spend that started but is not recorded yet (streams being read) ---------------------------
+
+
+def add_pending(budget: Budget, spend: Any) -> None:
+    """``spend`` needs ``owner`` (the thread or task that started it) and ``interrupt()``: if
+    the budget's block ends with an exception in that thread or task, ``interrupt()`` records
+    it before the error propagates."""
+    with budget._lock:
+        budget._pending.add(spend)
+
+
+def discard_pending(budget: Budget, spend: Any) -> None:
+    with budget._lock:
+        budget._pending.discard(spend)
+
+
+def settle_interrupted(budget: Budget) -> None:
+    here = current_owner()
+    with budget._lock:
+        mine = [p for p in budget._pending if p.owner == here]
+    for spend in mine:
+        spend.interrupt()
+
+
+# -- calls already recorded, by the provider's id -----------------------------------------------
+
+SDK: Final = "sdk"
+"""``CallRecord.source`` of the calls the interceptor records."""
+
+RECENT_CALL_IDS: Final = 65_536
+"""How many call ids are remembered: a framework reports a call within moments of the
+interceptor (or the other way round), never after thousands of other calls."""
+
+
+class _BeingRecorded:
+    """The first report of a call id, while it is being recorded: later reports wait on it."""
+
+    __slots__ = ("lock", "source")
+
+    def __init__(self, source: str | None) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.source = source
+
+
+_ids_lock = threading.Lock()
+_recorded: OrderedDict[str, CallRecord | _BeingRecorded] = OrderedDict()
+
+
+def claim(call_id: str, source: str | None) -> CallRecord | None:
+    """``None`` if this is the first report of ``call_id`` (the caller records it, then calls
+    :func:`claimed`); else the call as the first report recorded it.
+
+    Two reports that both come from the interceptor (``source="sdk"``) are two calls: a server
+    that repeats response ids (some local and test servers do) must never lose spend. Only a
+    framework's report and the interceptor's are the same call told twice."""
+    while True:
+        with _ids_lock:
+            first = _recorded.get(call_id)
+            if first is None or (source == SDK and first.source == SDK):
+                _recorded[call_id] = _BeingRecorded(source)
+                _recorded.move_to_end(call_id)
+                if len(_recorded) > RECENT_CALL_IDS:
+                    _recorded.popitem(last=False)
+                return None
+        if isinstance(first, CallRecord):
+            return first
+        if first.lock.acquire(timeout=5.0):  # the first report is being recorded right now
+            first.lock.release()
+
+
+def claimed(call_id: str, call: CallRecord | None) -> None:
+    """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
+    is free again)."""
+    with _ids_lock:
+        waiting = _recorded.get(call_id)
+        if call is None:
+            _recorded.pop(call_id, None)
+        else:
+            _recorded[call_id] = call
+    if isinstance(waiting, _BeingRecorded) and waiting.lock.locked():
+        waiting.lock.release()
