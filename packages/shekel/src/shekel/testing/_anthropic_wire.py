@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from shekel._output_limits import listed_max_output
 from shekel.testing._common import (
     JSON,
     Event,
+    Rejection,
     Turn,
     content_text,
     int_field,
+    is_int,
     last_user_text,
+    model_name,
     new_id,
     sse,
 )
@@ -16,6 +20,26 @@ from shekel.testing._common import (
 
 def max_tokens(body: JSON) -> int | None:
     return int_field(body, "max_tokens")
+
+
+def check(body: JSON) -> Rejection | None:
+    """What the real messages endpoint refuses about ``max_tokens``: leaving it out, a value that
+    is not an integer >= 1, or one above the model's maximum (for models in shekel's table)."""
+    if "max_tokens" not in body:
+        return Rejection("max_tokens: Field required")
+    value = body["max_tokens"]
+    if not is_int(value):
+        return Rejection("max_tokens: Input should be a valid integer")
+    if value < 1:
+        return Rejection("max_tokens: Input should be greater than or equal to 1")
+    model = model_name(body)
+    most = listed_max_output(model) if model is not None else None
+    if most is not None and value > most:
+        return Rejection(
+            f"max_tokens: {value} > {most}, which is the maximum allowed number of output "
+            f"tokens for {model}"
+        )
+    return None
 
 
 def echo_text(body: JSON) -> str | None:
@@ -119,7 +143,8 @@ _ERROR_TYPES = {
 }
 
 
-def error_body(status: int, message: str) -> JSON:
+def error_body(status: int, message: str, rejection: Rejection | None = None) -> JSON:
+    """Anthropic's error object (a ``rejection`` adds nothing: the message says it all)."""
     fallback = "api_error" if status >= 500 else "invalid_request_error"
     kind = _ERROR_TYPES.get(status, fallback)
     return {"type": "error", "error": {"type": kind, "message": message}}

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import shekel.testing._anthropic_wire as anthropic_wire
 import shekel.testing._openai_wire as openai_wire
-from shekel.testing._common import JSON, Event, Turn, new_id, resolve_turn
+from shekel.testing._common import JSON, Event, Rejection, Turn, new_id, resolve_turn
 from shekel.testing._model import RecordedRequest, Reply
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ Dialect = Literal["openai", "anthropic"]
 
 @dataclass(frozen=True, slots=True)
 class _Generation:
-    """How one text-generating endpoint reads its request and shapes its answer."""
+    """How one text-generating endpoint checks and reads its request and shapes its answer."""
 
+    check: Callable[[JSON], Rejection | None]
     max_tokens: Callable[[JSON], int | None]
     echo_text: Callable[[JSON], str | None]
     plain: Callable[[JSON, Turn], JSON]
@@ -38,18 +39,21 @@ class _Generation:
 
 _GENERATIONS: dict[str, _Generation] = {
     "/v1/chat/completions": _Generation(
+        openai_wire.chat_check,
         openai_wire.chat_max_tokens,
         openai_wire.chat_echo_text,
         openai_wire.chat_completion,
         openai_wire.chat_stream,
     ),
     "/v1/responses": _Generation(
+        openai_wire.responses_check,
         openai_wire.responses_max_tokens,
         openai_wire.responses_echo_text,
         openai_wire.response_object,
         openai_wire.responses_stream,
     ),
     "/v1/messages": _Generation(
+        anthropic_wire.check,
         anthropic_wire.max_tokens,
         anthropic_wire.echo_text,
         anthropic_wire.message,
@@ -185,7 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
         known = self.command == "POST" and (
             path in _GENERATIONS or path in (_EMBEDDINGS, _COUNT_TOKENS)
         )
-        consume = known and valid and path != _COUNT_TOKENS
+        generation = _GENERATIONS.get(path) if known and valid else None
+        # A request the real API refuses never reaches the model: it takes no scripted reply.
+        rejection = generation.check(body) if generation is not None else None
+        consume = known and valid and rejection is None and path != _COUNT_TOKENS
         recorded = RecordedRequest(path=path, body=body, headers=headers, method=self.command)
         queued, default_in, default_out = self._provider._arrive(recorded, consume=consume)
 
@@ -194,6 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not valid:
             self._send_error(dialect, 400, "The request body must be a JSON object.")
+            return
+        if rejection is not None:
+            self._send_error(dialect, 400, rejection.message, rejection=rejection)
             return
         if path == _COUNT_TOKENS:
             self._send_json(dialect, 200, anthropic_wire.count_tokens(body))
@@ -218,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(dialect, 200, openai_wire.embeddings(body, tokens), reply)
             return
 
-        generation = _GENERATIONS[path]
+        assert generation is not None
         echoed = generation.echo_text(body) if self._provider.echo else None
         turn = resolve_turn(
             reply,
@@ -260,9 +270,11 @@ class _Handler(BaseHTTPRequestHandler):
         status: int,
         message: str,
         extra: Iterable[tuple[str, str]] = (),
+        *,
+        rejection: Rejection | None = None,
     ) -> None:
         shape = anthropic_wire.error_body if dialect == "anthropic" else openai_wire.error_body
-        data = json.dumps(shape(status, message)).encode()
+        data = json.dumps(shape(status, message, rejection)).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         self._start(dialect, status, [*headers, *extra])
         self.wfile.write(data)

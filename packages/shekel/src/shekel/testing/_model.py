@@ -48,7 +48,8 @@ class Reply:
     content chunk, and ``drop_after_chunks`` closes the connection abruptly after that many
     content chunks of a stream (for a non-streamed request: after half of the JSON body).
     ``ignore_max_tokens`` makes the reply disregard the request's output limit, like a
-    misbehaving gateway (to test that a strict budget cuts such a stream off itself).
+    misbehaving gateway (to test that a strict budget cuts such a stream off itself); a limit
+    the real API would refuse is refused all the same.
     """
 
     text: str | None = None

@@ -23,6 +23,13 @@ class FakeProvider:
     otherwise) and serves until :meth:`stop`; using it as a context manager stops it on exit.
     Each generation request (chat completions, responses, messages, embeddings) takes the
     next enqueued :class:`Reply`, or a default reply when the queue is empty.
+
+    Requests the real APIs refuse are refused here too, with HTTP 400 and the provider's own
+    wording, before they take a reply from the queue: an output limit above the model's
+    maximum (for the models in ``shekel._output_limits``; any limit goes for other models),
+    below the endpoint's minimum or not an integer; Anthropic ``/v1/messages`` without
+    ``max_tokens``; OpenAI chat with both ``max_tokens`` and ``max_completion_tokens``, or
+    with ``stream_options`` but no ``stream``.
     """
 
     def __init__(
