@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import shekel.testing._anthropic_wire as anthropic_wire
 import shekel.testing._openai_wire as openai_wire
 from shekel.testing._common import JSON, Event, Rejection, Turn, new_id, resolve_turn
-from shekel.testing._model import RecordedRequest, Reply
+from shekel.testing._model import RecordedRequest, Reply, StreamFraming
 
 if TYPE_CHECKING:
     from shekel.testing._server import FakeProvider
@@ -238,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             max_tokens=generation.max_tokens(body),
         )
         if body.get("stream") is True:
-            self._send_stream(dialect, generation.stream(body, turn), reply)
+            framing = reply.stream_framing or self._provider.stream_framing
+            self._send_stream(dialect, generation.stream(body, turn), reply, framing)
         else:
             self._send_json(dialect, 200, generation.plain(body, turn), reply)
 
@@ -279,29 +280,62 @@ class _Handler(BaseHTTPRequestHandler):
         self._start(dialect, status, [*headers, *extra])
         self.wfile.write(data)
 
-    def _send_stream(self, dialect: Dialect, events: list[Event], reply: Reply) -> None:
+    def _send_stream(
+        self, dialect: Dialect, events: list[Event], reply: Reply, framing: StreamFraming
+    ) -> None:
         headers = [
             ("Content-Type", "text/event-stream; charset=utf-8"),
             ("Cache-Control", "no-cache"),
             ("Transfer-Encoding", "chunked"),
         ]
         self._start(dialect, 200, headers)
+        frames = _frames(events, framing)
         limit = reply.drop_after_chunks
-        sent = 0
-        for event in events:
-            if limit is not None and event.kind != "pre" and sent >= limit:
+        sent = 0  # text deltas written so far
+        for index, frame in enumerate(frames):
+            size = sum(len(event.payload) for event in frame)
+            payload = bytearray()
+            deltas = 0
+            cut = False
+            for event in frame:
+                if limit is not None and event.kind != "pre" and sent + deltas >= limit:
+                    cut = True
+                    break
+                if event.kind == "content":
+                    deltas += 1
+                payload += event.payload
+            if deltas and reply.chunk_delay:
+                time.sleep(reply.chunk_delay * deltas)
+            sent += deltas
+            if cut:
+                if payload:  # announce the whole chunk, send part of it, hang up
+                    self.wfile.write(b"%X\r\n%s" % (size, payload))
                 self._abort()
                 return
-            if event.kind == "content":
-                if reply.chunk_delay:
-                    time.sleep(reply.chunk_delay)
-                sent += 1
-            # one SSE event per HTTP chunk, in a single send
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(event.payload), event.payload))
-        self.wfile.write(b"0\r\n\r\n")
+            data = b"%X\r\n%s\r\n" % (size, payload)
+            last = index == len(frames) - 1
+            if last and framing != "split":
+                data += b"0\r\n\r\n"  # the end of the body travels with the last events
+            self.wfile.write(data)  # one send per chunk
+        if not frames or framing == "split":
+            self.wfile.write(b"0\r\n\r\n")
 
     def _abort(self) -> None:
         """Cut the connection mid-response, so the client sees an incomplete body."""
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _frames(events: list[Event], framing: StreamFraming) -> list[list[Event]]:
+    """Group a stream's events into HTTP chunks as ``framing`` says (see ``StreamFraming``)."""
+    if framing == "single":
+        return [events] if events else []
+    frames: list[list[Event]] = []
+    for event in events:
+        after_text = event.kind == "post" and frames and frames[-1][-1].kind == "post"
+        if framing == "coalesced" and after_text:
+            frames[-1].append(event)
+        else:
+            frames.append([event])
+    return frames

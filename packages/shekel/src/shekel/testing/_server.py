@@ -7,7 +7,7 @@ from collections import deque
 from types import TracebackType
 
 from shekel.testing._http import Server
-from shekel.testing._model import RecordedRequest, Reply
+from shekel.testing._model import RecordedRequest, Reply, StreamFraming, check_stream_framing
 
 __all__ = ["DEFAULT_TEXT", "FakeProvider"]
 
@@ -30,6 +30,10 @@ class FakeProvider:
     below the endpoint's minimum or not an integer; Anthropic ``/v1/messages`` without
     ``max_tokens``; OpenAI chat with both ``max_tokens`` and ``max_completion_tokens``, or
     with ``stream_options`` but no ``stream``.
+
+    ``stream_framing`` says how streamed bodies are cut into HTTP chunks (see
+    :data:`~shekel.testing.StreamFraming`): by default the events after the text arrive
+    together, as real servers send them; a :class:`Reply` may choose otherwise for itself.
     """
 
     def __init__(
@@ -40,8 +44,11 @@ class FakeProvider:
         host: str = "127.0.0.1",
         port: int = 0,
         log_requests: bool = False,
+        stream_framing: StreamFraming = "coalesced",
     ) -> None:
+        check_stream_framing(stream_framing)
         self.echo = echo
+        self.stream_framing: StreamFraming = stream_framing
         self.default_text = default_text
         self.log_requests = log_requests
         self._lock = threading.Lock()
