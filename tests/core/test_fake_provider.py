@@ -684,6 +684,12 @@ def test_default_framing_sends_usage_and_done_in_one_read(fake_llm: FakeProvider
     (read,) = [read for read in stream.reads if b"[DONE]" in read]
     assert b'"usage":{"prompt_tokens":7,' in read
     assert read.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+    # like OpenAI, no usage at all unless the request asked for it
+    unasked = raw_stream(fake_llm, "/v1/chat/completions", {**CHAT_STREAM, "stream_options": None})
+    finish, done = chunk_events(unasked.chunks[-1])
+    assert '"finish_reason":"stop"' in finish
+    assert done == "data: [DONE]"
+    assert b"usage" not in b"".join(unasked.chunks)
 
 
 def test_default_framing_closes_anthropic_and_responses_streams_in_one_chunk(
@@ -979,6 +985,53 @@ def test_messages_need_a_positive_integer_max_tokens(fake_llm: FakeProvider) -> 
     # counting tokens takes no max_tokens
     count = post_raw(fake_llm, "/v1/messages/count_tokens", {"model": "c", "messages": CHAT})
     assert count.status_code == 200
+
+
+def test_messages_max_tokens_must_leave_room_above_the_thinking_budget(
+    fake_llm: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    def think(max_tokens: int, budget: int) -> anthropic.types.Message:
+        return claude.messages.create(
+            model="claude-haiku-4-5",
+            max_tokens=max_tokens,
+            messages=CHAT,
+            thinking={"type": "enabled", "budget_tokens": budget},
+        )
+
+    with pytest.raises(anthropic.BadRequestError) as tight:
+        think(2000, 2000)
+    assert tight.value.response.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "`max_tokens` must be greater than `thinking.budget_tokens`.",
+    }
+    with pytest.raises(anthropic.BadRequestError) as small:
+        think(5000, 1023)
+    assert "budget_tokens: Input should be greater than or equal to 1024" in str(small.value)
+    assert think(2001, 2000).stop_reason == "end_turn"
+    disabled = claude.messages.create(
+        model="claude-haiku-4-5", max_tokens=10, messages=CHAT, thinking={"type": "disabled"}
+    )
+    assert disabled.stop_reason == "end_turn"
+
+
+def test_reply_reports_another_model(
+    fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    snapshot = "gpt-4o-mini-2024-07-18"
+    fake_llm.enqueue(*(Reply(model=snapshot) for _ in range(4)))
+    assert oai.chat.completions.create(model="gpt-4o-mini", messages=CHAT).model == snapshot
+    chunks = list(oai.chat.completions.create(model="gpt-4o-mini", messages=CHAT, stream=True))
+    assert {chunk.model for chunk in chunks} == {snapshot}
+    assert oai.responses.create(model="gpt-4o-mini", input="q").model == snapshot
+    assert oai.embeddings.create(model="e", input="x").model == snapshot
+    fake_llm.enqueue(Reply(model="claude-haiku-4-5-20251001"))
+    with claude.messages.stream(model="claude-haiku-4-5", max_tokens=9, messages=CHAT) as stream:
+        assert stream.get_final_message().model == "claude-haiku-4-5-20251001"
+    # the limit is checked against the model asked for, not the one reported
+    fake_llm.enqueue(Reply(model="gpt-5"))
+    with pytest.raises(openai.BadRequestError):
+        oai.chat.completions.create(model="gpt-4o", messages=CHAT, max_tokens=20000)
+    assert oai.chat.completions.create(model="gpt-4o", messages=CHAT).model == "gpt-5"
 
 
 def test_drop_mid_stream_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:

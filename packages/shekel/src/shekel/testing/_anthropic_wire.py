@@ -24,7 +24,8 @@ def max_tokens(body: JSON) -> int | None:
 
 def check(body: JSON) -> Rejection | None:
     """What the real messages endpoint refuses about ``max_tokens``: leaving it out, a value that
-    is not an integer >= 1, or one above the model's maximum (for models in shekel's table)."""
+    is not an integer >= 1, one above the model's maximum (for models in shekel's table), or
+    one that leaves no room above an extended-thinking budget (itself at least 1024)."""
     if "max_tokens" not in body:
         return Rejection("max_tokens: Field required")
     value = body["max_tokens"]
@@ -39,6 +40,26 @@ def check(body: JSON) -> Rejection | None:
             f"max_tokens: {value} > {most}, which is the maximum allowed number of output "
             f"tokens for {model}"
         )
+    return _check_thinking(body.get("thinking"), value)
+
+
+_MIN_THINKING_BUDGET = 1024
+
+
+def _check_thinking(thinking: object, max_tokens: int) -> Rejection | None:
+    """Extended thinking's budget counts against ``max_tokens``, which must leave room above it."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not is_int(budget):
+        return Rejection("thinking.enabled.budget_tokens: Input should be a valid integer")
+    if budget < _MIN_THINKING_BUDGET:
+        return Rejection(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{_MIN_THINKING_BUDGET}"
+        )
+    if max_tokens <= budget:
+        return Rejection("`max_tokens` must be greater than `thinking.budget_tokens`.")
     return None
 
 

@@ -223,9 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
                 ]
             self._send_error(dialect, fault.status, message, extra)
             return
+        # what the answer is built from: the request, naming the model the reply reports
+        shown = body if reply.model is None else {**body, "model": reply.model}
         if path == _EMBEDDINGS:
             tokens = default_in if reply.input_tokens is None else reply.input_tokens
-            self._send_json(dialect, 200, openai_wire.embeddings(body, tokens), reply)
+            self._send_json(dialect, 200, openai_wire.embeddings(shown, tokens), reply)
             return
 
         assert generation is not None
@@ -239,9 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if body.get("stream") is True:
             framing = reply.stream_framing or self._provider.stream_framing
-            self._send_stream(dialect, generation.stream(body, turn), reply, framing)
+            self._send_stream(dialect, generation.stream(shown, turn), reply, framing)
         else:
-            self._send_json(dialect, 200, generation.plain(body, turn), reply)
+            self._send_json(dialect, 200, generation.plain(shown, turn), reply)
 
     # -- response side -----------------------------------------------------------------------
 

@@ -28,8 +28,9 @@ class FakeProvider:
     wording, before they take a reply from the queue: an output limit above the model's
     maximum (for the models in ``shekel._output_limits``; any limit goes for other models),
     below the endpoint's minimum or not an integer; Anthropic ``/v1/messages`` without
-    ``max_tokens``; OpenAI chat with both ``max_tokens`` and ``max_completion_tokens``, or
-    with ``stream_options`` but no ``stream``.
+    ``max_tokens``, or with a ``max_tokens`` not above ``thinking.budget_tokens``; OpenAI
+    chat with both ``max_tokens`` and ``max_completion_tokens``, or with ``stream_options``
+    but no ``stream``.
 
     ``stream_framing`` says how streamed bodies are cut into HTTP chunks (see
     :data:`~shekel.testing.StreamFraming`): by default the events after the text arrive
