@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import itertools
 import json
 import os
@@ -68,6 +69,38 @@ def sse_events(raw: str) -> list[tuple[str | None, str]]:
 def post_raw(fake: FakeProvider, path: str, body: dict[str, Any]) -> httpx.Response:
     with httpx.Client(base_url=fake.url) as client:
         return client.post(path, json=body)
+
+
+# The oldest SDKs shekel supports lack some entry points; tests of the fake through those skip.
+needs_responses = pytest.mark.skipif(
+    not hasattr(openai.OpenAI, "responses"), reason="this openai has no Responses API"
+)
+needs_chat_helpers = pytest.mark.skipif(
+    not hasattr(openai.resources.chat.Completions, "parse"),
+    reason="this openai has chat.completions.parse/stream only under client.beta",
+)
+needs_count_tokens = pytest.mark.skipif(
+    not hasattr(anthropic.resources.Messages, "count_tokens"),
+    reason="this anthropic has messages.count_tokens only under client.beta",
+)
+needs_models = pytest.mark.skipif(
+    not hasattr(anthropic.Anthropic, "models"), reason="this anthropic has no models API"
+)
+needs_thinking = pytest.mark.skipif(
+    "thinking" not in inspect.signature(anthropic.resources.Messages.create).parameters,
+    reason="this anthropic has no extended thinking",
+)
+
+
+def body_cut_off(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a response body that ended early. openai 2 lets httpx's
+    RemoteProtocolError through; openai 3 wraps httpx2's in an APIConnectionError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ == "RemoteProtocolError" and "incomplete" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 # --- lifecycle, scripting ---------------------------------------------------------------------
@@ -147,6 +180,7 @@ def test_set_usage_and_word_count_defaults(fake_llm: FakeProvider, oai: openai.O
     assert usages == [(40, 7, 47), (40, 5, 45), (1, 1, 2)]
 
 
+@needs_responses
 def test_echo_mode_repeats_last_user_message() -> None:
     with FakeProvider(echo=True) as fake:
         oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
@@ -289,6 +323,7 @@ def test_chat_stream_truncated(fake_llm: FakeProvider, oai: openai.OpenAI) -> No
     assert chunks[-1].usage.completion_tokens == 3
 
 
+@needs_chat_helpers
 def test_chat_stream_helper(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text="streamed by helper", input_tokens=8))
     with oai.chat.completions.stream(
@@ -307,6 +342,7 @@ class Weather(BaseModel):
     celsius: int
 
 
+@needs_chat_helpers
 def test_chat_parse_structured_output(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text='{"city": "Oslo", "celsius": -3}'))
     completion = oai.chat.completions.parse(model="m", messages=CHAT, response_format=Weather)
@@ -317,6 +353,7 @@ def test_chat_parse_structured_output(fake_llm: FakeProvider, oai: openai.OpenAI
 # --- OpenAI responses -------------------------------------------------------------------------
 
 
+@needs_responses
 def test_responses_plain(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(
         Reply(
@@ -339,6 +376,7 @@ def test_responses_plain(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     assert usage.output_tokens_details.reasoning_tokens == 4
 
 
+@needs_responses
 def test_responses_truncated_is_incomplete(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text="a b c d e f g h", output_tokens=20))
     response = oai.responses.create(model="m", input="q", max_output_tokens=16)
@@ -350,6 +388,7 @@ def test_responses_truncated_is_incomplete(fake_llm: FakeProvider, oai: openai.O
     assert response.usage.output_tokens == 16
 
 
+@needs_responses
 def test_responses_stream_event_sequence(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text="red green blue", input_tokens=11))
     events = list(oai.responses.create(model="m", input="colors", stream=True))
@@ -393,6 +432,7 @@ def test_responses_stream_wire_layout_and_truncation(fake_llm: FakeProvider) -> 
     assert (created["status"], created["usage"]) == ("in_progress", None)
 
 
+@needs_responses
 def test_responses_stream_helper(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply(text="helper text here", input_tokens=21, output_tokens=6))
     with oai.responses.stream(model="m", input="q") as stream:
@@ -412,7 +452,8 @@ def test_embeddings_default_base64_and_explicit_float(
 ) -> None:
     fake_llm.enqueue(Reply(input_tokens=17))
     result = oai.embeddings.create(model="text-embedding-3-small", input=["cat", "dog", "cat"])
-    assert fake_llm.requests[0].body["encoding_format"] == "base64"
+    # the SDK asks for base64 by default (older ones only when numpy is installed)
+    assert fake_llm.requests[0].body.get("encoding_format") in ("base64", None)
     assert [item.index for item in result.data] == [0, 1, 2]
     vectors = [item.embedding for item in result.data]
     assert all(len(v) == 8 and all(-1 <= x < 1 for x in v) for v in vectors)
@@ -539,6 +580,7 @@ def test_async_clients_stream(fake_llm: FakeProvider) -> None:
     assert chunks[-1].usage.completion_tokens == 5
 
 
+@needs_count_tokens
 def test_count_tokens(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> None:
     fake_llm.enqueue(Reply(text="not consumed by count_tokens"))
     count = claude.messages.count_tokens(
@@ -553,6 +595,7 @@ def test_count_tokens(fake_llm: FakeProvider, claude: anthropic.Anthropic) -> No
 # --- errors and faults ------------------------------------------------------------------------
 
 
+@needs_responses
 def test_rate_limit_and_server_errors_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
     fake_llm.enqueue(Reply.error(429, retry_after=1.5), Reply.error(500, message="boom"))
     with pytest.raises(openai.RateLimitError) as limited:
@@ -590,6 +633,7 @@ def test_rate_limit_and_server_errors_anthropic(
     assert failed.value.body["error"]["type"] == "api_error"
 
 
+@needs_models
 def test_unknown_paths_get_404_in_each_shape(
     fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
 ) -> None:
@@ -608,6 +652,52 @@ def test_invalid_json_is_a_400(fake_llm: FakeProvider) -> None:
         response = client.post("/v1/chat/completions", content=b"{not json")
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_drop_mid_stream_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(text="a b c d e f", drop_after_chunks=2))
+    received: list[str] = []
+
+    def consume() -> None:
+        for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(Exception) as dropped:
+        consume()
+    assert body_cut_off(dropped.value)
+    assert "".join(received) == "a b "
+    # the pooled client recovers on a fresh connection
+    assert oai.chat.completions.create(model="m", messages=CHAT).choices[0].message.content
+
+
+def test_drop_mid_stream_anthropic_and_non_stream(
+    fake_llm: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    fake_llm.enqueue(Reply(text="x y z", drop_after_chunks=1), Reply(drop_after_chunks=0))
+    received: list[str] = []
+    with (
+        pytest.raises(Exception) as dropped,
+        claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream,
+    ):
+        received.extend(stream.text_stream)
+    assert body_cut_off(dropped.value)
+    assert received == ["x "]
+    with pytest.raises(anthropic.APIConnectionError):
+        claude.messages.create(model="c", max_tokens=50, messages=CHAT)
+
+
+def test_latency_and_chunk_delay_are_observable(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
+    fake_llm.enqueue(Reply(latency=0.15), Reply(text="p q r s", chunk_delay=0.04))
+    started = time.monotonic()
+    oai.chat.completions.create(model="m", messages=CHAT)
+    assert time.monotonic() - started >= 0.15
+    arrivals = []
+    for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+    assert len(arrivals) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.03
 
 
 # --- stream framing: how events are cut into HTTP chunks -------------------------------------
@@ -748,6 +838,7 @@ def test_framing_is_validated() -> None:
         FakeProvider(stream_framing="lumped")  # type: ignore[arg-type]
 
 
+@needs_responses
 @pytest.mark.parametrize("framing", STREAM_FRAMINGS)
 def test_sdks_read_every_framing_alike(fake_llm: FakeProvider, framing: StreamFraming) -> None:
     oai = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="t", max_retries=0)
@@ -787,7 +878,7 @@ def test_drop_after_chunks_cuts_inside_any_framing(
     with pytest.raises(Exception) as dropped:
         for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
             received.append(chunk.choices[0].delta.content or "")
-    assert type(dropped.value).__name__ == "RemoteProtocolError"
+    assert body_cut_off(dropped.value)
     assert "".join(received) == "a b "
 
 
@@ -802,7 +893,7 @@ def test_drop_after_the_last_delta_loses_the_coalesced_usage(
                 model="m", messages=CHAT, stream=True, stream_options={"include_usage": True}
             )
         )
-    assert type(dropped.value).__name__ == "RemoteProtocolError"
+    assert body_cut_off(dropped.value)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "a b c"
     assert all(c.usage is None for c in chunks)
 
@@ -906,6 +997,7 @@ def test_chat_stream_options_need_a_stream(fake_llm: FakeProvider, oai: openai.O
     assert post_raw(fake_llm, "/v1/chat/completions", body).status_code == 200
 
 
+@needs_responses
 def test_responses_limit_outside_range_is_refused(
     fake_llm: FakeProvider, oai: openai.OpenAI
 ) -> None:
@@ -987,6 +1079,7 @@ def test_messages_need_a_positive_integer_max_tokens(fake_llm: FakeProvider) -> 
     assert count.status_code == 200
 
 
+@needs_thinking
 def test_messages_max_tokens_must_leave_room_above_the_thinking_budget(
     fake_llm: FakeProvider, claude: anthropic.Anthropic
 ) -> None:
@@ -1014,6 +1107,7 @@ def test_messages_max_tokens_must_leave_room_above_the_thinking_budget(
     assert disabled.stop_reason == "end_turn"
 
 
+@needs_responses
 def test_reply_reports_another_model(
     fake_llm: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
 ) -> None:
@@ -1032,52 +1126,6 @@ def test_reply_reports_another_model(
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="gpt-4o", messages=CHAT, max_tokens=20000)
     assert oai.chat.completions.create(model="gpt-4o", messages=CHAT).model == "gpt-5"
-
-
-def test_drop_mid_stream_openai(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
-    fake_llm.enqueue(Reply(text="a b c d e f", drop_after_chunks=2))
-    received: list[str] = []
-
-    def consume() -> None:
-        for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
-            received.append(chunk.choices[0].delta.content or "")
-
-    with pytest.raises(Exception) as dropped:
-        consume()
-    assert type(dropped.value).__name__ == "RemoteProtocolError"
-    assert "".join(received) == "a b "
-    # the pooled client recovers on a fresh connection
-    assert oai.chat.completions.create(model="m", messages=CHAT).choices[0].message.content
-
-
-def test_drop_mid_stream_anthropic_and_non_stream(
-    fake_llm: FakeProvider, claude: anthropic.Anthropic
-) -> None:
-    fake_llm.enqueue(Reply(text="x y z", drop_after_chunks=1), Reply(drop_after_chunks=0))
-    received: list[str] = []
-    with (
-        pytest.raises(Exception) as dropped,
-        claude.messages.stream(model="c", max_tokens=50, messages=CHAT) as stream,
-    ):
-        received.extend(stream.text_stream)
-    assert type(dropped.value).__name__ == "RemoteProtocolError"
-    assert received == ["x "]
-    with pytest.raises(anthropic.APIConnectionError):
-        claude.messages.create(model="c", max_tokens=50, messages=CHAT)
-
-
-def test_latency_and_chunk_delay_are_observable(fake_llm: FakeProvider, oai: openai.OpenAI) -> None:
-    fake_llm.enqueue(Reply(latency=0.15), Reply(text="p q r s", chunk_delay=0.04))
-    started = time.monotonic()
-    oai.chat.completions.create(model="m", messages=CHAT)
-    assert time.monotonic() - started >= 0.15
-    arrivals = []
-    for chunk in oai.chat.completions.create(model="m", messages=CHAT, stream=True):
-        if chunk.choices and chunk.choices[0].delta.content:
-            arrivals.append(time.monotonic())
-    assert len(arrivals) == 4
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.03
 
 
 # --- connections and concurrency --------------------------------------------------------------
