@@ -74,12 +74,13 @@ class Reply:
     stream is cut into HTTP chunks (see :data:`StreamFraming`); ``None`` means the
     provider's own setting.
 
-    ``model`` is the model id the response reports; ``None`` reports the one requested.  Real
-    APIs often answer an alias with a dated snapshot (``gpt-4o-mini`` comes back as
-    ``gpt-4o-mini-2024-07-18``), and code that prices by the reported model must cope.
     ``ignore_max_tokens`` makes the reply disregard the request's output limit, like a
     misbehaving gateway (to test that a strict budget cuts such a stream off itself); a limit
     the real API would refuse is refused all the same.
+
+    ``model`` is the model id the response reports; ``None`` reports the one requested.  Real
+    APIs often answer an alias with a dated snapshot (``gpt-4o-mini`` comes back as
+    ``gpt-4o-mini-2024-07-18``), and code that prices by the reported model must cope.
     """
 
     text: str | None = None
