@@ -73,7 +73,18 @@ LIBRARIES_TEST = "tests/core/interception/test_libraries_on_the_sdks.py"
 _NOT_FOR_TESTS = {"ruff", "mypy", "nox"}  # dev tools that the tests do not import
 _SDKS = {"openai", "anthropic"}
 _LIBRARIES = {"langchain-openai", "langchain-anthropic"}
-_SHOWN = ["openai", "anthropic", "httpx", "httpx2", "pluggy", "genai-prices", "pydantic"]
+_SHOWN = [
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpx2",
+    "pluggy",
+    "genai-prices",
+    "pydantic",
+    "pytest",
+    "langchain-openai",
+    "langchain-anthropic",
+]
 
 
 def _pyproject(path: Path) -> dict[str, Any]:
