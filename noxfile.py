@@ -1,21 +1,46 @@
 """Development sessions: ``uv run nox -s tests`` (or ``tests_core`` and one ``tests_<package>``
 per folder of ``tests/``, ``lint``, ``typecheck``, ``bench``); ``uv run nox -l`` lists them.
 
-Every session runs its tool through ``uv run`` in the workspace's own environment (``uv sync``
-keeps it in step with ``uv.lock``), so nox creates no virtual environments of its own. Extra
+These sessions run their tool through ``uv run`` in the workspace's own environment (``uv sync``
+keeps it in step with ``uv.lock``), so nox creates no virtual environments for them. Extra
 arguments after ``--`` go to the tool, e.g. ``nox -s tests -- -k pool`` or
 ``nox -s bench -- --quick``.
+
+The workspace pins openai 2.x (crewai and llama-index-llms-openai pin ``openai<3``), but users
+also run shekel on openai 3 and on the oldest SDKs it declares. Two sessions run ``tests/core``
+in environments of their own, built by nox with ``uv venv`` + ``uv pip install`` in
+``.nox/<session>`` from the interpreter nox runs under (no Python download, no lock to keep):
+
+- ``tests_core_newest``: the newest openai 3.x and the newest anthropic shekel allows, with
+  LangChain's openai and anthropic packages on top; resolved afresh each run (``--upgrade``).
+- ``tests_core_lowest``: exactly the lower bounds shekel declares for pluggy, genai-prices,
+  openai and anthropic, and the workspace's lower bound for httpx. Only those are pinned, to
+  ``==`` their floor: everything else resolves to its newest compatible version, so uv never
+  backtracks to ancient releases. LangChain needs far newer SDKs, so
+  ``test_libraries_on_the_sdks.py`` does not run there.
+
+Both read their requirements from the pyproject files (shekel's dependencies and extras, and
+the test tools of the workspace's ``dev`` group), print the versions they installed, and stop
+if the SDK generation is not the one meant. Installs come from uv's cache when it has them:
+``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
+``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
 """
 
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import nox
+from packaging.requirements import Requirement
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ROOT = Path(__file__).parent
+SHEKEL = ROOT / "packages" / "shekel"
 
 
 def _uv_run(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
@@ -39,9 +64,115 @@ def _package_tests(package: str) -> None:
 
 
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
-for _folder in sorted(Path(__file__).parent.joinpath("tests").iterdir()):
+for _folder in sorted(ROOT.joinpath("tests").iterdir()):
     if _folder.is_dir() and not _folder.name.startswith(("_", ".")):
         _package_tests(_folder.name)
+
+
+LIBRARIES_TEST = "tests/core/interception/test_libraries_on_the_sdks.py"
+_NOT_FOR_TESTS = {"ruff", "mypy", "nox"}  # dev tools that the tests do not import
+_SDKS = {"openai", "anthropic"}
+_LIBRARIES = {"langchain-openai", "langchain-anthropic"}
+_SHOWN = [
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpx2",
+    "pluggy",
+    "genai-prices",
+    "pydantic",
+    "pytest",
+    "langchain-openai",
+    "langchain-anthropic",
+]
+
+
+def _pyproject(path: Path) -> dict[str, Any]:
+    with path.joinpath("pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def _shekel_requirements() -> dict[str, Requirement]:
+    """shekel's dependencies and the SDKs of its extras, by name."""
+    project = _pyproject(SHEKEL)["project"]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    return {req.name: req for req in map(Requirement, [*project["dependencies"], *extras])}
+
+
+def _dev_requirements() -> dict[str, Requirement]:
+    """The workspace's ``dev`` group, by name."""
+    group = _pyproject(ROOT)["dependency-groups"]["dev"]
+    return {req.name: req for req in map(Requirement, group)}
+
+
+def _floor(requirement: Requirement) -> str:
+    """``name==X`` for a requirement's ``>=X`` lower bound."""
+    floors = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+    if len(floors) != 1:
+        raise ValueError(f"{requirement} has no single '>=' lower bound to test")
+    return f"{requirement.name}=={floors[0]}"
+
+
+def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
+    """Print the versions the session installed; fail unless each matches its ``expect``
+    (``"3"`` matches 3.x.y, ``"1.60"`` matches 1.60.z)."""
+    script = (
+        "import sys\n"
+        "from importlib.metadata import PackageNotFoundError, version\n"
+        "bad = []\n"
+        "for name, prefix in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    try:\n"
+        "        found = version(name)\n"
+        "    except PackageNotFoundError:\n"
+        "        found = 'not installed'\n"
+        "    print(f'{name:>20} {found}')\n"
+        "    if prefix and not (found + '.').startswith(prefix + '.'):\n"
+        "        bad.append(f'{name} {found}: expected {prefix}.*')\n"
+        "print(f'{\"python\":>20} {sys.version.split()[0]}')\n"
+        "sys.exit('; '.join(bad) or None)\n"
+    )
+    pairs = [part for name in _SHOWN for part in (name, expect.get(name, ""))]
+    session.log("installed:")
+    session.run("python", "-c", script, *pairs, silent=False, log=False)
+
+
+def _pytest_core(session: nox.Session, *extra: str) -> None:
+    session.run("python", "-m", "pytest", "tests/core", *extra, *session.posargs)
+
+
+@nox.session
+def tests_core_newest(session: nox.Session) -> None:
+    """tests/core on the newest openai 3.x and newest anthropic, with LangChain (own venv)."""
+    shekel = _shekel_requirements()
+    dev = _dev_requirements()
+    tools = [str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        *(str(req) for name, req in shekel.items() if name != "openai"),
+        f"{shekel['openai']},>=3",
+        *tools,
+    )
+    _show_versions(session, {"openai": "3"})
+    _pytest_core(session)
+
+
+@nox.session
+def tests_core_lowest(session: nox.Session) -> None:
+    """tests/core on the lowest versions shekel declares for its dependencies (own venv)."""
+    shekel = _shekel_requirements()
+    dev = _dev_requirements()
+    floors = [_floor(req) for req in shekel.values()] + [_floor(dev["httpx"])]
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES | {"httpx"}
+    tools = [str(req) for name, req in dev.items() if name not in skip]
+    session.install("-e", str(SHEKEL), *floors, *tools)
+    _show_versions(session, {pin.split("==")[0]: pin.split("==")[1] for pin in floors})
+    session.log(
+        f"not running {LIBRARIES_TEST}: langchain-openai and langchain-anthropic need far "
+        "newer SDKs than these lower bounds"
+    )
+    _pytest_core(session, f"--ignore={LIBRARIES_TEST}")
 
 
 @nox.session(python=False)

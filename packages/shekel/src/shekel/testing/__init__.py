@@ -13,11 +13,23 @@ Point the real SDKs at it and script what they get back::
 
 Served endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``
 (OpenAI) and ``/v1/messages``, ``/v1/messages/count_tokens`` (Anthropic), each plain JSON
-or SSE when the body has ``"stream": true``.  With pytest, the ``fake_llm`` fixture yields
-a running ``FakeProvider``.  Nothing here imports the ``openai`` or ``anthropic`` packages.
+or SSE when the body has ``"stream": true``.  Requests the real APIs would refuse for their
+output limit (e.g. ``max_tokens`` above the model's maximum) get the same HTTP 400 here.
+Streams end the way real servers send them, the usage and closing events in one network
+read; ``StreamFraming`` lets a test choose another cut.  With pytest, the ``fake_llm``
+fixture yields a running ``FakeProvider``.  Nothing here imports the ``openai`` or
+``anthropic`` packages.
 """
 
-from shekel.testing._model import Fault, RecordedRequest, Reply
+from shekel.testing._model import STREAM_FRAMINGS, Fault, RecordedRequest, Reply, StreamFraming
 from shekel.testing._server import DEFAULT_TEXT, FakeProvider
 
-__all__ = ["DEFAULT_TEXT", "FakeProvider", "Fault", "RecordedRequest", "Reply"]
+__all__ = [
+    "DEFAULT_TEXT",
+    "STREAM_FRAMINGS",
+    "FakeProvider",
+    "Fault",
+    "RecordedRequest",
+    "Reply",
+    "StreamFraming",
+]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from shekel._output_limits import listed_max_output
 from shekel.testing._common import (
     JSON,
     Event,
+    Rejection,
     Turn,
     content_text,
     int_field,
+    is_int,
     last_user_text,
+    model_name,
     new_id,
     sse,
 )
@@ -16,6 +20,47 @@ from shekel.testing._common import (
 
 def max_tokens(body: JSON) -> int | None:
     return int_field(body, "max_tokens")
+
+
+def check(body: JSON) -> Rejection | None:
+    """What the real messages endpoint refuses about ``max_tokens``: leaving it out, a value that
+    is not an integer >= 1, one above the model's maximum (for models in shekel's table), or
+    one that leaves no room above an extended-thinking budget (itself at least 1024)."""
+    if "max_tokens" not in body:
+        return Rejection("max_tokens: Field required")
+    value = body["max_tokens"]
+    if not is_int(value):
+        return Rejection("max_tokens: Input should be a valid integer")
+    if value < 1:
+        return Rejection("max_tokens: Input should be greater than or equal to 1")
+    model = model_name(body)
+    most = listed_max_output(model) if model is not None else None
+    if most is not None and value > most:
+        return Rejection(
+            f"max_tokens: {value} > {most}, which is the maximum allowed number of output "
+            f"tokens for {model}"
+        )
+    return _check_thinking(body.get("thinking"), value)
+
+
+_MIN_THINKING_BUDGET = 1024
+
+
+def _check_thinking(thinking: object, max_tokens: int) -> Rejection | None:
+    """Extended thinking's budget counts against ``max_tokens``, which must leave room above it."""
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not is_int(budget):
+        return Rejection("thinking.enabled.budget_tokens: Input should be a valid integer")
+    if budget < _MIN_THINKING_BUDGET:
+        return Rejection(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{_MIN_THINKING_BUDGET}"
+        )
+    if max_tokens <= budget:
+        return Rejection("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    return None
 
 
 def echo_text(body: JSON) -> str | None:
@@ -119,7 +164,8 @@ _ERROR_TYPES = {
 }
 
 
-def error_body(status: int, message: str) -> JSON:
+def error_body(status: int, message: str, rejection: Rejection | None = None) -> JSON:
+    """Anthropic's error object (a ``rejection`` adds nothing: the message says it all)."""
     fallback = "api_error" if status >= 500 else "invalid_request_error"
     kind = _ERROR_TYPES.get(status, fallback)
     return {"type": "error", "error": {"type": kind, "message": message}}

@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from shekel.testing._model import Reply
 
@@ -76,13 +76,32 @@ def resolve_turn(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why the real API would refuse a request (HTTP 400), worded as that API words it.
+
+    ``param`` and ``code`` fill OpenAI's error fields of those names; Anthropic's error
+    body has only the message.
+    """
+
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """A JSON integer (``true`` and ``false`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def model_name(body: JSON) -> str | None:
+    model = body.get("model")
+    return model if isinstance(model, str) else None
+
+
 def int_field(body: JSON, *names: str) -> int | None:
     """The smallest integer among ``body[name]`` for the given names (bools are ignored)."""
-    values = [
-        value
-        for name in names
-        if isinstance(value := body.get(name), int) and not isinstance(value, bool)
-    ]
+    values = [value for name in names if is_int(value := body.get(name))]
     return min(values) if values else None
 
 

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import shekel.testing._anthropic_wire as anthropic_wire
 import shekel.testing._openai_wire as openai_wire
-from shekel.testing._common import JSON, Event, Turn, new_id, resolve_turn
-from shekel.testing._model import RecordedRequest, Reply
+from shekel.testing._common import JSON, Event, Rejection, Turn, new_id, resolve_turn
+from shekel.testing._model import RecordedRequest, Reply, StreamFraming
 
 if TYPE_CHECKING:
     from shekel.testing._server import FakeProvider
@@ -28,8 +28,9 @@ Dialect = Literal["openai", "anthropic"]
 
 @dataclass(frozen=True, slots=True)
 class _Generation:
-    """How one text-generating endpoint reads its request and shapes its answer."""
+    """How one text-generating endpoint checks and reads its request and shapes its answer."""
 
+    check: Callable[[JSON], Rejection | None]
     max_tokens: Callable[[JSON], int | None]
     echo_text: Callable[[JSON], str | None]
     plain: Callable[[JSON, Turn], JSON]
@@ -38,18 +39,21 @@ class _Generation:
 
 _GENERATIONS: dict[str, _Generation] = {
     "/v1/chat/completions": _Generation(
+        openai_wire.chat_check,
         openai_wire.chat_max_tokens,
         openai_wire.chat_echo_text,
         openai_wire.chat_completion,
         openai_wire.chat_stream,
     ),
     "/v1/responses": _Generation(
+        openai_wire.responses_check,
         openai_wire.responses_max_tokens,
         openai_wire.responses_echo_text,
         openai_wire.response_object,
         openai_wire.responses_stream,
     ),
     "/v1/messages": _Generation(
+        anthropic_wire.check,
         anthropic_wire.max_tokens,
         anthropic_wire.echo_text,
         anthropic_wire.message,
@@ -185,7 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
         known = self.command == "POST" and (
             path in _GENERATIONS or path in (_EMBEDDINGS, _COUNT_TOKENS)
         )
-        consume = known and valid and path != _COUNT_TOKENS
+        generation = _GENERATIONS.get(path) if known and valid else None
+        # A request the real API refuses never reaches the model: it takes no scripted reply.
+        rejection = generation.check(body) if generation is not None else None
+        consume = known and valid and rejection is None and path != _COUNT_TOKENS
         recorded = RecordedRequest(path=path, body=body, headers=headers, method=self.command)
         queued, default_in, default_out = self._provider._arrive(recorded, consume=consume)
 
@@ -194,6 +201,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not valid:
             self._send_error(dialect, 400, "The request body must be a JSON object.")
+            return
+        if rejection is not None:
+            self._send_error(dialect, 400, rejection.message, rejection=rejection)
             return
         if path == _COUNT_TOKENS:
             self._send_json(dialect, 200, anthropic_wire.count_tokens(body))
@@ -213,12 +223,14 @@ class _Handler(BaseHTTPRequestHandler):
                 ]
             self._send_error(dialect, fault.status, message, extra)
             return
+        # what the answer is built from: the request, naming the model the reply reports
+        shown = body if reply.model is None else {**body, "model": reply.model}
         if path == _EMBEDDINGS:
             tokens = default_in if reply.input_tokens is None else reply.input_tokens
-            self._send_json(dialect, 200, openai_wire.embeddings(body, tokens), reply)
+            self._send_json(dialect, 200, openai_wire.embeddings(shown, tokens), reply)
             return
 
-        generation = _GENERATIONS[path]
+        assert generation is not None
         echoed = generation.echo_text(body) if self._provider.echo else None
         turn = resolve_turn(
             reply,
@@ -228,9 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
             max_tokens=generation.max_tokens(body),
         )
         if body.get("stream") is True:
-            self._send_stream(dialect, generation.stream(body, turn), reply)
+            framing = reply.stream_framing or self._provider.stream_framing
+            self._send_stream(dialect, generation.stream(shown, turn), reply, framing)
         else:
-            self._send_json(dialect, 200, generation.plain(body, turn), reply)
+            self._send_json(dialect, 200, generation.plain(shown, turn), reply)
 
     # -- response side -----------------------------------------------------------------------
 
@@ -260,36 +273,71 @@ class _Handler(BaseHTTPRequestHandler):
         status: int,
         message: str,
         extra: Iterable[tuple[str, str]] = (),
+        *,
+        rejection: Rejection | None = None,
     ) -> None:
         shape = anthropic_wire.error_body if dialect == "anthropic" else openai_wire.error_body
-        data = json.dumps(shape(status, message)).encode()
+        data = json.dumps(shape(status, message, rejection)).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
         self._start(dialect, status, [*headers, *extra])
         self.wfile.write(data)
 
-    def _send_stream(self, dialect: Dialect, events: list[Event], reply: Reply) -> None:
+    def _send_stream(
+        self, dialect: Dialect, events: list[Event], reply: Reply, framing: StreamFraming
+    ) -> None:
         headers = [
             ("Content-Type", "text/event-stream; charset=utf-8"),
             ("Cache-Control", "no-cache"),
             ("Transfer-Encoding", "chunked"),
         ]
         self._start(dialect, 200, headers)
+        frames = _frames(events, framing)
         limit = reply.drop_after_chunks
-        sent = 0
-        for event in events:
-            if limit is not None and event.kind != "pre" and sent >= limit:
+        sent = 0  # text deltas written so far
+        for index, frame in enumerate(frames):
+            size = sum(len(event.payload) for event in frame)
+            payload = bytearray()
+            deltas = 0
+            cut = False
+            for event in frame:
+                if limit is not None and event.kind != "pre" and sent + deltas >= limit:
+                    cut = True
+                    break
+                if event.kind == "content":
+                    deltas += 1
+                payload += event.payload
+            if deltas and reply.chunk_delay:
+                time.sleep(reply.chunk_delay * deltas)
+            sent += deltas
+            if cut:
+                if payload:  # announce the whole chunk, send part of it, hang up
+                    self.wfile.write(b"%X\r\n%s" % (size, payload))
                 self._abort()
                 return
-            if event.kind == "content":
-                if reply.chunk_delay:
-                    time.sleep(reply.chunk_delay)
-                sent += 1
-            # one SSE event per HTTP chunk, in a single send
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(event.payload), event.payload))
-        self.wfile.write(b"0\r\n\r\n")
+            data = b"%X\r\n%s\r\n" % (size, payload)
+            last = index == len(frames) - 1
+            if last and framing != "split":
+                data += b"0\r\n\r\n"  # the end of the body travels with the last events
+            self.wfile.write(data)  # one send per chunk
+        if not frames or framing == "split":
+            self.wfile.write(b"0\r\n\r\n")
 
     def _abort(self) -> None:
         """Cut the connection mid-response, so the client sees an incomplete body."""
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _frames(events: list[Event], framing: StreamFraming) -> list[list[Event]]:
+    """Group a stream's events into HTTP chunks as ``framing`` says (see ``StreamFraming``)."""
+    if framing == "single":
+        return [events] if events else []
+    frames: list[list[Event]] = []
+    for event in events:
+        after_text = event.kind == "post" and frames and frames[-1][-1].kind == "post"
+        if framing == "coalesced" and after_text:
+            frames[-1].append(event)
+        else:
+            frames.append([event])
+    return frames

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["Fault", "RecordedRequest", "Reply"]
+__all__ = ["STREAM_FRAMINGS", "Fault", "RecordedRequest", "Reply", "StreamFraming"]
+
+StreamFraming = Literal["coalesced", "split", "single"]
+"""How a streamed body is cut into HTTP chunks (each chunk is written with one send).
+
+``"coalesced"`` (the default): the events before the text and each text delta go in chunks of
+their own, and every event after the text goes in *one* chunk together with the end of the
+body, as real servers usually deliver them: OpenAI's finish chunk, usage chunk and
+``data: [DONE]``, or Anthropic's ``content_block_stop``, ``message_delta`` and
+``message_stop``, reach the client in a single network read.
+
+``"split"``: one event per chunk, the end of the body on its own; a client that keeps up reads
+them one at a time.
+
+``"single"``: the whole body in one chunk, ending it: the client gets every event at once.
+"""
+
+STREAM_FRAMINGS: tuple[StreamFraming, ...] = get_args(StreamFraming)
+
+
+def check_stream_framing(value: object) -> None:
+    if value not in STREAM_FRAMINGS:
+        raise ValueError(f"stream_framing must be one of {STREAM_FRAMINGS}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +66,21 @@ class Reply:
     Anthropic ``cache_read_input_tokens``; ``cache_write_tokens`` becomes Anthropic
     ``cache_creation_input_tokens`` (and OpenAI ``cache_write_tokens`` when non-zero).
 
-    ``latency`` delays the response headers, ``chunk_delay`` sleeps before every streamed
-    content chunk, and ``drop_after_chunks`` closes the connection abruptly after that many
-    content chunks of a stream (for a non-streamed request: after half of the JSON body).
+    ``latency`` delays the response headers, ``chunk_delay`` sleeps once per streamed text
+    delta before the HTTP chunk carrying it is written (with ``"single"`` framing, all of
+    them before the body), and ``drop_after_chunks`` closes the connection abruptly right
+    after that many text deltas of a stream, even inside an HTTP chunk (for a non-streamed
+    request: after half of the JSON body).  ``stream_framing`` chooses how this reply's
+    stream is cut into HTTP chunks (see :data:`StreamFraming`); ``None`` means the
+    provider's own setting.
+
     ``ignore_max_tokens`` makes the reply disregard the request's output limit, like a
-    misbehaving gateway (to test that a strict budget cuts such a stream off itself).
+    misbehaving gateway (to test that a strict budget cuts such a stream off itself); a limit
+    the real API would refuse is refused all the same.
+
+    ``model`` is the model id the response reports; ``None`` reports the one requested.  Real
+    APIs often answer an alias with a dated snapshot (``gpt-4o-mini`` comes back as
+    ``gpt-4o-mini-2024-07-18``), and code that prices by the reported model must cope.
     """
 
     text: str | None = None
@@ -62,6 +94,8 @@ class Reply:
     drop_after_chunks: int | None = None
     fault: Fault | None = None
     ignore_max_tokens: bool = False
+    stream_framing: StreamFraming | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         counts = {
@@ -77,6 +111,8 @@ class Reply:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if self.latency < 0 or self.chunk_delay < 0:
             raise ValueError("latency and chunk_delay must be >= 0")
+        if self.stream_framing is not None:
+            check_stream_framing(self.stream_framing)
 
     @classmethod
     def error(

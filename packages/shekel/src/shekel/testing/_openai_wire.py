@@ -8,14 +8,18 @@ import struct
 import time
 from typing import Any
 
+from shekel._output_limits import listed_max_output
 from shekel.testing._common import (
     JSON,
     Event,
     EventKind,
+    Rejection,
     Turn,
     content_text,
     int_field,
+    is_int,
     last_user_text,
+    model_name,
     new_id,
     sse,
 )
@@ -30,6 +34,96 @@ def chat_max_tokens(body: JSON) -> int | None:
 
 def responses_max_tokens(body: JSON) -> int | None:
     return int_field(body, "max_output_tokens")
+
+
+# The smallest output limit each endpoint accepts.
+_CHAT_MIN_OUTPUT = 1
+_RESPONSES_MIN_OUTPUT = 16
+
+
+def _json_kind(value: object) -> str:
+    """How OpenAI's validation errors name the JSON type of a value."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _check_integer(name: str, value: object, minimum: int) -> Rejection | None:
+    if not is_int(value):
+        message = f"Invalid type for '{name}': expected an integer, but got {_json_kind(value)}"
+        return Rejection(f"{message} instead.", name, "invalid_type")
+    if value < minimum:
+        return Rejection(
+            f"Invalid '{name}': integer below minimum value. "
+            f"Expected a value >= {minimum}, but got {value} instead.",
+            name,
+            "integer_below_min_value",
+        )
+    return None
+
+
+def chat_check(body: JSON) -> Rejection | None:
+    """What the real chat completions endpoint refuses about the output limit and streaming.
+
+    Both limits at once, a limit that is not an integer >= 1 or above the model's maximum
+    (for models in shekel's table), and ``stream_options`` on a request that does not stream.
+    """
+    given = [name for name in ("max_tokens", "max_completion_tokens") if body.get(name) is not None]
+    if len(given) == 2:
+        return Rejection(
+            "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+            "max_tokens",
+            "invalid_parameter_combination",
+        )
+    if body.get("stream_options") is not None and body.get("stream") is not True:
+        return Rejection(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+        )
+    if not given:
+        return None
+    name = given[0]
+    value = body[name]
+    rejection = _check_integer(name, value, _CHAT_MIN_OUTPUT)
+    if rejection is not None:
+        return rejection
+    model = model_name(body)
+    most = listed_max_output(model) if model is not None else None
+    if most is not None and value > most:
+        return Rejection(
+            f"{name} is too large: {value}. This model supports at most {most} completion "
+            f"tokens, whereas you provided {value}.",
+            name,
+            "invalid_value",
+        )
+    return None
+
+
+def responses_check(body: JSON) -> Rejection | None:
+    """What the real Responses endpoint refuses about ``max_output_tokens``: a value that is not
+    an integer >= 16, or one above the model's maximum (for models in shekel's table)."""
+    value = body.get("max_output_tokens")
+    if value is None:
+        return None
+    rejection = _check_integer("max_output_tokens", value, _RESPONSES_MIN_OUTPUT)
+    if rejection is not None:
+        return rejection
+    model = model_name(body)
+    most = listed_max_output(model) if model is not None else None
+    if most is not None and value > most:
+        return Rejection(
+            "Invalid 'max_output_tokens': integer above maximum value. "
+            f"Expected a value <= {most}, but got {value} instead.",
+            "max_output_tokens",
+            "integer_above_max_value",
+        )
+    return None
 
 
 def chat_echo_text(body: JSON) -> str | None:
@@ -305,8 +399,12 @@ _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 }
 
 
-def error_body(status: int, message: str) -> JSON:
+def error_body(status: int, message: str, rejection: Rejection | None = None) -> JSON:
+    """OpenAI's error object; a ``rejection`` supplies its own ``param`` and ``code``."""
     kind, code = _ERROR_KINDS.get(status, ("server_error", None))
     if status < 500 and status not in _ERROR_KINDS:
         kind = "invalid_request_error"
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    param = None
+    if rejection is not None:
+        param, code = rejection.param, rejection.code
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

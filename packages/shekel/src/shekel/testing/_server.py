@@ -7,7 +7,7 @@ from collections import deque
 from types import TracebackType
 
 from shekel.testing._http import Server
-from shekel.testing._model import RecordedRequest, Reply
+from shekel.testing._model import RecordedRequest, Reply, StreamFraming, check_stream_framing
 
 __all__ = ["DEFAULT_TEXT", "FakeProvider"]
 
@@ -23,6 +23,18 @@ class FakeProvider:
     otherwise) and serves until :meth:`stop`; using it as a context manager stops it on exit.
     Each generation request (chat completions, responses, messages, embeddings) takes the
     next enqueued :class:`Reply`, or a default reply when the queue is empty.
+
+    Requests the real APIs refuse are refused here too, with HTTP 400 and the provider's own
+    wording, before they take a reply from the queue: an output limit above the model's
+    maximum (for the models in ``shekel._output_limits``; any limit goes for other models),
+    below the endpoint's minimum or not an integer; Anthropic ``/v1/messages`` without
+    ``max_tokens``, or with a ``max_tokens`` not above ``thinking.budget_tokens``; OpenAI
+    chat with both ``max_tokens`` and ``max_completion_tokens``, or with ``stream_options``
+    but no ``stream``.
+
+    ``stream_framing`` says how streamed bodies are cut into HTTP chunks (see
+    :data:`~shekel.testing.StreamFraming`): by default the events after the text arrive
+    together, as real servers send them; a :class:`Reply` may choose otherwise for itself.
     """
 
     def __init__(
@@ -33,8 +45,11 @@ class FakeProvider:
         host: str = "127.0.0.1",
         port: int = 0,
         log_requests: bool = False,
+        stream_framing: StreamFraming = "coalesced",
     ) -> None:
+        check_stream_framing(stream_framing)
         self.echo = echo
+        self.stream_framing: StreamFraming = stream_framing
         self.default_text = default_text
         self.log_requests = log_requests
         self._lock = threading.Lock()
