@@ -123,6 +123,7 @@ def measure_ours(sizes: dict[str, Any]) -> dict[str, Any]:
     raw: dict[str, Any] = {"patched_without_budget": _patched()}
     raw.update(work.measure_sdk_calls(lambda: shekel.budget(max_usd=1e9), sizes))
     raw["openai_send"] = measure_send(sizes, work.PROMPT)
+    raw["openai_send_routed"] = measure_routed_send(sizes)
     raw["openai_send_large"] = measure_send(sizes, large_prompt())
     try:
         raw.update(measure_taps(sizes))
@@ -177,6 +178,29 @@ def measure_send(sizes: dict[str, Any], messages: list[dict[str, str]]) -> dict[
     out["calls_recorded"] = b.calls_used
     out["request_bytes"] = len(request.content)
     return out
+
+
+def measure_routed_send(sizes: dict[str, Any]) -> dict[str, Any]:
+    """``measure_send`` with a routing plugin registered and not answering."""
+    import shekel
+
+    if not hasattr(shekel, "CallRoute"):  # a --baseline revision from before the hook
+        return {"error": "no shekel_route_call hook in this revision"}
+
+    class RouteNowhere:
+        """A ``shekel_route_call`` plugin that never answers: what an installed integration
+        costs the calls made outside its framework."""
+
+        @shekel.hookimpl
+        def shekel_route_call(self, active: Any) -> None:
+            return None
+
+    plugin = RouteNowhere()
+    shekel.plugin_manager().register(plugin)
+    try:
+        return measure_send(sizes, work.PROMPT)
+    finally:
+        shekel.plugin_manager().unregister(plugin)
 
 
 def measure_taps(sizes: dict[str, Any]) -> dict[str, Any]:
@@ -576,6 +600,18 @@ def build_figures(
             goal=None,
             extra=sides(raw.get("openai_send")),
             error=recording_problem(raw.get("openai_send")),
+        )
+    )
+    figures.append(
+        overhead_figure(
+            "openai_send_routed_overhead",
+            "httpx.Client.send as above, with a shekel_route_call plugin answering None: "
+            "overhead per call",
+            overhead(raw.get("openai_send_routed")),
+            goal=None,
+            extra=sides(raw.get("openai_send_routed")),
+            error=(raw.get("openai_send_routed") or {}).get("error")
+            or recording_problem(raw.get("openai_send_routed")),
         )
     )
     large = raw.get("openai_send_large") or {}
