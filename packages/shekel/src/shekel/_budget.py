@@ -35,7 +35,7 @@ from ._context import (
 )
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
-from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Ledger
+from ._ledger import DEFAULT_LEDGER, UNLIMITED, AccountState, Caps, Ledger, Link
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState
@@ -94,7 +94,7 @@ class Budget:
         )
         self._ledger: Ledger = check_ledger(ledger) or DEFAULT_LEDGER
         self.name: str | None = self._config.name
-        self._account = self._ledger.open(self.name or "budget", self._config.caps)
+        self._account: Any = self._ledger.open(self.name or "budget", self._config.caps)
         self.parent: Budget | None = None
         self.children: list[Budget] = []
         self._child_names: dict[str, Budget] = {}
@@ -103,7 +103,11 @@ class Budget:
         self._live: list[Activation] = []
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
-        self._chain: tuple[Any, ...] = (self._account,)
+        # The accounts spend goes to, innermost first, with the caps each is held to.
+        self._chain: tuple[Link, ...] = ((self._account, self._config.caps),)
+        # The caps it shows: its own, auto-capped when it was last activated (or attached) to
+        # what its parent had left then.
+        self._capped: Caps = self._config.caps
         # The non-empty ``prices`` tables of the lineage, innermost first (rebuilt when attached).
         self._price_tables: list[dict[str, Rate]] = (
             [self._config.prices] if self._config.prices else []
@@ -149,8 +153,37 @@ class Budget:
     # -- money -------------------------------------------------------------------------
 
     def snapshot(self) -> BudgetSnapshot:
-        """Used, reserved and remaining on each axis, read atomically."""
-        return snapshot_of(self._ledger, self._account)
+        """Used, reserved and remaining on each axis (remaining within the auto-capped limits),
+        the account read atomically."""
+        return self._reading()[0]
+
+    def _reading(self) -> tuple[BudgetSnapshot, AccountState, Caps]:
+        state = self._ledger.read(self._account)
+        caps = self._capped
+        return snapshot_of(state, caps), state, caps
+
+    def _autocap(self) -> None:
+        """Lower the caps this budget shows to what its parent has left now. Enforcement needs
+        no such figure (every operation checks the whole chain against each budget's own caps),
+        so it is kept here, not in the ledger."""
+        own = self._config.caps
+        parent = self.parent
+        if parent is None:
+            self._capped = own
+            return
+        state = self._ledger.read(self._account)
+        theirs = parent._ledger.read(parent._account)
+        parent_caps = parent._capped
+        capped = []
+        for cap, parent_cap, parent_used, parent_held, used in zip(
+            own, parent_caps, theirs.used, theirs.reserved, state.used, strict=True
+        ):
+            if parent_cap == UNLIMITED or cap == UNLIMITED:
+                capped.append(cap)
+            else:
+                room = parent_cap - parent_used - parent_held
+                capped.append(min(cap, used + (room if room > 0 else 0)))
+        self._capped = Caps(*capped)
 
     @property
     def spent(self) -> float:
@@ -160,7 +193,7 @@ class Budget:
     @property
     def limit(self) -> float | None:
         """The USD limit in force (auto-capped to the parent's remaining), or ``None``."""
-        cap = self._ledger.read(self._account).caps.usd
+        cap = self._capped.usd
         return None if cap == UNLIMITED else nanos_to_usd(cap)
 
     @property
@@ -295,7 +328,7 @@ class Budget:
                 self.parent._active_children.append(self)
         try:
             if self.parent is not None:
-                self._autocap(self.parent)
+                self._autocap()
             if LISTENING.shekel_budget_entered:
                 plugin_manager().hook.shekel_budget_entered(budget=self)
         except BaseException:
@@ -326,23 +359,6 @@ class Budget:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _autocap(self, parent: Budget) -> None:
-        mine = self._ledger.read(self._account)
-        theirs = self._ledger.read(parent._account)
-        own = self._config.caps
-        caps = []
-        # zip rather than indexing, and no Caps built unless they changed: runs on every enter.
-        for cap, parent_cap, parent_used, parent_held, used in zip(
-            own, theirs.caps, theirs.used, theirs.reserved, mine.used, strict=True
-        ):
-            if parent_cap == UNLIMITED or cap == UNLIMITED:
-                caps.append(cap)
-                continue
-            room = parent_cap - parent_used - parent_held
-            caps.append(min(cap, used + (room if room > 0 else 0)))
-        if tuple(caps) != mine.caps:
-            self._ledger.set_caps(self._account, Caps(*caps))
-
     def reset(self) -> None:
         """Forget all spend of this budget and its children; warnings and fallback re-arm.
 
@@ -357,7 +373,7 @@ class Budget:
         for child in list(self.children):
             child.reset()
         self._ledger.reset(self._account)
-        self._ledger.set_caps(self._account, self._config.caps)
+        self._capped = self._config.caps
         self._history.clear()
         self._rollups.clear()
         self._policy.reset()
@@ -387,7 +403,7 @@ class Budget:
                 return existing
             created = Budget(name=name, ledger=self._ledger, **options)
             join(created, self)
-        created._autocap(self)
+        created._autocap()
         return created
 
     def set_limits(
@@ -422,16 +438,16 @@ class Budget:
         with _TREE_LOCK:
             self._config = replace(self._config, caps=Caps(*caps))
             self._policy.config = self._config
-            self._recap()
+            self._relink()
 
-    def _recap(self) -> None:
-        """Put this budget's caps (auto-capped) and its children's in line with its config."""
-        if self.parent is None:
-            self._ledger.set_caps(self._account, self._config.caps)
-        else:
-            self._autocap(self.parent)
+    def _relink(self) -> None:
+        """Rebuild the chains of this budget and its descendants (their caps changed)."""
+        parent = self.parent
+        own = (self._account, self._config.caps)
+        self._chain = (own,) if parent is None else (own, *parent._chain)
+        self._autocap()
         for child in list(self.children):
-            child._recap()
+            child._relink()
 
     # -- recording ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._context import current_owner
 from ._errors import BudgetExceededError, UnknownModelError
 from ._history import CallRecord, next_sequence
-from ._ledger import Hold, Overrun
+from ._ledger import AXES, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
 from ._overrun import overrun_error
 from ._plugins import LISTENING, plugin_manager
@@ -175,8 +175,8 @@ def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None
 
 
 def _check_policies(budget: Budget) -> None:
-    state = budget._ledger.read(budget._account)
-    crossing, switched = budget._policy.check(state)
+    _, state, caps = budget._reading()
+    crossing, switched = budget._policy.check(state, caps)
     config = budget._config
     if crossing is not None:
         emit_warning(config, budget.full_name, crossing)
@@ -185,7 +185,7 @@ def _check_policies(budget: Budget) -> None:
                 budget=budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
             )
     if switched and config.fallback is not None:
-        spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
+        spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(caps.usd)
         model = config.fallback.model
         if config.on_fallback is not None:
             config.on_fallback(spent, limit, model)
@@ -203,12 +203,26 @@ def exceeded(
     sent: bool = True,
     tool_name: str | None = None,
 ) -> BudgetExceededError:
-    owner = budget._lineage[over.position]
+    owner, over = _attribute(budget, over, sent)
     error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
     error.call = call
     if LISTENING.shekel_limit_exceeded:
         plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
     return error
+
+
+def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun]:
+    """The budget to name for ``over``: the innermost one whose limit, as it shows it
+    (auto-capped to what its ancestors had left), the spend went past or reached, else the
+    ancestor whose own cap refused."""
+    axis = AXES.index(over.axis)
+    for position, b in enumerate(budget._lineage[: over.position]):
+        state = b._ledger.read(b._account)
+        cap = b._capped[axis]
+        taken = state.used[axis] if sent else state.used[axis] + state.reserved[axis]
+        if taken > cap or (not sent and taken >= cap):
+            return b, Overrun(position, over.axis, state.used[axis], cap)
+    return budget._lineage[over.position], over
 
 
 def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:

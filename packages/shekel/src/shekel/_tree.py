@@ -17,6 +17,7 @@ memory per repeat are constant however many ran before.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from ._config import MAX_DEPTH
@@ -100,8 +101,12 @@ def join(child: Budget, parent: Budget) -> None:
             f"budget {child.full_name!r} belongs to {child.parent.full_name!r}; it cannot be "
             f"entered inside {parent.full_name!r}. Create a separate budget for each place"
         )
-    state = child._ledger.read(child._account)
-    if any(state.used) or any(state.reserved):
+    if child._ledger.shares_keys:  # a store's account may rightly hold spend of past runs
+        held_spend = bool(child._history.total_calls or child.children)
+    else:
+        state = child._ledger.read(child._account)
+        held_spend = any(state.used) or any(state.reserved)
+    if held_spend:
         # Its past spend never reached ``parent``: nesting it would break the parent's totals.
         raise BudgetConfigError(
             f"budget {child.full_name!r} already holds spend recorded outside "
@@ -143,7 +148,10 @@ def join(child: Budget, parent: Budget) -> None:
     child._full_name = f"{parent._full_name}.{name}"
     child._strict = child._config.strict or parent._strict
     child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
-    child._chain = (child._account, *parent._chain)
+    if child._ledger.shares_keys:  # the account a store knows this budget by: its path
+        key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
+        child._account = child._ledger.open(key, child._config.caps)
+    child._chain = ((child._account, child._config.caps), *parent._chain)
 
 
 def fold(child: Budget) -> None:

@@ -68,7 +68,7 @@ def _held_by_others(chain: tuple[Any, ...], me: tuple[int, int]) -> tuple[Nanos,
     """USD and tokens held by in-flight strict calls of other threads or tasks on the tree
     ``chain`` belongs to."""
     usd = tokens = 0
-    root = chain[-1]
+    root = chain[-1][0]
     with _inflight_lock:
         for call in _inflight:
             hold = call.hold
