@@ -51,7 +51,7 @@ class DictLedger(Ledger):
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def open(self, key: str, caps: Caps = NO_CAPS) -> Key:
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Key:
         self._count("open")
         with self.lock:
             self.used.setdefault(key, [0] * 4)

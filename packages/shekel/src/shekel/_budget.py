@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from types import EllipsisType, TracebackType
@@ -35,14 +37,16 @@ from ._context import (
 )
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
-from ._ledger import DEFAULT_LEDGER, UNLIMITED, AccountState, Caps, Ledger, Link
+from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState
 from ._pricing import Rate, TokenUsage, rate_for
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot, snapshot_of
+from ._stores import resolve_store
 from ._tree import Rollup, Totals, fold, join
+from ._windows import Period, Window
 
 _TREE_LOCK: Final = threading.RLock()
 
@@ -72,6 +76,10 @@ class Budget:
         strict: bool = False,
         unknown_models: UnknownModels = "warn",
         history_size: int = DEFAULT_HISTORY_SIZE,
+        window: str | None = None,
+        windows: Mapping[str, float | Mapping[str, float | int | None]] | None = None,
+        timezone: str | None = None,
+        store: str | Ledger | None = None,
         ledger: Ledger | None = None,
         **unexpected: object,
     ) -> None:
@@ -91,10 +99,19 @@ class Budget:
             strict=strict,
             unknown_models=unknown_models,
             history_size=history_size,
+            window=window,
+            windows=windows,
+            timezone=timezone,
         )
-        self._ledger: Ledger = check_ledger(ledger) or DEFAULT_LEDGER
+        if ledger is not None and store is not None:
+            raise BudgetConfigError("give store= (ledger= is its older name), not both")
+        self._ledger: Ledger = check_ledger(ledger) or resolve_store(
+            store, windowed=bool(self._config.windows)
+        )
         self.name: str | None = self._config.name
-        self._account: Any = self._ledger.open(self.name or "budget", self._config.caps)
+        self._key = self.name or ("budget" if not self._ledger.shares_keys else _anonymous())
+        self._account: Any = self._ledger.open(self._key, self._config.caps)
+        self._periods: dict[str, tuple[Period, Any]] = {}  # window spec -> current period
         self.parent: Budget | None = None
         self.children: list[Budget] = []
         self._child_names: dict[str, Budget] = {}
@@ -103,8 +120,13 @@ class Budget:
         self._live: list[Activation] = []
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
-        # The accounts spend goes to, innermost first, with the caps each is held to.
-        self._chain: tuple[Link, ...] = ((self._account, self._config.caps),)
+        # The accounts spend goes to, innermost first, with the caps each is held to (a
+        # windowed budget has one per window, whose accounts change with the period), and
+        # whose each of them is: the budget, and the window or None.
+        self._timed = bool(self._config.windows)  # a window anywhere in the lineage
+        self._chain: tuple[Link, ...] = ()
+        self._owners: tuple[tuple[Budget, Window | None], ...] = ()
+        self._relink_own()
         # The caps it shows: its own, auto-capped when it was last activated (or attached) to
         # what its parent had left then.
         self._capped: Caps = self._config.caps
@@ -158,7 +180,7 @@ class Budget:
         return self._reading()[0]
 
     def _reading(self) -> tuple[BudgetSnapshot, AccountState, Caps]:
-        state = self._ledger.read(self._account)
+        state = self._ledger.read(self._read_account())
         caps = self._capped
         return snapshot_of(state, caps), state, caps
 
@@ -171,8 +193,8 @@ class Budget:
         if parent is None:
             self._capped = own
             return
-        state = self._ledger.read(self._account)
-        theirs = parent._ledger.read(parent._account)
+        state = self._ledger.read(self._read_account())
+        theirs = parent._ledger.read(parent._read_account())
         parent_caps = parent._capped
         capped = []
         for cap, parent_cap, parent_used, parent_held, used in zip(
@@ -188,7 +210,7 @@ class Budget:
     @property
     def spent(self) -> float:
         """USD recorded in this budget and all its children."""
-        return nanos_to_usd(self._ledger.read(self._account).used[0])
+        return nanos_to_usd(self._ledger.read(self._read_account()).used[0])
 
     @property
     def limit(self) -> float | None:
@@ -209,16 +231,16 @@ class Budget:
 
     @property
     def tokens_used(self) -> int:
-        return self._ledger.read(self._account).used[1]
+        return self._ledger.read(self._read_account()).used[1]
 
     @property
     def calls_used(self) -> int:
         """LLM calls recorded in this budget and its children."""
-        return self._ledger.read(self._account).used[2]
+        return self._ledger.read(self._read_account()).used[2]
 
     @property
     def tool_calls_used(self) -> int:
-        return self._ledger.read(self._account).used[3]
+        return self._ledger.read(self._read_account()).used[3]
 
     @property
     def spent_direct(self) -> float:
@@ -233,7 +255,7 @@ class Budget:
         It includes children that were reset since (the spend happened) and ended repeats."""
         _, totals, *_ = self._history.snapshot()
         direct = sum(t.cost for t in totals.values())
-        return nanos_to_usd(self._ledger.read(self._account).used[0] - direct)
+        return nanos_to_usd(max(self._ledger.read(self._read_account()).used[0] - direct, 0))
 
     @property
     def rollups(self) -> Mapping[str, Rollup]:
@@ -372,7 +394,8 @@ class Budget:
             )
         for child in list(self.children):
             child.reset()
-        self._ledger.reset(self._account)
+        for account in (self._account, *(account for _, account in self._periods.values())):
+            self._ledger.reset(account)
         self._capped = self._config.caps
         self._history.clear()
         self._rollups.clear()
@@ -442,12 +465,70 @@ class Budget:
 
     def _relink(self) -> None:
         """Rebuild the chains of this budget and its descendants (their caps changed)."""
-        parent = self.parent
-        own = (self._account, self._config.caps)
-        self._chain = (own,) if parent is None else (own, *parent._chain)
+        self._relink_own()
         self._autocap()
         for child in list(self.children):
             child._relink()
+
+    def _relink_own(self) -> None:
+        parent = self.parent
+        windows = self._config.windows
+        if windows:
+            own_links: tuple[Link, ...] = tuple((None, w.caps) for w in windows)
+            owners: tuple[tuple[Budget, Window | None], ...] = tuple((self, w) for w in windows)
+        else:
+            own_links = ((self._account, self._config.caps),)
+            owners = ((self, None),)
+        if parent is None:
+            self._chain, self._owners = own_links, owners
+            self._timed = bool(windows)
+        else:
+            self._chain = own_links + parent._chain
+            self._owners = owners + parent._owners
+            self._timed = bool(windows) or parent._timed
+
+    def _links(self) -> tuple[Link, ...]:
+        """The chain as it stands now: windowed budgets' accounts of the current period."""
+        if not self._timed:
+            return self._chain
+        now = time.time()
+        return tuple(
+            (owner._period_account(window, now), caps) if window is not None else (account, caps)
+            for (account, caps), (owner, window) in zip(self._chain, self._owners, strict=True)
+        )
+
+    def _period_account(self, window: Window, now: float) -> Any:
+        current = self._periods.get(window.spec)
+        if current is not None and now < current[0].ends_at:
+            return current[1]
+        with self._lock:
+            current = self._periods.get(window.spec)
+            if current is None or now >= current[0].ends_at:
+                period = window.period(now)
+                account = self._ledger.open(
+                    f"{self._key}@{window.spec}/{period.label}",
+                    window.caps,
+                    keep_until=period.ends_at + window.length,
+                )
+                current = self._periods[window.spec] = (period, account)
+        return current[1]
+
+    def _read_account(self) -> Any:
+        """The account ``spent``, ``limit``... report: the budget's own, or, for a windowed
+        budget, the current period of its longest window."""
+        windows = self._config.windows
+        if not windows:
+            return self._account
+        return self._period_account(windows[-1], time.time())
+
+    def period_ends_at(self) -> float | None:
+        """When the current period of this budget's longest window ends (a POSIX timestamp),
+        or ``None`` without a window."""
+        windows = self._config.windows
+        if not windows:
+            return None
+        self._period_account(windows[-1], time.time())
+        return self._periods[windows[-1].spec][0].ends_at
 
     # -- recording ---------------------------------------------------------------------
 
@@ -586,7 +667,7 @@ class Budget:
         self._check_not_locked()
         check_text("tool_name", tool_name, required=True)
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
-        over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
+        over = self._ledger.try_record(self._links(), cost, 0, 0, 1)
         if over is not None:
             raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name)
         call = CallRecord(
@@ -713,3 +794,8 @@ def _check_same_options(child: Budget, options: Mapping[str, Any]) -> None:
             "with the same options (or none), or change a live budget's limits with "
             "set_limits()"
         )
+
+
+def _anonymous() -> str:
+    """The key of an unnamed root budget in a store: its own, shared with nobody."""
+    return f"budget#{uuid.uuid4().hex}"

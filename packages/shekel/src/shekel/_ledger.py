@@ -134,9 +134,11 @@ class Ledger(ABC):
     """Seconds a hold lives unless committed or released (``None``: until then)."""
 
     @abstractmethod
-    def open(self, key: str, caps: Caps = NO_CAPS) -> Any:
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Any:
         """A handle on the account ``key``; ``caps`` are informational (what the caller will
-        hold it to, shown by tools that list a store's budgets)."""
+        hold it to, shown by tools that list a store's budgets). ``keep_until`` (a POSIX
+        timestamp) says the account is of no use after then (a window's period): a store may
+        forget it."""
 
     @abstractmethod
     def record(
@@ -317,7 +319,7 @@ class InMemoryLedger(Ledger):
         self._expired: set[int] = set()
         self._settled: OrderedDict[int, None] = OrderedDict()
 
-    def open(self, key: str, caps: Caps = NO_CAPS) -> Account:
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Account:
         return Account(key)
 
     def record(

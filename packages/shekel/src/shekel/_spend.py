@@ -8,6 +8,7 @@ These are the interceptor's and the integrations' internal interface to a budget
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +24,7 @@ from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
 
 if TYPE_CHECKING:
     from ._budget import Budget
+    from ._windows import Window
 
 
 # -- before a call ---------------------------------------------------------------------------
@@ -41,7 +43,7 @@ def hold(
     """Reserve amounts on ``budget``'s chain; ``BudgetExceededError(sent=False)`` when refused
     (nothing held)."""
     result = budget._ledger.reserve(
-        budget._chain, usd, tokens, llm_calls, tools, need_headroom=need_headroom
+        budget._links(), usd, tokens, llm_calls, tools, need_headroom=need_headroom
     )
     if isinstance(result, Overrun):
         raise exceeded(budget, result, None, sent=False, tool_name=tool_name)
@@ -51,7 +53,7 @@ def hold(
 def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -> None:
     """Raise what :func:`hold` would raise, holding nothing."""
     over = budget._ledger.check(
-        budget._chain, usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
+        budget._links(), usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
     )
     if over is not None:
         raise exceeded(budget, over, None, sent=False)
@@ -64,7 +66,7 @@ def release(budget: Budget, held: Hold) -> None:
 def headroom(budget: Budget) -> tuple[Nanos, int]:
     """USD (nano-dollars) and tokens ``budget`` can still take, given its ancestors and every
     reservation outstanding; ``UNLIMITED`` where nothing is capped."""
-    return budget._ledger.headroom(budget._chain)
+    return budget._ledger.headroom(budget._links())
 
 
 def fallback_model(budget: Budget) -> str | None:
@@ -126,7 +128,7 @@ def charge(
         if cost is None:
             priced, cost = False, 0
     if held is None and not tools:  # ``_settle``, inlined on the hot path
-        over = budget._ledger.record(budget._chain, cost, counted, llm_calls)
+        over = budget._ledger.record(budget._links(), cost, counted, llm_calls)
     else:
         over = _settle(budget, held, cost, counted, llm_calls, tools)
     call = CallRecord(
@@ -156,7 +158,7 @@ def _settle(
     budget: Budget, held: Hold | None, cost: Nanos, tokens: int, calls: int, tools: int
 ) -> Overrun | None:
     if held is None:
-        return budget._ledger.record(budget._chain, cost, tokens, calls, tools)
+        return budget._ledger.record(budget._links(), cost, tokens, calls, tools)
     return budget._ledger.commit(held, cost, tokens, calls, tools)
 
 
@@ -203,26 +205,36 @@ def exceeded(
     sent: bool = True,
     tool_name: str | None = None,
 ) -> BudgetExceededError:
-    owner, over = _attribute(budget, over, sent)
+    owner, over, window = _attribute(budget, over, sent)
     error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
     error.call = call
+    if window is not None:
+        error.retry_after = max(window.period(time.time()).ends_at - time.time(), 0.0)
+        error.window = window.spec
     if LISTENING.shekel_limit_exceeded:
         plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
     return error
 
 
-def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun]:
+def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:
     """The budget to name for ``over``: the innermost one whose limit, as it shows it
     (auto-capped to what its ancestors had left), the spend went past or reached, else the
-    ancestor whose own cap refused."""
+    budget (and window) whose own cap refused."""
+    owner, window = budget._owners[over.position]
+    if window is not None:
+        return owner, over, window
     axis = AXES.index(over.axis)
-    for position, b in enumerate(budget._lineage[: over.position]):
+    for b in budget._lineage:
+        if b is owner:
+            break
+        if b._config.windows:
+            continue
         state = b._ledger.read(b._account)
         cap = b._capped[axis]
         taken = state.used[axis] if sent else state.used[axis] + state.reserved[axis]
         if taken > cap or (not sent and taken >= cap):
-            return b, Overrun(position, over.axis, state.used[axis], cap)
-    return budget._lineage[over.position], over
+            return b, Overrun(over.position, over.axis, state.used[axis], cap), None
+    return owner, over, None
 
 
 def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:

@@ -104,7 +104,7 @@ def join(child: Budget, parent: Budget) -> None:
     if child._ledger.shares_keys:  # a store's account may rightly hold spend of past runs
         held_spend = bool(child._history.total_calls or child.children)
     else:
-        state = child._ledger.read(child._account)
+        state = child._ledger.read(child._read_account())
         held_spend = any(state.used) or any(state.reserved)
     if held_spend:
         # Its past spend never reached ``parent``: nesting it would break the parent's totals.
@@ -149,9 +149,10 @@ def join(child: Budget, parent: Budget) -> None:
     child._strict = child._config.strict or parent._strict
     child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
     if child._ledger.shares_keys:  # the account a store knows this budget by: its path
-        key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
-        child._account = child._ledger.open(key, child._config.caps)
-    child._chain = ((child._account, child._config.caps), *parent._chain)
+        child._key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
+        child._account = child._ledger.open(child._key, child._config.caps)
+        child._periods.clear()
+    child._relink_own()
 
 
 def fold(child: Budget) -> None:
@@ -163,7 +164,7 @@ def fold(child: Budget) -> None:
     assert parent is not None
     assert child.name is not None
     now = history_totals(child)
-    now.used = list(child._ledger.read(child._account).used)
+    now.used = list(child._ledger.read(child._read_account()).used)
     rollup = parent._rollups.get(child.name)
     if rollup is None:
         rollup = parent._rollups[child.name] = Rollup()

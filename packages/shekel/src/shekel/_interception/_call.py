@@ -236,7 +236,7 @@ class InterceptedCall:
             mine = any(call.holder == me for call in _inflight)
         if mine:
             return  # what is held is this thread's or task's own (an open stream): no waiting
-        held_usd, held_tokens = _held_by_others(self.budget._chain, me)
+        held_usd, held_tokens = _held_by_others(self.budget._links(), me)
         if not (held_usd or held_tokens):
             return
         free_usd = room_usd if room_usd == UNLIMITED else room_usd + held_usd
