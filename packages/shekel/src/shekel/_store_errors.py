@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from ._errors import BudgetConfigError, BudgetStoreUnavailableError
@@ -40,17 +40,28 @@ class StoreErrors:
         try:
             return fn(*args)
         except self.kinds as exc:
-            if self.policy == "closed":
-                raise BudgetStoreUnavailableError(self.where, exc) from exc
-            if not self._warned:
-                self._warned = True
-                warnings.warn(
-                    f"the budget store {self.where} is unavailable ({exc}); calls go on "
-                    "unrecorded (on_error='open')",
-                    BudgetStoreWarning,
-                    stacklevel=3,
-                )
-            return default()
+            return self._failed(exc, default)
+
+    async def arun(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, default: Callable[[], T]
+    ) -> T:
+        try:
+            return await fn(*args)
+        except self.kinds as exc:
+            return self._failed(exc, default)
+
+    def _failed(self, exc: BaseException, default: Callable[[], T]) -> T:
+        if self.policy == "closed":
+            raise BudgetStoreUnavailableError(self.where, exc) from exc
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the budget store {self.where} is unavailable ({exc}); calls go on "
+                "unrecorded (on_error='open')",
+                BudgetStoreWarning,
+                stacklevel=4,
+            )
+        return default()
 
     @staticmethod
     def unrecorded_hold(chain: Sequence[Link], amounts: Sequence[int]) -> Hold:

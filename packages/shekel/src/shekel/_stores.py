@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 from ._errors import BudgetConfigError
 from ._ledger import DEFAULT_LEDGER, Ledger
@@ -90,10 +91,60 @@ def open_store(url: str) -> Ledger:
 def _connect(url: str) -> Ledger:
     if url == "memory":
         return DEFAULT_LEDGER
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:"):
+        base, options, others = _split_options(url)
+        path = base.removeprefix("sqlite:///")
+        if not base.startswith("sqlite:///") or not path:
+            raise BudgetConfigError(
+                f"store {url!r}: write sqlite:///relative/spend.db or sqlite:////abs/spend.db"
+            )
+        if others:
+            raise BudgetConfigError(
+                f"store {url!r}: an SQLite URL takes the options {', '.join(OPTIONS)}, not "
+                f"{', '.join(sorted(others))}"
+            )
         from ._store_sqlite import SQLiteLedger
 
-        return SQLiteLedger(url.removeprefix("sqlite:///"))
+        return SQLiteLedger(path, **options)
+    if url.startswith(("redis://", "rediss://")):
+        base, options, others = _split_options(url)
+        from ._store_redis import RedisLedger
+
+        return RedisLedger(_with_query(base, others), **options)
     raise BudgetConfigError(
-        f"store {url!r} is not a store shekel knows: use 'sqlite:///path/spend.db' or 'memory'"
+        f"store {url!r} is not a store shekel knows: use 'sqlite:///path/spend.db', "
+        "'redis://host:6379/0' or 'memory'"
     )
+
+
+OPTIONS: Final = ("on_error", "timeout", "ttl")
+"""The options every store URL takes after ``?``: ``on_error=open|closed``, ``timeout=SECONDS``
+(how long an operation waits for the store), ``ttl=SECONDS`` (how long a hold lives)."""
+
+
+def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``url`` without its query; shekel's options as keyword arguments; the other options."""
+    base, _, query = url.partition("?")
+    options: dict[str, Any] = {}
+    others: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "on_error":
+            options["on_error"] = value
+        elif name in ("timeout", "ttl"):
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = float("nan")
+            if not 0 < seconds < 1e9:
+                raise BudgetConfigError(
+                    f"store {url!r}: {name} must be a number of seconds greater than 0, "
+                    f"got {value!r}"
+                ) from None
+            options["timeout" if name == "timeout" else "default_ttl"] = seconds
+        else:
+            others[name] = value
+    return base, options, others
+
+
+def _with_query(base: str, query: dict[str, str]) -> str:
+    return f"{base}?{urlencode(query)}" if query else base

@@ -1,0 +1,606 @@
+"""``RedisLedger``: budgets kept on a Redis server, shared by every process on every host.
+
+Every operation on a chain of accounts is one Lua script (``_store_redis.lua``, run with
+EVALSHA, loaded again when the server lost it), so it applies to the whole chain atomically,
+and holds expire on the server's clock (``TIME``), whatever the clocks of the hosts say. Amounts
+are integers (nano-dollars for USD) kept as decimal strings, exact at any size.
+
+Holds have ids and expire after their TTL (a killed worker's hold stops counting). A hold's id
+is remembered for an hour after it settled, so a second commit or release does nothing. A
+reply lost on the way back (a connection reset) is retried once: every operation carries an id
+that makes the retry return what the first attempt did instead of applying twice.
+
+``redis`` is imported when the first ``RedisLedger`` is created, never by ``import shekel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Final, TypeVar
+
+from ._errors import BudgetConfigError
+from ._ledger import AXES, NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
+from ._store_errors import StoreErrors
+
+T = TypeVar("T")
+
+SETTLED_MEMORY: Final = 3600.0
+"""Seconds a settled or expired hold's id is remembered (a repeated commit does nothing)."""
+RETRY_MEMORY: Final = 120.0
+"""Seconds an operation's id is remembered, for the retry of a reply lost on the way."""
+PREFIX: Final = "shekel:"
+_SWEEP: Final = 1000
+
+
+@lru_cache(maxsize=1)
+def _script() -> tuple[str, str]:
+    text = Path(__file__).with_name("_store_redis.lua").read_text(encoding="utf-8")
+    return text, hashlib.sha1(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RedisAccount:
+    """A handle on one account of a Redis store (no I/O until it is used)."""
+
+    key: str
+    caps: Caps = NO_CAPS
+    keep_until: float | None = None
+    redis_key: str = ""
+    keep_ms: str = ""
+
+
+@lru_cache(maxsize=256)
+def _cap_args(caps: Caps) -> tuple[str, str, str, str, str]:
+    shown = json.dumps([None if c == UNLIMITED else c for c in caps])
+    a, b, c, d = ("" if c == UNLIMITED else str(c) for c in caps)
+    return a, b, c, d, shown
+
+
+def _redis_module() -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise BudgetConfigError(
+            "a redis:// store needs the redis package: pip install 'shekel[redis]'"
+        ) from None
+    return redis
+
+
+class RedisLedger(Ledger):
+    """A ledger on the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://`` for
+    TLS; a password goes in the URL: ``redis://:secret@host:6379/0``).
+
+    ``timeout``: seconds to connect and to wait for each reply before the store counts as
+    unavailable. ``default_ttl``: seconds a hold lives unless settled. ``on_error``:
+    ``"closed"`` (the default) raises ``BudgetStoreUnavailableError`` when the server cannot
+    be used, so nothing is sent unaccounted; ``"open"`` lets calls go on unrecorded, with a
+    warning. ``prefix`` starts every key the ledger writes.
+
+    The async twins (``areserve``...) use ``redis.asyncio``, one client per event loop,
+    closed when ``asyncio.run`` (or any loop that finalises its async generators) ends.
+    A single server or primary: Redis Cluster is not supported.
+    """
+
+    shares_keys: ClassVar[bool] = True
+    blocks: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        default_ttl: float = 600.0,
+        on_error: str = "closed",
+        prefix: str = PREFIX,
+    ) -> None:
+        redis = _redis_module()
+        self._redis = redis
+        self.url = url
+        self.timeout = _positive("timeout", timeout)
+        self.default_ttl = self._life = _positive("default_ttl", default_ttl)
+        self.prefix = prefix
+        self._errors = StoreErrors(
+            _shown_url(url), on_error, (redis.exceptions.RedisError, OSError)
+        )
+        self._client = self._make_client(redis)
+        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, Any, Any]] = {}
+        self._alock = threading.Lock()
+        self._memory = str(round(SETTLED_MEMORY * 1000))
+        self._retry_memory = str(round(RETRY_MEMORY * 1000))
+
+    def _options(self, retry: Any) -> dict[str, Any]:
+        return {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "retry": retry,
+            "decode_responses": False,
+        }
+
+    def _make_client(self, redis: Any) -> Any:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        _check_url(self.url)
+        try:
+            client = redis.Redis.from_url(self.url, **self._options(Retry(NoBackoff(), 0)))
+            pool = client.connection_pool
+            pool.connection_class(**pool.connection_kwargs)  # unknown URL options fail here
+        except (TypeError, ValueError) as exc:
+            raise BudgetConfigError(
+                f"the store URL {_shown_url(self.url)!r} is not one redis can use ({exc}); "
+                "write it as redis://HOST:PORT/DB (rediss:// for TLS), with shekel's options "
+                "on_error=, timeout= and ttl= or redis-py's connection options as ?name=value"
+            ) from None
+        return client
+
+    def __repr__(self) -> str:
+        return f"RedisLedger({_shown_url(self.url)!r})"
+
+    def close(self) -> None:
+        """Close the connections of the sync client (the ledger reconnects if used again)."""
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the async client of the running event loop."""
+        with self._alock:
+            found = self._aclients.pop(id(asyncio.get_running_loop()), None)
+        if found is not None:
+            await found[2].aclose()
+
+    # -- running the script ----------------------------------------------------------------
+
+    def _args(
+        self, op: str, chain: Sequence[Link], amounts: Sequence[int]
+    ) -> tuple[list[str], list[str]]:
+        keys: list[str] = []
+        args = [op, self.prefix, self._memory, str(len(chain))]
+        for account, caps in chain:
+            keys.append(account.redis_key)
+            args.extend(_cap_args(caps))
+            args.append(account.keep_ms)
+        args.extend(map(str, amounts))
+        return keys, args
+
+    def _eval(self, keys: Sequence[str], args: Sequence[str]) -> Any:
+        """Run the script; once more if the connection failed (every operation is safe to
+        repeat: its id makes the second run return what the first did)."""
+        text, sha = _script()
+        errors = self._redis.exceptions
+        for attempt in (1, 2):
+            try:
+                try:
+                    return self._client.evalsha(sha, len(keys), *keys, *args)
+                except errors.NoScriptError:
+                    return self._client.eval(text, len(keys), *keys, *args)
+            except errors.ConnectionError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _aeval(self, keys: Sequence[str], args: Sequence[str]) -> Any:
+        text, sha = _script()
+        errors = self._redis.exceptions
+        client = await self._aclient()
+        for attempt in (1, 2):
+            try:
+                try:
+                    return await client.evalsha(sha, len(keys), *keys, *args)
+                except errors.NoScriptError:
+                    return await client.eval(text, len(keys), *keys, *args)
+            except errors.ConnectionError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _aclient(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._alock:
+            found = self._aclients.get(id(loop))
+            if found is not None and found[0] is loop:
+                return found[1]
+            for key, (other, _, _) in list(self._aclients.items()):
+                if other.is_closed():
+                    del self._aclients[key]
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            client = Redis.from_url(self.url, **self._options(Retry(NoBackoff(), 0)))
+            closer = _closer(client)
+            self._aclients[id(loop)] = (loop, client, closer)
+        # A suspended async generator: the loop closes it when it shuts down (asyncio.run
+        # does), and closing it closes the client's connections.
+        await closer.asend(None)
+        return client
+
+    def _run(self, fn: Callable[..., T], *args: Any, default: Callable[[], T]) -> T:
+        return self._errors.run(fn, *args, default=default)
+
+    async def _arun(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, default: Callable[[], T]
+    ) -> T:
+        return await self._errors.arun(fn, *args, default=default)
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def open(
+        self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None
+    ) -> RedisAccount:
+        keep = "" if keep_until is None else str(round(keep_until * 1000))
+        return RedisAccount(key, caps, keep_until, f"{self.prefix}a:{key}", keep)
+
+    def record(
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        keys, args = self._args("record", chain, (usd, tokens, calls, tools))
+        args += [uuid.uuid4().hex, self._retry_memory]
+        return self._run(self._outcome, chain, keys, args, default=_none)
+
+    async def arecord(
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        keys, args = self._args("record", chain, (usd, tokens, calls, tools))
+        args += [uuid.uuid4().hex, self._retry_memory]
+        return await self._arun(self._aoutcome, chain, keys, args, default=_none)
+
+    def try_record(
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        keys, args = self._args("try_record", chain, (usd, tokens, calls, tools))
+        args += [uuid.uuid4().hex, self._retry_memory]
+        return self._run(self._outcome, chain, keys, args, default=_none)
+
+    def _outcome(self, chain: Sequence[Link], keys: list[str], args: list[str]) -> Overrun | None:
+        return _overrun(self._eval(keys, args), chain)
+
+    async def _aoutcome(
+        self, chain: Sequence[Link], keys: list[str], args: list[str]
+    ) -> Overrun | None:
+        return _overrun(await self._aeval(keys, args), chain)
+
+    def _reserve_args(
+        self,
+        chain: Sequence[Link],
+        amounts: tuple[int, int, int, int],
+        need_headroom: bool,
+        ttl: float | None,
+    ) -> tuple[list[str], list[str], str]:
+        life = self._life if ttl is None else ttl
+        keys, args = self._args("reserve", chain, amounts)
+        hold_id = uuid.uuid4().hex
+        args += [hold_id, "1" if need_headroom else "0", str(max(round(life * 1000), 1))]
+        return keys, args, hold_id
+
+    def reserve(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+        ttl: float | None = None,
+    ) -> Hold | Overrun:
+        amounts = (usd, tokens, calls, tools)
+        keys, args, hold_id = self._reserve_args(chain, amounts, need_headroom, ttl)
+        return self._run(
+            self._reserve,
+            chain,
+            keys,
+            args,
+            hold_id,
+            amounts,
+            default=lambda: self._errors.unrecorded_hold(chain, amounts),
+        )
+
+    def _reserve(
+        self,
+        chain: Sequence[Link],
+        keys: list[str],
+        args: list[str],
+        hold_id: str,
+        amounts: tuple[int, int, int, int],
+    ) -> Hold | Overrun:
+        return _held(self._eval(keys, args), chain, hold_id, amounts)
+
+    async def areserve(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+        ttl: float | None = None,
+    ) -> Hold | Overrun:
+        amounts = (usd, tokens, calls, tools)
+        keys, args, hold_id = self._reserve_args(chain, amounts, need_headroom, ttl)
+        return await self._arun(
+            self._areserve,
+            chain,
+            keys,
+            args,
+            hold_id,
+            amounts,
+            default=lambda: self._errors.unrecorded_hold(chain, amounts),
+        )
+
+    async def _areserve(
+        self,
+        chain: Sequence[Link],
+        keys: list[str],
+        args: list[str],
+        hold_id: str,
+        amounts: tuple[int, int, int, int],
+    ) -> Hold | Overrun:
+        return _held(await self._aeval(keys, args), chain, hold_id, amounts)
+
+    def check(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Overrun | None:
+        keys, args = self._args("check", chain, (usd, tokens, calls, tools))
+        args.append("1" if need_headroom else "0")
+        return self._run(self._outcome, chain, keys, args, default=_none)
+
+    def _settle_args(
+        self, op: str, hold: Hold, amounts: Sequence[int]
+    ) -> tuple[list[str], list[str]]:
+        chain = list(zip(hold.accounts, hold.caps, strict=True))
+        keys, args = self._args(op, chain, amounts)
+        args.append(str(hold.id))
+        return keys, args
+
+    def commit(
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        if self._errors.is_unrecorded(hold):
+            return None
+        keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
+        chain = list(zip(hold.accounts, hold.caps, strict=True))
+        return self._run(self._outcome, chain, keys, args, default=_none)
+
+    async def acommit(
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        if self._errors.is_unrecorded(hold):
+            return None
+        keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
+        chain = list(zip(hold.accounts, hold.caps, strict=True))
+        return await self._arun(self._aoutcome, chain, keys, args, default=_none)
+
+    def release(self, hold: Hold) -> None:
+        if not self._errors.is_unrecorded(hold):
+            keys, args = self._settle_args("release", hold, (0, 0, 0, 0))
+            self._run(self._eval, keys, args, default=_none)
+
+    async def arelease(self, hold: Hold) -> None:
+        if not self._errors.is_unrecorded(hold):
+            keys, args = self._settle_args("release", hold, (0, 0, 0, 0))
+            await self._arun(self._aeval, keys, args, default=_none)
+
+    def read(self, account: RedisAccount) -> AccountState:
+        return self._run(self._read, account, default=_empty_state)
+
+    def _read(self, account: RedisAccount) -> AccountState:
+        errors = self._redis.exceptions
+        try:
+            values = self._client.hmget(account.redis_key, _COUNTERS)
+        except errors.ConnectionError:
+            values = self._client.hmget(account.redis_key, _COUNTERS)
+        return _state(values)
+
+    async def aread(self, account: RedisAccount) -> AccountState:
+        return await self._arun(self._aread, account, default=_empty_state)
+
+    async def _aread(self, account: RedisAccount) -> AccountState:
+        client = await self._aclient()
+        errors = self._redis.exceptions
+        try:
+            values = await client.hmget(account.redis_key, _COUNTERS)
+        except errors.ConnectionError:
+            values = await client.hmget(account.redis_key, _COUNTERS)
+        return _state(values)
+
+    def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
+        keys, args = self._args("rows", chain, (0, 0, 0, 0))
+        return self._run(self._headroom, chain, keys, args, default=lambda: (UNLIMITED, UNLIMITED))
+
+    def _headroom(self, chain: Sequence[Link], keys: list[str], args: list[str]) -> tuple[int, int]:
+        values = [int(v) for v in self._eval(keys, args)]
+        usd = tokens = UNLIMITED
+        for i, (_, caps) in enumerate(chain):
+            row = values[i * 8 : i * 8 + 8]
+            if caps[0] != UNLIMITED:
+                usd = min(usd, caps[0] - row[0] - row[4])
+            if caps[1] != UNLIMITED:
+                tokens = min(tokens, caps[1] - row[1] - row[5])
+        return max(usd, 0), max(tokens, 0)
+
+    def reset(self, account: RedisAccount) -> None:
+        keys, args = self._args("reset", [(account, account.caps)], (0, 0, 0, 0))
+        self._run(self._eval, keys, args, default=_none)
+
+    def expire(self) -> int:
+        return self._run(self._expire, default=lambda: 0)
+
+    def _expire(self) -> int:
+        total = 0
+        while True:
+            keys, args = self._args("expire", [], (0, 0, 0, 0))
+            done = int(self._eval(keys, [*args, str(_SWEEP)]))
+            total += done
+            if done < _SWEEP:
+                return total
+
+    # -- for the CLI -----------------------------------------------------------------------
+
+    def _account_keys(self, pattern: str) -> list[bytes]:
+        return sorted(self._client.scan_iter(match=pattern, count=1000))
+
+    def accounts(self, prefix: str = "") -> list[dict[str, Any]]:
+        """Every account whose key starts with ``prefix``: counters, caps, live holds."""
+        self._expire()
+        start = f"{self.prefix}a:"
+        found = self._account_keys(_glob_escape(start + prefix) + "*")
+        pipe = self._client.pipeline(transaction=False)
+        for redis_key in found:
+            pipe.hmget(redis_key, [*_COUNTERS, "caps", "keep"])
+        rows = pipe.execute()
+        live = self._client.zrange(f"{self.prefix}live", 0, -1)
+        pipe = self._client.pipeline(transaction=False)
+        for hold_id in live:
+            pipe.hget(f"{self.prefix}h:".encode() + hold_id, "keys")
+        holds: dict[str, int] = {}
+        for keys in pipe.execute():
+            for key in json.loads(keys) if keys else ():
+                holds[key] = holds.get(key, 0) + 1
+        listing = []
+        for redis_key, values in zip(found, rows, strict=True):
+            name = redis_key.decode()
+            counters = [int(v) if v else 0 for v in values[:8]]
+            listing.append(
+                {
+                    "key": name[len(start) :],
+                    "used": counters[:4],
+                    "reserved": counters[4:8],
+                    "caps": json.loads(values[8]) if values[8] else [None] * 4,
+                    "keep_until": int(values[9]) / 1000 if values[9] else None,
+                    "holds": holds.get(name, 0),
+                }
+            )
+        return listing
+
+    def reset_key(self, key: str) -> int:
+        """Reset every account whose key is ``key`` or one of its periods; how many."""
+        start = f"{self.prefix}a:"
+        found = [
+            k.decode()
+            for k in self._account_keys(_glob_escape(start + key + "@") + "*")
+            + self._account_keys(_glob_escape(start + key))
+        ]
+        if not found:
+            return 0
+        chain = [(RedisAccount(k[len(start) :], redis_key=k), NO_CAPS) for k in found]
+        keys, args = self._args("reset", chain, (0, 0, 0, 0))
+        # the caps shown stay as they were: "" leaves them alone
+        for i in range(len(chain)):
+            args[4 + i * 6 + 4] = ""
+        return int(self._eval(keys, args))
+
+
+_COUNTERS: Final = ("usd", "tokens", "calls", "tools", "r_usd", "r_tokens", "r_calls", "r_tools")
+
+
+async def _closer(client: Any) -> Any:
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def _overrun(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun | None:
+    """The script's ``ok`` / ``over|position|axis|used`` (after ``done`` for a repeat)."""
+    if reply[0] == b"done":
+        reply = reply[1:]
+    if reply[0] != b"over":
+        return None
+    position, axis = int(reply[1]), int(reply[2]) - 1
+    return Overrun(position, AXES[axis], int(reply[3]), chain[position][1][axis])
+
+
+def _held(
+    reply: Sequence[bytes],
+    chain: Sequence[Link],
+    hold_id: str,
+    amounts: tuple[int, int, int, int],
+) -> Hold | Overrun:
+    if reply[0] != b"held":
+        over = _overrun(reply, chain)
+        assert over is not None
+        return over
+    epochs = tuple(json.loads(reply[1])) or (-1,) * len(chain)
+    usd, tokens, calls, tools = amounts
+    return Hold(
+        hold_id,
+        tuple(a for a, _ in chain),
+        tuple(c for _, c in chain),
+        usd,
+        tokens,
+        calls,
+        tools,
+        epochs,
+        int(reply[2]) / 1000,
+    )
+
+
+def _state(values: Sequence[bytes | None]) -> AccountState:
+    n = [int(v) if v else 0 for v in values]
+    return AccountState((n[0], n[1], n[2], n[3]), (n[4], n[5], n[6], n[7]))
+
+
+def _none() -> None:
+    return None
+
+
+def _empty_state() -> AccountState:
+    return AccountState((0, 0, 0, 0), (0, 0, 0, 0))
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise BudgetConfigError(f"{name} must be a number of seconds greater than 0, got {value!r}")
+    return float(value)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _check_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise BudgetConfigError(
+            f"a Redis store URL starts with redis:// or rediss://, got {_shown_url(url)!r}"
+        )
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise BudgetConfigError(
+            f"the path of a Redis store URL is a database number (redis://host:6379/0), got "
+            f"{parts.path!r} in {_shown_url(url)!r}"
+        )
+
+
+def _shown_url(url: str) -> str:
+    """``url`` without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host += f":{parts.port}"
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return url
