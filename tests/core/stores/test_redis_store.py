@@ -15,9 +15,9 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-from conftest import RedisServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis_server import RedisServer
 
 from shekel import BudgetConfigError, budget
 from shekel._errors import BudgetStoreUnavailableError
