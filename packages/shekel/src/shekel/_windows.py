@@ -3,8 +3,11 @@
 A window is a fixed, calendar-aligned period in a time zone (UTC unless told otherwise):
 ``"15m"`` and ``"1h"`` start on the clock, ``"1d"`` at midnight, ``"1w"`` / ``"7d"`` on
 Monday at midnight, ``"30d"`` every 30 days counted from Monday 5 January 1970, ``"month"`` on
-the first of the month. Each period is its own account (``<key>@<window>/<start>`` in a store),
-so a new period starts from zero and an old one is simply no longer used.
+the first of the month. Windows of a day or more follow the calendar (a day is 23 or 25 hours
+when the clocks change); shorter ones last their length in real time (the hour repeated when
+clocks go back is two periods). Each period is its own account (``<key>@<window>/<start>`` in
+a store: the local start, with its UTC offset for windows shorter than a day), so a new period
+starts from zero and an old one is simply no longer used.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ._ledger import Caps
 _SPEC: Final = re.compile(r"^([1-9][0-9]{0,5})([mhdw])$")
 _UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MONDAY: Final = datetime(1970, 1, 5)  # periods of whole days and weeks count from here
+_MONDAY_SECONDS: Final = 4 * 86400
 EXAMPLES: Final = '"15m", "1h", "1d", "7d", "30d" or "month"'
 
 
@@ -42,6 +46,8 @@ class Window:
 
     def period(self, now: float) -> Period:
         """The period ``now`` (a POSIX timestamp) falls in."""
+        if self.seconds is not None and self.seconds < 86400:
+            return self._short_period(now)
         local = datetime.fromtimestamp(now, self.zone).replace(tzinfo=None)
         if self.seconds is None:
             start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -52,6 +58,19 @@ class Window:
             start = _MONDAY + timedelta(seconds=elapsed - elapsed % self.seconds)
             end = start + timedelta(seconds=self.seconds)
         return Period(start.isoformat(timespec="minutes"), _timestamp(end, self.zone))
+
+    def _short_period(self, now: float) -> Period:
+        """A window shorter than a day starts on the local clock but lasts its length in real
+        time: the hour repeated when clocks go back is two periods, not one of two hours. The
+        label carries the UTC offset, so the two have different accounts."""
+        seconds = self.seconds
+        assert seconds is not None
+        offset = datetime.fromtimestamp(now, self.zone).utcoffset()
+        shift = offset.total_seconds() if offset is not None else 0.0
+        local = now + shift - _MONDAY_SECONDS
+        start = now - local % seconds
+        label = datetime.fromtimestamp(start, self.zone).isoformat(timespec="minutes")
+        return Period(label, start + seconds)
 
     @property
     def length(self) -> float:
