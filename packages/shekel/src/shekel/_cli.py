@@ -1,4 +1,5 @@
-"""The ``shekel`` command (also ``python -m shekel``): ``run``, ``models`` and ``estimate``.
+"""The ``shekel`` command (also ``python -m shekel``): ``run``, ``models``, ``estimate``, and
+``budgets`` / ``reset`` for budgets kept in a store (``_cli_stores.py``).
 
 Exit codes: 0 success; for ``run``, the script's own code while it stays under budget and 1
 when the budget stopped it; 2 for usage errors (``shekel ...: error: ...`` on stderr).
@@ -266,7 +267,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     estimate.add_argument("--provider", metavar="P", help="e.g. openai, anthropic")
     estimate.add_argument("--json", action="store_true", help="print a JSON object instead")
-    return parser, {"run": run, "models": models, "estimate": estimate}
+    from ._cli_stores import add_parsers
+
+    stored = add_parsers(commands)
+    return parser, {"run": run, "models": models, "estimate": estimate, **stored}
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -453,6 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ns = parser.parse_args(args)
         if ns.command == "models":
             return _models(commands["models"], ns)
+        if ns.command in ("budgets", "reset"):
+            from . import _cli_stores
+
+            handler = _cli_stores.budgets if ns.command == "budgets" else _cli_stores.reset
+            return handler(commands[ns.command], ns)
         return _estimate(commands["estimate"], ns)
     except SystemExit as stop:  # argparse: --help, --version and usage errors
         code = stop.code

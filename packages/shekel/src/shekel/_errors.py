@@ -99,7 +99,7 @@ class BudgetStoreUnavailableError(ShekelError, RuntimeError):
             f"the budget store {store} is unavailable ({cause}); check that it is running and "
             "reachable (and for SQLite that the file's directory is writable). Calls under its "
             "budgets are refused until it is back; create the store with on_error='open' to let "
-            "them go on unrecorded instead"
+            "them go on unrecorded instead (?on_error=open in a store URL)"
         )
 
 

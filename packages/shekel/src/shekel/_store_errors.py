@@ -50,6 +50,14 @@ class StoreErrors:
         except self.kinds as exc:
             return self._failed(exc, default)
 
+    def closed(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn``; the store failing raises ``BudgetStoreUnavailableError`` whatever the
+        policy (for tools that report on a store: a listing cannot go on unrecorded)."""
+        try:
+            return fn(*args)
+        except self.kinds as exc:
+            raise BudgetStoreUnavailableError(self.where, exc) from exc
+
     def _failed(self, exc: BaseException, default: Callable[[], T]) -> T:
         if self.policy == "closed":
             raise BudgetStoreUnavailableError(self.where, exc) from exc

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final, TypeVar
 from ._errors import BudgetConfigError
 from ._ledger import AXES, NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
+from ._stores import shown_url as _shown_url
 
 T = TypeVar("T")
 
@@ -456,6 +457,9 @@ class RedisLedger(Ledger):
 
     def accounts(self, prefix: str = "") -> list[dict[str, Any]]:
         """Every account whose key starts with ``prefix``: counters, caps, live holds."""
+        return self._errors.closed(self._accounts, prefix)
+
+    def _accounts(self, prefix: str) -> list[dict[str, Any]]:
         self._expire()
         start = f"{self.prefix}a:"
         found = self._account_keys(_glob_escape(start + prefix) + "*")
@@ -487,8 +491,11 @@ class RedisLedger(Ledger):
             )
         return listing
 
-    def reset_key(self, key: str) -> int:
-        """Reset every account whose key is ``key`` or one of its periods; how many."""
+    def reset_key(self, key: str) -> list[str]:
+        """Reset every account whose key is ``key`` or one of its periods; their keys."""
+        return self._errors.closed(self._reset_key, key)
+
+    def _reset_key(self, key: str) -> list[str]:
         start = f"{self.prefix}a:"
         found = [
             k.decode()
@@ -496,13 +503,14 @@ class RedisLedger(Ledger):
             + self._account_keys(_glob_escape(start + key))
         ]
         if not found:
-            return 0
+            return []
         chain = [(RedisAccount(k[len(start) :], redis_key=k), NO_CAPS) for k in found]
         keys, args = self._args("reset", chain, (0, 0, 0, 0))
         # the caps shown stay as they were: "" leaves them alone
         for i in range(len(chain)):
             args[4 + i * 6 + 4] = ""
-        return int(self._eval(keys, args))
+        self._eval(keys, args)
+        return sorted(k[len(start) :] for k in found)
 
 
 _COUNTERS: Final = ("usd", "tokens", "calls", "tools", "r_usd", "r_tokens", "r_calls", "r_tools")
@@ -587,20 +595,3 @@ def _check_url(url: str) -> None:
             f"the path of a Redis store URL is a database number (redis://host:6379/0), got "
             f"{parts.path!r} in {_shown_url(url)!r}"
         )
-
-
-def _shown_url(url: str) -> str:
-    """``url`` without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        if parts.port is not None:
-            host += f":{parts.port}"
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return url

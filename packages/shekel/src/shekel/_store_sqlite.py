@@ -360,6 +360,9 @@ class SQLiteLedger(Ledger):
 
     def accounts(self, prefix: str = "") -> list[dict[str, Any]]:
         """Every account whose key starts with ``prefix``: counters, caps, live holds."""
+        return self._errors.closed(self._accounts, prefix)
+
+    def _accounts(self, prefix: str) -> list[dict[str, Any]]:
         with self._transaction() as db:
             self._expire_due(db, time.time())
             rows = db.execute(
@@ -384,8 +387,11 @@ class SQLiteLedger(Ledger):
             for key, *rest in rows
         ]
 
-    def reset_key(self, key: str) -> int:
-        """Reset every account whose key is ``key`` or one of its periods; how many."""
+    def reset_key(self, key: str) -> list[str]:
+        """Reset every account whose key is ``key`` or one of its periods; their keys."""
+        return self._errors.closed(self._reset_key, key)
+
+    def _reset_key(self, key: str) -> list[str]:
         with self._transaction() as db:
             keys = [
                 row[0]
@@ -399,7 +405,7 @@ class SQLiteLedger(Ledger):
                 db.execute(
                     f"UPDATE shekel_accounts SET {zeros}, epoch = epoch + 1 WHERE key = ?", (k,)
                 )
-        return len(keys)
+        return sorted(keys)
 
 
 def _none() -> None:

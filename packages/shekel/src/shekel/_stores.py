@@ -96,12 +96,12 @@ def _connect(url: str) -> Ledger:
         path = base.removeprefix("sqlite:///")
         if not base.startswith("sqlite:///") or not path:
             raise BudgetConfigError(
-                f"store {url!r}: write sqlite:///relative/spend.db or sqlite:////abs/spend.db"
+                f"store {shown_url(url)!r}: write sqlite:///relative/spend.db or sqlite:////abs/spend.db"
             )
         if others:
             raise BudgetConfigError(
-                f"store {url!r}: an SQLite URL takes the options {', '.join(OPTIONS)}, not "
-                f"{', '.join(sorted(others))}"
+                f"store {url!r}: an SQLite URL takes the options {', '.join(OPTIONS)}, "
+                f"not {', '.join(sorted(others))}"
             )
         from ._store_sqlite import SQLiteLedger
 
@@ -112,7 +112,7 @@ def _connect(url: str) -> Ledger:
 
         return RedisLedger(_with_query(base, others), **options)
     raise BudgetConfigError(
-        f"store {url!r} is not a store shekel knows: use 'sqlite:///path/spend.db', "
+        f"store {shown_url(url)!r} is not a store shekel knows: use 'sqlite:///path/spend.db', "
         "'redis://host:6379/0' or 'memory'"
     )
 
@@ -137,7 +137,7 @@ def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
                 seconds = float("nan")
             if not 0 < seconds < 1e9:
                 raise BudgetConfigError(
-                    f"store {url!r}: {name} must be a number of seconds greater than 0, "
+                    f"store {shown_url(url)!r}: {name} must be a number of seconds greater than 0, "
                     f"got {value!r}"
                 ) from None
             options["timeout" if name == "timeout" else "default_ttl"] = seconds
@@ -148,3 +148,20 @@ def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
 
 def _with_query(base: str, query: dict[str, str]) -> str:
     return f"{base}?{urlencode(query)}" if query else base
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host += f":{parts.port}"
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return url
