@@ -19,3 +19,28 @@ class TestSQLiteLedger(LedgerContract):
     @pytest.fixture
     def second_ledger(self, tmp_path: Path) -> Ledger:
         return SQLiteLedger(tmp_path / "spend.db")  # the same file, as another process opens it
+
+
+def test_settled_holds_are_forgotten_and_expired_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+    import time
+
+    from shekel._ledger import Caps, Hold
+
+    ledger = SQLiteLedger(tmp_path / "spend.db")
+    chain = [(ledger.open("k"), Caps())]
+    settled = ledger.reserve(chain, 1, 0, ttl=1)
+    unsettled = ledger.reserve(chain, 2, 0, ttl=1)
+    assert isinstance(settled, Hold)
+    assert isinstance(unsettled, Hold)
+    ledger.commit(settled, 1, 0)
+    later = time.time() + 3602
+    monkeypatch.setattr(time, "time", lambda: later)
+    ledger.expire()
+    rows = sqlite3.connect(tmp_path / "spend.db").execute("SELECT id, state FROM shekel_holds")
+    assert dict(rows.fetchall()) == {unsettled.id: "expired"}
+    ledger.commit(unsettled, 2, 0)  # an hour late: still recorded
+    ledger.commit(settled, 1, 0)  # forgotten: nothing recorded twice
+    assert ledger.read(chain[0][0]).used[0] == 3

@@ -53,6 +53,8 @@ CREATE INDEX IF NOT EXISTS shekel_holds_due ON shekel_holds (state, expires_at);
 """
 
 _COUNTERS = ("usd", "tokens", "calls", "tools")
+SETTLED_MEMORY = 3600.0
+"""Seconds past its expiry that a settled hold's id is remembered."""
 _AXES = ("usd", "tokens", "llm_calls", "tool_calls")
 
 
@@ -157,6 +159,13 @@ class SQLiteLedger(Ledger):
             db.execute(f"UPDATE shekel_accounts SET {assignments} WHERE key = ?", (*amounts, key))
 
     def _expire_due(self, db: sqlite3.Connection, now: float) -> int:
+        # Holds settled long ago are forgotten (a second commit comes at once, not an hour
+        # after the hold expired); holds that expired unsettled stay, so that their commit
+        # still records the spend whenever it comes.
+        db.execute(
+            "DELETE FROM shekel_holds WHERE state = 'settled' AND expires_at < ?",
+            (now - SETTLED_MEMORY,),
+        )
         due = db.execute(
             "SELECT id, keys, epochs, usd, tokens, calls, tools FROM shekel_holds "
             "WHERE state = 'live' AND expires_at IS NOT NULL AND expires_at <= ?",
