@@ -12,6 +12,8 @@ print(w.tree())
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._budget import Budget
 from ._config import budget_name
 from ._context import Activation, current_budget
@@ -21,6 +23,7 @@ from ._errors import (
     BudgetExceeded,
     BudgetExceededError,
     BudgetStateError,
+    BudgetStoreUnavailableError,
     CallbackError,
     ShekelError,
     ToolBudgetExceededError,
@@ -37,11 +40,29 @@ from ._pool import BudgetPool, PoolExceededError, PoolReservation
 from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
+from ._store_errors import BudgetStoreWarning
+
+if TYPE_CHECKING:
+    from ._store_redis import RedisLedger
+    from ._store_sqlite import SQLiteLedger
 
 __version__ = "2.0.0.dev0"
 
 budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
+
+_STORES = {"SQLiteLedger": "_store_sqlite", "RedisLedger": "_store_redis"}
+
+
+def __getattr__(name: str) -> object:
+    # The stores load on first use: ``import shekel`` imports neither sqlite3 nor redis.
+    module = _STORES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shekel' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"shekel.{module}"), name)
+
 
 __all__ = [
     "Activation",
@@ -52,6 +73,8 @@ __all__ = [
     "BudgetPool",
     "BudgetSnapshot",
     "BudgetStateError",
+    "BudgetStoreUnavailableError",
+    "BudgetStoreWarning",
     "BudgetWarning",
     "CallRecord",
     "CallRoute",
@@ -62,8 +85,10 @@ __all__ = [
     "PoolExceededError",
     "PoolReservation",
     "ProtocolAdapter",
+    "RedisLedger",
     "RequestInfo",
     "Reservation",
+    "SQLiteLedger",
     "ShekelError",
     "StreamTally",
     "TokenUsage",
