@@ -12,8 +12,6 @@ print(w.tree())
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ._budget import Budget
 from ._config import budget_name
 from ._context import Activation, current_budget
@@ -41,28 +39,13 @@ from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
 from ._store_errors import BudgetStoreWarning
-
-if TYPE_CHECKING:
-    from ._store_redis import RedisLedger
-    from ._store_sqlite import SQLiteLedger
+from ._store_redis import RedisLedger
+from ._store_sqlite import SQLiteLedger
 
 __version__ = "2.0.0.dev0"
 
 budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
-
-_STORES = {"SQLiteLedger": "_store_sqlite", "RedisLedger": "_store_redis"}
-
-
-def __getattr__(name: str) -> object:
-    # The stores load on first use: ``import shekel`` imports neither sqlite3 nor redis.
-    module = _STORES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shekel' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f"shekel.{module}"), name)
-
 
 __all__ = [
     "Activation",

@@ -15,7 +15,6 @@ that makes the retry return what the first attempt did instead of applying twice
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import threading
@@ -24,12 +23,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from ._errors import BudgetConfigError
 from ._ledger import AXES, NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
 from ._stores import shown_url as _shown_url
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -151,6 +153,8 @@ class RedisLedger(Ledger):
 
     async def aclose(self) -> None:
         """Close the async client of the running event loop."""
+        import asyncio
+
         with self._alock:
             found = self._aclients.pop(id(asyncio.get_running_loop()), None)
         if found is not None:
@@ -173,35 +177,35 @@ class RedisLedger(Ledger):
     def _eval(self, keys: Sequence[str], args: Sequence[str]) -> Any:
         """Run the script; once more if the connection failed (every operation is safe to
         repeat: its id makes the second run return what the first did)."""
+        try:
+            return self._eval_once(keys, args)
+        except self._redis.exceptions.ConnectionError:
+            return self._eval_once(keys, args)
+
+    def _eval_once(self, keys: Sequence[str], args: Sequence[str]) -> Any:
         text, sha = _script()
-        errors = self._redis.exceptions
-        for attempt in (1, 2):
-            try:
-                try:
-                    return self._client.evalsha(sha, len(keys), *keys, *args)
-                except errors.NoScriptError:
-                    return self._client.eval(text, len(keys), *keys, *args)
-            except errors.ConnectionError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._client.evalsha(sha, len(keys), *keys, *args)
+        except self._redis.exceptions.NoScriptError:
+            return self._client.eval(text, len(keys), *keys, *args)
 
     async def _aeval(self, keys: Sequence[str], args: Sequence[str]) -> Any:
-        text, sha = _script()
-        errors = self._redis.exceptions
         client = await self._aclient()
-        for attempt in (1, 2):
-            try:
-                try:
-                    return await client.evalsha(sha, len(keys), *keys, *args)
-                except errors.NoScriptError:
-                    return await client.eval(text, len(keys), *keys, *args)
-            except errors.ConnectionError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return await self._aeval_once(client, keys, args)
+        except self._redis.exceptions.ConnectionError:
+            return await self._aeval_once(client, keys, args)
+
+    async def _aeval_once(self, client: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
+        text, sha = _script()
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except self._redis.exceptions.NoScriptError:
+            return await client.eval(text, len(keys), *keys, *args)
 
     async def _aclient(self) -> Any:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._alock:
             found = self._aclients.get(id(loop))
@@ -527,8 +531,11 @@ def _overrun(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun | None:
     """The script's ``ok`` / ``over|position|axis|used`` (after ``done`` for a repeat)."""
     if reply[0] == b"done":
         reply = reply[1:]
-    if reply[0] != b"over":
-        return None
+    return _over(reply, chain) if reply[0] == b"over" else None
+
+
+def _over(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun:
+    """The script's ``over|position|axis|used``."""
     position, axis = int(reply[1]), int(reply[2]) - 1
     return Overrun(position, AXES[axis], int(reply[3]), chain[position][1][axis])
 
@@ -540,9 +547,7 @@ def _held(
     amounts: tuple[int, int, int, int],
 ) -> Hold | Overrun:
     if reply[0] != b"held":
-        over = _overrun(reply, chain)
-        assert over is not None
-        return over
+        return _over(reply, chain)
     epochs = tuple(json.loads(reply[1])) or (-1,) * len(chain)
     usd, tokens, calls, tools = amounts
     return Hold(
