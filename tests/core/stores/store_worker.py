@@ -5,6 +5,8 @@ budget kept in a store. Prints one JSON line with what it recorded itself.
         N strict calls (max_tokens=5); waits for GO_FILE to exist before the first one
     python store_worker.py hold STORE NAME CAP_USD BASE_URL
         one strict call that the test kills while the provider is slow to answer
+    python store_worker.py trickle STORE NAME CAP_USD BASE_URL
+        calls until killed, printing after each what it has recorded (nano-dollars)
 """
 
 from __future__ import annotations
@@ -56,9 +58,20 @@ def hold(store: str, name: str, cap: float, base_url: str) -> None:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
 
+def trickle(store: str, name: str, cap: float, base_url: str) -> None:
+    client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=2)
+    print("ready", flush=True)
+    with budget(name=name, max_usd=cap, store=store) as b:
+        while True:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+            print(sum(r.cost for r in b.history().recent()), flush=True)
+
+
 if __name__ == "__main__":
     command, store, name, cap, base_url, *rest = sys.argv[1:]
     if command == "calls":
         calls(store, name, float(cap), base_url, int(rest[0]), rest[1] if len(rest) > 1 else None)
+    elif command == "trickle":
+        trickle(store, name, float(cap), base_url)
     else:
         hold(store, name, float(cap), base_url)

@@ -133,3 +133,18 @@ def test_a_second_process_resumes_a_budgets_totals(store: str, fake: FakeProvide
     used, _ = stored(store, "resumed")
     assert used[2] == 4
     client.close()
+
+
+def test_killing_an_sqlite_writer_loses_nothing_it_committed(
+    tmp_path: Path, fake: FakeProvider
+) -> None:
+    url = f"sqlite:///{tmp_path / 'spend.db'}"
+    worker = start("trickle", url, "durable", "1.0", fake.openai_base_url)
+    assert worker.stdout is not None
+    recorded = [int(worker.stdout.readline()) for _ in range(25)]
+    os.kill(worker.pid, signal.SIGKILL)  # mid-call, or mid-commit
+    worker.wait()
+    used, _ = stored(url, "durable")
+    one_call = recorded[0]
+    assert recorded[-1] <= used[0] <= recorded[-1] + one_call  # the next commit may have landed
+    assert used[0] == one_call * used[2]  # whole calls only: a commit is all or nothing
