@@ -84,6 +84,7 @@ _SHOWN = [
     "pytest",
     "langchain-openai",
     "langchain-anthropic",
+    "redis",
 ]
 
 

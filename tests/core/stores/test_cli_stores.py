@@ -153,3 +153,18 @@ def test_the_default_store_and_a_real_subprocess(tmp_path: Path, redis_url: str)
     name, window, period, spent = run.stdout.splitlines()[1].split()[:4]
     assert (name, window, spent) == ("user_1", "1d", "$1.25")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT00:00", period)
+
+
+def test_reset_leaves_a_budget_whose_name_only_starts_like_it(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budget(name="a", max_usd=1, window="1d", store=store).record(usd=0.5)
+    budget(name="a@b", max_usd=1, window="1d", store=store).record(usd=0.25)
+    budget(name="a@b", max_usd=1, store=store).record(usd=0.125)
+    code, out, _ = cli(capsys, "reset", "a", "--store", store)
+    assert code == 0
+    assert [line.split("@1d/")[0].strip() for line in out.splitlines()[1:]] == ["a"]
+    assert budget(name="a@b", max_usd=1, window="1d", store=store).spent == 0.25
+    code, out, _ = cli(capsys, "budgets", "--store", store, "--output", "json")
+    rows = {(r["budget"], r["window"]): r["usd"] for r in json.loads(out)}
+    assert rows == {("a", "1d"): 0.0, ("a@b", None): 0.125, ("a@b", "1d"): 0.25}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,9 +17,6 @@ from typing import Any, Final
 
 EXIT_FAILED: Final = 1
 
-_PERIOD: Final = re.compile(
-    r"^(?P<name>.+)@(?P<window>[1-9][0-9]{0,5}[mhdw]|month)/(?P<period>.+)$"
-)
 _AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
 _STORE_HELP: Final = (
     "the store: sqlite:///path/spend.db or redis://host:6379/0 (default: $SHEKEL_STORE, else "
@@ -114,15 +110,12 @@ def reset(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 
 
 def _row(account: dict[str, Any]) -> dict[str, Any]:
+    from ._windows import split_period_key
+
     key = account["key"]
-    found = _PERIOD.match(key)
+    name, window, period = split_period_key(key)
     used, reserved, caps = account["used"], account["reserved"], account["caps"]
-    row: dict[str, Any] = {
-        "budget": found["name"] if found else key,
-        "window": found["window"] if found else None,
-        "period": found["period"] if found else None,
-        "key": key,
-    }
+    row: dict[str, Any] = {"budget": name, "window": window, "period": period, "key": key}
     for i, axis in enumerate(_AXES):
         cap = caps[i]
         to_value = _usd if axis == "usd" else int

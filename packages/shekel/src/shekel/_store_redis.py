@@ -29,6 +29,7 @@ from ._errors import BudgetConfigError
 from ._ledger import AXES, NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
 from ._stores import shown_url as _shown_url
+from ._windows import split_period_key
 
 if TYPE_CHECKING:
     import asyncio
@@ -506,6 +507,7 @@ class RedisLedger(Ledger):
             for k in self._account_keys(_glob_escape(start + key + "@") + "*")
             + self._account_keys(_glob_escape(start + key))
         ]
+        found = [k for k in found if split_period_key(k[len(start) :])[0] == key]
         if not found:
             return []
         chain = [(RedisAccount(k[len(start) :], redis_key=k), NO_CAPS) for k in found]

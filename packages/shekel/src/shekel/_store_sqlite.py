@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
+from ._windows import split_period_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shekel_accounts (
@@ -408,6 +409,7 @@ class SQLiteLedger(Ledger):
                     "SELECT key FROM shekel_accounts WHERE key = ? OR key LIKE ? ESCAPE '\\'",
                     (key, _like_prefix(key + "@")),
                 )
+                if split_period_key(row[0])[0] == key  # not "a@b@1d/..." for "a"
             ]
             zeros = ", ".join(f"{c} = 0, r_{c} = 0" for c in _COUNTERS)
             for k in keys:

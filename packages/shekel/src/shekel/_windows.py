@@ -92,6 +92,21 @@ def parse_window(spec: object, caps: Caps, zone: tzinfo, param: str = "window") 
     return Window(spec, seconds, caps, zone)  # type: ignore[arg-type]
 
 
+_PERIOD_KEY: Final = re.compile(
+    r"^(?P<name>.+)@(?P<window>[1-9][0-9]{0,5}[mhdw]|month)/(?P<period>[0-9]{4}-[^/]+)$"
+)
+
+
+def split_period_key(key: str) -> tuple[str, str | None, str | None]:
+    """A store key's budget name, window and period label (``None``, ``None`` for a budget's
+    own account): ``"user_1@1d/2026-06-14T00:00"`` -> ``("user_1", "1d", "2026-06-14T00:00")``.
+    """
+    found = _PERIOD_KEY.match(key)
+    if found is None:
+        return key, None, None
+    return found["name"], found["window"], found["period"]
+
+
 def parse_zone(name: object) -> tzinfo:
     if name is None or name == "UTC":
         return UTC
