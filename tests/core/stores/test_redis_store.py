@@ -289,6 +289,15 @@ def test_url_options_reach_the_store(redis_url: str) -> None:
     )
 
 
+def test_sqlite_url_options_reach_the_store(tmp_path: object) -> None:
+    from shekel._store_sqlite import SQLiteLedger
+
+    found = open_store(f"sqlite:///{tmp_path}/opts.db?timeout=0.5&ttl=7&on_error=open")
+    assert isinstance(found, SQLiteLedger)
+    assert (found.timeout, found.default_ttl, found._errors.policy) == (0.5, 7.0, "open")
+    assert found.path == f"{tmp_path}/opts.db"
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

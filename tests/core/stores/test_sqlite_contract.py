@@ -44,3 +44,33 @@ def test_settled_holds_are_forgotten_and_expired_ones_kept(
     ledger.commit(unsettled, 2, 0)  # an hour late: still recorded
     ledger.commit(settled, 1, 0)  # forgotten: nothing recorded twice
     assert ledger.read(chain[0][0]).used[0] == 3
+
+
+def _spend_in_a_forked_child(ledger: SQLiteLedger, key: str, n: int) -> None:
+    from shekel._ledger import Caps
+
+    chain = [(ledger.open(key), Caps())]
+    for _ in range(n):
+        ledger.record(chain, 1, 1, 1)
+
+
+def test_forked_processes_share_a_ledger_object_safely(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from shekel._ledger import Caps
+
+    ledger = SQLiteLedger(tmp_path / "spend.db")
+    chain = [(ledger.open("forked"), Caps())]
+    ledger.record(chain, 1, 1, 1)  # the parent's connection is open when it forks
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_spend_in_a_forked_child, args=(ledger, "forked", 100))
+        for _ in range(4)
+    ]
+    for child in children:
+        child.start()
+    ledger.record(chain, 1, 1, 1)  # the parent goes on writing meanwhile
+    for child in children:
+        child.join(timeout=120)
+        assert child.exitcode == 0
+    assert ledger.read(chain[0][0]).used == (402, 402, 402, 0)

@@ -10,6 +10,7 @@ committed (``synchronous=NORMAL`` in WAL mode survives a process crash; pass
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -109,7 +110,10 @@ class SQLiteLedger(Ledger):
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
+        if db is None or self._local.pid != os.getpid():
+            # A connection is never used across fork(): a child process inherits the object
+            # (and this thread-local) but opens its own (the inherited one is left alone).
+            self._local.pid = os.getpid()
             db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
