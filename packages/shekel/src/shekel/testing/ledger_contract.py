@@ -177,6 +177,22 @@ class LedgerContract:
         ledger.commit(hold, USD // 4, 0)
         assert ledger.read(chain[0][0]).used[0] == USD // 4
 
+    def test_amounts_of_a_billion_dollars_are_exact(self, ledger: Ledger) -> None:
+        big = 10**18  # $1e9 in nano-dollars: far past 2**53, where doubles stop being exact
+        cap = 4 * big + 3
+        chain = self.chain(ledger, Caps(usd=cap), _caps())
+        assert ledger.record(chain, big, 1) is None
+        assert ledger.record(chain, big - 1, 1) is None
+        hold = ledger.reserve(chain, big + 2, 0)
+        assert isinstance(hold, Hold)
+        assert ledger.headroom(chain) == (big + 2, UNLIMITED)
+        assert ledger.reserve(chain, big + 3, 0) == Overrun(0, "usd", 2 * big - 1, cap)
+        assert ledger.commit(hold, 2 * big + 4, 0) is None  # exactly at the cap
+        for account, _ in chain:
+            state = ledger.read(account)
+            assert (state.used[0], state.reserved[0]) == (cap, 0)
+        assert ledger.record(chain, 1, 0) == Overrun(0, "usd", cap + 1, cap)
+
     # -- reading ---------------------------------------------------------------------------
 
     def test_headroom_is_the_smallest_free_room_of_the_chain(self, ledger: Ledger) -> None:
