@@ -17,6 +17,9 @@
 -- Amounts are non-negative integers kept as decimal strings: Lua numbers are doubles, exact
 -- only below 2^53, and one amount may be 10^18 nano-dollars.
 
+-- Writes after TIME replicate as their effects (the default since Redis 5; asked for on older).
+if redis.replicate_commands then redis.replicate_commands() end
+
 local op = ARGV[1]
 local P = ARGV[2]
 local memory = ARGV[3]
