@@ -1,0 +1,57 @@
+"""Budgets in a store under asyncio: concurrent strict calls of the async openai SDK on one
+budget in Redis or SQLite stay under the cap, and every call sent is recorded once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import openai
+import pytest
+
+from shekel import BudgetExceededError, budget
+from shekel._stores import open_store
+from shekel.testing import FakeProvider
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path / 'spend.db'}"
+
+
+def test_concurrent_async_strict_calls_stay_under_the_cap(store: str) -> None:
+    cap = 0.0000036 * 10.5  # ten calls and a half
+    with FakeProvider() as fake:
+
+        async def run() -> list[BaseException | None]:
+            client = openai.AsyncOpenAI(
+                base_url=fake.openai_base_url, api_key="test", max_retries=2
+            )
+
+            async def one() -> BaseException | None:
+                try:
+                    await client.chat.completions.create(
+                        model="gpt-4o-mini",
+                        messages=[{"role": "user", "content": "hi"}],
+                        max_tokens=5,
+                    )
+                except BudgetExceededError as error:
+                    return error
+                return None
+
+            async with budget(name="async", max_usd=cap, strict=True, store=store):
+                results = await asyncio.gather(*(one() for _ in range(30)))
+            await client.close()
+            return results
+
+        results = asyncio.run(run())
+        refused = [r for r in results if r is not None]
+        assert all(isinstance(r, BudgetExceededError) and not r.sent for r in refused)
+        ledger = open_store(store)
+        state = ledger.read(ledger.open("async"))
+        assert state.used[0] <= round(cap * 1e9)
+        assert state.used[2] == len(fake.requests) == 30 - len(refused) >= 8
+        assert state.reserved == (0, 0, 0, 0)
