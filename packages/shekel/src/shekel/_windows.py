@@ -1,7 +1,7 @@
 """Time windows: a budget whose limits apply per hour, day, week or month, and start over.
 
 A window is a fixed, calendar-aligned period in a time zone (UTC unless told otherwise):
-``"15m"`` and ``"1h"`` start on the clock, ``"1d"`` at midnight, ``"1w"`` / ``"7d"`` on
+``"10s"``, ``"15m"`` and ``"1h"`` start on the clock, ``"1d"`` at midnight, ``"1w"`` / ``"7d"`` on
 Monday at midnight, ``"30d"`` every 30 days counted from Monday 5 January 1970, ``"month"`` on
 the first of the month. Each period is its own account (``<key>@<window>/<start>`` in a store),
 so a new period starts from zero and an old one is simply no longer used.
@@ -17,10 +17,10 @@ from typing import Final
 from ._errors import BudgetConfigError
 from ._ledger import Caps
 
-_SPEC: Final = re.compile(r"^([1-9][0-9]{0,5})([mhdw])$")
-_UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SPEC: Final = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MONDAY: Final = datetime(1970, 1, 5)  # periods of whole days and weeks count from here
-EXAMPLES: Final = '"15m", "1h", "1d", "7d", "30d" or "month"'
+EXAMPLES: Final = '"30s", "15m", "1h", "1d", "7d", "30d" or "month"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,10 @@ class Window:
             elapsed = since.days * 86400 + since.seconds
             start = _MONDAY + timedelta(seconds=elapsed - elapsed % self.seconds)
             end = start + timedelta(seconds=self.seconds)
-        return Period(start.isoformat(timespec="minutes"), _timestamp(end, self.zone))
+        label = start.isoformat(
+            timespec="seconds" if self.seconds and self.seconds % 60 else "minutes"
+        )
+        return Period(label, _timestamp(end, self.zone))
 
     @property
     def length(self) -> float:

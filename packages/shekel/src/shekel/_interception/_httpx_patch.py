@@ -212,6 +212,11 @@ async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
             delay = min(delay * 2, _LONGEST_WAIT)
 
 
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread, with this task's context."""
+    return await sys.modules["asyncio"].to_thread(fn, *args)
+
+
 _FIRST_WAIT: Final = 0.002
 _LONGEST_WAIT: Final = 0.05
 
@@ -324,14 +329,24 @@ def _make_async_send(original: Any) -> Any:
         call = _start(budget, request)
         if call is None:
             return await original(self, request, *args, **kwargs)
-        request = await _prepare_async(call, request)
+        # A store that waits on I/O (SQLite, Redis) is used from a worker thread, so the
+        # event loop never stops for it.
+        blocks = call.budget._ledger.blocks
+        if blocks:
+            request = await _in_thread(_prepare_sync, call, request)
+        else:
+            request = await _prepare_async(call, request)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
             _failed(call, exc)
             raise
+        streamed = bool(kwargs.get("stream"))
         try:
-            _track(call, response, bool(kwargs.get("stream")), AsyncTap)
+            if blocks:
+                await _in_thread(_track, call, response, streamed, AsyncTap)
+            else:
+                _track(call, response, streamed, AsyncTap)
         except Exception as exc:
             raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
         return response
