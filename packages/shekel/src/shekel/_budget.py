@@ -126,7 +126,7 @@ class Budget:
         self._timed = bool(self._config.windows)  # a window anywhere in the lineage
         self._chain: tuple[Link, ...] = ()
         self._owners: tuple[tuple[Budget, Window | None], ...] = ()
-        self._relink_own()
+        self._plain = False
         # The caps it shows: its own, auto-capped when it was last activated (or attached) to
         # what its parent had left then.
         self._capped: Caps = self._config.caps
@@ -144,6 +144,7 @@ class Budget:
         self._repeat = False  # a child that is rolled up into its parent when it ends
         self._adopts_repeats = False  # unnamed and same-name children become repeats
         self._folded: Totals | None = None  # what this repeat last added to its parent's rollup
+        self._relink_own()
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -486,6 +487,14 @@ class Budget:
             self._chain = own_links + parent._chain
             self._owners = owners + parent._owners
             self._timed = bool(windows) or parent._timed
+        # The interceptor's shortest path: no strict mode, no unknown-model refusal, no
+        # fallback to watch for and no window anywhere in the lineage.
+        self._plain = not (
+            self._timed
+            or self._strict
+            or self._refuses_unknown
+            or any(b._config.fallback is not None for b in self._lineage)
+        )
 
     def _links(self) -> tuple[Link, ...]:
         """The chain as it stands now: windowed budgets' accounts of the current period."""

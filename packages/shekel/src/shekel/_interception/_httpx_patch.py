@@ -165,9 +165,12 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     the one a ``shekel_route_call`` plugin names, else ``active``."""
     if request.method != "POST":
         return None
-    adapter = adapter_for(request.url.path)
-    if adapter is None:
-        return None
+    path = request.url.path
+    adapter = _routes.get(path)
+    if adapter is None or _routes_generation != _generation():
+        adapter = adapter_for(path)
+        if adapter is None:
+            return None
     show_usage = False
     if LISTENING.shekel_route_call:
         route = plugin_manager().hook.shekel_route_call(active=active)
@@ -178,6 +181,10 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     call = InterceptedCall(active, adapter)
     call.show_usage = show_usage
     return call
+
+
+def _generation() -> int:
+    return plugin_manager().generation
 
 
 def _prepare(call: InterceptedCall, request: Any) -> Any:
@@ -193,13 +200,18 @@ def _prepare(call: InterceptedCall, request: Any) -> Any:
 
 
 def _prepare_sync(call: InterceptedCall, request: Any) -> Any:
+    try:
+        return _prepare(call, request)
+    except WaitForRoom:
+        pass
     delay = _FIRST_WAIT
     while True:
+        time.sleep(delay)
+        delay = min(delay * 2, _LONGEST_WAIT)
         try:
             return _prepare(call, request)
         except WaitForRoom:
-            time.sleep(delay)
-            delay = min(delay * 2, _LONGEST_WAIT)
+            continue
 
 
 async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
@@ -275,7 +287,7 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         call.settle_stream(tally, complete=True, raise_over=True)
         return
     usage, model = adapter.read_response(content)
-    call.settle(usage, model, output_guess=len(content) // 4, call_id=adapter.response_id(content))
+    call.settle(usage, model, output_guess=len(content) >> 2, call_id=adapter.response_id(content))
 
 
 _tap_classes: dict[tuple[type, str], type] = {}
