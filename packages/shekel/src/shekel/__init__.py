@@ -19,6 +19,7 @@ from ._config import BudgetConfig, budget_name
 from ._context import Activation, current_budget
 from ._decorators import with_budget
 from ._errors import (
+    Axis,
     BudgetConfigError,
     BudgetExceeded,
     BudgetExceededError,
@@ -64,6 +65,7 @@ budget = Budget
 __all__ = [
     "AccountState",
     "Activation",
+    "Axis",
     "Budget",
     "BudgetConfig",
     "BudgetConfigError",

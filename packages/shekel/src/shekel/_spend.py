@@ -217,11 +217,12 @@ def exceeded(
 
 
 def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:
-    """The budget to name for ``over``: the innermost one whose limit, as it shows it
-    (auto-capped to what its ancestors had left), the spend went past or reached, else the
-    budget (and window) whose own cap refused."""
+    """The budget to name for ``over``. A refusal names the budget (and window) whose own cap
+    refused: an auto-capped child of an exhausted parent would only say "$0 of $0". Spend that
+    went over names the innermost budget whose limit, as it shows it (auto-capped to what its
+    ancestors had left when it was entered), it went past."""
     owner, window = budget._owners[over.position]
-    if window is not None:
+    if window is not None or not sent:
         return owner, over, window
     axis = AXES.index(over.axis)
     for b in budget._lineage:
@@ -231,8 +232,7 @@ def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overr
             continue
         state = b._ledger.read(b._account)
         cap = b._capped[axis]
-        taken = state.used[axis] if sent else state.used[axis] + state.reserved[axis]
-        if taken > cap or (not sent and taken >= cap):
+        if state.used[axis] > cap:
             return b, Overrun(over.position, over.axis, state.used[axis], cap), None
     return owner, over, None
 
