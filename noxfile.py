@@ -63,9 +63,17 @@ def _package_tests(package: str) -> None:
     nox.session(python=False, name=f"tests_{package}")(session_func)
 
 
+# Test folders of the packages kept out of the workspace: each has a session of its own below,
+# building its environment (the workspace's cannot import their frameworks).
+_OWN_ENVIRONMENTS = {"shekel_llamaindex"}
+
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
-    if _folder.is_dir() and not _folder.name.startswith(("_", ".")):
+    if (
+        _folder.is_dir()
+        and not _folder.name.startswith(("_", "."))
+        and _folder.name not in _OWN_ENVIRONMENTS
+    ):
         _package_tests(_folder.name)
 
 
@@ -113,7 +121,9 @@ def _floor(requirement: Requirement) -> str:
     return f"{requirement.name}=={floors[0]}"
 
 
-def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
+def _show_versions(
+    session: nox.Session, expect: dict[str, str], more: list[str] | None = None
+) -> None:
     """Print the versions the session installed; fail unless each matches its ``expect``
     (``"3"`` matches 3.x.y, ``"1.60"`` matches 1.60.z)."""
     script = (
@@ -131,7 +141,8 @@ def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
         "print(f'{\"python\":>20} {sys.version.split()[0]}')\n"
         "sys.exit('; '.join(bad) or None)\n"
     )
-    pairs = [part for name in _SHOWN for part in (name, expect.get(name, ""))]
+    shown = _SHOWN + (more or [])
+    pairs = [part for name in shown for part in (name, expect.get(name, ""))]
     session.log("installed:")
     session.run("python", "-c", script, *pairs, silent=False, log=False)
 
@@ -173,6 +184,35 @@ def tests_core_lowest(session: nox.Session) -> None:
         "newer SDKs than these lower bounds"
     )
     _pytest_core(session, f"--ignore={LIBRARIES_TEST}")
+
+
+LLAMAINDEX = ROOT / "packages" / "shekel-llamaindex"
+_LLAMAINDEX_EXTRAS = ["llama-index-llms-openai", "llama-index-embeddings-openai"]
+
+
+@nox.session
+def tests_llamaindex(session: nox.Session) -> None:
+    """tests/shekel_llamaindex and mypy on shekel-llamaindex, with the newest LlamaIndex the
+    package allows and its OpenAI LLM and embeddings (own venv: llama-index-llms-openai pins
+    ``openai<3``, and LlamaIndex is some 200 MB)."""
+    shekel = _shekel_requirements()
+    dev = _dev_requirements()
+    tools = [
+        str(req) for name, req in dev.items() if name not in {"ruff", "nox"} | _SDKS | _LIBRARIES
+    ]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        "-e",
+        str(LLAMAINDEX),
+        str(shekel["openai"]),
+        *_LLAMAINDEX_EXTRAS,
+        *tools,
+    )
+    _show_versions(session, {}, ["llama-index-core", *_LLAMAINDEX_EXTRAS, "mypy"])
+    session.run("mypy", "--strict", "-p", "shekel_llamaindex")
+    session.run("python", "-m", "pytest", "tests/shekel_llamaindex", *session.posargs)
 
 
 @nox.session(python=False)
