@@ -23,9 +23,12 @@ class ShekelCallbackHandler(BaseCallbackHandler):
     ``ShekelCallbackHandler(budgets={"retrieve": 0.10, "synthesize": {"max_usd": 1.0,
     "max_llm_calls": 3}})``, put in a ``CallbackManager`` (``Settings.callback_manager``, or
     a component's ``callback_manager=``): when a step of a component using that manager
-    starts under a budget, its child budget is created with these options (a number is
+    starts under a budget, or a step inside such a step (the retrieval and synthesis of a
+    query engine using it), its child budget is created with these options (a number is
     ``max_usd``; a mapping holds any ``shekel.budget()`` option but ``name`` and
-    ``ledger``). Keys are step names: ``query``, ``retrieve``, ``synthesize``, ``chat``.
+    ``ledger``). Keys are step names: ``query``, ``retrieve``, ``synthesize``, ``chat``,
+    and a workflow's or agent's name and its steps' names inside a step that has the handler.
+    A step budget that already exists keeps its limits (with a warning if they differ).
 
     Everything else (charging steps, stopping calls before they run, recording the usage of
     models the HTTP interception does not see) happens without this handler, for every
@@ -120,16 +123,14 @@ def _options(step: str, value: StepOptions) -> dict[str, Any]:
     return options
 
 
-def options_for(instance: Any, step: str) -> dict[str, Any]:
-    """The limits a ``ShekelCallbackHandler`` in ``instance``'s callback manager sets for
-    ``step`` (empty when there is none)."""
+def budgets_of(instance: Any) -> dict[str, dict[str, Any]] | None:
+    """The step limits of the first ``ShekelCallbackHandler`` in ``instance``'s callback
+    manager, or ``None`` when it has none."""
     try:
         manager = instance.callback_manager
     except Exception:  # a component without one (a workflow), or a property that raises
-        return {}
+        return None
     for handler in getattr(manager, "handlers", None) or ():
         if isinstance(handler, ShekelCallbackHandler):
-            found = handler.budgets.get(step)
-            if found is not None:
-                return found
-    return {}
+            return handler.budgets
+    return None

@@ -29,7 +29,7 @@ from shekel import Budget, BudgetConfigError, budget_name, current_budget
 
 from . import _steps
 from ._errors import ShekelLlamaIndexWarning
-from ._handler import options_for
+from ._handler import budgets_of
 
 
 class Call:
@@ -50,13 +50,17 @@ class Step:
     made when something is first charged to it, so steps that spend nothing leave no line in
     ``tree()``."""
 
-    __slots__ = ("_budget", "name", "options", "parent", "root")
+    __slots__ = ("_budget", "limits", "name", "parent", "root")
 
     def __init__(
-        self, name: str, options: dict[str, Any], parent: Step | None, root: Budget
+        self,
+        name: str,
+        limits: dict[str, dict[str, Any]] | None,
+        parent: Step | None,
+        root: Budget,
     ) -> None:
         self.name = name
-        self.options = options
+        self.limits = limits  # a ShekelCallbackHandler's, found here or on an enclosing step
         self.parent = parent
         self.root = root
         self._budget: Budget | None = None
@@ -65,7 +69,8 @@ class Step:
         found = self._budget
         if found is None:
             above = self.parent.budget() if self.parent is not None else self.root
-            found = self._budget = _child(above, self.name, self.options)
+            options = self.limits.get(self.name, {}) if self.limits else {}
+            found = self._budget = _child(above, self.name, options)
         return found
 
 
@@ -107,9 +112,6 @@ STREAM_PAYER: Final[contextvars.ContextVar[Span | None]] = contextvars.ContextVa
     "shekel_llamaindex_stream", default=None
 )
 """Set while a wrapped response stream of a step produces its next item."""
-
-_warned: set[tuple[str, str]] = set()
-
 
 def find(span_id: str | None) -> Span | None:
     if span_id is None:
@@ -167,8 +169,10 @@ def enter(span_id: str, instance: Any, parent_id: str | None) -> None:
     if name is None and instance is None and parent is not None and parent.workflow:
         name = method  # a step of the workflow running around it
     if name is not None and (step is None or step.name != name):
-        options = options_for(instance, name) if instance is not None else {}
-        step = Step(name, options, step, base)
+        limits = budgets_of(instance) if instance is not None else None
+        if limits is None and step is not None:
+            limits = step.limits
+        step = Step(name, limits, step, base)
     kind = _steps.call_kind(instance, method)
     if kind is not None:
         if call is None:
@@ -213,16 +217,12 @@ def _child(payer: Budget, name: str, options: dict[str, Any]) -> Budget:
             existing = payer.child(label)
         except (BudgetConfigError, ValueError):
             _warn(
-                payer,
-                label,
                 f"LlamaIndex step {name!r} is charged to {_name(payer)!r} itself: no child "
                 f"budget can be made there ({error}). Name the enclosing budget, or nest "
                 "fewer budgets around the query",
             )
             return payer
         _warn(
-            payer,
-            label,
             f"{existing.full_name!r} already exists with other limits than "
             f"ShekelCallbackHandler sets for step {name!r}; it keeps its own ({error})",
         )
@@ -233,12 +233,8 @@ def _name(b: Budget) -> str:
     return b.full_name if b.name else "an unnamed budget"
 
 
-def _warn(payer: Budget, label: str, message: str) -> None:
-    key = (_name(payer), label)
-    if key in _warned:
-        return
-    _warned.add(key)
-    warnings.warn(message, ShekelLlamaIndexWarning, stacklevel=2)
+def _warn(message: str) -> None:
+    warnings.warn(message, ShekelLlamaIndexWarning, stacklevel=3)
 
 
 # -- streams a step returns ------------------------------------------------------------------

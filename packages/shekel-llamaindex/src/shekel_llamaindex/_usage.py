@@ -53,7 +53,11 @@ def llm_ended(span_id: str | None, text_in: str, response: Any) -> None:
     output = _response_text(response)
     record = _record(payer, model, count_tokens(text_in), count_tokens(output), 0, call_id=call_id)
     if record is not None and record.source == SOURCE:
-        _warn_estimated(model)
+        _warn_estimated(
+            f"LlamaIndex model {model!r} reported no token usage: its call was recorded with "
+            "token counts estimated by LlamaIndex's tokenizer. A model that returns "
+            "raw={'usage': {'prompt_tokens': ..., 'completion_tokens': ...}} is recorded exactly"
+        )
 
 
 def embedding_ended(span_id: str | None, chunks: Iterable[str]) -> None:
@@ -66,7 +70,11 @@ def embedding_ended(span_id: str | None, chunks: Iterable[str]) -> None:
     model = span.model or "unknown"
     tokens = sum(count_tokens(chunk) for chunk in chunks)
     if _record(_payer(span), model, tokens, 0, 0, call_id=None) is not None:
-        _warn_estimated(model)
+        _warn_estimated(
+            f"LlamaIndex embedding model {model!r} does not go through the openai or "
+            "anthropic SDK, and LlamaIndex reports no token counts for embeddings: its input "
+            "tokens were estimated with LlamaIndex's tokenizer"
+        )
 
 
 _RECENT_LIMIT: Final = 256
@@ -203,17 +211,5 @@ def count_tokens(text: str) -> int:
     return len(Settings.tokenizer(text))
 
 
-_warned_models: set[str] = set()
-
-
-def _warn_estimated(model: str) -> None:
-    if model in _warned_models:
-        return
-    _warned_models.add(model)
-    warnings.warn(
-        f"LlamaIndex model {model!r} reported no token usage: its calls are recorded with "
-        "token counts estimated by LlamaIndex's tokenizer. Return usage in the response's "
-        "raw={'usage': {'prompt_tokens': ..., 'completion_tokens': ...}} to record exact counts",
-        UsageMissingWarning,
-        stacklevel=2,
-    )
+def _warn_estimated(message: str) -> None:
+    warnings.warn(message, UsageMissingWarning, stacklevel=3)
