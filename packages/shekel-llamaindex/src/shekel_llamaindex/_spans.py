@@ -19,6 +19,7 @@ import contextvars
 import inspect
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
@@ -209,6 +210,14 @@ def stream_done(span_id: str | None) -> bool:
 def _child(payer: Budget, name: str, options: dict[str, Any]) -> Budget:
     """``payer``'s child for step ``name``, with the limits a handler sets for it; ``payer``
     itself when no child can be made there (with a warning saying why)."""
+    if payer.name is None:
+        _warn(
+            payer,
+            "",
+            "LlamaIndex steps under a budget without a name are charged to that budget "
+            "directly: name it (budget(..., name='rag')) to see each step as a child budget"
+        )
+        return payer
     label = budget_name(name)
     try:
         return payer.child(label, **options)
@@ -217,24 +226,33 @@ def _child(payer: Budget, name: str, options: dict[str, Any]) -> Budget:
             existing = payer.child(label)
         except (BudgetConfigError, ValueError):
             _warn(
-                f"LlamaIndex step {name!r} is charged to {_name(payer)!r} itself: no child "
-                f"budget can be made there ({error}). Name the enclosing budget, or nest "
-                "fewer budgets around the query",
+                payer,
+                label,
+                f"LlamaIndex step {name!r} is charged to {payer.full_name!r} itself: no "
+                f"child budget can be made there ({error}); nest fewer budgets around it",
             )
             return payer
         _warn(
+            payer,
+            label,
             f"{existing.full_name!r} already exists with other limits than "
             f"ShekelCallbackHandler sets for step {name!r}; it keeps its own ({error})",
         )
         return existing
 
 
-def _name(b: Budget) -> str:
-    return b.full_name if b.name else "an unnamed budget"
+_warned: weakref.WeakKeyDictionary[Budget, set[str]] = weakref.WeakKeyDictionary()
+_warned_lock = threading.Lock()
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, ShekelLlamaIndexWarning, stacklevel=3)
+def _warn(where: Budget, about: str, message: str) -> None:
+    """Warn once per budget and subject (every query makes its steps anew)."""
+    with _warned_lock:
+        seen = _warned.setdefault(where, set())
+        if about in seen:
+            return
+        seen.add(about)
+    warnings.warn(message, ShekelLlamaIndexWarning, stacklevel=4)
 
 
 # -- streams a step returns ------------------------------------------------------------------
