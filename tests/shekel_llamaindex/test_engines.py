@@ -173,6 +173,20 @@ def test_a_step_inside_a_step_of_its_kind_does_not_nest(
     }
 
 
+def test_a_step_run_in_a_budget_of_its_name_does_not_nest_in_it(
+    fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
+) -> None:
+    engine = index.as_query_engine(llm=llm)
+    with budget(name="rag") as rag, rag.child("query"):
+        engine.query("Who?")
+    assert tree_of(rag) == {
+        "rag": 2,
+        "rag.query": 2,
+        "rag.query.retrieve": 1,
+        "rag.query.synthesize": 1,
+    }
+
+
 def test_a_budget_entered_inside_a_step_takes_its_calls(
     fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
 ) -> None:
@@ -191,14 +205,13 @@ def test_steps_too_deep_are_charged_to_the_deepest_budget_with_a_warning(
     fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
 ) -> None:
     engine = index.as_query_engine(llm=llm)
-    with (
-        budget(name="a"),
-        budget(name="b"),
-        budget(name="c"),
-        budget(name="d") as d,
-        pytest.warns(ShekelLlamaIndexWarning, match="'retrieve' is charged to 'a.b.c.d.query'"),
-    ):
-        engine.query("Who?")
+    with pytest.warns(ShekelLlamaIndexWarning) as caught:
+        with budget(name="a"), budget(name="b"), budget(name="c"), budget(name="d") as d:
+            engine.query("Who?")
+    assert sorted(str(w.message).split(" itself")[0] for w in caught) == [
+        "LlamaIndex step 'retrieve' is charged to 'a.b.c.d.query'",
+        "LlamaIndex step 'synthesize' is charged to 'a.b.c.d.query'",
+    ]
     assert tree_of(d) == {"a.b.c.d": 2, "a.b.c.d.query": 2}
     assert len(fake.requests) == 2
 
@@ -207,10 +220,15 @@ def test_an_unnamed_budget_pays_for_the_steps_itself(
     fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
 ) -> None:
     engine = index.as_query_engine(llm=llm)
+
+    def two_queries() -> None:
+        engine.query("Who?")
+        engine.query("Who again?")
+
+    unnamed = budget(max_usd=1)
     with pytest.warns(ShekelLlamaIndexWarning, match="without a name") as caught:
-        with budget(max_usd=1) as unnamed:
-            engine.query("Who?")
-            engine.query("Who again?")
+        with unnamed:
+            two_queries()
     assert len(caught) == 1
     assert unnamed.calls_used == 4
     assert unnamed.children == []

@@ -13,7 +13,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.llms.openai import OpenAI
 
-from shekel import BudgetExceededError, budget
+from shekel import BudgetExceededError, UsageMissingWarning, budget
 from shekel.testing import FakeProvider
 from shekel_llamaindex import LlamaIndexBudgetExceededError, ShekelCallbackHandler
 
@@ -131,7 +131,8 @@ def test_a_local_embedding_model_is_stopped_before_it_runs() -> None:
     runs_before = embed.runs
     with budget(name="rag", prices=LOCAL_PRICES) as rag:
         rag.child("retrieve", max_llm_calls=1)
-        engine.retrieve("first?")
+        with pytest.warns(UsageMissingWarning, match="estimated"):
+            engine.retrieve("first?")
         with pytest.raises(LlamaIndexBudgetExceededError) as stopped:
             engine.retrieve("second?")
     assert embed.runs == runs_before + 1

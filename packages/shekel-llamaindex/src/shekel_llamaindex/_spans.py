@@ -114,6 +114,7 @@ STREAM_PAYER: Final[contextvars.ContextVar[Span | None]] = contextvars.ContextVa
 )
 """Set while a wrapped response stream of a step produces its next item."""
 
+
 def find(span_id: str | None) -> Span | None:
     if span_id is None:
         return None
@@ -215,10 +216,12 @@ def _child(payer: Budget, name: str, options: dict[str, Any]) -> Budget:
             payer,
             "",
             "LlamaIndex steps under a budget without a name are charged to that budget "
-            "directly: name it (budget(..., name='rag')) to see each step as a child budget"
+            "directly: name it (budget(..., name='rag')) to see each step as a child budget",
         )
         return payer
     label = budget_name(name)
+    if payer.name == label:
+        return payer  # a budget named after the step, entered by hand: never nest it in itself
     try:
         return payer.child(label, **options)
     except (BudgetConfigError, ValueError) as error:
