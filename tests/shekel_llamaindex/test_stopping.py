@@ -154,3 +154,32 @@ def test_a_stopped_query_can_go_on_once_the_limit_is_raised(
         engine.query("third?")
     assert synthesize.calls_used == 2
     assert paths(fake.requests) == [EMBEDDINGS, CHAT, EMBEDDINGS, EMBEDDINGS, CHAT]
+
+
+def test_sdk_calls_made_by_hand_inside_a_step_are_routed_and_refused_by_the_interceptor(
+    fake: FakeProvider,
+) -> None:
+    """LlamaIndex never sees these calls: the interceptor asks shekel-llamaindex which step
+    is running when the request is sent, and refuses it on that step's budget."""
+    import openai
+    from llama_index.core.query_engine import CustomQueryEngine
+
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test")
+    messages = [{"role": "user", "content": "Say hello"}]
+
+    class ByHand(CustomQueryEngine):
+        def custom_query(self, query_str: str) -> str:
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            return reply.choices[0].message.content or ""
+
+    with budget(name="app") as app:
+        app.child("query", max_llm_calls=1)
+        ByHand().query("first?")
+        with pytest.raises(BudgetExceededError) as refused:
+            ByHand().query("second?")
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # app pays
+    assert not isinstance(refused.value, LlamaIndexBudgetExceededError)  # the interceptor's
+    assert (refused.value.sent, refused.value.budget_name) == (False, "app.query")
+    assert len(fake.requests) == 2
+    assert tree_of(app) == {"app": 2, "app.query": 1}
+    client.close()
