@@ -24,6 +24,13 @@ the test tools of the workspace's ``dev`` group), print the versions they instal
 if the SDK generation is not the one meant. Installs come from uv's cache when it has them:
 ``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
 ``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
+
+``tests_llamaindex`` builds ``.nox/tests_llamaindex`` the same way for
+``packages/shekel-llamaindex``, which stays out of the workspace (LlamaIndex is some 200 MB and
+llama-index-llms-openai pins ``openai<3``): the core and the package editable, the newest
+LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test tools; then
+``mypy --strict`` on the package and ``pytest tests/shekel_llamaindex`` (the workspace's pytest
+run ignores that folder).
 """
 
 from __future__ import annotations
@@ -121,9 +128,7 @@ def _floor(requirement: Requirement) -> str:
     return f"{requirement.name}=={floors[0]}"
 
 
-def _show_versions(
-    session: nox.Session, expect: dict[str, str], more: list[str] | None = None
-) -> None:
+def _show_versions(session: nox.Session, expect: dict[str, str], names: list[str] = _SHOWN) -> None:
     """Print the versions the session installed; fail unless each matches its ``expect``
     (``"3"`` matches 3.x.y, ``"1.60"`` matches 1.60.z)."""
     script = (
@@ -141,8 +146,7 @@ def _show_versions(
         "print(f'{\"python\":>20} {sys.version.split()[0]}')\n"
         "sys.exit('; '.join(bad) or None)\n"
     )
-    shown = _SHOWN + (more or [])
-    pairs = [part for name in shown for part in (name, expect.get(name, ""))]
+    pairs = [part for name in names for part in (name, expect.get(name, ""))]
     session.log("installed:")
     session.run("python", "-c", script, *pairs, silent=False, log=False)
 
@@ -210,7 +214,8 @@ def tests_llamaindex(session: nox.Session) -> None:
         *_LLAMAINDEX_EXTRAS,
         *tools,
     )
-    _show_versions(session, {}, ["llama-index-core", *_LLAMAINDEX_EXTRAS, "mypy"])
+    shown = ["openai", "httpx", "pluggy", "genai-prices", "pydantic", "pytest", "mypy"]
+    _show_versions(session, {}, [*shown, "llama-index-core", *_LLAMAINDEX_EXTRAS])
     session.run("mypy", "--strict", "-p", "shekel_llamaindex")
     session.run("python", "-m", "pytest", "tests/shekel_llamaindex", *session.posargs)
 

@@ -171,3 +171,18 @@ def test_threads_started_with_the_context_charge_their_steps(
         "rag.query.retrieve": 4,
         "rag.query.synthesize": 4,
     }
+
+
+def test_a_synthesizer_running_async_work_under_a_sync_query_charges_synthesize(
+    fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
+) -> None:
+    """``use_async=True`` makes a sync query run its summaries in an event loop of its own."""
+    engine = index.as_query_engine(
+        llm=llm, response_mode="tree_summarize", use_async=True, similarity_top_k=3
+    )
+    with budget(name="rag") as rag:
+        engine.query("Summarise everything.")
+    synthesize = rag.child("query").child("synthesize")
+    assert synthesize.calls_used >= 1
+    assert synthesize.calls_used == len(fake.requests) - 1
+    assert rag.calls_used == len(fake.requests)

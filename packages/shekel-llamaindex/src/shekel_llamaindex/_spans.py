@@ -2,12 +2,14 @@
 
 A span handler on LlamaIndex's root dispatcher sees every span of every component, in the
 thread or task that runs it, before the method body starts and after it ends. Each span
-started while a budget is active (or inside a span that was) gets a :class:`Span`: the
-budget paying for requests sent directly inside it. A step span (``query``, ``retrieve``,
-``synthesize``, ``chat``, a workflow run and its steps) pays with a child of its parent
-span's payer, named after the step (``parent.child(name)``: one per parent and name, reused
-by every query); any other span pays with its parent's payer. A step directly inside a step
-of the same name (a retriever wrapping a retriever) does not nest.
+started while a budget is active (or inside a span that was) gets a :class:`Span`, whose
+``payer`` is the budget paying for requests sent directly inside it. A step span (``query``,
+``retrieve``, ``synthesize``, ``chat``, a workflow run and its steps) starts a :class:`Step`,
+which pays with a child of the enclosing step's budget (or of the budget active where it
+began) named after the step: ``parent.child(name)``, one per parent and name, reused by every
+query, and made only when something is charged to it. Any other span pays as its parent does.
+A step directly inside a step of the same name (a retriever wrapping a retriever) does not
+nest.
 
 Nothing is activated: the interceptor asks :func:`payer_for_request` at send time
 (``shekel_route_call``), which reads LlamaIndex's own ``active_span_id`` context variable.
