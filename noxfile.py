@@ -30,7 +30,8 @@ if the SDK generation is not the one meant. Installs come from uv's cache when i
 llama-index-llms-openai pins ``openai<3``): the core and the package editable, the newest
 LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test tools; then
 ``mypy --strict`` on the package and ``pytest tests/shekel_llamaindex`` (the workspace's pytest
-run ignores that folder).
+run ignores that folder). ``tests_llamaindex_lowest`` does the same with llama-index-core at
+the lower bound the package declares.
 """
 
 from __future__ import annotations
@@ -194,16 +195,11 @@ LLAMAINDEX = ROOT / "packages" / "shekel-llamaindex"
 _LLAMAINDEX_EXTRAS = ["llama-index-llms-openai", "llama-index-embeddings-openai"]
 
 
-@nox.session
-def tests_llamaindex(session: nox.Session) -> None:
-    """tests/shekel_llamaindex and mypy on shekel-llamaindex, with the newest LlamaIndex the
-    package allows and its OpenAI LLM and embeddings (own venv: llama-index-llms-openai pins
-    ``openai<3``, and LlamaIndex is some 200 MB)."""
+def _llamaindex_tests(session: nox.Session, *pins: str) -> None:
     shekel = _shekel_requirements()
     dev = _dev_requirements()
-    tools = [
-        str(req) for name, req in dev.items() if name not in {"ruff", "nox"} | _SDKS | _LIBRARIES
-    ]
+    skip = {"ruff", "nox"} | _SDKS | _LIBRARIES
+    tools = [str(req) for name, req in dev.items() if name not in skip]
     session.install(
         "--upgrade",
         "-e",
@@ -212,12 +208,30 @@ def tests_llamaindex(session: nox.Session) -> None:
         str(LLAMAINDEX),
         str(shekel["openai"]),
         *_LLAMAINDEX_EXTRAS,
+        *pins,
         *tools,
     )
     shown = ["openai", "httpx", "pluggy", "genai-prices", "pydantic", "pytest", "mypy"]
-    _show_versions(session, {}, [*shown, "llama-index-core", *_LLAMAINDEX_EXTRAS])
+    expect = {pin.split("==")[0]: pin.split("==")[1] for pin in pins}
+    _show_versions(session, expect, [*shown, "llama-index-core", *_LLAMAINDEX_EXTRAS])
     session.run("mypy", "--strict", "-p", "shekel_llamaindex")
     session.run("python", "-m", "pytest", "tests/shekel_llamaindex", *session.posargs)
+
+
+@nox.session
+def tests_llamaindex(session: nox.Session) -> None:
+    """tests/shekel_llamaindex and mypy on shekel-llamaindex, with the newest LlamaIndex the
+    package allows and its OpenAI LLM and embeddings (own venv)."""
+    _llamaindex_tests(session)
+
+
+@nox.session
+def tests_llamaindex_lowest(session: nox.Session) -> None:
+    """The same with the lowest llama-index-core shekel-llamaindex declares (own venv)."""
+    core = Requirement(
+        next(r for r in _pyproject(LLAMAINDEX)["project"]["dependencies"] if "llama-index" in r)
+    )
+    _llamaindex_tests(session, _floor(core))
 
 
 @nox.session(python=False)

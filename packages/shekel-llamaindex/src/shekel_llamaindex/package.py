@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from packaging.requirements import Requirement
 
-_instruments = ("llama-index-core >= 0.14, < 0.15",)
+_instruments = ("llama-index-core >= 0.14.5, < 0.15",)
 
 
 def unsupported_reason() -> str | None:
