@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 _lock = threading.Lock()
 _waiting: dict[str, list[Callable[[], None]]] = {}
@@ -41,11 +42,15 @@ def _imported(name: str) -> None:
 
 
 class _Loader(importlib.abc.Loader):
-    """Loads a module with its own loader, then runs what waited for it."""
+    """Loads a module with its own loader, then runs what waited for it. Everything else is
+    the loader's own (``importlib.resources`` asks it for the package's files)."""
 
     def __init__(self, inner: importlib.abc.Loader, name: str) -> None:
         self.inner = inner
         self.name = name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.inner.create_module(spec)
