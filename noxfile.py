@@ -63,9 +63,16 @@ def _package_tests(package: str) -> None:
     nox.session(python=False, name=f"tests_{package}")(session_func)
 
 
+# Test folders of packages kept outside the workspace, each run by a session of its own below.
+_OWN_ENVIRONMENT = {"shekel_crewai"}
+
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
-    if _folder.is_dir() and not _folder.name.startswith(("_", ".")):
+    if (
+        _folder.is_dir()
+        and not _folder.name.startswith(("_", "."))
+        and _folder.name not in _OWN_ENVIRONMENT
+    ):
         _package_tests(_folder.name)
 
 
@@ -113,7 +120,7 @@ def _floor(requirement: Requirement) -> str:
     return f"{requirement.name}=={floors[0]}"
 
 
-def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
+def _show_versions(session: nox.Session, expect: dict[str, str], shown: list[str] = _SHOWN) -> None:
     """Print the versions the session installed; fail unless each matches its ``expect``
     (``"3"`` matches 3.x.y, ``"1.60"`` matches 1.60.z)."""
     script = (
@@ -131,7 +138,7 @@ def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
         "print(f'{\"python\":>20} {sys.version.split()[0]}')\n"
         "sys.exit('; '.join(bad) or None)\n"
     )
-    pairs = [part for name in _SHOWN for part in (name, expect.get(name, ""))]
+    pairs = [part for name in shown for part in (name, expect.get(name, ""))]
     session.log("installed:")
     session.run("python", "-c", script, *pairs, silent=False, log=False)
 
@@ -173,6 +180,38 @@ def tests_core_lowest(session: nox.Session) -> None:
         "newer SDKs than these lower bounds"
     )
     _pytest_core(session, f"--ignore={LIBRARIES_TEST}")
+
+
+CREWAI = ROOT / "packages" / "shekel-crewai"
+
+
+@nox.session
+def tests_crewai(session: nox.Session) -> None:
+    """tests/shekel_crewai with the newest supported crewai, in an environment of its own.
+
+    crewai pins ``openai<3`` and ``pydantic<2.13`` and weighs some 0.9 GB, so shekel-crewai
+    is kept out of the workspace. Installs shekel and shekel-crewai (editable), the anthropic
+    SDK (for CrewAI's native Anthropic provider) and the test tools, prints the versions, runs
+    mypy (strict) on the package, then pytest. The tests import crewai once (about 5 s).
+    """
+    dev = _dev_requirements()
+    tools = [
+        str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS | _LIBRARIES
+    ]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        "-e",
+        str(CREWAI),
+        str(_shekel_requirements()["anthropic"]),
+        str(dev["mypy"]),
+        *tools,
+    )
+    shown = ["crewai", "openai", "anthropic", "httpx", "pydantic", "pluggy", "pytest"]
+    _show_versions(session, {"crewai": "1", "openai": "2"}, shown)
+    session.run("mypy", "-p", "shekel_crewai")
+    session.run("python", "-m", "pytest", "tests/shekel_crewai", *session.posargs)
 
 
 @nox.session(python=False)
