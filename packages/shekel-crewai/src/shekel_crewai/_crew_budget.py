@@ -9,7 +9,7 @@ from typing import Any
 
 from shekel import Budget, BudgetConfigError, budget_name
 
-AgentLimits = float | int | Decimal | str | Mapping[str, Any] | None
+AgentLimits = float | int | Decimal | Mapping[str, Any] | None
 """A USD amount (``5.0``), ``None`` (no limit of its own) or ``budget()`` options
 (``{"max_usd": 5.0, "max_llm_calls": 20}``)."""
 
@@ -174,7 +174,7 @@ def _options(where: str, value: AgentLimits) -> dict[str, Any]:
             f"{where} is {value!r}: give a USD amount (5.0) or budget options "
             "({'max_usd': 5.0, 'max_llm_calls': 20})"
         )
-    elif isinstance(value, int | float | Decimal | str):
+    elif isinstance(value, int | float | Decimal):
         options = {"max_usd": value}
     elif isinstance(value, Mapping):
         options = dict(value)
