@@ -12,6 +12,7 @@ from crewai.events.types.llm_events import LLMCallType
 from crewai.llms.base_llm import llm_call_context
 from pydantic import Field, PrivateAttr
 
+import shekel
 from shekel.testing import FakeProvider
 
 FINAL = "Thought: I now know the final answer\nFinal Answer: done"
@@ -48,11 +49,18 @@ class ScriptedLLM(BaseLLM):
     )
     emit: bool = True
     _calls: int = PrivateAttr(default=0)
+    _counted: list[int | None] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def calls(self) -> int:
         return self._calls
+
+    @property
+    def counted(self) -> list[int | None]:
+        """``calls_used`` of the active budget right after each call reported itself, before
+        ``call()`` returned (``None`` with no budget active)."""
+        return self._counted
 
     def call(
         self,
@@ -81,6 +89,8 @@ class ScriptedLLM(BaseLLM):
                     messages=messages,
                     usage=self.usage,
                 )
+        active = shekel.current_budget()
+        self._counted.append(None if active is None else active.calls_used)
         return text
 
     async def acall(self, *args: Any, **kwargs: Any) -> str:

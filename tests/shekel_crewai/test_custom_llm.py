@@ -38,6 +38,16 @@ def test_each_call_is_recorded_once_on_its_agent(entry: str) -> None:
     assert len({r.call_id for r in records}) == 2
 
 
+def test_a_call_is_on_the_agents_budget_before_the_llm_returns() -> None:
+    """Recorded in the calling thread, not later by the event bus's workers: the agent's
+    next call is checked against it."""
+    analyst_llm = ScriptedLLM(model=MODEL)
+    crew = make_crew(analyst_llm, ScriptedLLM(model=MODEL), analyst_tasks=3)
+    with crew_budget(crew, prices=PRICES):
+        crew.kickoff()
+    assert analyst_llm.counted == [1, 2, 3]
+
+
 def test_a_custom_llm_agent_is_stopped_before_its_next_call() -> None:
     analyst_llm = ScriptedLLM(model=MODEL)
     crew = make_crew(analyst_llm, ScriptedLLM(model=MODEL), analyst_tasks=3)
