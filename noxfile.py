@@ -19,10 +19,16 @@ in environments of their own, built by nox with ``uv venv`` + ``uv pip install``
   backtracks to ancient releases. LangChain needs far newer SDKs, so
   ``test_libraries_on_the_sdks.py`` does not run there.
 
-Both read their requirements from the pyproject files (shekel's dependencies and extras, and
-the test tools of the workspace's ``dev`` group), print the versions they installed, and stop
-if the SDK generation is not the one meant. Installs come from uv's cache when it has them:
-``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
+``tests_crewai`` builds a third environment the same way, for ``packages/shekel-crewai``
+(outside the workspace: crewai pins ``openai<3`` and ``pydantic<2.13``): the newest
+supported crewai, mypy on the package, then ``tests/shekel_crewai`` (which the workspace's
+``uv run pytest`` does not collect).
+
+All three read their requirements from the pyproject files (shekel's dependencies and
+extras, and the test tools of the workspace's ``dev`` group), print the versions they
+installed, and stop if the SDK generation is not the one meant. Installs come from uv's cache
+when it has them: ``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once
+they have run.
 ``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
 """
 

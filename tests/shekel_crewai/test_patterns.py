@@ -4,7 +4,7 @@ execute_task inside a budget of the caller's own) and delegation to a coworker."
 from __future__ import annotations
 
 import pytest
-from crewai import Agent, Crew, Task
+from crewai import Agent, Crew, Process, Task
 from crews import ANALYST, PRICES, WRITER, ScriptedLLM, cost, openai_llm, requests_by_role
 
 from shekel import budget
@@ -93,3 +93,41 @@ def test_delegated_work_is_charged_under_the_delegating_agent() -> None:
     assert nested[0].snapshot().llm_calls_remaining == 2  # its own max_llm_calls=3
     assert spend.agent(ANALYST).calls_used == 3
     assert [c.name for c in spend.children] == [ANALYST]
+
+
+def test_a_hierarchical_crews_manager_pays_for_the_work_it_delegates() -> None:
+    delegate = (
+        "Thought: the analyst should do this\nAction: Delegate work to coworker\n"
+        'Action Input: {"task": "Research", "context": "c", "coworker": "Research Analyst"}'
+    )
+    manager_llm = ScriptedLLM(model="scripted-1", script=[delegate])
+    analyst_llm = ScriptedLLM(model="scripted-1")
+    analyst = Agent(role=ANALYST, goal="g", backstory="b", llm=analyst_llm)
+    task = Task(name="research", description="r", expected_output="o")
+    crew = Crew(
+        agents=[analyst], tasks=[task], process=Process.hierarchical, manager_llm=manager_llm
+    )
+    with crew_budget(
+        crew, agents={"Crew Manager": {"max_llm_calls": 3}}, tasks={"research": 1.0}, prices=PRICES
+    ) as spend:
+        crew.kickoff()
+    assert (manager_llm.calls, analyst_llm.calls) == (2, 1)
+    manager = spend.agent("Crew Manager")
+    assert [c.full_name for c in spend.children] == ["crew.Crew Manager"]
+    assert manager.snapshot().llm_calls_remaining == 0  # its 2 calls and the analyst's
+    assert [c.full_name for c in manager.children] == ["crew.Crew Manager.research"]
+    assert manager.children[0].children[0].full_name == (
+        "crew.Crew Manager.research.Research Analyst"
+    )
+    assert spend.task("research").calls_used == 3
+
+
+def test_kickoff_for_each_charges_the_same_agent_budgets(fake: FakeProvider) -> None:
+    analyst = Agent(role=ANALYST, goal="g", backstory="b", llm=openai_llm(fake))
+    task = Task(name="research", description="Research {topic}", expected_output="o", agent=analyst)
+    crew = Crew(agents=[analyst], tasks=[task])
+    with crew_budget(crew, agents={ANALYST: {"max_llm_calls": 5}}, prices=PRICES) as spend:
+        crew.kickoff_for_each(inputs=[{"topic": "a"}, {"topic": "b"}])
+    assert len(fake.requests) == 2
+    assert [c.full_name for c in spend.children] == ["crew.Research Analyst"]
+    assert spend.agent(ANALYST).calls_used == 2
