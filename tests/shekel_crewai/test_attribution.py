@@ -88,6 +88,16 @@ def test_roles_that_are_not_budget_names_are_encoded(fake: FakeProvider) -> None
     assert spend.children[0].calls_used == 1
 
 
+def test_streamed_calls_are_counted_once(fake: FakeProvider) -> None:
+    crew = two_agent_crew(openai_llm(fake, stream=True))
+    with crew_budget(crew, prices=PRICES) as spend:
+        crew.kickoff()
+    assert [r.body.get("stream") for r in fake.requests] == [True, True]
+    assert requests_by_role(fake) == {ANALYST: 1, WRITER: 1}
+    assert (spend.agent(ANALYST).calls_used, spend.agent(WRITER).calls_used) == (1, 1)
+    assert spend.spent == pytest.approx(cost(2), abs=1e-12)
+
+
 def test_anthropic_provider_calls_are_counted_once(fake: FakeProvider) -> None:
     llm = LLM(
         model="anthropic/claude-haiku-4-5",

@@ -68,6 +68,13 @@ def test_bad_limits_name_the_agent(crew: Crew, limits: Any, expected: str) -> No
         crew_budget(crew, agents={WRITER: limits})
 
 
+def test_limits_come_as_a_mapping(crew: Crew) -> None:
+    with pytest.raises(BudgetConfigError, match=r"agents=\.\.\.\) takes a mapping.*got list"):
+        crew_budget(crew, agents=[ANALYST])  # type: ignore[arg-type]
+    with pytest.raises(BudgetConfigError, match=r"agents=\.\.\.\) keys are strings, got 1"):
+        crew_budget(crew, agents={1: 1.0})  # type: ignore[dict-item]
+
+
 def test_the_crew_options_are_checked_like_any_budget(crew: Crew) -> None:
     with pytest.raises(BudgetConfigError, match="did you mean 'max_tokens'"):
         crew_budget(crew, max_tokenz=10)

@@ -150,3 +150,16 @@ def test_caught_around_kickoff_the_error_leaves_no_budget_active(fake: FakeProvi
             stopped = error
         assert spend.active_children == ()
     assert isinstance(stopped, AgentBudgetExceededError)
+
+
+def test_a_direct_llm_call_is_stopped_before_it_is_sent(fake: FakeProvider) -> None:
+    """CrewAI's providers run the same hooks for calls made outside any agent."""
+    llm = openai_llm(fake)
+    with budget(max_llm_calls=1, name="direct") as direct:
+        llm.call("one")
+        with pytest.raises(AgentBudgetExceededError) as caught:
+            llm.call("two")
+    assert caught.value.agent_role is None
+    assert "CrewAI's LLM call stopped before it was sent" in str(caught.value)
+    assert len(fake.requests) == 1
+    assert direct.calls_used == 1

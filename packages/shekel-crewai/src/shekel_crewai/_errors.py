@@ -50,10 +50,11 @@ class AgentBudgetExceededError(BudgetExceededError, HookAborted):
     ) -> None:
         self.agent_role = agent_role
         self.task_name = task_name
-        who = f"agent {agent_role!r}" if agent_role else "the agent"
-        if task_name:
-            who += f" (task {task_name!r})"
-        stop = "stopped" if sent else "stopped before its next LLM call"
+        if agent_role:
+            who = f"agent {agent_role!r}" + (f" (task {task_name!r})" if task_name else "")
+            stop = "stopped" if sent else "stopped before its next LLM call"
+        else:
+            who, stop = "CrewAI's LLM call", "stopped" if sent else "stopped before it was sent"
         BudgetExceededError.__init__(
             self,
             spent,

@@ -9,6 +9,7 @@ hence the errors of ``_errors``.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from crewai.hooks import InterceptionPoint, get_hooks, register_hook
@@ -51,9 +52,13 @@ def register() -> None:
     """Register both hooks globally, unless they already are (cheap: a short list scan).
     Called again before each agent run, so that ``crewai.hooks.clear_all_global_hooks()``
     does not silently remove the budget stop."""
-    for point, hook in _HOOKS:
-        if hook not in get_hooks(point):
-            register_hook(point, hook)
+    with _lock:
+        for point, hook in _HOOKS:
+            if hook not in get_hooks(point):
+                register_hook(point, hook)
+
+
+_lock = threading.Lock()
 
 
 _HOOKS = (
