@@ -41,13 +41,14 @@ class ScriptedLLM(BaseLLM):
     """A custom LLM that never reaches an SDK: it answers from ``script`` (then with a final
     answer) and reports each call as CrewAI's own providers do, with an
     ``LLMCallCompletedEvent`` carrying ``usage`` (none when ``usage`` is ``None``; no events at
-    all when ``emit`` is false)."""
+    all when ``emit`` is false) and ``response_id``."""
 
     script: list[str] = Field(default_factory=list)
     usage: dict[str, int] | None = Field(
         default_factory=lambda: {"prompt_tokens": SCRIPTED_IN, "completion_tokens": SCRIPTED_OUT}
     )
     emit: bool = True
+    response_id: str | None = None
     _calls: int = PrivateAttr(default=0)
     _counted: list[int | None] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -88,6 +89,7 @@ class ScriptedLLM(BaseLLM):
                     from_agent=from_agent,
                     messages=messages,
                     usage=self.usage,
+                    response_id=self.response_id,
                 )
         active = shekel.current_budget()
         self._counted.append(None if active is None else active.calls_used)

@@ -48,6 +48,17 @@ def test_a_call_is_on_the_agents_budget_before_the_llm_returns() -> None:
     assert analyst_llm.counted == [1, 2, 3]
 
 
+def test_a_custom_llm_repeating_one_response_id_loses_no_call() -> None:
+    llm = ScriptedLLM(model=MODEL, response_id="resp-always-the-same")
+    crew = make_crew(llm, analyst_tasks=2)
+    with crew_budget(crew, prices=PRICES) as spend:
+        crew.kickoff()
+        crewai_event_bus.flush()
+    assert llm.calls == 3
+    assert spend.calls_used == 3
+    assert spend.spent == pytest.approx(cost(3, MODEL), abs=1e-12)
+
+
 def test_a_custom_llm_agent_is_stopped_before_its_next_call() -> None:
     analyst_llm = ScriptedLLM(model=MODEL)
     crew = make_crew(analyst_llm, ScriptedLLM(model=MODEL), analyst_tasks=3)

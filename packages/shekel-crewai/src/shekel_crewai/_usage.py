@@ -14,7 +14,8 @@ the second one a no-op):
 
 Calls of the OpenAI and Anthropic providers are recorded by shekel's HTTP interception. Their
 events are reported under the provider's response id, the id the interception records them
-under, so they count once; one without a response id is left to the interception.
+under, so they count once; one without a response id is left to the interception (see
+``_call_id``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from shekel import BudgetExceededError, UsageMissingWarning, current_budget
 
 SOURCE: Final = "crewai"
 
-# Provider modules whose calls go through the openai or anthropic SDK (subclasses included).
+# CrewAI's own providers, and those of them that call the openai or anthropic SDK, which
+# shekel's interception records (subclasses included; litellm counts as one of them).
+_PROVIDERS: Final = "crewai.llms.providers."
 _SDK_PROVIDERS: Final = ("crewai.llms.providers.openai", "crewai.llms.providers.anthropic")
 
 _registered: list[Callable[[Any, Any], None]] = []
@@ -55,12 +58,9 @@ def report(source: Any, event: Any) -> None:
     budget = current_budget()
     if budget is None:
         return
-    if _through_sdk(source):
-        if not event.response_id:
-            return  # recorded by the interception, which the event cannot be matched with
-        call_id = event.response_id
-    else:
-        call_id = f"crewai:{event.call_id}"
+    call_id = _call_id(source, event)
+    if call_id is None:
+        return
     model = event.model if isinstance(event.model, str) and event.model else _llm_name(source)
     usage = UsageMetrics.from_provider_dict(event.usage) if isinstance(event.usage, dict) else None
     if usage is None:
@@ -98,10 +98,28 @@ def register() -> None:
         _registered.append(handler)
 
 
-def _through_sdk(llm: Any) -> bool:
-    if getattr(llm, "is_litellm", False) is True:
-        return True
-    return any(cls.__module__.startswith(_SDK_PROVIDERS) for cls in type(llm).__mro__)
+def _call_id(llm: Any, event: Any) -> str | None:
+    """The id the call is recorded under, or ``None`` to leave it to the interception.
+
+    CrewAI's own providers report the provider's response id: the id the interception records
+    an OpenAI or Anthropic call under, so that the call counts once (and a provider the
+    interception may learn later, Gemini or Bedrock, is covered the same way). A provider of
+    the openai or anthropic SDK without a response id is left to the interception. Any other
+    LLM (a custom ``BaseLLM`` may give the same made-up id every time) is recorded under
+    CrewAI's own id of the call, unique per call.
+    """
+    classes = [cls.__module__ for cls in type(llm).__mro__]
+    builtin = getattr(llm, "is_litellm", False) is True or any(
+        module.startswith(_PROVIDERS) for module in classes
+    )
+    if builtin and isinstance(event.response_id, str) and event.response_id:
+        return event.response_id
+    through_sdk = getattr(llm, "is_litellm", False) is True or any(
+        module.startswith(_SDK_PROVIDERS) for module in classes
+    )
+    if through_sdk:
+        return None
+    return f"crewai:{event.call_id}"
 
 
 def _llm_name(llm: Any) -> str:
