@@ -1,7 +1,7 @@
 """A CrewAI research crew with a budget per agent, run offline.
 
 A Research Analyst works two tasks, then a Content Writer turns the notes into a report. The
-crew has $0.10; the analyst may make two LLM calls and the writer spend $0.02. The first
+crew has $0.10; the analyst may make two LLM calls (and spend $0.05), the writer $0.02. The first
 kickoff fits; on the second the analyst has no calls left and is stopped before its next LLM
 call is sent (``AgentBudgetExceededError``, which CrewAI neither retries nor wraps), which
 ends the crew. ``tree()`` shows who spent what.

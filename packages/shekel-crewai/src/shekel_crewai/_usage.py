@@ -9,8 +9,8 @@ the second one a no-op):
   LLM call is checked;
 - through a global handler on CrewAI's event bus, which runs shortly after on a worker thread
   (with a copy of the caller's context, so the same budget pays), for calls made outside an
-  agent run (output conversion, guardrails, a standalone ``Agent.kickoff()``). ``kickoff()``
-  waits for those handlers before it returns.
+  agent run (output conversion, guardrails, a standalone ``Agent.kickoff()``). A ``kickoff()``
+  that succeeds waits for those handlers before it returns.
 
 Calls of the OpenAI and Anthropic providers are recorded by shekel's HTTP interception. Their
 events are reported under the provider's response id, the id the interception records them
