@@ -126,14 +126,14 @@ def _budget_error(error: BaseException) -> BudgetExceededError | None:
 
 def _execute_task(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    def execute_task(self: Any, task: Any, context: str | None = None, tools: Any = None) -> Any:
+    def execute_task(self: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
         active = current_budget()
         if active is None:
-            return original(self, task, context, tools)
+            return original(self, task, *args, **kwargs)
         retried = _retrying(self, task)
         if retried is not None:
             _stop_retry(retried)
-            return original(self, task, context, tools)
+            return original(self, task, *args, **kwargs)
         _hooks.register()
         chosen = plan(self, task, active)
         outermost = RUN.get() is None
@@ -143,7 +143,7 @@ def _execute_task(original: Callable[..., Any]) -> Callable[..., Any]:
             with ExitStack() as stack:
                 for budget in chosen.budgets:
                     stack.enter_context(budget)
-                return original(self, task, context, tools)
+                return original(self, task, *args, **kwargs)
         except Exception as error:
             found = _budget_error(error)
             if found is None or isinstance(error, AgentBudgetExceededError):
@@ -160,16 +160,14 @@ def _aexecute_task(
     original: Callable[..., Coroutine[Any, Any, Any]],
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
     @functools.wraps(original)
-    async def aexecute_task(
-        self: Any, task: Any, context: str | None = None, tools: Any = None
-    ) -> Any:
+    async def aexecute_task(self: Any, task: Any, *args: Any, **kwargs: Any) -> Any:
         active = current_budget()
         if active is None:
-            return await original(self, task, context, tools)
+            return await original(self, task, *args, **kwargs)
         retried = _retrying(self, task)
         if retried is not None:
             _stop_retry(retried)
-            return await original(self, task, context, tools)
+            return await original(self, task, *args, **kwargs)
         _hooks.register()
         chosen = plan(self, task, active)
         outermost = RUN.get() is None
@@ -179,7 +177,7 @@ def _aexecute_task(
             async with AsyncExitStack() as stack:
                 for budget in chosen.budgets:
                     await stack.enter_async_context(budget)
-                return await original(self, task, context, tools)
+                return await original(self, task, *args, **kwargs)
         except Exception as error:
             found = _budget_error(error)
             if found is None or isinstance(error, AgentBudgetExceededError):
