@@ -167,3 +167,11 @@ def test_shekel_loads_the_plugin_without_crewai_and_patches_crewai_when_it_is_im
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert shekel.current_budget() is None
+
+
+def test_reading_an_unknown_agent_or_task_is_refused(crew: Crew) -> None:
+    spend = crew_budget(crew)
+    with pytest.raises(BudgetConfigError, match=r"^agent\(\): no agent of this crew has the role"):
+        spend.agent("Writer")
+    with pytest.raises(BudgetConfigError, match=r"^task\(\): no task of this crew is named 'x'"):
+        spend.task("x")

@@ -71,12 +71,12 @@ class CrewBudget(Budget):
 
     def agent(self, role: str) -> Budget:
         """The budget of the agent with this role, directly under this one (created if needed)."""
-        _known("agent", role, _roles(self.crew), "agent of this crew has the role")
+        _known("agent()", role, _roles(self.crew), "agent of this crew has the role")
         return child_of(self, budget_name(role), self.agent_options.get(role, {}))
 
     def task(self, name: str) -> Budget:
         """The budget of the named task under the budget of the agent assigned to it."""
-        _known("task", name, _task_names(self.crew), "task of this crew is named")
+        _known("task()", name, _task_names(self.crew), "task of this crew is named")
         if name not in self.task_options:
             raise BudgetConfigError(
                 f"task {name!r} has no budget of its own: give it one with "
@@ -142,27 +142,22 @@ def _limits(
         )
     options: dict[str, dict[str, Any]] = {}
     for key, value in given.items():
-        _known(what, key, known, noun)
+        _known(f"crew_budget({what}=...)", key, known, noun)
         options[key] = _options(f"{what}[{key!r}]", value)
     return options
 
 
-def _known(what: str, key: object, known: list[str], noun: str) -> None:
+def _known(where: str, key: object, known: list[str], noun: str) -> None:
+    """Refuse a role or task name the crew does not have (``where`` names the argument)."""
     if isinstance(key, str) and key in known:
         return
     if not isinstance(key, str):
-        raise BudgetConfigError(f"crew_budget({what}=...) keys are strings, got {key!r}")
+        raise BudgetConfigError(f"{where} keys are strings, got {key!r}")
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(repr(k) for k in known) or "none"
-    extra = (
-        " Tasks without name= cannot have a budget of their own."
-        if what == "tasks" or what == "task"
-        else ""
-    )
-    raise BudgetConfigError(
-        f"crew_budget({what}=...): no {noun} {key!r}{hint} Known: {listed}.{extra}"
-    )
+    extra = " Tasks without name= cannot have a budget of their own." if "task" in noun else ""
+    raise BudgetConfigError(f"{where}: no {noun} {key!r}{hint} Known: {listed}.{extra}")
 
 
 def _options(where: str, value: AgentLimits) -> dict[str, Any]:
