@@ -25,6 +25,10 @@ if the SDK generation is not the one meant. Installs come from uv's cache when i
 ``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
 ``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
 
+``tests_crewai`` builds an environment the same way for ``packages/shekel-crewai`` (outside
+the workspace: crewai pins ``openai<3`` and ``pydantic<2.13``): the newest supported crewai,
+mypy on the package, then ``tests/shekel_crewai``.
+
 ``tests_llamaindex`` builds ``.nox/tests_llamaindex`` the same way for
 ``packages/shekel-llamaindex``, which stays out of the workspace (LlamaIndex is some 200 MB and
 llama-index-llms-openai pins ``openai<3``): the core and the package editable, the newest
@@ -73,7 +77,7 @@ def _package_tests(package: str) -> None:
 
 # Test folders of the packages kept out of the workspace: each has a session of its own below,
 # building its environment (the workspace's cannot import their frameworks).
-_OWN_ENVIRONMENTS = {"shekel_llamaindex"}
+_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex"}
 
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
@@ -232,6 +236,38 @@ def tests_llamaindex_lowest(session: nox.Session) -> None:
         next(r for r in _pyproject(LLAMAINDEX)["project"]["dependencies"] if "llama-index" in r)
     )
     _llamaindex_tests(session, _floor(core))
+
+
+CREWAI = ROOT / "packages" / "shekel-crewai"
+
+
+@nox.session
+def tests_crewai(session: nox.Session) -> None:
+    """tests/shekel_crewai with the newest supported crewai, in an environment of its own.
+
+    crewai pins ``openai<3`` and ``pydantic<2.13`` and weighs some 0.9 GB, so shekel-crewai
+    is kept out of the workspace. Installs shekel and shekel-crewai (editable), the anthropic
+    SDK (for CrewAI's native Anthropic provider) and the test tools, prints the versions, runs
+    mypy (strict) on the package, then pytest. The tests import crewai once (about 5 s).
+    """
+    dev = _dev_requirements()
+    tools = [
+        str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS | _LIBRARIES
+    ]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        "-e",
+        str(CREWAI),
+        str(_shekel_requirements()["anthropic"]),
+        str(dev["mypy"]),
+        *tools,
+    )
+    shown = ["crewai", "openai", "anthropic", "httpx", "pydantic", "pluggy", "pytest"]
+    _show_versions(session, {"crewai": "1", "openai": "2"}, shown)
+    session.run("mypy", "-p", "shekel_crewai")
+    session.run("python", "-m", "pytest", "tests/shekel_crewai", *session.posargs)
 
 
 @nox.session(python=False)
