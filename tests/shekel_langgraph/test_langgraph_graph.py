@@ -301,6 +301,21 @@ def test_the_graph_cap_stops_the_next_node(fake: FakeProvider, model: ChatOpenAI
     assert log_counts(fake) == {"research": 1, "read": FANOUT}
 
 
+def test_the_error_names_the_graph_when_its_cap_binds_a_node_with_its_own(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    # The write node's own $1 is auto-capped to what the graph has left: nothing. The limit to
+    # raise is the graph's, and the error says so.
+    app = budgeted_graph(research_graph(model), max_usd=(FANOUT + 1) * CALL, nodes={"write": 1.0})
+    with pytest.raises(NodeBudgetExceededError) as caught:
+        app.invoke({"topic": "x", "notes": []})
+    error = caught.value
+    assert (error.node, error.node_budget, error.budget_name) == ("write", "graph.write", "graph")
+    assert error.spent == pytest.approx((FANOUT + 1) * CALL)
+    assert error.limit == pytest.approx((FANOUT + 1) * CALL)
+    assert log_counts(fake) == {"research": 1, "read": FANOUT}
+
+
 def test_a_decorated_node_keeps_its_decorator_under_budgeted_graph(
     fake: FakeProvider, model: ChatOpenAI
 ) -> None:

@@ -122,13 +122,28 @@ def node_budget(parent: Budget, name: str, spec: NodeSpec) -> Budget:
     return child
 
 
-def _lineage(child: Budget) -> set[str]:
-    names = set()
+def _chain(child: Budget) -> list[Budget]:
+    """``child`` and its ancestors, innermost first."""
+    chain = []
     walk: Budget | None = child
     while walk is not None:
-        names.add(walk.full_name)
+        chain.append(walk)
         walk = walk.parent
-    return names
+    return chain
+
+
+def binding(child: Budget, error: BudgetExceededError) -> BudgetExceededError:
+    """The refusal naming the outermost exhausted budget above (or at) ``child``.
+
+    A child is auto-capped to what its parent has left, so when the graph's budget runs out
+    every node budget under it reads "no room" too, with a limit of what it had spent: the
+    limit to raise is the ancestor's, and that is the one a caller must be told about."""
+    for candidate in reversed(_chain(child)):
+        try:
+            candidate.check()
+        except BudgetExceededError as found:
+            return found
+    return error
 
 
 def _mode(spec: NodeSpec, child: Budget) -> OnExhausted:
@@ -146,12 +161,11 @@ def _mode(spec: NodeSpec, child: Budget) -> OnExhausted:
 class _Run:
     """What one node run needs to know once its budget is chosen."""
 
-    __slots__ = ("budget", "mode", "node", "spec", "task")
+    __slots__ = ("budget", "node", "spec", "task")
 
     def __init__(self, spec: NodeSpec, config: Mapping[str, Any] | None, fallback: str) -> None:
         self.spec = spec
         self.budget: Budget | None = None
-        self.mode: OnExhausted = "raise"
         node, task = where_in_graph(config)
         self.task = task
         parent = current_budget()
@@ -166,7 +180,15 @@ class _Run:
             name = budget_name(fallback)
         self.node = node or fallback
         self.budget = node_budget(parent, name, spec)
-        self.mode = _mode(spec, self.budget)
+
+    @property
+    def interrupts(self) -> bool:
+        """True if this run pauses the graph rather than raise (asked only when it must)."""
+        return (
+            self.task is not None
+            and self.budget is not None
+            and _mode(self.spec, self.budget) == "interrupt"
+        )
 
     def admit(self) -> None:
         """Raise before the node starts if its budget or an ancestor has no room left."""
@@ -177,20 +199,19 @@ class _Run:
             refusal = error
         else:
             return
-        if self.mode == "interrupt" and self.task is not None:
+        if self.interrupts:
             raise self.pause(refusal, started=False)
         raise NodeBudgetExceededError.refusing(
-            refusal, node=self.node, node_budget=self.budget.full_name
+            binding(self.budget, refusal), node=self.node, node_budget=self.budget.full_name
         ) from refusal
 
     def pauses_for(self, error: BudgetExceededError) -> bool:
         """True if ``error``, raised from inside the node, should pause the graph: this node's
         budget or an ancestor reached its limit, and the node may interrupt."""
         return (
-            self.mode == "interrupt"
-            and self.task is not None
-            and self.budget is not None
-            and error.budget_name in _lineage(self.budget)
+            self.budget is not None
+            and error.budget_name in {b.full_name for b in _chain(self.budget)}
+            and self.interrupts
         )
 
     def pause(self, error: BudgetExceededError, *, started: bool) -> GraphInterrupt:
@@ -199,7 +220,12 @@ class _Run:
         answers: a budget pause needs no answer."""
         assert self.budget is not None
         assert self.task is not None
-        value = pause_of(error, node=self.node, node_budget=self.budget.full_name, started=started)
+        value = pause_of(
+            binding(self.budget, error),
+            node=self.node,
+            node_budget=self.budget.full_name,
+            started=started,
+        )
         return GraphInterrupt((Interrupt.from_ns(value, f"{self.task}|shekel-budget"),))
 
 
