@@ -11,6 +11,7 @@ from conftest import CALL, State, ask, chat, log_counts, log_spend
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
@@ -380,3 +381,45 @@ def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
         app.node_budget("nope")
     with pytest.raises(BudgetConfigError, match="not a subgraph"):
         app.node_budget("write", "inner")
+
+
+def test_the_functional_api_entrypoint_and_budgeted_tasks(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    @task
+    def plain(topic: str) -> str:
+        return str(model.invoke(ask("plain", topic)).content)
+
+    @task
+    @budgeted_node(max_llm_calls=2)
+    def searched(topic: str) -> str:
+        return str(model.invoke(ask("searched", topic)).content)
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def flow(topic: str) -> list[str]:
+        futures = [plain("a"), searched("b"), searched("c")]
+        return [f.result() for f in futures]
+
+    app = budgeted_graph(flow, max_usd=5)
+    assert len(app.invoke("x", {"configurable": {"thread_id": "f"}})) == 3
+    entry = app.node_budget("flow")
+    assert [child.name for child in entry.children] == ["searched"]
+    assert entry.child("searched").spent == pytest.approx(log_spend(fake, "searched"))
+    assert entry.spent_direct == pytest.approx(log_spend(fake, "plain"))
+    assert app.budget.spent == pytest.approx(3 * CALL)
+
+
+def test_one_budgeted_graph_belongs_to_the_budget_it_first_ran_under(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    compiled = research_graph(model)
+    shared = budgeted_graph(compiled, max_usd=5)
+    with budget(max_usd=5, name="request-1"):
+        shared.invoke({"topic": "x", "notes": []})
+    with budget(max_usd=5, name="request-2"), pytest.raises(BudgetConfigError, match="belongs to"):
+        shared.invoke({"topic": "x", "notes": []})
+    # Per request, wrap again: a shallow copy of the compiled graph (about 0.1 ms here).
+    for request in ("request-3", "request-4"):
+        with budget(max_usd=5, name=request) as scope:
+            budgeted_graph(compiled, max_usd=5).invoke({"topic": "x", "notes": []})
+        assert scope.child("graph").spent == pytest.approx((FANOUT + 3) * CALL)
