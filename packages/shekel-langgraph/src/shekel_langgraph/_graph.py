@@ -156,6 +156,10 @@ class BudgetedGraph:
     # -- the rest is the compiled graph's -----------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
+        # Only called for names this object lacks; its own (and dunder lookups made before
+        # __init__ ran, as copy and pickle do) must not recurse into the graph.
+        if name.startswith("__") or name in ("graph", "budget", "_runner", "_specs"):
+            raise AttributeError(name)
         return getattr(self.graph, name)
 
     def __repr__(self) -> str:
