@@ -101,6 +101,12 @@ def test_invoke_charges_each_node_of_a_graph_compiled_elsewhere(
     assert (app.node_budget("research").max_usd, app.node_budget("write").max_usd) == (0.5, 1.0)
     assert app.node_budget("read").max_usd is None
     assert_per_node(fake, app)
+    assert [line.split(":")[0] for line in app.budget.tree().splitlines()] == [
+        "graph",
+        "  research",
+        "  read",
+        "  write",
+    ]
     assert app.budget.name == "graph"
     assert current_budget() is None
     # The graph compiled elsewhere is untouched: run directly, it charges the active budget.
@@ -158,6 +164,7 @@ def test_a_stream_left_early_leaves_nothing_active(fake: FakeProvider, model: Ch
     assert not app.budget.is_active
 
 
+@pytest.mark.filterwarnings("ignore:astream_log is deprecated")  # still budgeted while it exists
 def test_astream_and_astream_events(fake: FakeProvider) -> None:
     async def main() -> tuple[BudgetedGraph, list[str]]:
         app = budgeted_graph(async_research_graph(chat(fake)), max_usd=5)
@@ -167,11 +174,15 @@ def test_astream_and_astream_events(fake: FakeProvider) -> None:
             event["event"]
             async for event in app.astream_events({"topic": "y", "notes": []}, version="v2")
         ]
+        async for _ in app.astream_log({"topic": "z", "notes": []}):
+            assert current_budget() is None
+        done = [i async for i, _ in app.abatch_as_completed([{"notes": []}, {"notes": []}])]
+        assert sorted(done) == [0, 1]
         return app, events
 
     app, events = asyncio.run(main())
     assert "on_chat_model_end" in events
-    assert_per_node(fake, app, runs=2)
+    assert_per_node(fake, app, runs=5)
 
 
 def test_batch_and_abatch(fake: FakeProvider, model: ChatOpenAI) -> None:
@@ -377,6 +388,8 @@ def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
     with pytest.raises(BudgetConfigError, match="compiled LangGraph graph"):
         budgeted_graph(lambda s: s)  # type: ignore[arg-type]
     app = budgeted_graph(compiled)
+    with pytest.raises(BudgetConfigError, match="needs a node name"):
+        app.node_budget()
     with pytest.raises(BudgetConfigError, match="no node 'nope'"):
         app.node_budget("nope")
     with pytest.raises(BudgetConfigError, match="not a subgraph"):

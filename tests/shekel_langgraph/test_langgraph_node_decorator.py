@@ -501,3 +501,79 @@ def test_decorating_something_else_than_a_node_function_says_what_to_do() -> Non
 
     with pytest.raises(BudgetConfigError, match="generator"):
         budgeted_node(gen)
+
+
+def test_called_outside_a_graph_the_node_is_charged_by_its_function_name(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    @budgeted_node(max_llm_calls=1)
+    def summarize(state: State) -> dict[str, Any]:
+        model.invoke(ask("direct"))
+        return {"notes": ["ok"]}
+
+    assert summarize({}) == {"notes": ["ok"]}  # no budget: runs as it is
+    with budget(max_usd=1, name="unit") as unit:
+        assert summarize({}) == {"notes": ["ok"]}
+        with pytest.raises(NodeBudgetExceededError, match="'summarize' was not started"):
+            summarize({})
+    assert unit.child("summarize").calls_used == 1
+    assert len(fake.requests) == 2
+
+
+def test_async_nodes_without_a_budget_and_with_a_refusal_inside(fake: FakeProvider) -> None:
+    async def main() -> tuple[dict[str, Any], Any]:
+        model = chat(fake)
+
+        @budgeted_node(max_llm_calls=1)
+        async def twice(state: State) -> dict[str, Any]:
+            await model.ainvoke(ask("twice"))
+            await model.ainvoke(ask("twice"))
+            return {"notes": ["twice"]}
+
+        graph = StateGraph(State)
+        graph.add_node("twice", twice)
+        graph.add_edge(START, "twice")
+        app = graph.compile()
+        unbudgeted = await app.ainvoke({"notes": []})
+        async with budget(max_usd=1, name="root") as root:
+            with pytest.raises(BudgetExceededError) as caught:
+                await app.ainvoke({"notes": []})
+        assert caught.value.sent is False
+        assert not isinstance(caught.value, NodeBudgetExceededError)
+        return unbudgeted, root
+
+    unbudgeted, root = asyncio.run(main())
+    assert unbudgeted == {"notes": ["twice"]}
+    assert root.child("twice").calls_used == 1
+    assert len(fake.requests) == 3
+
+
+def test_an_unnamed_enclosing_budget_is_refused_with_shekels_message(model: ChatOpenAI) -> None:
+    @budgeted_node
+    def node(state: State) -> dict[str, Any]:
+        return {}
+
+    graph = StateGraph(State)
+    graph.add_node("node", node)
+    graph.add_edge(START, "node")
+    with budget(max_usd=1), pytest.raises(BudgetConfigError, match="nested budgets need names"):
+        graph.compile().invoke({})
+
+
+def test_two_places_giving_one_node_other_limits_is_refused(model: ChatOpenAI) -> None:
+    def build(limit: float) -> Any:
+        @budgeted_node(max_usd=limit)
+        def draft(state: State) -> dict[str, Any]:
+            return {}
+
+        graph = StateGraph(State)
+        graph.add_node("draft", draft)
+        graph.add_edge(START, "draft")
+        return graph.compile()
+
+    with budget(max_usd=5, name="root") as root:
+        build(1.0).invoke({})
+        build(1.0).invoke({})  # the same limits: the same child
+        with pytest.raises(BudgetConfigError, match=r"'root\.draft' already exists with other"):
+            build(2.0).invoke({})
+    assert [child.name for child in root.children] == ["draft"]
