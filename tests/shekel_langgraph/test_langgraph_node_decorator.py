@@ -519,6 +519,17 @@ def test_called_outside_a_graph_the_node_is_charged_by_its_function_name(
     assert unit.child("summarize").calls_used == 1
     assert len(fake.requests) == 2
 
+    @budgeted_node(max_llm_calls=1, on_exhausted="interrupt")
+    def pausing(state: State) -> dict[str, Any]:
+        model.invoke(ask("direct"))
+        return {}
+
+    with budget(max_usd=1, name="unit"):
+        pausing({})
+        # Outside a graph there is nothing to pause: it raises instead.
+        with pytest.raises(NodeBudgetExceededError, match="'pausing' was not started"):
+            pausing({})
+
 
 def test_async_nodes_without_a_budget_and_with_a_refusal_inside(fake: FakeProvider) -> None:
     async def main() -> tuple[dict[str, Any], Any]:
