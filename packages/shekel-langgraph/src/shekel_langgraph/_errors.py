@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypedDict
+from typing import Final, Literal, TypedDict
 
 from shekel import BudgetExceededError
 
@@ -14,6 +14,8 @@ OnExhausted = Literal["raise", "interrupt"]
 ON_EXHAUSTED: Final = ("raise", "interrupt")
 
 PAUSE_KIND: Final = "shekel.budget_exhausted"
+
+Axis = Literal["usd", "tokens", "llm_calls", "tool_calls"]
 
 _UNITS: Final = {
     "usd": "USD",
@@ -48,7 +50,7 @@ class NodeBudgetExceededError(BudgetExceededError):
         spent: float,
         limit: float,
         *,
-        axis: Any = "usd",
+        axis: Axis = "usd",
         budget_name: str | None = None,
         node: str = "",
         node_budget: str = "",
