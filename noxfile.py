@@ -181,8 +181,7 @@ def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
     package = ROOT / "packages" / "shekel-langgraph"
     declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
     langgraph = next(req for req in declared if req.name == "langgraph")
-    skip = _NOT_FOR_TESTS | {"shekel-langgraph"}
-    tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
+    tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
     session.install("-e", str(SHEKEL), "-e", str(package), _floor(langgraph), *tools)
     session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
     session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)

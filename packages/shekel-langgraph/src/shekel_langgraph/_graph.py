@@ -202,9 +202,9 @@ def budgeted_graph(
             f"@entrypoint), got {type(given).__name__}"
         )
     how = check_on_exhausted(on_exhausted)
+    specs = _node_specs(graph, nodes or {})
     graph_budget = budget(max_usd, name=name, **options)
     GRAPH_MODES[graph_budget] = how
-    specs = _node_specs(graph, nodes or {})
     warn_if_unsupported()
     runner = budgeted_copy(graph, lambda node: specs.get(node, NodeSpec()))
     return BudgetedGraph(graph, runner, graph_budget, specs)
