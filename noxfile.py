@@ -270,6 +270,18 @@ def tests_crewai(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "tests/shekel_crewai", *session.posargs)
 
 
+@nox.session
+def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
+    """tests/shekel_langgraph on the lowest LangGraph shekel-langgraph declares (own venv)."""
+    package = ROOT / "packages" / "shekel-langgraph"
+    declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
+    langgraph = next(req for req in declared if req.name == "langgraph")
+    tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
+    session.install("-e", str(SHEKEL), "-e", str(package), _floor(langgraph), *tools)
+    session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
+    session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)
+
+
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
