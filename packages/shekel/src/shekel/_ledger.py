@@ -398,6 +398,31 @@ class InMemoryLedger(Ledger):
     ) -> Hold | Overrun:
         life = self.default_ttl if ttl is None else ttl
         lock = self._lock
+        if len(chain) == 1 and life is None:  # a budget with no parent: the straight path
+            ((a, caps),) = chain
+            lock.acquire()
+            try:
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > caps[0]
+                    or t + tokens > caps[1]
+                    or a.calls + a.r_calls + calls > caps[2]
+                    or a.tools + a.r_tools + tools > caps[3]
+                    or (need_headroom and (u >= caps[0] or t >= caps[1]))
+                ):
+                    return _overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
+                a.r_usd += usd
+                a.r_tokens += tokens
+                a.r_calls += calls
+                a.r_tools += tools
+                hold = _MemoryHold(
+                    next(self._ids), (a,), (caps,), usd, tokens, calls, tools, (a.epoch,), None
+                )
+            finally:
+                lock.release()
+            hold.state = LIVE
+            return hold
         lock.acquire()
         try:
             refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
