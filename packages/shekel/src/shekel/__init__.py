@@ -12,11 +12,14 @@ print(w.tree())
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._budget import Budget
-from ._config import budget_name
+from ._config import BudgetConfig, budget_name
 from ._context import Activation, current_budget
 from ._decorators import with_budget
 from ._errors import (
+    Axis,
     BudgetConfigError,
     BudgetExceeded,
     BudgetExceededError,
@@ -28,10 +31,10 @@ from ._errors import (
     UnknownModelError,
     UsageMissingError,
 )
-from ._history import CallRecord
+from ._history import CallRecord, SpendHistory
 from ._hookspecs import CallRoute
 from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
-from ._ledger import InMemoryLedger, Ledger
+from ._ledger import AccountState, Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation
@@ -39,8 +42,25 @@ from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
 from ._store_errors import BudgetStoreWarning
-from ._store_redis import RedisLedger
-from ._store_sqlite import SQLiteLedger
+from ._tree import Rollup
+
+if TYPE_CHECKING:
+    from ._store_redis import RedisLedger
+    from ._store_sqlite import SQLiteLedger
+
+
+def __getattr__(name: str) -> Any:
+    # The stores load on first use: ``import shekel`` stays small (and never imports redis).
+    if name == "SQLiteLedger":
+        from ._store_sqlite import SQLiteLedger
+
+        return SQLiteLedger
+    if name == "RedisLedger":
+        from ._store_redis import RedisLedger
+
+        return RedisLedger
+    raise AttributeError(f"module 'shekel' has no attribute {name!r}")
+
 
 __version__ = "2.0.0.dev0"
 
@@ -48,8 +68,11 @@ budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
 
 __all__ = [
+    "AccountState",
     "Activation",
+    "Axis",
     "Budget",
+    "BudgetConfig",
     "BudgetConfigError",
     "BudgetExceeded",
     "BudgetExceededError",
@@ -62,17 +85,22 @@ __all__ = [
     "CallRecord",
     "CallRoute",
     "CallbackError",
+    "Caps",
+    "Hold",
     "InMemoryLedger",
     "Ledger",
     "ModelPrice",
+    "Overrun",
     "PoolExceededError",
     "PoolReservation",
     "ProtocolAdapter",
     "RedisLedger",
     "RequestInfo",
     "Reservation",
+    "Rollup",
     "SQLiteLedger",
     "ShekelError",
+    "SpendHistory",
     "StreamTally",
     "TokenUsage",
     "ToolBudgetExceededError",

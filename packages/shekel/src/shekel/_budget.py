@@ -126,7 +126,7 @@ class Budget:
         self._timed = bool(self._config.windows)  # a window anywhere in the lineage
         self._chain: tuple[Link, ...] = ()
         self._owners: tuple[tuple[Budget, Window | None], ...] = ()
-        self._relink_own()
+        self._plain = False
         # The caps it shows: its own, auto-capped when it was last activated (or attached) to
         # what its parent had left then.
         self._capped: Caps = self._config.caps
@@ -144,6 +144,8 @@ class Budget:
         self._repeat = False  # a child that is rolled up into its parent when it ends
         self._adopts_repeats = False  # unnamed and same-name children become repeats
         self._folded: Totals | None = None  # what this repeat last added to its parent's rollup
+        self._asked_with: dict[str, Any] = {}  # the options child() created it with
+        self._relink_own()
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -411,23 +413,31 @@ class Budget:
         the child is created; the child is attached at once, auto-capped to what this budget
         has left, and not activated (``with parent.child("x"):`` activates it). Later calls
         return the same object, from any thread or task: one child per parent and name, reused
-        across repeats, parallel branches and retries. A later call that gives an option with
-        another value than the child has raises ``BudgetConfigError`` (use
-        :meth:`set_limits` to change a live budget's limits); one that gives none, or the
-        same ones, just returns the child. Framework names may contain '.': pass them through
+        across repeats, parallel branches and retries. A later call with the options the child
+        was created with, or none, returns it (even after :meth:`set_limits` changed its
+        limits); one that gives an option another value raises ``BudgetConfigError`` (change a
+        live budget's limits with :meth:`set_limits`). The parent may be unnamed (its children
+        then show as ``budget.<name>``). Framework names may contain '.': pass them through
         :func:`shekel.budget_name` first.
         """
         reject_unknown({k: v for k, v in options.items() if k not in _CHILD_OPTIONS})
         with _TREE_LOCK:
             existing = self._child_names.get(name) if isinstance(name, str) else None
             if existing is not None:
-                if options:
+                if options and options != existing._asked_with:
                     _check_same_options(existing, options)
                 return existing
             created = Budget(name=name, ledger=self._ledger, **options)
-            join(created, self)
+            join(created, self, asked_by_name=True)
+            created._asked_with = dict(options)
         created._autocap()
         return created
+
+    def find_child(self, name: str) -> Budget | None:
+        """The child of this budget named ``name`` (made by :meth:`child` or by ``with``), or
+        ``None``: a lookup that creates nothing."""
+        with _TREE_LOCK:
+            return self._child_names.get(name)
 
     def set_limits(
         self,
@@ -486,6 +496,14 @@ class Budget:
             self._chain = own_links + parent._chain
             self._owners = owners + parent._owners
             self._timed = bool(windows) or parent._timed
+        # The interceptor's shortest path: no strict mode, no unknown-model refusal, no
+        # fallback to watch for and no window anywhere in the lineage.
+        self._plain = not (
+            self._timed
+            or self._strict
+            or self._refuses_unknown
+            or any(b._config.fallback is not None for b in self._lineage)
+        )
 
     def _links(self) -> tuple[Link, ...]:
         """The chain as it stands now: windowed budgets' accounts of the current period."""
@@ -541,17 +559,23 @@ class Budget:
         input_tokens: int = 0,
         output_tokens: int = 0,
         cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
         provider: str | None = None,
         llm_calls: int = 1,
         call_id: str | None = None,
         source: str | None = None,
+        estimated: bool = False,
     ) -> CallRecord:
         """Record spend that no interceptor saw (another SDK, a gateway, a human review), or
         usage a framework reports for a model that never reaches the intercepted SDKs.
 
-        Give ``usd`` directly, or a ``model`` with token counts to price it. ``tokens`` defaults
-        to ``input_tokens + output_tokens``. The spend is recorded first, then
-        ``BudgetExceededError`` is raised if a limit is now exceeded.
+        Give ``usd`` directly, or a ``model`` with token counts to price it. ``input_tokens``
+        counts every prompt token; ``cached_input_tokens`` and ``cache_write_tokens`` say how
+        many of them were read from and written to a prompt cache (priced at those rates).
+        ``tokens`` defaults to ``input_tokens + output_tokens``. ``estimated=True`` marks
+        counts that are a guess (a model that reported no usage), as the interceptor marks its
+        own. The spend is recorded first, then ``BudgetExceededError`` is raised if a limit is
+        now exceeded.
 
         ``call_id`` is the provider's id of the response (``chatcmpl-...``, ``msg_...``). A
         call is recorded once per id, whoever reports it first, this method or the
@@ -559,41 +583,32 @@ class Budget:
         changes nothing and returns the call as first recorded. ``source`` names the reporter
         in the call's record (default ``"manual"``).
         """
-        if call_id:
-            check_text("call_id", call_id)
-            first = _spend.claim(call_id, source or "manual")
-            if first is not None:
-                return first
-            try:
-                call = self._record(
-                    usd,
-                    tokens,
-                    model,
-                    input_tokens,
-                    output_tokens,
-                    cached_input_tokens,
-                    provider,
-                    llm_calls,
-                    call_id,
-                    source,
-                )
-            except BaseException as exc:
-                _spend.claimed(call_id, getattr(exc, "call", None))
-                raise
-            _spend.claimed(call_id, call)
-            return call
-        return self._record(
+        args = (
             usd,
             tokens,
             model,
             input_tokens,
             output_tokens,
             cached_input_tokens,
+            cache_write_tokens,
             provider,
             llm_calls,
-            None,
             source,
+            estimated,
         )
+        if not call_id:
+            return self._record(*args, None)
+        check_text("call_id", call_id)
+        first = _spend.claim(call_id, source or "manual")
+        if first is not None:
+            return first
+        try:
+            call = self._record(*args, call_id)
+        except BaseException as exc:
+            _spend.claimed(call_id, getattr(exc, "call", None))
+            raise
+        _spend.claimed(call_id, call)
+        return call
 
     def _record(
         self,
@@ -603,10 +618,12 @@ class Budget:
         input_tokens: int,
         output_tokens: int,
         cached_input_tokens: int,
+        cache_write_tokens: int,
         provider: str | None,
         llm_calls: int,
-        call_id: str | None,
         source: str | None,
+        estimated: bool,
+        call_id: str | None,
     ) -> CallRecord:
         current = active_budget()
         if current is not self and current is not None:  # the usual cases need no more checks
@@ -615,11 +632,13 @@ class Budget:
             type(input_tokens) is int
             and type(output_tokens) is int
             and type(cached_input_tokens) is int
+            and type(cache_write_tokens) is int
             and type(llm_calls) is int
             and (tokens is None or type(tokens) is int)
             and 0 <= input_tokens < MAX_COUNT
             and 0 <= output_tokens < MAX_COUNT
             and 0 <= cached_input_tokens < MAX_COUNT
+            and 0 <= cache_write_tokens < MAX_COUNT
             and 0 <= llm_calls < MAX_COUNT
             and (tokens is None or 0 <= tokens < MAX_COUNT)
             and (model is None or type(model) is str)
@@ -629,6 +648,7 @@ class Budget:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
                 llm_calls=llm_calls,
                 tokens=0 if tokens is None else tokens,
             )
@@ -636,16 +656,20 @@ class Budget:
             check_text("provider", provider)
         if source is not None:
             check_text("source", source)
+        if type(estimated) is not bool:
+            raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")
         if usd is None:
             cost = None
         elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
             cost = round(usd * 1e9)
         else:
             cost = spend_to_nanos(usd)
-        if cost is not None and not (input_tokens or output_tokens or cached_input_tokens):
+        if cost is not None and not (
+            input_tokens or output_tokens or cached_input_tokens or cache_write_tokens
+        ):
             usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
         else:
-            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
+            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
         return _spend.charge(
             self,
             usage,
@@ -656,6 +680,7 @@ class Budget:
             llm_calls=llm_calls,
             call_id=call_id,
             source=source or "manual",
+            estimated=estimated,
         )
 
     def record_tool_call(self, tool_name: str, usd: float | None = None) -> CallRecord:

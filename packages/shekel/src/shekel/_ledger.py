@@ -30,7 +30,6 @@ import itertools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple
@@ -301,23 +300,28 @@ class Account:
         return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
 
 
-SETTLED_MEMORY: Final = 65_536
-"""Hold ids remembered after they settled, so a second commit or release is recognised."""
+LIVE, EXPIRED, SETTLED = 0, 1, 2
+
+
+class _MemoryHold(Hold):
+    """An in-memory hold: the ledger keeps its state in the hold itself."""
+
+    __slots__ = ("state",)
+    state: int
 
 
 class InMemoryLedger(Ledger):
     """The default ledger: counters in this process, guarded by one lock.
 
     Every ``open`` makes a fresh account (the key is a label). Holds do not expire unless a TTL
-    is given (the process's memory goes with the process).
+    is given (the process's memory goes with the process). Single-account chains (a budget
+    with no parent, a pool) take a straight path with no loop: the common case.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._live: dict[int, Hold] = {}
-        self._expired: set[int] = set()
-        self._settled: OrderedDict[int, None] = OrderedDict()
+        self._expiring: dict[int, _MemoryHold] = {}  # holds with a TTL, for expire()
 
     def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Account:
         return Account(key)
@@ -393,34 +397,61 @@ class InMemoryLedger(Ledger):
         ttl: float | None = None,
     ) -> Hold | Overrun:
         life = self.default_ttl if ttl is None else ttl
-        with self._lock:
-            refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
-            if refused is not None:
-                return refused
-            accounts = []
-            caps = []
-            epochs = []
-            for a, c in chain:
+        lock = self._lock
+        if len(chain) == 1 and life is None:  # a budget with no parent: the straight path
+            ((a, caps),) = chain
+            lock.acquire()
+            try:
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > caps[0]
+                    or t + tokens > caps[1]
+                    or a.calls + a.r_calls + calls > caps[2]
+                    or a.tools + a.r_tools + tools > caps[3]
+                    or (need_headroom and (u >= caps[0] or t >= caps[1]))
+                ):
+                    return _overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
                 a.r_usd += usd
                 a.r_tokens += tokens
                 a.r_calls += calls
                 a.r_tools += tools
-                accounts.append(a)
-                caps.append(c)
-                epochs.append(a.epoch)
-            hold = Hold(
+                hold = _MemoryHold(
+                    next(self._ids), (a,), (caps,), usd, tokens, calls, tools, (a.epoch,), None
+                )
+            finally:
+                lock.release()
+            hold.state = LIVE
+            return hold
+        lock.acquire()
+        try:
+            refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
+            if refused is not None:
+                return refused
+            for a, _ in chain:
+                a.r_usd += usd
+                a.r_tokens += tokens
+                if calls:
+                    a.r_calls += calls
+                if tools:
+                    a.r_tools += tools
+            hold = _MemoryHold(
                 next(self._ids),
-                tuple(accounts),
-                tuple(caps),
+                tuple([a for a, _ in chain]),
+                tuple([c for _, c in chain]),
                 usd,
                 tokens,
                 calls,
                 tools,
-                tuple(epochs),
+                tuple([a.epoch for a, _ in chain]),
                 None if life is None else time.monotonic() + life,
             )
-            self._live[hold.id] = hold
-        return hold
+            hold.state = LIVE
+            if life is not None:
+                self._expiring[hold.id] = hold
+            return hold
+        finally:
+            lock.release()
 
     def check(
         self,
@@ -438,40 +469,48 @@ class InMemoryLedger(Ledger):
     def _give_back(self, hold: Hold) -> bool:
         """Under the lock: take ``hold`` off its accounts' reservations; False if it had
         settled already (an expired hold gives nothing back but is still to be recorded)."""
-        hold_id = hold.id
-        if self._live.pop(hold_id, None) is not None:
+        assert isinstance(hold, _MemoryHold), "a hold goes back to the ledger that issued it"
+        state = hold.state
+        if state == SETTLED:
+            return False
+        hold.state = SETTLED
+        if state == LIVE:
+            usd, tokens, calls, tools = hold.usd, hold.tokens, hold.calls, hold.tools
             for a, epoch in zip(hold.accounts, hold.epochs, strict=True):
                 if a.epoch == epoch:
-                    a.r_usd -= hold.usd
-                    a.r_tokens -= hold.tokens
-                    a.r_calls -= hold.calls
-                    a.r_tools -= hold.tools
-        elif hold_id in self._expired:
-            self._expired.discard(hold_id)
-        else:
-            return False
-        self._settled[hold_id] = None
-        if len(self._settled) > SETTLED_MEMORY:
-            self._settled.popitem(last=False)
+                    a.r_usd -= usd
+                    a.r_tokens -= tokens
+                    if calls:
+                        a.r_calls -= calls
+                    if tools:
+                        a.r_tools -= tools
+            if hold.expires_at is not None:
+                self._expiring.pop(hold.id, None)
         return True
 
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if not self._give_back(hold):
                 return None
             over = None
             for i, (a, caps) in enumerate(zip(hold.accounts, hold.caps, strict=True)):
                 a.usd += usd
                 a.tokens += tokens
-                a.calls += calls
-                a.tools += tools
+                if calls:
+                    a.calls += calls
+                if tools:
+                    a.tools += tools
                 if over is None and (
                     a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2] or a.tools > caps[3]
                 ):
                     over = _overrun_used(i, a, caps)
             return over
+        finally:
+            lock.release()
 
     def release(self, hold: Hold) -> None:
         with self._lock:
@@ -504,13 +543,10 @@ class InMemoryLedger(Ledger):
     def expire(self) -> int:
         now = time.monotonic()
         with self._lock:
-            due = [
-                h for h in self._live.values() if h.expires_at is not None and h.expires_at <= now
-            ]
+            due = [h for h in self._expiring.values() if h.expires_at <= now]  # type: ignore[operator]
             for hold in due:
                 self._give_back(hold)
-                self._settled.pop(hold.id, None)
-                self._expired.add(hold.id)
+                hold.state = EXPIRED
         return len(due)
 
 

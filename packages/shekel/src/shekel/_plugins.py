@@ -120,6 +120,11 @@ def install_once() -> None:
     with _install_lock:
         if _install_done():  # another thread finished it while this one waited
             return
+        # The price table imports httpx2. Imported later, inside some thread's first priced
+        # call, it would be half-imported while other threads' SDK code reads it from
+        # sys.modules (openai does), which fails: import it now, before any budget is active.
+        import genai_prices  # noqa: F401
+
         if not _install_called:
             _install_called = True  # historic: plugins registered later are installed too
             manager.hook.shekel_install.call_historic(kwargs={})

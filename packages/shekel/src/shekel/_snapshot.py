@@ -27,6 +27,8 @@ class BudgetSnapshot:
     llm_calls_remaining: int | None
     tool_calls_used: int
     tool_calls_remaining: int | None
+    llm_calls_limit: int | None = None
+    tool_calls_limit: int | None = None
 
 
 def snapshot_of(state: AccountState, caps: Caps) -> BudgetSnapshot:
@@ -50,4 +52,6 @@ def snapshot_of(state: AccountState, caps: Caps) -> BudgetSnapshot:
         llm_calls_remaining=left(caps.llm_calls, calls, r_calls),
         tool_calls_used=tools,
         tool_calls_remaining=left(caps.tool_calls, tools, r_tools),
+        llm_calls_limit=None if caps.llm_calls == UNLIMITED else caps.llm_calls,
+        tool_calls_limit=None if caps.tool_calls == UNLIMITED else caps.tool_calls,
     )

@@ -7,9 +7,9 @@ These are the interceptor's and the integrations' internal interface to a budget
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
 from ._context import current_owner
@@ -217,11 +217,12 @@ def exceeded(
 
 
 def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:
-    """The budget to name for ``over``: the innermost one whose limit, as it shows it
-    (auto-capped to what its ancestors had left), the spend went past or reached, else the
-    budget (and window) whose own cap refused."""
+    """The budget to name for ``over``. A refusal names the budget (and window) whose own cap
+    refused: an auto-capped child of an exhausted parent would only say "$0 of $0". Spend that
+    went over names the innermost budget whose limit, as it shows it (auto-capped to what its
+    ancestors had left when it was entered), it went past."""
     owner, window = budget._owners[over.position]
-    if window is not None:
+    if window is not None or not sent:
         return owner, over, window
     axis = AXES.index(over.axis)
     for b in budget._lineage:
@@ -231,8 +232,7 @@ def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overr
             continue
         state = b._ledger.read(b._account)
         cap = b._capped[axis]
-        taken = state.used[axis] if sent else state.used[axis] + state.reserved[axis]
-        if taken > cap or (not sent and taken >= cap):
+        if state.used[axis] > cap:
             return b, Overrun(over.position, over.axis, state.used[axis], cap), None
     return owner, over, None
 
@@ -291,19 +291,11 @@ RECENT_CALL_IDS: Final = 65_536
 interceptor (or the other way round), never after thousands of other calls."""
 
 
-class _BeingRecorded:
-    """The first report of a call id, while it is being recorded: later reports wait on it."""
-
-    __slots__ = ("lock", "source")
-
-    def __init__(self, source: str | None) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.source = source
-
+_BEING_RECORDED: Final = object()
+"""What the registry holds for an id whose first report is being recorded right now."""
 
 _ids_lock = threading.Lock()
-_recorded: OrderedDict[str, CallRecord | _BeingRecorded] = OrderedDict()
+_recorded: dict[str, Any] = {}  # call id -> CallRecord, or _BEING_RECORDED; oldest first
 
 
 def claim(call_id: str, source: str | None) -> CallRecord | None:
@@ -313,29 +305,32 @@ def claim(call_id: str, source: str | None) -> CallRecord | None:
     Two reports that both come from the interceptor (``source="sdk"``) are two calls: a server
     that repeats response ids (some local and test servers do) must never lose spend. Only a
     framework's report and the interceptor's are the same call told twice."""
+    waited = 0.0
     while True:
         with _ids_lock:
             first = _recorded.get(call_id)
-            if first is None or (source == SDK and first.source == SDK):
-                _recorded[call_id] = _BeingRecorded(source)
-                _recorded.move_to_end(call_id)
+            if first is None or (
+                source == SDK and (first is _BEING_RECORDED or first.source == SDK)
+            ):
+                _recorded[call_id] = _BEING_RECORDED
                 if len(_recorded) > RECENT_CALL_IDS:
-                    _recorded.popitem(last=False)
+                    for old in list(itertools.islice(_recorded, RECENT_CALL_IDS // 4)):
+                        del _recorded[old]
                 return None
-        if isinstance(first, CallRecord):
-            return first
-        if first.lock.acquire(timeout=5.0):  # the first report is being recorded right now
-            first.lock.release()
+        if first is not _BEING_RECORDED:
+            result: CallRecord = first
+            return result
+        if waited > 5.0:  # the first report never finished: record this one
+            return None
+        time.sleep(0.001)  # the first report is being recorded at this moment (rare)
+        waited += 0.001
 
 
 def claimed(call_id: str, call: CallRecord | None) -> None:
     """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
     is free again)."""
     with _ids_lock:
-        waiting = _recorded.get(call_id)
         if call is None:
             _recorded.pop(call_id, None)
         else:
             _recorded[call_id] = call
-    if isinstance(waiting, _BeingRecorded) and waiting.lock.locked():
-        waiting.lock.release()

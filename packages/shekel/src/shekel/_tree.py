@@ -86,9 +86,10 @@ def _without_used(rollup: Rollup) -> Totals:
     return part
 
 
-def join(child: Budget, parent: Budget) -> None:
+def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
     """Make ``child`` a child of ``parent`` (call with the tree lock held), or raise
-    ``BudgetConfigError`` saying why it cannot nest there."""
+    ``BudgetConfigError`` saying why it cannot nest there. ``asked_by_name``: the child comes
+    from ``parent.child(name)``, which names it, so its parent may be unnamed."""
     if child is parent or child in parent._lineage:
         raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
     if child._ledger is not parent._ledger:
@@ -120,7 +121,7 @@ def join(child: Budget, parent: Budget) -> None:
     )
     if repeat and name is None:
         name = "budget"
-    if name is None or parent.name is None:
+    if name is None or (parent.name is None and not asked_by_name):
         raise BudgetConfigError(
             "nested budgets need names: give both the outer and the inner budget a name, "
             "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"

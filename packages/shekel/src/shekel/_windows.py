@@ -1,13 +1,14 @@
 """Time windows: a budget whose limits apply per hour, day, week or month, and start over.
 
 A window is a fixed, calendar-aligned period in a time zone (UTC unless told otherwise):
-``"15m"`` and ``"1h"`` start on the clock, ``"1d"`` at midnight, ``"1w"`` / ``"7d"`` on
-Monday at midnight, ``"30d"`` every 30 days counted from Monday 5 January 1970, ``"month"`` on
-the first of the month. Windows of a day or more follow the calendar (a day is 23 or 25 hours
-when the clocks change); shorter ones last their length in real time (the hour repeated when
-clocks go back is two periods). Each period is its own account (``<key>@<window>/<start>`` in
-a store: the local start, with its UTC offset for windows shorter than a day), so a new period
-starts from zero and an old one is simply no longer used.
+``"10s"``, ``"15m"`` and ``"1h"`` start on the clock, ``"1d"`` at midnight, ``"1w"`` /
+``"7d"`` on Monday at midnight, ``"30d"`` every 30 days counted from Monday 5 January 1970,
+``"month"`` on the first of the month. Windows of a day or more follow the calendar (a day is
+23 or 25 hours when the clocks change); shorter ones last their length in real time (the hour
+repeated when clocks go back is two periods). Each period is its own account
+(``<key>@<window>/<start>`` in a store: the local start, with its UTC offset when the clocks
+went back and show that time twice), so a new period starts from zero and an old one is no
+longer used.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Final
 from ._errors import BudgetConfigError
 from ._ledger import Caps
 
-_SPEC: Final = re.compile(r"^([1-9][0-9]{0,5})([mhdw])$")
-_UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SPEC: Final = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _MONDAY: Final = datetime(1970, 1, 5)  # periods of whole days and weeks count from here
 _MONDAY_SECONDS: Final = 4 * 86400
-EXAMPLES: Final = '"15m", "1h", "1d", "7d", "30d" or "month"'
+EXAMPLES: Final = '"30s", "15m", "1h", "1d", "7d", "30d" or "month"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +58,27 @@ class Window:
             elapsed = since.days * 86400 + since.seconds
             start = _MONDAY + timedelta(seconds=elapsed - elapsed % self.seconds)
             end = start + timedelta(seconds=self.seconds)
-        return Period(start.isoformat(timespec="minutes"), _timestamp(end, self.zone))
+        label = start.isoformat(
+            timespec="seconds" if self.seconds and self.seconds % 60 else "minutes"
+        )
+        return Period(label, _timestamp(end, self.zone))
 
     def _short_period(self, now: float) -> Period:
         """A window shorter than a day starts on the local clock but lasts its length in real
         time: the hour repeated when clocks go back is two periods, not one of two hours. The
-        label carries the UTC offset, so the two have different accounts."""
+        second one's label carries its UTC offset, so the two have different accounts."""
         seconds = self.seconds
         assert seconds is not None
         offset = datetime.fromtimestamp(now, self.zone).utcoffset()
         shift = offset.total_seconds() if offset is not None else 0.0
         local = now + shift - _MONDAY_SECONDS
         start = now - local % seconds
-        label = datetime.fromtimestamp(start, self.zone).isoformat(timespec="minutes")
+        local_start = datetime.fromtimestamp(start, self.zone)
+        label = local_start.replace(tzinfo=None).isoformat(
+            timespec="seconds" if seconds % 60 else "minutes"
+        )
+        if local_start.fold:  # the second time the clock shows this time today
+            label += local_start.isoformat()[-6:]
         return Period(label, start + seconds)
 
     @property
@@ -93,7 +102,7 @@ def parse_window(spec: object, caps: Caps, zone: tzinfo, param: str = "window") 
 
 
 _PERIOD_KEY: Final = re.compile(
-    r"^(?P<name>.+)@(?P<window>[1-9][0-9]{0,5}[mhdw]|month)/(?P<period>[0-9]{4}-[^/]+)$"
+    r"^(?P<name>.+)@(?P<window>[1-9][0-9]{0,5}[smhdw]|month)/(?P<period>[0-9]{4}-[^/]+)$"
 )
 
 

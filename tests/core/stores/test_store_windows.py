@@ -42,12 +42,12 @@ def period(spec: str, zone: str, now: float) -> tuple[str, float]:
 
 def test_clock_windows_start_on_the_clock() -> None:
     now = at("UTC", 2026, 3, 4, 10, 7, 30)
-    assert period("15m", "UTC", now) == ("2026-03-04T10:00+00:00", at("UTC", 2026, 3, 4, 10, 15))
-    assert period("1h", "UTC", now) == ("2026-03-04T10:00+00:00", at("UTC", 2026, 3, 4, 11))
-    assert period("6h", "UTC", now) == ("2026-03-04T06:00+00:00", at("UTC", 2026, 3, 4, 12))
+    assert period("15m", "UTC", now) == ("2026-03-04T10:00", at("UTC", 2026, 3, 4, 10, 15))
+    assert period("1h", "UTC", now) == ("2026-03-04T10:00", at("UTC", 2026, 3, 4, 11))
+    assert period("6h", "UTC", now) == ("2026-03-04T06:00", at("UTC", 2026, 3, 4, 12))
     # a zone three quarters of an hour off UTC: quarters start on its own clock
     label, ends = period("15m", "Asia/Kathmandu", at("Asia/Kathmandu", 2026, 1, 1, 5, 52))
-    assert (label, ends) == ("2026-01-01T05:45+05:45", at("Asia/Kathmandu", 2026, 1, 1, 6))
+    assert (label, ends) == ("2026-01-01T05:45", at("Asia/Kathmandu", 2026, 1, 1, 6))
 
 
 def test_the_hour_repeated_when_clocks_go_back_is_two_hours() -> None:
@@ -55,8 +55,8 @@ def test_the_hour_repeated_when_clocks_go_back_is_two_hours() -> None:
     first = at(PARIS, 2026, 10, 25, 2, 30, fold=0)
     second = at(PARIS, 2026, 10, 25, 2, 30, fold=1)
     assert second - first == 3600
-    assert period("1h", PARIS, first) == ("2026-10-25T02:00+02:00", first + 1800)
-    assert period("1h", PARIS, second) == ("2026-10-25T02:00+01:00", second + 1800)
+    assert period("1h", PARIS, first) == ("2026-10-25T02:00", first + 1800)
+    assert period("1h", PARIS, second) == ("2026-10-25T02:00+01:00", second + 1800)  # its own
     # the day itself has 25 hours
     label, ends = period("1d", PARIS, first)
     assert label == "2026-10-25T00:00"
@@ -69,8 +69,8 @@ def test_the_day_clocks_go_forward_has_23_hours() -> None:
     assert label == "2026-03-29T00:00"
     assert ends - at(PARIS, 2026, 3, 29, 0, 0) == 23 * 3600
     before = at(PARIS, 2026, 3, 29, 1, 59)
-    assert period("1h", PARIS, before) == ("2026-03-29T01:00+01:00", before + 60)
-    assert period("1h", PARIS, before + 60)[0] == "2026-03-29T03:00+02:00"
+    assert period("1h", PARIS, before) == ("2026-03-29T01:00", before + 60)
+    assert period("1h", PARIS, before + 60)[0] == "2026-03-29T03:00"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ def test_a_window_rolls_over_to_a_fresh_period_in_the_store(store: str, clock: C
         held.commit(usd=0.5)
     assert b.spent == 0.5
     keys = sorted(a["key"] for a in open_store(store).accounts("hourly"))
-    assert keys == ["hourly@1h/2099-06-13T23:00+02:00", "hourly@1h/2099-06-14T00:00+02:00"]
+    assert keys == ["hourly@1h/2099-06-13T23:00", "hourly@1h/2099-06-14T00:00"]
     spent = {a["key"]: a["used"][0] for a in open_store(store).accounts("hourly")}
     assert spent == {keys[0]: 750_000_000, keys[1]: 500_000_000}
 
