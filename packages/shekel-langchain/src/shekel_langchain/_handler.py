@@ -1,0 +1,361 @@
+"""``ShekelCallbackHandler``: LangChain runs onto nested, named shekel budgets."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+from shekel import (
+    Budget,
+    BudgetExceededError,
+    ToolBudgetExceededError,
+    UnknownModelError,
+    UsageMissingWarning,
+    current_budget,
+)
+
+from . import _usage
+from ._errors import RunBudgetExceededError
+from ._names import BudgetSpec, RunNames
+from ._runs import LLM_RUN, RUNS, Run, follow
+from .package import check_supported
+
+SOURCE = "langchain"
+"""``CallRecord.source`` of the calls this package reports."""
+
+_SDK_MODELS: dict[str, bool] = {"openai": True, "azure_openai": True, "anthropic": False}
+"""LangChain chat-model namespaces whose requests go through the openai and anthropic SDKs
+(so shekel's interceptor records and refuses them), and whether the model reads the usage
+chunk of an OpenAI stream (``show_stream_usage``)."""
+
+
+class ShekelCallbackHandler(BaseCallbackHandler):
+    """Charges LangChain runs to nested, named shekel budgets.
+
+    ``budgets`` maps run names (a chain's ``run_name``, a tool's, a retriever's, a node's) to
+    the child budget their runs charge: a USD limit (``0.50``), a dict of ``budget()`` options
+    (``{"max_usd": 1.0, "max_tokens": 20000}``) or ``None`` (a child that only tracks). The
+    child is made under the budget the run would charge otherwise (the nearest mapped ancestor
+    run's, else the budget active where the outermost run started) and reused by every later
+    run of that name. Runs without a mapped name charge their nearest mapped ancestor, else the
+    active budget.
+
+    Pass it in ``config={"callbacks": [handler]}``. With shekel-langchain installed, every
+    LangChain run inside a ``with budget(...)`` block is followed without it (see
+    :func:`shekel_langchain.run_budgets` for names on that path); a handler given in the config
+    replaces that one for the runs it sees.
+    """
+
+    run_inline = True  # called in the caller's thread or task, where the run's calls are made
+    raise_error = True  # a refusal before a run starts must reach the caller
+    explicit: ClassVar[bool] = True
+
+    def __init__(self, budgets: Mapping[str, BudgetSpec] | None = None) -> None:
+        super().__init__()
+        check_supported()
+        self._names = RunNames(budgets)
+
+    @property
+    def budgets(self) -> Mapping[str, Mapping[str, Any]]:
+        """The run names this handler maps, with the options of their child budgets."""
+        return MappingProxyType({n: t.options for n, t in self._names.targets.items()})
+
+    def names(self) -> RunNames:
+        """The mapping in force for a run starting now."""
+        return self._names
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(budgets={dict(self.budgets)!r})"
+
+    # -- runs starting -------------------------------------------------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any] | None,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._claim(run_id, parent_run_id, kwargs.get("name") or _name_of(serialized))
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any] | None,
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._claim(run_id, parent_run_id, kwargs.get("name") or _name_of(serialized))
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any] | None,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        tool_name = _name_of(serialized)
+        run = self._claim(run_id, parent_run_id, kwargs.get("name") or tool_name)
+        if run is None:
+            return
+        try:
+            run.tool = _payer(run.budget).tool_call(tool_name or "tool")
+        except ToolBudgetExceededError:
+            RUNS.pop(run_id, None)  # LangChain will not end a run whose start raised
+            raise
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(serialized, run_id, parent_run_id, kwargs)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(serialized, run_id, parent_run_id, kwargs)
+
+    # -- runs ending ---------------------------------------------------------------------------
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id)
+        if run is not None and run.tool is not None:
+            if getattr(output, "status", None) == "error":
+                run.tool.release()  # a tool error LangChain turned into a message: it failed
+            else:
+                run.tool.commit()
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id)
+        if run is not None and run.tool is not None:
+            run.tool.release()
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id)
+        if run is not None:
+            self._report(run, response)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self._end(run_id)
+        response = kwargs.get("response")
+        if run is not None and isinstance(response, LLMResult):
+            self._report(run, response, partial=True)
+
+    # -- the work --------------------------------------------------------------------------
+
+    def _claim(self, run_id: UUID, parent_run_id: UUID | None, name: str | None) -> Run | None:
+        """Follow a run starting now; ``None`` when it is not this handler's to follow."""
+        claimed = RUNS.get(run_id)
+        if claimed is not None:
+            if claimed.owner is self or not self.explicit or claimed.owner.explicit:
+                return None  # the first handler LangChain called decides
+            # An explicit handler given to an inner runnable comes after the zero-config one:
+            # its names win for the runs it sees.
+            anchor = self._anchor(parent_run_id, claimed.active)
+            if anchor is not None:
+                if claimed.tool is not None:
+                    claimed.tool.release()
+                    claimed.tool = None
+                claimed.charge_to(self._budget_for(anchor, name))
+            claimed.owner = self
+            return claimed
+        active = current_budget()
+        anchor = self._anchor(parent_run_id, active)
+        if anchor is None:
+            return None  # no budget to charge: nothing to follow
+        run = Run(self._budget_for(anchor, name), active, self, parent_run_id)
+        follow(run_id, run)
+        return run
+
+    @staticmethod
+    def _anchor(parent_run_id: UUID | None, active: Budget | None) -> Budget | None:
+        """The budget a run charges unless its own name is mapped."""
+        parent = RUNS.get(parent_run_id) if parent_run_id is not None else None
+        if parent is None:
+            return active
+        if active is None or active is parent.active:
+            return parent.budget
+        if _descends(active, parent.active):
+            return active  # a budget entered inside the parent's body: the caller's choice
+        return parent.budget
+
+    def _budget_for(self, anchor: Budget, name: str | None) -> Budget:
+        names = self.names()
+        target = names.targets.get(name) if name and names else None
+        if target is None or anchor.name == target.budget_name:
+            return anchor  # unmapped, or already inside its own child (never nest into itself)
+        return names.child(anchor, target)
+
+    def _model_start(
+        self,
+        serialized: dict[str, Any] | None,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        name = kwargs.get("name") or _name_of(serialized)
+        run = self._claim(run_id, parent_run_id, name)
+        if run is None:
+            return
+        reads_usage = _sdk_model(serialized)
+        run.show_usage = bool(reads_usage)
+        run.model = _model_of(kwargs) or _name_of(serialized)
+        if run.token is None:
+            latest = LLM_RUN.get() if (kwargs.get("batch_size") or 1) > 1 else None
+            previous = RUNS.get(latest) if latest is not None else None
+            if (
+                previous is not None
+                and previous.seen is not None
+                and previous.parent_id == parent_run_id
+            ):
+                run.seen = previous.seen  # the prompts of one generate(): one send each
+            else:
+                run.seen = [False]
+                run.token = LLM_RUN.set(run_id)
+        if reads_usage is None:
+            self._check_before(run, run_id, name)
+
+    def _check_before(self, run: Run, run_id: UUID, name: str | None) -> None:
+        """Refuse a model the interceptor will not see, before it runs."""
+        budget = run.budget
+        try:
+            budget.check()
+            if budget.refuses_unknown_models and budget.rate_for(run.model or "") is None:
+                raise UnknownModelError(run.model or "")
+        except BudgetExceededError as refusal:
+            self._drop(run_id, run)
+            raise RunBudgetExceededError.refusing(refusal, name) from None
+        except UnknownModelError:
+            self._drop(run_id, run)
+            raise
+
+    def _end(self, run_id: UUID) -> Run | None:
+        """Stop following a run that ended; the run if this handler followed it."""
+        run = RUNS.get(run_id)
+        if run is None or run.owner is not self:
+            return None
+        self._drop(run_id, run)
+        return run
+
+    @staticmethod
+    def _drop(run_id: UUID, run: Run) -> None:
+        RUNS.pop(run_id, None)
+        token = run.token
+        if token is not None:
+            run.token = None
+            # An async end runs in a copied context, where the reset fails: the run is closed,
+            # which is all the resolver needs.
+            with contextlib.suppress(ValueError, RuntimeError):
+                LLM_RUN.reset(token)
+
+    def _report(self, run: Run, response: LLMResult, *, partial: bool = False) -> None:
+        """Record a model call the interceptor did not see (once per provider response id)."""
+        if run.seen is not None and run.seen[0]:
+            return  # sent through the openai or anthropic SDK: the interceptor recorded it
+        reported = _usage.read(response)
+        if reported.cache_hit or (partial and reported.missing):
+            return
+        model = reported.model or run.model
+        if reported.missing:
+            warnings.warn(
+                f"LangChain model {model!r} reported no token usage: the call is counted, its "
+                "tokens and cost are not. Use a model that fills AIMessage.usage_metadata.",
+                UsageMissingWarning,
+                stacklevel=2,
+            )
+        # A report that crosses a cap is recorded, and the budget refuses the next call. Raised
+        # from here, the error would leave the run open in every handler called after this one.
+        with contextlib.suppress(BudgetExceededError):
+            _payer(run.budget).record(
+                model=model,
+                input_tokens=reported.input_tokens,
+                output_tokens=reported.output_tokens,
+                cached_input_tokens=min(reported.cached_input_tokens, reported.input_tokens),
+                call_id=reported.call_id,
+                source=SOURCE,
+            )
+
+
+def _payer(budget: Budget) -> Budget:
+    """``budget``, or a budget entered below it in this thread or task (recording on a parent
+    while its child is active here is refused; the child's spend reaches the parent)."""
+    active = current_budget()
+    if active is not None and active is not budget and _descends(active, budget):
+        return active
+    return budget
+
+
+def _descends(budget: Budget, ancestor: Budget | None) -> bool:
+    parent = budget.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return ancestor is None
+
+
+def _name_of(serialized: Mapping[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if isinstance(name, str) and name:
+        return name
+    ids = serialized.get("id")
+    if isinstance(ids, list) and ids and isinstance(ids[-1], str):
+        return ids[-1]
+    return None
+
+
+def _model_of(kwargs: Mapping[str, Any]) -> str | None:
+    params = kwargs.get("invocation_params") or {}
+    for key in ("model", "model_name", "model_id"):
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return value
+    value = (kwargs.get("metadata") or {}).get("ls_model_name")
+    return value if isinstance(value, str) and value else None
+
+
+def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:
+    """For a LangChain chat model that sends through the openai or anthropic SDK: whether it
+    reads OpenAI's stream usage chunk. ``None`` for any other model."""
+    ids = serialized.get("id") if serialized else None
+    if isinstance(ids, list) and len(ids) > 3 and ids[0] == "langchain" and ids[1] == "chat_models":
+        return _SDK_MODELS.get(ids[2])
+    return None

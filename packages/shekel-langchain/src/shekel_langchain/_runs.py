@@ -1,0 +1,117 @@
+"""The runs the handlers follow, and the answer to the interceptor's "who pays for this call?".
+
+Handlers never make a budget active. Each LangChain run they see gets a :class:`Run` in
+:data:`RUNS`, keyed by LangChain's run id, holding the budget it charges. When the openai or
+anthropic SDK sends a request, :func:`route` finds the run that made it:
+
+1. the model run started last in this context (:data:`LLM_RUN`, set by the handler when a chat
+   model or LLM run starts; a value left behind by a run that ended is ignored), else
+2. the run whose body is executing (LangChain's own ``var_child_runnable_config`` names it as
+   the parent of anything started inside: a raw SDK call in a ``RunnableLambda`` or a tool),
+
+and the interceptor charges (and checks, before sending) that run's budget.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+from langchain_core.runnables.config import var_child_runnable_config
+
+from shekel import Budget, CallRoute, ToolCall
+
+if TYPE_CHECKING:
+    from ._handler import ShekelCallbackHandler
+
+MAX_RUNS: Final = 65_536
+"""Runs followed at once. A run LangChain never ends (a start callback of another handler
+raised after ours) would otherwise stay forever; past this many, the oldest is forgotten."""
+
+
+class Run:
+    """One LangChain run a handler follows."""
+
+    __slots__ = (
+        "active",
+        "budget",
+        "model",
+        "owner",
+        "parent_id",
+        "route",
+        "seen",
+        "show_usage",
+        "token",
+        "tool",
+    )
+
+    def __init__(
+        self,
+        budget: Budget,
+        active: Budget | None,
+        owner: ShekelCallbackHandler,
+        parent_id: UUID | None,
+    ) -> None:
+        self.budget = budget
+        self.active = active  # the budget active where the run started
+        self.owner = owner
+        self.parent_id = parent_id
+        self.route: CallRoute | None = None
+        self.show_usage = False
+        # model runs: the model name known at start; a cell set once the interceptor saw a
+        # request of the run (shared by the runs of one multi-prompt ``generate()``); the
+        # LLM_RUN token to put back at the end
+        self.model: str | None = None
+        self.seen: list[bool] | None = None
+        self.token: Token[UUID | None] | None = None
+        # tool runs: the call counted and held before the tool runs
+        self.tool: ToolCall | None = None
+
+    def charge_to(self, budget: Budget) -> None:
+        self.budget = budget
+        self.route = None
+
+
+RUNS: Final[dict[UUID, Run]] = {}
+_evicting = threading.Lock()
+
+LLM_RUN: Final[ContextVar[UUID | None]] = ContextVar("shekel_langchain_llm_run", default=None)
+
+
+def follow(run_id: UUID, run: Run) -> None:
+    RUNS[run_id] = run
+    if len(RUNS) > MAX_RUNS:
+        with _evicting:
+            while len(RUNS) > MAX_RUNS:
+                try:
+                    del RUNS[next(iter(RUNS))]
+                except (KeyError, RuntimeError, StopIteration):  # another thread changed it
+                    continue
+
+
+def route(active: Budget | None) -> CallRoute | None:
+    """The budget that pays for the request being sent here, or ``None`` (not ours)."""
+    run_id = LLM_RUN.get()
+    if run_id is not None:
+        run = RUNS.get(run_id)
+        if run is not None:
+            seen = run.seen
+            if seen is not None:
+                seen[0] = True
+            answer = run.route
+            if answer is None:
+                answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
+            return answer
+    config: Any = var_child_runnable_config.get()
+    if config:
+        parent_id = getattr(config.get("callbacks"), "parent_run_id", None)
+        if parent_id is not None:
+            run = RUNS.get(parent_id)
+            if run is not None:
+                answer = run.route
+                if answer is None:
+                    answer = run.route = CallRoute(run.budget)
+                return answer
+    return None
