@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -24,7 +23,7 @@ from shekel import (
 from . import _usage
 from ._errors import RunBudgetExceededError
 from ._names import BudgetSpec, RunNames
-from ._runs import LLM_RUN, RUNS, Run, follow
+from ._runs import LLM_RUN, RUNS, Run, follow, name_of
 from .package import check_supported
 
 SOURCE = "langchain"
@@ -85,7 +84,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._claim(run_id, parent_run_id, kwargs.get("name") or _name_of(serialized))
+        self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
 
     def on_retriever_start(
         self,
@@ -96,7 +95,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._claim(run_id, parent_run_id, kwargs.get("name") or _name_of(serialized))
+        self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
 
     def on_tool_start(
         self,
@@ -107,14 +106,13 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        tool_name = _name_of(serialized)
-        run = self._claim(run_id, parent_run_id, kwargs.get("name") or tool_name)
+        run = self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
         if run is None:
             return
         try:
-            run.tool = _payer(run.budget).tool_call(tool_name or "tool")
+            run.tool = _payer(run.budget).tool_call(name_of(serialized) or "tool")
         except ToolBudgetExceededError:
-            RUNS.pop(run_id, None)  # LangChain will not end a run whose start raised
+            RUNS.pop(run_id.int, None)  # LangChain will not end a run whose start raised
             raise
 
     def on_chat_model_start(
@@ -179,45 +177,47 @@ class ShekelCallbackHandler(BaseCallbackHandler):
 
     # -- the work --------------------------------------------------------------------------
 
-    def _claim(self, run_id: UUID, parent_run_id: UUID | None, name: str | None) -> Run | None:
-        """Follow a run starting now; ``None`` when it is not this handler's to follow."""
-        claimed = RUNS.get(run_id)
+    def _claim(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        name: str | None,
+        serialized: Mapping[str, Any] | None,
+    ) -> Run | None:
+        """Follow a run starting now; ``None`` when it is not this handler's to follow.
+        ``name`` is the run's name when LangChain gave one (else read from ``serialized``,
+        only when some name is mapped)."""
+        key = run_id.int
+        parent_key = None if parent_run_id is None else parent_run_id.int
+        claimed = RUNS.get(key)
         if claimed is not None:
             if claimed.owner is self or not self.explicit or claimed.owner.explicit:
                 return None  # the first handler LangChain called decides
             # An explicit handler given to an inner runnable comes after the zero-config one:
             # its names win for the runs it sees.
-            anchor = self._anchor(parent_run_id, claimed.active)
+            anchor = _anchor(parent_key, claimed.active)
             if anchor is not None:
                 if claimed.tool is not None:
                     claimed.tool.release()
                     claimed.tool = None
-                claimed.charge_to(self._budget_for(anchor, name))
+                claimed.charge_to(self._budget_for(anchor, name, serialized))
             claimed.owner = self
             return claimed
         active = current_budget()
-        anchor = self._anchor(parent_run_id, active)
+        anchor = _anchor(parent_key, active)
         if anchor is None:
             return None  # no budget to charge: nothing to follow
-        run = Run(self._budget_for(anchor, name), active, self, parent_run_id)
-        follow(run_id, run)
+        run = Run(self._budget_for(anchor, name, serialized), active, self, parent_key)
+        follow(key, run)
         return run
 
-    @staticmethod
-    def _anchor(parent_run_id: UUID | None, active: Budget | None) -> Budget | None:
-        """The budget a run charges unless its own name is mapped."""
-        parent = RUNS.get(parent_run_id) if parent_run_id is not None else None
-        if parent is None:
-            return active
-        if active is None or active is parent.active:
-            return parent.budget
-        if _descends(active, parent.active):
-            return active  # a budget entered inside the parent's body: the caller's choice
-        return parent.budget
-
-    def _budget_for(self, anchor: Budget, name: str | None) -> Budget:
+    def _budget_for(
+        self, anchor: Budget, name: str | None, serialized: Mapping[str, Any] | None
+    ) -> Budget:
         names = self.names()
-        target = names.targets.get(name) if name and names else None
+        if not names:
+            return anchor
+        target = names.targets.get(name or name_of(serialized) or "")
         if target is None or anchor.name == target.budget_name:
             return anchor  # unmapped, or already inside its own child (never nest into itself)
         return names.child(anchor, target)
@@ -229,69 +229,62 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None,
         kwargs: dict[str, Any],
     ) -> None:
-        name = kwargs.get("name") or _name_of(serialized)
-        run = self._claim(run_id, parent_run_id, name)
+        run = self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
         if run is None:
             return
-        reads_usage = _sdk_model(serialized)
-        run.show_usage = bool(reads_usage)
-        run.model = _model_of(kwargs) or _name_of(serialized)
+        run.started = (serialized, kwargs)
+        sdk = _sdk_model(serialized)
+        run.show_usage = bool(sdk)
         if run.token is None:
             latest = LLM_RUN.get() if (kwargs.get("batch_size") or 1) > 1 else None
             previous = RUNS.get(latest) if latest is not None else None
             if (
                 previous is not None
                 and previous.seen is not None
-                and previous.parent_id == parent_run_id
+                and previous.parent_id == run.parent_id
             ):
                 run.seen = previous.seen  # the prompts of one generate(): one send each
             else:
                 run.seen = [False]
-                run.token = LLM_RUN.set(run_id)
-        if reads_usage is None:
-            self._check_before(run, run_id, name)
+                run.token = LLM_RUN.set(run_id.int)
+        if sdk is None:
+            self._check_before(run, run_id.int, kwargs)
 
-    def _check_before(self, run: Run, run_id: UUID, name: str | None) -> None:
+    def _check_before(self, run: Run, key: int, kwargs: Mapping[str, Any]) -> None:
         """Refuse a model the interceptor will not see, before it runs."""
         budget = run.budget
         try:
             budget.check()
-            if budget.refuses_unknown_models and budget.rate_for(run.model or "") is None:
-                raise UnknownModelError(run.model or "")
+            if budget.refuses_unknown_models:
+                model = run.model() or ""
+                if budget.rate_for(model) is None:
+                    raise UnknownModelError(model)
         except BudgetExceededError as refusal:
-            self._drop(run_id, run)
+            _drop(key, run)
+            name = kwargs.get("name") or name_of(run.started[0] if run.started else None)
             raise RunBudgetExceededError.refusing(refusal, name) from None
         except UnknownModelError:
-            self._drop(run_id, run)
+            _drop(key, run)
             raise
 
     def _end(self, run_id: UUID) -> Run | None:
         """Stop following a run that ended; the run if this handler followed it."""
-        run = RUNS.get(run_id)
+        key = run_id.int
+        run = RUNS.get(key)
         if run is None or run.owner is not self:
             return None
-        self._drop(run_id, run)
+        _drop(key, run)
         return run
-
-    @staticmethod
-    def _drop(run_id: UUID, run: Run) -> None:
-        RUNS.pop(run_id, None)
-        token = run.token
-        if token is not None:
-            run.token = None
-            # An async end runs in a copied context, where the reset fails: the run is closed,
-            # which is all the resolver needs.
-            with contextlib.suppress(ValueError, RuntimeError):
-                LLM_RUN.reset(token)
 
     def _report(self, run: Run, response: LLMResult, *, partial: bool = False) -> None:
         """Record a model call the interceptor did not see (once per provider response id)."""
-        if run.seen is not None and run.seen[0]:
+        seen = run.seen
+        if seen is not None and seen[0]:
             return  # sent through the openai or anthropic SDK: the interceptor recorded it
         reported = _usage.read(response)
         if reported.cache_hit or (partial and reported.missing):
             return
-        model = reported.model or run.model
+        model = reported.model or run.model()
         if reported.missing:
             warnings.warn(
                 f"LangChain model {model!r} reported no token usage: the call is counted, its "
@@ -301,7 +294,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             )
         # A report that crosses a cap is recorded, and the budget refuses the next call. Raised
         # from here, the error would leave the run open in every handler called after this one.
-        with contextlib.suppress(BudgetExceededError):
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
             _payer(run.budget).record(
                 model=model,
                 input_tokens=reported.input_tokens,
@@ -310,6 +303,33 @@ class ShekelCallbackHandler(BaseCallbackHandler):
                 call_id=reported.call_id,
                 source=SOURCE,
             )
+        except BudgetExceededError:
+            pass
+
+
+def _anchor(parent_key: int | None, active: Budget | None) -> Budget | None:
+    """The budget a run charges unless its own name is mapped."""
+    parent = RUNS.get(parent_key) if parent_key is not None else None
+    if parent is None:
+        return active
+    if active is None or active is parent.active:
+        return parent.budget
+    if _descends(active, parent.active):
+        return active  # a budget entered inside the parent's body: the caller's choice
+    return parent.budget
+
+
+def _drop(key: int, run: Run) -> None:
+    RUNS.pop(key, None)
+    token = run.token
+    if token is not None:
+        run.token = None
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
+            LLM_RUN.reset(token)
+        except (ValueError, RuntimeError):
+            # An async end runs in a copied context, where the reset fails: the run is closed,
+            # which is all the resolver needs.
+            pass
 
 
 def _payer(budget: Budget) -> Budget:
@@ -328,28 +348,6 @@ def _descends(budget: Budget, ancestor: Budget | None) -> bool:
             return True
         parent = parent.parent
     return ancestor is None
-
-
-def _name_of(serialized: Mapping[str, Any] | None) -> str | None:
-    if not serialized:
-        return None
-    name = serialized.get("name")
-    if isinstance(name, str) and name:
-        return name
-    ids = serialized.get("id")
-    if isinstance(ids, list) and ids and isinstance(ids[-1], str):
-        return ids[-1]
-    return None
-
-
-def _model_of(kwargs: Mapping[str, Any]) -> str | None:
-    params = kwargs.get("invocation_params") or {}
-    for key in ("model", "model_name", "model_id"):
-        value = params.get(key)
-        if isinstance(value, str) and value:
-            return value
-    value = (kwargs.get("metadata") or {}).get("ls_model_name")
-    return value if isinstance(value, str) and value else None
 
 
 def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:

@@ -15,9 +15,9 @@ and the interceptor charges (and checks, before sending) that run's budget.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any, Final
-from uuid import UUID
 
 from langchain_core.runnables.config import var_child_runnable_config
 
@@ -37,12 +37,12 @@ class Run:
     __slots__ = (
         "active",
         "budget",
-        "model",
         "owner",
         "parent_id",
         "route",
         "seen",
         "show_usage",
+        "started",
         "token",
         "tool",
     )
@@ -52,7 +52,7 @@ class Run:
         budget: Budget,
         active: Budget | None,
         owner: ShekelCallbackHandler,
-        parent_id: UUID | None,
+        parent_id: int | None,
     ) -> None:
         self.budget = budget
         self.active = active  # the budget active where the run started
@@ -60,28 +60,38 @@ class Run:
         self.parent_id = parent_id
         self.route: CallRoute | None = None
         self.show_usage = False
-        # model runs: the model name known at start; a cell set once the interceptor saw a
+        # model runs: what their start callback was given (``serialized`` and the keywords,
+        # read only if the model's name is needed); a cell set once the interceptor saw a
         # request of the run (shared by the runs of one multi-prompt ``generate()``); the
         # LLM_RUN token to put back at the end
-        self.model: str | None = None
+        self.started: tuple[Mapping[str, Any] | None, Mapping[str, Any]] | None = None
         self.seen: list[bool] | None = None
-        self.token: Token[UUID | None] | None = None
+        self.token: Token[int | None] | None = None
         # tool runs: the call counted and held before the tool runs
         self.tool: ToolCall | None = None
+
+    def model(self) -> str | None:
+        """The model a model run named when it started: its ``model`` parameter, else
+        LangChain's ``ls_model_name``, else the model's class name."""
+        if self.started is None:
+            return None
+        serialized, kwargs = self.started
+        return model_of(kwargs) or name_of(serialized)
 
     def charge_to(self, budget: Budget) -> None:
         self.budget = budget
         self.route = None
 
 
-RUNS: Final[dict[UUID, Run]] = {}
+RUNS: Final[dict[int, Run]] = {}
+"""Followed runs by LangChain run id (its 128-bit integer: hashed in C, unlike ``UUID``)."""
 _evicting = threading.Lock()
 
-LLM_RUN: Final[ContextVar[UUID | None]] = ContextVar("shekel_langchain_llm_run", default=None)
+LLM_RUN: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_llm_run", default=None)
 
 
-def follow(run_id: UUID, run: Run) -> None:
-    RUNS[run_id] = run
+def follow(key: int, run: Run) -> None:
+    RUNS[key] = run
     if len(RUNS) > MAX_RUNS:
         with _evicting:
             while len(RUNS) > MAX_RUNS:
@@ -108,10 +118,33 @@ def route(active: Budget | None) -> CallRoute | None:
     if config:
         parent_id = getattr(config.get("callbacks"), "parent_run_id", None)
         if parent_id is not None:
-            run = RUNS.get(parent_id)
+            run = RUNS.get(parent_id.int)
             if run is not None:
                 answer = run.route
                 if answer is None:
                     answer = run.route = CallRoute(run.budget)
                 return answer
     return None
+
+
+def name_of(serialized: Mapping[str, Any] | None) -> str | None:
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if isinstance(name, str) and name:
+        return name
+    ids = serialized.get("id")
+    if isinstance(ids, list) and ids and isinstance(ids[-1], str):
+        return ids[-1]
+    return None
+
+
+def model_of(kwargs: Mapping[str, Any]) -> str | None:
+    """The model a LangChain model run names when it starts."""
+    params = kwargs.get("invocation_params") or {}
+    for key in ("model", "model_name", "model_id"):
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return value
+    value = (kwargs.get("metadata") or {}).get("ls_model_name")
+    return value if isinstance(value, str) and value else None

@@ -28,6 +28,32 @@ class Reported(NamedTuple):
 
 def read(response: LLMResult) -> Reported:
     """The usage ``response`` carries (``missing`` when it carries none)."""
+    generations = response.generations
+    if generations and generations[0]:  # the usual shape: one chat message with usage
+        message = getattr(generations[0][0], "message", None)
+        usage = getattr(message, "usage_metadata", None)
+        if usage and message is not None:
+            metadata = message.response_metadata
+            input_tokens = usage.get("input_tokens")
+            output_tokens = usage.get("output_tokens")
+            details = usage.get("input_token_details")
+            cached = details.get("cache_read") if details else 0
+            return Reported(
+                _text(metadata.get("model_name")) or _text(metadata.get("model")),
+                input_tokens
+                if type(input_tokens) is int and input_tokens >= 0
+                else _count(input_tokens),
+                output_tokens
+                if type(output_tokens) is int and output_tokens >= 0
+                else _count(output_tokens),
+                cached if type(cached) is int and cached >= 0 else _count(cached),
+                _provider_id(message.id) or _provider_id(metadata.get("id")),
+                usage.get("total_cost", None) == 0,
+            )
+    return _read_slowly(response)
+
+
+def _read_slowly(response: LLMResult) -> Reported:
     model: str | None = None
     call_id: str | None = None
     for generations in response.generations:
