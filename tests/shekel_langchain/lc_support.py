@@ -181,12 +181,12 @@ def tree_of(root: Budget) -> list[Budget]:
 
 def payers(root: Budget) -> dict[str, str]:
     """Response id -> full name of the budget that recorded it, over ``root``'s tree."""
-    return {
-        call["call_id"]: b.full_name
-        for b in tree_of(root)
-        for call in b.summary_data()["calls"]
-        if call["call_id"]
-    }
+    return {c["call_id"]: c["budget"] for c in root.summary_data()["calls"] if c["call_id"]}
+
+
+def models_charged(root: Budget, full_name: str) -> list[str]:
+    """The models of the calls recorded on the budget ``full_name`` itself (not below it)."""
+    return [c["model"] for c in root.summary_data()["calls"] if c["budget"] == full_name]
 
 
 def response_id(message: Any) -> str:

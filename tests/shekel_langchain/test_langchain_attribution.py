@@ -15,11 +15,17 @@ import anthropic
 import openai
 import pytest
 from langchain_anthropic import ChatAnthropic
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
 from langchain_core.messages import HumanMessage
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda, RunnableParallel
 from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
-from lc_support import by_prompt, gpt_cost, paid, prompts_sent, run
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+from lc_support import by_prompt, gpt_cost, models_charged, paid, payers, prompts_sent, run
 
 from shekel import budget, current_budget
 from shekel.testing import FakeProvider
@@ -198,9 +204,7 @@ def test_raw_sdk_calls_inside_a_runnable_and_a_tool_charge_their_run(
         by_openai = summary.invoke("raw openai", config=wiring.config)
         claude_id = translate.invoke("raw claude", config=wiring.config)
         outside = ask_openai("outside any run")
-    ids = {c["call_id"]: c["budget"] for c in root.summary_data()["calls"]}
-    for b in root.children:
-        ids |= {c["call_id"]: c["budget"] for c in b.summary_data()["calls"]}
+    ids = payers(root)
     assert ids[by_openai.id] == "root.summarize"
     assert ids[claude_id] == "root.translate"
     assert ids[outside.id] == "root"
@@ -348,3 +352,76 @@ def test_async_raw_sdk_call_inside_a_runnable(fake: FakeProvider, wiring: Wiring
         "inside": "root.translate",
         "outside": "root",
     }
+
+
+# -- retrievers -------------------------------------------------------------------------------
+
+
+class EmbeddingRetriever(BaseRetriever):
+    """Embeds the query through LangChain's OpenAI embeddings (an SDK call no LangChain model
+    run covers), then asks a mapped chain to rewrite it."""
+
+    embeddings: Any
+    rewrite: Any
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        vector = self.embeddings.embed_query(query)
+        rewritten = self.rewrite.invoke(query, config={"callbacks": run_manager.get_child()})
+        return [Document(page_content=str(rewritten.content), metadata={"dims": len(vector)})]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        vector = await self.embeddings.aembed_query(query)
+        rewritten = await self.rewrite.ainvoke(query, config={"callbacks": run_manager.get_child()})
+        return [Document(page_content=str(rewritten.content), metadata={"dims": len(vector)})]
+
+
+def embeddings_on(fake: FakeProvider) -> OpenAIEmbeddings:
+    return OpenAIEmbeddings(
+        model="text-embedding-3-small",
+        base_url=fake.openai_base_url,
+        api_key="test",  # type: ignore[arg-type]
+        check_embedding_ctx_length=False,  # no tokenizer download
+        max_retries=2,
+    )
+
+
+def test_a_retriever_charges_its_embedding_calls_and_its_nested_runs(
+    fake: FakeProvider, gpt: Callable[..., ChatOpenAI], wiring: Wiring
+) -> None:
+    retriever = EmbeddingRetriever(
+        embeddings=embeddings_on(fake), rewrite=step("summarize", gpt())
+    ).with_config(run_name="outer")
+    with budget(max_usd=5, name="root") as root, wiring.scope():
+        docs = retriever.invoke("tides", config=wiring.config)
+        embeddings_on(fake).embed_query("outside")
+    assert docs[0].page_content == "summarize: tides"
+    embedding, gpt_model = "text-embedding-3-small", "gpt-4o-mini"
+    assert models_charged(root, "root.outer") == [embedding]
+    assert models_charged(root, "root.outer.summarize") == [gpt_model]
+    assert models_charged(root, "root") == [embedding]
+    assert root.calls_used == len(fake.requests) == 3
+
+
+def test_an_async_retriever_charges_its_embedding_calls(
+    fake: FakeProvider, gpt: Callable[..., ChatOpenAI], wiring: Wiring
+) -> None:
+    async def main() -> Any:
+        retriever = EmbeddingRetriever(
+            embeddings=embeddings_on(fake), rewrite=step("summarize", gpt())
+        ).with_config(run_name="outer")
+        async with budget(max_usd=5, name="root") as root:
+            with wiring.scope():
+                await retriever.ainvoke("tides", config=wiring.config)
+                await embeddings_on(fake).aembed_query("outside")
+        return root
+
+    root = run(main())
+    embedding, gpt_model = "text-embedding-3-small", "gpt-4o-mini"
+    assert models_charged(root, "root.outer") == [embedding]
+    assert models_charged(root, "root.outer.summarize") == [gpt_model]
+    assert models_charged(root, "root") == [embedding]
+    assert root.calls_used == len(fake.requests) == 3

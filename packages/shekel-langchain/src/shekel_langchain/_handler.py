@@ -23,7 +23,7 @@ from shekel import (
 from . import _usage
 from ._errors import RunBudgetExceededError
 from ._names import BudgetSpec, RunNames
-from ._runs import LLM_RUN, RUNS, Run, follow, name_of
+from ._runs import RUNS, STARTED_HERE, Run, follow, name_of
 from .package import check_supported
 
 SOURCE = "langchain"
@@ -95,7 +95,9 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
+        # LangChain runs a retriever's body without its own config context: the run must be
+        # found where it started
+        self._claim(run_id, parent_run_id, kwargs.get("name"), serialized, here=True)
 
     def on_tool_start(
         self,
@@ -183,10 +185,13 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None,
         name: str | None,
         serialized: Mapping[str, Any] | None,
+        *,
+        here: bool = False,
     ) -> Run | None:
         """Follow a run starting now; ``None`` when it is not this handler's to follow.
         ``name`` is the run's name when LangChain gave one (else read from ``serialized``,
-        only when some name is mapped)."""
+        only when some name is mapped). ``here``: the run's body runs where it starts, with
+        no config context of its own (models, retrievers): remember it as started here."""
         key = run_id.int
         parent_key = None if parent_run_id is None else parent_run_id.int
         claimed = RUNS.get(key)
@@ -195,7 +200,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
                 return None  # the first handler LangChain called decides
             # An explicit handler given to an inner runnable comes after the zero-config one:
             # its names win for the runs it sees.
-            anchor = _anchor(parent_key, claimed.active)
+            anchor = _anchor(RUNS.get(parent_key) if parent_key else None, claimed.active)
             if anchor is not None:
                 if claimed.tool is not None:
                     claimed.tool.release()
@@ -204,11 +209,15 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             claimed.owner = self
             return claimed
         active = current_budget()
-        anchor = _anchor(parent_key, active)
+        parent = RUNS.get(parent_key) if parent_key is not None else None
+        anchor = _anchor(parent, active)
         if anchor is None:
             return None  # no budget to charge: nothing to follow
-        run = Run(self._budget_for(anchor, name, serialized), active, self, parent_key)
+        budget = self._budget_for(anchor, name, serialized)
+        run = Run(budget, active, self, parent_key, 0 if parent is None else parent.depth + 1)
         follow(key, run)
+        if here:
+            run.token = STARTED_HERE.set(key)
         return run
 
     def _budget_for(
@@ -229,24 +238,24 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None,
         kwargs: dict[str, Any],
     ) -> None:
-        run = self._claim(run_id, parent_run_id, kwargs.get("name"), serialized)
+        run = self._claim(run_id, parent_run_id, kwargs.get("name"), serialized, here=True)
         if run is None:
             return
-        run.started = (serialized, kwargs)
         sdk = _sdk_model(serialized)
         run.show_usage = bool(sdk)
-        if run.token is None:
-            latest = LLM_RUN.get() if (kwargs.get("batch_size") or 1) > 1 else None
-            previous = RUNS.get(latest) if latest is not None else None
-            if (
-                previous is not None
-                and previous.seen is not None
-                and previous.parent_id == run.parent_id
-            ):
-                run.seen = previous.seen  # the prompts of one generate(): one send each
-            else:
-                run.seen = [False]
-                run.token = LLM_RUN.set(run_id.int)
+        if run.started is None:  # not a run taken over from the zero-config handler
+            run.started = (serialized, kwargs)
+            run.seen = [False]
+            if (kwargs.get("batch_size") or 1) > 1 and run.token is not None:
+                # the prompts of one generate() start one after the other, then are sent
+                latest = run.token.old_value
+                previous = RUNS.get(latest) if isinstance(latest, int) else None
+                if (
+                    previous is not None
+                    and previous.seen is not None
+                    and previous.parent_id == run.parent_id
+                ):
+                    run.seen = previous.seen
         if sdk is None:
             self._check_before(run, run_id.int, kwargs)
 
@@ -307,9 +316,8 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             pass
 
 
-def _anchor(parent_key: int | None, active: Budget | None) -> Budget | None:
+def _anchor(parent: Run | None, active: Budget | None) -> Budget | None:
     """The budget a run charges unless its own name is mapped."""
-    parent = RUNS.get(parent_key) if parent_key is not None else None
     if parent is None:
         return active
     if active is None or active is parent.active:
@@ -325,7 +333,7 @@ def _drop(key: int, run: Run) -> None:
     if token is not None:
         run.token = None
         try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
-            LLM_RUN.reset(token)
+            STARTED_HERE.reset(token)
         except (ValueError, RuntimeError):
             # An async end runs in a copied context, where the reset fails: the run is closed,
             # which is all the resolver needs.

@@ -2,14 +2,17 @@
 
 Handlers never make a budget active. Each LangChain run they see gets a :class:`Run` in
 :data:`RUNS`, keyed by LangChain's run id, holding the budget it charges. When the openai or
-anthropic SDK sends a request, :func:`route` finds the run that made it:
+anthropic SDK sends a request, :func:`route` finds the run that made it, the deeper of:
 
-1. the model run started last in this context (:data:`LLM_RUN`, set by the handler when a chat
-   model or LLM run starts; a value left behind by a run that ended is ignored), else
-2. the run whose body is executing (LangChain's own ``var_child_runnable_config`` names it as
-   the parent of anything started inside: a raw SDK call in a ``RunnableLambda`` or a tool),
+- the model or retriever run started last in this thread or task (:data:`STARTED_HERE`, set
+  when such a run starts, put back when it ends where it started; a run that ended no longer
+  counts). LangChain runs their bodies where their start callback ran and sets no config
+  context for them, so this is the model run sending the request, or the retriever whose body
+  sends it;
+- the run whose body is executing according to LangChain's own ``var_child_runnable_config``
+  (the parent of anything started inside a ``RunnableLambda``, a chain step or a tool).
 
-and the interceptor charges (and checks, before sending) that run's budget.
+The interceptor then charges (and checks, before sending) that run's budget.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Run:
     __slots__ = (
         "active",
         "budget",
+        "depth",
         "owner",
         "parent_id",
         "route",
@@ -53,20 +57,21 @@ class Run:
         active: Budget | None,
         owner: ShekelCallbackHandler,
         parent_id: int | None,
+        depth: int,
     ) -> None:
         self.budget = budget
         self.active = active  # the budget active where the run started
         self.owner = owner
         self.parent_id = parent_id
+        self.depth = depth  # followed ancestors
         self.route: CallRoute | None = None
         self.show_usage = False
+        self.token: Token[int | None] | None = None  # STARTED_HERE, put back at the end
         # model runs: what their start callback was given (``serialized`` and the keywords,
         # read only if the model's name is needed); a cell set once the interceptor saw a
-        # request of the run (shared by the runs of one multi-prompt ``generate()``); the
-        # LLM_RUN token to put back at the end
+        # request of the run (shared by the runs of one multi-prompt ``generate()``)
         self.started: tuple[Mapping[str, Any] | None, Mapping[str, Any]] | None = None
         self.seen: list[bool] | None = None
-        self.token: Token[int | None] | None = None
         # tool runs: the call counted and held before the tool runs
         self.tool: ToolCall | None = None
 
@@ -87,7 +92,7 @@ RUNS: Final[dict[int, Run]] = {}
 """Followed runs by LangChain run id (its 128-bit integer: hashed in C, unlike ``UUID``)."""
 _evicting = threading.Lock()
 
-LLM_RUN: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_llm_run", default=None)
+STARTED_HERE: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_run", default=None)
 
 
 def follow(key: int, run: Run) -> None:
@@ -103,28 +108,24 @@ def follow(key: int, run: Run) -> None:
 
 def route(active: Budget | None) -> CallRoute | None:
     """The budget that pays for the request being sent here, or ``None`` (not ours)."""
-    run_id = LLM_RUN.get()
-    if run_id is not None:
-        run = RUNS.get(run_id)
-        if run is not None:
-            seen = run.seen
-            if seen is not None:
-                seen[0] = True
-            answer = run.route
-            if answer is None:
-                answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
-            return answer
+    here = STARTED_HERE.get()
+    run = RUNS.get(here) if here is not None else None
     config: Any = var_child_runnable_config.get()
     if config:
         parent_id = getattr(config.get("callbacks"), "parent_run_id", None)
         if parent_id is not None:
-            run = RUNS.get(parent_id.int)
-            if run is not None:
-                answer = run.route
-                if answer is None:
-                    answer = run.route = CallRoute(run.budget)
-                return answer
-    return None
+            body = RUNS.get(parent_id.int)
+            if body is not None and (run is None or body.depth > run.depth):
+                run = body
+    if run is None:
+        return None
+    seen = run.seen
+    if seen is not None:
+        seen[0] = True
+    answer = run.route
+    if answer is None:
+        answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
+    return answer
 
 
 def name_of(serialized: Mapping[str, Any] | None) -> str | None:
