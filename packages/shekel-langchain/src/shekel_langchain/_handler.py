@@ -54,7 +54,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
 
     run_inline = True  # called in the caller's thread or task, where the run's calls are made
     raise_error = True  # a refusal before a run starts must reach the caller
-    explicit: ClassVar[bool] = True
+    _explicit: ClassVar[bool] = True
 
     def __init__(self, budgets: Mapping[str, BudgetSpec] | None = None) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         """The run names this handler maps, with the options of their child budgets."""
         return MappingProxyType({n: t.options for n, t in self._names.targets.items()})
 
-    def names(self) -> RunNames:
+    def _mapping(self) -> RunNames:
         """The mapping in force for a run starting now."""
         return self._names
 
@@ -196,7 +196,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         parent_key = None if parent_run_id is None else parent_run_id.int
         claimed = RUNS.get(key)
         if claimed is not None:
-            if claimed.owner is self or not self.explicit or claimed.owner.explicit:
+            if claimed.owner is self or not self._explicit or claimed.owner._explicit:
                 return None  # the first handler LangChain called decides
             # An explicit handler given to an inner runnable comes after the zero-config one:
             # its names win for the runs it sees.
@@ -223,7 +223,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
     def _budget_for(
         self, anchor: Budget, name: str | None, serialized: Mapping[str, Any] | None
     ) -> Budget:
-        names = self.names()
+        names = self._mapping()
         if not names:
             return anchor
         target = names.targets.get(name or name_of(serialized) or "")

@@ -29,12 +29,12 @@ from .package import check_supported
 class ZeroConfigHandler(ShekelCallbackHandler):
     """The handler LangChain adds by itself; its names come from :func:`run_budgets`."""
 
-    explicit = False
+    _explicit = False
 
     def __init__(self) -> None:
         super().__init__()
 
-    def names(self) -> RunNames:
+    def _mapping(self) -> RunNames:
         return NAMES.get() or self._names
 
 
