@@ -198,3 +198,56 @@ def test_a_handler_does_nothing_outside_budgets(explicit: bool) -> None:
     with budget(max_usd=1, name="root") as root:
         pass
     assert root.calls_used == 0
+
+
+def test_a_budget_costs_nothing_more_until_langchain_runs_in_it() -> None:
+    """In a fresh process: entering a budget imports no LangChain and adds no hook to shekel's
+    per-budget and per-call paths; LangChain imported afterwards is still followed."""
+    script = textwrap.dedent(
+        """
+        import itertools, json, sys
+        from shekel import budget, plugin_manager
+
+        def state():
+            hooks = plugin_manager().hook
+            return {
+                "langchain loaded": "langchain_core" in sys.modules,
+                "route hooks": len(hooks.shekel_route_call.get_hookimpls()),
+                "enter hooks": len(hooks.shekel_budget_entered.get_hookimpls()),
+                "exit hooks": len(hooks.shekel_budget_exited.get_hookimpls()),
+            }
+
+        with budget(max_usd=1, name="first"):
+            pass
+        before = state()
+
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+        from langchain_core.messages import AIMessage
+
+        usage = {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}
+        answer = AIMessage("x", usage_metadata=usage, response_metadata={"model_name": "gpt-4o"})
+        model = GenericFakeChatModel(messages=itertools.repeat(answer))
+        with budget(max_llm_calls=1, name="second") as second:
+            model.invoke("a")
+            try:
+                model.invoke("b")
+                refused = None
+            except Exception as exc:
+                refused = type(exc).__name__
+        print(json.dumps({
+            "before": before, "after": state(), "calls": second.calls_used, "refused": refused
+        }))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["before"] == {
+        "langchain loaded": False,
+        "route hooks": 0,
+        "enter hooks": 0,
+        "exit hooks": 0,
+    }
+    assert result["after"]["route hooks"] == 1
+    assert (result["calls"], result["refused"]) == (1, "RunBudgetExceededError")

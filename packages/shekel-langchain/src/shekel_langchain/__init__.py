@@ -12,15 +12,22 @@ print(root.tree())  # root, root.retrieve, root.summarize
 
 Installed, the package also follows every LangChain run inside a ``with budget(...)`` block
 with no callbacks passed; :func:`run_budgets` gives that path the same run names.
+
+shekel imports this package (through its entry point) in every process that enters a budget,
+so importing it does not import LangChain: ``ShekelCallbackHandler`` is loaded when first used.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import RunBudgetExceededError, UnsupportedVersionWarning
-from ._handler import ShekelCallbackHandler
 from ._names import BudgetSpec
 from ._zero_config import run_budgets
 from .package import supported
+
+if TYPE_CHECKING:
+    from ._handler import ShekelCallbackHandler
 
 __version__ = "2.0.0.dev0"
 
@@ -33,3 +40,12 @@ __all__ = [
     "run_budgets",
     "supported",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ShekelCallbackHandler":
+        from ._handler import ShekelCallbackHandler
+
+        globals()[name] = ShekelCallbackHandler
+        return ShekelCallbackHandler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

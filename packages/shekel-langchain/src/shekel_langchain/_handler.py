@@ -24,6 +24,7 @@ from . import _usage
 from ._errors import RunBudgetExceededError
 from ._names import BudgetSpec, RunNames
 from ._runs import RUNS, STARTED_HERE, Run, follow, name_of
+from ._zero_config import NAMES, ShekelHandlers
 from .package import check_supported
 
 SOURCE = "langchain"
@@ -338,6 +339,23 @@ def _drop(key: int, run: Run) -> None:
             # An async end runs in a copied context, where the reset fails: the run is closed,
             # which is all the resolver needs.
             pass
+
+
+ShekelHandlers.register(ShekelCallbackHandler)
+
+
+class ZeroConfigHandler(ShekelCallbackHandler):
+    """The handler LangChain adds by itself inside budgets; its names come from
+    :func:`shekel_langchain.run_budgets`."""
+
+    _explicit = False
+
+    def _mapping(self) -> RunNames:
+        return NAMES.get() or self._names
+
+
+def zero_config_handler() -> ZeroConfigHandler:
+    return ZeroConfigHandler()
 
 
 def _payer(budget: Budget) -> Budget:

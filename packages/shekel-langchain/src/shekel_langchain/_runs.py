@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.runnables.config import var_child_runnable_config
 
-from shekel import Budget, CallRoute, ToolCall
+from shekel import Budget, CallRoute, ToolCall, hookimpl, plugin_manager
 
 if TYPE_CHECKING:
     from ._handler import ShekelCallbackHandler
@@ -97,6 +97,8 @@ STARTED_HERE: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_run",
 
 def follow(key: int, run: Run) -> None:
     RUNS[key] = run
+    if not _routing[0]:
+        start_routing()
     if len(RUNS) > MAX_RUNS:
         with _evicting:
             while len(RUNS) > MAX_RUNS:
@@ -126,6 +128,26 @@ def route(active: Budget | None) -> CallRoute | None:
     if answer is None:
         answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
     return answer
+
+
+class Router:
+    """The ``shekel_route_call`` plugin: asked by the interceptor at every request."""
+
+    @hookimpl
+    def shekel_route_call(self, active: Budget | None) -> CallRoute | None:
+        return route(active)
+
+
+_routing = [False]
+_routing_lock = threading.Lock()
+
+
+def start_routing() -> None:
+    """Register :class:`Router` with shekel, once per process."""
+    with _routing_lock:
+        if not _routing[0]:
+            plugin_manager().register(Router(), name="shekel-langchain-router")
+            _routing[0] = True
 
 
 def name_of(serialized: Mapping[str, Any] | None) -> str | None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-from importlib.metadata import PackageNotFoundError, version
-
-from packaging.requirements import Requirement
 
 from ._errors import UnsupportedVersionWarning
 
@@ -16,6 +13,10 @@ _instruments = ("langchain-core >= 1.0, < 2",)
 @functools.cache
 def unsupported_reason() -> str | None:
     """Why the installed langchain-core cannot be used, or ``None`` when it can."""
+    from importlib.metadata import PackageNotFoundError, version  # only where LangChain runs
+
+    from packaging.requirements import Requirement
+
     for spec in _instruments:
         requirement = Requirement(spec)
         try:
