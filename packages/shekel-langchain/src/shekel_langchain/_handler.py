@@ -194,39 +194,55 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         only when some name is mapped). ``here``: the run's body runs where it starts, with
         no config context of its own (models, retrievers): remember it as started here."""
         key = run_id.int
-        parent_key = None if parent_run_id is None else parent_run_id.int
         claimed = RUNS.get(key)
         if claimed is not None:
-            if claimed.owner is self or not self._explicit or claimed.owner._explicit:
-                return None  # the first handler LangChain called decides
-            # An explicit handler given to an inner runnable comes after the zero-config one:
-            # its names win for the runs it sees.
-            anchor = _anchor(RUNS.get(parent_key) if parent_key else None, claimed.active)
-            if anchor is not None:
-                if claimed.tool is not None:
-                    claimed.tool.release()
-                    claimed.tool = None
-                claimed.charge_to(self._budget_for(anchor, name, serialized))
-            claimed.owner = self
-            return claimed
+            return self._take_over(claimed, parent_run_id, name, serialized)
         active = current_budget()
-        parent = RUNS.get(parent_key) if parent_key is not None else None
-        anchor = _anchor(parent, active)
+        parent = None if parent_run_id is None else RUNS.get(parent_run_id.int)
+        if parent is None:
+            anchor, parent_key, depth = active, None, 0
+        else:
+            parent_key, depth = parent.key, parent.depth + 1
+            anchor = _anchor(parent, active)
         if anchor is None:
             return None  # no budget to charge: nothing to follow
-        budget = self._budget_for(anchor, name, serialized)
-        run = Run(budget, active, self, parent_key, 0 if parent is None else parent.depth + 1)
+        names = self._mapping()
+        budget = self._budget_for(anchor, names, name, serialized) if names else anchor
+        run = Run(key, budget, active, self, parent_key, depth)
         follow(key, run)
         if here:
             run.token = STARTED_HERE.set(key)
         return run
 
+    def _take_over(
+        self,
+        claimed: Run,
+        parent_run_id: UUID | None,
+        name: str | None,
+        serialized: Mapping[str, Any] | None,
+    ) -> Run | None:
+        """A run another handler follows already: the first handler LangChain called decides,
+        except that an explicit handler given to an inner runnable (called after the
+        zero-config one, LangChain's order) decides the runs it sees by its own names."""
+        if claimed.owner is self or not self._explicit or claimed.owner._explicit:
+            return None
+        parent = None if parent_run_id is None else RUNS.get(parent_run_id.int)
+        anchor = claimed.active if parent is None else _anchor(parent, claimed.active)
+        if anchor is not None:
+            if claimed.tool is not None:
+                claimed.tool.release()
+                claimed.tool = None
+            names = self._mapping()
+            claimed.charge_to(
+                self._budget_for(anchor, names, name, serialized) if names else anchor
+            )
+        claimed.owner = self
+        return claimed
+
+    @staticmethod
     def _budget_for(
-        self, anchor: Budget, name: str | None, serialized: Mapping[str, Any] | None
+        anchor: Budget, names: RunNames, name: str | None, serialized: Mapping[str, Any] | None
     ) -> Budget:
-        names = self._mapping()
-        if not names:
-            return anchor
         target = names.targets.get(name or name_of(serialized) or "")
         if target is None or anchor.name == target.budget_name:
             return anchor  # unmapped, or already inside its own child (never nest into itself)
@@ -317,10 +333,8 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             pass
 
 
-def _anchor(parent: Run | None, active: Budget | None) -> Budget | None:
-    """The budget a run charges unless its own name is mapped."""
-    if parent is None:
-        return active
+def _anchor(parent: Run, active: Budget | None) -> Budget | None:
+    """The budget a run under ``parent`` charges unless its own name is mapped."""
     if active is None or active is parent.active:
         return parent.budget
     if _descends(active, parent.active):

@@ -41,6 +41,7 @@ class Run:
         "active",
         "budget",
         "depth",
+        "key",
         "owner",
         "parent_id",
         "route",
@@ -53,12 +54,14 @@ class Run:
 
     def __init__(
         self,
+        key: int,
         budget: Budget,
         active: Budget | None,
         owner: ShekelCallbackHandler,
         parent_id: int | None,
         depth: int,
     ) -> None:
+        self.key = key  # LangChain's run id, as an integer
         self.budget = budget
         self.active = active  # the budget active where the run started
         self.owner = owner
