@@ -8,6 +8,7 @@ leads to shekel's record of that request and to the budget that paid for it."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -425,3 +426,27 @@ def test_an_async_retriever_charges_its_embedding_calls(
     assert models_charged(root, "root.outer.summarize") == [gpt_model]
     assert models_charged(root, "root") == [embedding]
     assert root.calls_used == len(fake.requests) == 3
+
+
+def test_a_plain_thread_given_the_runs_config_charges_the_run(
+    fake: FakeProvider, gpt: Callable[..., ChatOpenAI], wiring: Wiring
+) -> None:
+    """A ``threading.Thread`` copies no context (no budget is active in it), but a model given
+    the run's config there is a child of the run, and its request is routed to its budget."""
+    model = gpt()
+    answers: dict[str, Any] = {}
+
+    def body(text: str, config: RunnableConfig) -> str:
+        def work() -> None:
+            assert current_budget() is None
+            answers[text] = model.invoke(text, config)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        return text
+
+    chain = RunnableLambda(body).with_config(run_name="translate")
+    with budget(max_usd=5, name="root") as root, wiring.scope():
+        chain.invoke("in a thread", config=wiring.config)
+    assert paid(root, answers) == {"in a thread": "root.translate"}
