@@ -19,6 +19,11 @@ in environments of their own, built by nox with ``uv venv`` + ``uv pip install``
   backtracks to ancient releases. LangChain needs far newer SDKs, so
   ``test_libraries_on_the_sdks.py`` does not run there.
 
+``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
+``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
+lowest langchain-core shekel-langchain declares) on openai 2.x, and the newest langchain-core
+it allows on openai 3.x.
+
 Both read their requirements from the pyproject files (shekel's dependencies and extras, and
 the test tools of the workspace's ``dev`` group), print the versions they installed, and stop
 if the SDK generation is not the one meant. Installs come from uv's cache when it has them:
