@@ -19,16 +19,16 @@ in environments of their own, built by nox with ``uv venv`` + ``uv pip install``
   backtracks to ancient releases. LangChain needs far newer SDKs, so
   ``test_libraries_on_the_sdks.py`` does not run there.
 
-``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
-``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
-lowest langchain-core shekel-langchain declares) on openai 2.x, and the newest langchain-core
-it allows on openai 3.x.
-
 Both read their requirements from the pyproject files (shekel's dependencies and extras, and
 the test tools of the workspace's ``dev`` group), print the versions they installed, and stop
 if the SDK generation is not the one meant. Installs come from uv's cache when it has them:
 ``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
 ``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
+
+``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
+``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
+lowest langchain-core shekel-langchain declares) on the workspace's openai 2.x, and the newest
+langchain-core it allows on openai 3.x.
 """
 
 from __future__ import annotations
