@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import shekel_langchain
 from shekel import ToolBudgetExceededError, budget
 from shekel.testing import FakeProvider
 from shekel_langchain import ShekelCallbackHandler, run_budgets
+from shekel_langchain._runs import RUNS
 
 probe = RunnableLambda(lambda _: [type(h).__name__ for h in shekel_handlers_here()])
 
@@ -190,14 +192,17 @@ def test_an_unsupported_langchain_core_is_reported_once_and_nothing_is_registere
 
 
 @pytest.mark.parametrize("explicit", [True, False], ids=["handler", "zero-config"])
-def test_a_handler_does_nothing_outside_budgets(explicit: bool) -> None:
+def test_a_handler_follows_nothing_outside_budgets(explicit: bool) -> None:
     config: Any = {"callbacks": [ShekelCallbackHandler(budgets={"s": 1.0})]} if explicit else {}
     model = fake_model(replies=3)
-    for _ in range(3):
-        model.with_config(run_name="s").invoke("x", config=config)
-    with budget(max_usd=1, name="root") as root:
-        pass
-    assert root.calls_used == 0
+    followed = RunnableLambda(lambda _: len(RUNS)).with_config(run_name="s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            model.with_config(run_name="s").invoke("x", config=config)
+        assert followed.invoke(0, config=config) == 0
+    with budget(max_usd=1, name="root"):
+        assert followed.invoke(0, config=config) == 1  # the same probe sees its run inside
 
 
 def test_a_budget_costs_nothing_more_until_langchain_runs_in_it() -> None:
