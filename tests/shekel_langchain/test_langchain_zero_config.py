@@ -9,6 +9,7 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +257,36 @@ def test_a_budget_costs_nothing_more_until_langchain_runs_in_it() -> None:
     }
     assert result["after"]["route hooks"] == 1
     assert (result["calls"], result["refused"]) == (1, "RunBudgetExceededError")
+
+
+def test_plain_threads_under_shekel_run_are_followed(tmp_path: Path) -> None:
+    """``shekel run``'s budget covers threads started without a copy of the context, and so
+    does the zero-config path: a local model invoked in such a thread is recorded."""
+    script = tmp_path / "threaded_agent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import itertools, threading
+            import shekel
+            from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+            from langchain_core.messages import AIMessage
+
+            usage = {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}
+            named = {"model_name": "gpt-4o"}
+            answer = AIMessage("x", usage_metadata=usage, response_metadata=named)
+            model = GenericFakeChatModel(messages=itertools.repeat(answer))
+            worker = threading.Thread(target=lambda: model.invoke("in a plain thread"))
+            worker.start()
+            worker.join()
+            print("calls", shekel.current_budget().calls_used)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "shekel", "run", "--budget", "1", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "calls 1" in done.stdout
