@@ -25,6 +25,18 @@ if the SDK generation is not the one meant. Installs come from uv's cache when i
 ``UV_OFFLINE=1 nox -s tests_core_newest`` works without the network once they have run.
 ``nox -s tests_core_newest tests_core_lowest -- -k stream`` passes options to pytest.
 
+``tests_crewai`` builds an environment the same way for ``packages/shekel-crewai`` (outside
+the workspace: crewai pins ``openai<3`` and ``pydantic<2.13``): the newest supported crewai,
+mypy on the package, then ``tests/shekel_crewai``.
+
+``tests_llamaindex`` builds ``.nox/tests_llamaindex`` the same way for
+``packages/shekel-llamaindex``, which stays out of the workspace (LlamaIndex is some 200 MB and
+llama-index-llms-openai pins ``openai<3``): the core and the package editable, the newest
+LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test tools; then
+``mypy --strict`` on the package and ``pytest tests/shekel_llamaindex`` (the workspace's pytest
+run ignores that folder). ``tests_llamaindex_lowest`` does the same with llama-index-core at
+the lower bound the package declares.
+
 ``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
 ``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
 lowest langchain-core shekel-langchain declares) on the workspace's openai 2.x, and the newest
@@ -68,9 +80,17 @@ def _package_tests(package: str) -> None:
     nox.session(python=False, name=f"tests_{package}")(session_func)
 
 
+# Test folders of the packages kept out of the workspace: each has a session of its own below,
+# building its environment (the workspace's cannot import their frameworks).
+_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex"}
+
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
-    if _folder.is_dir() and not _folder.name.startswith(("_", ".")):
+    if (
+        _folder.is_dir()
+        and not _folder.name.startswith(("_", "."))
+        and _folder.name not in _OWN_ENVIRONMENTS
+    ):
         _package_tests(_folder.name)
 
 
@@ -87,7 +107,6 @@ _SHOWN = [
     "genai-prices",
     "pydantic",
     "pytest",
-    "langchain-core",
     "langchain-openai",
     "langchain-anthropic",
 ]
@@ -119,7 +138,7 @@ def _floor(requirement: Requirement) -> str:
     return f"{requirement.name}=={floors[0]}"
 
 
-def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
+def _show_versions(session: nox.Session, expect: dict[str, str], names: list[str] = _SHOWN) -> None:
     """Print the versions the session installed; fail unless each matches its ``expect``
     (``"3"`` matches 3.x.y, ``"1.60"`` matches 1.60.z)."""
     script = (
@@ -137,7 +156,7 @@ def _show_versions(session: nox.Session, expect: dict[str, str]) -> None:
         "print(f'{\"python\":>20} {sys.version.split()[0]}')\n"
         "sys.exit('; '.join(bad) or None)\n"
     )
-    pairs = [part for name in _SHOWN for part in (name, expect.get(name, ""))]
+    pairs = [part for name in names for part in (name, expect.get(name, ""))]
     session.log("installed:")
     session.run("python", "-c", script, *pairs, silent=False, log=False)
 
@@ -195,7 +214,7 @@ def _langchain_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -
     skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES
     tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
     session.install("-e", str(SHEKEL), "-e", str(LANGCHAIN), *tools, *pins)
-    _show_versions(session, expect)
+    _show_versions(session, expect, [*_SHOWN, "langchain-core"])
     session.run("python", "-m", "pytest", "tests/shekel_langchain", *session.posargs)
 
 
@@ -223,6 +242,93 @@ def tests_shekel_langchain_newest(session: nox.Session) -> None:
         str(_shekel_requirements()["anthropic"]),
         expect={"openai": "3"},
     )
+
+
+LLAMAINDEX = ROOT / "packages" / "shekel-llamaindex"
+_LLAMAINDEX_EXTRAS = ["llama-index-llms-openai", "llama-index-embeddings-openai"]
+
+
+def _llamaindex_tests(session: nox.Session, *pins: str) -> None:
+    shekel = _shekel_requirements()
+    dev = _dev_requirements()
+    skip = {"ruff", "nox"} | _SDKS | _LIBRARIES
+    tools = [str(req) for name, req in dev.items() if name not in skip]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        "-e",
+        str(LLAMAINDEX),
+        str(shekel["openai"]),
+        *_LLAMAINDEX_EXTRAS,
+        *pins,
+        *tools,
+    )
+    shown = ["openai", "httpx", "pluggy", "genai-prices", "pydantic", "pytest", "mypy"]
+    expect = {pin.split("==")[0]: pin.split("==")[1] for pin in pins}
+    _show_versions(session, expect, [*shown, "llama-index-core", *_LLAMAINDEX_EXTRAS])
+    session.run("mypy", "--strict", "-p", "shekel_llamaindex")
+    session.run("python", "-m", "pytest", "tests/shekel_llamaindex", *session.posargs)
+
+
+@nox.session
+def tests_llamaindex(session: nox.Session) -> None:
+    """tests/shekel_llamaindex and mypy on shekel-llamaindex, with the newest LlamaIndex the
+    package allows and its OpenAI LLM and embeddings (own venv)."""
+    _llamaindex_tests(session)
+
+
+@nox.session
+def tests_llamaindex_lowest(session: nox.Session) -> None:
+    """The same with the lowest llama-index-core shekel-llamaindex declares (own venv)."""
+    core = Requirement(
+        next(r for r in _pyproject(LLAMAINDEX)["project"]["dependencies"] if "llama-index" in r)
+    )
+    _llamaindex_tests(session, _floor(core))
+
+
+CREWAI = ROOT / "packages" / "shekel-crewai"
+
+
+@nox.session
+def tests_crewai(session: nox.Session) -> None:
+    """tests/shekel_crewai with the newest supported crewai, in an environment of its own.
+
+    crewai pins ``openai<3`` and ``pydantic<2.13`` and weighs some 0.9 GB, so shekel-crewai
+    is kept out of the workspace. Installs shekel and shekel-crewai (editable), the anthropic
+    SDK (for CrewAI's native Anthropic provider) and the test tools, prints the versions, runs
+    mypy (strict) on the package, then pytest. The tests import crewai once (about 5 s).
+    """
+    dev = _dev_requirements()
+    tools = [
+        str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS | _LIBRARIES
+    ]
+    session.install(
+        "--upgrade",
+        "-e",
+        str(SHEKEL),
+        "-e",
+        str(CREWAI),
+        str(_shekel_requirements()["anthropic"]),
+        str(dev["mypy"]),
+        *tools,
+    )
+    shown = ["crewai", "openai", "anthropic", "httpx", "pydantic", "pluggy", "pytest"]
+    _show_versions(session, {"crewai": "1", "openai": "2"}, shown)
+    session.run("mypy", "-p", "shekel_crewai")
+    session.run("python", "-m", "pytest", "tests/shekel_crewai", *session.posargs)
+
+
+@nox.session
+def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
+    """tests/shekel_langgraph on the lowest LangGraph shekel-langgraph declares (own venv)."""
+    package = ROOT / "packages" / "shekel-langgraph"
+    declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
+    langgraph = next(req for req in declared if req.name == "langgraph")
+    tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
+    session.install("-e", str(SHEKEL), "-e", str(package), _floor(langgraph), *tools)
+    session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
+    session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)
 
 
 @nox.session(python=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from typing import Any
 
 import pytest
@@ -197,10 +198,13 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         "strict": True,
         "unknown_models": "error",
         "history_size": 2,
-        "ledger": ledger,
+        "window": "1d",
+        "timezone": "Europe/Paris",
+        "store": ledger,
     }
-    # if budget() grows a parameter, this test must learn about it
-    assert set(kwargs) == parameters_of_budget()
+    # if budget() grows a parameter, this test must learn about it (ledger= is store='s older
+    # name, and windows= the other way to give limits per period: both tested below)
+    assert set(kwargs) | {"ledger", "windows"} == parameters_of_budget()
 
     @with_budget(**kwargs)
     def use_everything() -> Budget:
@@ -214,6 +218,10 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         assert b.strict
         assert b.refuses_unknown_models
         assert b.config.history_size == 2
+        assert b._ledger is ledger
+        ends = b.period_ends_at()
+        assert ends is not None
+        assert 0 < ends - time.time() <= 25 * 3600  # midnight in Paris, within a day
         b.record_tool_call("search")  # priced by tool_prices
         assert b.spent == 0.05
         b.record(model="house", input_tokens=5_000)  # $0.50 at $100/M: warns
@@ -235,6 +243,9 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
     assert second.spent == 0.75
 
 
+OWN_LEDGER = InMemoryLedger()
+
+
 @pytest.mark.parametrize(
     ("param", "value", "check"),
     [
@@ -246,6 +257,8 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         ("strict", True, lambda b: b.strict),
         ("unknown_models", "error", lambda b: b.refuses_unknown_models),
         ("history_size", 7, lambda b: b.config.history_size == 7),
+        ("windows", {"1h": 0.5, "1d": 2.0}, lambda b: b.limit == 2.0),
+        ("ledger", OWN_LEDGER, lambda b: b._ledger is OWN_LEDGER),
     ],
 )
 def test_each_parameter_reaches_the_budget(param: str, value: Any, check: Any) -> None:

@@ -363,3 +363,59 @@ def test_a_report_that_crosses_the_cap_is_remembered_too() -> None:
     assert caught.value.call is not None
     assert b.record(usd=0.001, call_id="over") is caught.value.call
     assert b.spent == 0.001
+
+
+def test_a_child_asked_for_again_after_set_limits_is_the_same_child() -> None:
+    """Resuming a paused step asks for its budget with the options it was made with."""
+    root = budget(max_usd=10, name="root")
+    step = root.child("step", max_usd=1)
+    step.set_limits(max_usd=3)
+    assert root.child("step", max_usd=1) is step
+    assert step.limit == 3
+    with pytest.raises(BudgetConfigError, match="other max_usd"):
+        root.child("step", max_usd=2)
+
+
+def test_find_child_looks_up_without_creating() -> None:
+    root = budget(max_usd=10, name="root")
+    assert root.find_child("step") is None
+    assert root.children == []
+    step = root.child("step")
+    assert root.find_child("step") is step
+
+
+def test_a_child_of_an_unnamed_budget_by_name() -> None:
+    with budget(max_usd=1) as root:
+        step = root.child("retrieve", max_usd=0.5)
+        step.record(usd=0.25)
+    assert step.full_name == "budget.retrieve"
+    assert root.spent == 0.25
+    with (
+        pytest.raises(BudgetConfigError, match="nested budgets need names"),
+        budget(max_usd=1),
+        budget(max_usd=1, name="x"),
+    ):
+        pass
+
+
+def test_a_refusal_names_the_budget_whose_cap_refused() -> None:
+    """An auto-capped child of an exhausted parent would only say "$0 of $0"."""
+    root = budget(max_usd=1, name="root")
+    root.child("other").record(usd=1)
+    with pytest.raises(BudgetExceededError) as caught:
+        root.child("step", max_usd=0.5).check()
+    assert caught.value.budget_name == "root"
+    assert caught.value.limit == 1
+
+
+def test_reported_usage_can_be_an_estimate_with_cache_writes() -> None:
+    b = budget(max_usd=10, prices={"m": {"input": 1.0, "output": 2.0, "cache_write": 1.25}})
+    call = b.record(
+        model="m", input_tokens=1000, cache_write_tokens=400, output_tokens=10, estimated=True
+    )
+    assert call.estimated is True
+    assert call.cache_write_tokens == 400
+    assert call.cost == round((600 * 1.0 + 400 * 1.25 + 10 * 2.0) * 1000)
+    assert b.summary_data()["estimated_calls"] == 1
+    with pytest.raises(BudgetConfigError, match="estimated"):
+        b.record(usd=0.1, estimated="yes")  # type: ignore[arg-type]

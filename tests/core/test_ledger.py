@@ -1,4 +1,6 @@
-"""The ledger interface: a ledger written from scratch here runs budgets and pools unchanged.
+"""The ledger contract: the in-memory ledger and a ledger written from scratch here both pass
+the conformance suite (``shekel.testing.ledger_contract``), and the one written here runs
+budgets and pools unchanged.
 
 If ``Budget`` or ``BudgetPool`` reached past the :class:`shekel.Ledger` methods into the
 in-memory implementation, these tests would break.
@@ -7,163 +9,210 @@ in-memory implementation, these tests would break.
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from shekel import BudgetExceededError, BudgetPool, Ledger, budget
-from shekel._ledger import UNLIMITED, AccountState, Caps, Overrun
+from shekel import BudgetExceededError, BudgetPool, InMemoryLedger, Ledger, budget
+from shekel._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Overrun
+from shekel.testing.ledger_contract import LedgerContract
 
 AXES = ("usd", "tokens", "llm_calls", "tool_calls")
 
 
 class Key:
-    """An opaque account handle, as a SQLite or Redis ledger would hand out."""
+    """An opaque account handle, as a store would hand out."""
 
     def __init__(self, key: str) -> None:
         self.key = key
 
 
-class DictHold:
-    def __init__(self, keys: Sequence[Key], amounts: list[int], generations: list[int]) -> None:
-        self.keys = tuple(keys)
-        self.amounts = amounts
-        self.generations = generations
-        self.usd, self.tokens = amounts[0], amounts[1]
-        self.settled = False
-
-
 class DictLedger(Ledger):
-    """Accounts in a dict keyed by handle, one lock; counts every call it gets."""
+    """Counters in dicts keyed by account key, holds by string id, one lock; counts every call.
+
+    Unlike the in-memory ledger it shares keys (a second ``open`` of a key gives the same
+    account, as a store does), and its holds live in a table of its own.
+    """
+
+    shares_keys = True
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.state: dict[Key, dict[str, Any]] = {}
+        self.used: dict[str, list[int]] = {}
+        self.held: dict[str, list[int]] = {}
+        self.epoch: dict[str, int] = {}
+        self.holds: dict[str, str] = {}  # id -> "live" | "expired" | "settled"
+        self.expiring: dict[str, Hold] = {}  # the live holds, for expire()
         self.calls: dict[str, int] = {}
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def open(self, key: str, caps: Caps) -> Any:
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Key:
         self._count("open")
-        handle = Key(key)
-        self.state[handle] = {"used": [0] * 4, "held": [0] * 4, "caps": list(caps), "gen": 0}
-        return handle
-
-    def set_caps(self, account: Any, caps: Caps) -> None:
         with self.lock:
-            self.state[account]["caps"] = list(caps)
+            self.used.setdefault(key, [0] * 4)
+            self.held.setdefault(key, [0] * 4)
+            self.epoch.setdefault(key, 0)
+        return Key(key)
 
-    def _over_used(self, keys: Sequence[Key]) -> Overrun | None:
-        for i, k in enumerate(keys):
-            s = self.state[k]
+    def _over(self, chain: Sequence[tuple[Key, Caps]]) -> Overrun | None:
+        for i, (k, caps) in enumerate(chain):
             for axis in range(4):
-                if s["used"][axis] > s["caps"][axis]:
-                    return Overrun(i, AXES[axis], s["used"][axis], s["caps"][axis])
+                if self.used[k.key][axis] > caps[axis]:
+                    return Overrun(i, AXES[axis], self.used[k.key][axis], caps[axis])
         return None
 
-    def _refusal(self, keys: Sequence[Key], amounts: list[int], headroom: bool) -> Overrun | None:
-        for i, k in enumerate(keys):
-            s = self.state[k]
+    def _refusal(
+        self, chain: Sequence[tuple[Key, Caps]], amounts: list[int], headroom: bool
+    ) -> Overrun | None:
+        for i, (k, caps) in enumerate(chain):
             for axis in range(4):
-                taken = s["used"][axis] + s["held"][axis]
-                cap = s["caps"][axis]
-                if taken + amounts[axis] > cap or (headroom and axis < 2 and taken >= cap):
-                    return Overrun(i, AXES[axis], s["used"][axis], cap)
+                taken = self.used[k.key][axis] + self.held[k.key][axis]
+                if taken + amounts[axis] > caps[axis] or (
+                    headroom and axis < 2 and taken >= caps[axis]
+                ):
+                    return Overrun(i, AXES[axis], self.used[k.key][axis], caps[axis])
         return None
+
+    def _add(self, keys: Sequence[Key], table: dict[str, list[int]], amounts: list[int]) -> None:
+        for k in keys:
+            for axis in range(4):
+                table[k.key][axis] += amounts[axis]
 
     def record(
-        self, accounts: Sequence[Any], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Any], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         self._count("record")
         with self.lock:
-            for k in accounts:
-                for axis, amount in enumerate((usd, tokens, calls, tools)):
-                    self.state[k]["used"][axis] += amount
-            return self._over_used(accounts)
+            self._add([k for k, _ in chain], self.used, [usd, tokens, calls, tools])
+            return self._over(chain)
 
     def try_record(
-        self, accounts: Sequence[Any], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Any], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         self._count("try_record")
         amounts = [usd, tokens, calls, tools]
         with self.lock:
-            refused = self._refusal(accounts, amounts, False)
-            if refused is not None:
-                return refused
-            for k in accounts:
-                for axis in range(4):
-                    self.state[k]["used"][axis] += amounts[axis]
-        return None
+            refused = self._refusal(chain, amounts, False)
+            if refused is None:
+                self._add([k for k, _ in chain], self.used, amounts)
+            return refused
 
     def reserve(
         self,
-        accounts: Sequence[Any],
+        chain: Sequence[Any],
         usd: int,
         tokens: int,
         calls: int = 0,
         tools: int = 0,
         *,
         need_headroom: bool = False,
-    ) -> Any:
+        ttl: float | None = None,
+    ) -> Hold | Overrun:
         self._count("reserve")
         amounts = [usd, tokens, calls, tools]
         with self.lock:
-            refused = self._refusal(accounts, amounts, need_headroom)
+            refused = self._refusal(chain, amounts, need_headroom)
             if refused is not None:
                 return refused
-            for k in accounts:
-                for axis in range(4):
-                    self.state[k]["held"][axis] += amounts[axis]
-            return DictHold(accounts, amounts, [self.state[k]["gen"] for k in accounts])
+            keys = tuple(k for k, _ in chain)
+            self._add(keys, self.held, amounts)
+            hold = Hold(
+                uuid.uuid4().hex,
+                keys,
+                tuple(c for _, c in chain),
+                usd,
+                tokens,
+                calls,
+                tools,
+                tuple(self.epoch[k.key] for k in keys),
+                None if ttl is None else time.monotonic() + ttl,
+            )
+            self.holds[hold.id] = "live"
+            self.expiring[hold.id] = hold
+            return hold
 
-    def _unhold(self, hold: Any) -> None:
-        if hold.settled:
-            return
-        hold.settled = True
-        for k, gen in zip(hold.keys, hold.generations, strict=True):
-            if self.state[k]["gen"] == gen:
+    def _settle(self, hold: Hold) -> bool:
+        state = self.holds.get(hold.id)
+        if state is None or state == "settled":
+            return False
+        if state == "live":
+            self._unhold(hold)
+        self.holds[hold.id] = "settled"
+        self.expiring.pop(hold.id, None)
+        return True
+
+    def _unhold(self, hold: Hold) -> None:
+        amounts = [hold.usd, hold.tokens, hold.calls, hold.tools]
+        for k, epoch in zip(hold.accounts, hold.epochs, strict=True):
+            if self.epoch[k.key] == epoch:
                 for axis in range(4):
-                    self.state[k]["held"][axis] -= hold.amounts[axis]
+                    self.held[k.key][axis] -= amounts[axis]
 
     def commit(
-        self, hold: Any, usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         self._count("commit")
         with self.lock:
-            self._unhold(hold)
-            for k in hold.keys:
-                for axis, amount in enumerate((usd, tokens, calls, tools)):
-                    self.state[k]["used"][axis] += amount
-            return self._over_used(hold.keys)
+            if not self._settle(hold):
+                return None
+            self._add(hold.accounts, self.used, [usd, tokens, calls, tools])
+            return self._over(list(zip(hold.accounts, hold.caps, strict=True)))
 
-    def release(self, hold: Any) -> None:
+    def release(self, hold: Hold) -> None:
         self._count("release")
         with self.lock:
-            self._unhold(hold)
+            self._settle(hold)
 
-    def read(self, account: Any) -> AccountState:
+    def read(self, account: Key) -> AccountState:
         with self.lock:
-            s = self.state[account]
-            return AccountState(tuple(s["used"]), tuple(s["held"]), Caps(*s["caps"]))  # type: ignore[arg-type]
+            used, held = self.used[account.key], self.held[account.key]
+            return AccountState(tuple(used), tuple(held))  # type: ignore[arg-type]
 
-    def headroom(self, accounts: Sequence[Any]) -> tuple[int, int]:
+    def headroom(self, chain: Sequence[Any]) -> tuple[int, int]:
         usd = tokens = UNLIMITED
         with self.lock:
-            for k in accounts:
-                s = self.state[k]
-                if s["caps"][0] != UNLIMITED:
-                    usd = min(usd, s["caps"][0] - s["used"][0] - s["held"][0])
-                if s["caps"][1] != UNLIMITED:
-                    tokens = min(tokens, s["caps"][1] - s["used"][1] - s["held"][1])
+            for k, caps in chain:
+                if caps[0] != UNLIMITED:
+                    usd = min(usd, caps[0] - self.used[k.key][0] - self.held[k.key][0])
+                if caps[1] != UNLIMITED:
+                    tokens = min(tokens, caps[1] - self.used[k.key][1] - self.held[k.key][1])
         return max(usd, 0), max(tokens, 0)
 
-    def reset(self, account: Any) -> None:
+    def reset(self, account: Key) -> None:
         with self.lock:
-            s = self.state[account]
-            s["used"], s["held"] = [0] * 4, [0] * 4
-            s["gen"] += 1
+            self.used[account.key], self.held[account.key] = [0] * 4, [0] * 4
+            self.epoch[account.key] += 1
+
+    def expire(self) -> int:
+        now = time.monotonic()
+        with self.lock:
+            due = [
+                h
+                for h in self.expiring.values()
+                if h.expires_at is not None and h.expires_at <= now
+            ]
+            for hold in due:
+                self._unhold(hold)
+                self.holds[hold.id] = "expired"
+                del self.expiring[hold.id]
+        return len(due)
+
+
+class TestInMemoryLedger(LedgerContract):
+    @pytest.fixture
+    def ledger(self) -> Ledger:
+        return InMemoryLedger()
+
+
+class TestALedgerWrittenHere(LedgerContract):
+    @pytest.fixture
+    def ledger(self) -> Ledger:
+        return DictLedger()
 
 
 def test_nested_budgets_on_another_ledger() -> None:
@@ -179,7 +228,7 @@ def test_nested_budgets_on_another_ledger() -> None:
                 r.commit(usd=0.5)
             with pytest.raises(BudgetExceededError) as info:
                 child.reserve(usd=2.0)
-            assert info.value.budget_name == "workflow.child"
+            assert info.value.budget_name == "workflow"  # the cap that refused is the parent's
             with pytest.raises(BudgetExceededError):
                 child.record(usd=2.0)
     assert w.spent == 10.5

@@ -217,3 +217,16 @@ def test_repr() -> None:
     b.record(usd=0.5)
     assert repr(b) == "<Budget 'r' $0.5000 / $2.0000>"
     assert repr(budget()) == "<Budget 'budget' $0.0000 / no limit>"
+
+
+def test_tree_shows_the_caps_on_other_axes() -> None:
+    from shekel import budget
+
+    with budget(max_usd=5, name="crew") as crew:
+        with budget(max_llm_calls=4, max_tool_calls=2, name="researcher") as r:
+            r.record(usd=0.5)
+            r.record_tool_call("search")
+    assert crew.tree().splitlines() == [
+        "crew: $0.50 / $5.00 (direct: $0.00)",
+        "  researcher: $0.50 / no limit, 1 / 4 LLM calls, 1 / 2 tool calls (direct: $0.50)",
+    ]

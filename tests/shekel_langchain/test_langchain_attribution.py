@@ -450,3 +450,31 @@ def test_a_plain_thread_given_the_runs_config_charges_the_run(
     with budget(max_usd=5, name="root") as root, wiring.scope():
         chain.invoke("in a thread", config=wiring.config)
     assert paid(root, answers) == {"in a thread": "root.translate"}
+
+
+def test_a_budget_entered_inside_a_run_pays_for_what_is_sent_inside_it(
+    fake: FakeProvider, gpt: Callable[..., ChatOpenAI], wiring: Wiring
+) -> None:
+    """The caller's choice wins: a ``with budget(...)`` block in a run's body (as a LangGraph
+    node decorator opens one) pays for the raw SDK calls and model runs inside it."""
+    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=2)
+    model = gpt()
+    answers: dict[str, Any] = {}
+
+    def body(text: str) -> str:
+        with budget(name="inner"):
+            answers["raw"] = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "raw"}]
+            )
+            answers["model"] = model.invoke("model")
+        answers["after"] = model.invoke("after")
+        return text
+
+    with budget(max_usd=5, name="root") as root, wiring.scope():
+        RunnableLambda(body).with_config(run_name="summarize").invoke("x", config=wiring.config)
+    assert paid(root, answers) == {
+        "raw": "root.inner",
+        "model": "root.inner",
+        "after": "root.summarize",
+    }
+    client.close()

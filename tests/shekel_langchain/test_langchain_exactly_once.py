@@ -14,7 +14,11 @@ from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.globals import set_llm_cache
 from langchain_core.language_models.fake import FakeListLLM
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeListChatModel,
+    GenericFakeChatModel,
+)
+from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
 from lc_support import (
     GPT,
@@ -199,6 +203,27 @@ def test_a_model_reporting_no_usage_is_counted_with_a_warning() -> None:
         with pytest.warns(UsageMissingWarning, match="FakeListLLM"):
             text.invoke("y")
     assert (root.calls_used, root.tokens_used) == (2, 0)
+    assert root.summary_data()["estimated_calls"] == 2  # the totals say they are incomplete
+    assert root.summary_data()["incomplete"] is True
+
+
+def test_prompt_cache_reads_and_writes_are_priced_at_their_rates() -> None:
+    prices = {
+        "local-claude": {"input": 1.0, "output": 2.0, "cached_input": 0.1, "cache_write": 1.25}
+    }
+    usage: Any = {
+        "input_tokens": 1000,  # LangChain counts cached tokens in the prompt, as shekel does
+        "output_tokens": 100,
+        "total_tokens": 1100,
+        "input_token_details": {"cache_read": 200, "cache_creation": 300},
+    }
+    answer = AIMessage("x", usage_metadata=usage, response_metadata={"model_name": "local-claude"})
+    model = GenericFakeChatModel(messages=iter([answer]))
+    with budget(max_usd=5, name="root", prices=prices) as root:
+        model.invoke("x")
+    call = root.summary_data()["calls"][0]
+    assert (call["cache_read_tokens"], call["cache_write_tokens"]) == (200, 300)
+    assert root.spent == pytest.approx((500 * 1.0 + 200 * 0.1 + 300 * 1.25 + 100 * 2.0) / 1e6)
 
 
 def test_an_answer_from_langchains_cache_is_not_charged(

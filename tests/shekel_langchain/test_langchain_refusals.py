@@ -232,13 +232,13 @@ def test_bad_budgets_say_what_to_fix(budgets: Any, message: str) -> None:
         pass
 
 
-def test_a_mapped_run_under_an_unnamed_budget_says_to_name_it() -> None:
+def test_a_mapped_run_under_an_unnamed_budget_gets_its_child() -> None:
     chain = summarize(fake_model())
     handler = ShekelCallbackHandler(budgets={"summarize": 1.0})
     with budget(max_usd=5) as root:
-        with pytest.raises(BudgetConfigError, match=r"'summarize'.*need names"):
-            chain.invoke("a", config={"callbacks": [handler]})
-    assert root.calls_used == 0
+        chain.invoke("a", config={"callbacks": [handler]})
+    assert [c.full_name for c in root.children] == ["budget.summarize"]
+    assert root.children[0].calls_used == 1
 
 
 def test_a_name_with_dots_becomes_a_valid_child_name() -> None:

@@ -23,7 +23,7 @@ from shekel import (
 from . import _usage
 from ._errors import RunBudgetExceededError
 from ._names import BudgetSpec, RunNames
-from ._runs import RUNS, STARTED_HERE, Run, follow, name_of
+from ._runs import RUNS, STARTED_HERE, Run, descends, follow, name_of
 from ._zero_config import NAMES, ShekelHandlers
 from .package import check_supported
 
@@ -313,21 +313,26 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         model = reported.model or run.model()
         if reported.missing:
             warnings.warn(
-                f"LangChain model {model!r} reported no token usage: the call is counted, its "
-                "tokens and cost are not. Use a model that fills AIMessage.usage_metadata.",
+                f"LangChain model {model!r} reported no token usage: the call is counted (marked"
+                " estimated), its tokens and cost are not. Use a model that fills"
+                " AIMessage.usage_metadata.",
                 UsageMissingWarning,
                 stacklevel=2,
             )
+        prompt = reported.input_tokens
+        cached = min(reported.cached_input_tokens, prompt)
         # A report that crosses a cap is recorded, and the budget refuses the next call. Raised
         # from here, the error would leave the run open in every handler called after this one.
         try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
             _payer(run.budget).record(
                 model=model,
-                input_tokens=reported.input_tokens,
+                input_tokens=prompt,
                 output_tokens=reported.output_tokens,
-                cached_input_tokens=min(reported.cached_input_tokens, reported.input_tokens),
+                cached_input_tokens=cached,
+                cache_write_tokens=min(reported.cache_write_tokens, prompt - cached),
                 call_id=reported.call_id,
                 source=SOURCE,
+                estimated=reported.missing,
             )
         except BudgetExceededError:
             pass
@@ -337,7 +342,7 @@ def _anchor(parent: Run, active: Budget | None) -> Budget | None:
     """The budget a run under ``parent`` charges unless its own name is mapped."""
     if active is None or active is parent.active:
         return parent.budget
-    if _descends(active, parent.active):
+    if descends(active, parent.active):
         return active  # a budget entered inside the parent's body: the caller's choice
     return parent.budget
 
@@ -376,18 +381,9 @@ def _payer(budget: Budget) -> Budget:
     """``budget``, or a budget entered below it in this thread or task (recording on a parent
     while its child is active here is refused; the child's spend reaches the parent)."""
     active = current_budget()
-    if active is not None and active is not budget and _descends(active, budget):
+    if active is not None and active is not budget and descends(active, budget):
         return active
     return budget
-
-
-def _descends(budget: Budget, ancestor: Budget | None) -> bool:
-    parent = budget.parent
-    while parent is not None:
-        if parent is ancestor:
-            return True
-        parent = parent.parent
-    return ancestor is None
 
 
 def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:

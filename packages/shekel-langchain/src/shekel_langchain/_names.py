@@ -56,7 +56,7 @@ class RunNames:
                 return found
         with self._lock:
             name = target.budget_name
-            found = next((c for c in parent.children if c.name == name), None)
+            found = parent.find_child(name)
             if found is None:
                 try:
                     found = parent.child(name, **target.options)

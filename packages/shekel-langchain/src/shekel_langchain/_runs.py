@@ -12,7 +12,9 @@ anthropic SDK sends a request, :func:`route` finds the run that made it, the dee
 - the run whose body is executing according to LangChain's own ``var_child_runnable_config``
   (the parent of anything started inside a ``RunnableLambda``, a chain step or a tool).
 
-The interceptor then charges (and checks, before sending) that run's budget.
+The interceptor then charges (and checks, before sending) that run's budget, unless the budget
+active where the request is sent was entered inside the run's body (a ``with budget(...)``
+block, a LangGraph node decorator): that budget is the caller's choice, and pays.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def route(active: Budget | None) -> CallRoute | None:
                 run = body
     if run is None:
         return None
+    if active is not None and active is not run.active and descends(active, run.active):
+        return None  # a budget entered inside the run's body (``with budget``, a node decorator)
     seen = run.seen
     if seen is not None:
         seen[0] = True
@@ -131,6 +135,16 @@ def route(active: Budget | None) -> CallRoute | None:
     if answer is None:
         answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
     return answer
+
+
+def descends(budget: Budget, ancestor: Budget | None) -> bool:
+    """True when ``ancestor`` is above ``budget`` (``None``: any budget descends from it)."""
+    parent = budget.parent
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.parent
+    return ancestor is None
 
 
 class Router:

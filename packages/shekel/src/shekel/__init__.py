@@ -12,31 +12,50 @@ print(w.tree())
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._budget import Budget
-from ._config import budget_name
+from ._config import BudgetConfig, budget_name
 from ._context import Activation, current_budget
 from ._decorators import with_budget
 from ._errors import (
+    Axis,
     BudgetConfigError,
     BudgetExceeded,
     BudgetExceededError,
     BudgetStateError,
+    BudgetStoreUnavailableError,
     CallbackError,
     ShekelError,
     ToolBudgetExceededError,
     UnknownModelError,
     UsageMissingError,
 )
-from ._history import CallRecord
+from ._history import CallRecord, SpendHistory
 from ._hookspecs import CallRoute
 from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
-from ._ledger import InMemoryLedger, Ledger
+from ._ledger import AccountState, Caps, Hold, InMemoryLedger, Ledger, Overrun
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation
 from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
+from ._store_errors import BudgetStoreWarning
+from ._tree import Rollup
+
+if TYPE_CHECKING:
+    from ._store_sqlite import SQLiteLedger
+
+
+def __getattr__(name: str) -> Any:
+    # The stores load on first use: ``import shekel`` stays small.
+    if name == "SQLiteLedger":
+        from ._store_sqlite import SQLiteLedger
+
+        return SQLiteLedger
+    raise AttributeError(f"module 'shekel' has no attribute {name!r}")
+
 
 __version__ = "2.0.0.dev0"
 
@@ -44,27 +63,38 @@ budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
 
 __all__ = [
+    "AccountState",
     "Activation",
+    "Axis",
     "Budget",
+    "BudgetConfig",
     "BudgetConfigError",
     "BudgetExceeded",
     "BudgetExceededError",
     "BudgetPool",
     "BudgetSnapshot",
     "BudgetStateError",
+    "BudgetStoreUnavailableError",
+    "BudgetStoreWarning",
     "BudgetWarning",
     "CallRecord",
     "CallRoute",
     "CallbackError",
+    "Caps",
+    "Hold",
     "InMemoryLedger",
     "Ledger",
     "ModelPrice",
+    "Overrun",
     "PoolExceededError",
     "PoolReservation",
     "ProtocolAdapter",
     "RequestInfo",
     "Reservation",
+    "Rollup",
+    "SQLiteLedger",
     "ShekelError",
+    "SpendHistory",
     "StreamTally",
     "TokenUsage",
     "ToolBudgetExceededError",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from types import EllipsisType, TracebackType
@@ -35,14 +37,16 @@ from ._context import (
 )
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
-from ._ledger import DEFAULT_LEDGER, UNLIMITED, Caps, Ledger
+from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState
 from ._pricing import Rate, TokenUsage, rate_for
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot, snapshot_of
+from ._stores import resolve_store
 from ._tree import Rollup, Totals, fold, join
+from ._windows import Period, Window
 
 _TREE_LOCK: Final = threading.RLock()
 
@@ -72,6 +76,10 @@ class Budget:
         strict: bool = False,
         unknown_models: UnknownModels = "warn",
         history_size: int = DEFAULT_HISTORY_SIZE,
+        window: str | None = None,
+        windows: Mapping[str, float | Mapping[str, float | int | None]] | None = None,
+        timezone: str | None = None,
+        store: str | Ledger | None = None,
         ledger: Ledger | None = None,
         **unexpected: object,
     ) -> None:
@@ -91,10 +99,19 @@ class Budget:
             strict=strict,
             unknown_models=unknown_models,
             history_size=history_size,
+            window=window,
+            windows=windows,
+            timezone=timezone,
         )
-        self._ledger: Ledger = check_ledger(ledger) or DEFAULT_LEDGER
+        if ledger is not None and store is not None:
+            raise BudgetConfigError("give store= (ledger= is its older name), not both")
+        self._ledger: Ledger = check_ledger(ledger) or resolve_store(
+            store, windowed=bool(self._config.windows)
+        )
         self.name: str | None = self._config.name
-        self._account = self._ledger.open(self.name or "budget", self._config.caps)
+        self._key = self.name or ("budget" if not self._ledger.shares_keys else _anonymous())
+        self._account: Any = self._ledger.open(self._key, self._config.caps)
+        self._periods: dict[str, tuple[Period, Any]] = {}  # window spec -> current period
         self.parent: Budget | None = None
         self.children: list[Budget] = []
         self._child_names: dict[str, Budget] = {}
@@ -103,7 +120,16 @@ class Budget:
         self._live: list[Activation] = []
         self._depth = 0
         self._lineage: tuple[Budget, ...] = (self,)
-        self._chain: tuple[Any, ...] = (self._account,)
+        # The accounts spend goes to, innermost first, with the caps each is held to (a
+        # windowed budget has one per window, whose accounts change with the period), and
+        # whose each of them is: the budget, and the window or None.
+        self._timed = bool(self._config.windows)  # a window anywhere in the lineage
+        self._chain: tuple[Link, ...] = ()
+        self._owners: tuple[tuple[Budget, Window | None], ...] = ()
+        self._plain = False
+        # The caps it shows: its own, auto-capped when it was last activated (or attached) to
+        # what its parent had left then.
+        self._capped: Caps = self._config.caps
         # The non-empty ``prices`` tables of the lineage, innermost first (rebuilt when attached).
         self._price_tables: list[dict[str, Rate]] = (
             [self._config.prices] if self._config.prices else []
@@ -118,6 +144,8 @@ class Budget:
         self._repeat = False  # a child that is rolled up into its parent when it ends
         self._adopts_repeats = False  # unnamed and same-name children become repeats
         self._folded: Totals | None = None  # what this repeat last added to its parent's rollup
+        self._asked_with: dict[str, Any] = {}  # the options child() created it with
+        self._relink_own()
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -149,18 +177,47 @@ class Budget:
     # -- money -------------------------------------------------------------------------
 
     def snapshot(self) -> BudgetSnapshot:
-        """Used, reserved and remaining on each axis, read atomically."""
-        return snapshot_of(self._ledger, self._account)
+        """Used, reserved and remaining on each axis (remaining within the auto-capped limits),
+        the account read atomically."""
+        return self._reading()[0]
+
+    def _reading(self) -> tuple[BudgetSnapshot, AccountState, Caps]:
+        state = self._ledger.read(self._read_account())
+        caps = self._capped
+        return snapshot_of(state, caps), state, caps
+
+    def _autocap(self) -> None:
+        """Lower the caps this budget shows to what its parent has left now. Enforcement needs
+        no such figure (every operation checks the whole chain against each budget's own caps),
+        so it is kept here, not in the ledger."""
+        own = self._config.caps
+        parent = self.parent
+        if parent is None:
+            self._capped = own
+            return
+        state = self._ledger.read(self._read_account())
+        theirs = parent._ledger.read(parent._read_account())
+        parent_caps = parent._capped
+        capped = []
+        for cap, parent_cap, parent_used, parent_held, used in zip(
+            own, parent_caps, theirs.used, theirs.reserved, state.used, strict=True
+        ):
+            if parent_cap == UNLIMITED or cap == UNLIMITED:
+                capped.append(cap)
+            else:
+                room = parent_cap - parent_used - parent_held
+                capped.append(min(cap, used + (room if room > 0 else 0)))
+        self._capped = Caps(*capped)
 
     @property
     def spent(self) -> float:
         """USD recorded in this budget and all its children."""
-        return nanos_to_usd(self._ledger.read(self._account).used[0])
+        return nanos_to_usd(self._ledger.read(self._read_account()).used[0])
 
     @property
     def limit(self) -> float | None:
         """The USD limit in force (auto-capped to the parent's remaining), or ``None``."""
-        cap = self._ledger.read(self._account).caps.usd
+        cap = self._capped.usd
         return None if cap == UNLIMITED else nanos_to_usd(cap)
 
     @property
@@ -176,16 +233,16 @@ class Budget:
 
     @property
     def tokens_used(self) -> int:
-        return self._ledger.read(self._account).used[1]
+        return self._ledger.read(self._read_account()).used[1]
 
     @property
     def calls_used(self) -> int:
         """LLM calls recorded in this budget and its children."""
-        return self._ledger.read(self._account).used[2]
+        return self._ledger.read(self._read_account()).used[2]
 
     @property
     def tool_calls_used(self) -> int:
-        return self._ledger.read(self._account).used[3]
+        return self._ledger.read(self._read_account()).used[3]
 
     @property
     def spent_direct(self) -> float:
@@ -200,7 +257,7 @@ class Budget:
         It includes children that were reset since (the spend happened) and ended repeats."""
         _, totals, *_ = self._history.snapshot()
         direct = sum(t.cost for t in totals.values())
-        return nanos_to_usd(self._ledger.read(self._account).used[0] - direct)
+        return nanos_to_usd(max(self._ledger.read(self._read_account()).used[0] - direct, 0))
 
     @property
     def rollups(self) -> Mapping[str, Rollup]:
@@ -295,7 +352,7 @@ class Budget:
                 self.parent._active_children.append(self)
         try:
             if self.parent is not None:
-                self._autocap(self.parent)
+                self._autocap()
             if LISTENING.shekel_budget_entered:
                 plugin_manager().hook.shekel_budget_entered(budget=self)
         except BaseException:
@@ -326,23 +383,6 @@ class Budget:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    def _autocap(self, parent: Budget) -> None:
-        mine = self._ledger.read(self._account)
-        theirs = self._ledger.read(parent._account)
-        own = self._config.caps
-        caps = []
-        # zip rather than indexing, and no Caps built unless they changed: runs on every enter.
-        for cap, parent_cap, parent_used, parent_held, used in zip(
-            own, theirs.caps, theirs.used, theirs.reserved, mine.used, strict=True
-        ):
-            if parent_cap == UNLIMITED or cap == UNLIMITED:
-                caps.append(cap)
-                continue
-            room = parent_cap - parent_used - parent_held
-            caps.append(min(cap, used + (room if room > 0 else 0)))
-        if tuple(caps) != mine.caps:
-            self._ledger.set_caps(self._account, Caps(*caps))
-
     def reset(self) -> None:
         """Forget all spend of this budget and its children; warnings and fallback re-arm.
 
@@ -356,8 +396,9 @@ class Budget:
             )
         for child in list(self.children):
             child.reset()
-        self._ledger.reset(self._account)
-        self._ledger.set_caps(self._account, self._config.caps)
+        for account in (self._account, *(account for _, account in self._periods.values())):
+            self._ledger.reset(account)
+        self._capped = self._config.caps
         self._history.clear()
         self._rollups.clear()
         self._policy.reset()
@@ -372,23 +413,31 @@ class Budget:
         the child is created; the child is attached at once, auto-capped to what this budget
         has left, and not activated (``with parent.child("x"):`` activates it). Later calls
         return the same object, from any thread or task: one child per parent and name, reused
-        across repeats, parallel branches and retries. A later call that gives an option with
-        another value than the child has raises ``BudgetConfigError`` (use
-        :meth:`set_limits` to change a live budget's limits); one that gives none, or the
-        same ones, just returns the child. Framework names may contain '.': pass them through
+        across repeats, parallel branches and retries. A later call with the options the child
+        was created with, or none, returns it (even after :meth:`set_limits` changed its
+        limits); one that gives an option another value raises ``BudgetConfigError`` (change a
+        live budget's limits with :meth:`set_limits`). The parent may be unnamed (its children
+        then show as ``budget.<name>``). Framework names may contain '.': pass them through
         :func:`shekel.budget_name` first.
         """
         reject_unknown({k: v for k, v in options.items() if k not in _CHILD_OPTIONS})
         with _TREE_LOCK:
             existing = self._child_names.get(name) if isinstance(name, str) else None
             if existing is not None:
-                if options:
+                if options and options != existing._asked_with:
                     _check_same_options(existing, options)
                 return existing
             created = Budget(name=name, ledger=self._ledger, **options)
-            join(created, self)
-        created._autocap(self)
+            join(created, self, asked_by_name=True)
+            created._asked_with = dict(options)
+        created._autocap()
         return created
+
+    def find_child(self, name: str) -> Budget | None:
+        """The child of this budget named ``name`` (made by :meth:`child` or by ``with``), or
+        ``None``: a lookup that creates nothing."""
+        with _TREE_LOCK:
+            return self._child_names.get(name)
 
     def set_limits(
         self,
@@ -422,16 +471,82 @@ class Budget:
         with _TREE_LOCK:
             self._config = replace(self._config, caps=Caps(*caps))
             self._policy.config = self._config
-            self._recap()
+            self._relink()
 
-    def _recap(self) -> None:
-        """Put this budget's caps (auto-capped) and its children's in line with its config."""
-        if self.parent is None:
-            self._ledger.set_caps(self._account, self._config.caps)
-        else:
-            self._autocap(self.parent)
+    def _relink(self) -> None:
+        """Rebuild the chains of this budget and its descendants (their caps changed)."""
+        self._relink_own()
+        self._autocap()
         for child in list(self.children):
-            child._recap()
+            child._relink()
+
+    def _relink_own(self) -> None:
+        parent = self.parent
+        windows = self._config.windows
+        if windows:
+            own_links: tuple[Link, ...] = tuple((None, w.caps) for w in windows)
+            owners: tuple[tuple[Budget, Window | None], ...] = tuple((self, w) for w in windows)
+        else:
+            own_links = ((self._account, self._config.caps),)
+            owners = ((self, None),)
+        if parent is None:
+            self._chain, self._owners = own_links, owners
+            self._timed = bool(windows)
+        else:
+            self._chain = own_links + parent._chain
+            self._owners = owners + parent._owners
+            self._timed = bool(windows) or parent._timed
+        # The interceptor's shortest path: no strict mode, no unknown-model refusal, no
+        # fallback to watch for and no window anywhere in the lineage.
+        self._plain = not (
+            self._timed
+            or self._strict
+            or self._refuses_unknown
+            or any(b._config.fallback is not None for b in self._lineage)
+        )
+
+    def _links(self) -> tuple[Link, ...]:
+        """The chain as it stands now: windowed budgets' accounts of the current period."""
+        if not self._timed:
+            return self._chain
+        now = time.time()
+        return tuple(
+            (owner._period_account(window, now), caps) if window is not None else (account, caps)
+            for (account, caps), (owner, window) in zip(self._chain, self._owners, strict=True)
+        )
+
+    def _period_account(self, window: Window, now: float) -> Any:
+        current = self._periods.get(window.spec)
+        if current is not None and now < current[0].ends_at:
+            return current[1]
+        with self._lock:
+            current = self._periods.get(window.spec)
+            if current is None or now >= current[0].ends_at:
+                period = window.period(now)
+                account = self._ledger.open(
+                    f"{self._key}@{window.spec}/{period.label}",
+                    window.caps,
+                    keep_until=period.ends_at + window.length,
+                )
+                current = self._periods[window.spec] = (period, account)
+        return current[1]
+
+    def _read_account(self) -> Any:
+        """The account ``spent``, ``limit``... report: the budget's own, or, for a windowed
+        budget, the current period of its longest window."""
+        windows = self._config.windows
+        if not windows:
+            return self._account
+        return self._period_account(windows[-1], time.time())
+
+    def period_ends_at(self) -> float | None:
+        """When the current period of this budget's longest window ends (a POSIX timestamp),
+        or ``None`` without a window."""
+        windows = self._config.windows
+        if not windows:
+            return None
+        self._period_account(windows[-1], time.time())
+        return self._periods[windows[-1].spec][0].ends_at
 
     # -- recording ---------------------------------------------------------------------
 
@@ -444,17 +559,23 @@ class Budget:
         input_tokens: int = 0,
         output_tokens: int = 0,
         cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
         provider: str | None = None,
         llm_calls: int = 1,
         call_id: str | None = None,
         source: str | None = None,
+        estimated: bool = False,
     ) -> CallRecord:
         """Record spend that no interceptor saw (another SDK, a gateway, a human review), or
         usage a framework reports for a model that never reaches the intercepted SDKs.
 
-        Give ``usd`` directly, or a ``model`` with token counts to price it. ``tokens`` defaults
-        to ``input_tokens + output_tokens``. The spend is recorded first, then
-        ``BudgetExceededError`` is raised if a limit is now exceeded.
+        Give ``usd`` directly, or a ``model`` with token counts to price it. ``input_tokens``
+        counts every prompt token; ``cached_input_tokens`` and ``cache_write_tokens`` say how
+        many of them were read from and written to a prompt cache (priced at those rates).
+        ``tokens`` defaults to ``input_tokens + output_tokens``. ``estimated=True`` marks
+        counts that are a guess (a model that reported no usage), as the interceptor marks its
+        own. The spend is recorded first, then ``BudgetExceededError`` is raised if a limit is
+        now exceeded.
 
         ``call_id`` is the provider's id of the response (``chatcmpl-...``, ``msg_...``). A
         call is recorded once per id, whoever reports it first, this method or the
@@ -462,41 +583,32 @@ class Budget:
         changes nothing and returns the call as first recorded. ``source`` names the reporter
         in the call's record (default ``"manual"``).
         """
-        if call_id:
-            check_text("call_id", call_id)
-            first = _spend.claim(call_id, source or "manual")
-            if first is not None:
-                return first
-            try:
-                call = self._record(
-                    usd,
-                    tokens,
-                    model,
-                    input_tokens,
-                    output_tokens,
-                    cached_input_tokens,
-                    provider,
-                    llm_calls,
-                    call_id,
-                    source,
-                )
-            except BaseException as exc:
-                _spend.claimed(call_id, getattr(exc, "call", None))
-                raise
-            _spend.claimed(call_id, call)
-            return call
-        return self._record(
+        args = (
             usd,
             tokens,
             model,
             input_tokens,
             output_tokens,
             cached_input_tokens,
+            cache_write_tokens,
             provider,
             llm_calls,
-            None,
             source,
+            estimated,
         )
+        if not call_id:
+            return self._record(*args, None)
+        check_text("call_id", call_id)
+        first = _spend.claim(call_id, source or "manual")
+        if first is not None:
+            return first
+        try:
+            call = self._record(*args, call_id)
+        except BaseException as exc:
+            _spend.claimed(call_id, getattr(exc, "call", None))
+            raise
+        _spend.claimed(call_id, call)
+        return call
 
     def _record(
         self,
@@ -506,10 +618,12 @@ class Budget:
         input_tokens: int,
         output_tokens: int,
         cached_input_tokens: int,
+        cache_write_tokens: int,
         provider: str | None,
         llm_calls: int,
-        call_id: str | None,
         source: str | None,
+        estimated: bool,
+        call_id: str | None,
     ) -> CallRecord:
         current = active_budget()
         if current is not self and current is not None:  # the usual cases need no more checks
@@ -518,11 +632,13 @@ class Budget:
             type(input_tokens) is int
             and type(output_tokens) is int
             and type(cached_input_tokens) is int
+            and type(cache_write_tokens) is int
             and type(llm_calls) is int
             and (tokens is None or type(tokens) is int)
             and 0 <= input_tokens < MAX_COUNT
             and 0 <= output_tokens < MAX_COUNT
             and 0 <= cached_input_tokens < MAX_COUNT
+            and 0 <= cache_write_tokens < MAX_COUNT
             and 0 <= llm_calls < MAX_COUNT
             and (tokens is None or 0 <= tokens < MAX_COUNT)
             and (model is None or type(model) is str)
@@ -532,6 +648,7 @@ class Budget:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
                 llm_calls=llm_calls,
                 tokens=0 if tokens is None else tokens,
             )
@@ -539,16 +656,20 @@ class Budget:
             check_text("provider", provider)
         if source is not None:
             check_text("source", source)
+        if type(estimated) is not bool:
+            raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")
         if usd is None:
             cost = None
         elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
             cost = round(usd * 1e9)
         else:
             cost = spend_to_nanos(usd)
-        if cost is not None and not (input_tokens or output_tokens or cached_input_tokens):
+        if cost is not None and not (
+            input_tokens or output_tokens or cached_input_tokens or cache_write_tokens
+        ):
             usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
         else:
-            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens)
+            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
         return _spend.charge(
             self,
             usage,
@@ -559,6 +680,7 @@ class Budget:
             llm_calls=llm_calls,
             call_id=call_id,
             source=source or "manual",
+            estimated=estimated,
         )
 
     def record_tool_call(self, tool_name: str, usd: float | None = None) -> CallRecord:
@@ -570,7 +692,7 @@ class Budget:
         self._check_not_locked()
         check_text("tool_name", tool_name, required=True)
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
-        over = self._ledger.try_record(self._chain, cost, 0, 0, 1)
+        over = self._ledger.try_record(self._links(), cost, 0, 0, 1)
         if over is not None:
             raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name)
         call = CallRecord(
@@ -697,3 +819,8 @@ def _check_same_options(child: Budget, options: Mapping[str, Any]) -> None:
             "with the same options (or none), or change a live budget's limits with "
             "set_limits()"
         )
+
+
+def _anonymous() -> str:
+    """The key of an unnamed root budget in a store: its own, shared with nobody."""
+    return f"budget#{uuid.uuid4().hex}"

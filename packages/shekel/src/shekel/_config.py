@@ -16,6 +16,7 @@ from ._history import DEFAULT_HISTORY_SIZE
 from ._ledger import UNLIMITED, Caps, Ledger
 from ._money import is_finite_number, usd_to_nanos
 from ._pricing import Rate, compile_price_table
+from ._windows import Window, parse_window, parse_zone
 
 MAX_DEPTH: Final = 4
 """Deepest allowed nesting level; the root is level 0, so five levels in all."""
@@ -41,6 +42,10 @@ PARAMETERS: Final = (
     "strict",
     "unknown_models",
     "history_size",
+    "window",
+    "windows",
+    "timezone",
+    "store",
     "ledger",
 )
 
@@ -70,6 +75,8 @@ class BudgetConfig:
     strict: bool
     unknown_models: UnknownModels
     history_size: int
+    windows: tuple[Window, ...] = ()
+    """Shortest first; the last (longest) is the one ``spent``, ``limit``... report."""
 
 
 def reject_unknown(unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS) -> None:
@@ -185,6 +192,9 @@ def build_config(
     strict: object,
     unknown_models: object,
     history_size: object,
+    window: object = None,
+    windows: object = None,
+    timezone: object = None,
 ) -> BudgetConfig:
     caps = Caps(
         _usd_limit(max_usd),
@@ -192,6 +202,9 @@ def build_config(
         _count_limit("max_llm_calls", max_llm_calls),
         _count_limit("max_tool_calls", max_tool_calls),
     )
+    periods = _windows(caps, window, windows, timezone)
+    if periods and windows is not None:
+        caps = periods[-1].caps  # the longest window's limits are the ones the budget shows
     warn = None if warn_at is None else _fraction("warn_at", warn_at)
     if on_warn is not None and not callable(on_warn):
         raise BudgetConfigError(
@@ -230,7 +243,48 @@ def build_config(
         strict=strict,
         unknown_models=unknown_models,
         history_size=size,
+        windows=periods,
     )
+
+
+def _windows(caps: Caps, window: object, windows: object, zone_name: object) -> tuple[Window, ...]:
+    """The budget's windows, shortest first."""
+    if window is None and windows is None:
+        if zone_name is not None:
+            raise BudgetConfigError("timezone needs window= or windows=: it says where days start")
+        return ()
+    zone = parse_zone(zone_name)
+    if window is not None:
+        if windows is not None:
+            raise BudgetConfigError(
+                "give window= (the limits above apply per period) or windows= (limits per "
+                "window), not both"
+            )
+        return (parse_window(window, caps, zone),)
+    if caps != Caps():
+        raise BudgetConfigError(
+            "with windows=, put every limit in it, e.g. windows={'1m': 1.0, '1d': "
+            "{'max_usd': 20, 'max_llm_calls': 500}}; max_usd=... and the like apply with window="
+        )
+    if not isinstance(windows, Mapping) or not windows:
+        raise BudgetConfigError(
+            "windows must be a dict of window -> USD limit or limits, e.g. "
+            f"{{'1m': 1.0, '1d': {{'max_usd': 20}}}}, got {windows!r}"
+        )
+    parsed = []
+    for spec, limits in windows.items():
+        param = f"windows[{spec!r}]"
+        if isinstance(limits, Mapping):
+            unknown = set(limits) - set(_CAP_PARAMETERS)
+            if unknown:
+                raise BudgetConfigError(
+                    f"{param} takes {', '.join(_CAP_PARAMETERS)}; got {sorted(unknown)}"
+                )
+            window_caps = Caps(*(limit_value(p, limits.get(p)) for p in _CAP_PARAMETERS))
+        else:
+            window_caps = Caps(_usd_limit(limits))
+        parsed.append(parse_window(spec, window_caps, zone, param))
+    return tuple(sorted(parsed, key=lambda w: w.length))
 
 
 _DEFAULTS: Final[dict[str, object]] = {
@@ -248,6 +302,9 @@ _DEFAULTS: Final[dict[str, object]] = {
     "strict": False,
     "unknown_models": "warn",
     "history_size": DEFAULT_HISTORY_SIZE,
+    "window": None,
+    "windows": None,
+    "timezone": None,
 }
 
 
@@ -262,7 +319,9 @@ def check_arguments(arguments: Mapping[str, object]) -> None:
     checks them where it is written; creating a budget may open an account in a store)."""
     reject_unknown({k: v for k, v in arguments.items() if k not in PARAMETERS})
     check_ledger(arguments.get("ledger"))
-    build_config(**{**_DEFAULTS, **{k: v for k, v in arguments.items() if k != "ledger"}})
+    build_config(
+        **{**_DEFAULTS, **{k: v for k, v in arguments.items() if k not in ("ledger", "store")}}
+    )
 
 
 MAX_COUNT: Final = 10**15

@@ -7,6 +7,7 @@ ShekelError
 ├── BudgetStateError (RuntimeError)      an operation the budget's state does not allow now
 ├── UsageMissingError (RuntimeError)     a response carried no usable usage (strict budgets)
 ├── CallbackError (RuntimeError)         a callback or plugin raised while a call was recorded
+├── BudgetStoreUnavailableError (RuntimeError)  a budget's store cannot be reached
 └── BudgetExceededError (RuntimeError)   a limit was reached
     └── ToolBudgetExceededError
 ```
@@ -85,6 +86,23 @@ class CallbackError(ShekelError, RuntimeError):
     """
 
 
+class BudgetStoreUnavailableError(ShekelError, RuntimeError):
+    """The store a budget keeps its accounts in (SQLite file, Redis server) cannot be used.
+
+    Raised before a call is sent when the budget cannot check it (stores fail closed unless
+    created with ``on_error="open"``). ``store`` is the store's URL; the cause is chained.
+    """
+
+    def __init__(self, store: str, cause: BaseException | None = None) -> None:
+        self.store = store
+        super().__init__(
+            f"the budget store {store} is unavailable ({cause}); check that it is running and "
+            "reachable (and for SQLite that the file's directory is writable). Calls under its "
+            "budgets are refused until it is back; create the store with on_error='open' to let "
+            "them go on unrecorded instead"
+        )
+
+
 def _fmt(axis: str, value: float) -> str:
     if axis == "usd":
         return f"${value:,.4f}"
@@ -111,9 +129,13 @@ class BudgetExceededError(ShekelError, RuntimeError):
         model, tokens: the last call's model and token counts, when known.
         sent: ``False`` when the request was refused before it reached the provider.
         call: the recorded call that crossed the limit (``None`` for a refusal).
+        window, retry_after: for a limit per time window, the window (``"1d"``) and the
+        seconds until its current period ends and the limit starts over; else ``None``.
     """
 
     call: CallRecord | None = None
+    window: str | None = None
+    retry_after: float | None = None
 
     def __init__(
         self,

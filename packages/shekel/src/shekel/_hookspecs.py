@@ -66,8 +66,9 @@ def shekel_protocol_adapters() -> Sequence[ProtocolAdapter]:
 
 @hookspec(firstresult=True)
 def shekel_route_call(active: Budget | None) -> CallRoute | None:
-    """Called for every LLM request the interceptor is about to send, in the thread or task
-    sending it, before the budget check. ``active`` is the budget active there (or ``None``).
+    """Called for every request the interceptor is about to send to a model (chat, responses,
+    messages and embeddings alike), in the thread or task sending it, before the budget check.
+    ``active`` is the budget active there (or ``None``).
 
     Return a :class:`shekel.CallRoute` to charge the call to another budget (a framework
     integration resolving the step that made the call from its own run map), or ``None`` to
@@ -133,5 +134,6 @@ def shekel_fallback_activated(
 @hookspec
 def shekel_limit_exceeded(budget: Budget, error: BaseException) -> None:
     """Called just before a ``BudgetExceededError`` is raised for ``budget`` (the budget whose limit
-    was hit, which may be an ancestor of the active one). Return value is ignored; raising here
-    replaces the error (inside an SDK call, wrapped in ``CallbackError``)."""
+    was hit, which may be an ancestor of the active one), in the thread or task that will raise
+    it. Return value is ignored; raising here replaces the error (inside an SDK call, wrapped in
+    ``CallbackError``)."""

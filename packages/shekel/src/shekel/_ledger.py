@@ -1,23 +1,38 @@
 """Accounting: what each budget has used and holds in reserve, on four axes.
 
-A *ledger* keeps one account per budget. Every operation takes the whole chain of accounts a
-piece of spend belongs to (a budget and its ancestors, innermost first) and applies to all of
-them atomically, so a parent's cap holds while several children spend in parallel.
+A *ledger* keeps accounts. Every operation takes a *chain*: the accounts a piece of spend belongs
+to (a budget and its ancestors, innermost first), each paired with the caps it is held to, and
+applies to all of them or to none of them, so a parent's cap holds while several children spend
+in parallel. Caps are the caller's (a budget's configuration), not the ledger's: a ledger stores
+counters only, so processes sharing a store never overwrite each other's settings.
 
-:class:`Ledger` is the interface; :class:`InMemoryLedger` implements it with one lock. A SQLite
-or Redis ledger implements the same methods and plugs in without touching ``Budget``.
+:class:`Ledger` is the contract; :class:`InMemoryLedger` implements it in this process with one
+lock. A store (``SQLiteLedger``, ``RedisLedger``) implements the same contract over a database,
+and ``shekel.testing.ledger_contract`` is the conformance suite they all pass:
 
-Amounts are integers: nano-dollars for USD, plain counts for the other axes. A cap is an integer
-too; ``UNLIMITED`` stands for "no cap".
+- accounts are opened by a stable key; a store that ``shares_keys`` gives every process the same
+  account for the same key (that is how totals resume and budgets span hosts); the in-memory
+  ledger gives every ``open`` a fresh account (two budgets of one name in a process stay apart);
+- a hold is an immutable value with an id, the accounts and caps it was taken on, the amounts,
+  the accounts' epochs and an expiry; the ledger owns its state, so ``commit`` and ``release``
+  are idempotent (the second does nothing) and an expired hold's commit still records its spend;
+- ``reset`` starts a new epoch: holds taken before it no longer count against the account;
+- every method has an ``a``-prefixed async twin (by default the sync method, run in a worker
+  thread when the ledger ``blocks``).
+
+Amounts are integers: nano-dollars for USD, plain counts for the other axes. A cap is an
+integer too; ``UNLIMITED`` stands for "no cap".
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple
 
 UNLIMITED: Final = 1 << 127
 """The cap of an axis without one: beyond any total the counting range allows (amounts are at
@@ -34,6 +49,12 @@ class Caps(NamedTuple):
     tool_calls: int = UNLIMITED
 
 
+NO_CAPS: Final = Caps()
+
+Link = tuple[Any, Caps]
+"""One account of a chain (the handle ``Ledger.open`` returned) and the caps it is held to."""
+
+
 class Overrun(NamedTuple):
     """Which account of a chain is (or would be) over which cap.
 
@@ -48,99 +69,88 @@ class Overrun(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class AccountState:
-    """A consistent reading of one account."""
+    """A consistent reading of one account: used and reserved on each axis."""
 
     used: tuple[int, int, int, int]
     reserved: tuple[int, int, int, int]
-    caps: Caps
 
 
-class Account:
-    """An in-memory account. Only a ledger reads or writes its counters."""
+class Hold:
+    """Amounts reserved on a chain of accounts until committed, released or expired.
+
+    An immutable value; the ledger that issued it keeps its state.
+    """
 
     __slots__ = (
+        "accounts",
         "calls",
-        "cap_calls",
-        "cap_tokens",
-        "cap_tools",
-        "cap_usd",
         "caps",
-        "generation",
-        "key",
-        "r_calls",
-        "r_tokens",
-        "r_tools",
-        "r_usd",
+        "epochs",
+        "expires_at",
+        "id",
         "tokens",
         "tools",
         "usd",
     )
 
-    def __init__(self, key: str, caps: Caps) -> None:
-        self.key = key
-        self.usd = self.tokens = self.calls = self.tools = 0
-        self.r_usd = self.r_tokens = self.r_calls = self.r_tools = 0
-        self.generation = 0
-        self.cap_usd, self.cap_tokens, self.cap_calls, self.cap_tools = caps
-        self.caps = caps if type(caps) is Caps else Caps(*caps)  # the same four, as read() shows
-
-    def __repr__(self) -> str:
-        return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
-
-
-class Hold:
-    """Amounts reserved on a chain of accounts until committed or released."""
-
-    __slots__ = ("accounts", "calls", "generations", "settled", "tokens", "tools", "usd")
-
     def __init__(
         self,
-        accounts: Sequence[Account],
+        hold_id: Any,
+        accounts: tuple[Any, ...],
+        caps: tuple[Caps, ...],
         usd: int,
         tokens: int,
         calls: int,
         tools: int,
-        generations: tuple[int, ...] | None = None,
+        epochs: tuple[int, ...],
+        expires_at: float | None,
     ) -> None:
-        self.accounts = accounts if type(accounts) is tuple else tuple(accounts)
-        # Read under the ledger's lock: ``generations`` if the caller read them, else here.
-        # (A list comprehension: a generator expression costs twice as much on this hot path.)
-        self.generations = (
-            tuple([a.generation for a in accounts]) if generations is None else generations
-        )
+        self.id = hold_id
+        self.accounts = accounts
+        self.caps = caps
         self.usd = usd
         self.tokens = tokens
         self.calls = calls
         self.tools = tools
-        self.settled = False
+        self.epochs = epochs
+        self.expires_at = expires_at
+
+    def __repr__(self) -> str:
+        return f"Hold({self.id!r}, usd={self.usd}, tokens={self.tokens}, calls={self.calls})"
 
 
 class Ledger(ABC):
-    """Atomic accounting across chains of accounts.
+    """Atomic accounting across chains of accounts (see the module docstring for the contract).
 
-    Every method that takes ``accounts`` applies to all of them or to none of them.
+    Every method that takes a chain applies to all of its accounts or to none.
     """
 
-    @abstractmethod
-    def open(self, key: str, caps: Caps) -> Account:
-        """Create an account with the given caps and nothing used."""
+    shares_keys: ClassVar[bool] = False
+    """True when ``open(key)`` gives every process the same account for the same key."""
+    blocks: ClassVar[bool] = False
+    """True when operations wait on I/O: async callers then run them in a worker thread."""
+    default_ttl: float | None = None
+    """Seconds a hold lives unless committed or released (``None``: until then)."""
 
     @abstractmethod
-    def set_caps(self, account: Account, caps: Caps) -> None:
-        """Replace an account's caps (used when a child is auto-capped on entry)."""
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Any:
+        """A handle on the account ``key``; ``caps`` are informational (what the caller will
+        hold it to, shown by tools that list a store's budgets). ``keep_until`` (a POSIX
+        timestamp) says the account is of no use after then (a window's period): a store may
+        forget it."""
 
     @abstractmethod
     def record(
-        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         """Add spend that already happened to every account; it is never refused.
 
-        Returns the innermost account whose used amount is now over a cap, or ``None``.
+        Returns the innermost account whose used amount is now over its cap, or ``None``.
         """
 
     @abstractmethod
     def try_record(
-        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         """Add spend only if every account keeps ``used + reserved`` within its caps.
 
@@ -151,24 +161,26 @@ class Ledger(ABC):
     @abstractmethod
     def reserve(
         self,
-        accounts: Sequence[Account],
+        chain: Sequence[Link],
         usd: int,
         tokens: int,
         calls: int = 0,
         tools: int = 0,
         *,
         need_headroom: bool = False,
+        ttl: float | None = None,
     ) -> Hold | Overrun:
         """Hold amounts on every account if all of them can take them.
 
-        With ``need_headroom``, an account whose USD or token axis is already at its cap
-        refuses even a zero-sized hold (an exhausted budget sends no more requests).
-        Returns the :class:`Hold`, or the first :class:`Overrun` and nothing changed.
+        With ``need_headroom``, an account whose USD or token axis is already at its cap refuses
+        even a zero-sized hold (an exhausted budget sends no more requests). ``ttl`` overrides
+        :attr:`default_ttl`. Returns the :class:`Hold`, or the first :class:`Overrun` and
+        nothing changed.
         """
 
     def check(
         self,
-        accounts: Sequence[Account],
+        chain: Sequence[Link],
         usd: int,
         tokens: int,
         calls: int = 0,
@@ -178,7 +190,7 @@ class Ledger(ABC):
     ) -> Overrun | None:
         """What :meth:`reserve` would refuse with, holding nothing: ``None`` when it would
         succeed. (A ledger may answer it more cheaply than this reserve-and-release.)"""
-        result = self.reserve(accounts, usd, tokens, calls, tools, need_headroom=need_headroom)
+        result = self.reserve(chain, usd, tokens, calls, tools, need_headroom=need_headroom)
         if isinstance(result, Overrun):
             return result
         self.release(result)
@@ -188,74 +200,141 @@ class Ledger(ABC):
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        """Release ``hold`` and record the actual amounts (never refused, like ``record``)."""
+        """Give ``hold`` back and record the actual amounts on its accounts (never refused, like
+        ``record``; checked against the caps the hold was taken with). A hold that expired, or
+        was taken before a reset, is no longer counted as reserved, but its commit still
+        records the spend (it happened); a hold already committed or released is left alone and
+        nothing is recorded."""
 
     @abstractmethod
     def release(self, hold: Hold) -> None:
         """Give a hold back without recording anything. Releasing twice is harmless."""
 
     @abstractmethod
-    def read(self, account: Account) -> AccountState:
-        """A consistent snapshot of one account."""
+    def read(self, account: Any) -> AccountState:
+        """A consistent reading of one account."""
 
     @abstractmethod
-    def headroom(self, accounts: Sequence[Account]) -> tuple[int, int]:
+    def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
         """USD (nanos) and tokens still free on the whole chain: the smallest
         ``cap - used - reserved`` of each axis (``UNLIMITED`` where nothing is capped)."""
 
     @abstractmethod
-    def reset(self, account: Account) -> None:
-        """Zero an account's used and reserved amounts; holds taken before stop counting."""
+    def reset(self, account: Any) -> None:
+        """Zero an account's used and reserved amounts and start a new epoch: holds taken before
+        stop counting against it."""
+
+    def expire(self) -> int:
+        """Drop the holds whose time ran out (their reserved amounts stop counting); the number
+        dropped. Operations may also do this as they go."""
+        return 0
+
+    # -- async twins -----------------------------------------------------------------------------
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.blocks:
+            return method(*args, **kwargs)
+        import asyncio
+
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    async def arecord(
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        result: Overrun | None = await self._call(self.record, chain, usd, tokens, calls, tools)
+        return result
+
+    async def areserve(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+        ttl: float | None = None,
+    ) -> Hold | Overrun:
+        result: Hold | Overrun = await self._call(
+            self.reserve, chain, usd, tokens, calls, tools, need_headroom=need_headroom, ttl=ttl
+        )
+        return result
+
+    async def acommit(
+        self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
+    ) -> Overrun | None:
+        result: Overrun | None = await self._call(self.commit, hold, usd, tokens, calls, tools)
+        return result
+
+    async def arelease(self, hold: Hold) -> None:
+        await self._call(self.release, hold)
+
+    async def aread(self, account: Any) -> AccountState:
+        result: AccountState = await self._call(self.read, account)
+        return result
+
+
+class Account:
+    """An in-memory account: counters only a ledger reads or writes."""
+
+    __slots__ = (
+        "calls",
+        "epoch",
+        "key",
+        "r_calls",
+        "r_tokens",
+        "r_tools",
+        "r_usd",
+        "tokens",
+        "tools",
+        "usd",
+    )
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.usd = self.tokens = self.calls = self.tools = 0
+        self.r_usd = self.r_tokens = self.r_calls = self.r_tools = 0
+        self.epoch = 0
+
+    def __repr__(self) -> str:
+        return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
+
+
+LIVE, EXPIRED, SETTLED = 0, 1, 2
+
+
+class _MemoryHold(Hold):
+    """An in-memory hold: the ledger keeps its state in the hold itself."""
+
+    __slots__ = ("state",)
+    state: int
 
 
 class InMemoryLedger(Ledger):
     """The default ledger: counters in this process, guarded by one lock.
 
-    The hot methods have a straight-line branch for a one-account chain (a pool, a root
-    budget): CPython hands the GIL to another thread only at calls and backward jumps, so with
-    no call and no loop inside the ``with self._lock`` block a thread is never switched out
-    while holding the lock, and threads hitting one pool do not queue on it. Chains of several
-    accounts take the loop; both branches do exactly the same accounting.
+    Every ``open`` makes a fresh account (the key is a label). Holds do not expire unless a TTL
+    is given (the process's memory goes with the process). Single-account chains (a budget
+    with no parent, a pool) take a straight path with no loop: the common case.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._expiring: dict[int, _MemoryHold] = {}  # holds with a TTL, for expire()
 
-    def open(self, key: str, caps: Caps) -> Account:
-        return Account(key, caps)
-
-    def set_caps(self, account: Account, caps: Caps) -> None:
-        with self._lock:
-            account.cap_usd, account.cap_tokens, account.cap_calls, account.cap_tools = caps
-            account.caps = caps if type(caps) is Caps else Caps(*caps)
+    def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Account:
+        return Account(key)
 
     def record(
-        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        if len(accounts) == 1:
-            (a,) = accounts
-            with self._lock:
-                a.usd += usd
-                a.tokens += tokens
-                if calls:
-                    a.calls += calls
-                if tools:
-                    a.tools += tools
-                if (
-                    a.usd > a.cap_usd
-                    or a.tokens > a.cap_tokens
-                    or a.calls > a.cap_calls
-                    or a.tools > a.cap_tools
-                ):
-                    return _overrun_used(0, a)
-            return None
-        over: Account | None = None
         lock = self._lock
-        # acquire/release rather than ``with``: half the cost, and this loop lets the GIL go
-        # inside the lock anyway. The hottest path of nested budgets.
+        # acquire/release rather than ``with``: this is the hottest path of nested budgets.
         lock.acquire()
         try:
-            for a in accounts:
+            over = None
+            for i, (a, caps) in enumerate(chain):
                 a.usd += usd
                 a.tokens += tokens
                 if calls:
@@ -263,109 +342,95 @@ class InMemoryLedger(Ledger):
                 if tools:
                     a.tools += tools
                 if over is None and (
-                    a.usd > a.cap_usd
-                    or a.tokens > a.cap_tokens
-                    or a.calls > a.cap_calls
-                    or a.tools > a.cap_tools
+                    a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2] or a.tools > caps[3]
                 ):
-                    over = a  # the innermost account over a cap (its counters are final)
-            if over is not None:
-                return _overrun_used(accounts.index(over), over)
+                    over = _overrun_used(i, a, caps)  # the innermost (its counters are final)
+            return over
         finally:
             lock.release()
-        return None
 
     def try_record(
-        self, accounts: Sequence[Account], usd: int, tokens: int, calls: int = 0, tools: int = 0
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        if len(accounts) == 1:
-            (a,) = accounts
-            with self._lock:
-                if (
-                    a.usd + a.r_usd + usd > a.cap_usd
-                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
-                    or (calls and a.calls + a.r_calls + calls > a.cap_calls)
-                    or (tools and a.tools + a.r_tools + tools > a.cap_tools)
-                ):
-                    return _overrun_wanted(0, a, usd, tokens, calls, tools)
-                a.usd += usd
-                a.tokens += tokens
-                if calls:
-                    a.calls += calls
-                if tools:
-                    a.tools += tools
-            return None
         with self._lock:
-            for a in accounts:
-                if (
-                    a.usd + a.r_usd + usd > a.cap_usd
-                    or a.tokens + a.r_tokens + tokens > a.cap_tokens
-                    or (calls and a.calls + a.r_calls + calls > a.cap_calls)
-                    or (tools and a.tools + a.r_tools + tools > a.cap_tools)
-                ):
-                    return _overrun_wanted(accounts.index(a), a, usd, tokens, calls, tools)
-            for a in accounts:
+            refused = self._refusal(chain, usd, tokens, calls, tools, False)
+            if refused is not None:
+                return refused
+            for a, _ in chain:
                 a.usd += usd
                 a.tokens += tokens
-                if calls:
-                    a.calls += calls
-                if tools:
-                    a.tools += tools
+                a.calls += calls
+                a.tools += tools
+        return None
+
+    def _refusal(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int,
+        tools: int,
+        need_headroom: bool,
+    ) -> Overrun | None:
+        for i, (a, caps) in enumerate(chain):
+            u = a.usd + a.r_usd
+            t = a.tokens + a.r_tokens
+            if (
+                u + usd > caps[0]
+                or t + tokens > caps[1]
+                or a.calls + a.r_calls + calls > caps[2]
+                or a.tools + a.r_tools + tools > caps[3]
+                or (need_headroom and (u >= caps[0] or t >= caps[1]))
+            ):
+                return _overrun_wanted(i, a, caps, usd, tokens, calls, tools, need_headroom)
         return None
 
     def reserve(
         self,
-        accounts: Sequence[Account],
+        chain: Sequence[Link],
         usd: int,
         tokens: int,
         calls: int = 0,
         tools: int = 0,
         *,
         need_headroom: bool = False,
+        ttl: float | None = None,
     ) -> Hold | Overrun:
-        if len(accounts) == 1:
-            (a,) = accounts
-            with self._lock:
-                u = a.usd + a.r_usd
-                t = a.tokens + a.r_tokens
-                if (
-                    u + usd > a.cap_usd
-                    or t + tokens > a.cap_tokens
-                    or a.calls + a.r_calls + calls > a.cap_calls
-                    or a.tools + a.r_tools + tools > a.cap_tools
-                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
-                ):
-                    return _overrun_wanted(0, a, usd, tokens, calls, tools, need_headroom)
+        life = self.default_ttl if ttl is None else ttl
+        lock = self._lock
+        lock.acquire()
+        try:
+            refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
+            if refused is not None:
+                return refused
+            for a, _ in chain:
                 a.r_usd += usd
                 a.r_tokens += tokens
                 if calls:
                     a.r_calls += calls
                 if tools:
                     a.r_tools += tools
-                generation = a.generation
-            return Hold(accounts, usd, tokens, calls, tools, (generation,))
-        with self._lock:
-            for i, a in enumerate(accounts):
-                u = a.usd + a.r_usd
-                t = a.tokens + a.r_tokens
-                if (
-                    u + usd > a.cap_usd
-                    or t + tokens > a.cap_tokens
-                    or a.calls + a.r_calls + calls > a.cap_calls
-                    or a.tools + a.r_tools + tools > a.cap_tools
-                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
-                ):
-                    return _overrun_wanted(i, a, usd, tokens, calls, tools, need_headroom)
-            for a in accounts:
-                a.r_usd += usd
-                a.r_tokens += tokens
-                a.r_calls += calls
-                a.r_tools += tools
-            return Hold(accounts, usd, tokens, calls, tools)
+            hold = _MemoryHold(
+                next(self._ids),
+                tuple([a for a, _ in chain]),
+                tuple([c for _, c in chain]),
+                usd,
+                tokens,
+                calls,
+                tools,
+                tuple([a.epoch for a, _ in chain]),
+                None if life is None else time.monotonic() + life,
+            )
+            hold.state = LIVE
+            if life is not None:
+                self._expiring[hold.id] = hold
+            return hold
+        finally:
+            lock.release()
 
     def check(
         self,
-        accounts: Sequence[Account],
+        chain: Sequence[Link],
         usd: int,
         tokens: int,
         calls: int = 0,
@@ -374,59 +439,40 @@ class InMemoryLedger(Ledger):
         need_headroom: bool = False,
     ) -> Overrun | None:
         with self._lock:
-            for i, a in enumerate(accounts):
-                u = a.usd + a.r_usd
-                t = a.tokens + a.r_tokens
-                if (
-                    u + usd > a.cap_usd
-                    or t + tokens > a.cap_tokens
-                    or a.calls + a.r_calls + calls > a.cap_calls
-                    or a.tools + a.r_tools + tools > a.cap_tools
-                    or (need_headroom and (u >= a.cap_usd or t >= a.cap_tokens))
-                ):
-                    return _overrun_wanted(i, a, usd, tokens, calls, tools, need_headroom)
-        return None
+            return self._refusal(chain, usd, tokens, calls, tools, need_headroom)
+
+    def _give_back(self, hold: Hold) -> bool:
+        """Under the lock: take ``hold`` off its accounts' reservations; False if it had
+        settled already (an expired hold gives nothing back but is still to be recorded)."""
+        assert isinstance(hold, _MemoryHold), "a hold goes back to the ledger that issued it"
+        state = hold.state
+        if state == SETTLED:
+            return False
+        hold.state = SETTLED
+        if state == LIVE:
+            usd, tokens, calls, tools = hold.usd, hold.tokens, hold.calls, hold.tools
+            for a, epoch in zip(hold.accounts, hold.epochs, strict=True):
+                if a.epoch == epoch:
+                    a.r_usd -= usd
+                    a.r_tokens -= tokens
+                    if calls:
+                        a.r_calls -= calls
+                    if tools:
+                        a.r_tools -= tools
+            if hold.expires_at is not None:
+                self._expiring.pop(hold.id, None)
+        return True
 
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        accounts = hold.accounts
-        if len(accounts) == 1:
-            (a,) = accounts
-            with self._lock:
-                if not hold.settled:
-                    hold.settled = True
-                    if a.generation == hold.generations[0]:
-                        a.r_usd -= hold.usd
-                        a.r_tokens -= hold.tokens
-                        if hold.calls:
-                            a.r_calls -= hold.calls
-                        if hold.tools:
-                            a.r_tools -= hold.tools
-                a.usd += usd
-                a.tokens += tokens
-                if calls:
-                    a.calls += calls
-                if tools:
-                    a.tools += tools
-                if (
-                    a.usd > a.cap_usd
-                    or a.tokens > a.cap_tokens
-                    or a.calls > a.cap_calls
-                    or a.tools > a.cap_tools
-                ):
-                    return _overrun_used(0, a)
-            return None
-        over: Account | None = None
-        with self._lock:
-            live = not hold.settled
-            hold.settled = True
-            for a, generation in zip(accounts, hold.generations, strict=True):
-                if live and a.generation == generation:
-                    a.r_usd -= hold.usd
-                    a.r_tokens -= hold.tokens
-                    a.r_calls -= hold.calls
-                    a.r_tools -= hold.tools
+        lock = self._lock
+        lock.acquire()
+        try:
+            if not self._give_back(hold):
+                return None
+            over = None
+            for i, (a, caps) in enumerate(zip(hold.accounts, hold.caps, strict=True)):
                 a.usd += usd
                 a.tokens += tokens
                 if calls:
@@ -434,48 +480,32 @@ class InMemoryLedger(Ledger):
                 if tools:
                     a.tools += tools
                 if over is None and (
-                    a.usd > a.cap_usd
-                    or a.tokens > a.cap_tokens
-                    or a.calls > a.cap_calls
-                    or a.tools > a.cap_tools
+                    a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2] or a.tools > caps[3]
                 ):
-                    over = a  # the innermost account over a cap (its counters are final)
-            if over is not None:
-                return _overrun_used(accounts.index(over), over)
-        return None
+                    over = _overrun_used(i, a, caps)
+            return over
+        finally:
+            lock.release()
 
     def release(self, hold: Hold) -> None:
         with self._lock:
-            if hold.settled:
-                return
-            hold.settled = True
-            for a, gen in zip(hold.accounts, hold.generations, strict=True):
-                if a.generation == gen:
-                    a.r_usd -= hold.usd
-                    a.r_tokens -= hold.tokens
-                    a.r_calls -= hold.calls
-                    a.r_tools -= hold.tools
+            self._give_back(hold)
 
     def read(self, account: Account) -> AccountState:
         a = account
         with self._lock:
-            # Positional arguments and the account's own (immutable) Caps: read() runs on
-            # every record into a budget with ``warn_at`` or a fallback, and on every nested
-            # enter; keywords and a fresh Caps made it twice as slow.
             return AccountState(
-                (a.usd, a.tokens, a.calls, a.tools),
-                (a.r_usd, a.r_tokens, a.r_calls, a.r_tools),
-                a.caps,
+                (a.usd, a.tokens, a.calls, a.tools), (a.r_usd, a.r_tokens, a.r_calls, a.r_tools)
             )
 
-    def headroom(self, accounts: Sequence[Account]) -> tuple[int, int]:
+    def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
         usd = tokens = UNLIMITED
         with self._lock:
-            for a in accounts:
-                if a.cap_usd != UNLIMITED:
-                    usd = min(usd, a.cap_usd - a.usd - a.r_usd)
-                if a.cap_tokens != UNLIMITED:
-                    tokens = min(tokens, a.cap_tokens - a.tokens - a.r_tokens)
+            for a, caps in chain:
+                if caps[0] != UNLIMITED:
+                    usd = min(usd, caps[0] - a.usd - a.r_usd)
+                if caps[1] != UNLIMITED:
+                    tokens = min(tokens, caps[1] - a.tokens - a.r_tokens)
         return max(usd, 0), max(tokens, 0)
 
     def reset(self, account: Account) -> None:
@@ -483,22 +513,32 @@ class InMemoryLedger(Ledger):
         with self._lock:
             a.usd = a.tokens = a.calls = a.tools = 0
             a.r_usd = a.r_tokens = a.r_calls = a.r_tools = 0
-            a.generation += 1
+            a.epoch += 1
+
+    def expire(self) -> int:
+        now = time.monotonic()
+        with self._lock:
+            due = [h for h in self._expiring.values() if h.expires_at <= now]  # type: ignore[operator]
+            for hold in due:
+                self._give_back(hold)
+                hold.state = EXPIRED
+        return len(due)
 
 
-def _overrun_used(index: int, a: Account) -> Overrun:
-    if a.usd > a.cap_usd:
-        return Overrun(index, "usd", a.usd, a.cap_usd)
-    if a.tokens > a.cap_tokens:
-        return Overrun(index, "tokens", a.tokens, a.cap_tokens)
-    if a.calls > a.cap_calls:
-        return Overrun(index, "llm_calls", a.calls, a.cap_calls)
-    return Overrun(index, "tool_calls", a.tools, a.cap_tools)
+def _overrun_used(index: int, a: Account, caps: Caps) -> Overrun:
+    if a.usd > caps[0]:
+        return Overrun(index, "usd", a.usd, caps[0])
+    if a.tokens > caps[1]:
+        return Overrun(index, "tokens", a.tokens, caps[1])
+    if a.calls > caps[2]:
+        return Overrun(index, "llm_calls", a.calls, caps[2])
+    return Overrun(index, "tool_calls", a.tools, caps[3])
 
 
 def _overrun_wanted(
     index: int,
     a: Account,
+    caps: Caps,
     usd: int,
     tokens: int,
     calls: int,
@@ -506,13 +546,13 @@ def _overrun_wanted(
     need_headroom: bool = False,
 ) -> Overrun:
     u, t = a.usd + a.r_usd, a.tokens + a.r_tokens
-    if u + usd > a.cap_usd or (need_headroom and u >= a.cap_usd):
-        return Overrun(index, "usd", a.usd, a.cap_usd)
-    if t + tokens > a.cap_tokens or (need_headroom and t >= a.cap_tokens):
-        return Overrun(index, "tokens", a.tokens, a.cap_tokens)
-    if a.calls + a.r_calls + calls > a.cap_calls:
-        return Overrun(index, "llm_calls", a.calls, a.cap_calls)
-    return Overrun(index, "tool_calls", a.tools, a.cap_tools)
+    if u + usd > caps[0] or (need_headroom and u >= caps[0]):
+        return Overrun(index, "usd", a.usd, caps[0])
+    if t + tokens > caps[1] or (need_headroom and t >= caps[1]):
+        return Overrun(index, "tokens", a.tokens, caps[1])
+    if a.calls + a.r_calls + calls > caps[2]:
+        return Overrun(index, "llm_calls", a.calls, caps[2])
+    return Overrun(index, "tool_calls", a.tools, caps[3])
 
 
 DEFAULT_LEDGER: Final[Ledger] = InMemoryLedger()

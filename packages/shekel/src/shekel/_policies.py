@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 from ._config import BudgetConfig
-from ._ledger import UNLIMITED, AccountState
+from ._ledger import UNLIMITED, AccountState, Caps
 from ._money import Nanos, nanos_to_usd
 
 _AXES = ("usd", "tokens", "llm_calls", "tool_calls")
@@ -24,7 +24,7 @@ class WarnCrossing:
     limit: float
 
 
-def warn_crossing(config: BudgetConfig, state: AccountState) -> WarnCrossing | None:
+def warn_crossing(config: BudgetConfig, state: AccountState, caps: Caps) -> WarnCrossing | None:
     """The first capped axis whose use reached ``warn_at`` of its (effective) cap, if any.
 
     With a USD limit only USD counts: ``on_warn(spent, limit)`` is then always in dollars, as
@@ -33,9 +33,9 @@ def warn_crossing(config: BudgetConfig, state: AccountState) -> WarnCrossing | N
     warn_at = config.warn_at
     if warn_at is None:
         return None
-    usd_capped = state.caps[0] != UNLIMITED
+    usd_capped = caps[0] != UNLIMITED
     for i, axis in enumerate(_AXES):
-        cap = state.caps[i]
+        cap = caps[i]
         if cap == UNLIMITED or (usd_capped and i > 0):
             continue
         used = state.used[i]
@@ -59,12 +59,12 @@ def emit_warning(config: BudgetConfig, name: str, crossing: WarnCrossing) -> Non
     )
 
 
-def fallback_due(config: BudgetConfig, state: AccountState) -> bool:
+def fallback_due(config: BudgetConfig, state: AccountState, caps: Caps) -> bool:
     """True when spend reached the fallback threshold of the effective USD cap."""
     fb = config.fallback
-    if fb is None or state.caps.usd == UNLIMITED:
+    if fb is None or caps.usd == UNLIMITED:
         return False
-    threshold: Nanos = round(state.caps.usd * fb.at_pct)
+    threshold: Nanos = round(caps.usd * fb.at_pct)
     return state.used[0] >= threshold
 
 
@@ -90,11 +90,11 @@ class PolicyState:
         with self._lock:
             self.fallback_spent += cost
 
-    def check(self, state: AccountState) -> tuple[WarnCrossing | None, bool]:
+    def check(self, state: AccountState, caps: Caps) -> tuple[WarnCrossing | None, bool]:
         """What fires now: a warning crossing (once) and whether the fallback switched (once)."""
         config = self.config
-        crossing = None if self.warned else warn_crossing(config, state)
-        switch = self.switched_at is None and fallback_due(config, state)
+        crossing = None if self.warned else warn_crossing(config, state, caps)
+        switch = self.switched_at is None and fallback_due(config, state, caps)
         if crossing is None and not switch:
             return None, False
         with self._lock:

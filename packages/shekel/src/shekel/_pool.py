@@ -49,16 +49,17 @@ def _tokens(value: object) -> int:
 class PoolReservation:
     """A hold on a pool, released on exit unless committed."""
 
-    __slots__ = ("_hold", "_pool", "committed")
+    __slots__ = ("_hold", "_pool", "committed", "released")
 
     def __init__(self, pool: BudgetPool, hold: Hold) -> None:
-        self._pool, self._hold, self.committed = pool, hold, False
+        self._pool, self._hold = pool, hold
+        self.committed = self.released = False
 
     def commit(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Record the actual use and give back the rest. Raises ``BudgetExceeded`` (after
         recording) if the actual use went over a cap. A bad value raises
         ``BudgetConfigError`` and changes nothing: the hold stays until released."""
-        if self.committed or self._hold.settled:
+        if self.committed or self.released:
             raise BudgetStateError(
                 "this pool reservation was already committed or released; reserve again"
             )
@@ -72,6 +73,8 @@ class PoolReservation:
             raise self._pool._error(over, recorded=True)
 
     def release(self) -> None:
+        """Give the hold back without recording anything."""
+        self.released = True
         self._pool._ledger.release(self._hold)
 
     def __enter__(self) -> PoolReservation:
@@ -108,8 +111,9 @@ class BudgetPool:
         except BudgetConfigError as exc:
             raise BudgetConfigError(str(exc).replace("max_usd", "usd_cap")) from None
         self._ledger: Ledger = ledger or InMemoryLedger()
+        self._caps = caps
         self._account = self._ledger.open("pool", caps)
-        self._accounts = (self._account,)
+        self._accounts = ((self._account, caps),)
 
     def record(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
@@ -133,7 +137,7 @@ class BudgetPool:
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, reserved and remaining tokens and USD, read atomically."""
-        return snapshot_of(self._ledger, self._account)
+        return snapshot_of(self._ledger.read(self._account), self._caps)
 
     def reset(self) -> None:
         """Zero the pool. Reservations taken before stop counting against it."""

@@ -161,11 +161,20 @@ def tree(budget: Budget) -> str:
     lines: list[str] = []
 
     def walk(b: Budget, indent: int) -> None:
-        limit = b.limit
+        snap = b.snapshot()
+        limit = snap.usd_limit
         shown = "no limit" if limit is None else f"${limit:,.2f}"
+        # Other capped axes after the dollars: "3 / 4 LLM calls".
+        for used, cap, unit in (
+            (snap.tokens_used, snap.tokens_limit, "tokens"),
+            (snap.llm_calls_used, snap.llm_calls_limit, "LLM calls"),
+            (snap.tool_calls_used, snap.tool_calls_limit, "tool calls"),
+        ):
+            if cap is not None:
+                shown += f", {used:,} / {cap:,} {unit}"
         active = " [active]" if b.is_active else ""
         lines.append(
-            f"{'  ' * indent}{b.name or 'budget'}: ${b.spent:,.2f} / {shown} "
+            f"{'  ' * indent}{b.name or 'budget'}: ${snap.usd_used:,.2f} / {shown} "
             f"(direct: ${b.spent_direct:,.2f}){active}"
         )
         for child in list(b.children):

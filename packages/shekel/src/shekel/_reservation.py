@@ -22,12 +22,13 @@ if TYPE_CHECKING:
 class Reservation:
     """Amounts held on a budget chain by :meth:`Budget.reserve`."""
 
-    __slots__ = ("_budget", "_hold", "committed")
+    __slots__ = ("_budget", "_hold", "committed", "released")
 
     def __init__(self, budget: Budget, hold: Hold) -> None:
         self._budget = budget
         self._hold = hold
         self.committed = False
+        self.released = False
 
     @property
     def usd(self) -> float:
@@ -52,7 +53,7 @@ class Reservation:
         ``input_tokens + output_tokens``. Raises ``BudgetExceededError`` after recording if the
         actual spend went over a limit.
         """
-        if self.committed or self._hold.settled:
+        if self.committed or self.released:
             raise BudgetStateError(
                 "this reservation was already committed or released; reserve again for another call"
             )
@@ -81,6 +82,7 @@ class Reservation:
 
     def release(self) -> None:
         """Give the whole hold back without recording anything."""
+        self.released = True
         _spend.release(self._budget, self._hold)
 
     def __enter__(self) -> Reservation:

@@ -7,14 +7,15 @@ These are the interceptor's and the integrations' internal interface to a budget
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections import OrderedDict
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ._context import current_owner
 from ._errors import BudgetExceededError, UnknownModelError
 from ._history import CallRecord, next_sequence
-from ._ledger import Hold, Overrun
+from ._ledger import AXES, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
 from ._overrun import overrun_error
 from ._plugins import LISTENING, plugin_manager
@@ -23,6 +24,7 @@ from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
 
 if TYPE_CHECKING:
     from ._budget import Budget
+    from ._windows import Window
 
 
 # -- before a call ---------------------------------------------------------------------------
@@ -41,7 +43,7 @@ def hold(
     """Reserve amounts on ``budget``'s chain; ``BudgetExceededError(sent=False)`` when refused
     (nothing held)."""
     result = budget._ledger.reserve(
-        budget._chain, usd, tokens, llm_calls, tools, need_headroom=need_headroom
+        budget._links(), usd, tokens, llm_calls, tools, need_headroom=need_headroom
     )
     if isinstance(result, Overrun):
         raise exceeded(budget, result, None, sent=False, tool_name=tool_name)
@@ -51,7 +53,7 @@ def hold(
 def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -> None:
     """Raise what :func:`hold` would raise, holding nothing."""
     over = budget._ledger.check(
-        budget._chain, usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
+        budget._links(), usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
     )
     if over is not None:
         raise exceeded(budget, over, None, sent=False)
@@ -64,7 +66,7 @@ def release(budget: Budget, held: Hold) -> None:
 def headroom(budget: Budget) -> tuple[Nanos, int]:
     """USD (nano-dollars) and tokens ``budget`` can still take, given its ancestors and every
     reservation outstanding; ``UNLIMITED`` where nothing is capped."""
-    return budget._ledger.headroom(budget._chain)
+    return budget._ledger.headroom(budget._links())
 
 
 def fallback_model(budget: Budget) -> str | None:
@@ -126,7 +128,7 @@ def charge(
         if cost is None:
             priced, cost = False, 0
     if held is None and not tools:  # ``_settle``, inlined on the hot path
-        over = budget._ledger.record(budget._chain, cost, counted, llm_calls)
+        over = budget._ledger.record(budget._links(), cost, counted, llm_calls)
     else:
         over = _settle(budget, held, cost, counted, llm_calls, tools)
     call = CallRecord(
@@ -156,7 +158,7 @@ def _settle(
     budget: Budget, held: Hold | None, cost: Nanos, tokens: int, calls: int, tools: int
 ) -> Overrun | None:
     if held is None:
-        return budget._ledger.record(budget._chain, cost, tokens, calls, tools)
+        return budget._ledger.record(budget._links(), cost, tokens, calls, tools)
     return budget._ledger.commit(held, cost, tokens, calls, tools)
 
 
@@ -175,8 +177,8 @@ def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None
 
 
 def _check_policies(budget: Budget) -> None:
-    state = budget._ledger.read(budget._account)
-    crossing, switched = budget._policy.check(state)
+    _, state, caps = budget._reading()
+    crossing, switched = budget._policy.check(state, caps)
     config = budget._config
     if crossing is not None:
         emit_warning(config, budget.full_name, crossing)
@@ -185,7 +187,7 @@ def _check_policies(budget: Budget) -> None:
                 budget=budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
             )
     if switched and config.fallback is not None:
-        spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(state.caps.usd)
+        spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(caps.usd)
         model = config.fallback.model
         if config.on_fallback is not None:
             config.on_fallback(spent, limit, model)
@@ -203,12 +205,36 @@ def exceeded(
     sent: bool = True,
     tool_name: str | None = None,
 ) -> BudgetExceededError:
-    owner = budget._lineage[over.position]
+    owner, over, window = _attribute(budget, over, sent)
     error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
     error.call = call
+    if window is not None:
+        error.retry_after = max(window.period(time.time()).ends_at - time.time(), 0.0)
+        error.window = window.spec
     if LISTENING.shekel_limit_exceeded:
         plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
     return error
+
+
+def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:
+    """The budget to name for ``over``. A refusal names the budget (and window) whose own cap
+    refused: an auto-capped child of an exhausted parent would only say "$0 of $0". Spend that
+    went over names the innermost budget whose limit, as it shows it (auto-capped to what its
+    ancestors had left when it was entered), it went past."""
+    owner, window = budget._owners[over.position]
+    if window is not None or not sent:
+        return owner, over, window
+    axis = AXES.index(over.axis)
+    for b in budget._lineage:
+        if b is owner:
+            break
+        if b._config.windows:
+            continue
+        state = b._ledger.read(b._account)
+        cap = b._capped[axis]
+        if state.used[axis] > cap:
+            return b, Overrun(over.position, over.axis, state.used[axis], cap), None
+    return owner, over, None
 
 
 def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:
@@ -265,19 +291,11 @@ RECENT_CALL_IDS: Final = 65_536
 interceptor (or the other way round), never after thousands of other calls."""
 
 
-class _BeingRecorded:
-    """The first report of a call id, while it is being recorded: later reports wait on it."""
-
-    __slots__ = ("lock", "source")
-
-    def __init__(self, source: str | None) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.source = source
-
+_BEING_RECORDED: Final = object()
+"""What the registry holds for an id whose first report is being recorded right now."""
 
 _ids_lock = threading.Lock()
-_recorded: OrderedDict[str, CallRecord | _BeingRecorded] = OrderedDict()
+_recorded: dict[str, Any] = {}  # call id -> CallRecord, or _BEING_RECORDED; oldest first
 
 
 def claim(call_id: str, source: str | None) -> CallRecord | None:
@@ -287,29 +305,32 @@ def claim(call_id: str, source: str | None) -> CallRecord | None:
     Two reports that both come from the interceptor (``source="sdk"``) are two calls: a server
     that repeats response ids (some local and test servers do) must never lose spend. Only a
     framework's report and the interceptor's are the same call told twice."""
+    waited = 0.0
     while True:
         with _ids_lock:
             first = _recorded.get(call_id)
-            if first is None or (source == SDK and first.source == SDK):
-                _recorded[call_id] = _BeingRecorded(source)
-                _recorded.move_to_end(call_id)
+            if first is None or (
+                source == SDK and (first is _BEING_RECORDED or first.source == SDK)
+            ):
+                _recorded[call_id] = _BEING_RECORDED
                 if len(_recorded) > RECENT_CALL_IDS:
-                    _recorded.popitem(last=False)
+                    for old in list(itertools.islice(_recorded, RECENT_CALL_IDS // 4)):
+                        del _recorded[old]
                 return None
-        if isinstance(first, CallRecord):
-            return first
-        if first.lock.acquire(timeout=5.0):  # the first report is being recorded right now
-            first.lock.release()
+        if first is not _BEING_RECORDED:
+            result: CallRecord = first
+            return result
+        if waited > 5.0:  # the first report never finished: record this one
+            return None
+        time.sleep(0.001)  # the first report is being recorded at this moment (rare)
+        waited += 0.001
 
 
 def claimed(call_id: str, call: CallRecord | None) -> None:
     """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
     is free again)."""
     with _ids_lock:
-        waiting = _recorded.get(call_id)
         if call is None:
             _recorded.pop(call_id, None)
         else:
             _recorded[call_id] = call
-    if isinstance(waiting, _BeingRecorded) and waiting.lock.locked():
-        waiting.lock.release()

@@ -17,6 +17,7 @@ memory per repeat are constant however many ran before.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from ._config import MAX_DEPTH
@@ -85,9 +86,10 @@ def _without_used(rollup: Rollup) -> Totals:
     return part
 
 
-def join(child: Budget, parent: Budget) -> None:
+def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
     """Make ``child`` a child of ``parent`` (call with the tree lock held), or raise
-    ``BudgetConfigError`` saying why it cannot nest there."""
+    ``BudgetConfigError`` saying why it cannot nest there. ``asked_by_name``: the child comes
+    from ``parent.child(name)``, which names it, so its parent may be unnamed."""
     if child is parent or child in parent._lineage:
         raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
     if child._ledger is not parent._ledger:
@@ -100,8 +102,12 @@ def join(child: Budget, parent: Budget) -> None:
             f"budget {child.full_name!r} belongs to {child.parent.full_name!r}; it cannot be "
             f"entered inside {parent.full_name!r}. Create a separate budget for each place"
         )
-    state = child._ledger.read(child._account)
-    if any(state.used) or any(state.reserved):
+    if child._ledger.shares_keys:  # a store's account may rightly hold spend of past runs
+        held_spend = bool(child._history.total_calls or child.children)
+    else:
+        state = child._ledger.read(child._read_account())
+        held_spend = any(state.used) or any(state.reserved)
+    if held_spend:
         # Its past spend never reached ``parent``: nesting it would break the parent's totals.
         raise BudgetConfigError(
             f"budget {child.full_name!r} already holds spend recorded outside "
@@ -115,7 +121,7 @@ def join(child: Budget, parent: Budget) -> None:
     )
     if repeat and name is None:
         name = "budget"
-    if name is None or parent.name is None:
+    if name is None or (parent.name is None and not asked_by_name):
         raise BudgetConfigError(
             "nested budgets need names: give both the outer and the inner budget a name, "
             "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
@@ -143,7 +149,11 @@ def join(child: Budget, parent: Budget) -> None:
     child._full_name = f"{parent._full_name}.{name}"
     child._strict = child._config.strict or parent._strict
     child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
-    child._chain = (child._account, *parent._chain)
+    if child._ledger.shares_keys:  # the account a store knows this budget by: its path
+        child._key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
+        child._account = child._ledger.open(child._key, child._config.caps)
+        child._periods.clear()
+    child._relink_own()
 
 
 def fold(child: Budget) -> None:
@@ -155,7 +165,7 @@ def fold(child: Budget) -> None:
     assert parent is not None
     assert child.name is not None
     now = history_totals(child)
-    now.used = list(child._ledger.read(child._account).used)
+    now.used = list(child._ledger.read(child._read_account()).used)
     rollup = parent._rollups.get(child.name)
     if rollup is None:
         rollup = parent._rollups[child.name] = Rollup()

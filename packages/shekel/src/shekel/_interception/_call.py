@@ -24,11 +24,11 @@ from .._errors import (
     UnknownModelError,
     UsageMissingError,
 )
-from .._history import CallRecord
-from .._ledger import UNLIMITED, Hold
+from .._ledger import UNLIMITED, Hold, Overrun
 from .._money import Nanos
 from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
-from .._pricing import Rate, TokenUsage
+from .._pricing import Rate, TokenUsage, lookup_rate, rate_for
+from .._spend import SDK
 from ._adapter import ProtocolAdapter, StreamTally, find_stream_and_model, peek_string
 
 STRICT_WAIT_SECONDS: Final = 30.0
@@ -68,7 +68,7 @@ def _held_by_others(chain: tuple[Any, ...], me: tuple[int, int]) -> tuple[Nanos,
     """USD and tokens held by in-flight strict calls of other threads or tasks on the tree
     ``chain`` belongs to."""
     usd = tokens = 0
-    root = chain[-1]
+    root = chain[-1][0]
     with _inflight_lock:
         for call in _inflight:
             hold = call.hold
@@ -126,13 +126,21 @@ class InterceptedCall:
         self.body_size = len(content)
         adapter, budget = self.adapter, self.budget
         streamed, model_at = find_stream_and_model(content)
+        if not streamed and budget._plain:
+            # The common case needs no rewrite: read the model without decoding the body, and
+            # hold one call (an exhausted budget refuses even that).
+            self.model = peek_string(content, b'"model"', model_at)
+            held = budget._ledger.reserve(budget._chain, 0, 0, 1, need_headroom=True)
+            if isinstance(held, Overrun):
+                raise _spend.exceeded(budget, held, None, sent=False)
+            self.hold = held
+            return None
         if (
             not streamed
             and not budget._strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
             and not budget._refuses_unknown
             and budget.fallback_model() is None
         ):
-            # The common case needs no rewrite: read the model without decoding the body.
             self.model = peek_string(content, b'"model"', model_at)
             self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
             return None
@@ -236,7 +244,7 @@ class InterceptedCall:
             mine = any(call.holder == me for call in _inflight)
         if mine:
             return  # what is held is this thread's or task's own (an open stream): no waiting
-        held_usd, held_tokens = _held_by_others(self.budget._chain, me)
+        held_usd, held_tokens = _held_by_others(self.budget._links(), me)
         if not (held_usd or held_tokens):
             return
         free_usd = room_usd if room_usd == UNLIMITED else room_usd + held_usd
@@ -309,32 +317,14 @@ class InterceptedCall:
         self.settled = True
         if self.owner is not None:
             _spend.discard_pending(self.budget, self)
-        self._hold_ended()
+        if self.holder is not None:
+            self._hold_ended()
         if not call_id:
             call_id = None  # an empty id names nothing
-        elif _spend.claim(call_id, _spend.SDK) is not None:
+        elif _spend.claim(call_id, SDK) is not None:
             if self.hold is not None:
                 _spend.release(self.budget, self.hold)
             return False
-        try:
-            call = self._charge(usage, reported_model, estimated, raise_over, output_guess, call_id)
-        except BaseException as exc:
-            if call_id is not None:
-                _spend.claimed(call_id, getattr(exc, "call", None))
-            raise
-        if call_id is not None:
-            _spend.claimed(call_id, call)
-        return True
-
-    def _charge(
-        self,
-        usage: TokenUsage | None,
-        reported_model: str | None,
-        estimated: bool,
-        raise_over: bool,
-        output_guess: int,
-        call_id: str | None,
-    ) -> CallRecord | None:
         missing = usage is None
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
@@ -353,15 +343,19 @@ class InterceptedCall:
                 estimated=estimated,
                 on_fallback=self.on_fallback,
                 call_id=call_id,
-                source=_spend.SDK,
+                source=SDK,
             )
-        except Exception as exc:
-            if raise_over:
+        except BaseException as exc:
+            if call_id is not None:
+                _spend.claimed(call_id, getattr(exc, "call", None))
+            if raise_over or not isinstance(exc, Exception):
                 raise
-            return getattr(exc, "call", None)
+            return True
+        if call_id is not None:
+            _spend.claimed(call_id, call)
         if missing:
             self._usage_missing(model, raise_over)
-        return call
+        return True
 
     def settle_stream(self, tally: StreamTally, *, complete: bool, raise_over: bool) -> None:
         """Record a stream's spend: its reported usage, or what was seen of it so far."""
@@ -390,13 +384,13 @@ class InterceptedCall:
         """The model to price the call as (the requested one, or the reported one when only
         that one has a price), and its rate (``None`` when unknown)."""
         requested = self.model
-        rate_for = self.budget.rate_for
+        tables = self.budget._price_tables
         provider = self.adapter.provider
         if requested is None:
-            return reported, None if reported is None else rate_for(reported, provider)
-        rate = rate_for(requested, provider)
+            return reported, None if reported is None else rate_for(tables, reported, provider)
+        rate = rate_for(tables, requested, provider) if tables else lookup_rate(requested, provider)
         if rate is None and reported and reported != requested:
-            reported_rate = rate_for(reported, provider)
+            reported_rate = rate_for(tables, reported, provider)
             if reported_rate is not None:
                 return reported, reported_rate  # e.g. a dated model id the price table knows
         return requested, rate

@@ -165,9 +165,12 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     the one a ``shekel_route_call`` plugin names, else ``active``."""
     if request.method != "POST":
         return None
-    adapter = adapter_for(request.url.path)
-    if adapter is None:
-        return None
+    path = request.url.path
+    adapter = _routes.get(path)
+    if adapter is None or _routes_generation != _generation():
+        adapter = adapter_for(path)
+        if adapter is None:
+            return None
     show_usage = False
     if LISTENING.shekel_route_call:
         route = plugin_manager().hook.shekel_route_call(active=active)
@@ -178,6 +181,10 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     call = InterceptedCall(active, adapter)
     call.show_usage = show_usage
     return call
+
+
+def _generation() -> int:
+    return plugin_manager().generation
 
 
 def _prepare(call: InterceptedCall, request: Any) -> Any:
@@ -193,13 +200,18 @@ def _prepare(call: InterceptedCall, request: Any) -> Any:
 
 
 def _prepare_sync(call: InterceptedCall, request: Any) -> Any:
+    try:
+        return _prepare(call, request)
+    except WaitForRoom:
+        pass
     delay = _FIRST_WAIT
     while True:
+        time.sleep(delay)
+        delay = min(delay * 2, _LONGEST_WAIT)
         try:
             return _prepare(call, request)
         except WaitForRoom:
-            time.sleep(delay)
-            delay = min(delay * 2, _LONGEST_WAIT)
+            continue
 
 
 async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
@@ -210,6 +222,11 @@ async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
         except WaitForRoom:
             await sys.modules["asyncio"].sleep(delay)  # imported: this runs in an event loop
             delay = min(delay * 2, _LONGEST_WAIT)
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread, with this task's context."""
+    return await sys.modules["asyncio"].to_thread(fn, *args)
 
 
 _FIRST_WAIT: Final = 0.002
@@ -270,7 +287,7 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         call.settle_stream(tally, complete=True, raise_over=True)
         return
     usage, model = adapter.read_response(content)
-    call.settle(usage, model, output_guess=len(content) // 4, call_id=adapter.response_id(content))
+    call.settle(usage, model, output_guess=len(content) >> 2, call_id=adapter.response_id(content))
 
 
 _tap_classes: dict[tuple[type, str], type] = {}
@@ -324,14 +341,24 @@ def _make_async_send(original: Any) -> Any:
         call = _start(budget, request)
         if call is None:
             return await original(self, request, *args, **kwargs)
-        request = await _prepare_async(call, request)
+        # A store that waits on I/O (SQLite, Redis) is used from a worker thread, so the
+        # event loop never stops for it.
+        blocks = call.budget._ledger.blocks
+        if blocks:
+            request = await _in_thread(_prepare_sync, call, request)
+        else:
+            request = await _prepare_async(call, request)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
             _failed(call, exc)
             raise
+        streamed = bool(kwargs.get("stream"))
         try:
-            _track(call, response, bool(kwargs.get("stream")), AsyncTap)
+            if blocks:
+                await _in_thread(_track, call, response, streamed, AsyncTap)
+            else:
+                _track(call, response, streamed, AsyncTap)
         except Exception as exc:
             raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
         return response

@@ -46,6 +46,9 @@ class _Tap:
         allowed = call.output_allowed if call.budget.strict else None
         self.cut_at = None if allowed is None or tally is None else cut_off_point(allowed)
         self.stop = False
+        # An async tap over a store that waits on I/O records from a worker thread instead.
+        self.settle_here = not (isinstance(self, AsyncTap) and call.budget._ledger.blocks)
+        self.due = False
         self.error: ShekelError | None = None  # for the caller, once the bytes are handed on
         weakref.finalize(self, _settle_abandoned, call, tally)
 
@@ -74,7 +77,10 @@ class _Tap:
             # The last event went by (the SDK reads no further): record now. Usage is not
             # enough of a signal, as some gateways repeat a running total in every chunk.
             if not self.call.settled:
-                self._settle(complete=True)
+                if self.settle_here:
+                    self._settle(complete=True)
+                else:
+                    self.due = True
         elif (
             self.cut_at is not None and tally.usage is None and tally.output_estimate >= self.cut_at
         ):
@@ -190,6 +196,9 @@ class AsyncTap(_Tap):
                 self.abandon()
                 raise
             out = feed(chunk)
+            if self.due:
+                self.due = False
+                await sys.modules["asyncio"].to_thread(self._settle, complete=True)
             if out:
                 yield out
             if self.error is not None:

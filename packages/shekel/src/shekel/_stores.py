@@ -1,0 +1,99 @@
+"""Where budgets keep their accounts: ``store=`` URLs and the default store.
+
+``"memory"`` is this process's memory (the default); ``"sqlite:///path/spend.db"`` an embedded
+SQLite file every process on the host can share; ``"redis://host:6379/0"`` a Redis server every
+process on every host can share. One ledger object serves each URL in a process.
+
+The default store, used by budgets that ask for it (``store="default"``, or a budget with a
+``window`` and no ``store``), comes from the ``SHEKEL_STORE`` environment variable, else from a
+``shekel.toml`` in the working directory (``[store]`` table, ``url = "..."``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Final
+
+from ._errors import BudgetConfigError
+from ._ledger import DEFAULT_LEDGER, Ledger
+
+STORE_ENV: Final = "SHEKEL_STORE"
+STORE_FILE: Final = "shekel.toml"
+
+_opened: dict[str, Ledger] = {}
+_lock = threading.Lock()
+
+
+def default_store_url() -> str | None:
+    """The configured default store: ``SHEKEL_STORE``, else ``shekel.toml``'s ``[store] url``."""
+    url = os.environ.get(STORE_ENV, "").strip()
+    if url:
+        return url
+    path = Path(STORE_FILE)
+    if not path.is_file():
+        return None
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BudgetConfigError(
+            f"{path.resolve()} could not be read as TOML ({exc}); fix it, or set {STORE_ENV}"
+        ) from None
+    table = data.get("store")
+    if table is None:
+        return None
+    found = table.get("url") if isinstance(table, dict) else None
+    if not isinstance(found, str) or not found.strip():
+        raise BudgetConfigError(
+            f'{path.resolve()}: [store] needs url = "sqlite:///spend.db" or "redis://host:6379/0"'
+        )
+    return found.strip()
+
+
+def resolve_store(store: object, *, windowed: bool) -> Ledger:
+    """The ledger for a budget's ``store=`` argument."""
+    if isinstance(store, Ledger):
+        return store
+    if store is None:
+        url = default_store_url() if windowed else None
+        return DEFAULT_LEDGER if url is None else open_store(url)
+    if store == "default":
+        url = default_store_url()
+        if url is None:
+            raise BudgetConfigError(
+                f'store="default" needs a default store: set {STORE_ENV}=sqlite:///spend.db '
+                f"(or redis://host:6379/0), or put [store] url = ... in {STORE_FILE}"
+            )
+        return open_store(url)
+    if isinstance(store, str):
+        return open_store(store)
+    raise BudgetConfigError(
+        "store must be a URL ('sqlite:///spend.db', 'redis://host:6379/0', 'memory'), "
+        f"'default', or a shekel Ledger; got {type(store).__name__}"
+    )
+
+
+def open_store(url: str) -> Ledger:
+    """The process's ledger for ``url`` (opened on first use)."""
+    with _lock:
+        found = _opened.get(url)
+        if found is not None:
+            return found
+        ledger = _connect(url)
+        _opened[url] = ledger
+        return ledger
+
+
+def _connect(url: str) -> Ledger:
+    if url == "memory":
+        return DEFAULT_LEDGER
+    if url.startswith("sqlite:///"):
+        from ._store_sqlite import SQLiteLedger
+
+        return SQLiteLedger(url.removeprefix("sqlite:///"))
+    raise BudgetConfigError(
+        f"store {url!r} is not a store shekel knows: use 'sqlite:///path/spend.db' or 'memory'"
+    )

@@ -1,0 +1,272 @@
+"""The ledger contract as a test suite: every ledger (in memory, SQLite, Redis, your own) passes it.
+
+Subclass :class:`LedgerContract` in a test module and provide a ``ledger`` fixture that yields
+a fresh, empty ledger (and a ``second_ledger`` fixture giving another handle on the same store,
+as a second process would open it, for ledgers that share keys)::
+
+    import pytest
+    from shekel.testing.ledger_contract import LedgerContract
+
+    class TestMyLedger(LedgerContract):
+        @pytest.fixture
+        def ledger(self):
+            yield MyLedger(...)
+
+The suite needs pytest; nothing else here is imported by ``shekel`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shekel._ledger import UNLIMITED, Caps, Hold, Ledger, Overrun
+
+USD = 1_000_000_000  # one dollar in nano-dollars
+
+
+def _caps(usd: float | None = None, tokens: int | None = None, calls: int | None = None) -> Caps:
+    return Caps(
+        UNLIMITED if usd is None else int(usd * USD),
+        UNLIMITED if tokens is None else tokens,
+        UNLIMITED if calls is None else calls,
+    )
+
+
+class LedgerContract:
+    """What every :class:`shekel.Ledger` must do. Override the ``ledger`` fixture."""
+
+    @pytest.fixture
+    def ledger(self) -> Iterator[Ledger]:
+        raise NotImplementedError("a LedgerContract subclass provides the ledger fixture")
+
+    @pytest.fixture
+    def second_ledger(self, ledger: Ledger) -> Ledger:
+        """Another handle on the same store (what another process would open)."""
+        return ledger
+
+    def key(self) -> str:
+        return f"contract-{uuid.uuid4().hex}"
+
+    def chain(self, ledger: Ledger, *caps: Caps) -> list[tuple[Any, Caps]]:
+        """Fresh accounts, innermost first, held to ``caps``."""
+        return [(ledger.open(self.key(), c), c) for c in caps]
+
+    # -- recording -------------------------------------------------------------------------
+
+    def test_record_adds_to_every_account_of_the_chain(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(), _caps())
+        assert ledger.record(chain, 5 * USD, 100, 1) is None
+        for account, _ in chain:
+            assert ledger.read(account).used == (5 * USD, 100, 1, 0)
+
+    def test_record_is_never_refused_and_names_the_innermost_account_over(
+        self, ledger: Ledger
+    ) -> None:
+        chain = self.chain(ledger, _caps(usd=10), _caps(usd=1))
+        over = ledger.record(chain, 2 * USD, 0)
+        assert over == Overrun(1, "usd", 2 * USD, 1 * USD)
+        over = ledger.record(chain, 9 * USD, 0)
+        assert over == Overrun(0, "usd", 11 * USD, 10 * USD)
+        assert ledger.read(chain[0][0]).used[0] == 11 * USD
+
+    def test_try_record_refuses_without_changing_anything(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(tokens=1000), _caps(calls=1))
+        assert ledger.try_record(chain, 0, 10, 1) is None
+        refused = ledger.try_record(chain, 0, 10, 1)
+        assert refused is not None
+        assert (refused.position, refused.axis) == (1, "llm_calls")
+        for account, _ in chain:
+            assert ledger.read(account).used == (0, 10, 1, 0)
+
+    def test_try_record_counts_what_is_reserved(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=1))
+        hold = ledger.reserve(chain, USD // 2, 0)
+        assert isinstance(hold, Hold)
+        assert ledger.try_record(chain, USD // 2 + 1, 0) is not None
+        assert ledger.try_record(chain, USD // 2, 0) is None
+
+    # -- holds -----------------------------------------------------------------------------
+
+    def test_reserve_holds_on_every_account_and_commit_settles(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10), _caps(usd=100))
+        hold = ledger.reserve(chain, 3 * USD, 50, 1)
+        assert isinstance(hold, Hold)
+        for account, _ in chain:
+            assert ledger.read(account).reserved == (3 * USD, 50, 1, 0)
+        assert ledger.commit(hold, 2 * USD, 40, 1) is None
+        for account, _ in chain:
+            state = ledger.read(account)
+            assert state.used == (2 * USD, 40, 1, 0)
+            assert state.reserved == (0, 0, 0, 0)
+
+    def test_a_refused_reserve_holds_nothing_anywhere(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10), _caps(usd=1))
+        refused = ledger.reserve(chain, 2 * USD, 0)
+        assert isinstance(refused, Overrun)
+        assert refused.position == 1
+        for account, _ in chain:
+            assert ledger.read(account).reserved == (0, 0, 0, 0)
+
+    def test_an_exhausted_account_refuses_even_an_empty_hold_that_needs_headroom(
+        self, ledger: Ledger
+    ) -> None:
+        chain = self.chain(ledger, _caps(usd=1))
+        ledger.record(chain, USD, 0)
+        assert isinstance(ledger.reserve(chain, 0, 0, 1), Hold)
+        refused = ledger.reserve(chain, 0, 0, 1, need_headroom=True)
+        assert isinstance(refused, Overrun)
+        assert refused.axis == "usd"
+
+    def test_check_answers_like_reserve_and_holds_nothing(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(calls=1))
+        assert ledger.check(chain, 0, 0, 1) is None
+        assert ledger.read(chain[0][0]).reserved == (0, 0, 0, 0)
+        ledger.record(chain, 0, 0, 1)
+        refused = ledger.check(chain, 0, 0, 1)
+        assert refused is not None
+        assert refused.axis == "llm_calls"
+
+    def test_commit_and_release_are_idempotent(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10))
+        hold = ledger.reserve(chain, 3 * USD, 0)
+        assert isinstance(hold, Hold)
+        ledger.commit(hold, USD, 0)
+        ledger.commit(hold, USD, 0)  # a second commit records nothing
+        ledger.release(hold)  # nor does a release after the commit
+        state = ledger.read(chain[0][0])
+        assert (state.used[0], state.reserved[0]) == (USD, 0)
+        other = ledger.reserve(chain, 2 * USD, 0)
+        assert isinstance(other, Hold)
+        ledger.release(other)
+        ledger.release(other)
+        ledger.commit(other, USD, 0)  # a commit after a release records nothing either
+        state = ledger.read(chain[0][0])
+        assert (state.used[0], state.reserved[0]) == (USD, 0)
+
+    def test_commit_is_checked_against_the_caps_it_was_held_with(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=1))
+        hold = ledger.reserve(chain, USD // 2, 0)
+        assert isinstance(hold, Hold)
+        over = ledger.commit(hold, 2 * USD, 0)
+        assert over == Overrun(0, "usd", 2 * USD, USD)
+
+    def test_holds_have_distinct_ids(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps())
+        holds = [ledger.reserve(chain, 1, 1) for _ in range(20)]
+        assert len({h.id for h in holds if isinstance(h, Hold)}) == 20
+
+    def test_a_hold_expires_after_its_ttl(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=1))
+        hold = ledger.reserve(chain, USD, 0, ttl=0.2)
+        assert isinstance(hold, Hold)
+        assert isinstance(ledger.reserve(chain, 1, 0, ttl=0.2), Overrun)
+        time.sleep(0.35)
+        ledger.expire()
+        assert ledger.read(chain[0][0]).reserved[0] == 0
+        # The expired hold's commit still records what was spent, and gives back nothing twice.
+        assert ledger.commit(hold, USD // 4, 0) is None
+        state = ledger.read(chain[0][0])
+        assert (state.used[0], state.reserved[0]) == (USD // 4, 0)
+        ledger.commit(hold, USD // 4, 0)
+        assert ledger.read(chain[0][0]).used[0] == USD // 4
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def test_headroom_is_the_smallest_free_room_of_the_chain(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10, tokens=500), _caps(usd=4))
+        ledger.record(chain, USD, 100)
+        ledger.reserve(chain, USD, 50)
+        assert ledger.headroom(chain) == (2 * USD, 350)
+        assert ledger.headroom(self.chain(ledger, _caps())) == (UNLIMITED, UNLIMITED)
+
+    def test_reset_starts_a_new_epoch(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10))
+        ledger.record(chain, USD, 10)
+        old = ledger.reserve(chain, 2 * USD, 0)
+        assert isinstance(old, Hold)
+        ledger.reset(chain[0][0])
+        assert ledger.read(chain[0][0]).used == (0, 0, 0, 0)
+        assert ledger.read(chain[0][0]).reserved == (0, 0, 0, 0)
+        ledger.release(old)  # a hold from before the reset gives back nothing now
+        assert ledger.read(chain[0][0]).reserved == (0, 0, 0, 0)
+        fresh = ledger.reserve(chain, USD, 0)
+        assert isinstance(fresh, Hold)
+        assert ledger.read(chain[0][0]).reserved[0] == USD
+
+    def test_accounts_of_one_key(self, ledger: Ledger, second_ledger: Ledger) -> None:
+        key = self.key()
+        first, second = ledger.open(key), second_ledger.open(key)
+        ledger.record([(first, Caps())], USD, 0)
+        if ledger.shares_keys:
+            assert second_ledger.read(second).used[0] == USD  # the same account everywhere
+        else:
+            assert second_ledger.read(second).used[0] == 0  # a fresh account per open
+
+    # -- concurrency -----------------------------------------------------------------------
+
+    def test_concurrent_records_lose_nothing(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(), _caps())
+        per_thread, threads = 200, 8
+
+        def work() -> None:
+            for _ in range(per_thread):
+                ledger.record(chain, 1, 1, 1)
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        expected = per_thread * threads
+        for account, _ in chain:
+            assert ledger.read(account).used == (expected, expected, expected, 0)
+
+    def test_concurrent_reserve_and_commit_never_pass_the_cap(self, ledger: Ledger) -> None:
+        cap_calls = 50
+        chain = self.chain(ledger, _caps(calls=cap_calls))
+        granted = []
+        lock = threading.Lock()
+
+        def work() -> None:
+            for _ in range(20):
+                hold = ledger.reserve(chain, 0, 0, 1)
+                if isinstance(hold, Hold):
+                    ledger.commit(hold, 0, 0, 1)
+                    with lock:
+                        granted.append(1)
+
+        workers = [threading.Thread(target=work) for _ in range(8)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert len(granted) == cap_calls
+        state = ledger.read(chain[0][0])
+        assert (state.used[2], state.reserved[2]) == (cap_calls, 0)
+
+    # -- async twins -----------------------------------------------------------------------
+
+    def test_async_twins(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=10))
+
+        async def run() -> tuple[Any, ...]:
+            hold = await ledger.areserve(chain, USD, 10, 1)
+            assert isinstance(hold, Hold)
+            over = await ledger.acommit(hold, USD // 2, 5, 1)
+            recorded = await ledger.arecord(chain, USD // 2, 5)
+            again = await ledger.areserve(chain, USD, 0)
+            assert isinstance(again, Hold)
+            await ledger.arelease(again)
+            return over, recorded, await ledger.aread(chain[0][0])
+
+        over, recorded, state = asyncio.run(run())
+        assert (over, recorded) == (None, None)
+        assert state.used == (USD, 10, 1, 0)
+        assert state.reserved == (0, 0, 0, 0)

@@ -1,0 +1,24 @@
+"""examples/crewai_research_crew.py runs offline and prints the breakdown."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "crewai_research_crew.py"
+
+
+def test_the_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    runpy.run_path(str(EXAMPLE), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "first kickoff: 3 requests, $0.02325" in out
+    assert "second kickoff stopped: Research Analyst (crew.Research Analyst)" in out
+    assert "requests sent: 3" in out
+    tree = out[out.index("crew: ") :].splitlines()
+    assert tree == [
+        "crew: $0.02 / $0.10 (direct: $0.00)",
+        "  Research Analyst: $0.02 / $0.05 (direct: $0.02)",
+        "  Content Writer: $0.01 / $0.02 (direct: $0.01)",
+    ]

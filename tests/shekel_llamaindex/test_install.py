@@ -1,0 +1,122 @@
+"""Zero config: the entry point installs into LlamaIndex once it is imported, costs no import
+of LlamaIndex before that, and stays out of the way of versions it does not support."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from shekel import plugin_manager
+from shekel_llamaindex import package, supported
+
+
+def _run(code: str, env_path: Path | None = None) -> str:
+    env = None
+    if env_path is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": str(env_path)}
+    done = subprocess.run(
+        [sys.executable, "-W", "always", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_the_entry_point_is_registered() -> None:
+    names = {name for name, _ in plugin_manager().list_name_plugin()}
+    assert "llamaindex" in names
+
+
+def test_the_installed_llamaindex_is_supported() -> None:
+    assert supported()
+    assert package.unsupported_reason() is None
+
+
+def test_nothing_of_llamaindex_is_imported_before_the_application_imports_it() -> None:
+    out = _run(
+        """
+        import sys
+        import shekel
+        with shekel.budget(name="app"):
+            pass
+        print(sorted(m for m in sys.modules if m.startswith("llama_index")))
+        """
+    )
+    assert out.strip().endswith("[]")
+
+
+def test_a_budget_entered_before_llamaindex_is_imported_still_sees_its_steps() -> None:
+    """As under ``shekel run``: the budget comes first, the script imports LlamaIndex."""
+    out = _run(
+        """
+        import shekel
+        from shekel.testing import FakeProvider
+
+        with FakeProvider() as fake, shekel.budget(name="run") as run:
+            import importlib.resources
+
+            from llama_index.core import Document, VectorStoreIndex
+            from llama_index.embeddings.openai import OpenAIEmbedding
+            from llama_index.llms.openai import OpenAI
+
+            # the import hook leaves the package's own loader in charge of everything else
+            static = importlib.resources.files("llama_index.core").joinpath("_static")
+            print("resources", static.joinpath("tiktoken_cache").is_dir())
+
+            embed = OpenAIEmbedding(api_base=fake.openai_base_url, api_key="t")
+            llm = OpenAI(model="gpt-4o-mini", api_base=fake.openai_base_url, api_key="t")
+            index = VectorStoreIndex.from_documents([Document(text="a b c")], embed_model=embed)
+            index.as_query_engine(llm=llm).query("Who?")
+        print(sorted(b.full_name for b in run.child("query").children), run.calls_used)
+        """
+    )
+    assert "['run.query.retrieve', 'run.query.synthesize'] 3" in out
+    assert "resources True" in out
+
+
+def test_an_unsupported_llamaindex_is_left_alone_with_a_warning(tmp_path: Path) -> None:
+    info = tmp_path / "llama_index_core-0.13.6.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: llama-index-core\nVersion: 0.13.6\n"
+    )
+    out = _run(
+        """
+        import shekel
+        from shekel.testing import FakeProvider
+        from llama_index.core import Document, VectorStoreIndex
+        from llama_index.embeddings.openai import OpenAIEmbedding
+
+        with FakeProvider() as fake, shekel.budget(name="run") as run:
+            embed = OpenAIEmbedding(api_base=fake.openai_base_url, api_key="t")
+            index = VectorStoreIndex.from_documents([Document(text="a")], embed_model=embed)
+            index.as_retriever().retrieve("a?")  # a step, were the package active
+        print("calls", run.calls_used, "children", run.children)
+        """,
+        env_path=tmp_path,
+    )
+    assert (
+        "ShekelLlamaIndexWarning: shekel-llamaindex is not active: llama-index-core 0.13.6" in out
+    )
+    assert out.count("ShekelLlamaIndexWarning") == 1
+    assert "calls 2 children []" in out  # the interceptor still records every call
+
+
+@pytest.mark.parametrize("name", ["ShekelCallbackHandler", "LlamaIndexBudgetExceededError"])
+def test_the_public_api(name: str) -> None:
+    import shekel_llamaindex
+
+    assert name in shekel_llamaindex.__all__
+    assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex.")
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        shekel_llamaindex.missing  # noqa: B018
