@@ -559,16 +559,23 @@ def test_async_nodes_without_a_budget_and_with_a_refusal_inside(fake: FakeProvid
     assert len(fake.requests) == 3
 
 
-def test_an_unnamed_enclosing_budget_is_refused_with_shekels_message(model: ChatOpenAI) -> None:
+def test_an_unnamed_enclosing_budget_gets_the_nodes_child(model: ChatOpenAI) -> None:
+    seen: list[str] = []
+
     @budgeted_node
     def node(state: State) -> dict[str, Any]:
+        active = current_budget()
+        assert active is not None
+        seen.append(active.full_name)
         return {}
 
     graph = StateGraph(State)
     graph.add_node("node", node)
     graph.add_edge(START, "node")
-    with budget(max_usd=1), pytest.raises(BudgetConfigError, match="nested budgets need names"):
+    with budget(max_usd=1) as root:
         graph.compile().invoke({})
+    assert seen == ["budget.node"]
+    assert [c.name for c in root.children] == ["node"]
 
 
 def test_two_places_giving_one_node_other_limits_is_refused(model: ChatOpenAI) -> None:
