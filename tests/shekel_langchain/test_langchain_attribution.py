@@ -478,3 +478,30 @@ def test_a_budget_entered_inside_a_run_pays_for_what_is_sent_inside_it(
         "after": "root.summarize",
     }
     client.close()
+
+
+def test_langgraph_nodes_are_runs_named_after_them(
+    fake: FakeProvider, gpt: Callable[..., ChatOpenAI], wiring: Wiring
+) -> None:
+    """A LangGraph node runs as a LangChain run of its name: mapping the name maps the node."""
+    graph_module = pytest.importorskip("langgraph.graph")
+    model = gpt()
+
+    def ask(prompt: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def node(state: dict[str, Any]) -> dict[str, Any]:
+            return {"answers": [*state["answers"], model.invoke(prompt)]}
+
+        return node
+
+    graph = graph_module.StateGraph(dict)
+    graph.add_node("outer", ask("researched"))  # mapped: its calls charge root.outer
+    graph.add_node("write", ask("written"))  # unmapped: the active budget's
+    graph.add_edge(graph_module.START, "outer")
+    graph.add_edge("outer", "write")
+    with budget(max_usd=5, name="root") as root, wiring.scope():
+        out = graph.compile().invoke({"answers": []}, config=wiring.config)
+    researched, written = out["answers"]
+    assert paid(root, {"researched": researched, "written": written}) == {
+        "researched": "root.outer",
+        "written": "root",
+    }
