@@ -124,6 +124,7 @@ def install_once() -> None:
         # call, it would be half-imported while other threads' SDK code reads it from
         # sys.modules (openai does), which fails: import it now, before any budget is active.
         import genai_prices  # noqa: F401
+
         if not _install_called:
             _install_called = True  # historic: plugins registered later are installed too
             manager.hook.shekel_install.call_historic(kwargs={})
