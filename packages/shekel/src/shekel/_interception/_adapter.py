@@ -41,6 +41,10 @@ class StreamTally(ABC):
     """The provider's id of the response, once an event carried it."""
     output_estimate: int = 0
     """Output tokens seen so far, estimated from the events that went by."""
+    precise: bool = False
+    """True when a strict budget may cut the stream off on :attr:`output_estimate`: the tally
+    then reads the deltas' text (a token per four characters) rather than counting deltas,
+    which is cheaper but blind to gateways that send many tokens per delta."""
     done: bool = False
     """True once the stream's terminal event went by (``[DONE]``, ``message_stop``...): a
     stream that ends without usage after it was complete, not interrupted."""

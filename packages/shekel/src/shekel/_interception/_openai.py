@@ -126,7 +126,15 @@ class ChatTally(StreamTally):
         self.hide_usage = hide_usage
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        if self.precise:
+            self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        else:
+            # A delta per content field, less the empty ones (the role chunk's).
+            self.output_estimate += (
+                data.count(b'"content":')
+                - data.count(b'"content":""')
+                - data.count(b'"content": ""')
+            )
         if b"[DONE]" in data:
             self.done = True
         if self.model is None:
@@ -189,7 +197,10 @@ class ResponsesTally(StreamTally):
     """Responses events: text deltas, then a final event carrying the whole response."""
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
+        if self.precise:
+            self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
+        else:
+            self.output_estimate += data.count(b'"response.output_text.delta"')
         final = any(name in data for name in _FINAL_EVENTS)
         if (self.model is None and b"response.created" in data) or final:
             self._read(data)
