@@ -36,6 +36,11 @@ LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test t
 ``mypy --strict`` on the package and ``pytest tests/shekel_llamaindex`` (the workspace's pytest
 run ignores that folder). ``tests_llamaindex_lowest`` does the same with llama-index-core at
 the lower bound the package declares.
+
+``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
+``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
+lowest langchain-core shekel-langchain declares) on the workspace's openai 2.x, and the newest
+langchain-core it allows on openai 3.x.
 """
 
 from __future__ import annotations
@@ -194,6 +199,50 @@ def tests_core_lowest(session: nox.Session) -> None:
         "newer SDKs than these lower bounds"
     )
     _pytest_core(session, f"--ignore={LIBRARIES_TEST}")
+
+
+LANGCHAIN = ROOT / "packages" / "shekel-langchain"
+LANGCHAIN_FLOORS = ("langchain-openai==1.0.0", "langchain-anthropic==1.0.0")
+"""The first langchain-openai and langchain-anthropic releases made for langchain-core 1.0."""
+
+
+def _langchain_core_requirement() -> Requirement:
+    deps = map(Requirement, _pyproject(LANGCHAIN)["project"]["dependencies"])
+    return next(req for req in deps if req.name == "langchain-core")
+
+
+def _langchain_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -> None:
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES
+    tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
+    session.install("-e", str(SHEKEL), "-e", str(LANGCHAIN), *tools, *pins)
+    _show_versions(session, expect, [*_SHOWN, "langchain-core"])
+    session.run("python", "-m", "pytest", "tests/shekel_langchain", *session.posargs)
+
+
+@nox.session
+def tests_shekel_langchain_lowest(session: nox.Session) -> None:
+    """tests/shekel_langchain on the lowest langchain-core shekel-langchain declares (own venv)."""
+    floor = _floor(_langchain_core_requirement())
+    sdks = [str(req) for name, req in _dev_requirements().items() if name in _SDKS]
+    _langchain_tests(
+        session, floor, *LANGCHAIN_FLOORS, *sdks, expect={"langchain-core": floor.split("==")[1]}
+    )
+
+
+@nox.session
+def tests_shekel_langchain_newest(session: nox.Session) -> None:
+    """tests/shekel_langchain on the newest langchain-core it allows, openai 3 (own venv)."""
+    core = _langchain_core_requirement()
+    _langchain_tests(
+        session,
+        "--upgrade",
+        str(core),
+        "langchain-openai",
+        "langchain-anthropic",
+        f"{_shekel_requirements()['openai']},>=3",
+        str(_shekel_requirements()["anthropic"]),
+        expect={"openai": "3"},
+    )
 
 
 LLAMAINDEX = ROOT / "packages" / "shekel-llamaindex"

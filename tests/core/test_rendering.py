@@ -230,3 +230,14 @@ def test_tree_shows_the_caps_on_other_axes() -> None:
         "crew: $0.50 / $5.00 (direct: $0.00)",
         "  researcher: $0.50 / no limit, 1 / 4 LLM calls, 1 / 2 tool calls (direct: $0.50)",
     ]
+
+
+def test_tree_shows_amounts_below_a_cent_with_four_decimals() -> None:
+    from shekel import budget
+
+    with budget(max_usd=5, name="rag") as rag, budget(name="embed") as embed:
+        embed.record(usd=0.00048)
+    assert rag.tree().splitlines() == [
+        "rag: $0.0005 / $5.00 (direct: $0.00)",
+        "  embed: $0.0005 / no limit (direct: $0.0005)",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -169,3 +170,39 @@ def test_odd_request_bodies_are_still_counted(fake: FakeProvider) -> None:
     assert broken.status_code == 400  # the provider's answer, not a shekel crash
     assert b.calls_used == 1
     assert b.spent == pytest.approx(gpt4o_mini(12, 3), abs=1e-9)
+
+
+def test_a_refusal_says_what_calls_in_flight_hold(fake: FakeProvider, oai: openai.OpenAI) -> None:
+    import threading
+
+    from shekel import budget as make_budget
+
+    fake.enqueue(*[Reply(latency=0.6) for _ in range(3)])
+    b = make_budget(max_llm_calls=8, name="pool")
+    for _ in range(5):
+        b.record(usd=0.01)
+    with b:
+        import contextvars
+
+        workers = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(oai.chat.completions.create,),
+                kwargs={"model": "gpt-4o-mini", "messages": USER},
+            )
+            for _ in range(3)
+        ]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 10
+        while b.snapshot().llm_calls_remaining != 0:  # until the three calls are in flight
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        with pytest.raises(BudgetExceededError) as caught:
+            b.check()
+        for w in workers:
+            w.join()
+    message = str(caught.value)
+    assert "5 LLM calls used of 8" in message
+    assert "3 more is held by calls in flight" in message
+    assert b.calls_used == 8

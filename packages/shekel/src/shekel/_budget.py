@@ -761,8 +761,11 @@ class Budget:
         would meet now, holding nothing: by default, "may one more LLM call go?", the test the
         interceptor makes before sending (a budget or ancestor at its USD or token cap, or at
         its call cap, refuses). For frameworks that stop work before it reaches the SDK."""
-        check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
-        _spend.check(self, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
+        if not (usd == 0 and tokens == 0 and llm_calls == 1 and tool_calls == 0):
+            check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
+            _spend.check(self, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
+            return
+        _spend.check(self, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
 
     def tool_call(self, tool_name: str, usd: float | None = None) -> ToolCall:
         """Count one call of ``tool_name`` and hold its price before the tool runs.

@@ -196,15 +196,19 @@ class ToolBudgetExceededError(BudgetExceededError):
         axis: Axis = "tool_calls",
         budget_name: str | None = None,
         sent: bool = True,
+        held: str | None = None,
     ) -> None:
         self.tool_name = tool_name
+        details = [f"tool {tool_name!r}"] if tool_name else []
+        if held:
+            details.append(held)
         super().__init__(
             spent,
             limit,
             axis=axis,
             budget_name=budget_name,
             sent=sent,
-            detail=f"tool {tool_name!r}" if tool_name else None,
+            detail="; ".join(details) or None,
             advice="Raise max_tool_calls (or the budget's USD limit), or catch "
             "ToolBudgetExceededError to stop the agent cleanly",
         )

@@ -492,6 +492,34 @@ class InMemoryLedger(Ledger):
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         lock = self._lock
+        accounts = hold.accounts
+        if len(accounts) == 1 and type(hold) is _MemoryHold and hold.state == LIVE:
+            (a,), (caps,) = accounts, hold.caps  # the straight path: a budget with no parent
+            lock.acquire()
+            try:
+                if hold.state == LIVE:
+                    hold.state = SETTLED
+                    if a.epoch == hold.epochs[0]:
+                        a.r_usd -= hold.usd
+                        a.r_tokens -= hold.tokens
+                        a.r_calls -= hold.calls
+                        a.r_tools -= hold.tools
+                    if hold.expires_at is not None:
+                        self._expiring.pop(hold.id, None)
+                    a.usd += usd
+                    a.tokens += tokens
+                    a.calls += calls
+                    a.tools += tools
+                    if (
+                        a.usd > caps[0]
+                        or a.tokens > caps[1]
+                        or a.calls > caps[2]
+                        or a.tools > caps[3]
+                    ):
+                        return _overrun_used(0, a, caps)
+                    return None
+            finally:
+                lock.release()
         lock.acquire()
         try:
             if not self._give_back(hold):

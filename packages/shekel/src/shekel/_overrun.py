@@ -15,17 +15,28 @@ def overrun_error(
     *,
     sent: bool = True,
     tool_name: str | None = None,
+    held: int = 0,
 ) -> BudgetExceededError:
     """The error for ``over`` on the budget named ``budget_name`` (dollars on the USD axis,
-    counts on the others)."""
+    counts on the others). ``held``: what calls in flight hold on that axis (a refusal)."""
     axis: Axis = over.axis  # type: ignore[assignment]
     if axis == "usd":
         spent, limit = nanos_to_usd(over.used), nanos_to_usd(over.cap)
     else:
         spent, limit = float(over.used), float(over.cap)
+    detail = None
+    if held and not sent:
+        shown = f"${nanos_to_usd(held):,.4f}" if axis == "usd" else f"{held:,}"
+        detail = f"{shown} more is held by calls in flight, which may give some back"
     if axis == "tool_calls" or tool_name is not None:
         return ToolBudgetExceededError(
-            spent, limit, tool_name=tool_name, axis=axis, budget_name=budget_name, sent=sent
+            spent,
+            limit,
+            tool_name=tool_name,
+            axis=axis,
+            budget_name=budget_name,
+            sent=sent,
+            held=detail,
         )
     tokens = None
     if call is not None and call.model is not None:
@@ -38,4 +49,5 @@ def overrun_error(
         model=call.model if call is not None else None,
         tokens=tokens,
         sent=sent,
+        detail=detail,
     )

@@ -157,13 +157,19 @@ def summary(budget: Budget) -> str:
     return "\n".join(lines)
 
 
+def _usd(amount: float) -> str:
+    """Cents, as the seeds show amounts; four decimals below a cent, so a run of cheap calls
+    does not read $0.00."""
+    return f"${amount:,.4f}" if 0 < abs(amount) < 0.01 else f"${amount:,.2f}"
+
+
 def tree(budget: Budget) -> str:
     lines: list[str] = []
 
     def walk(b: Budget, indent: int) -> None:
         snap = b.snapshot()
         limit = snap.usd_limit
-        shown = "no limit" if limit is None else f"${limit:,.2f}"
+        shown = "no limit" if limit is None else _usd(limit)
         # Other capped axes after the dollars: "3 / 4 LLM calls".
         for used, cap, unit in (
             (snap.tokens_used, snap.tokens_limit, "tokens"),
@@ -174,14 +180,14 @@ def tree(budget: Budget) -> str:
                 shown += f", {used:,} / {cap:,} {unit}"
         active = " [active]" if b.is_active else ""
         lines.append(
-            f"{'  ' * indent}{b.name or 'budget'}: ${snap.usd_used:,.2f} / {shown} "
-            f"(direct: ${b.spent_direct:,.2f}){active}"
+            f"{'  ' * indent}{b.name or 'budget'}: {_usd(snap.usd_used)} / {shown} "
+            f"(direct: {_usd(b.spent_direct)}){active}"
         )
         for child in list(b.children):
             walk(child, indent + 1)
         for name, rollup in list(b.rollups.items()):
             lines.append(
-                f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: ${nanos_to_usd(rollup.used[0]):,.2f}"
+                f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: {_usd(nanos_to_usd(rollup.used[0]))}"
             )
 
     walk(budget, 0)

@@ -206,7 +206,11 @@ def exceeded(
     tool_name: str | None = None,
 ) -> BudgetExceededError:
     owner, over, window = _attribute(budget, over, sent)
-    error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name)
+    held = 0
+    if not sent:  # say so when calls in flight hold what is missing
+        link = budget._links()[over.position]
+        held = owner._ledger.read(link[0]).reserved[AXES.index(over.axis)]
+    error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name, held=held)
     error.call = call
     if window is not None:
         error.retry_after = max(window.period(time.time()).ends_at - time.time(), 0.0)

@@ -41,6 +41,10 @@ class StreamTally(ABC):
     """The provider's id of the response, once an event carried it."""
     output_estimate: int = 0
     """Output tokens seen so far, estimated from the events that went by."""
+    precise: bool = False
+    """True when a strict budget may cut the stream off on :attr:`output_estimate`: the tally
+    then reads the deltas' text (a token per four characters) rather than counting deltas,
+    which is cheaper but blind to gateways that send many tokens per delta."""
     done: bool = False
     """True once the stream's terminal event went by (``[DONE]``, ``message_stop``...): a
     stream that ends without usage after it was complete, not interrupted."""
@@ -96,14 +100,28 @@ class ProtocolAdapter(ABC):
         provider's layout), or ``None``."""
         return peek_string(content, b'"id"')
 
+    usage_layout: re.Pattern[bytes] | None = None
+    """The usual layout of this protocol's ``usage`` object, as a pattern matched at its key:
+    read with one match instead of decoding the object (see :meth:`usage_from_layout`)."""
+
+    def usage_from_layout(self, found: re.Match[bytes]) -> TokenUsage | None:
+        """Usage from a match of :attr:`usage_layout` (``None``: decode the object instead)."""
+        return None
+
     def read_response(self, content: bytes) -> tuple[TokenUsage | None, str | None]:
         """Usage and model of a JSON response body, decoding only the parts needed when the
         body has the usual shape (one ``usage`` and one ``model`` key; the whole body
         otherwise, so that a nested object of the same name never decides the charge)."""
-        if content.count(b'"usage"') == 1 and content.count(b'"model"') <= 1:
-            usage = peek_object(content, b'"usage"')
+        at = content.find(b'"usage"')
+        if at >= 0 and content.find(b'"usage"', at + 7) < 0 and content.count(b'"model"') <= 1:
+            layout = self.usage_layout
+            found = None if layout is None else layout.match(content, at)
+            usage = None if found is None else self.usage_from_layout(found)
             if usage is not None:
-                return self.usage_from_json({"usage": usage}), peek_string(content, b'"model"')
+                return usage, peek_string(content, b'"model"')
+            parsed = peek_object(content, b'"usage"')
+            if parsed is not None:
+                return self.usage_from_json({"usage": parsed}), peek_string(content, b'"model"')
         try:
             data = json.loads(content) if content else None
         except ValueError:

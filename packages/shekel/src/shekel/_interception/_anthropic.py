@@ -75,7 +75,10 @@ class MessagesTally(StreamTally):
         self._start: dict[str, Any] = {}
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        if self.precise:
+            self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        else:
+            self.output_estimate += data.count(b'"content_block_delta"')
         if b"message_stop" in data:
             self.done = True
         # ``message_start`` or ``message_delta`` anywhere: one pass over the bytes for both.

@@ -61,10 +61,36 @@ class _OpenAIAdapter(ProtocolAdapter):
         return _chat_usage(data.get("usage"))
 
 
+# OpenAI's own layout of a chat completion's usage: the counts, then the details objects.
+_CHAT_USAGE: Final = re.compile(
+    rb'"usage":\s*\{\s*"prompt_tokens":\s*(\d{1,15}),\s*"completion_tokens":\s*(\d{1,15}),'
+    rb'\s*"total_tokens":\s*\d+'
+    rb'(?:,\s*"prompt_tokens_details":\s*\{\s*"cached_tokens":\s*(\d{1,15})[^{}]*\})?'
+    rb'(?:,\s*"completion_tokens_details":\s*\{\s*"reasoning_tokens":\s*(\d{1,15})[^{}]*\})?'
+    rb"\s*[,}]"
+)
+
+
 class ChatCompletionsAdapter(_OpenAIAdapter):
     """``POST .../chat/completions`` (also used by most OpenAI-compatible gateways)."""
 
     path_suffixes = ("/chat/completions",)
+    usage_layout = _CHAT_USAGE
+
+    def usage_from_layout(self, found: re.Match[bytes]) -> TokenUsage | None:
+        prompt, completion, cached, reasoning = found.groups()
+        usage = TokenUsage(
+            int(prompt),
+            int(completion),
+            int(cached) if cached else 0,
+            0,
+            int(reasoning) if reasoning else 0,
+        )
+        if usage.cache_read_tokens > usage.input_tokens:
+            return None
+        if usage.reasoning_tokens > usage.output_tokens:
+            return None
+        return usage
 
     def inspect(self, body: dict[str, Any]) -> RequestInfo:
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -100,7 +126,15 @@ class ChatTally(StreamTally):
         self.hide_usage = hide_usage
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        if self.precise:
+            self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
+        else:
+            # A delta per content field, less the empty ones (the role chunk's).
+            self.output_estimate += (
+                data.count(b'"content":')
+                - data.count(b'"content":""')
+                - data.count(b'"content": ""')
+            )
         if b"[DONE]" in data:
             self.done = True
         if self.model is None:
@@ -163,7 +197,10 @@ class ResponsesTally(StreamTally):
     """Responses events: text deltas, then a final event carrying the whole response."""
 
     def events(self, data: bytes) -> bytes:
-        self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
+        if self.precise:
+            self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
+        else:
+            self.output_estimate += data.count(b'"response.output_text.delta"')
         final = any(name in data for name in _FINAL_EVENTS)
         if (self.model is None and b"response.created" in data) or final:
             self._read(data)

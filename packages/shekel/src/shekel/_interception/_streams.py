@@ -45,6 +45,8 @@ class _Tap:
         self.body: list[bytes] = []
         allowed = call.output_allowed if call.budget.strict else None
         self.cut_at = None if allowed is None or tally is None else cut_off_point(allowed)
+        if self.cut_at is not None:
+            tally.precise = True  # type: ignore[union-attr]
         self.stop = False
         # An async tap over a store that waits on I/O records from a worker thread instead.
         self.settle_here = not (isinstance(self, AsyncTap) and call.budget._ledger.blocks)
