@@ -15,19 +15,31 @@ that makes the retry return what the first attempt did instead of applying twice
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 from ._errors import BudgetConfigError
-from ._ledger import AXES, NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
+from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
+from ._store_redis_wire import (
+    COUNTERS,
+    RedisAccount,
+    cap_args,
+    check_url,
+    closing_generator,
+    empty_state,
+    glob_escape,
+    held_reply,
+    nothing,
+    overrun_reply,
+    positive_seconds,
+    redis_module,
+    script_text,
+    state_reply,
+)
 from ._stores import shown_url as _shown_url
 from ._windows import split_period_key
 
@@ -42,40 +54,6 @@ RETRY_MEMORY: Final = 120.0
 """Seconds an operation's id is remembered, for the retry of a reply lost on the way."""
 PREFIX: Final = "shekel:"
 _SWEEP: Final = 1000
-
-
-@lru_cache(maxsize=1)
-def _script() -> tuple[str, str]:
-    text = Path(__file__).with_name("_store_redis.lua").read_text(encoding="utf-8")
-    return text, hashlib.sha1(text.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RedisAccount:
-    """A handle on one account of a Redis store (no I/O until it is used)."""
-
-    key: str
-    caps: Caps = NO_CAPS
-    keep_until: float | None = None
-    redis_key: str = ""
-    keep_ms: str = ""
-
-
-@lru_cache(maxsize=256)
-def _cap_args(caps: Caps) -> tuple[str, str, str, str, str]:
-    shown = json.dumps([None if c == UNLIMITED else c for c in caps])
-    a, b, c, d = ("" if c == UNLIMITED else str(c) for c in caps)
-    return a, b, c, d, shown
-
-
-def _redis_module() -> Any:
-    try:
-        import redis
-    except ImportError:
-        raise BudgetConfigError(
-            "a redis:// store needs the redis package: pip install 'shekel[redis]'"
-        ) from None
-    return redis
 
 
 class RedisLedger(Ledger):
@@ -105,11 +83,11 @@ class RedisLedger(Ledger):
         on_error: str = "closed",
         prefix: str = PREFIX,
     ) -> None:
-        redis = _redis_module()
+        redis = redis_module()
         self._redis = redis
         self.url = url
-        self.timeout = _positive("timeout", timeout)
-        self.default_ttl = self._life = _positive("default_ttl", default_ttl)
+        self.timeout = positive_seconds("timeout", timeout)
+        self.default_ttl = self._life = positive_seconds("default_ttl", default_ttl)
         self.prefix = prefix
         self._errors = StoreErrors(
             _shown_url(url), on_error, (redis.exceptions.RedisError, OSError)
@@ -132,7 +110,7 @@ class RedisLedger(Ledger):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        _check_url(self.url)
+        check_url(self.url)
         try:
             client = redis.Redis.from_url(self.url, **self._options(Retry(NoBackoff(), 0)))
             pool = client.connection_pool
@@ -170,7 +148,7 @@ class RedisLedger(Ledger):
         args = [op, self.prefix, self._memory, str(len(chain))]
         for account, caps in chain:
             keys.append(account.redis_key)
-            args.extend(_cap_args(caps))
+            args.extend(cap_args(caps))
             args.append(account.keep_ms)
         args.extend(map(str, amounts))
         return keys, args
@@ -184,7 +162,7 @@ class RedisLedger(Ledger):
             return self._eval_once(keys, args)
 
     def _eval_once(self, keys: Sequence[str], args: Sequence[str]) -> Any:
-        text, sha = _script()
+        text, sha = script_text()
         try:
             return self._client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:
@@ -198,7 +176,7 @@ class RedisLedger(Ledger):
             return await self._aeval_once(client, keys, args)
 
     async def _aeval_once(self, client: Any, keys: Sequence[str], args: Sequence[str]) -> Any:
-        text, sha = _script()
+        text, sha = script_text()
         try:
             return await client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:
@@ -220,7 +198,7 @@ class RedisLedger(Ledger):
             from redis.backoff import NoBackoff
 
             client = Redis.from_url(self.url, **self._options(Retry(NoBackoff(), 0)))
-            closer = _closer(client)
+            closer = closing_generator(client)
             self._aclients[id(loop)] = (loop, client, closer)
         # A suspended async generator: the loop closes it when it shuts down (asyncio.run
         # does), and closing it closes the client's connections.
@@ -248,29 +226,29 @@ class RedisLedger(Ledger):
     ) -> Overrun | None:
         keys, args = self._args("record", chain, (usd, tokens, calls, tools))
         args += [uuid.uuid4().hex, self._retry_memory]
-        return self._run(self._outcome, chain, keys, args, default=_none)
+        return self._run(self._outcome, chain, keys, args, default=nothing)
 
     async def arecord(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         keys, args = self._args("record", chain, (usd, tokens, calls, tools))
         args += [uuid.uuid4().hex, self._retry_memory]
-        return await self._arun(self._aoutcome, chain, keys, args, default=_none)
+        return await self._arun(self._aoutcome, chain, keys, args, default=nothing)
 
     def try_record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         keys, args = self._args("try_record", chain, (usd, tokens, calls, tools))
         args += [uuid.uuid4().hex, self._retry_memory]
-        return self._run(self._outcome, chain, keys, args, default=_none)
+        return self._run(self._outcome, chain, keys, args, default=nothing)
 
     def _outcome(self, chain: Sequence[Link], keys: list[str], args: list[str]) -> Overrun | None:
-        return _overrun(self._eval(keys, args), chain)
+        return overrun_reply(self._eval(keys, args), chain)
 
     async def _aoutcome(
         self, chain: Sequence[Link], keys: list[str], args: list[str]
     ) -> Overrun | None:
-        return _overrun(await self._aeval(keys, args), chain)
+        return overrun_reply(await self._aeval(keys, args), chain)
 
     def _reserve_args(
         self,
@@ -316,7 +294,7 @@ class RedisLedger(Ledger):
         hold_id: str,
         amounts: tuple[int, int, int, int],
     ) -> Hold | Overrun:
-        return _held(self._eval(keys, args), chain, hold_id, amounts)
+        return held_reply(self._eval(keys, args), chain, hold_id, amounts)
 
     async def areserve(
         self,
@@ -349,7 +327,7 @@ class RedisLedger(Ledger):
         hold_id: str,
         amounts: tuple[int, int, int, int],
     ) -> Hold | Overrun:
-        return _held(await self._aeval(keys, args), chain, hold_id, amounts)
+        return held_reply(await self._aeval(keys, args), chain, hold_id, amounts)
 
     def check(
         self,
@@ -363,7 +341,7 @@ class RedisLedger(Ledger):
     ) -> Overrun | None:
         keys, args = self._args("check", chain, (usd, tokens, calls, tools))
         args.append("1" if need_headroom else "0")
-        return self._run(self._outcome, chain, keys, args, default=_none)
+        return self._run(self._outcome, chain, keys, args, default=nothing)
 
     def _settle_args(
         self, op: str, hold: Hold, amounts: Sequence[int]
@@ -380,7 +358,7 @@ class RedisLedger(Ledger):
             return None
         keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
         chain = list(zip(hold.accounts, hold.caps, strict=True))
-        return self._run(self._outcome, chain, keys, args, default=_none)
+        return self._run(self._outcome, chain, keys, args, default=nothing)
 
     async def acommit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
@@ -389,40 +367,40 @@ class RedisLedger(Ledger):
             return None
         keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
         chain = list(zip(hold.accounts, hold.caps, strict=True))
-        return await self._arun(self._aoutcome, chain, keys, args, default=_none)
+        return await self._arun(self._aoutcome, chain, keys, args, default=nothing)
 
     def release(self, hold: Hold) -> None:
         if not self._errors.is_unrecorded(hold):
             keys, args = self._settle_args("release", hold, (0, 0, 0, 0))
-            self._run(self._eval, keys, args, default=_none)
+            self._run(self._eval, keys, args, default=nothing)
 
     async def arelease(self, hold: Hold) -> None:
         if not self._errors.is_unrecorded(hold):
             keys, args = self._settle_args("release", hold, (0, 0, 0, 0))
-            await self._arun(self._aeval, keys, args, default=_none)
+            await self._arun(self._aeval, keys, args, default=nothing)
 
     def read(self, account: RedisAccount) -> AccountState:
-        return self._run(self._read, account, default=_empty_state)
+        return self._run(self._read, account, default=empty_state)
 
     def _read(self, account: RedisAccount) -> AccountState:
         errors = self._redis.exceptions
         try:
-            values = self._client.hmget(account.redis_key, _COUNTERS)
+            values = self._client.hmget(account.redis_key, COUNTERS)
         except errors.ConnectionError:
-            values = self._client.hmget(account.redis_key, _COUNTERS)
-        return _state(values)
+            values = self._client.hmget(account.redis_key, COUNTERS)
+        return state_reply(values)
 
     async def aread(self, account: RedisAccount) -> AccountState:
-        return await self._arun(self._aread, account, default=_empty_state)
+        return await self._arun(self._aread, account, default=empty_state)
 
     async def _aread(self, account: RedisAccount) -> AccountState:
         client = await self._aclient()
         errors = self._redis.exceptions
         try:
-            values = await client.hmget(account.redis_key, _COUNTERS)
+            values = await client.hmget(account.redis_key, COUNTERS)
         except errors.ConnectionError:
-            values = await client.hmget(account.redis_key, _COUNTERS)
-        return _state(values)
+            values = await client.hmget(account.redis_key, COUNTERS)
+        return state_reply(values)
 
     def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
         keys, args = self._args("rows", chain, (0, 0, 0, 0))
@@ -441,7 +419,7 @@ class RedisLedger(Ledger):
 
     def reset(self, account: RedisAccount) -> None:
         keys, args = self._args("reset", [(account, account.caps)], (0, 0, 0, 0))
-        self._run(self._eval, keys, args, default=_none)
+        self._run(self._eval, keys, args, default=nothing)
 
     def expire(self) -> int:
         return self._run(self._expire, default=lambda: 0)
@@ -467,10 +445,10 @@ class RedisLedger(Ledger):
     def _accounts(self, prefix: str) -> list[dict[str, Any]]:
         self._expire()
         start = f"{self.prefix}a:"
-        found = self._account_keys(_glob_escape(start + prefix) + "*")
+        found = self._account_keys(glob_escape(start + prefix) + "*")
         pipe = self._client.pipeline(transaction=False)
         for redis_key in found:
-            pipe.hmget(redis_key, [*_COUNTERS, "caps", "keep"])
+            pipe.hmget(redis_key, [*COUNTERS, "caps", "keep"])
         rows = pipe.execute()
         live = self._client.zrange(f"{self.prefix}live", 0, -1)
         pipe = self._client.pipeline(transaction=False)
@@ -504,8 +482,8 @@ class RedisLedger(Ledger):
         start = f"{self.prefix}a:"
         found = [
             k.decode()
-            for k in self._account_keys(_glob_escape(start + key + "@") + "*")
-            + self._account_keys(_glob_escape(start + key))
+            for k in self._account_keys(glob_escape(start + key + "@") + "*")
+            + self._account_keys(glob_escape(start + key))
         ]
         found = [k for k in found if split_period_key(k[len(start) :])[0] == key]
         if not found:
@@ -517,88 +495,3 @@ class RedisLedger(Ledger):
             args[4 + i * 6 + 4] = ""
         self._eval(keys, args)
         return sorted(k[len(start) :] for k in found)
-
-
-_COUNTERS: Final = ("usd", "tokens", "calls", "tools", "r_usd", "r_tokens", "r_calls", "r_tools")
-
-
-async def _closer(client: Any) -> Any:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-def _overrun(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun | None:
-    """The script's ``ok`` / ``over|position|axis|used`` (after ``done`` for a repeat)."""
-    if reply[0] == b"done":
-        reply = reply[1:]
-    return _over(reply, chain) if reply[0] == b"over" else None
-
-
-def _over(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun:
-    """The script's ``over|position|axis|used``."""
-    position, axis = int(reply[1]), int(reply[2]) - 1
-    return Overrun(position, AXES[axis], int(reply[3]), chain[position][1][axis])
-
-
-def _held(
-    reply: Sequence[bytes],
-    chain: Sequence[Link],
-    hold_id: str,
-    amounts: tuple[int, int, int, int],
-) -> Hold | Overrun:
-    if reply[0] != b"held":
-        return _over(reply, chain)
-    epochs = tuple(json.loads(reply[1])) or (-1,) * len(chain)
-    usd, tokens, calls, tools = amounts
-    return Hold(
-        hold_id,
-        tuple(a for a, _ in chain),
-        tuple(c for _, c in chain),
-        usd,
-        tokens,
-        calls,
-        tools,
-        epochs,
-        int(reply[2]) / 1000,
-    )
-
-
-def _state(values: Sequence[bytes | None]) -> AccountState:
-    n = [int(v) if v else 0 for v in values]
-    return AccountState((n[0], n[1], n[2], n[3]), (n[4], n[5], n[6], n[7]))
-
-
-def _none() -> None:
-    return None
-
-
-def _empty_state() -> AccountState:
-    return AccountState((0, 0, 0, 0), (0, 0, 0, 0))
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-        raise BudgetConfigError(f"{name} must be a number of seconds greater than 0, got {value!r}")
-    return float(value)
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _check_url(url: str) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise BudgetConfigError(
-            f"a Redis store URL starts with redis:// or rediss://, got {_shown_url(url)!r}"
-        )
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise BudgetConfigError(
-            f"the path of a Redis store URL is a database number (redis://host:6379/0), got "
-            f"{parts.path!r} in {_shown_url(url)!r}"
-        )
