@@ -20,5 +20,5 @@ def test_the_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert tree == [
         "crew: $0.02 / $0.10 (direct: $0.00)",
         "  Research Analyst: $0.02 / $0.05, 2 / 2 LLM calls (direct: $0.02)",
-        "  Content Writer: $0.01 / $0.02 (direct: $0.01)",
+        "  Content Writer: $0.0077 / $0.02 (direct: $0.0077)",
     ]
