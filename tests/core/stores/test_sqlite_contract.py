@@ -112,3 +112,25 @@ def test_async_sdk_calls_on_a_store_are_recorded(tmp_path: Path) -> None:
 
 
 _USER = [{"role": "user", "content": "hi"}]
+
+
+def test_opening_waits_out_another_connection_writing_to_a_new_file(tmp_path: Path) -> None:
+    """Switching a file to write-ahead logging is refused at once while another connection
+    writes (processes creating a store together); opening waits for it like any write."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "spend.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    finish = threading.Timer(0.2, writer.execute, ("COMMIT",))
+    finish.start()
+    try:
+        ledger = SQLiteLedger(path, timeout=10)
+    finally:
+        finish.join()
+    account = ledger.open("opened")
+    assert ledger.read(account).used == (0, 0, 0, 0)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -115,10 +115,29 @@ class SQLiteLedger(Ledger):
             # (and this thread-local) but opens its own (the inherited one is left alone).
             self._local.pid = os.getpid()
             db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(db)
             db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
             self._local.db = db
         return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch the file to write-ahead logging (once per file; later it is a no-op).
+
+        The switch needs the file to itself, and SQLite answers "database is locked" at once,
+        without waiting the timeout, when another connection is writing meanwhile (processes
+        opening a new store together): so it is retried here until the timeout.
+        """
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
