@@ -85,6 +85,7 @@ class InterceptedCall:
         "adapter",
         "body_size",
         "budget",
+        "caller",
         "hide_usage",
         "hold",
         "holder",
@@ -113,6 +114,9 @@ class InterceptedCall:
         self.show_usage = False
         self.owner: tuple[int, int] | None = None
         self.holder: tuple[int, int] | None = None
+        # Who made the call, when its bookkeeping runs elsewhere (a worker thread for a store
+        # that blocks): None means the thread or task running the bookkeeping.
+        self.caller: tuple[int, int] | None = None
         self.tally: StreamTally | None = None
         self.wait_until: float | None = None
 
@@ -236,7 +240,7 @@ class InterceptedCall:
     def _wait_if_others_hold(
         self, rate: Rate, prompt: int, wanted: int, output: int, room_usd: Nanos, room_tokens: int
     ) -> None:
-        me = current_owner()
+        me = self._caller()
         now = time.monotonic()
         if self.wait_until is not None and now >= self.wait_until:
             return  # waited long enough: take what is free
@@ -256,9 +260,12 @@ class InterceptedCall:
 
     def _hold_taken(self, output: int) -> None:
         self.output_allowed = output
-        self.holder = current_owner()
+        self.holder = self._caller()
         with _inflight_lock:
             _inflight.add(self)
+
+    def _caller(self) -> tuple[int, int]:
+        return current_owner() if self.caller is None else self.caller
 
     def _hold_ended(self) -> None:
         if self.holder is not None:
@@ -270,7 +277,7 @@ class InterceptedCall:
     def watch(self, tally: StreamTally | None) -> None:
         """A stream is being read: have the budget record it if its block fails first."""
         self.tally = tally
-        self.owner = current_owner()
+        self.owner = self._caller()
         _spend.add_pending(self.budget, self)
 
     def interrupt(self) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Final
 
-from .._context import active_budget
+from .._context import active_budget, current_owner
 from .._errors import ShekelError
 from .._plugins import LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
@@ -214,10 +214,15 @@ def _prepare_sync(call: InterceptedCall, request: Any) -> Any:
             continue
 
 
-async def _prepare_async(call: InterceptedCall, request: Any) -> Any:
+async def _prepare_async(call: InterceptedCall, request: Any, blocks: bool) -> Any:
+    """Like :func:`_prepare_sync`, waiting in the event loop: a store that blocks is used from
+    a worker thread, but never waited on there (the calls that would free room need the
+    workers to settle)."""
     delay = _FIRST_WAIT
     while True:
         try:
+            if blocks:
+                return await _in_thread(_prepare, call, request)
             return _prepare(call, request)
         except WaitForRoom:
             await sys.modules["asyncio"].sleep(delay)  # imported: this runs in an event loop
@@ -345,9 +350,8 @@ def _make_async_send(original: Any) -> Any:
         # event loop never stops for it.
         blocks = call.budget._ledger.blocks
         if blocks:
-            request = await _in_thread(_prepare_sync, call, request)
-        else:
-            request = await _prepare_async(call, request)
+            call.caller = current_owner()  # this task, not the worker thread
+        request = await _prepare_async(call, request, blocks)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
