@@ -141,3 +141,20 @@ def test_anthropic_counts_written_as_floats_are_counted() -> None:
         stream.until_done()
     assert b.spent == pytest.approx(100 * 1e-6 + 200 * 5e-6, abs=1e-12)
     assert b.history().calls[0].estimated is False
+
+
+def test_the_sdk_and_later_readers_each_get_the_whole_body() -> None:
+    """shekel decodes a JSON body once and hands that to the SDK; anyone reading the raw
+    response afterwards still gets a fresh, complete decode."""
+    data = chat_completion({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
+    client = openai_client(json_handler(http_library(openai), data))
+    with budget(max_usd=1) as b:
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=USER)
+        completion = raw.parse()
+        first = raw.http_response.json()
+        first["usage"] = None
+        again = raw.http_response.json()
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == 15
+    assert again == data
+    assert b.spent == pytest.approx(10 * 2.5e-6 + 5 * 10e-6)

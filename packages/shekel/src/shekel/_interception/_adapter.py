@@ -108,6 +108,15 @@ class ProtocolAdapter(ABC):
         """Usage from a match of :attr:`usage_layout` (``None``: decode the object instead)."""
         return None
 
+    reads_decoded_json: bool = True
+    """Set for each subclass: whether a JSON body decoded anyway can be read with
+    :meth:`usage_from_json` and :meth:`model_from_json` (false when :meth:`read_response` is
+    overridden, so that the adapter's own reading decides)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.reads_decoded_json = cls.read_response is ProtocolAdapter.read_response
+
     def read_response(self, content: bytes) -> tuple[TokenUsage | None, str | None]:
         """Usage and model of a JSON response body, decoding only the parts needed when the
         body has the usual shape (one ``usage`` and one ``model`` key; the whole body

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import json
 import sys
 import threading
 import time
@@ -291,8 +292,42 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
             response._content = kept
         call.settle_stream(tally, complete=True, raise_over=True)
         return
+    if content[:1] == b"{" and adapter.reads_decoded_json:  # whatever the content type says
+        try:
+            data = json.loads(content)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            _hand_over(response, data)
+            usage, model = adapter.usage_from_json(data), adapter.model_from_json(data)
+            call_id = data.get("id")
+            call.settle(
+                usage,
+                model,
+                output_guess=len(content) >> 2,
+                call_id=call_id if isinstance(call_id, str) else None,
+            )
+            return
     usage, model = adapter.read_response(content)
     call.settle(usage, model, output_guess=len(content) >> 2, call_id=adapter.response_id(content))
+
+
+def _hand_over(response: Any, data: dict[str, Any]) -> None:
+    """Give the SDK the body decoded here, so that a response is decoded once, not twice.
+
+    The SDKs read a JSON body with one plain ``response.json()``; that first call gets this
+    dict (read only by shekel), any later call or one with options decodes afresh as usual.
+    """
+    attributes = getattr(response, "__dict__", None)
+    if attributes is None:  # a response class with slots decodes again
+        return
+    decode = response.json
+
+    def json_once(**kwargs: Any) -> Any:
+        attributes.pop("json", None)
+        return decode(**kwargs) if kwargs else data
+
+    attributes["json"] = json_once
 
 
 _tap_classes: dict[tuple[type, str], type] = {}
