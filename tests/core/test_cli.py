@@ -54,7 +54,7 @@ print(json.dumps({
     "warn_at": b.config.warn_at,
     "fallback_model": fb.model if fb else None,
     "fallback_at": fb.at_pct if fb else None,
-    "strict": b.strict,
+    "strict": b.config.strict,
 }))
 """
 

@@ -215,8 +215,8 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         assert snap.tokens_limit == 100_000
         assert snap.llm_calls_remaining == 5
         assert snap.tool_calls_remaining == 2
-        assert b.strict
-        assert b.refuses_unknown_models
+        assert b.config.strict
+        assert b.config.unknown_models == "error"
         assert b.config.history_size == 2
         assert b._ledger is ledger
         ends = b.period_ends_at()
@@ -254,8 +254,8 @@ OWN_LEDGER = InMemoryLedger()
         ("max_llm_calls", 3, lambda b: b.snapshot().llm_calls_remaining == 3),
         ("max_tool_calls", 4, lambda b: b.snapshot().tool_calls_remaining == 4),
         ("name", "named", lambda b: b.full_name == "named"),
-        ("strict", True, lambda b: b.strict),
-        ("unknown_models", "error", lambda b: b.refuses_unknown_models),
+        ("strict", True, lambda b: b.config.strict),
+        ("unknown_models", "error", lambda b: b.config.unknown_models == "error"),
         ("history_size", 7, lambda b: b.config.history_size == 7),
         ("windows", {"1h": 0.5, "1d": 2.0}, lambda b: b.limit == 2.0),
         ("ledger", OWN_LEDGER, lambda b: b._ledger is OWN_LEDGER),

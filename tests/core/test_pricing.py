@@ -18,9 +18,9 @@ import pytest
 
 import shekel
 from shekel import (
+    BudgetConfigError,
     BudgetExceededError,
     ModelPrice,
-    TokenUsage,
     UnknownModelError,
     UnknownModelWarning,
     budget,
@@ -96,10 +96,15 @@ def test_gpt_4o_with_cache() -> None:
 def test_anthropic_cache_reads_and_writes() -> None:
     # Claude 3.5 Sonnet: $3 input, $15 output, $0.30 cache read, $3.75 cache write per MTok
     b = budget(name="b")
-    usage = TokenUsage(
-        input_tokens=10_000, output_tokens=1_000, cache_read_tokens=6_000, cache_write_tokens=2_000
+    b.record(
+        model="claude-3-5-sonnet-20241022",
+        provider="anthropic",
+        input_tokens=10_000,
+        output_tokens=1_000,
+        cached_input_tokens=6_000,
+        cache_write_tokens=2_000,
     )
-    cost = b.price(usage, "claude-3-5-sonnet-20241022", "anthropic")
+    cost = round(b.spent * 10**9)  # spend is kept in whole nano-dollars
     expected = (2_000 * Decimal(3) + 6_000 * Decimal("0.30") + 2_000 * Decimal("3.75")) / MTOK + (
         1_000 * Decimal(15)
     ) / MTOK
@@ -252,9 +257,14 @@ def test_unknown_models_error_raises() -> None:
 
 
 def test_unknown_models_error_set_on_a_parent_applies_to_children() -> None:
-    with budget(name="p", unknown_models="error") as p, budget(name="c") as c:
-        assert c.refuses_unknown_models
-        assert p.refuses_unknown_models
+    model = fresh_model()
+    with budget(name="p", unknown_models="error"), budget(name="c") as c:
+        with pytest.raises(UnknownModelError):
+            c.check(model=model)
+        with pytest.raises(UnknownModelError):
+            c.record(model=model, input_tokens=1)
+        c.check(model="gpt-4o-mini")  # priced: may go
+    assert c.spent == 0.0
 
 
 def test_explicit_usd_needs_no_price() -> None:
@@ -267,14 +277,26 @@ def test_explicit_usd_needs_no_price() -> None:
     assert b.summary_data()["incomplete"] is False
 
 
-def test_rate_for_reports_published_figures() -> None:
-    rate = budget(name="b").rate_for("gpt-4o-mini")
-    assert rate is not None
-    price = rate.as_model_price()
-    assert price.input == Decimal("0.15")
-    assert price.output == Decimal("0.6")
-    assert price.cached_input == Decimal("0.075")
-    assert budget(name="b").rate_for(fresh_model()) is None
+def test_published_figures_price_each_kind_of_token() -> None:
+    def cost(**tokens: int) -> float:
+        b = budget(name="b")
+        b.record(model="gpt-4o-mini", **tokens)
+        return b.spent
+
+    assert cost(input_tokens=1_000_000) == 0.15
+    assert cost(output_tokens=1_000_000) == 0.6
+    assert cost(input_tokens=1_000_000, cached_input_tokens=1_000_000) == 0.075
+
+
+def test_check_refuses_an_unknown_model_only_where_told_to() -> None:
+    model = fresh_model()
+    budget(name="lenient").check(model=model)  # unknown_models='warn' records tokens unpriced
+    with pytest.raises(UnknownModelError) as info:
+        budget(name="strict", strict=True).check(model=model, provider="openai")
+    assert info.value.model == model
+    assert info.value.provider == "openai"
+    with pytest.raises(BudgetConfigError, match="model must be a non-empty string"):
+        budget(name="b").check(model="")
 
 
 def test_import_shekel_imports_no_sdk_and_no_price_table() -> None:

@@ -280,11 +280,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         """Refuse a model the interceptor will not see, before it runs."""
         budget = run.budget
         try:
-            budget.check()
-            if budget.refuses_unknown_models:
-                model = run.model() or ""
-                if budget.rate_for(model) is None:
-                    raise UnknownModelError(model)
+            budget.check(model=run.model() or "(no model name)")
         except BudgetExceededError as refusal:
             _drop(key, run)
             name = kwargs.get("name") or name_of(run.started[0] if run.started else None)

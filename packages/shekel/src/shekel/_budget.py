@@ -41,7 +41,7 @@ from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState
-from ._pricing import Rate, TokenUsage, rate_for
+from ._pricing import Rate, TokenUsage
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot, snapshot_of
 from ._stores import resolve_store
@@ -708,29 +708,9 @@ class Budget:
                 return price
         return 0
 
-    def rate_for(self, model: str, provider: str | None = None) -> Rate | None:
-        """The price used for ``model``: this budget's or an ancestor's ``prices``, then the
-        shared sources (plugins, genai-prices). ``None`` when nobody knows it."""
-        return rate_for(self._price_tables, model, provider)
-
-    def price(self, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
-        """Nano-dollars for ``usage`` on ``model`` at this budget's prices; ``None`` if the
-        price is unknown (after the unknown-model policy ran)."""
-        return _spend.price(self, usage, model, provider)
-
     def fallback_model(self) -> str | None:
         """The model requests are switched to, if this budget or an ancestor switched."""
         return _spend.fallback_model(self)
-
-    @property
-    def strict(self) -> bool:
-        """True when this budget or an ancestor was created with ``strict=True``."""
-        return self._strict
-
-    @property
-    def refuses_unknown_models(self) -> bool:
-        """True when this budget or an ancestor has ``unknown_models='error'``."""
-        return self._refuses_unknown
 
     def _check_not_locked(self) -> None:
         current = active_budget()
@@ -755,12 +735,28 @@ class Budget:
         return Reservation(self, held)
 
     def check(
-        self, *, usd: float = 0.0, tokens: int = 0, llm_calls: int = 1, tool_calls: int = 0
+        self,
+        *,
+        usd: float = 0.0,
+        tokens: int = 0,
+        llm_calls: int = 1,
+        tool_calls: int = 0,
+        model: str | None = None,
+        provider: str | None = None,
     ) -> None:
         """Raise the ``BudgetExceededError`` (``sent=False``) that a call needing these amounts
         would meet now, holding nothing: by default, "may one more LLM call go?", the test the
         interceptor makes before sending (a budget or ancestor at its USD or token cap, or at
-        its call cap, refuses). For frameworks that stop work before it reaches the SDK."""
+        its call cap, refuses). For frameworks that stop work before it reaches the SDK.
+
+        With ``model``, also raise the ``UnknownModelError`` the call would meet: a budget or
+        ancestor with ``strict=True`` or ``unknown_models='error'`` refuses a model it has no
+        price for (``provider`` narrows the lookup as in :meth:`record`).
+        """
+        if model is not None:
+            check_text("model", model)
+            check_text("provider", provider)
+            _spend.check_model(self, model, provider)
         if not (usd == 0 and tokens == 0 and llm_calls == 1 and tool_calls == 0):
             check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
             _spend.check(self, spend_to_nanos(usd), tokens, llm_calls, tool_calls)

@@ -24,6 +24,7 @@ from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
 
 if TYPE_CHECKING:
     from ._budget import Budget
+    from ._pricing import Rate
     from ._windows import Window
 
 
@@ -59,6 +60,19 @@ def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -
         raise exceeded(budget, over, None, sent=False)
 
 
+def check_model(budget: Budget, model: str, provider: str | None) -> None:
+    """Raise ``UnknownModelError`` if ``budget`` refuses models without a price and has none
+    for ``model``."""
+    if (budget._strict or budget._refuses_unknown) and price_of(budget, model, provider) is None:
+        raise UnknownModelError(model, provider)
+
+
+def price_of(budget: Budget, model: str, provider: str | None) -> Rate | None:
+    """The rate ``budget`` charges for ``model``: its own or an ancestor's ``prices``, then
+    the shared sources (plugins, genai-prices); ``None`` when nobody knows it."""
+    return rate_for(budget._price_tables, model, provider)
+
+
 def release(budget: Budget, held: Hold) -> None:
     budget._ledger.release(held)
 
@@ -91,7 +105,7 @@ def price(
     rate = rate_for(tables, model, provider) if tables else lookup_rate(model, provider)
     if rate is not None:
         return rate.cost(usage)
-    unknown_model(model, provider, budget._config.unknown_models)
+    unknown_model(model, provider, "error" if budget._refuses_unknown else "warn")
     return None
 
 

@@ -143,7 +143,7 @@ class InterceptedCall:
             not streamed
             and not budget._strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
             and not budget._refuses_unknown
-            and budget.fallback_model() is None
+            and _spend.fallback_model(budget) is None
         ):
             self.model = peek_string(content, b'"model"', model_at)
             self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
@@ -160,7 +160,7 @@ class InterceptedCall:
         model = info.model if isinstance(info.model, str) else None
         self.stream = info.stream
         changed = False
-        fallback = budget.fallback_model()
+        fallback = _spend.fallback_model(budget)
         if fallback is not None and model is not None:
             if fallback != model:
                 if not adapter.accepts_model(fallback):
@@ -173,9 +173,9 @@ class InterceptedCall:
                 model, changed = fallback, True
             self.on_fallback = True
         self.model = model
-        strict = budget.strict
-        if strict or budget.refuses_unknown_models:
-            rate = None if model is None else budget.rate_for(model, adapter.provider)
+        strict = budget._strict
+        if strict or budget._refuses_unknown:
+            rate = None if model is None else _spend.price_of(budget, model, adapter.provider)
             if rate is None and model is not None:
                 raise UnknownModelError(model, adapter.provider)
         if strict:
@@ -409,7 +409,7 @@ class InterceptedCall:
             "an estimate. For OpenAI-compatible servers, make sure they honour "
             "stream_options.include_usage"
         )
-        if self.budget.strict and raise_over:
+        if self.budget._strict and raise_over:
             raise UsageMissingError(message + "; strict budgets refuse to guess")
         warnings.warn(message, UsageMissingWarning, stacklevel=2)
 

@@ -43,7 +43,7 @@ class _Tap:
         self.inner = inner
         self.pending = b""
         self.body: list[bytes] = []
-        allowed = call.output_allowed if call.budget.strict else None
+        allowed = call.output_allowed if call.budget._strict else None
         self.cut_at = None if allowed is None or tally is None else cut_off_point(allowed)
         if self.cut_at is not None:
             tally.precise = True  # type: ignore[union-attr]
