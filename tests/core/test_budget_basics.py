@@ -338,6 +338,33 @@ def test_warning_at_exactly_the_threshold_fires() -> None:
     assert calls == [(8.0, 10.0)]
 
 
+def test_warning_and_fallback_follow_limits_that_change() -> None:
+    """The thresholds move with the cap: lowered by set_limits, or by a parent's spend that
+    auto-caps a child."""
+    calls: list[tuple[float, float]] = []
+    b = budget(max_usd=10, warn_at=0.5, on_warn=lambda s, lim: calls.append((s, lim)), name="b")
+    b.record(usd=3.0)
+    assert calls == []
+    b.set_limits(max_usd=5)
+    b.record(usd=0.01)
+    assert calls == [(3.01, 5.0)]
+
+    switched: list[str] = []
+    with budget(max_usd=10, name="parent") as parent:
+        child = budget(
+            max_usd=8,
+            name="child",
+            fallback={"at_pct": 0.5, "model": "cheap"},
+            on_fallback=lambda s, lim, m: switched.append(m),
+        )
+        with child:
+            child.record(usd=2.0)  # 2 of 8: below the switch at 4
+        parent.record(usd=6.0)
+        with child:  # re-entered: auto-capped to 2 + (10 - 8) = 4, switching at 2
+            child.record(usd=0.01)
+    assert switched == ["cheap"]
+
+
 def test_warning_without_callback_emits_budget_warning_once() -> None:
     b = budget(max_usd=1.0, warn_at=0.5, name="plain")
     with b:

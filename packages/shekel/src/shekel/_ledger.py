@@ -214,6 +214,12 @@ class Ledger(ABC):
     def read(self, account: Any) -> AccountState:
         """A consistent reading of one account."""
 
+    def used_usd(self, account: Any) -> int:
+        """The nano-dollars an account has used: what soft policies (``warn_at``, fallback)
+        look at after every record. A ledger that keeps accounts in memory answers without
+        :meth:`read`'s lock and copy."""
+        return self.read(account).used[0]
+
     @abstractmethod
     def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
         """USD (nanos) and tokens still free on the whole chain: the smallest
@@ -543,6 +549,9 @@ class InMemoryLedger(Ledger):
     def release(self, hold: Hold) -> None:
         with self._lock:
             self._give_back(hold)
+
+    def used_usd(self, account: Account) -> int:
+        return account.usd  # one attribute: consistent without the lock
 
     def read(self, account: Account) -> AccountState:
         a = account

@@ -72,7 +72,16 @@ class PolicyState:
     """The soft-policy state of one budget: whether it warned, when it switched to the
     fallback model, and what it spent since. Transitions happen once, under a lock."""
 
-    __slots__ = ("_lock", "config", "fallback_spent", "switched_at", "warned", "watching")
+    __slots__ = (
+        "_lock",
+        "_trigger",
+        "_trigger_caps",
+        "config",
+        "fallback_spent",
+        "switched_at",
+        "warned",
+        "watching",
+    )
 
     def __init__(self, config: BudgetConfig) -> None:
         self.config = config
@@ -85,6 +94,21 @@ class PolicyState:
         self.fallback_spent: Nanos = 0
         self.watching = self.config.warn_at is not None or self.config.fallback is not None
         """True while a warning or a fallback switch may still fire."""
+        self._trigger_caps: Caps | None = None
+        self._trigger = 0.0
+
+    def quiet_below(self, caps: Caps) -> float:
+        """The USD (nano-dollars) under which nothing can fire against ``caps``, which must
+        cap USD (only USD then counts for the warning as for the fallback): spend below it
+        needs no :meth:`check`."""
+        if caps is not self._trigger_caps:
+            config, lowest = self.config, float("inf")
+            if config.warn_at is not None and not self.warned:
+                lowest = caps.usd * config.warn_at
+            if config.fallback is not None and self.switched_at is None:
+                lowest = min(lowest, round(caps.usd * config.fallback.at_pct))
+            self._trigger, self._trigger_caps = lowest, caps
+        return self._trigger
 
     def add_fallback_spend(self, cost: Nanos) -> None:
         with self._lock:
@@ -109,4 +133,5 @@ class PolicyState:
             self.watching = (config.warn_at is not None and not self.warned) or (
                 config.fallback is not None and self.switched_at is None
             )
+            self._trigger_caps = None
         return crossing, switch

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._context import current_owner
 from ._errors import BudgetExceededError, UnknownModelError
 from ._history import CallRecord, next_sequence
-from ._ledger import AXES, Hold, Overrun
+from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
 from ._overrun import overrun_error
 from ._plugins import LISTENING, plugin_manager
@@ -191,8 +191,12 @@ def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None
 
 
 def _check_policies(budget: Budget) -> None:
-    _, state, caps = budget._reading()
-    crossing, switched = budget._policy.check(state, caps)
+    caps, policy = budget._capped, budget._policy
+    account, ledger = budget._read_account(), budget._ledger
+    if caps.usd != UNLIMITED and ledger.used_usd(account) < policy.quiet_below(caps):
+        return
+    state = ledger.read(account)
+    crossing, switched = policy.check(state, caps)
     config = budget._config
     if crossing is not None:
         emit_warning(config, budget.full_name, crossing)
