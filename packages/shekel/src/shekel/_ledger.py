@@ -30,7 +30,7 @@ import itertools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, NamedTuple
 
@@ -38,6 +38,14 @@ UNLIMITED: Final = 1 << 127
 """The cap of an axis without one: beyond any total the counting range allows (amounts are at
 most $1e9 each, so 1e21 nano-dollars), so an uncapped budget is never 'over' it."""
 AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
+
+
+Amounts = Callable[[Any, Any], tuple[int, int]]
+"""``(tokens, usd)`` given by a caller -> ``(tokens, nano-dollars)``, or raise."""
+Refuse = Callable[["Overrun", Any, Any], None]
+"""Called with the overrun and the caller's ``(tokens, usd)`` when a record is refused."""
+Recorder = Callable[..., None]
+"""``record(tokens=0, usd=0.0)``: see :meth:`Ledger.recorder`."""
 
 
 class Caps(NamedTuple):
@@ -157,6 +165,21 @@ class Ledger(ABC):
         Returns ``None`` when applied; otherwise the first account that would go over, and
         nothing changed.
         """
+
+    def recorder(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Recorder:
+        r"""A function ``record(tokens=0, usd=0.0)`` that :meth:`try_record`\ s on ``chain``, for
+        a caller that records on the same chain over and over (a pool): ``amounts(tokens, usd)``
+        turns the arguments into tokens and nano-dollars (raising on bad values), and
+        ``refuse(overrun, tokens, usd)`` is called, to raise, when a cap refuses. A ledger may
+        answer with a quicker function than this one."""
+
+        def record(tokens: int = 0, usd: float = 0.0) -> None:
+            count, nanos = amounts(tokens, usd)
+            over = self.try_record(chain, nanos, count)
+            if over is not None:
+                refuse(over, tokens, usd)
+
+        return record
 
     @abstractmethod
     def reserve(
@@ -369,6 +392,30 @@ class InMemoryLedger(Ledger):
                 a.tools += tools
         return None
 
+    def recorder(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Recorder:
+        if len(chain) != 1:
+            return super().recorder(chain, amounts, refuse)
+        ((a, caps),) = chain
+        lock = self._lock
+        usd_cap, tokens_cap = caps[0], caps[1]
+
+        # One function from the arguments to the counters: this is a pool's hot path.
+        def record_one(tokens: int = 0, usd: float = 0.0) -> None:
+            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
+                nanos, count = round(usd * 1e9), tokens
+            else:
+                count, nanos = amounts(tokens, usd)
+            with lock:  # only USD and tokens grow here: only they can pass a cap
+                if a.usd + a.r_usd + nanos > usd_cap or a.tokens + a.r_tokens + count > tokens_cap:
+                    over = _overrun_wanted(0, a, caps, nanos, count, 0, 0)
+                else:
+                    a.usd += nanos
+                    a.tokens += count
+                    return
+            refuse(over, tokens, usd)
+
+        return record_one
+
     def _refusal(
         self,
         chain: Sequence[Link],
@@ -422,11 +469,14 @@ class InMemoryLedger(Ledger):
                 a.r_tokens += tokens
                 a.r_calls += calls
                 a.r_tools += tools
-                hold = _MemoryHold(
-                    next(self._ids), (a,), (caps,), usd, tokens, calls, tools, (a.epoch,), None
-                )
+                epoch = a.epoch
             finally:
                 lock.release()
+            # Built after the lock: a Python call inside it lets CPython switch threads while
+            # the lock is held, and the other threads then queue on it.
+            hold = _MemoryHold(
+                next(self._ids), (a,), (caps,), usd, tokens, calls, tools, (epoch,), None
+            )
             hold.state = LIVE
             return hold
         lock.acquire()

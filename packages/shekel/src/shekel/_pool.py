@@ -6,6 +6,8 @@ It has no ``with`` block and no interception: workers call :meth:`BudgetPool.rec
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._config import MAX_COUNT, _count_limit, _usd_limit
 from ._errors import BudgetConfigError, BudgetExceededError, BudgetStateError, _fmt
 from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
@@ -44,6 +46,10 @@ def _tokens(value: object) -> int:
     if type(value) is int and 0 <= value < MAX_COUNT:
         return value
     raise BudgetConfigError(f"tokens must be a whole number >= 0, got {value!r}")
+
+
+def _amounts(tokens: object, usd: object) -> tuple[int, int]:
+    return _tokens(tokens), _usd(usd)
 
 
 class PoolReservation:
@@ -114,16 +120,15 @@ class BudgetPool:
         self._caps = caps
         self._account = self._ledger.open("pool", caps)
         self._accounts = ((self._account, caps),)
+        # ``pool.record`` is the ledger's recorder itself: one call from the caller to the
+        # counters (the method below documents it and serves subclasses that override it).
+        self._record = self._ledger.recorder(self._accounts, _amounts, self._refuse)
+        if type(self).record is BudgetPool.record:
+            vars(self)["record"] = self._record
 
     def record(self, tokens: int = 0, usd: float = 0.0) -> None:
         """Add use, or raise ``BudgetExceeded`` and add nothing if a cap would be passed."""
-        # The common case (a float and an int) is inlined: this is the pool's hot path.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
-        if type(tokens) is not int or tokens < 0:
-            tokens = _tokens(tokens)
-        over = self._ledger.try_record(self._accounts, nanos, tokens)
-        if over is not None:
-            raise self._error(over, tokens, usd)
+        self._record(tokens, usd)
 
     def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
         """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
@@ -142,6 +147,9 @@ class BudgetPool:
     def reset(self) -> None:
         """Zero the pool. Reservations taken before stop counting against it."""
         self._ledger.reset(self._account)
+
+    def _refuse(self, over: Overrun, tokens: Any, usd: Any) -> None:
+        raise self._error(over, tokens, usd)
 
     def _error(
         self, over: Overrun, tokens: int = 0, usd: float = 0.0, *, recorded: bool = False
