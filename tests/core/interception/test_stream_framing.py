@@ -165,8 +165,9 @@ def test_async_anthropic_stream_over_the_cap_raises(framing: str) -> None:
 
 
 def _no_usage_stream(strict: bool, whole: bool) -> tuple[Any, list[str], type | None]:
-    """A server that ignores ``stream_options.include_usage``: content, then ``[DONE]``."""
-    parts = [chat_chunk("a"), chat_chunk("b"), chat_chunk("c"), b"data: [DONE]\n\n"]
+    """A server that ignores ``stream_options.include_usage``: the role chunk's empty content,
+    three deltas, then ``[DONE]``."""
+    parts = [chat_chunk(""), chat_chunk("a"), chat_chunk("b"), chat_chunk("c"), b"data: [DONE]\n\n"]
     client = openai_client(sse_handler(http_library(openai), parts, whole=whole))
     b = budget(max_usd=1.0, strict=strict)
     error: type | None = None
@@ -226,3 +227,116 @@ def test_a_caller_that_breaks_out_after_the_usage_is_not_raised_at() -> None:
 
 def test_event_helper_frames_one_event() -> None:
     assert event({"a": 1}, "x") == b'event: x\ndata: {"a": 1}\n\n'
+
+
+# A delta whose text names the stream's last event must not pass for it: the stream would be
+# recorded before its usage arrived, as an estimate.
+MENTIONS = [
+    "[DONE]",
+    "data: [DONE]",
+    "message_stop",
+    '"type": "message_stop"',
+    "response.completed",
+]
+
+
+def _recorded_without_warnings(run: Callable[[], None]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run()
+
+
+@pytest.mark.parametrize("text", MENTIONS)
+def test_an_openai_delta_naming_the_last_event_does_not_end_the_stream(text: str) -> None:
+    parts = [chat_chunk(text), chat_chunk(usage=USAGE), b"data: [DONE]\n\n"]
+    client = openai_client(sse_handler(http_library(openai), parts))
+    b = budget(max_usd=1.0)
+
+    def run() -> None:
+        with b:
+            _sync_stream(client, "create")
+
+    _recorded_without_warnings(run)
+    assert b.spent == pytest.approx(GPT4O_COST, abs=1e-12)
+    assert b.history().calls[0].estimated is False
+
+
+@pytest.mark.parametrize("text", MENTIONS)
+def test_an_anthropic_delta_naming_the_last_event_does_not_end_the_stream(text: str) -> None:
+    events = message_events(100, 200)
+    mention = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+    parts = [*events[:3], event(mention, "content_block_delta"), *events[3:]]
+    client = anthropic_client(sse_handler(http_library(anthropic), parts))
+    b = budget(max_usd=1.0)
+
+    def run() -> None:
+        with (
+            b,
+            client.messages.stream(
+                model="claude-haiku-4-5", max_tokens=500, messages=USER
+            ) as stream,
+        ):
+            for _ in stream:
+                pass
+
+    _recorded_without_warnings(run)
+    assert b.spent == pytest.approx(HAIKU_COST, abs=1e-12)
+    assert b.history().calls[0].estimated is False
+
+
+def _responses_events(text: str) -> list[bytes]:
+    response = {
+        "id": "resp_1",
+        "object": "response",
+        "model": "gpt-4o",
+        "status": "in_progress",
+        "output": [],
+    }
+    done = {
+        **response,
+        "status": "completed",
+        "usage": {"input_tokens": 100, "output_tokens": 200, "total_tokens": 300},
+    }
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": text,
+    }
+    return [
+        event({"type": "response.created", "response": response}, "response.created"),
+        event(delta, "response.output_text.delta"),
+        event({"type": "response.completed", "response": done}, "response.completed"),
+    ]
+
+
+@pytest.mark.parametrize("text", MENTIONS)
+def test_a_responses_delta_naming_the_last_event_does_not_end_the_stream(text: str) -> None:
+    # The handler answers every request with this stream; the SDK is not used to parse it,
+    # so that the test depends only on the bytes shekel reads.
+    import httpx
+
+    parts = _responses_events(text)
+    client = httpx.Client(transport=httpx.MockTransport(sse_handler(httpx, parts)))
+    b = budget(max_usd=1.0)
+
+    def run() -> None:
+        with (
+            b,
+            client.stream(
+                "POST",
+                "https://api.openai.com/v1/responses",
+                json={"model": "gpt-4o", "input": "hi", "stream": True},
+            ) as response,
+        ):
+            for _ in response.iter_bytes():
+                pass
+
+    _recorded_without_warnings(run)
+    assert b.spent == pytest.approx(GPT4O_COST, abs=1e-12)
+    assert b.history().calls[0].estimated is False

@@ -16,6 +16,8 @@ from ._adapter import (
     token_count,
 )
 
+# The type of the last event (a delta's text cannot match: its quotes would be escaped).
+_STOP_EVENT: Final = re.compile(rb'"type": ?"message_stop"')
 # The text of a text, tool-input or thinking delta.
 _DELTA_TEXT: Final = re.compile(rb'"(?:text|partial_json|thinking)": ?"((?:[^"\\]|\\.)+)"')
 
@@ -79,15 +81,19 @@ class MessagesTally(StreamTally):
             self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
         else:
             self.output_estimate += data.count(b'"content_block_delta"')
-        if b"message_stop" in data:
-            self.done = True
-        # ``message_start`` or ``message_delta`` anywhere: one pass over the bytes for both.
+        # ``message_start``, ``message_delta`` or ``message_stop`` anywhere: one pass over the
+        # bytes for all three (a content delta, most chunks, has none).
         at = data.find(b"message_")
+        read = False
         while at >= 0:
-            if data.startswith((b"start", b"delta"), at + 8):
-                self._read(data)
-                break
-            at = data.find(b"message_", at + 8)
+            at += 8
+            if data.startswith(b"stop", at) and _STOP_EVENT.search(data) is not None:
+                self.done = True  # the event itself, not a delta's text that mentions it
+            elif data.startswith((b"start", b"delta"), at):
+                read = True
+            at = data.find(b"message_", at)
+        if read:
+            self._read(data)
         return data
 
     def _read(self, data: bytes) -> None:

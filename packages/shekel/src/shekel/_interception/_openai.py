@@ -119,8 +119,17 @@ class ChatCompletionsAdapter(_OpenAIAdapter):
 _DELTA_TEXT: Final = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)+)"')
 
 
+# A usage object (``"usage":null``, in every chunk of a stream that asked for usage, is not one).
+_USAGE_OBJECT: Final = re.compile(rb'"usage": ?\{')
+_DONE: Final = (b"[DONE]\n\n", b"[DONE]\r\n\r\n")
+
+
 class ChatTally(StreamTally):
-    """Chat completion chunks: one ``data:`` event per chunk, usage on a last extra chunk."""
+    """Chat completion chunks: one ``data:`` event per chunk, usage on a last extra chunk.
+
+    ``events`` runs on every chunk, so it looks at each chunk with as few passes over the bytes
+    as it can: one to count deltas, one for a usage object, and a look at the end for
+    ``[DONE]`` (the stream's last event, so it ends the bytes it arrives in)."""
 
     def __init__(self, hide_usage: bool) -> None:
         self.hide_usage = hide_usage
@@ -129,24 +138,12 @@ class ChatTally(StreamTally):
         if self.precise:
             self.output_estimate += streamed_text_tokens(data, _DELTA_TEXT)
         else:
-            # A delta per content field, less the empty ones (the role chunk's).
-            self.output_estimate += (
-                data.count(b'"content":')
-                - data.count(b'"content":""')
-                - data.count(b'"content": ""')
-            )
-        if b"[DONE]" in data:
+            # A delta per content field; the role chunk's empty one is taken off in _inspect.
+            self.output_estimate += data.count(b'"content":')
+        if data.endswith(_DONE):
             self.done = True
-        if self.model is None:
+        if self.model is None or _USAGE_OBJECT.search(data) is not None:
             return self._inspect(data)
-        # Is there a ``"usage":{`` or ``"usage": {`` (not ``"usage":null``)? One pass over
-        # the bytes instead of one per spelling: this runs on every chunk.
-        at = data.find(b'"usage":')
-        while at >= 0:
-            after = data[at + 8 : at + 10]
-            if after[:1] == b"{" or after == b" {":
-                return self._inspect(data)
-            at = data.find(b'"usage":', at + 8)
         return data
 
     def _inspect(self, data: bytes) -> bytes:
@@ -159,6 +156,8 @@ class ChatTally(StreamTally):
                     self.model = payload["model"]
                 if self.call_id is None and isinstance(payload.get("id"), str):
                     self.call_id = payload["id"]
+                if not self.precise:
+                    self.output_estimate -= _empty_deltas(payload.get("choices"))
                 usage = _chat_usage(payload.get("usage"))
                 if usage is not None:
                     self.usage = usage
@@ -169,6 +168,18 @@ class ChatTally(StreamTally):
         if not dropped:
             return data
         return b"".join(e + b"\n\n" for e in kept)
+
+
+def _empty_deltas(choices: object) -> int:
+    """Deltas whose content is empty or null (the role chunk's), which the count took as text."""
+    if not isinstance(choices, list):
+        return 0
+    empty = 0
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and "content" in delta and not delta["content"]:
+            empty += 1
+    return empty
 
 
 class ResponsesAdapter(_OpenAIAdapter):
@@ -190,7 +201,8 @@ class ResponsesAdapter(_OpenAIAdapter):
 
 
 _RESPONSES_DELTA: Final = re.compile(rb'"delta": ?"((?:[^"\\]|\\.)+)"')
-_FINAL_EVENTS = (b"response.completed", b"response.incomplete", b"response.failed")
+# The type of a final event (a delta's text cannot match: its quotes would be escaped).
+_FINAL_EVENT: Final = re.compile(rb'"type": ?"response\.(?:completed|incomplete|failed)"')
 
 
 class ResponsesTally(StreamTally):
@@ -201,8 +213,8 @@ class ResponsesTally(StreamTally):
             self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
         else:
             self.output_estimate += data.count(b'"response.output_text.delta"')
-        final = any(name in data for name in _FINAL_EVENTS)
-        if (self.model is None and b"response.created" in data) or final:
+        final = _FINAL_EVENT.search(data) is not None
+        if final or (self.model is None and data.find(b"response.created") >= 0):
             self._read(data)
         if final:
             self.done = True
