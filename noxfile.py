@@ -202,8 +202,10 @@ def tests_core_lowest(session: nox.Session) -> None:
 
 
 LANGCHAIN = ROOT / "packages" / "shekel-langchain"
-LANGCHAIN_FLOORS = ("langchain-openai==1.0.0", "langchain-anthropic==1.0.0")
-"""The first langchain-openai and langchain-anthropic releases made for langchain-core 1.0."""
+LANGCHAIN_FLOORS = ("langchain-openai==1.0.0", "langchain-anthropic==1.0.0", "langgraph==1.0.0")
+"""The first langchain-openai, langchain-anthropic and langgraph releases made for
+langchain-core 1.0 (langgraph: a graph's nodes are LangChain runs, which one test maps by name;
+its newest releases no longer import with langchain-core 1.0.0)."""
 
 
 def _langchain_core_requirement() -> Requirement:
@@ -215,7 +217,7 @@ def _langchain_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -
     skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES
     tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
     session.install("-e", str(SHEKEL), "-e", str(LANGCHAIN), *tools, *pins)
-    _show_versions(session, expect, [*_SHOWN, "langchain-core"])
+    _show_versions(session, expect, [*_SHOWN, "langchain-core", "langgraph"])
     session.run("python", "-m", "pytest", "tests/shekel_langchain", *session.posargs)
 
 
@@ -239,6 +241,7 @@ def tests_shekel_langchain_newest(session: nox.Session) -> None:
         str(core),
         "langchain-openai",
         "langchain-anthropic",
+        "langgraph",
         f"{_shekel_requirements()['openai']},>=3",
         str(_shekel_requirements()["anthropic"]),
         expect={"openai": "3"},
