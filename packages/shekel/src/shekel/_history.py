@@ -110,10 +110,10 @@ class SpendHistory:
 
     def add(self, call: CallRecord) -> None:
         key = call.model or call.tool_name or "(manual)"
-        lock = self._lock
-        lock.acquire()  # not ``with``: this runs on every record, and ``with`` costs twice as much
-        try:
-            self.calls.append(call)
+        self.calls.append(call)  # a deque appends atomically
+        # ``with`` and no call inside the lock: CPython may hand the GIL to another thread
+        # right after a call returns, and other threads then queue on the lock (a convoy).
+        with self._lock:
             try:
                 totals = self.by_model[key]
             except KeyError:
@@ -128,8 +128,6 @@ class SpendHistory:
                 self.unpriced_calls += 1
             if call.estimated:
                 self.estimated_calls += 1
-        finally:
-            lock.release()
 
     def recent(self) -> list[CallRecord]:
         """The newest calls kept (at most ``history_size``), oldest first."""

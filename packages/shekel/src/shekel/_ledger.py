@@ -345,6 +345,12 @@ class InMemoryLedger(Ledger):
     Every ``open`` makes a fresh account (the key is a label). Holds do not expire unless a TTL
     is given (the process's memory goes with the process). Single-account chains (a budget
     with no parent, a pool) take a straight path with no loop: the common case.
+
+    The hot paths hold the lock over straight-line code only, entered with ``with`` rather
+    than ``acquire()``: CPython hands the GIL to a waiting thread at calls and loop jumps, and
+    a thread that loses the GIL while holding the lock makes every other thread queue on it
+    (a convoy: with 8 threads, reserve+commit on a pool fell from about 550 k to 100 k a
+    second, and records into a nested budget from 400 k to 100 k).
     """
 
     def __init__(self) -> None:
@@ -358,10 +364,36 @@ class InMemoryLedger(Ledger):
     def record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        lock = self._lock
-        # acquire/release rather than ``with``: this is the hottest path of nested budgets.
-        lock.acquire()
-        try:
+        if tools or len(chain) > 3:
+            return self._record_any(chain, usd, tokens, calls, tools)
+        # Straight-line code for the usual depths (see the class docstring).
+        a, caps = chain[0]
+        b, b_caps = chain[-1]
+        m, m_caps = chain[1] if len(chain) == 3 else chain[0]
+        with self._lock:
+            a.usd += usd
+            a.tokens += tokens
+            a.calls += calls
+            if m is not a:
+                m.usd += usd
+                m.tokens += tokens
+                m.calls += calls
+            if b is not a:
+                b.usd += usd
+                b.tokens += tokens
+                b.calls += calls
+            if a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2]:
+                return _overrun_used(0, a, caps)  # the innermost (its counters are final)
+            if m is not a and (m.usd > m_caps[0] or m.tokens > m_caps[1] or m.calls > m_caps[2]):
+                return _overrun_used(1, m, m_caps)
+            if b is not a and (b.usd > b_caps[0] or b.tokens > b_caps[1] or b.calls > b_caps[2]):
+                return _overrun_used(len(chain) - 1, b, b_caps)
+        return None
+
+    def _record_any(
+        self, chain: Sequence[Link], usd: int, tokens: int, calls: int, tools: int
+    ) -> Overrun | None:
+        with self._lock:
             over = None
             for i, (a, caps) in enumerate(chain):
                 a.usd += usd
@@ -375,8 +407,6 @@ class InMemoryLedger(Ledger):
                 ):
                     over = _overrun_used(i, a, caps)  # the innermost (its counters are final)
             return over
-        finally:
-            lock.release()
 
     def try_record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
@@ -453,8 +483,7 @@ class InMemoryLedger(Ledger):
         lock = self._lock
         if len(chain) == 1 and life is None:  # a budget with no parent: the straight path
             ((a, caps),) = chain
-            lock.acquire()
-            try:
+            with lock:  # not acquire() (see the class docstring)
                 u = a.usd + a.r_usd
                 t = a.tokens + a.r_tokens
                 if (
@@ -470,8 +499,6 @@ class InMemoryLedger(Ledger):
                 a.r_calls += calls
                 a.r_tools += tools
                 epoch = a.epoch
-            finally:
-                lock.release()
             # Built after the lock: a Python call inside it lets CPython switch threads while
             # the lock is held, and the other threads then queue on it.
             hold = _MemoryHold(
@@ -551,8 +578,7 @@ class InMemoryLedger(Ledger):
         accounts = hold.accounts
         if len(accounts) == 1 and type(hold) is _MemoryHold and hold.state == LIVE:
             (a,), (caps,) = accounts, hold.caps  # the straight path: a budget with no parent
-            lock.acquire()
-            try:
+            with lock:  # not acquire() (see the class docstring)
                 if hold.state == LIVE:
                     hold.state = SETTLED
                     if a.epoch == hold.epochs[0]:
@@ -574,8 +600,6 @@ class InMemoryLedger(Ledger):
                     ):
                         return _overrun_used(0, a, caps)
                     return None
-            finally:
-                lock.release()
         lock.acquire()
         try:
             if not self._give_back(hold):

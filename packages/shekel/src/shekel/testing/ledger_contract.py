@@ -76,6 +76,23 @@ class LedgerContract:
         assert over == Overrun(0, "usd", 11 * USD, 10 * USD)
         assert ledger.read(chain[0][0]).used[0] == 11 * USD
 
+    @pytest.mark.parametrize("depth", [1, 2, 3, 4])
+    @pytest.mark.parametrize("axis", ["usd", "tokens", "llm_calls"])
+    def test_record_at_every_depth_adds_everywhere_and_names_the_innermost_over(
+        self, ledger: Ledger, depth: int, axis: str
+    ) -> None:
+        tight = {"usd": {"usd": 1}, "tokens": {"tokens": 10}, "llm_calls": {"calls": 1}}[axis]
+        used = {"usd": 2 * USD, "tokens": 20, "llm_calls": 2}[axis]
+        for first_over in range(depth):
+            chain = self.chain(
+                ledger, *[_caps(**tight) if i >= first_over else _caps() for i in range(depth)]
+            )
+            over = ledger.record(chain, 2 * USD, 20, 2)
+            cap = {"usd": 1 * USD, "tokens": 10, "llm_calls": 1}[axis]
+            assert over == Overrun(first_over, axis, used, cap)
+            for account, _ in chain:
+                assert ledger.read(account).used == (2 * USD, 20, 2, 0)
+
     def test_try_record_refuses_without_changing_anything(self, ledger: Ledger) -> None:
         chain = self.chain(ledger, _caps(tokens=1000), _caps(calls=1))
         assert ledger.try_record(chain, 0, 10, 1) is None
