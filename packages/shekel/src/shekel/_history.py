@@ -110,7 +110,9 @@ class SpendHistory:
 
     def add(self, call: CallRecord) -> None:
         key = call.model or call.tool_name or "(manual)"
-        self.calls.append(call)  # a deque appends atomically
+        # A deque appends atomically; a concurrent reader may see the call a moment before the
+        # totals count it.
+        self.calls.append(call)
         # ``with`` and no call inside the lock: CPython may hand the GIL to another thread
         # right after a call returns, and other threads then queue on the lock (a convoy).
         with self._lock:
