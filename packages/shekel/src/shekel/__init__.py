@@ -34,7 +34,8 @@ from ._errors import (
 from ._history import CallRecord, SpendHistory
 from ._hookspecs import CallRoute
 from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
-from ._ledger import AccountState, Caps, Hold, InMemoryLedger, Ledger, Overrun
+from ._ledger import AccountState, Caps, Hold, Ledger, Overrun
+from ._memory_ledger import InMemoryLedger
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation

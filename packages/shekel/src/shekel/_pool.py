@@ -10,7 +10,8 @@ from typing import Any
 
 from ._config import MAX_COUNT, _count_limit, _usd_limit
 from ._errors import BudgetConfigError, BudgetExceededError, BudgetStateError, _fmt
-from ._ledger import Caps, Hold, InMemoryLedger, Ledger, Overrun
+from ._ledger import Caps, Hold, Ledger, Overrun
+from ._memory_ledger import InMemoryLedger
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
 from ._snapshot import BudgetSnapshot, snapshot_of
 

@@ -18,7 +18,8 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
 from ._errors import BudgetConfigError
-from ._ledger import DEFAULT_LEDGER, Ledger
+from ._ledger import Ledger
+from ._memory_ledger import DEFAULT_LEDGER
 
 STORE_ENV: Final = "SHEKEL_STORE"
 STORE_FILE: Final = "shekel.toml"
