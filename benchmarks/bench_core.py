@@ -24,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,11 @@ NOTES = [
     "- Throughput with 8 threads is the total of all threads (one GIL: it cannot exceed one"
     " thread's). A pool's critical section in shekel has no call and no loop, so CPython"
     " never switches threads while one holds the lock and 8 threads run about as fast as one;"
-    " threads of token-budget-py queue on its lock.",
+    " threads of token-budget-py queue on its lock. The same holds for a budget 3 levels deep"
+    " shared by threads (as LangGraph branches share their graph's budget): the ledger's"
+    " critical sections for chains of up to three accounts are straight-line code, entered"
+    " with `with` (a call such as `lock.acquire()` is a point where CPython may hand the GIL"
+    " over with the lock held).",
     "- token-budget-py adds floats and only checks `< 0` (1,000,000 × $0.0001 sums to"
     " $100.00000000219612 there); shekel validates types, keeps integer nano-dollars"
     " (exactly $100) and goes through the ledger interface: the single-thread gap.",
@@ -111,6 +116,26 @@ def measure_ours(sizes: dict[str, int]) -> dict[str, Any]:
 
         raw["record_depth3"] = h.time_per_op_us(record_usd, sizes["record_n"], repeats)
         raw["record_depth3_priced"] = h.time_per_op_us(record_priced, sizes["record_n"], repeats)
+
+        # Threads sharing the nested budget, as LangGraph branches or a thread pool do.
+        def make_record() -> Callable[[int], None]:
+            return record_usd
+
+        def make_reserve_commit() -> Callable[[int], None]:
+            reserve = leaf.reserve
+
+            def worker(n: int) -> None:
+                for _ in range(n):
+                    reserve(usd=0.001, tokens=200).commit(usd=0.0001, tokens=150)
+
+            return worker
+
+        for threads in h.THREAD_COUNTS:
+            n = sizes["pool_n"] // threads
+            raw[f"record_depth3_{threads}t"] = h.ops_per_second(make_record, threads, n, repeats)
+            raw[f"reserve_commit_depth3_{threads}t"] = h.ops_per_second(
+                make_reserve_commit, threads, n, repeats
+            )
 
     # The same with warn_at on every level: each record then also reads every account of the
     # chain to check the warning threshold.
@@ -315,6 +340,19 @@ def build_figures(
             "µs/op",
             raw["record_depth3_warn"],
         ),
+        *[
+            h.figure(
+                f"{key}_depth3_{threads}t",
+                f"{label} 3 levels deep, {threads} {'thread' if threads == 1 else 'threads'}",
+                "ops/s",
+                raw[f"{key}_depth3_{threads}t"],
+            )
+            for key, label in (
+                ("record", "Budget.record(usd=, tokens=) into a budget"),
+                ("reserve_commit", "Budget.reserve + commit on a budget"),
+            )
+            for threads in h.THREAD_COUNTS
+        ],
         h.figure(
             "enter_exit_reused",
             "enter + exit of a reused budget",

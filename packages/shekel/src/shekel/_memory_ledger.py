@@ -50,6 +50,8 @@ class Account:
 
 
 LIVE, EXPIRED, SETTLED = 0, 1, 2
+_NOT_LIVE: Final = Overrun(-1, "", 0, 0)
+"""What ``_commit_short`` answers for a hold that stopped being live (compared by identity)."""
 
 
 class _MemoryHold(Hold):
@@ -226,6 +228,8 @@ class InMemoryLedger(Ledger):
             )
             hold.state = LIVE
             return hold
+        if len(chain) <= 3 and life is None:
+            return self._reserve_short(chain, usd, tokens, calls, tools, need_headroom)
         lock.acquire()
         try:
             refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
@@ -320,6 +324,15 @@ class InMemoryLedger(Ledger):
                     ):
                         return _overrun_used(0, a, caps)
                     return None
+        elif (
+            len(accounts) <= 3
+            and type(hold) is _MemoryHold
+            and hold.state == LIVE
+            and hold.expires_at is None
+        ):
+            over = self._commit_short(hold, usd, tokens, calls, tools)
+            if over is not _NOT_LIVE:
+                return over
         lock.acquire()
         try:
             if not self._give_back(hold):
@@ -339,6 +352,125 @@ class InMemoryLedger(Ledger):
             return over
         finally:
             lock.release()
+
+    def _reserve_short(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int,
+        tools: int,
+        need_headroom: bool,
+    ) -> Hold | Overrun:
+        """``reserve`` on two or three accounts without a TTL (a budget and its parent or
+        grandparent), in straight-line code under the lock (see the class docstring)."""
+        (a, a_caps), (m, m_caps), (b, b_caps) = chain[0], chain[1], chain[-1]
+        three = m is not b
+        with self._lock:
+            u, t = a.usd + a.r_usd, a.tokens + a.r_tokens
+            if (
+                u + usd > a_caps[0]
+                or t + tokens > a_caps[1]
+                or a.calls + a.r_calls + calls > a_caps[2]
+                or a.tools + a.r_tools + tools > a_caps[3]
+                or (need_headroom and (u >= a_caps[0] or t >= a_caps[1]))
+            ):
+                return _overrun_wanted(0, a, a_caps, usd, tokens, calls, tools, need_headroom)
+            u, t = m.usd + m.r_usd, m.tokens + m.r_tokens
+            if three and (
+                u + usd > m_caps[0]
+                or t + tokens > m_caps[1]
+                or m.calls + m.r_calls + calls > m_caps[2]
+                or m.tools + m.r_tools + tools > m_caps[3]
+                or (need_headroom and (u >= m_caps[0] or t >= m_caps[1]))
+            ):
+                return _overrun_wanted(1, m, m_caps, usd, tokens, calls, tools, need_headroom)
+            u, t = b.usd + b.r_usd, b.tokens + b.r_tokens
+            if (
+                u + usd > b_caps[0]
+                or t + tokens > b_caps[1]
+                or b.calls + b.r_calls + calls > b_caps[2]
+                or b.tools + b.r_tools + tools > b_caps[3]
+                or (need_headroom and (u >= b_caps[0] or t >= b_caps[1]))
+            ):
+                last = len(chain) - 1
+                return _overrun_wanted(last, b, b_caps, usd, tokens, calls, tools, need_headroom)
+            a.r_usd += usd
+            a.r_tokens += tokens
+            a.r_calls += calls
+            a.r_tools += tools
+            if three:
+                m.r_usd += usd
+                m.r_tokens += tokens
+                m.r_calls += calls
+                m.r_tools += tools
+            b.r_usd += usd
+            b.r_tokens += tokens
+            b.r_calls += calls
+            b.r_tools += tools
+            epochs = (a.epoch, m.epoch, b.epoch) if three else (a.epoch, b.epoch)
+        accounts: tuple[Account, ...]
+        caps: tuple[Caps, ...]
+        if three:
+            accounts, caps = (a, m, b), (a_caps, m_caps, b_caps)
+        else:
+            accounts, caps = (a, b), (a_caps, b_caps)
+        hold = _MemoryHold(next(self._ids), accounts, caps, usd, tokens, calls, tools, epochs, None)
+        hold.state = LIVE
+        return hold
+
+    def _commit_short(
+        self, hold: _MemoryHold, usd: int, tokens: int, calls: int, tools: int
+    ) -> Overrun | None:
+        """``commit`` of a live hold on two or three accounts, in straight-line code under the
+        lock; ``_NOT_LIVE`` when the hold stopped being live meanwhile (the caller then takes
+        the general path)."""
+        accounts, caps, epochs = hold.accounts, hold.caps, hold.epochs
+        a, m, b = accounts[0], accounts[1], accounts[-1]
+        three = m is not b
+        with self._lock:
+            if hold.state != LIVE:
+                return _NOT_LIVE
+            hold.state = SETTLED
+            h_usd, h_tokens, h_calls, h_tools = hold.usd, hold.tokens, hold.calls, hold.tools
+            if a.epoch == epochs[0]:
+                a.r_usd -= h_usd
+                a.r_tokens -= h_tokens
+                a.r_calls -= h_calls
+                a.r_tools -= h_tools
+            if three and m.epoch == epochs[1]:
+                m.r_usd -= h_usd
+                m.r_tokens -= h_tokens
+                m.r_calls -= h_calls
+                m.r_tools -= h_tools
+            if b.epoch == epochs[-1]:
+                b.r_usd -= h_usd
+                b.r_tokens -= h_tokens
+                b.r_calls -= h_calls
+                b.r_tools -= h_tools
+            a.usd += usd
+            a.tokens += tokens
+            a.calls += calls
+            a.tools += tools
+            if three:
+                m.usd += usd
+                m.tokens += tokens
+                m.calls += calls
+                m.tools += tools
+            b.usd += usd
+            b.tokens += tokens
+            b.calls += calls
+            b.tools += tools
+            c = caps[0]
+            if a.usd > c[0] or a.tokens > c[1] or a.calls > c[2] or a.tools > c[3]:
+                return _overrun_used(0, a, c)
+            c = caps[1]
+            if three and (m.usd > c[0] or m.tokens > c[1] or m.calls > c[2] or m.tools > c[3]):
+                return _overrun_used(1, m, c)
+            c = caps[-1]
+            if b.usd > c[0] or b.tokens > c[1] or b.calls > c[2] or b.tools > c[3]:
+                return _overrun_used(len(accounts) - 1, b, c)
+        return None
 
     def release(self, hold: Hold) -> None:
         with self._lock:

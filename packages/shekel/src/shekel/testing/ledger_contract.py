@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from shekel._ledger import UNLIMITED, Caps, Hold, Ledger, Overrun
+from shekel._ledger import AXES, UNLIMITED, Caps, Hold, Ledger, Overrun
 
 USD = 1_000_000_000  # one dollar in nano-dollars
 
@@ -140,6 +140,60 @@ class LedgerContract:
         refused = ledger.reserve(chain, 0, 0, 1, need_headroom=True)
         assert isinstance(refused, Overrun)
         assert refused.axis == "usd"
+
+    @pytest.mark.parametrize("depth", [1, 2, 3, 4])
+    @pytest.mark.parametrize("axis", AXES)
+    def test_reserve_and_commit_at_every_depth_on_every_axis(
+        self, ledger: Ledger, depth: int, axis: str
+    ) -> None:
+        unit = {"usd": USD, "tokens": 10, "llm_calls": 1, "tool_calls": 1}[axis]
+
+        def on_axis(n: int) -> list[int]:
+            return [n * unit if name == axis else 0 for name in AXES]
+
+        def capped(n: int) -> Caps:
+            return Caps(*[n * unit if name == axis else UNLIMITED for name in AXES])
+
+        def chain_capped_from(first: int, n: int) -> list[tuple[Any, Caps]]:
+            return self.chain(ledger, *[capped(n) if i >= first else _caps() for i in range(depth)])
+
+        nothing = (0, 0, 0, 0)
+        for first in range(depth):  # accounts ``first`` and outwards are capped
+            refusing = chain_capped_from(first, 1)
+            refused = ledger.reserve(refusing, *on_axis(2))
+            assert isinstance(refused, Overrun)
+            assert (refused.position, refused.axis, refused.cap) == (first, axis, unit)
+            assert all(ledger.read(a).reserved == nothing for a, _ in refusing)
+
+            chain = chain_capped_from(first, 3)
+            hold = ledger.reserve(chain, *on_axis(2))
+            assert isinstance(hold, Hold)
+            assert all(ledger.read(a).reserved == tuple(on_axis(2)) for a, _ in chain)
+            over = ledger.commit(hold, *on_axis(4))
+            assert over == Overrun(first, axis, 4 * unit, 3 * unit)
+            for account, _ in chain:
+                assert ledger.read(account).reserved == nothing
+                assert ledger.read(account).used == tuple(on_axis(4))
+
+            if axis in ("usd", "tokens"):  # at the cap: even an empty hold that needs room
+                ledger.record(refusing, *on_axis(1))
+                empty = ledger.reserve(refusing, 0, 0, 1, need_headroom=True)
+                assert isinstance(empty, Overrun)
+                assert (empty.position, empty.axis) == (first, axis)
+
+    @pytest.mark.parametrize("depth", [2, 3, 4])
+    def test_a_reset_inside_the_chain_leaves_the_others_holds_to_give_back(
+        self, ledger: Ledger, depth: int
+    ) -> None:
+        chain = self.chain(ledger, *[_caps() for _ in range(depth)])
+        hold = ledger.reserve(chain, 3 * USD, 30, 1)
+        assert isinstance(hold, Hold)
+        ledger.reset(chain[1][0])
+        assert ledger.commit(hold, USD, 10, 1) is None
+        for account, _ in chain:
+            state = ledger.read(account)
+            assert state.reserved == (0, 0, 0, 0)
+            assert state.used == (USD, 10, 1, 0)
 
     def test_check_answers_like_reserve_and_holds_nothing(self, ledger: Ledger) -> None:
         chain = self.chain(ledger, _caps(calls=1))
