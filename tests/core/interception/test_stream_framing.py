@@ -38,6 +38,7 @@ def openai_framings() -> dict[str, tuple[list[bytes], bool]]:
         "usage and [DONE] in one read": ([content, usage + done], False),
         "one event per read": ([content, usage, done], False),
         "everything in one read": ([content + usage + done], False),
+        "a keep-alive comment after [DONE]": ([content, usage + done + b": ping\n\n"], False),
         "body already read": ([content, usage, done], True),
     }
 

@@ -122,6 +122,9 @@ _DELTA_TEXT: Final = re.compile(rb'"(?:content|arguments)": ?"((?:[^"\\]|\\.)+)"
 # A usage object (``"usage":null``, in every chunk of a stream that asked for usage, is not one).
 _USAGE_OBJECT: Final = re.compile(rb'"usage": ?\{')
 _DONE: Final = (b"[DONE]\n\n", b"[DONE]\r\n\r\n")
+# ``[DONE]`` followed by something else in the same read (a keep-alive comment): searched for
+# only once usage went by, as a line of its own (a delta's text holds no raw line break).
+_DONE_LINE: Final = re.compile(rb"^data: ?\[DONE\]\r?$", re.MULTILINE)
 
 
 class ChatTally(StreamTally):
@@ -129,7 +132,8 @@ class ChatTally(StreamTally):
 
     ``events`` runs on every chunk, so it looks at each chunk with as few passes over the bytes
     as it can: one to count deltas, one for a usage object, and a look at the end for
-    ``[DONE]`` (the stream's last event, so it ends the bytes it arrives in)."""
+    ``[DONE]`` (the stream's last event, so it normally ends the bytes it arrives in; once usage
+    went by, it is looked for anywhere)."""
 
     def __init__(self, hide_usage: bool) -> None:
         self.hide_usage = hide_usage
@@ -140,11 +144,12 @@ class ChatTally(StreamTally):
         else:
             # A delta per content field; the role chunk's empty one is taken off in _inspect.
             self.output_estimate += data.count(b'"content":')
-        if data.endswith(_DONE):
-            self.done = True
+        out = data
         if self.model is None or _USAGE_OBJECT.search(data) is not None:
-            return self._inspect(data)
-        return data
+            out = self._inspect(data)
+        if data.endswith(_DONE) or (self.usage is not None and _DONE_LINE.search(data) is not None):
+            self.done = True
+        return out
 
     def _inspect(self, data: bytes) -> bytes:
         kept: list[bytes] = []
