@@ -1,11 +1,15 @@
-"""Fixtures of the store tests: a real ``redis-server`` for the session (see redis_server.py)."""
+"""Fixtures of the store tests: a real ``redis-server`` for the session (see redis_server.py),
+a store URL of each kind, and the fake provider."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
+
+from shekel.testing import FakeProvider
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +26,18 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
     client = redis_server.client()
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL: the session's Redis server, then a fresh SQLite file."""
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    return f"sqlite:///{tmp_path / 'spend.db'}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as provider:
+        yield provider

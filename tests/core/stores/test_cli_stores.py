@@ -23,14 +23,6 @@ from shekel._cli import main
 HEAD = ["BUDGET", "WINDOW", "PERIOD", "SPENT", "LIMIT", "REMAINING", "TOKENS", "CALLS"]
 
 
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:///{tmp_path / 'spend.db'}"
-
-
 @pytest.fixture(autouse=True)
 def no_default_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SHEKEL_STORE", raising=False)

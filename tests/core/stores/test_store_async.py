@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import openai
-import pytest
 
 from shekel import BudgetExceededError, budget
 from shekel._stores import open_store
 from shekel.testing import FakeProvider, Reply
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:///{tmp_path / 'spend.db'}"
 
 
 def test_concurrent_async_strict_calls_stay_under_the_cap(store: str) -> None:

@@ -34,12 +34,6 @@ def oai(fake: FakeProvider) -> Iterator[openai.OpenAI]:
     client.close()
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
 @pytest.mark.parametrize("strict", [False, True])
 def test_a_stopped_server_refuses_calls_before_they_are_sent(
     server: RedisServer, fake: FakeProvider, oai: openai.OpenAI, strict: bool

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -23,20 +22,6 @@ from shekel.testing import FakeProvider, Reply
 
 WORKER = str(Path(__file__).with_name("store_worker.py"))
 MESSAGES = [{"role": "user", "content": "Say hello."}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:///{tmp_path / 'spend.db'}"
 
 
 def start(*args: str) -> subprocess.Popen[str]:

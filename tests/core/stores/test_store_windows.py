@@ -135,14 +135,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return found
 
 
-@pytest.fixture(params=["redis", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return f"sqlite:///{tmp_path / 'spend.db'}"
-
-
 def test_a_window_rolls_over_to_a_fresh_period_in_the_store(store: str, clock: Clock) -> None:
     b = budget(name="hourly", max_usd=1, window="1h", timezone=PARIS, store=store)
     b.record(usd=0.75)
