@@ -29,7 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple, NoReturn
 
 UNLIMITED: Final = 1 << 127
 """The cap of an axis without one: beyond any total the counting range allows (amounts are at
@@ -39,10 +39,15 @@ AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
 
 Amounts = Callable[[Any, Any], tuple[int, int]]
 """``(tokens, usd)`` given by a caller -> ``(tokens, nano-dollars)``, or raise."""
-Refuse = Callable[["Overrun", Any, Any], None]
-"""Called with the overrun and the caller's ``(tokens, usd)`` when a record is refused."""
+Refuse = Callable[["Overrun", Any, Any], NoReturn]
+"""Raises, given the overrun and the caller's ``(tokens, usd)``, when a record or reservation
+is refused."""
 Recorder = Callable[..., None]
 """``record(tokens=0, usd=0.0)``: see :meth:`Ledger.recorder`."""
+Reserver = Callable[..., "Hold"]
+"""``reserve(tokens=0, usd=0.0) -> Hold``: see :meth:`Ledger.reserver`."""
+Committer = Callable[..., "Overrun | None"]
+"""``commit(hold, tokens=0, usd=0.0) -> Overrun | None``: see :meth:`Ledger.committer`."""
 
 
 class Caps(NamedTuple):
@@ -177,6 +182,33 @@ class Ledger(ABC):
                 refuse(over, tokens, usd)
 
         return record
+
+    def reserver(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Reserver:
+        r"""A function ``reserve(tokens=0, usd=0.0) -> Hold`` that :meth:`reserve`\ s USD and
+        tokens on ``chain``, for a caller that reserves on the same chain over and over (a
+        pool); ``amounts`` and ``refuse`` as for :meth:`recorder`. A ledger may answer with a
+        quicker function than this one."""
+
+        def reserve(tokens: int = 0, usd: float = 0.0) -> Hold:
+            count, nanos = amounts(tokens, usd)
+            held = self.reserve(chain, nanos, count)
+            if isinstance(held, Overrun):
+                refuse(held, tokens, usd)
+            return held
+
+        return reserve
+
+    def committer(self, amounts: Amounts) -> Committer:
+        r"""A function ``commit(hold, tokens=0, usd=0.0)`` that :meth:`commit`\ s a hold
+        with that use (and no calls), answering as ``commit`` does; ``amounts`` as for
+        :meth:`recorder` (a bad value raises and commits nothing). A ledger may answer with a
+        quicker function than this one."""
+
+        def commit(hold: Hold, tokens: int = 0, usd: float = 0.0) -> Overrun | None:
+            count, nanos = amounts(tokens, usd)
+            return self.commit(hold, nanos, count)
+
+        return commit
 
     @abstractmethod
     def reserve(

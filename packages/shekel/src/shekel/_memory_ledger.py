@@ -14,12 +14,14 @@ from ._ledger import (
     AccountState,
     Amounts,
     Caps,
+    Committer,
     Hold,
     Ledger,
     Link,
     Overrun,
     Recorder,
     Refuse,
+    Reserver,
 )
 
 
@@ -167,6 +169,74 @@ class InMemoryLedger(Ledger):
             refuse(over, tokens, usd)
 
         return record_one
+
+    def reserver(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Reserver:
+        if len(chain) != 1 or self.default_ttl is not None or chain[0][1][2:] != NO_CAPS[2:]:
+            return super().reserver(chain, amounts, refuse)
+        ((a, caps),) = chain
+        lock, ids = self._lock, self._ids
+        usd_cap, tokens_cap = caps[0], caps[1]
+        accounts, all_caps = (a,), (caps,)
+
+        # As ``record_one``: a pool's other hot path, on its two axes only.
+        def reserve_one(tokens: int = 0, usd: float = 0.0) -> Hold:
+            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
+                nanos, count = round(usd * 1e9), tokens
+            else:
+                count, nanos = amounts(tokens, usd)
+            with lock:
+                if a.usd + a.r_usd + nanos > usd_cap or a.tokens + a.r_tokens + count > tokens_cap:
+                    over = _overrun_wanted(0, a, caps, nanos, count, 0, 0)
+                else:
+                    a.r_usd += nanos
+                    a.r_tokens += count
+                    epoch = a.epoch
+                    over = None
+            if over is not None:
+                refuse(over, tokens, usd)
+            hold = _MemoryHold(next(ids), accounts, all_caps, nanos, count, 0, 0, (epoch,), None)
+            hold.state = LIVE
+            return hold
+
+        return reserve_one
+
+    def committer(self, amounts: Amounts) -> Committer:
+        lock, general = self._lock, self.commit
+
+        def commit_one(hold: Hold, tokens: int = 0, usd: float = 0.0) -> Overrun | None:
+            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
+                nanos, count = round(usd * 1e9), tokens
+            else:
+                count, nanos = amounts(tokens, usd)
+            accounts = hold.accounts
+            if (  # anything but a pool's hold (one account, no calls, no TTL) goes the long way
+                len(accounts) != 1
+                or type(hold) is not _MemoryHold
+                or hold.calls
+                or hold.tools
+                or hold.expires_at is not None
+            ):
+                return general(hold, nanos, count)
+            a, caps = accounts[0], hold.caps[0]
+            with lock:
+                if hold.state == LIVE:
+                    hold.state = SETTLED
+                    if a.epoch == hold.epochs[0]:
+                        a.r_usd -= hold.usd
+                        a.r_tokens -= hold.tokens
+                    a.usd += nanos
+                    a.tokens += count
+                    if (
+                        a.usd > caps[0]
+                        or a.tokens > caps[1]
+                        or a.calls > caps[2]
+                        or a.tools > caps[3]
+                    ):
+                        return _overrun_used(0, a, caps)
+                    return None
+            return general(hold, nanos, count)  # settled or expired meanwhile
+
+        return commit_one
 
     def _refusal(
         self,

@@ -6,7 +6,7 @@ It has no ``with`` block and no interception: workers call :meth:`BudgetPool.rec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from ._config import MAX_COUNT, _count_limit, _usd_limit
 from ._errors import BudgetConfigError, BudgetExceededError, BudgetStateError, _fmt
@@ -70,12 +70,12 @@ class PoolReservation:
             raise BudgetStateError(
                 "this pool reservation was already committed or released; reserve again"
             )
-        # The common case (a float and an int) is inlined, as in ``BudgetPool.record``.
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
-        if type(tokens) is not int or tokens < 0:
-            tokens = _tokens(tokens)
         self.committed = True
-        over = self._pool._ledger.commit(self._hold, nanos, tokens)
+        try:
+            over = self._pool._commit(self._hold, tokens, usd)
+        except BudgetConfigError:
+            self.committed = False
+            raise
         if over is not None:
             raise self._pool._error(over, recorded=True)
 
@@ -124,6 +124,8 @@ class BudgetPool:
         # ``pool.record`` is the ledger's recorder itself: one call from the caller to the
         # counters (the method below documents it and serves subclasses that override it).
         self._record = self._ledger.recorder(self._accounts, _amounts, self._refuse)
+        self._reserve = self._ledger.reserver(self._accounts, _amounts, self._refuse)
+        self._commit = self._ledger.committer(_amounts)
         if type(self).record is BudgetPool.record:
             vars(self)["record"] = self._record
 
@@ -133,13 +135,7 @@ class BudgetPool:
 
     def reserve(self, tokens: int = 0, usd: float = 0.0) -> PoolReservation:
         """Hold capacity before a call; raises ``BudgetExceeded`` (nothing held) if it won't fit."""
-        nanos = round(usd * 1e9) if type(usd) is float and 0.0 <= usd < _FAST else _usd(usd)
-        if type(tokens) is not int or tokens < 0:
-            tokens = _tokens(tokens)
-        result = self._ledger.reserve(self._accounts, nanos, tokens)
-        if isinstance(result, Overrun):
-            raise self._error(result, tokens, usd)
-        return PoolReservation(self, result)
+        return PoolReservation(self, self._reserve(tokens, usd))
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, reserved and remaining tokens and USD, read atomically."""
@@ -149,7 +145,7 @@ class BudgetPool:
         """Zero the pool. Reservations taken before stop counting against it."""
         self._ledger.reset(self._account)
 
-    def _refuse(self, over: Overrun, tokens: Any, usd: Any) -> None:
+    def _refuse(self, over: Overrun, tokens: Any, usd: Any) -> NoReturn:
         raise self._error(over, tokens, usd)
 
     def _error(

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -37,6 +37,21 @@ def _caps(usd: float | None = None, tokens: int | None = None, calls: int | None
         UNLIMITED if tokens is None else tokens,
         UNLIMITED if calls is None else calls,
     )
+
+
+class _Refused(Exception):
+    def __init__(self, over: Overrun, tokens: Any, usd: Any) -> None:
+        self.over, self.asked = over, (tokens, usd)
+
+
+def _refuse(over: Overrun, tokens: Any, usd: Any) -> NoReturn:
+    raise _Refused(over, tokens, usd)
+
+
+def _to_nanos(tokens: Any, usd: Any) -> tuple[int, int]:
+    if tokens < 0 or usd < 0:
+        raise ValueError("negative amount")
+    return tokens, round(usd * USD)
 
 
 class LedgerContract:
@@ -263,6 +278,58 @@ class LedgerContract:
             state = ledger.read(account)
             assert (state.used[0], state.reserved[0]) == (cap, 0)
         assert ledger.record(chain, 1, 0) == Overrun(0, "usd", cap + 1, cap)
+
+    # -- functions for a caller that repeats itself (a pool) ---------------------------------
+
+    def test_a_recorder_adds_what_fits_and_refuses_the_rest(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=1, tokens=100))
+        record = ledger.recorder(chain, _to_nanos, _refuse)
+        record(tokens=10, usd=0.5)
+        record(tokens=5, usd=0)  # not a float: through ``amounts``
+        with pytest.raises(_Refused) as refused:
+            record(tokens=5, usd=0.6)
+        assert (refused.value.over.axis, refused.value.asked) == ("usd", (5, 0.6))
+        with pytest.raises(_Refused) as refused:
+            record(tokens=86)
+        assert refused.value.over.axis == "tokens"
+        with pytest.raises(ValueError, match="negative"):
+            record(tokens=-1)
+        assert ledger.read(chain[0][0]).used == (USD // 2, 15, 0, 0)
+
+    def test_a_reserver_holds_and_a_committer_settles_once(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=1, tokens=100))
+        reserve, commit = ledger.reserver(chain, _to_nanos, _refuse), ledger.committer(_to_nanos)
+        hold = reserve(tokens=50, usd=0.25)
+        assert ledger.read(chain[0][0]).reserved == (USD // 4, 50, 0, 0)
+        with pytest.raises(_Refused):
+            reserve(tokens=51)  # the 50 held count
+        with pytest.raises(ValueError, match="negative"):
+            commit(hold, tokens=-1)  # a bad amount commits nothing: the hold stays
+        assert ledger.read(chain[0][0]).reserved == (USD // 4, 50, 0, 0)
+        assert commit(hold, tokens=40, usd=0.2) is None
+        assert commit(hold, tokens=40, usd=0.2) is None  # a second commit records nothing
+        state = ledger.read(chain[0][0])
+        assert (state.used, state.reserved) == ((USD // 5, 40, 0, 0), (0, 0, 0, 0))
+        over = commit(reserve(tokens=10), tokens=61, usd=0.5)
+        assert over == Overrun(0, "tokens", 101, 100)
+        assert ledger.read(chain[0][0]).used == (USD // 5 + USD // 2, 101, 0, 0)
+
+    def test_a_committer_settles_any_hold_and_respects_a_reset(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(), _caps(usd=10))
+        commit = ledger.committer(_to_nanos)
+        nested = ledger.reserve(chain, 2 * USD, 20, 1)  # two accounts and a call
+        assert isinstance(nested, Hold)
+        assert commit(nested, tokens=5, usd=0.5) is None
+        for account, _ in chain:
+            state = ledger.read(account)
+            assert (state.used, state.reserved) == ((USD // 2, 5, 0, 0), (0, 0, 0, 0))
+        single = self.chain(ledger, _caps(usd=10))
+        old = ledger.reserve(single, 2 * USD, 0)
+        assert isinstance(old, Hold)
+        ledger.reset(single[0][0])
+        assert commit(old, usd=1.0) is None  # spent after the reset: it counts, nothing goes back
+        state = ledger.read(single[0][0])
+        assert (state.used, state.reserved) == ((USD, 0, 0, 0), (0, 0, 0, 0))
 
     # -- reading ---------------------------------------------------------------------------
 
