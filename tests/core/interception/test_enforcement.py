@@ -206,3 +206,36 @@ def test_a_refusal_says_what_calls_in_flight_hold(fake: FakeProvider, oai: opena
     assert "5 LLM calls used of 8" in message
     assert "3 more is held by calls in flight" in message
     assert b.calls_used == 8
+
+
+def test_a_call_cap_up_the_chain_holds_the_calls_in_flight(
+    fake: FakeProvider, oai: openai.OpenAI
+) -> None:
+    """A budget without a call cap of its own holds each call it sends while an ancestor has
+    one: otherwise concurrent calls would all pass the ancestor's check."""
+    import contextvars
+    import threading
+
+    fake.enqueue(*[Reply(latency=1.0) for _ in range(2)])
+    with budget(max_llm_calls=2, name="parent") as parent, budget(max_usd=1.0, name="child"):
+        workers = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(oai.chat.completions.create,),
+                kwargs={"model": "gpt-4o-mini", "messages": USER},
+            )
+            for _ in range(2)
+        ]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 10
+        while len(fake.requests) < 2:  # both calls reached the provider, which is still answering
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        with pytest.raises(BudgetExceededError) as caught:
+            oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        for w in workers:
+            w.join()
+    assert (caught.value.axis, caught.value.sent) == ("llm_calls", False)
+    assert len(fake.requests) == 2
+    assert parent.calls_used == 2

@@ -126,7 +126,7 @@ class Budget:
         self._timed = bool(self._config.windows)  # a window anywhere in the lineage
         self._chain: tuple[Link, ...] = ()
         self._owners: tuple[tuple[Budget, Window | None], ...] = ()
-        self._plain = False
+        self._plain = self._unheld = False
         # The caps it shows: its own, auto-capped when it was last activated (or attached) to
         # what its parent had left then.
         self._capped: Caps = self._config.caps
@@ -503,6 +503,15 @@ class Budget:
             or self._strict
             or self._refuses_unknown
             or any(b._config.fallback is not None for b in self._lineage)
+        )
+        # Shorter still: nothing to hold before a call. Only a cap on LLM calls needs each call
+        # in flight held (so that concurrent calls cannot pass it), and a store's hold is what
+        # other processes see; otherwise checking that no budget of the chain is exhausted is
+        # the whole decision.
+        self._unheld = (
+            self._plain
+            and not self._ledger.blocks
+            and all(caps[2] == UNLIMITED for _, caps in self._chain)
         )
 
     def _links(self) -> tuple[Link, ...]:

@@ -340,6 +340,20 @@ class InMemoryLedger(Ledger):
         *,
         need_headroom: bool = False,
     ) -> Overrun | None:
+        if len(chain) == 1:  # a budget with no parent: the straight path, as in ``reserve``
+            ((a, caps),) = chain
+            with self._lock:
+                u = a.usd + a.r_usd
+                t = a.tokens + a.r_tokens
+                if (
+                    u + usd > caps[0]
+                    or t + tokens > caps[1]
+                    or a.calls + a.r_calls + calls > caps[2]
+                    or a.tools + a.r_tools + tools > caps[3]
+                    or (need_headroom and (u >= caps[0] or t >= caps[1]))
+                ):
+                    return _overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
+            return None
         with self._lock:
             return self._refusal(chain, usd, tokens, calls, tools, need_headroom)
 

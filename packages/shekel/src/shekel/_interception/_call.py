@@ -134,6 +134,11 @@ class InterceptedCall:
             # The common case needs no rewrite: read the model without decoding the body, and
             # hold one call (an exhausted budget refuses even that).
             self.model = peek_string(content, b'"model"', model_at)
+            if budget._unheld:
+                over = budget._ledger.check(budget._chain, 0, 0, 1, need_headroom=True)
+                if over is not None:
+                    raise _spend.exceeded(budget, over, None, sent=False)
+                return None
             held = budget._ledger.reserve(budget._chain, 0, 0, 1, need_headroom=True)
             if isinstance(held, Overrun):
                 raise _spend.exceeded(budget, held, None, sent=False)
