@@ -134,15 +134,22 @@ def charge(
     priced = True
     counted = usage.total_tokens if tokens is None else tokens
     if cost is None:
-        try:
-            cost = price(budget, usage, model, provider)
-        except UnknownModelError:
-            _settle(budget, held, 0, counted, llm_calls, tools)
-            raise
-        if cost is None:
-            priced, cost = False, 0
+        # ``price``, with the usual case (a model with a shared price) inlined.
+        tables = budget._price_tables
+        rate = None if tables or model is None else lookup_rate(model, provider)
+        if rate is not None:
+            cost = rate.cost(usage)
+        else:
+            try:
+                cost = price(budget, usage, model, provider)
+            except UnknownModelError:
+                _settle(budget, held, 0, counted, llm_calls, tools)
+                raise
+            if cost is None:
+                priced, cost = False, 0
     if held is None and not tools:  # ``_settle``, inlined on the hot path
-        over = budget._ledger.record(budget._links(), cost, counted, llm_calls)
+        chain = budget._chain if not budget._timed else budget._links()
+        over = budget._ledger.record(chain, cost, counted, llm_calls)
     else:
         over = _settle(budget, held, cost, counted, llm_calls, tools)
     call = CallRecord(
