@@ -92,3 +92,17 @@ def test_without_the_plugin_the_path_is_not_an_llm_call() -> None:
     with budget(max_usd=0.20) as b:
         client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
     assert b.calls_used == 0
+
+
+def test_a_path_stops_being_routed_when_its_plugin_goes() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(_gateway))
+    plugin = GatewayPlugin()
+    shekel.plugin_manager().register(plugin)
+    try:
+        with budget(max_usd=1.0) as routed:
+            client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
+    finally:
+        shekel.plugin_manager().unregister(plugin)
+    with budget(max_usd=1.0) as unrouted:
+        client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
+    assert (routed.calls_used, unrouted.calls_used) == (1, 0)

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from .._context import active_budget, current_owner
 from .._errors import ShekelError
-from .._plugins import LISTENING, plugin_manager
+from .._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
 from ._call import InterceptedCall, WaitForRoom, as_shekel_error
 from ._streams import AsyncTap, SyncTap
@@ -142,19 +142,32 @@ def adapter_for(path: str) -> ProtocolAdapter | None:
     """The adapter for a request path (cached; rebuilt when plugins change)."""
     global _routes_generation
     manager = plugin_manager()
-    if _routes_generation != manager.generation:
+    generation = manager.generation
+    if _routes_generation != generation:
         adapters = [a for group in manager.hook.shekel_protocol_adapters() for a in group]
         with _lock:
             _adapters[:] = adapters
             _routes.clear()
-            _routes_generation = manager.generation
+            _routes_generation = generation
     try:
         return _routes[path]
     except KeyError:
         found = next((a for a in _adapters if a.matches(path)), None)
-        if len(_routes) < 4096:
-            _routes[path] = found
+        with _lock:  # not an answer from adapters that a plugin change replaced meanwhile
+            if len(_routes) < 4096 and _routes_generation == generation:
+                _routes[path] = found
         return found
+
+
+def _forget_routes() -> None:
+    """A plugin came or went: its adapters may route paths differently."""
+    global _routes_generation
+    with _lock:
+        _routes.clear()
+        _routes_generation = -1
+
+
+CHANGE_LISTENERS.append(_forget_routes)
 
 
 def _is_llm_call(request: Any) -> bool:
@@ -167,8 +180,8 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     if request.method != "POST":
         return None
     path = request.url.path
-    adapter = _routes.get(path)
-    if adapter is None or _routes_generation != _generation():
+    adapter = _routes.get(path)  # emptied when plugins change (``_forget_routes``)
+    if adapter is None:
         adapter = adapter_for(path)
         if adapter is None:
             return None
@@ -182,10 +195,6 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     call = InterceptedCall(active, adapter)
     call.show_usage = show_usage
     return call
-
-
-def _generation() -> int:
-    return plugin_manager().generation
 
 
 def _prepare(call: InterceptedCall, request: Any) -> Any:
