@@ -330,3 +330,26 @@ class Ledger(ABC):
     async def aread(self, account: Any) -> AccountState:
         result: AccountState = await self._call(self.read, account)
         return result
+
+    async def acheck(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Overrun | None:
+        result: Overrun | None = await self._call(
+            self.check, chain, usd, tokens, calls, tools, need_headroom=need_headroom
+        )
+        return result
+
+    async def aheadroom(self, chain: Sequence[Link]) -> tuple[int, int]:
+        result: tuple[int, int] = await self._call(self.headroom, chain)
+        return result
+
+    async def aexpire(self) -> int:
+        result: int = await self._call(self.expire)
+        return result

@@ -424,3 +424,24 @@ class LedgerContract:
         assert (over, recorded) == (None, None)
         assert state.used == (USD, 10, 1, 0)
         assert state.reserved == (0, 0, 0, 0)
+
+    def test_async_twins_of_the_readings(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(usd=2, tokens=100))
+
+        async def run() -> tuple[Any, ...]:
+            held = await ledger.areserve(chain, USD, 40, ttl=0.2)
+            assert isinstance(held, Hold)
+            room = await ledger.aheadroom(chain)
+            refused = await ledger.acheck(chain, USD + 1, 0)
+            fits = await ledger.acheck(chain, USD, 60, 1, need_headroom=True)
+            await asyncio.sleep(0.35)
+            return room, refused, fits, await ledger.aexpire(), await ledger.aheadroom(chain)
+
+        room, refused, fits, expired, after = asyncio.run(run())
+        assert room == (USD, 60)
+        assert refused == Overrun(0, "usd", 0, 2 * USD)
+        assert fits is None
+        assert ledger.read(chain[0][0]).reserved == (0, 0, 0, 0)
+        assert after == (2 * USD, 100)
+        # A store may expire the hold while it works (before ``aexpire`` is called).
+        assert expired in (0, 1)
