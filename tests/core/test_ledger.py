@@ -130,7 +130,7 @@ class DictLedger(Ledger):
                 calls,
                 tools,
                 tuple(self.epoch[k.key] for k in keys),
-                None if ttl is None else time.monotonic() + ttl,
+                None if ttl is None else time.time() + ttl,
             )
             self.holds[hold.id] = "live"
             self.expiring[hold.id] = hold
@@ -189,7 +189,7 @@ class DictLedger(Ledger):
             self.epoch[account.key] += 1
 
     def expire(self) -> int:
-        now = time.monotonic()
+        now = time.time()
         with self.lock:
             due = [
                 h

@@ -88,7 +88,9 @@ class AccountState:
 class Hold:
     """Amounts reserved on a chain of accounts until committed, released or expired.
 
-    An immutable value; the ledger that issued it keeps its state.
+    An immutable value; the ledger that issued it keeps its state. ``expires_at`` is when a hold
+    with a TTL stops counting, in seconds since the epoch on the ledger's clock (this host's
+    for the in-memory and SQLite ledgers, the server's for Redis), ``None`` without a TTL.
     """
 
     __slots__ = (

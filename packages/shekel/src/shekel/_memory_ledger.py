@@ -321,7 +321,7 @@ class InMemoryLedger(Ledger):
                 calls,
                 tools,
                 tuple([a.epoch for a, _ in chain]),
-                None if life is None else time.monotonic() + life,
+                None if life is None else time.time() + life,
             )
             hold.state = LIVE
             if life is not None:
@@ -588,7 +588,7 @@ class InMemoryLedger(Ledger):
             a.epoch += 1
 
     def expire(self) -> int:
-        now = time.monotonic()
+        now = time.time()
         with self._lock:
             due = [h for h in self._expiring.values() if h.expires_at <= now]  # type: ignore[operator]
             for hold in due:

@@ -263,6 +263,20 @@ class LedgerContract:
         ledger.commit(hold, USD // 4, 0)
         assert ledger.read(chain[0][0]).used[0] == USD // 4
 
+    def test_a_holds_expiry_is_on_the_wall_clock(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps())
+        hold = ledger.reserve(chain, 1, 0, ttl=100)
+        assert isinstance(hold, Hold)
+        assert hold.expires_at is not None
+        assert abs(hold.expires_at - (time.time() + 100)) < 5
+        default = ledger.reserve(chain, 1, 0)  # the ledger's own TTL, if it has one
+        assert isinstance(default, Hold)
+        if ledger.default_ttl is None:
+            assert default.expires_at is None
+        else:
+            assert default.expires_at is not None
+            assert abs(default.expires_at - (time.time() + ledger.default_ttl)) < 5
+
     def test_amounts_of_a_billion_dollars_are_exact(self, ledger: Ledger) -> None:
         big = 10**18  # $1e9 in nano-dollars: far past 2**53, where doubles stop being exact
         cap = 4 * big + 3
