@@ -356,6 +356,28 @@ def test_a_report_with_a_call_id_is_idempotent() -> None:
     assert b.history().calls[-1].source == "x"
 
 
+def test_one_call_id_reported_by_many_threads_at_once_counts_once() -> None:
+    b = budget(max_usd=10)
+    start = threading.Barrier(16)
+    reports: list[object] = []
+
+    def report(i: int) -> None:
+        start.wait()
+        for n in range(50):
+            reports.append(
+                b.record(usd=0.001, call_id=f"shared-{n}", source=f"framework-{i % 2}")
+            )
+
+    workers = [threading.Thread(target=report, args=(i,)) for i in range(16)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert b.calls_used == 50
+    assert b.spent == pytest.approx(0.05)
+    assert len({id(r) for r in reports}) == 50  # every report got the call as first recorded
+
+
 def test_a_report_that_crosses_the_cap_is_remembered_too() -> None:
     b = budget(max_usd=0.0001)
     with pytest.raises(BudgetExceededError) as caught:

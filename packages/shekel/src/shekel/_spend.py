@@ -8,7 +8,6 @@ These are the interceptor's and the integrations' internal interface to a budget
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -320,11 +319,19 @@ RECENT_CALL_IDS: Final = 65_536
 interceptor (or the other way round), never after thousands of other calls."""
 
 
-_BEING_RECORDED: Final = object()
-"""What the registry holds for an id whose first report is being recorded right now."""
+class _Recording:
+    """What the registry holds for a call id while one report of it is being recorded."""
 
-_ids_lock = threading.Lock()
-_recorded: dict[str, Any] = {}  # call id -> CallRecord, or _BEING_RECORDED; oldest first
+    __slots__ = ("source",)
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+
+# call id -> CallRecord, or the _Recording of a report in progress; oldest first. Read and
+# written with single dict operations (atomic), so that the interceptor's claim on every call
+# takes no lock.
+_recorded: dict[str, CallRecord | _Recording] = {}
 
 
 def claim(call_id: str, source: str | None) -> CallRecord | None:
@@ -334,32 +341,38 @@ def claim(call_id: str, source: str | None) -> CallRecord | None:
     Two reports that both come from the interceptor (``source="sdk"``) are two calls: a server
     that repeats response ids (some local and test servers do) must never lose spend. Only a
     framework's report and the interceptor's are the same call told twice."""
+    mark = _Recording(source)
     waited = 0.0
     while True:
-        with _ids_lock:
-            first = _recorded.get(call_id)
-            if first is None or (
-                source == SDK and (first is _BEING_RECORDED or first.source == SDK)
-            ):
-                _recorded[call_id] = _BEING_RECORDED
-                if len(_recorded) > RECENT_CALL_IDS:
-                    for old in list(itertools.islice(_recorded, RECENT_CALL_IDS // 4)):
-                        del _recorded[old]
-                return None
-        if first is not _BEING_RECORDED:
-            result: CallRecord = first
-            return result
+        first = _recorded.setdefault(call_id, mark)
+        if first is mark:
+            if len(_recorded) > RECENT_CALL_IDS:
+                _forget_oldest()
+            return None
+        if source == SDK and (isinstance(first, _Recording) or first.source == SDK):
+            _recorded[call_id] = mark
+            return None
+        if isinstance(first, CallRecord):
+            return first
         if waited > 5.0:  # the first report never finished: record this one
             return None
         time.sleep(0.001)  # the first report is being recorded at this moment (rare)
         waited += 0.001
 
 
+def _forget_oldest() -> None:
+    try:
+        oldest = list(itertools.islice(_recorded, RECENT_CALL_IDS // 4))
+    except RuntimeError:  # another thread changed the registry meanwhile: trim next time
+        return
+    for call_id in oldest:
+        _recorded.pop(call_id, None)
+
+
 def claimed(call_id: str, call: CallRecord | None) -> None:
     """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
     is free again)."""
-    with _ids_lock:
-        if call is None:
-            _recorded.pop(call_id, None)
-        else:
-            _recorded[call_id] = call
+    if call is None:
+        _recorded.pop(call_id, None)
+    else:
+        _recorded[call_id] = call
