@@ -364,9 +364,7 @@ def test_one_call_id_reported_by_many_threads_at_once_counts_once() -> None:
     def report(i: int) -> None:
         start.wait()
         for n in range(50):
-            reports.append(
-                b.record(usd=0.001, call_id=f"shared-{n}", source=f"framework-{i % 2}")
-            )
+            reports.append(b.record(usd=0.001, call_id=f"shared-{n}", source=f"framework-{i % 2}"))
 
     workers = [threading.Thread(target=report, args=(i,)) for i in range(16)]
     for w in workers:
