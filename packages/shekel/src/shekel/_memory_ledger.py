@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from . import _memory_pool
 from ._ledger import (
     NO_CAPS,
     UNLIMITED,
@@ -23,44 +24,16 @@ from ._ledger import (
     Refuse,
     Reserver,
 )
-
-
-class Account:
-    """An in-memory account: counters only a ledger reads or writes."""
-
-    __slots__ = (
-        "calls",
-        "epoch",
-        "key",
-        "r_calls",
-        "r_tokens",
-        "r_tools",
-        "r_usd",
-        "tokens",
-        "tools",
-        "usd",
-    )
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.usd = self.tokens = self.calls = self.tools = 0
-        self.r_usd = self.r_tokens = self.r_calls = self.r_tools = 0
-        self.epoch = 0
-
-    def __repr__(self) -> str:
-        return f"Account({self.key!r}, usd={self.usd}, tokens={self.tokens})"
-
-
-LIVE, EXPIRED, SETTLED = 0, 1, 2
-_NOT_LIVE: Final = Overrun(-1, "", 0, 0)
-"""What ``_commit_short`` answers for a hold that stopped being live (compared by identity)."""
-
-
-class _MemoryHold(Hold):
-    """An in-memory hold: the ledger keeps its state in the hold itself."""
-
-    __slots__ = ("state",)
-    state: int
+from ._memory_accounts import (
+    EXPIRED,
+    LIVE,
+    NOT_LIVE,
+    SETTLED,
+    Account,
+    MemoryHold,
+    overrun_used,
+    overrun_wanted,
+)
 
 
 class InMemoryLedger(Ledger):
@@ -80,7 +53,7 @@ class InMemoryLedger(Ledger):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._expiring: dict[int, _MemoryHold] = {}  # holds with a TTL, for expire()
+        self._expiring: dict[int, MemoryHold] = {}  # holds with a TTL, for expire()
 
     def open(self, key: str, caps: Caps = NO_CAPS, *, keep_until: float | None = None) -> Account:
         return Account(key)
@@ -107,11 +80,11 @@ class InMemoryLedger(Ledger):
                 b.tokens += tokens
                 b.calls += calls
             if a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2]:
-                return _overrun_used(0, a, caps)  # the innermost (its counters are final)
+                return overrun_used(0, a, caps)  # the innermost (its counters are final)
             if m is not a and (m.usd > m_caps[0] or m.tokens > m_caps[1] or m.calls > m_caps[2]):
-                return _overrun_used(1, m, m_caps)
+                return overrun_used(1, m, m_caps)
             if b is not a and (b.usd > b_caps[0] or b.tokens > b_caps[1] or b.calls > b_caps[2]):
-                return _overrun_used(len(chain) - 1, b, b_caps)
+                return overrun_used(len(chain) - 1, b, b_caps)
         return None
 
     def _record_any(
@@ -129,7 +102,7 @@ class InMemoryLedger(Ledger):
                 if over is None and (
                     a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2] or a.tools > caps[3]
                 ):
-                    over = _overrun_used(i, a, caps)  # the innermost (its counters are final)
+                    over = overrun_used(i, a, caps)  # the innermost (its counters are final)
             return over
 
     def try_record(
@@ -147,96 +120,13 @@ class InMemoryLedger(Ledger):
         return None
 
     def recorder(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Recorder:
-        if len(chain) != 1:
-            return super().recorder(chain, amounts, refuse)
-        ((a, caps),) = chain
-        lock = self._lock
-        usd_cap, tokens_cap = caps[0], caps[1]
-
-        # One function from the arguments to the counters: this is a pool's hot path.
-        def record_one(tokens: int = 0, usd: float = 0.0) -> None:
-            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
-                nanos, count = round(usd * 1e9), tokens
-            else:
-                count, nanos = amounts(tokens, usd)
-            with lock:  # only USD and tokens grow here: only they can pass a cap
-                if a.usd + a.r_usd + nanos > usd_cap or a.tokens + a.r_tokens + count > tokens_cap:
-                    over = _overrun_wanted(0, a, caps, nanos, count, 0, 0)
-                else:
-                    a.usd += nanos
-                    a.tokens += count
-                    return
-            refuse(over, tokens, usd)
-
-        return record_one
+        return _memory_pool.recorder(self, chain, amounts, refuse)
 
     def reserver(self, chain: Sequence[Link], amounts: Amounts, refuse: Refuse) -> Reserver:
-        if len(chain) != 1 or self.default_ttl is not None or chain[0][1][2:] != NO_CAPS[2:]:
-            return super().reserver(chain, amounts, refuse)
-        ((a, caps),) = chain
-        lock, ids = self._lock, self._ids
-        usd_cap, tokens_cap = caps[0], caps[1]
-        accounts, all_caps = (a,), (caps,)
-
-        # As ``record_one``: a pool's other hot path, on its two axes only.
-        def reserve_one(tokens: int = 0, usd: float = 0.0) -> Hold:
-            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
-                nanos, count = round(usd * 1e9), tokens
-            else:
-                count, nanos = amounts(tokens, usd)
-            with lock:
-                if a.usd + a.r_usd + nanos > usd_cap or a.tokens + a.r_tokens + count > tokens_cap:
-                    over = _overrun_wanted(0, a, caps, nanos, count, 0, 0)
-                else:
-                    a.r_usd += nanos
-                    a.r_tokens += count
-                    epoch = a.epoch
-                    over = None
-            if over is not None:
-                refuse(over, tokens, usd)
-            hold = _MemoryHold(next(ids), accounts, all_caps, nanos, count, 0, 0, (epoch,), None)
-            hold.state = LIVE
-            return hold
-
-        return reserve_one
+        return _memory_pool.reserver(self, chain, amounts, refuse)
 
     def committer(self, amounts: Amounts) -> Committer:
-        lock, general = self._lock, self.commit
-
-        def commit_one(hold: Hold, tokens: int = 0, usd: float = 0.0) -> Overrun | None:
-            if type(usd) is float and 0.0 <= usd < 1e9 and type(tokens) is int and tokens >= 0:
-                nanos, count = round(usd * 1e9), tokens
-            else:
-                count, nanos = amounts(tokens, usd)
-            accounts = hold.accounts
-            if (  # anything but a pool's hold (one account, no calls, no TTL) goes the long way
-                len(accounts) != 1
-                or type(hold) is not _MemoryHold
-                or hold.calls
-                or hold.tools
-                or hold.expires_at is not None
-            ):
-                return general(hold, nanos, count)
-            a, caps = accounts[0], hold.caps[0]
-            with lock:
-                if hold.state == LIVE:
-                    hold.state = SETTLED
-                    if a.epoch == hold.epochs[0]:
-                        a.r_usd -= hold.usd
-                        a.r_tokens -= hold.tokens
-                    a.usd += nanos
-                    a.tokens += count
-                    if (
-                        a.usd > caps[0]
-                        or a.tokens > caps[1]
-                        or a.calls > caps[2]
-                        or a.tools > caps[3]
-                    ):
-                        return _overrun_used(0, a, caps)
-                    return None
-            return general(hold, nanos, count)  # settled or expired meanwhile
-
-        return commit_one
+        return _memory_pool.committer(self, amounts)
 
     def _refusal(
         self,
@@ -257,7 +147,7 @@ class InMemoryLedger(Ledger):
                 or a.tools + a.r_tools + tools > caps[3]
                 or (need_headroom and (u >= caps[0] or t >= caps[1]))
             ):
-                return _overrun_wanted(i, a, caps, usd, tokens, calls, tools, need_headroom)
+                return overrun_wanted(i, a, caps, usd, tokens, calls, tools, need_headroom)
         return None
 
     def reserve(
@@ -285,7 +175,7 @@ class InMemoryLedger(Ledger):
                     or a.tools + a.r_tools + tools > caps[3]
                     or (need_headroom and (u >= caps[0] or t >= caps[1]))
                 ):
-                    return _overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
+                    return overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
                 a.r_usd += usd
                 a.r_tokens += tokens
                 a.r_calls += calls
@@ -293,7 +183,7 @@ class InMemoryLedger(Ledger):
                 epoch = a.epoch
             # Built after the lock: a Python call inside it lets CPython switch threads while
             # the lock is held, and the other threads then queue on it.
-            hold = _MemoryHold(
+            hold = MemoryHold(
                 next(self._ids), (a,), (caps,), usd, tokens, calls, tools, (epoch,), None
             )
             hold.state = LIVE
@@ -312,7 +202,7 @@ class InMemoryLedger(Ledger):
                     a.r_calls += calls
                 if tools:
                     a.r_tools += tools
-            hold = _MemoryHold(
+            hold = MemoryHold(
                 next(self._ids),
                 tuple([a for a, _ in chain]),
                 tuple([c for _, c in chain]),
@@ -352,7 +242,7 @@ class InMemoryLedger(Ledger):
                     or a.tools + a.r_tools + tools > caps[3]
                     or (need_headroom and (u >= caps[0] or t >= caps[1]))
                 ):
-                    return _overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
+                    return overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
             return None
         with self._lock:
             return self._refusal(chain, usd, tokens, calls, tools, need_headroom)
@@ -360,7 +250,7 @@ class InMemoryLedger(Ledger):
     def _give_back(self, hold: Hold) -> bool:
         """Under the lock: take ``hold`` off its accounts' reservations; False if it had
         settled already (an expired hold gives nothing back but is still to be recorded)."""
-        assert isinstance(hold, _MemoryHold), "a hold goes back to the ledger that issued it"
+        assert isinstance(hold, MemoryHold), "a hold goes back to the ledger that issued it"
         state = hold.state
         if state == SETTLED:
             return False
@@ -384,7 +274,7 @@ class InMemoryLedger(Ledger):
     ) -> Overrun | None:
         lock = self._lock
         accounts = hold.accounts
-        if len(accounts) == 1 and type(hold) is _MemoryHold and hold.state == LIVE:
+        if len(accounts) == 1 and type(hold) is MemoryHold and hold.state == LIVE:
             (a,), (caps,) = accounts, hold.caps  # the straight path: a budget with no parent
             with lock:  # not acquire() (see the class docstring)
                 if hold.state == LIVE:
@@ -406,16 +296,16 @@ class InMemoryLedger(Ledger):
                         or a.calls > caps[2]
                         or a.tools > caps[3]
                     ):
-                        return _overrun_used(0, a, caps)
+                        return overrun_used(0, a, caps)
                     return None
         elif (
             len(accounts) <= 3
-            and type(hold) is _MemoryHold
+            and type(hold) is MemoryHold
             and hold.state == LIVE
             and hold.expires_at is None
         ):
             over = self._commit_short(hold, usd, tokens, calls, tools)
-            if over is not _NOT_LIVE:
+            if over is not NOT_LIVE:
                 return over
         lock.acquire()
         try:
@@ -432,7 +322,7 @@ class InMemoryLedger(Ledger):
                 if over is None and (
                     a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2] or a.tools > caps[3]
                 ):
-                    over = _overrun_used(i, a, caps)
+                    over = overrun_used(i, a, caps)
             return over
         finally:
             lock.release()
@@ -459,7 +349,7 @@ class InMemoryLedger(Ledger):
                 or a.tools + a.r_tools + tools > a_caps[3]
                 or (need_headroom and (u >= a_caps[0] or t >= a_caps[1]))
             ):
-                return _overrun_wanted(0, a, a_caps, usd, tokens, calls, tools, need_headroom)
+                return overrun_wanted(0, a, a_caps, usd, tokens, calls, tools, need_headroom)
             u, t = m.usd + m.r_usd, m.tokens + m.r_tokens
             if three and (
                 u + usd > m_caps[0]
@@ -468,7 +358,7 @@ class InMemoryLedger(Ledger):
                 or m.tools + m.r_tools + tools > m_caps[3]
                 or (need_headroom and (u >= m_caps[0] or t >= m_caps[1]))
             ):
-                return _overrun_wanted(1, m, m_caps, usd, tokens, calls, tools, need_headroom)
+                return overrun_wanted(1, m, m_caps, usd, tokens, calls, tools, need_headroom)
             u, t = b.usd + b.r_usd, b.tokens + b.r_tokens
             if (
                 u + usd > b_caps[0]
@@ -478,7 +368,7 @@ class InMemoryLedger(Ledger):
                 or (need_headroom and (u >= b_caps[0] or t >= b_caps[1]))
             ):
                 last = len(chain) - 1
-                return _overrun_wanted(last, b, b_caps, usd, tokens, calls, tools, need_headroom)
+                return overrun_wanted(last, b, b_caps, usd, tokens, calls, tools, need_headroom)
             a.r_usd += usd
             a.r_tokens += tokens
             a.r_calls += calls
@@ -499,22 +389,22 @@ class InMemoryLedger(Ledger):
             accounts, caps = (a, m, b), (a_caps, m_caps, b_caps)
         else:
             accounts, caps = (a, b), (a_caps, b_caps)
-        hold = _MemoryHold(next(self._ids), accounts, caps, usd, tokens, calls, tools, epochs, None)
+        hold = MemoryHold(next(self._ids), accounts, caps, usd, tokens, calls, tools, epochs, None)
         hold.state = LIVE
         return hold
 
     def _commit_short(
-        self, hold: _MemoryHold, usd: int, tokens: int, calls: int, tools: int
+        self, hold: MemoryHold, usd: int, tokens: int, calls: int, tools: int
     ) -> Overrun | None:
         """``commit`` of a live hold on two or three accounts, in straight-line code under the
-        lock; ``_NOT_LIVE`` when the hold stopped being live meanwhile (the caller then takes
+        lock; ``NOT_LIVE`` when the hold stopped being live meanwhile (the caller then takes
         the general path)."""
         accounts, caps, epochs = hold.accounts, hold.caps, hold.epochs
         a, m, b = accounts[0], accounts[1], accounts[-1]
         three = m is not b
         with self._lock:
             if hold.state != LIVE:
-                return _NOT_LIVE
+                return NOT_LIVE
             hold.state = SETTLED
             h_usd, h_tokens, h_calls, h_tools = hold.usd, hold.tokens, hold.calls, hold.tools
             if a.epoch == epochs[0]:
@@ -547,13 +437,13 @@ class InMemoryLedger(Ledger):
             b.tools += tools
             c = caps[0]
             if a.usd > c[0] or a.tokens > c[1] or a.calls > c[2] or a.tools > c[3]:
-                return _overrun_used(0, a, c)
+                return overrun_used(0, a, c)
             c = caps[1]
             if three and (m.usd > c[0] or m.tokens > c[1] or m.calls > c[2] or m.tools > c[3]):
-                return _overrun_used(1, m, c)
+                return overrun_used(1, m, c)
             c = caps[-1]
             if b.usd > c[0] or b.tokens > c[1] or b.calls > c[2] or b.tools > c[3]:
-                return _overrun_used(len(accounts) - 1, b, c)
+                return overrun_used(len(accounts) - 1, b, c)
         return None
 
     def release(self, hold: Hold) -> None:
@@ -595,36 +485,6 @@ class InMemoryLedger(Ledger):
                 self._give_back(hold)
                 hold.state = EXPIRED
         return len(due)
-
-
-def _overrun_used(index: int, a: Account, caps: Caps) -> Overrun:
-    if a.usd > caps[0]:
-        return Overrun(index, "usd", a.usd, caps[0])
-    if a.tokens > caps[1]:
-        return Overrun(index, "tokens", a.tokens, caps[1])
-    if a.calls > caps[2]:
-        return Overrun(index, "llm_calls", a.calls, caps[2])
-    return Overrun(index, "tool_calls", a.tools, caps[3])
-
-
-def _overrun_wanted(
-    index: int,
-    a: Account,
-    caps: Caps,
-    usd: int,
-    tokens: int,
-    calls: int,
-    tools: int,
-    need_headroom: bool = False,
-) -> Overrun:
-    u, t = a.usd + a.r_usd, a.tokens + a.r_tokens
-    if u + usd > caps[0] or (need_headroom and u >= caps[0]):
-        return Overrun(index, "usd", a.usd, caps[0])
-    if t + tokens > caps[1] or (need_headroom and t >= caps[1]):
-        return Overrun(index, "tokens", a.tokens, caps[1])
-    if a.calls + a.r_calls + calls > caps[2]:
-        return Overrun(index, "llm_calls", a.calls, caps[2])
-    return Overrun(index, "tool_calls", a.tools, caps[3])
 
 
 DEFAULT_LEDGER: Final[Ledger] = InMemoryLedger()
