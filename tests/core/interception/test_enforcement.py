@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anthropic
 import openai
@@ -172,32 +174,35 @@ def test_odd_request_bodies_are_still_counted(fake: FakeProvider) -> None:
     assert b.spent == pytest.approx(gpt4o_mini(12, 3), abs=1e-9)
 
 
+def _calls_in_flight(
+    oai: openai.OpenAI, n: int, until: Callable[[], bool]
+) -> list[threading.Thread]:
+    """Start ``n`` chat calls in threads (with this context's budgets) and wait until ``until()``
+    says they are in flight; join the threads returned."""
+    workers = [
+        threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(oai.chat.completions.create,),
+            kwargs={"model": "gpt-4o-mini", "messages": USER},
+        )
+        for _ in range(n)
+    ]
+    for w in workers:
+        w.start()
+    deadline = time.monotonic() + 10
+    while not until():
+        assert time.monotonic() < deadline, "the calls never got in flight"
+        time.sleep(0.005)
+    return workers
+
+
 def test_a_refusal_says_what_calls_in_flight_hold(fake: FakeProvider, oai: openai.OpenAI) -> None:
-    import threading
-
-    from shekel import budget as make_budget
-
     fake.enqueue(*[Reply(latency=0.6) for _ in range(3)])
-    b = make_budget(max_llm_calls=8, name="pool")
+    b = budget(max_llm_calls=8, name="pool")
     for _ in range(5):
         b.record(usd=0.01)
     with b:
-        import contextvars
-
-        workers = [
-            threading.Thread(
-                target=contextvars.copy_context().run,
-                args=(oai.chat.completions.create,),
-                kwargs={"model": "gpt-4o-mini", "messages": USER},
-            )
-            for _ in range(3)
-        ]
-        for w in workers:
-            w.start()
-        deadline = time.monotonic() + 10
-        while b.snapshot().llm_calls_remaining != 0:  # until the three calls are in flight
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        workers = _calls_in_flight(oai, 3, lambda: b.snapshot().llm_calls_remaining == 0)
         with pytest.raises(BudgetExceededError) as caught:
             b.check()
         for w in workers:
@@ -213,25 +218,10 @@ def test_a_call_cap_up_the_chain_holds_the_calls_in_flight(
 ) -> None:
     """A budget without a call cap of its own holds each call it sends while an ancestor has
     one: otherwise concurrent calls would all pass the ancestor's check."""
-    import contextvars
-    import threading
-
     fake.enqueue(*[Reply(latency=1.0) for _ in range(2)])
     with budget(max_llm_calls=2, name="parent") as parent, budget(max_usd=1.0, name="child"):
-        workers = [
-            threading.Thread(
-                target=contextvars.copy_context().run,
-                args=(oai.chat.completions.create,),
-                kwargs={"model": "gpt-4o-mini", "messages": USER},
-            )
-            for _ in range(2)
-        ]
-        for w in workers:
-            w.start()
-        deadline = time.monotonic() + 10
-        while len(fake.requests) < 2:  # both calls reached the provider, which is still answering
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        # Both calls reached the provider, which is still answering.
+        workers = _calls_in_flight(oai, 2, lambda: len(fake.requests) == 2)
         with pytest.raises(BudgetExceededError) as caught:
             oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
         for w in workers:
