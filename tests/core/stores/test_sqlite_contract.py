@@ -46,6 +46,27 @@ def test_settled_holds_are_forgotten_and_expired_ones_kept(
     assert ledger.read(chain[0][0]).used[0] == 3
 
 
+def test_accounts_kept_until_a_moment_are_forgotten_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window's past periods leave no rows behind (Redis lets their keys expire)."""
+    import time
+
+    from shekel._ledger import Caps
+
+    ledger = SQLiteLedger(tmp_path / "spend.db")
+    now = time.time()
+    period = [(ledger.open("daily@1d/2026-11-29", keep_until=now + 60), Caps())]
+    lasting = [(ledger.open("lasting"), Caps())]
+    ledger.record(period, 5, 1)
+    ledger.record(lasting, 7, 1)
+    assert [a["key"] for a in ledger.accounts()] == ["daily@1d/2026-11-29", "lasting"]
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    ledger.expire()
+    assert [a["key"] for a in ledger.accounts()] == ["lasting"]
+    assert ledger.read(lasting[0][0]).used[0] == 7
+
+
 def _spend_in_a_forked_child(ledger: SQLiteLedger, key: str, n: int) -> None:
     from shekel._ledger import Caps
 

@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS shekel_holds (
     state TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS shekel_holds_due ON shekel_holds (state, expires_at);
+CREATE INDEX IF NOT EXISTS shekel_accounts_kept ON shekel_accounts (keep_until)
+    WHERE keep_until IS NOT NULL;
 """
 
 _COUNTERS = ("usd", "tokens", "calls", "tools")
@@ -189,6 +191,11 @@ class SQLiteLedger(Ledger):
         db.execute(
             "DELETE FROM shekel_holds WHERE state = 'settled' AND expires_at < ?",
             (now - SETTLED_MEMORY,),
+        )
+        # Accounts kept until a moment (a window's past periods) are forgotten after it, as
+        # Redis lets such keys expire.
+        db.execute(
+            "DELETE FROM shekel_accounts WHERE keep_until IS NOT NULL AND keep_until < ?", (now,)
         )
         due = db.execute(
             "SELECT id, keys, epochs, usd, tokens, calls, tools FROM shekel_holds "
