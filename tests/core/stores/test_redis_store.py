@@ -375,6 +375,11 @@ def test_async_twins_run_on_the_event_loop_and_close_their_connections(
 
         results = await asyncio.gather(*(one() for _ in range(60)))
         await ledger.arecord(chain, 0, 5)
+        refused = await ledger.acheck(chain, 0, 0, 1)
+        assert refused is not None
+        assert refused.axis == "llm_calls"
+        assert await ledger.aheadroom(chain) == (UNLIMITED, UNLIMITED)
+        assert await ledger.aexpire() == 0
         return sum(results)
 
     with warnings.catch_warnings():

@@ -37,6 +37,7 @@ from ._store_redis_wire import (
     overrun_reply,
     positive_seconds,
     redis_module,
+    room_reply,
     script_text,
     state_reply,
 )
@@ -343,6 +344,20 @@ class RedisLedger(Ledger):
         args.append("1" if need_headroom else "0")
         return self._run(self._outcome, chain, keys, args, default=nothing)
 
+    async def acheck(
+        self,
+        chain: Sequence[Link],
+        usd: int,
+        tokens: int,
+        calls: int = 0,
+        tools: int = 0,
+        *,
+        need_headroom: bool = False,
+    ) -> Overrun | None:
+        keys, args = self._args("check", chain, (usd, tokens, calls, tools))
+        args.append("1" if need_headroom else "0")
+        return await self._arun(self._aoutcome, chain, keys, args, default=nothing)
+
     def _settle_args(
         self, op: str, hold: Hold, amounts: Sequence[int]
     ) -> tuple[list[str], list[str]]:
@@ -407,15 +422,18 @@ class RedisLedger(Ledger):
         return self._run(self._headroom, chain, keys, args, default=lambda: (UNLIMITED, UNLIMITED))
 
     def _headroom(self, chain: Sequence[Link], keys: list[str], args: list[str]) -> tuple[int, int]:
-        values = [int(v) for v in self._eval(keys, args)]
-        usd = tokens = UNLIMITED
-        for i, (_, caps) in enumerate(chain):
-            row = values[i * 8 : i * 8 + 8]
-            if caps[0] != UNLIMITED:
-                usd = min(usd, caps[0] - row[0] - row[4])
-            if caps[1] != UNLIMITED:
-                tokens = min(tokens, caps[1] - row[1] - row[5])
-        return max(usd, 0), max(tokens, 0)
+        return room_reply(chain, self._eval(keys, args))
+
+    async def aheadroom(self, chain: Sequence[Link]) -> tuple[int, int]:
+        keys, args = self._args("rows", chain, (0, 0, 0, 0))
+        return await self._arun(
+            self._aheadroom, chain, keys, args, default=lambda: (UNLIMITED, UNLIMITED)
+        )
+
+    async def _aheadroom(
+        self, chain: Sequence[Link], keys: list[str], args: list[str]
+    ) -> tuple[int, int]:
+        return room_reply(chain, await self._aeval(keys, args))
 
     def reset(self, account: RedisAccount) -> None:
         keys, args = self._args("reset", [(account, account.caps)], (0, 0, 0, 0))
@@ -429,6 +447,18 @@ class RedisLedger(Ledger):
         while True:
             keys, args = self._args("expire", [], (0, 0, 0, 0))
             done = int(self._eval(keys, [*args, str(_SWEEP)]))
+            total += done
+            if done < _SWEEP:
+                return total
+
+    async def aexpire(self) -> int:
+        return await self._arun(self._aexpire, default=lambda: 0)
+
+    async def _aexpire(self) -> int:
+        total = 0
+        while True:
+            keys, args = self._args("expire", [], (0, 0, 0, 0))
+            done = int(await self._aeval(keys, [*args, str(_SWEEP)]))
             total += done
             if done < _SWEEP:
                 return total

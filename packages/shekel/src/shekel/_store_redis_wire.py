@@ -96,6 +96,19 @@ def held_reply(
     )
 
 
+def room_reply(chain: Sequence[Link], reply: Sequence[Any]) -> tuple[int, int]:
+    """USD and tokens free on ``chain``, from the script's ``rows`` reply."""
+    values = [int(v) for v in reply]
+    usd = tokens = UNLIMITED
+    for i, (_, caps) in enumerate(chain):
+        row = values[i * 8 : i * 8 + 8]
+        if caps[0] != UNLIMITED:
+            usd = min(usd, caps[0] - row[0] - row[4])
+        if caps[1] != UNLIMITED:
+            tokens = min(tokens, caps[1] - row[1] - row[5])
+    return max(usd, 0), max(tokens, 0)
+
+
 def state_reply(values: Sequence[bytes | None]) -> AccountState:
     n = [int(v) if v else 0 for v in values]
     return AccountState((n[0], n[1], n[2], n[3]), (n[4], n[5], n[6], n[7]))
