@@ -188,6 +188,13 @@ class DictLedger(Ledger):
             self.used[account.key], self.held[account.key] = [0] * 4, [0] * 4
             self.epoch[account.key] += 1
 
+    def forget(self, accounts: Sequence[Key]) -> None:
+        with self.lock:
+            for account in accounts:
+                self.used.pop(account.key, None)
+                self.held.pop(account.key, None)
+                self.epoch[account.key] = self.epoch.get(account.key, 0) + 1
+
     def expire(self) -> int:
         now = time.time()
         with self.lock:

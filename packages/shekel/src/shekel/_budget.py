@@ -44,7 +44,7 @@ from ._policies import PolicyState
 from ._pricing import Rate, TokenUsage
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot, snapshot_of
-from ._stores import resolve_store
+from ._stores import GONE, forget_gone, forget_when_gone, resolve_store
 from ._tree import Rollup, Totals, fold, join
 from ._windows import Period, Window
 
@@ -111,6 +111,8 @@ class Budget:
         self.name: str | None = self._config.name
         self._key = self.name or ("budget" if not self._ledger.shares_keys else _anonymous())
         self._account: Any = self._ledger.open(self._key, self._config.caps)
+        if self.name is None and self._ledger.shares_keys:
+            forget_when_gone(self, self._ledger, self._account)
         self._periods: dict[str, tuple[Period, Any]] = {}  # window spec -> current period
         self.parent: Budget | None = None
         self.children: list[Budget] = []
@@ -334,6 +336,8 @@ class Budget:
         """Activate this budget in the current thread or task. Everything that can fail runs
         before anything changes, so a failure leaves no budget active."""
         install_once()
+        if GONE:
+            forget_gone()
         parent = entered_budget()
         if parent is None and PROCESS_ROOT[0] is not self:
             parent = PROCESS_ROOT[0]

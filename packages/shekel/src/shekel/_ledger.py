@@ -289,6 +289,12 @@ class Ledger(ABC):
         dropped. Operations may also do this as they go."""
         return 0
 
+    def forget(self, accounts: Sequence[Any]) -> None:  # noqa: B027
+        """Nothing will use ``accounts`` again (the budget objects that knew their keys are
+        gone). A ledger that ``shares_keys`` deletes them, or they would pile up, one per
+        unnamed or repeated budget; the default, for ledgers in memory, does nothing (an
+        account there goes with its budget)."""
+
     # -- async twins -----------------------------------------------------------------------------
 
     async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:

@@ -442,6 +442,10 @@ class RedisLedger(Ledger):
     def expire(self) -> int:
         return self._run(self._expire, default=lambda: 0)
 
+    def forget(self, accounts: Sequence[RedisAccount]) -> None:
+        if accounts:
+            self._client.delete(*[a.redis_key for a in accounts])
+
     def _expire(self) -> int:
         total = 0
         while True:

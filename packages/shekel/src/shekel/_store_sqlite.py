@@ -392,6 +392,12 @@ class SQLiteLedger(Ledger):
     def expire(self) -> int:
         return self._errors.run(self._expire, default=lambda: 0)
 
+    def forget(self, accounts: Sequence[SQLiteAccount]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM shekel_accounts WHERE key = ?", [(a.key,) for a in accounts]
+            )
+
     def _expire(self) -> int:
         with self._transaction() as db:
             return self._expire_due(db, time.time())

@@ -11,8 +11,12 @@ The default store, used by budgets that ask for it (``store="default"``, or a bu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
+import weakref
+from collections import deque
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
@@ -166,3 +170,47 @@ def shown_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
     except ValueError:
         return url
+
+
+# -- accounts only a gone budget knew ----------------------------------------------------------
+
+FORGET_BATCH: Final = 64
+FORGET_WITHIN: Final = 10.0
+"""Accounts of gone budgets are deleted from their store in batches: once this many wait, or
+the oldest has waited this many seconds (checked as budgets begin)."""
+
+# Filled by finalizers, which may run at any point of any thread: no lock, no I/O, only the
+# deque's atomic appends. Emptied by :func:`forget_gone`.
+GONE: Final[deque[tuple[float, Ledger, Any]]] = deque()
+
+
+def forget_when_gone(owner: object, ledger: Ledger, account: Any) -> None:
+    """Have ``ledger`` forget ``account`` once ``owner`` is garbage: for store keys nobody else
+    can know (an unnamed root budget's, a repeat's), which would otherwise pile up in the store,
+    one per budget object."""
+    weakref.finalize(owner, _gone, ledger, account)
+
+
+def _gone(ledger: Ledger, account: Any) -> None:
+    GONE.append((time.monotonic(), ledger, account))
+
+
+def forget_gone() -> None:
+    """Delete the accounts of gone budgets, if enough wait or the oldest waited long enough."""
+    try:
+        oldest = GONE[0][0]
+    except IndexError:
+        return
+    if len(GONE) < FORGET_BATCH and time.monotonic() - oldest < FORGET_WITHIN:
+        return
+    batches: dict[int, tuple[Ledger, list[Any]]] = {}
+    while True:
+        try:
+            _, ledger, account = GONE.popleft()
+        except IndexError:
+            break
+        batches.setdefault(id(ledger), (ledger, []))[1].append(account)
+    for ledger, accounts in batches.values():
+        # Tidying up: a store that is down keeps them, and the budget that began goes on.
+        with contextlib.suppress(Exception):
+            ledger.forget(accounts)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ._config import MAX_DEPTH
 from ._errors import BudgetConfigError
 from ._history import ModelTotals
+from ._stores import forget_when_gone
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -152,6 +153,8 @@ def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
     if child._ledger.shares_keys:  # the account a store knows this budget by: its path
         child._key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
         child._account = child._ledger.open(child._key, child._config.caps)
+        if repeat:
+            forget_when_gone(child, child._ledger, child._account)
         child._periods.clear()
     child._relink_own()
 

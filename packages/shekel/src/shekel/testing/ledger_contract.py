@@ -377,6 +377,17 @@ class LedgerContract:
         else:
             assert second_ledger.read(second).used[0] == 0  # a fresh account per open
 
+    def test_forgotten_accounts_are_deleted_from_a_store(self, ledger: Ledger) -> None:
+        key = self.key()
+        account = ledger.open(key)
+        ledger.record([(account, Caps())], USD, 1)
+        ledger.forget([])
+        ledger.forget([account])
+        if ledger.shares_keys:  # gone from the store: the key starts afresh
+            assert ledger.read(ledger.open(key)).used == (0, 0, 0, 0)
+        else:  # an account in memory goes with the budget that holds it
+            assert ledger.read(account).used == (USD, 1, 0, 0)
+
     # -- concurrency -----------------------------------------------------------------------
 
     def test_concurrent_records_lose_nothing(self, ledger: Ledger) -> None:

@@ -1,0 +1,48 @@
+"""Keys only one budget object knows (an unnamed root's, a repeat's) leave the store once the
+object is gone: a service making a budget per request must not fill its Redis or SQLite."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from shekel import budget, current_budget, with_budget
+from shekel._stores import FORGET_BATCH, open_store
+
+
+def _private_keys(store: str) -> list[str]:
+    return [a["key"] for a in open_store(store).accounts() if "#" in a["key"]]
+
+
+def test_the_repeats_of_a_decorated_function_are_forgotten(store: str) -> None:
+    @with_budget(max_usd=1.0, name="handle", store=store)
+    def handle() -> None:
+        current = current_budget()
+        assert current is not None
+        current.record(usd=0.01)
+
+    service = budget(max_usd=10.0, name="service", store=store)
+    calls = FORGET_BATCH + 6
+    with service:
+        for _ in range(calls):
+            handle()
+        gc.collect()
+    with service:  # a budget beginning deletes what gone budgets left, in batches
+        pass
+    assert len(_private_keys(store)) < FORGET_BATCH // 8  # one per call before
+    assert service.spent == pytest.approx(calls * 0.01)
+    assert service.rollups["handle"].runs == calls
+    assert next(a["key"] for a in open_store(store).accounts("service")) == "service"
+
+
+def test_unnamed_root_budgets_are_forgotten_when_gone(store: str) -> None:
+    kept = budget(max_usd=1.0, store=store)
+    kept.record(usd=0.5)
+    for _ in range(FORGET_BATCH + 1):
+        budget(max_usd=1.0, store=store).record(usd=0.01)
+    gc.collect()
+    with budget(max_usd=1.0, name="next", store=store):
+        pass
+    assert len(_private_keys(store)) == 1  # the budget still alive keeps its account
+    assert kept.spent == pytest.approx(0.5)
