@@ -132,7 +132,7 @@ class InterceptedCall:
         streamed, model_at = find_stream_and_model(content)
         if not streamed and budget._plain:
             # The common case needs no rewrite: read the model without decoding the body, and
-            # hold one call (an exhausted budget refuses even that).
+            # hold one call where a call cap needs it (an exhausted budget refuses either way).
             self.model = peek_string(content, b'"model"', model_at)
             if budget._unheld:
                 over = budget._ledger.check(budget._chain, 0, 0, 1, need_headroom=True)
