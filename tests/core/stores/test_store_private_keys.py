@@ -46,3 +46,40 @@ def test_unnamed_root_budgets_are_forgotten_when_gone(store: str) -> None:
         pass
     assert len(_private_keys(store)) == 1  # the budget still alive keeps its account
     assert kept.spent == pytest.approx(0.5)
+
+
+def test_repeats_from_many_threads_at_once_are_all_counted_and_forgotten(store: str) -> None:
+    """Threads begin budgets, and so delete what gone budgets left, at the same moments."""
+    import contextvars
+    import threading
+
+    @with_budget(max_usd=1.0, name="handle", store=store)
+    def handle() -> None:
+        current = current_budget()
+        assert current is not None
+        current.record(usd=0.01)
+
+    service = budget(max_usd=10.0, name="service", store=store)
+    threads, calls = 8, 25
+    start = threading.Barrier(threads)
+
+    def work() -> None:
+        start.wait()
+        for _ in range(calls):
+            handle()
+
+    with service:
+        workers = [
+            threading.Thread(target=contextvars.copy_context().run, args=(work,))
+            for _ in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        gc.collect()
+    with service:
+        pass
+    assert service.spent == pytest.approx(threads * calls * 0.01)
+    assert service.rollups["handle"].runs == threads * calls
+    assert len(_private_keys(store)) < FORGET_BATCH
