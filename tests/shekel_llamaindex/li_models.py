@@ -7,13 +7,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
     CompletionResponse,
+    CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
 )
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.llms import CustomLLM
-from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.tools import ToolSelection
 
 from shekel import Budget
 
@@ -75,6 +82,91 @@ class SilentLLM(UsageLLM):
 
     def _usage(self) -> dict[str, Any]:
         return {}
+
+
+class ToolCallingLLM(FunctionCallingLLM):
+    """A local function-calling model for workflow agents: on each of its first ``tool_turns``
+    turns it asks for ``calls_per_turn`` calls of ``tool``, then it answers. It reports its
+    usage in ``raw``; ``turns`` counts the times it ran."""
+
+    tool: str = "lookup"
+    tool_turns: int = 1
+    calls_per_turn: int = 1
+    turns: int = 0
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name=LOCAL, is_function_calling_model=True)
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role="user", content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        return {"messages": messages, **kwargs}
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        return [
+            ToolSelection(tool_id=call["id"], tool_name=call["name"], tool_kwargs=call["kwargs"])
+            for call in response.message.additional_kwargs.get("tool_calls", [])
+        ]
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        self.turns += 1
+        calls = [
+            {"id": f"call-{self.turns}-{i}", "name": self.tool, "kwargs": {"query": "x"}}
+            for i in range(self.calls_per_turn if self.turns <= self.tool_turns else 0)
+        ]
+        message = ChatMessage(
+            role="assistant",
+            content="" if calls else "local answer",
+            additional_kwargs={"tool_calls": calls},
+        )
+        usage = {"prompt_tokens": 100, "completion_tokens": 10}
+        return ChatResponse(message=message, raw={"usage": usage})
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self.chat(messages, **kwargs)
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        raise NotImplementedError("ToolCallingLLM only chats")
+
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        raise NotImplementedError("ToolCallingLLM only chats")
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        raise NotImplementedError("use the agent with streaming=False")
+
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        raise NotImplementedError("use the agent with streaming=False")
+
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        raise NotImplementedError("ToolCallingLLM only chats")
+
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        raise NotImplementedError("ToolCallingLLM only chats")
 
 
 class LocalEmbedding(BaseEmbedding):

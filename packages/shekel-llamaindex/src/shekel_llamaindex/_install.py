@@ -4,7 +4,8 @@
   every component, including those built before a budget was entered;
 - a check before every LLM and embedding call, in ``CallbackManager.on_event_start``: the
   one place LlamaIndex calls for every model call, before it runs, whose exceptions reach the
-  caller (the dispatcher swallows whatever its handlers raise).
+  caller (the dispatcher swallows whatever its handlers raise);
+- a count before every tool call of a workflow agent (``_tools``).
 
 Outside a budget each of them costs a context-variable read and a dictionary lookup.
 """
@@ -28,7 +29,7 @@ from llama_index_instrumentation import get_dispatcher
 
 from shekel import BudgetExceededError, current_budget
 
-from . import _spans, _usage
+from . import _spans, _tools, _usage
 from ._errors import LlamaIndexBudgetExceededError
 
 _lock = threading.Lock()
@@ -147,4 +148,5 @@ def install() -> None:
         root.add_event_handler(ShekelEventHandler())
         if not hasattr(CallbackManager.on_event_start, "__shekel_original__"):
             CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
+        _tools.install()
         _installed = True

@@ -138,6 +138,12 @@ def current_span() -> Span | None:
     return span
 
 
+def payer_here() -> Budget | None:
+    """The budget paying for work done here: the current span's, else the active budget."""
+    span = current_span()
+    return span.payer if span is not None else current_budget()
+
+
 def payer_for_request(active: Budget | None) -> Budget | None:
     """The budget an intercepted request sent here is charged to, or ``None`` (the active
     budget pays). Marks the model call it belongs to as seen by the interceptor."""
