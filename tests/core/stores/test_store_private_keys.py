@@ -83,3 +83,40 @@ def test_repeats_from_many_threads_at_once_are_all_counted_and_forgotten(store: 
     assert service.spent == pytest.approx(threads * calls * 0.01)
     assert service.rollups["handle"].runs == threads * calls
     assert len(_private_keys(store)) < FORGET_BATCH
+
+
+EXITING = """
+import sys
+from shekel import budget, current_budget, with_budget
+
+store = sys.argv[1]
+kept = budget(max_usd=1.0, store=store)  # alive until the interpreter exits
+kept.record(usd=0.5)
+for _ in range(5):  # gone at once, fewer than a batch and younger than FORGET_WITHIN
+    budget(max_usd=1.0, store=store).record(usd=0.01)
+
+@with_budget(max_usd=1.0, name="handle", store=store)
+def handle() -> None:
+    current_budget().record(usd=0.01)
+
+with budget(max_usd=10.0, name="service", store=store):
+    for _ in range(3):
+        handle()
+print("recorded", flush=True)
+"""
+
+
+def test_a_process_that_exits_leaves_no_private_keys(store: str) -> None:
+    """A short-lived process (a cron job, a CLI run) deletes at exit what its budgets alone
+    knew, whether their objects were gone or still alive."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", EXITING, store], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "recorded"
+    assert _private_keys(store) == []
+    service = open_store(store).accounts("service")
+    assert [a["key"] for a in service] == ["service"]  # the named budget's account stays

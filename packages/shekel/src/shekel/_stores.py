@@ -177,17 +177,29 @@ def shown_url(url: str) -> str:
 FORGET_BATCH: Final = 64
 FORGET_WITHIN: Final = 10.0
 """Accounts of gone budgets are deleted from their store in batches: once this many wait, or
-the oldest has waited this many seconds (checked as budgets begin)."""
+the oldest has waited this many seconds (checked as budgets begin), and at interpreter exit."""
 
 # Filled by finalizers, which may run at any point of any thread: no lock, no I/O, only the
 # deque's atomic appends. Emptied by :func:`forget_gone`.
 GONE: Final[deque[tuple[float, Ledger, Any]]] = deque()
 
 
+class _UntilExit:
+    """An object alive until interpreter exit, where its finalizer deletes whatever waits."""
+
+
+_UNTIL_EXIT: Final = _UntilExit()
+_exit_flush: list[weakref.finalize[Any, Any]] = []
+
+
 def forget_when_gone(owner: object, ledger: Ledger, account: Any) -> None:
-    """Have ``ledger`` forget ``account`` once ``owner`` is garbage: for store keys nobody else
-    can know (an unnamed root budget's, a repeat's), which would otherwise pile up in the store,
-    one per budget object."""
+    """Have ``ledger`` forget ``account`` once ``owner`` is garbage, or at interpreter exit:
+    for store keys nobody else can know (an unnamed root budget's, a repeat's), which would
+    otherwise pile up in the store, one per budget object."""
+    if not _exit_flush:
+        # At exit, ``weakref`` calls the finalizers still pending, newest first: this one, made
+        # before any budget's, runs after them all and so deletes what they queued.
+        _exit_flush.append(weakref.finalize(_UNTIL_EXIT, forget_gone, at_exit=True))
     weakref.finalize(owner, _gone, ledger, account)
 
 
@@ -195,13 +207,14 @@ def _gone(ledger: Ledger, account: Any) -> None:
     GONE.append((time.monotonic(), ledger, account))
 
 
-def forget_gone() -> None:
-    """Delete the accounts of gone budgets, if enough wait or the oldest waited long enough."""
+def forget_gone(*, at_exit: bool = False) -> None:
+    """Delete the accounts of gone budgets, if enough wait or the oldest waited long enough
+    (all of them at exit)."""
     try:
         oldest = GONE[0][0]
     except IndexError:
         return
-    if len(GONE) < FORGET_BATCH and time.monotonic() - oldest < FORGET_WITHIN:
+    if not at_exit and len(GONE) < FORGET_BATCH and time.monotonic() - oldest < FORGET_WITHIN:
         return
     batches: dict[int, tuple[Ledger, list[Any]]] = {}
     while True:
