@@ -16,20 +16,19 @@ that makes the retry return what the first attempt did instead of applying twice
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from ._errors import BudgetConfigError
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import StoreErrors
+from ._store_redis_clients import LoopClients
 from ._store_redis_wire import (
     COUNTERS,
     RedisAccount,
     cap_args,
     check_url,
-    closing_generator,
     empty_state,
     glob_escape,
     held_reply,
@@ -43,9 +42,6 @@ from ._store_redis_wire import (
 )
 from ._stores import shown_url as _shown_url
 from ._windows import split_period_key
-
-if TYPE_CHECKING:
-    import asyncio
 
 T = TypeVar("T")
 
@@ -94,8 +90,7 @@ class RedisLedger(Ledger):
             _shown_url(url), on_error, (redis.exceptions.RedisError, OSError)
         )
         self._client = self._make_client(redis)
-        self._aclients: dict[int, tuple[asyncio.AbstractEventLoop, Any, Any]] = {}
-        self._alock = threading.Lock()
+        self._aclients = LoopClients(url, self._options)
         self._memory = str(round(SETTLED_MEMORY * 1000))
         self._retry_memory = str(round(RETRY_MEMORY * 1000))
 
@@ -133,12 +128,7 @@ class RedisLedger(Ledger):
 
     async def aclose(self) -> None:
         """Close the async client of the running event loop."""
-        import asyncio
-
-        with self._alock:
-            found = self._aclients.pop(id(asyncio.get_running_loop()), None)
-        if found is not None:
-            await found[2].aclose()
+        await self._aclients.aclose()
 
     # -- running the script ----------------------------------------------------------------
 
@@ -170,7 +160,7 @@ class RedisLedger(Ledger):
             return self._client.eval(text, len(keys), *keys, *args)
 
     async def _aeval(self, keys: Sequence[str], args: Sequence[str]) -> Any:
-        client = await self._aclient()
+        client = await self._aclients.get()
         try:
             return await self._aeval_once(client, keys, args)
         except self._redis.exceptions.ConnectionError:
@@ -182,29 +172,6 @@ class RedisLedger(Ledger):
             return await client.evalsha(sha, len(keys), *keys, *args)
         except self._redis.exceptions.NoScriptError:
             return await client.eval(text, len(keys), *keys, *args)
-
-    async def _aclient(self) -> Any:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        with self._alock:
-            found = self._aclients.get(id(loop))
-            if found is not None and found[0] is loop:
-                return found[1]
-            for key, (other, _, _) in list(self._aclients.items()):
-                if other.is_closed():
-                    del self._aclients[key]
-            from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            client = Redis.from_url(self.url, **self._options(Retry(NoBackoff(), 0)))
-            closer = closing_generator(client)
-            self._aclients[id(loop)] = (loop, client, closer)
-        # A suspended async generator: the loop closes it when it shuts down (asyncio.run
-        # does), and closing it closes the client's connections.
-        await closer.asend(None)
-        return client
 
     def _run(self, fn: Callable[..., T], *args: Any, default: Callable[[], T]) -> T:
         return self._errors.run(fn, *args, default=default)
@@ -409,7 +376,7 @@ class RedisLedger(Ledger):
         return await self._arun(self._aread, account, default=empty_state)
 
     async def _aread(self, account: RedisAccount) -> AccountState:
-        client = await self._aclient()
+        client = await self._aclients.get()
         errors = self._redis.exceptions
         try:
             values = await client.hmget(account.redis_key, COUNTERS)

@@ -53,13 +53,6 @@ def redis_module() -> Any:
 COUNTERS: Final = ("usd", "tokens", "calls", "tools", "r_usd", "r_tokens", "r_calls", "r_tools")
 
 
-async def closing_generator(client: Any) -> Any:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
 def overrun_reply(reply: Sequence[bytes], chain: Sequence[Link]) -> Overrun | None:
     """The script's ``ok`` / ``over|position|axis|used`` (after ``done`` for a repeat)."""
     if reply[0] == b"done":
