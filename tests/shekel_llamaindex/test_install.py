@@ -55,6 +55,22 @@ def test_nothing_of_llamaindex_is_imported_before_the_application_imports_it() -
     assert out.strip().endswith("[]")
 
 
+def test_sdk_calls_pay_for_routing_only_once_llamaindex_is_imported() -> None:
+    """Until then no ``shekel_route_call`` plugin is registered, so the interceptor asks none."""
+    out = _run(
+        """
+        import shekel
+        from shekel._plugins import LISTENING
+        with shekel.budget(name="app"):
+            print("before", LISTENING.shekel_route_call)
+            import llama_index.core
+            print("after", LISTENING.shekel_route_call)
+        """
+    )
+    said = [line for line in out.splitlines() if line.startswith(("before ", "after "))]
+    assert said == ["before False", "after True"]
+
+
 def test_a_budget_entered_before_llamaindex_is_imported_still_sees_its_steps() -> None:
     """As under ``shekel run``: the budget comes first, the script imports LlamaIndex."""
     out = _run(

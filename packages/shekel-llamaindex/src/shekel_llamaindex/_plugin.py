@@ -3,28 +3,28 @@
 Loading it imports neither LlamaIndex nor anything heavy: ``shekel_install`` checks the
 installed version and installs into LlamaIndex when ``llama_index.core`` is imported (at once
 if it already is).
+
+``shekel_route_call`` (which budget pays for a request) is implemented by
+:class:`shekel_llamaindex._spans.Router`, registered at that moment: a process that never
+imports LlamaIndex pays nothing per SDK call.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
-from shekel import Budget, CallRoute, hookimpl
+from shekel import hookimpl
 
 from . import package
 from ._errors import ShekelLlamaIndexWarning
 from ._imports import when_imported
-
-_route: list[Callable[[Budget | None], Budget | None]] = []
 
 
 def _install_into_llamaindex() -> None:
     from . import _install, _spans
 
     _install.install()
-    if not _route:
-        _route.append(_spans.payer_for_request)
+    _spans.start_routing()
 
 
 @hookimpl
@@ -39,11 +39,3 @@ def shekel_install() -> None:
         )
         return
     when_imported("llama_index.core", _install_into_llamaindex)
-
-
-@hookimpl
-def shekel_route_call(active: Budget | None) -> CallRoute | None:
-    if not _route:
-        return None
-    payer = _route[0](active)
-    return None if payer is None else CallRoute(payer)

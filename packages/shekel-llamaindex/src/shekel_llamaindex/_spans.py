@@ -28,7 +28,15 @@ from typing import Any, Final
 
 from llama_index_instrumentation.span import active_span_id
 
-from shekel import Budget, BudgetConfigError, budget_name, current_budget
+from shekel import (
+    Budget,
+    BudgetConfigError,
+    CallRoute,
+    budget_name,
+    current_budget,
+    hookimpl,
+    plugin_manager,
+)
 
 from . import _steps
 from ._errors import ShekelLlamaIndexWarning
@@ -158,6 +166,27 @@ def payer_for_request(active: Budget | None) -> Budget | None:
     if span.call is not None:
         span.call.sdk = True
     return span.payer if span.base is active else None
+
+
+class Router:
+    """The ``shekel_route_call`` plugin: asked by the interceptor at every request."""
+
+    @hookimpl
+    def shekel_route_call(self, active: Budget | None) -> CallRoute | None:
+        payer = payer_for_request(active)
+        return None if payer is None else CallRoute(payer)
+
+
+_routing = [False]
+_routing_lock = threading.Lock()
+
+
+def start_routing() -> None:
+    """Register :class:`Router` with shekel, once per process."""
+    with _routing_lock:
+        if not _routing[0]:
+            plugin_manager().register(Router(), name="shekel-llamaindex-router")
+            _routing[0] = True
 
 
 # -- spans starting and ending -------------------------------------------------------------
