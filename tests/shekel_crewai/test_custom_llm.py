@@ -102,6 +102,8 @@ def test_a_report_without_usage_counts_the_call_and_warns() -> None:
         crew.kickoff()
     assert spend.calls_used == 2
     assert spend.tokens_used == 0
+    calls = [call for child in spend.children for call in child.history().calls]
+    assert [(c.source, c.estimated) for c in calls] == [("crewai", True)] * 2
 
 
 def test_a_custom_llm_that_reports_nothing_is_invisible() -> None:

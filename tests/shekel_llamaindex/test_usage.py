@@ -123,7 +123,8 @@ def test_a_local_llm_in_a_query_is_charged_to_synthesize() -> None:
     (embedded,) = rag.child("query").child("retrieve").history().calls
     assert embedded.model == "local-embed"
     assert embedded.input_tokens > 0  # estimated from the question's tokens
-    assert embedded.source == "llamaindex"
+    assert (embedded.source, embedded.estimated) == ("llamaindex", True)
+    assert synthesize.history().calls[0].estimated is False  # reported usage is exact
 
 
 def test_a_local_embedding_batch_is_recorded_per_batch_with_estimated_tokens() -> None:
@@ -133,6 +134,7 @@ def test_a_local_embedding_batch_is_recorded_per_batch_with_estimated_tokens() -
         embed.get_text_embedding_batch(texts)
     assert app.calls_used == 2  # two batches: two calls
     assert app.tokens_used == 2 + 1 + 3  # cl100k_base: one token per word here
+    assert [call.estimated for call in app.history().calls] == [True, True]
 
 
 def test_a_model_without_usage_is_recorded_as_an_estimate_with_a_warning() -> None:
@@ -143,7 +145,8 @@ def test_a_model_without_usage_is_recorded_as_an_estimate_with_a_warning() -> No
     (call,) = app.history().calls
     assert call.input_tokens > 0
     assert call.output_tokens == 2  # "local answer"
-    assert call.source == "llamaindex"
+    assert (call.source, call.estimated) == ("llamaindex", True)
+    assert "~" in app.summary()
 
 
 def test_intercepted_llm_calls_are_not_recorded_again(fake: FakeProvider, llm: OpenAI) -> None:

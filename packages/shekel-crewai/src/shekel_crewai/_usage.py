@@ -77,6 +77,7 @@ def report(source: Any, event: Any) -> None:
             cached_input_tokens=cached,
             call_id=call_id,
             source=SOURCE,
+            estimated=usage is None,
         )
 
 

@@ -51,7 +51,15 @@ def llm_ended(span_id: str | None, text_in: str, response: Any) -> None:
         _record(payer, model, *usage, call_id=call_id)
         return
     output = _response_text(response)
-    record = _record(payer, model, count_tokens(text_in), count_tokens(output), 0, call_id=call_id)
+    record = _record(
+        payer,
+        model,
+        count_tokens(text_in),
+        count_tokens(output),
+        0,
+        call_id=call_id,
+        estimated=True,
+    )
     if record is not None and record.source == SOURCE:
         _warn_estimated(
             f"LlamaIndex model {model!r} reported no token usage: its call was recorded with "
@@ -69,7 +77,7 @@ def embedding_ended(span_id: str | None, chunks: Iterable[str]) -> None:
         return
     model = span.model or "unknown"
     tokens = sum(count_tokens(chunk) for chunk in chunks)
-    if _record(_payer(span), model, tokens, 0, 0, call_id=None) is not None:
+    if _record(_payer(span), model, tokens, 0, 0, call_id=None, estimated=True) is not None:
         _warn_estimated(
             f"LlamaIndex embedding model {model!r} does not go through the openai or "
             "anthropic SDK, and LlamaIndex reports no token counts for embeddings: its input "
@@ -112,6 +120,7 @@ def _record(
     cached: int,
     *,
     call_id: str | None,
+    estimated: bool = False,
 ) -> CallRecord | None:
     """Record on ``payer``; spend is never dropped: if a child of ``payer`` is active here,
     it is recorded on that child (it reaches ``payer`` as its ancestor)."""
@@ -122,6 +131,7 @@ def _record(
         "cached_input_tokens": cached,
         "call_id": call_id,
         "source": SOURCE,
+        "estimated": estimated,
     }
     try:
         return payer.record(**kwargs)
