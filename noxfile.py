@@ -202,10 +202,17 @@ def tests_core_lowest(session: nox.Session) -> None:
 
 
 LANGCHAIN = ROOT / "packages" / "shekel-langchain"
-LANGCHAIN_FLOORS = ("langchain-openai==1.0.0", "langchain-anthropic==1.0.0", "langgraph==1.0.0")
+LANGCHAIN_FLOORS = (
+    "langchain-openai==1.0.0",
+    "langchain-anthropic==1.0.0",
+    "langgraph==1.0.0",
+    "langgraph-prebuilt==1.0.0",
+)
 """The first langchain-openai, langchain-anthropic and langgraph releases made for
-langchain-core 1.0 (langgraph: a graph's nodes are LangChain runs, which one test maps by name;
-its newest releases no longer import with langchain-core 1.0.0)."""
+langchain-core 1.0 (langgraph: a graph's nodes are LangChain runs, which one test maps by name,
+and its ToolNode runs LangChain tools; its newest releases no longer import with
+langchain-core 1.0.0, and langgraph 1.0.0 allows langgraph-prebuilt releases that need a newer
+langgraph)."""
 
 
 def _langchain_core_requirement() -> Requirement:

@@ -123,3 +123,37 @@ def test_async_tools_are_counted_and_released() -> None:
     root = run(main())
     assert calls == ["one", "bad", "two"]
     assert root.child("fetch").tool_calls_used == 2
+
+
+def test_a_langgraph_tool_node_is_stopped_at_max_tool_calls() -> None:
+    """LangGraph's ToolNode runs LangChain tools, one thread each: with no wiring, their runs
+    share the budget's tool calls, and the one past the cap never runs (the graph raises the
+    refusal, or hands it to the model, as the ToolNode's version handles tool errors)."""
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    calls: list[str] = []
+    graph = StateGraph(MessagesState)
+    graph.add_node("tools", ToolNode([counting_tool(calls)]))
+    graph.add_edge(START, "tools")
+    graph.add_edge("tools", END)
+    app = graph.compile()
+    wanted = [{"name": "lookup", "args": {"query": f"q{i}"}, "id": f"c{i}"} for i in range(3)]
+    asked = AIMessage(content="", tool_calls=wanted)
+    with budget(max_tool_calls=2, tool_prices={"lookup": 0.01}, name="root") as root:
+        refusal: ToolBudgetExceededError | None = None
+        out: dict[str, Any] = {}
+        try:
+            out = app.invoke({"messages": [asked]})
+        except ToolBudgetExceededError as refused:  # newer langgraph-prebuilt releases
+            refusal = refused
+    if refusal is not None:
+        assert refusal.tool_name == "lookup"
+    else:  # 1.0.0's ToolNode hands every tool error to the model as the tool's answer
+        errors = [m.content for m in out["messages"] if getattr(m, "status", "") == "error"]
+        assert len(errors) == 1
+        assert "ToolBudgetExceededError" in errors[0]
+    assert len(calls) == 2
+    assert root.tool_calls_used == 2
+    assert root.spent == pytest.approx(0.02)
