@@ -120,3 +120,26 @@ def test_tools_run_uncounted_outside_a_budget() -> None:
 
     result = asyncio.run(run())
     assert (str(result), lookup.runs) == ("local answer", 2)
+
+
+def test_an_agent_class_without_an_async_call_tool_is_left_alone_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A LlamaIndex whose agents run tools some other way: say so rather than break them."""
+    import sys
+    import types
+
+    from shekel_llamaindex import ShekelLlamaIndexWarning
+    from shekel_llamaindex._tools import _wrap
+
+    class OtherAgent:
+        def _call_tool(self, ctx: Any, tool: Any, tool_input: dict[str, Any]) -> str:
+            return "ran"
+
+    module = types.ModuleType("other_agents")
+    module.OtherAgent = OtherAgent  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "other_agents", module)
+    with pytest.warns(ShekelLlamaIndexWarning, match="cannot count the tool calls of OtherAgent"):
+        _wrap("other_agents", "OtherAgent")
+    assert OtherAgent._call_tool(OtherAgent(), None, None, {}) == "ran"
+    assert not hasattr(OtherAgent._call_tool, "__shekel_original__")
