@@ -120,3 +120,35 @@ def test_a_process_that_exits_leaves_no_private_keys(store: str) -> None:
     assert _private_keys(store) == []
     service = open_store(store).accounts("service")
     assert [a["key"] for a in service] == ["service"]  # the named budget's account stays
+
+
+FORKING = """
+import os, sys
+from shekel import budget
+from shekel._stores import open_store
+
+store = sys.argv[1]
+shared = budget(max_usd=1.0, store=store)  # made before the fork: the child inherits it
+shared.record(usd=0.25)
+child = os.fork()
+if child == 0:
+    shared.record(usd=0.25)
+    sys.exit(0)  # a normal exit: the child's finalizers run
+os.waitpid(child, 0)
+keys = [a["key"] for a in open_store(store).accounts() if a["key"].startswith("budget#")]
+print(len(keys), round(shared.spent, 2), flush=True)
+"""
+
+
+def test_a_forked_child_that_exits_leaves_its_parents_keys_alone(store: str) -> None:
+    """A worker forked from a process that made an unnamed budget (a pre-fork server) shares
+    the budget's account; its exit must not delete what the parent still uses."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING, store], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0.5"]  # the parent's key, with both records
+    assert _private_keys(store) == []  # and the parent deleted it when it exited

@@ -200,11 +200,14 @@ def forget_when_gone(owner: object, ledger: Ledger, account: Any) -> None:
         # At exit, ``weakref`` calls the finalizers still pending, newest first: this one, made
         # before any budget's, runs after them all and so deletes what they queued.
         _exit_flush.append(weakref.finalize(_UNTIL_EXIT, forget_gone, at_exit=True))
-    weakref.finalize(owner, _gone, ledger, account)
+    weakref.finalize(owner, _gone, ledger, account, os.getpid())
 
 
-def _gone(ledger: Ledger, account: Any) -> None:
-    GONE.append((time.monotonic(), ledger, account))
+def _gone(ledger: Ledger, account: Any, pid: int) -> None:
+    # A forked process inherits the budget objects, and so their finalizers: the account is
+    # still the parent's, which goes on using it.
+    if os.getpid() == pid:
+        GONE.append((time.monotonic(), ledger, account))
 
 
 def forget_gone(*, at_exit: bool = False) -> None:
