@@ -4,6 +4,7 @@ object is gone: a service making a budget per request must not fill its Redis or
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 import pytest
 
@@ -15,13 +16,20 @@ def _private_keys(store: str) -> list[str]:
     return [a["key"] for a in open_store(store).accounts() if "#" in a["key"]]
 
 
-def test_the_repeats_of_a_decorated_function_are_forgotten(store: str) -> None:
+def _handler(store: str) -> Callable[[], None]:
+    """A request handler with a budget per call (a repeat of ``handle``) that spends $0.01."""
+
     @with_budget(max_usd=1.0, name="handle", store=store)
     def handle() -> None:
         current = current_budget()
         assert current is not None
         current.record(usd=0.01)
 
+    return handle
+
+
+def test_the_repeats_of_a_decorated_function_are_forgotten(store: str) -> None:
+    handle = _handler(store)
     service = budget(max_usd=10.0, name="service", store=store)
     calls = FORGET_BATCH + 6
     with service:
@@ -53,12 +61,7 @@ def test_repeats_from_many_threads_at_once_are_all_counted_and_forgotten(store: 
     import contextvars
     import threading
 
-    @with_budget(max_usd=1.0, name="handle", store=store)
-    def handle() -> None:
-        current = current_budget()
-        assert current is not None
-        current.record(usd=0.01)
-
+    handle = _handler(store)
     service = budget(max_usd=10.0, name="service", store=store)
     threads, calls = 8, 25
     start = threading.Barrier(threads)
