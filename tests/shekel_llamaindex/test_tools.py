@@ -143,3 +143,16 @@ def test_an_agent_class_without_an_async_call_tool_is_left_alone_with_a_warning(
         _wrap("other_agents", "OtherAgent")
     assert OtherAgent._call_tool(OtherAgent(), None, None, {}) == "ran"
     assert not hasattr(OtherAgent._call_tool, "__shekel_original__")
+
+
+def test_parallel_tool_calls_of_one_turn_share_the_cap() -> None:
+    """One turn asking for five calls: LlamaIndex runs them as concurrent steps. The first
+    refusal ends the run (sibling steps still waiting are cancelled or finish, as the release
+    schedules them): never more than the cap run, and what ran is what counts."""
+    app, lookup = app_budget(max_tool_calls=3), Lookup()
+    with pytest.raises(ToolBudgetExceededError):
+        run_agent(app, ToolCallingLLM(tool_turns=1, calls_per_turn=5), lookup)
+
+    assert 1 <= lookup.runs <= 3
+    assert app.tool_calls_used == lookup.runs
+    assert app.spent == pytest.approx(lookup.runs * LOOKUP_PRICE + local(100, 10))
