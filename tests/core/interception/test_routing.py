@@ -158,6 +158,21 @@ def test_a_framework_reporting_an_intercepted_call_after_it_changes_nothing(
     assert b.spent == pytest.approx(gpt4o_mini(100, 10), abs=1e-12)
 
 
+def test_a_framework_reporting_an_anthropic_message_after_it_changes_nothing(
+    fake: FakeProvider, claude: anthropic.Anthropic
+) -> None:
+    """anthropic 2.17 reads every response body as a stream: the id is read there too."""
+    fake.set_usage(input_tokens=100, output_tokens=10)
+    with budget(max_usd=1) as b:
+        message = claude.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=USER)
+        again = b.record(
+            model="claude-haiku-4-5", input_tokens=100, output_tokens=10, call_id=message.id
+        )
+    assert b.calls_used == 1
+    assert again.source == "sdk"
+    assert again.call_id == message.id
+
+
 def test_a_framework_reporting_a_streamed_call_after_it_changes_nothing(
     fake: FakeProvider, claude: anthropic.Anthropic
 ) -> None:

@@ -8,10 +8,11 @@ response: record the real usage against the reservation, once, whatever way the 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import warnings
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .. import _spend
 from .._budget import Budget
@@ -56,6 +57,33 @@ def as_shekel_error(exc: Exception) -> ShekelError:
     )
     error.__cause__ = exc
     return error
+
+
+# Errors raised inside ``send``, or from a response body the SDK reads, must look like the SDK's
+# own: the SDK wraps anything else in a connection error (anthropic 2.17 reads every body as a
+# stream) and may retry it.
+_SDK_ERRORS: Final = {
+    "openai": ("openai", "OpenAIError"),
+    "anthropic": ("anthropic", "AnthropicError"),
+}
+_flavours: dict[tuple[type, type], type] = {}
+_E = TypeVar("_E", bound=ShekelError)
+
+
+def for_sdk(exc: _E, adapter: ProtocolAdapter) -> _E:
+    """Give ``exc`` the SDK's base error class too, so the SDK lets it through untouched."""
+    spec = _SDK_ERRORS.get(adapter.provider)
+    module = sys.modules.get(spec[0]) if spec else None
+    base = getattr(module, spec[1], None) if spec and module else None
+    if base is None or isinstance(exc, base):
+        return exc
+    key = (type(exc), base)
+    flavour = _flavours.get(key)
+    if flavour is None:
+        flavour = type(type(exc).__name__, (type(exc), base), {"__module__": "shekel"})
+        _flavours[key] = flavour
+    exc.__class__ = flavour
+    return exc
 
 
 _inflight_lock = threading.Lock()

@@ -29,7 +29,7 @@ from .._context import active_budget, current_owner
 from .._errors import ShekelError
 from .._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
-from ._call import InterceptedCall, WaitForRoom, as_shekel_error
+from ._call import InterceptedCall, WaitForRoom, as_shekel_error, for_sdk
 from ._streams import AsyncTap, SyncTap
 
 HTTP_LIBRARIES: Final = ("httpx", "httpx2")
@@ -39,14 +39,6 @@ _lock = threading.Lock()
 _adapters: list[ProtocolAdapter] = []
 _routes: dict[str, ProtocolAdapter | None] = {}
 _routes_generation = -1
-
-# Errors raised inside ``send`` must look like the SDK's own, or the SDK wraps them in a
-# connection error and retries.
-_SDK_ERRORS: Final = {
-    "openai": ("openai", "OpenAIError"),
-    "anthropic": ("anthropic", "AnthropicError"),
-}
-_flavours: dict[tuple[type, type], type] = {}
 
 
 def install() -> None:
@@ -412,19 +404,3 @@ def _make_async_send(original: Any) -> Any:
         return response
 
     return send
-
-
-def for_sdk(exc: ShekelError, adapter: ProtocolAdapter) -> ShekelError:
-    """Give ``exc`` the SDK's base error class too, so the SDK lets it through untouched."""
-    spec = _SDK_ERRORS.get(adapter.provider)
-    module = sys.modules.get(spec[0]) if spec else None
-    base = getattr(module, spec[1], None) if spec and module else None
-    if base is None or isinstance(exc, base):
-        return exc
-    key = (type(exc), base)
-    flavour = _flavours.get(key)
-    if flavour is None:
-        flavour = type(type(exc).__name__, (type(exc), base), {"__module__": "shekel"})
-        _flavours[key] = flavour
-    exc.__class__ = flavour
-    return exc

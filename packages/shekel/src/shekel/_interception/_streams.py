@@ -22,7 +22,7 @@ from typing import Any
 from .. import _spend
 from .._errors import BudgetExceededError, ShekelError
 from ._adapter import StreamTally
-from ._call import InterceptedCall, as_shekel_error, cut_off_point, response_json
+from ._call import InterceptedCall, as_shekel_error, cut_off_point, for_sdk, response_json
 
 
 def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
@@ -98,7 +98,7 @@ class _Tap:
 
     def take_error(self) -> ShekelError | None:
         error, self.error = self.error, None
-        return error
+        return None if error is None else for_sdk(error, self.call.adapter)
 
     def cut_off(self) -> BudgetExceededError:
         """Strict mode: the stream ran clearly past the output limit its request was sent with
@@ -106,12 +106,13 @@ class _Tap:
         connection, which stops generation."""
         assert self.tally is not None
         self.call.settle_stream(self.tally, complete=False, raise_over=False)
-        return _spend.exhausted_error(
+        error = _spend.exhausted_error(
             self.call.budget,
             f"strict mode stopped the stream after about {self.tally.output_estimate:,} output "
             f"tokens: the provider ignored the request's output limit of "
             f"{self.call.output_allowed:,} tokens, all the budget could pay for",
         )
+        return for_sdk(error, self.call.adapter)
 
     def finish(self) -> bytes:
         """The stream ended normally: hand on any unterminated tail, then record."""
@@ -123,10 +124,13 @@ class _Tap:
         if self.tally is None:
             data = response_json(b"".join(self.body))
             adapter = self.call.adapter
-            usage = adapter.usage_from_json(data) if isinstance(data, dict) else None
-            model = adapter.model_from_json(data) if isinstance(data, dict) else None
+            usage = model = call_id = None
+            if isinstance(data, dict):
+                usage, model = adapter.usage_from_json(data), adapter.model_from_json(data)
+                found = data.get("id")
+                call_id = found if isinstance(found, str) else None
             try:
-                self.call.settle(usage, model)
+                self.call.settle(usage, model, call_id=call_id)
             except Exception as exc:
                 self.error = as_shekel_error(exc)
         else:
