@@ -271,7 +271,7 @@ def test_tool_calls_and_warnings_on_another_ledger() -> None:
 
 def test_pool_on_another_ledger() -> None:
     ledger = DictLedger()
-    pool = BudgetPool(token_cap=1_000, usd_cap=1.0, ledger=ledger)
+    pool = BudgetPool(token_cap=1_000, usd_cap=1.0, ledger=ledger, name="jobs")
     pool.record(tokens=600, usd=0.5)
     before = pool.snapshot()
     with pytest.raises(BudgetExceededError):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from types import EllipsisType, TracebackType
@@ -37,6 +36,7 @@ from ._context import (
 )
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
+from ._keys import key_part, private_key
 from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
@@ -109,9 +109,14 @@ class Budget:
             store, windowed=bool(self._config.windows)
         )
         self.name: str | None = self._config.name
-        self._key = self.name or ("budget" if not self._ledger.shares_keys else _anonymous())
+        # A store key nobody else can know (see ``_keys``): deleted once the budget is gone.
+        self._private = self.name is None and self._ledger.shares_keys
+        if self.name is not None:
+            self._key = key_part(self.name)
+        else:
+            self._key = private_key("budget") if self._private else "budget"
         self._account: Any = self._ledger.open(self._key, self._config.caps)
-        if self.name is None and self._ledger.shares_keys:
+        if self._private:
             forget_when_gone(self, self._ledger, self._account)
         self._periods: dict[str, tuple[Period, Any]] = {}  # window spec -> current period
         self.parent: Budget | None = None
@@ -831,8 +836,3 @@ def _check_same_options(child: Budget, options: Mapping[str, Any]) -> None:
             "with the same options (or none), or change a live budget's limits with "
             "set_limits()"
         )
-
-
-def _anonymous() -> str:
-    """The key of an unnamed root budget in a store: its own, shared with nobody."""
-    return f"budget#{uuid.uuid4().hex}"

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from ._keys import name_of, path_key
+
 EXIT_FAILED: Final = 1
 
 _AXES: Final = ("usd", "tokens", "llm_calls", "tool_calls")
@@ -77,7 +79,7 @@ def budgets(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
 
     ledger, _ = _ledger(parser, ns.store)
     try:
-        accounts = ledger.accounts(ns.prefix)
+        accounts = ledger.accounts(path_key(ns.prefix))
     except BudgetStoreUnavailableError as error:
         return _failed("budgets", str(error))
     rows = [_row(account) for account in accounts]
@@ -95,7 +97,7 @@ def reset(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     ledger, url = _ledger(parser, ns.store)
     url = shown_url(url)
     try:
-        keys = ledger.reset_key(ns.name)
+        keys = ledger.reset_key(path_key(ns.name))
     except BudgetStoreUnavailableError as error:
         return _failed("reset", str(error))
     if not keys:
@@ -114,6 +116,7 @@ def _row(account: dict[str, Any]) -> dict[str, Any]:
 
     key = account["key"]
     name, window, period = split_period_key(key)
+    name = name_of(name)
     used, reserved, caps = account["used"], account["reserved"], account["caps"]
     row: dict[str, Any] = {"budget": name, "window": window, "period": period, "key": key}
     for i, axis in enumerate(_AXES):

@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 from ._errors import BudgetConfigError
 from ._history import DEFAULT_HISTORY_SIZE
+from ._keys import has_control_characters
 from ._ledger import UNLIMITED, Caps, Ledger
 from ._money import is_finite_number, usd_to_nanos
 from ._pricing import Rate, compile_price_table
@@ -127,6 +128,11 @@ def _name(value: object) -> str | None:
     if "." in value:
         raise BudgetConfigError(
             f"name must not contain '.', which separates levels in full_name; got {value!r}"
+        )
+    if has_control_characters(value):
+        raise BudgetConfigError(
+            "name must not contain control characters (newlines, tabs, terminal escapes), "
+            f"which would garble trees and listings; got {value!r}"
         )
     return value
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from ._config import MAX_COUNT, _count_limit, _usd_limit
+from ._config import MAX_COUNT, _count_limit, _name, _usd_limit
 from ._errors import BudgetConfigError, BudgetExceededError, BudgetStateError, _fmt
+from ._keys import pool_key
 from ._ledger import Caps, Hold, Ledger, Overrun
 from ._memory_ledger import InMemoryLedger
 from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
@@ -97,6 +98,10 @@ class BudgetPool:
 
     ``record`` is all-or-nothing: a record that would pass a cap raises ``BudgetExceeded`` and
     changes nothing. ``reserve`` holds capacity before a call; ``commit`` settles it.
+
+    ``ledger`` is where the counters live (this process's memory by default). On a store shared
+    by processes (``open_store("redis://...")``) the pool needs a ``name``: pools of one name,
+    in any process, are one account; a pool and a budget never share one, whatever their names.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class BudgetPool:
         usd_cap: float | None = None,
         *,
         ledger: Ledger | None = None,
+        name: str | None = None,
     ) -> None:
         if token_cap is not None and (
             isinstance(token_cap, bool) or not isinstance(token_cap, int)
@@ -119,7 +125,13 @@ class BudgetPool:
             raise BudgetConfigError(str(exc).replace("max_usd", "usd_cap")) from None
         self._ledger: Ledger = ledger or InMemoryLedger()
         self._caps = caps
-        self._account = self._ledger.open("pool", caps)
+        self.name = _name(name)
+        if self.name is None and self._ledger.shares_keys:
+            raise BudgetConfigError(
+                f"a pool on a shared store ({self._ledger!r}) needs a name, which is its account "
+                "there: BudgetPool(..., name='crawl-jobs'). Pools of the same name share it"
+            )
+        self._account = self._ledger.open(pool_key(self.name or "pool"), caps)
         self._accounts = ((self._account, caps),)
         # ``pool.record`` is the ledger's recorder itself: one call from the caller to the
         # counters (the method below documents it and serves subclasses that override it).
@@ -164,7 +176,7 @@ class BudgetPool:
             spent,
             limit,
             axis=over.axis,  # type: ignore[arg-type]
-            budget_name=None,
+            budget_name=self.name,
             sent=recorded,
             detail=wanted,
             advice=_POOL_ADVICE,

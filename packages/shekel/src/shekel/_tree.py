@@ -17,12 +17,12 @@ memory per repeat are constant however many ran before.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 from ._config import MAX_DEPTH
 from ._errors import BudgetConfigError
 from ._history import ModelTotals
+from ._keys import key_part, private_key
 from ._stores import forget_when_gone
 
 if TYPE_CHECKING:
@@ -151,9 +151,11 @@ def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
     child._strict = child._config.strict or parent._strict
     child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
     if child._ledger.shares_keys:  # the account a store knows this budget by: its path
-        child._key = f"{child._full_name}#{uuid.uuid4().hex}" if repeat else child._full_name
+        child._private = repeat or parent._private
+        place = f"{parent._key}.{key_part(name)}"
+        child._key = private_key(place) if repeat else place
         child._account = child._ledger.open(child._key, child._config.caps)
-        if repeat:
+        if child._private:
             forget_when_gone(child, child._ledger, child._account)
         child._periods.clear()
     child._relink_own()

@@ -1,0 +1,82 @@
+"""The keys a store knows accounts by, and why no budget name can reach another's account.
+
+A key is built from names, so that every process gives the same budget the same account:
+
+- a named root budget: its name (``"alice"``); a child: its parent's key, ``"."``, its name
+  (``"workflow.research"``);
+- a budget nobody else can know (an unnamed root on a store, a repeat such as a
+  ``@with_budget`` call, and every child under one of them): the key of its place with
+  ``#<random id>`` (``"budget#3f2a….research"``), deleted from the store once the budget is gone;
+- a window's period: the budget's key, ``@<window>/<period start>``
+  (``"alice@1d/2026-06-14T00:00"``);
+- a pool: ``<name>@pool``.
+
+Names may hold any printable character but ``.`` (the level separator). In a key, the three
+characters that carry structure are written as ``%40`` (``@``), ``%23`` (``#``) and ``%25``
+(``%``), so a name can never spell another budget's period, private key or pool: a budget named
+``"bob@1d/2026-06-14T00:00"`` has the key ``"bob%401d/2026-06-14T00:00"``, not bob's day.
+Names without those characters are their own keys, as they always were.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from typing import Final
+
+_ESCAPES: Final = str.maketrans({"%": "%25", "@": "%40", "#": "%23"})
+_UNESCAPES: Final = (("%40", "@"), ("%23", "#"), ("%25", "%"))
+
+POOL_SUFFIX: Final = "@pool"
+
+
+def key_part(name: str) -> str:
+    """``name`` as one level of a store key."""
+    if "%" in name or "@" in name or "#" in name:
+        return name.translate(_ESCAPES)
+    return name
+
+
+def name_of(part: str) -> str:
+    """The name a level of a store key was written from (the inverse of :func:`key_part`)."""
+    if "%" not in part:
+        return part
+    for escaped, plain in _UNESCAPES:
+        part = part.replace(escaped, plain)
+    return part
+
+
+def path_key(path: str) -> str:
+    """The key of a named budget given its dotted path (``"workflow.research"``), as
+    ``shekel reset`` is given it."""
+    return ".".join(key_part(part) for part in path.split("."))
+
+
+def shown_key(key: str) -> str:
+    """A key as people read it: names unescaped, control characters visible."""
+    return printable(name_of(key))
+
+
+def private_key(base: str) -> str:
+    """A key only this budget object knows."""
+    return f"{base}#{uuid.uuid4().hex}"
+
+
+def pool_key(name: str) -> str:
+    return key_part(name) + POOL_SUFFIX
+
+
+def has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters (newlines, terminal escapes, bidi
+    overrides) shown as escapes, so that it stays on one line and reaches a terminal as
+    text."""
+    if not has_control_characters(text):
+        return text
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
+        for c in text
+    )
