@@ -90,17 +90,43 @@ class BudgetStoreUnavailableError(ShekelError, RuntimeError):
     """The store a budget keeps its accounts in (SQLite file, Redis server) cannot be used.
 
     Raised before a call is sent when the budget cannot check it (stores fail closed unless
-    created with ``on_error="open"``). ``store`` is the store's URL; the cause is chained.
+    created with ``on_error="open"``): ``sent`` is ``False``. Raised with ``sent=True`` when the
+    store did not take the spend of a call that was already sent, even after retrying: that
+    spend is kept in this process's journal and written to the store by its next operation
+    (``pending`` is its description), so it is never lost while the process lives. ``store``
+    is the store's URL; the cause is chained.
     """
 
-    def __init__(self, store: str, cause: BaseException | None = None) -> None:
+    call: CallRecord | None = None
+    """The call whose spend is pending (``sent=True``), as recorded in the budget's history."""
+
+    def __init__(
+        self,
+        store: str,
+        cause: BaseException | None = None,
+        *,
+        sent: bool = False,
+        pending: str | None = None,
+    ) -> None:
         self.store = store
-        super().__init__(
-            f"the budget store {store} is unavailable ({cause}); check that it is running and "
-            "reachable (and for SQLite that the file's directory is writable). Calls under its "
-            "budgets are refused until it is back; create the store with on_error='open' to let "
-            "them go on unrecorded instead (?on_error=open in a store URL)"
-        )
+        self.sent = sent
+        self.pending = pending
+        if sent:
+            message = (
+                f"the budget store {store} did not take the spend of a call that was sent "
+                f"({pending or 'its amounts'}): {cause}. The spend is kept in this process and "
+                "written to the store by its next operation there; calls under its budgets are "
+                "refused until the store is back (check that it is running and reachable)"
+            )
+        else:
+            message = (
+                f"the budget store {store} is unavailable ({cause}); check that it is running "
+                "and reachable (and for SQLite that the file's directory is writable). Calls "
+                "under its budgets are refused until it is back; create the store with "
+                "on_error='open' to let them go on unrecorded instead (?on_error=open in a "
+                "store URL)"
+            )
+        super().__init__(message)
 
 
 def _fmt(axis: str, value: float) -> str:

@@ -7,12 +7,13 @@ These are the interceptor's and the integrations' internal interface to a budget
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from ._context import current_owner
-from ._errors import BudgetExceededError, UnknownModelError
+from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
 from ._history import CallRecord, next_sequence
 from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
@@ -146,11 +147,17 @@ def charge(
                 raise
             if cost is None:
                 priced, cost = False, 0
-    if held is None and not tools:  # ``_settle``, inlined on the hot path
-        chain = budget._chain if not budget._timed else budget._links()
-        over = budget._ledger.record(chain, cost, counted, llm_calls)
-    else:
-        over = _settle(budget, held, cost, counted, llm_calls, tools)
+    kept: BudgetStoreUnavailableError | None = None
+    try:
+        if held is None and not tools:  # ``_settle``, inlined on the hot path
+            chain = budget._chain if not budget._timed else budget._links()
+            over = budget._ledger.record(chain, cost, counted, llm_calls)
+        else:
+            over = _settle(budget, held, cost, counted, llm_calls, tools)
+    except BudgetStoreUnavailableError as exc:
+        if not exc.sent:
+            raise
+        kept, over = exc, None  # the store will have it later: this process records it now
     call = CallRecord(
         next_sequence(),
         budget._full_name,
@@ -170,6 +177,11 @@ def charge(
         call_id,
         source,
     )
+    if kept is not None:
+        kept.call = call
+        with contextlib.suppress(Exception):  # what the caller must hear is the store's error
+            after_charge(budget, call, None)
+        raise kept
     after_charge(budget, call, over)
     return call
 

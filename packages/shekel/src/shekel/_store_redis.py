@@ -15,14 +15,16 @@ that makes the retry return what the first attempt did instead of applying twice
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Final, TypeVar
 
 from ._errors import BudgetConfigError
+from ._journal import PendingSpend
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
-from ._store_errors import StoreErrors
+from ._store_errors import DEFAULT_RETRY, StoreErrors
 from ._store_redis_clients import LoopClients
 from ._store_redis_wire import (
     COUNTERS,
@@ -79,6 +81,7 @@ class RedisLedger(Ledger):
         default_ttl: float = 600.0,
         on_error: str = "closed",
         prefix: str = PREFIX,
+        retry_for: float = DEFAULT_RETRY,
     ) -> None:
         redis = redis_module()
         self._redis = redis
@@ -87,7 +90,7 @@ class RedisLedger(Ledger):
         self.default_ttl = self._life = positive_seconds("default_ttl", default_ttl)
         self.prefix = prefix
         self._errors = StoreErrors(
-            _shown_url(url), on_error, (redis.exceptions.RedisError, OSError)
+            _shown_url(url), on_error, (redis.exceptions.RedisError, OSError), retry_for=retry_for
         )
         self._client = self._make_client(redis)
         self._aclients = LoopClients(url, self._options)
@@ -192,16 +195,24 @@ class RedisLedger(Ledger):
     def record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        keys, args = self._args("record", chain, (usd, tokens, calls, tools))
-        args += [uuid.uuid4().hex, self._retry_memory]
-        return self._run(self._outcome, chain, keys, args, default=nothing)
+        write, pending = self._record_write(chain, (usd, tokens, calls, tools))
+        return self._errors.spend(write, pending)
 
     async def arecord(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        keys, args = self._args("record", chain, (usd, tokens, calls, tools))
+        write, pending = self._record_write(chain, (usd, tokens, calls, tools))
+        return await self._errors.aspend(functools.partial(self._aoutcome, *write.args), pending)
+
+    def _record_write(
+        self, chain: Sequence[Link], amounts: tuple[int, int, int, int]
+    ) -> tuple[functools.partial[Overrun | None], PendingSpend]:
+        """A record as a write that applies once however often it is sent (within
+        ``RETRY_MEMORY``: its operation id makes a repeat return what the first did)."""
+        keys, args = self._args("record", chain, amounts)
         args += [uuid.uuid4().hex, self._retry_memory]
-        return await self._arun(self._aoutcome, chain, keys, args, default=nothing)
+        write = functools.partial(self._outcome, chain, keys, args)
+        return write, PendingSpend(write, chain[0][0].key, amounts)
 
     def try_record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
@@ -338,18 +349,25 @@ class RedisLedger(Ledger):
     ) -> Overrun | None:
         if self._errors.is_unrecorded(hold):
             return None
-        keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
-        chain = list(zip(hold.accounts, hold.caps, strict=True))
-        return self._run(self._outcome, chain, keys, args, default=nothing)
+        write, pending = self._commit_write(hold, (usd, tokens, calls, tools))
+        return self._errors.spend(write, pending)
 
     async def acommit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         if self._errors.is_unrecorded(hold):
             return None
-        keys, args = self._settle_args("commit", hold, (usd, tokens, calls, tools))
+        write, pending = self._commit_write(hold, (usd, tokens, calls, tools))
+        return await self._errors.aspend(functools.partial(self._aoutcome, *write.args), pending)
+
+    def _commit_write(
+        self, hold: Hold, amounts: tuple[int, int, int, int]
+    ) -> tuple[functools.partial[Overrun | None], PendingSpend]:
+        """A commit as a write that applies once however often it is sent (by its hold's id)."""
+        keys, args = self._settle_args("commit", hold, amounts)
         chain = list(zip(hold.accounts, hold.caps, strict=True))
-        return await self._arun(self._aoutcome, chain, keys, args, default=nothing)
+        write = functools.partial(self._outcome, chain, keys, args)
+        return write, PendingSpend(write, hold.accounts[0].key, amounts, hold)
 
     def release(self, hold: Hold) -> None:
         if not self._errors.is_unrecorded(hold):

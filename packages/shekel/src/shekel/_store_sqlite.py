@@ -9,6 +9,7 @@ committed (``synchronous=NORMAL`` in WAL mode survives a process crash; pass
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ._journal import PendingSpend
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
-from ._store_errors import StoreErrors
+from ._store_errors import DEFAULT_RETRY, StoreErrors
 from ._windows import split_period_key
 
 _SCHEMA = """
@@ -92,12 +94,15 @@ class SQLiteLedger(Ledger):
         default_ttl: float = 600.0,
         on_error: str = "closed",
         durable: bool = False,
+        retry_for: float = DEFAULT_RETRY,
     ) -> None:
         self.path = str(path)
         self.timeout = timeout
         self.default_ttl = default_ttl
         self.durable = durable
-        self._errors = StoreErrors(f"sqlite:///{self.path}", on_error, sqlite3.Error)
+        self._errors = StoreErrors(
+            f"sqlite:///{self.path}", on_error, sqlite3.Error, retry_for=retry_for
+        )
         self._local = threading.local()
         self._errors.run(self._create, default=_none)
 
@@ -227,7 +232,10 @@ class SQLiteLedger(Ledger):
     def record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        return self._errors.run(self._record, chain, (usd, tokens, calls, tools), default=_none)
+        # A failed transaction applied nothing: writing it again applies it once.
+        write = functools.partial(self._record, chain, (usd, tokens, calls, tools))
+        pending = PendingSpend(write, chain[0][0].key, (usd, tokens, calls, tools))
+        return self._errors.spend(write, pending)
 
     def _record(self, chain: Sequence[Link], amounts: tuple[int, ...]) -> Overrun | None:
         usd, tokens, calls, tools = amounts
@@ -338,7 +346,9 @@ class SQLiteLedger(Ledger):
     ) -> Overrun | None:
         if self._errors.is_unrecorded(hold):
             return None
-        return self._errors.run(self._commit, hold, (usd, tokens, calls, tools), default=_none)
+        write = functools.partial(self._commit, hold, (usd, tokens, calls, tools))
+        pending = PendingSpend(write, hold.accounts[0].key, (usd, tokens, calls, tools), hold)
+        return self._errors.spend(write, pending)
 
     def _commit(self, hold: Hold, amounts: tuple[int, ...]) -> Overrun | None:
         with self._transaction() as db:

@@ -122,9 +122,12 @@ def _connect(url: str) -> Ledger:
     )
 
 
-OPTIONS: Final = ("on_error", "timeout", "ttl")
+OPTIONS: Final = ("on_error", "timeout", "ttl", "retry")
 """The options every store URL takes after ``?``: ``on_error=open|closed``, ``timeout=SECONDS``
-(how long an operation waits for the store), ``ttl=SECONDS`` (how long a hold lives)."""
+(how long an operation waits for the store), ``ttl=SECONDS`` (how long a hold's lease lasts),
+``retry=SECONDS`` (how long the write of spend that already happened is retried before it is
+kept in the process's journal)."""
+_SECONDS: Final = {"timeout": "timeout", "ttl": "default_ttl", "retry": "retry_for"}
 
 
 def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -135,7 +138,7 @@ def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "on_error":
             options["on_error"] = value
-        elif name in ("timeout", "ttl"):
+        elif name in _SECONDS:
             try:
                 seconds = float(value)
             except ValueError:
@@ -145,7 +148,7 @@ def _split_options(url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
                     f"store {shown_url(url)!r}: {name} must be a number of seconds greater than 0, "
                     f"got {value!r}"
                 ) from None
-            options["timeout" if name == "timeout" else "default_ttl"] = seconds
+            options[_SECONDS[name]] = seconds
         else:
             others[name] = value
     return base, options, others
