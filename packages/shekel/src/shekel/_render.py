@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import unicodedata
+from typing import TYPE_CHECKING, Any, Final
 
 from ._history import CallRecord, ModelTotals
 from ._money import nanos_to_usd
@@ -12,6 +13,35 @@ if TYPE_CHECKING:
     from ._budget import Budget
 
 _WIDTH = 60
+
+_ESCAPES: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories escaped by :func:`visible`: controls (C0, DEL, C1), format characters
+(bidi overrides, zero-width characters), lone surrogates, and line and paragraph separators."""
+
+
+def _escape(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible(text: str) -> str:
+    """``text`` (a budget name or store key) made safe to print on one line of a terminal.
+
+    Control and format characters, lone surrogates and line or paragraph separators are
+    written as escapes (``\\n``, ``\\x1b``, ``\\u202e``): a name never spans two lines, and
+    nothing in it reaches the terminal as a control sequence. Other characters are kept as
+    they are (a backslash too, so a name can contain text that reads like an escape).
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _HIDDEN else char for char in text
+    )
 
 
 def _subtree(budget: Budget) -> list[Budget]:
