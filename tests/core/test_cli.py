@@ -315,93 +315,224 @@ def test_keyboard_interrupt_exits_130_and_still_reports(
 # -- how the script runs ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["run", "--budget", "1", "{s}", "--topic", "cats", "-v"], ["--topic", "cats", "-v"]),
-        # shekel's own options after SCRIPT are the script's, as with `python SCRIPT ...`
-        (
-            ["run", "--budget", "1", "{s}", "--name", "exp1", "--output", "json", "--budget=3"],
-            ["--name", "exp1", "--output", "json", "--budget=3"],
-        ),
-        (["run", "--budget", "1", "{s}", "--strict", "-h", "--help"], ["--strict", "-h", "--help"]),
-        (["run", "--budget", "1", "{s}", "--", "--budget", "3"], ["--", "--budget", "3"]),
-        (["run", "--budget=1", "--", "{s}", "--name", "x"], ["--name", "x"]),
-        (["run", "--budget", "1", "--", "{s}", "--"], ["--"]),
-        (["run", "--name", "-x", "--budget", "1", "{s}", "a", "b"], ["a", "b"]),
-        (["run", "--budget", "1", "{s}"], []),
-    ],
-)
-def test_script_arguments_pass_through(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    args: list[str],
-    expected: list[str],
-) -> None:
-    agent = script(tmp_path, "import json, sys\nprint(json.dumps(sys.argv))\n")
-    code, out, _ = cli(capsys, *[agent if a == "{s}" else a for a in args])
-    assert code == 0
-    assert json.loads(out) == [agent, *expected]
-
-
-# A script that prints its arguments and the run budget's USD limit, as one JSON line.
+# A script that prints its arguments and what the run's budget was given, as one JSON line.
 SHOW_ARGV = """
 import json, sys, shekel
-print(json.dumps({"argv": sys.argv[1:], "max_usd": shekel.current_budget().max_usd}))
+b = shekel.current_budget()
+print(json.dumps({
+    "argv": sys.argv[1:], "name": b.full_name, "max_usd": b.max_usd, "strict": b.config.strict,
+}))
 """
 
 
-def test_shekel_options_after_the_script_are_the_scripts_own(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("args", "argv", "max_usd"),
+    [
+        # shekel's options before SCRIPT, after it (the seed's form), or some on each side
+        (["--budget", "3", "{s}"], [], 3.0),
+        (["{s}", "--budget", "3"], [], 3.0),
+        (["{s}", "--max-usd=3"], [], 3.0),
+        (["--strict", "{s}", "--budget", "3"], [], 3.0),
+        # the script's arguments after `--`, wherever shekel's options are
+        (["{s}", "--budget", "3", "--", "--name", "exp1"], ["--name", "exp1"], 3.0),
+        (["--budget", "3", "{s}", "--", "--budget", "9", "-v"], ["--budget", "9", "-v"], 3.0),
+        (["{s}", "--budget", "3", "--", "--"], ["--"], 3.0),
+        # arguments after SCRIPT that do not start with - are the script's without `--`
+        (["--budget", "3", "{s}", "a", "b"], ["a", "b"], 3.0),
+        (["{s}", "in.txt", "--budget", "3", "-", "--", "-v"], ["in.txt", "-", "-v"], 3.0),
+        # a `--` before SCRIPT: every argument after SCRIPT is the script's, unchanged
+        (
+            ["--budget=3", "--", "{s}", "--name", "x", "--budget", "1"],
+            ["--name", "x", "--budget", "1"],
+            3.0,
+        ),
+        # an option's value may start with -
+        (["--name", "-x", "--budget", "3", "{s}", "a"], ["a"], 3.0),
+    ],
+)
+def test_shekel_options_before_or_after_the_script_and_its_arguments_after_dashes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    argv: list[str],
+    max_usd: float,
 ) -> None:
-    # The reviewer's case: `--name exp1` after SCRIPT used to rename the budget.
     agent = script(tmp_path, SHOW_ARGV)
-    monkeypatch.setenv("SHEKEL_BUDGET_USD", "2")
-    args = ["--budget", "0.01", "--name", "exp1", "--output", "json"]
-    code, out, err = cli(capsys, "run", agent, *args)
+    code, out, err = cli(capsys, "run", *[agent if a == "{s}" else a for a in args])
     assert code == 0, err
-    assert json.loads(out) == {"argv": args, "max_usd": 2.0}
-    assert "Shekel Budget Summary" in err  # --output json went to the script, not to shekel
-    assert "Budget: shekel-run" in err
+    seen = json.loads(out)
+    assert seen["argv"] == argv
+    assert seen["max_usd"] == max_usd
+    assert seen["strict"] is ("--strict" in args)
+
+
+def test_options_after_the_script_set_every_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, SHOW_CONFIG)
+    after = ["--max-tokens", "500", "--max-llm-calls=7", "--warn-at", "0.5"]
+    after += ["--fallback-model", "gpt-4o-mini", "--fallback-at", "0.6", "--strict"]
+    code, out, err = cli(capsys, "run", "--name", "nightly", agent, "--budget", "2", *after)
+    assert code == 0, err
+    assert json.loads(out) == {
+        "name": "nightly",
+        "max_usd": 2.0,
+        "max_tokens": 500,
+        "max_llm_calls": 7,
+        "warn_at": 0.5,
+        "fallback_model": "gpt-4o-mini",
+        "fallback_at": 0.6,
+        "strict": True,
+    }
+
+
+def test_the_seed_form_stops_a_script_over_its_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeProvider() as fake:
+        fake.set_usage(input_tokens=2_000, output_tokens=800)  # gpt-4o: $0.013 a call
+        agent = script(
+            tmp_path,
+            f"""
+            import sys
+            import openai
+            client = openai.OpenAI(base_url={fake.openai_base_url!r}, api_key="t", max_retries=0)
+            print(sys.argv[1:], flush=True)
+            for _ in range(10):
+                client.chat.completions.create(
+                    model="gpt-4o", messages=[{{"role": "user", "content": "again"}}]
+                )
+            print("never printed")
+            """,
+        )
+        code, out, err = cli(capsys, "run", agent, "--budget", "0.03", "--", "--name", "exp1")
+        served = len(fake.requests)
+    assert code == 1, err
+    assert out == "['--name', 'exp1']\n"
+    assert served == 3  # the third call crossed $0.03 and raised
+    assert "shekel: stopped: 'shekel-run' exceeded its USD limit" in err
+    assert "status: exceeded · exit code 1" in err
+
+
+def suggested(err: str, agent: str) -> list[str]:
+    """The arguments after ``shekel run`` of the first command a usage error suggests."""
+    message = err.split("shekel run: error: ", 1)[1]
+    command = message.split(": shekel run ", 1)[1].split(". If ", 1)[0].strip()
+    return [a if a != agent else "{s}" for a in shlex.split(command)]
 
 
 @pytest.mark.parametrize(
-    ("args", "fixed"),
+    ("args", "message", "fixed"),
     [
         (
-            ["{s}", "--topic", "cats", "--budget", "0.5"],
-            ["--budget", "0.5", "{s}", "--topic", "cats"],
+            ["{s}", "--budget", "3", "--topic", "cats"],
+            "--topic is not an option of shekel run. Arguments for the script go after `--`",
+            ["{s}", "--budget", "3", "--", "--topic", "cats"],
         ),
         (
-            ["--strict", "{s}", "--max-llm-calls=3", "--name", "n", "x y", "--", "--budget", "1"],
-            ["--strict", "--max-llm-calls=3", "--name", "n", "{s}", "x y", "--", "--budget", "1"],
+            ["--budget", "3", "{s}", "-v", "in.txt", "-x", "--", "--y"],
+            "-v and -x are not options of shekel run. Arguments for the script go after `--`",
+            ["--budget", "3", "{s}", "--", "-v", "in.txt", "-x", "--y"],
         ),
-        (["--", "{s}", "--max-tokens", "9"], ["--max-tokens", "9", "--", "{s}"]),
+        (
+            ["{s}", "--bugdet", "3"],
+            "--bugdet is not an option of shekel run (did you mean --budget?)",
+            ["{s}", "--", "--bugdet", "3"],
+        ),
+        (
+            ["--budget", "0.5", "{s}", "--budget", "3"],
+            "--budget is given both before and after SCRIPT, so shekel cannot tell which to "
+            "use. Give shekel's --budget once. If the one after SCRIPT is for the script, put "
+            "it after `--`",
+            ["--budget", "0.5", "{s}", "--", "--budget", "3"],
+        ),
+        (
+            ["--max-usd", "0.5", "--strict", "{s}", "--budget=3", "--no-strict"],
+            "--budget and --no-strict are given both before and after SCRIPT, so shekel cannot "
+            "tell which to use. Give shekel's --budget and --no-strict once. If the ones after "
+            "SCRIPT are for the script, put them after `--`",
+            ["--max-usd", "0.5", "--strict", "{s}", "--", "--budget=3", "--no-strict"],
+        ),
+        (
+            ["--name", "a", "{s}", "--budget", "3", "--name", "b"],
+            "--name is given both before and after SCRIPT",
+            ["--name", "a", "{s}", "--budget", "3", "--", "--name", "b"],
+        ),
     ],
 )
-def test_a_limit_flag_after_the_script_with_no_limit_set_says_where_options_go(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fixed: list[str]
+def test_an_option_after_the_script_that_is_not_clearly_shekels_is_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+    fixed: list[str],
 ) -> None:
     err = usage_error(capsys, tmp_path, "run", *args)
+    assert f"shekel run: error: {message}" in err
     agent = str(tmp_path / "marker.py")
-    command = shlex.join(["shekel", "run", *[agent if a == "{s}" else a for a in fixed]])
-    assert "shekel run: error: no limit set: shekel's options go before SCRIPT" in err
-    assert err.endswith(f"e.g.: {command}\n")
+    assert suggested(err, agent) == fixed
 
 
 @pytest.mark.parametrize(
-    "after",
+    ("after", "for_script", "for_shekel"),
     [
-        ["--name", "exp1", "--output", "json"],  # no limit flag: nothing is clearly misplaced
-        ["--", "--budget", "1"],  # after `--` the script's own, by the old rule too
+        (
+            ["--name", "exp1"],
+            ["{s}", "--budget", "3", "--", "--name", "exp1"],
+            ["--name", "exp1", "{s}", "--budget", "3"],
+        ),
+        (
+            ["--output=json", "-v", "--name", "exp1", "--", "x"],
+            ["{s}", "--budget", "3", "--", "--output=json", "-v", "--name", "exp1", "x"],
+            ["--output=json", "--name", "exp1", "{s}", "--budget", "3", "--", "-v", "x"],
+        ),
     ],
 )
-def test_no_limit_without_a_misplaced_limit_flag_is_the_plain_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], after: list[str]
+def test_name_and_output_after_the_script_are_refused_with_both_fixes(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    after: list[str],
+    for_script: list[str],
+    for_shekel: list[str],
 ) -> None:
-    err = usage_error(capsys, tmp_path, "run", "{s}", *after)
+    # `shekel run train.py --name exp1` once renamed the budget instead of passing --name on.
+    err = usage_error(capsys, tmp_path, "run", "{s}", "--budget", "3", *after)
+    agent = str(tmp_path / "marker.py")
+    many = "--output" in after[0]
+    names = "--output and --name" if many else "--name"
+    assert f"shekel run: error: {names} after SCRIPT {'are' if many else 'is'} ambiguous" in err
+    assert suggested(err, agent) == for_script
+    assert f"shekel's, put {'them' if many else 'it'} before SCRIPT: shekel run " in err
+    shekels = err.split("before SCRIPT: shekel run ", 1)[1].strip()
+    assert [a if a != agent else "{s}" for a in shlex.split(shekels)] == for_shekel
+
+
+def test_the_suggested_command_runs_as_meant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = script(tmp_path, SHOW_ARGV)
+    code, _, err = cli(capsys, "run", agent, "--budget", "3", "--name", "exp1", "-v")
+    assert code == 2
+    for_script = [a if a != "{s}" else agent for a in suggested(err, agent)]
+    for_shekel = shlex.split(err.split("before SCRIPT: shekel run ", 1)[1])
+    code, out, err = cli(capsys, "run", *for_script)
+    assert code == 0, err
+    assert json.loads(out) == {
+        "argv": ["--name", "exp1", "-v"],
+        "name": "shekel-run",
+        "max_usd": 3.0,
+        "strict": False,
+    }
+    code, out, err = cli(capsys, "run", *for_shekel)
+    assert code == 0, err
+    assert json.loads(out) == {"argv": ["-v"], "name": "exp1", "max_usd": 3.0, "strict": False}
+
+
+def test_no_limit_is_the_plain_error_when_the_limit_flag_is_the_scripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = usage_error(capsys, tmp_path, "run", "{s}", "--", "--budget", "1")
     assert "shekel run: error: no limit set: give --budget USD" in err
-    assert "go before SCRIPT" not in err
 
 
 def test_the_script_runs_as_main_with_its_directory_on_sys_path(
@@ -997,14 +1128,22 @@ def test_help_exits_0_and_documents_argument_placement(
 ) -> None:
     code, out, _ = cli(capsys, "run", "--help")
     assert code == 0
-    assert "shekel's options go before SCRIPT. Every argument after SCRIPT is passed" in out
-    assert "usage: shekel run --budget USD [options] [--] SCRIPT [ARGS...]" in out
+    text = " ".join(out.split())
+    assert (
+        "shekel's options may come before or after SCRIPT. Arguments for the script go "
+        "after `--`." in text
+    )
+    assert "Put --name and --output before SCRIPT" in text
+    assert "usage: shekel run --budget USD [options] SCRIPT [-- ARGS...]\n" in out
+    assert " shekel run [--name NAME] [--output FORMAT] SCRIPT --budget USD [options] [-- " in out
     assert "plain ASCII decimals such as 0.5 or 2.5e-1" in out
     assert "SHEKEL_BUDGET_USD" in out
     for setting in SETTINGS:
         assert setting.flag in out
         assert setting.env in out
         assert f"  {setting.key} = " in out or f" {setting.key}\n" in out
+    code, after, _ = cli(capsys, "run", str(EXAMPLE), "--budget", "1", "-h")
+    assert (code, after) == (0, out)  # shekel's help, wherever -h is; the script does not run
     code, out, _ = cli(capsys, "--version")
     assert code == 0
     assert out.startswith("shekel ")
@@ -1157,7 +1296,7 @@ def test_python_m_shekel_run_exceeded_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_python_m_shekel_passes_exit_codes_and_usage_errors(tmp_path: Path) -> None:
     agent = script(tmp_path, "import sys\nprint(sys.argv[1:])\nsys.exit(4)\n")
-    done = python_m_shekel("run", "--budget", "1", agent, "-x")
+    done = python_m_shekel("run", agent, "--budget", "1", "--", "-x")
     assert done.returncode == 4
     assert done.stdout == "['-x']\n"
     assert "Shekel Budget Summary" in done.stderr

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from shekel import Budget, BudgetExceededError, budget
+from shekel._keys import visible
 
 # The border lines of seed 000's summary, verbatim.
 TOP = "┌─ Shekel Budget Summary ────────────────────────────────────┐"
@@ -241,3 +242,20 @@ def test_tree_shows_amounts_below_a_cent_with_four_decimals() -> None:
         "rag: $0.0005 / $5.00 (direct: $0.00)",
         "  embed: $0.0005 / no limit (direct: $0.0005)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("user_1", "user_1"),
+        ("café 日本 a\\nb", "café 日本 a\\nb"),  # printable text and backslashes stay as they are
+        ("a\tb\nc\rd", "a\\tb\\nc\\rd"),
+        ("x\x1b[2Jy\x00\x7f\x85", "x\\x1b[2Jy\\x00\\x7f\\x85"),  # C0, DEL, C1
+        ("a\u202eb\u200bc\ufeff", "a\\u202eb\\u200bc\\ufeff"),  # bidi override, zero width
+        ("a\u2028b\u2029c", "a\\u2028b\\u2029c"),  # line and paragraph separators
+        ("tag\U000e0041 \udcff", "tag\\U000e0041 \\udcff"),  # a tag character, a surrogate
+        ("no\u00a0break", "no\u00a0break"),  # a no-break space is shown as one
+    ],
+)
+def test_visible_escapes_what_a_terminal_would_not_show(name: str, shown: str) -> None:
+    assert visible(name) == shown

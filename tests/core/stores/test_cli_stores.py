@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import unicodedata
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from shekel import budget
 from shekel._cli import main
@@ -160,3 +164,83 @@ def test_reset_leaves_a_budget_whose_name_only_starts_like_it(
     code, out, _ = cli(capsys, "budgets", "--store", store, "--output", "json")
     rows = {(r["budget"], r["window"]): r["usd"] for r in json.loads(out)}
     assert rows == {("a", "1d"): 0.0, ("a@b", None): 0.125, ("a@b", "1d"): 0.25}
+
+
+# Names that budget(name=...) refuses, as hand-edited data or older versions may have left them
+# in a store: a row forged after a newline, and escape sequences that would clear the screen,
+# turn the text red and reverse it (U+202E) if they reached the terminal.
+FORGED_ROW = "mallory\nalice  -  -  $0.00  $5.00  $5.00  0  0  0  0"
+ESCAPES = "eve\x1b[2J\x1b[31m\u202elive\x7f"
+
+
+def forge(store: str, key: str) -> None:
+    """An account with $1 spent of $5, written straight into the store under ``key``."""
+    caps = json.dumps([5_000_000_000, None, None, None])
+    if store.startswith("redis://"):
+        client = redis.Redis.from_url(store)
+        client.hset(f"shekel:a:{key}", mapping={"usd": 1_000_000_000, "caps": caps})
+        client.close()
+        return
+    with closing(sqlite3.connect(store.removeprefix("sqlite:///"))) as db, db:
+        db.execute(
+            "INSERT INTO shekel_accounts (key, usd, caps) VALUES (?, ?, ?)", (key, 10**9, caps)
+        )
+
+
+def hidden(text: str) -> list[str]:
+    """The characters of ``text`` a terminal would not show as themselves (line ends aside)."""
+    return [c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl")]
+
+
+def test_budgets_shows_control_characters_in_names_as_escapes(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budget(name="alice", max_usd=5, store=store).record(usd=0.5)  # creates the store too
+    forge(store, FORGED_ROW)
+    forge(store, ESCAPES)
+    forge(store, ESCAPES + "\u2028@1d/2026-06-14T00:00")
+    code, out, err = cli(capsys, "budgets", "--store", store)
+    assert (code, err) == (0, "")
+    assert hidden(out) == []
+    lines = out.splitlines()
+    assert len(lines) == 1 + 4  # one line per account
+    assert [line.split()[:4] for line in lines if line.startswith("alice")] == [
+        ["alice", "-", "-", "$0.50"]
+    ]
+    forged = "mallory\\nalice  -  -  $0.00  $5.00  $5.00  0  0  0  0"
+    escapes = "eve\\x1b[2J\\x1b[31m\\u202elive\\x7f"
+    rows = {
+        name: [line[len(name) :].split()[:3] for line in lines if line.startswith(name + " ")]
+        for name in (forged, escapes, escapes + "\\u2028")
+    }
+    assert rows == {
+        forged: [["-", "-", "$1.00"]],
+        escapes: [["-", "-", "$1.00"]],
+        escapes + "\\u2028": [["1d", "2026-06-14T00:00", "$1.00"]],
+    }
+    code, out, _ = cli(capsys, "budgets", "--store", store, "--output", "json")
+    assert code == 0
+    assert hidden(out) == []
+    names = [row["budget"] for row in json.loads(out)]  # JSON keeps the names as they are
+    assert sorted(names) == sorted(["alice", FORGED_ROW, ESCAPES, ESCAPES + "\u2028"])
+
+
+def test_reset_shows_control_characters_in_keys_as_escapes(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    budget(name="alice", max_usd=5, store=store).record(usd=0.5)
+    forge(store, ESCAPES)
+    forge(store, ESCAPES + "@1d/2026-06-14T00:00")
+    forge(store, FORGED_ROW)
+    code, out, err = cli(capsys, "reset", ESCAPES, "--store", store)
+    assert (code, err) == (0, "")
+    assert hidden(out) == []
+    escaped = "eve\\x1b[2J\\x1b[31m\\u202elive\\x7f"
+    assert out.splitlines()[1:] == [f"  {escaped}", f"  {escaped}@1d/2026-06-14T00:00"]
+    code, out, err = cli(capsys, "reset", FORGED_ROW, "--store", store)
+    assert (code, err) == (0, "")
+    assert hidden(out) == []
+    assert out.splitlines()[1:] == ["  mallory\\nalice  -  -  $0.00  $5.00  $5.00  0  0  0  0"]
+    code, out, _ = cli(capsys, "budgets", "--store", store, "--output", "json")
+    spent = {row["budget"]: row["usd"] for row in json.loads(out)}
+    assert spent == {"alice": 0.5, ESCAPES: 0.0, FORGED_ROW: 0.0}

@@ -11,18 +11,17 @@ import argparse
 import difflib
 import json
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+from ._cli_args import split_run_argv
 from ._cli_config import (
     BUDGET_FILE_ENV,
     DEFAULT_FALLBACK_AT,
     DEFAULT_NAME,
     FILE_KEYS,
-    NoLimitError,
     UsageError,
     plain_whole,
     resolve,
@@ -30,7 +29,9 @@ from ._cli_config import (
 
 EXIT_USAGE: Final = 2
 
-_RUN_USAGE: Final = "shekel run --budget USD [options] [--] SCRIPT [ARGS...]"
+_RUN_USAGE: Final = "shekel run --budget USD [options] SCRIPT [-- ARGS...]"
+_RUN_USAGES: Final = f"""{_RUN_USAGE}
+       shekel run [--name NAME] [--output FORMAT] SCRIPT --budget USD [options] [-- ARGS...]"""
 
 _RUN_DESCRIPTION: Final = """\
 Run a Python script inside a spend limit. The script runs in this process as
@@ -38,11 +39,16 @@ Run a Python script inside a spend limit. The script runs in this process as
 and anthropic SDKs make is priced and counted, and the call that crosses a limit raises
 BudgetExceededError. The spend summary is written to stderr when the script ends.
 
-Arguments: shekel's options go before SCRIPT. Every argument after SCRIPT is passed to
-the script unchanged, `--` included, as `python SCRIPT ARGS...` would pass it:
-  shekel run --budget 0.50 agent.py --topic cats     # the script gets --topic cats
-  shekel run --budget 0.50 agent.py --budget 3       # the script gets --budget 3
-  shekel run --budget 0.50 -- -odd-name.py           # `--` ends shekel's options
+Arguments: shekel's options may come before or after SCRIPT. Arguments for the script
+go after `--`. Arguments after SCRIPT that do not start with - go to the script too.
+  shekel run agent.py --budget 0.50                   # same as --budget 0.50 agent.py
+  shekel run agent.py --budget 0.50 -- --topic cats   # the script gets --topic cats
+  shekel run --budget 0.50 agent.py notes.txt         # the script gets notes.txt
+Put --name and --output before SCRIPT: after it they are refused, because scripts often
+have options of these names. An option that shekel does not have, or one already given
+before SCRIPT, is refused after SCRIPT too. A `--` before SCRIPT ends shekel's options,
+and every argument after SCRIPT then goes to the script unchanged:
+  shekel run --budget 0.50 -- -odd-name.py --topic cats
 """
 
 _RUN_EPILOG: Final = f"""\
@@ -84,95 +90,6 @@ With --output json, the last line of stderr is one JSON object with the keys
   budget (the budget's summary_data()).
 """
 
-_VALUE_OPTIONS: Final = frozenset(
-    {
-        "--budget",
-        "--max-usd",
-        "--max-tokens",
-        "--max-llm-calls",
-        "--warn-at",
-        "--fallback-model",
-        "--fallback-at",
-        "--budget-file",
-        "--output",
-        "--name",
-    }
-)
-_SWITCHES: Final = frozenset({"--strict", "--no-strict"})
-_LIMIT_OPTIONS: Final = frozenset({"--budget", "--max-usd", "--max-tokens", "--max-llm-calls"})
-
-
-def split_run_argv(argv: Sequence[str]) -> tuple[list[str], str | None, list[str]]:
-    """Split the arguments after ``run`` into shekel's options, the script and its arguments.
-
-    shekel's options come first (``--opt VALUE`` becomes ``--opt=VALUE`` so that argparse
-    never mistakes a value for an option). The first argument that is neither an option nor
-    an option's value is SCRIPT, and every argument after it is the script's, unchanged. A
-    ``--`` before SCRIPT ends shekel's options: the next argument is SCRIPT.
-    """
-    options: list[str] = []
-    i = 0
-    while i < len(argv):
-        token = argv[i]
-        if token == "--":
-            i += 1
-            break
-        if not token.startswith("-") or token == "-":
-            break
-        if token in _VALUE_OPTIONS and i + 1 < len(argv):
-            options.append(f"{token}={argv[i + 1]}")
-            i += 1
-        else:
-            options.append(token)
-        i += 1
-    script = argv[i] if i < len(argv) else None
-    return options, script, list(argv[i + 1 :])
-
-
-def _misplaced_options(script_args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split the script's arguments (up to a ``--``) into what looks like shekel's own options,
-    with their values, and the rest, both in order."""
-    shekels: list[str] = []
-    others: list[str] = []
-    i = 0
-    while i < len(script_args):
-        token = script_args[i]
-        if token == "--":
-            others.extend(script_args[i:])
-            break
-        name = token.split("=", 1)[0]
-        if name in _VALUE_OPTIONS:
-            shekels.append(token)
-            if "=" not in token and i + 1 < len(script_args):
-                shekels.append(script_args[i + 1])
-                i += 1
-        elif token in _SWITCHES:
-            shekels.append(token)
-        else:
-            others.append(token)
-        i += 1
-    return shekels, others
-
-
-def _options_after_script(argv: Sequence[str], script_args: Sequence[str]) -> str | None:
-    """The message for a run with no limit whose limit flag was put after SCRIPT (where it is
-    the script's argument), or ``None`` when no limit flag is there. ``argv`` is everything
-    after ``run``, ending with SCRIPT and ``script_args``."""
-    shekels, others = _misplaced_options(script_args)
-    if not any(token.split("=", 1)[0] in _LIMIT_OPTIONS for token in shekels):
-        return None
-    before = list(argv[: len(argv) - len(script_args)])
-    script = before.pop()
-    if before and before[-1] == "--":
-        before[-1:] = [*shekels, "--"]
-    else:
-        before.extend(shekels)
-    fixed = shlex.join(["shekel", "run", *before, script, *others])
-    return (
-        "no limit set: shekel's options go before SCRIPT (every argument after SCRIPT is "
-        f"passed to the script unchanged), e.g.: {fixed}"
-    )
-
 
 def _non_negative(text: str) -> int:
     value = plain_whole(text)
@@ -197,7 +114,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     run = commands.add_parser(
         "run",
-        usage=_RUN_USAGE,
+        usage=_RUN_USAGES,
         help="run a Python script inside a budget",
         description=_RUN_DESCRIPTION,
         epilog=_RUN_EPILOG,
@@ -280,17 +197,14 @@ def _run(run_parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     from ._cli_run import make_budget, report, run_script
     from ._errors import BudgetConfigError
 
-    options, script, script_args = split_run_argv(argv)
-    ns = run_parser.parse_args(options)
+    split = split_run_argv(argv, run_parser)
+    if split.problem is not None:
+        run_parser.error(split.problem)
+    script = split.script
+    ns = run_parser.parse_args(split.options)
     try:
         flags = {key: getattr(ns, key) for key in FILE_KEYS}
-        try:
-            settings = resolve(flags, os.environ, budget_file=ns.budget_file, name=ns.name)
-        except NoLimitError:
-            hint = None if script is None else _options_after_script(argv, script_args)
-            if hint is None:
-                raise
-            raise UsageError(hint) from None
+        settings = resolve(flags, os.environ, budget_file=ns.budget_file, name=ns.name)
         if script is None:
             raise UsageError(f"missing SCRIPT; usage: {_RUN_USAGE}")
         if not os.path.exists(script):
@@ -300,7 +214,7 @@ def _run(run_parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
         root = make_budget(settings.budget_kwargs())
     except (UsageError, BudgetConfigError) as error:
         run_parser.error(str(error))
-    outcome = run_script(script, script_args, root, output=ns.output)
+    outcome = run_script(script, split.script_args, root, output=ns.output)
     report(outcome, ns.output)
     return outcome.exit_code
 

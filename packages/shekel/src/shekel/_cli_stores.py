@@ -1,6 +1,10 @@
 """``shekel budgets`` and ``shekel reset``: what the budgets in a store have spent, and zeroing
 one of them (with every period of its windows).
 
+Names and keys read from the store are printed through ``_keys.visible``: a name that
+reached the store with a newline or an escape sequence in it cannot forge a row of the listing
+or send control sequences to the terminal. ``--output json`` gives the names as stored.
+
 Exit codes: 0 success; 1 when the store cannot be used, or ``reset`` found no such budget;
 2 for usage errors.
 """
@@ -15,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from ._keys import name_of, path_key
+from ._keys import name_of, path_key, visible
 
 EXIT_FAILED: Final = 1
 
@@ -106,7 +110,7 @@ def reset(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
             f"no budget named {ns.name!r} in {url}; `shekel budgets --store {url}` lists them",
         )
     lines = [f"reset {ns.name!r} in {url}: {len(keys)} account(s) now at zero"]
-    lines += [f"  {key}" for key in keys]
+    lines += [f"  {visible(key)}" for key in keys]
     _write("\n".join(lines) + "\n")
     return 0
 
@@ -161,9 +165,9 @@ def _table(rows: list[dict[str, Any]], prefix: str) -> str:
     for row in rows:
         table.append(
             (
-                row["budget"],
-                row["window"] or "-",
-                row["period"] or "-",
+                visible(row["budget"]),
+                visible(row["window"] or "-"),
+                visible(row["period"] or "-"),
                 _money(row["usd"]),
                 _money(row["usd_limit"]),
                 _money(row["usd_remaining"]),
@@ -183,7 +187,7 @@ def _table(rows: list[dict[str, Any]], prefix: str) -> str:
 
 
 def _failed(command: str, message: str) -> int:
-    sys.stderr.write(f"shekel {command}: error: {message}\n")
+    sys.stderr.write(f"shekel {command}: error: {visible(message)}\n")
     return EXIT_FAILED
 
 

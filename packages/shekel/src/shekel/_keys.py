@@ -54,7 +54,7 @@ def path_key(path: str) -> str:
 
 def shown_key(key: str) -> str:
     """A key as people read it: names unescaped, control characters visible."""
-    return printable(name_of(key))
+    return visible(name_of(key))
 
 
 def private_key(base: str) -> str:
@@ -67,16 +67,34 @@ def pool_key(name: str) -> str:
 
 
 def has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+    return not text.isprintable() and any(unicodedata.category(c) in _HIDDEN for c in text)
 
 
-def printable(text: str) -> str:
-    """``text`` with control and format characters (newlines, terminal escapes, bidi
-    overrides) shown as escapes, so that it stays on one line and reaches a terminal as
-    text."""
-    if not has_control_characters(text):
+_CHAR_ESCAPES: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories escaped by :func:`visible`: controls (C0, DEL, C1), format characters
+(bidi overrides, zero-width characters), lone surrogates, and line and paragraph separators."""
+
+
+def _escape(char: str) -> str:
+    if char in _CHAR_ESCAPES:
+        return _CHAR_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def visible(text: str) -> str:
+    """``text`` (a budget name or store key) made safe to print on one line of a terminal.
+
+    Control and format characters, lone surrogates and line or paragraph separators are
+    written as escapes (``\\n``, ``\\x1b``, ``\\u202e``): a name never spans two lines, and
+    nothing in it reaches the terminal as a control sequence. Other characters are kept as
+    they are (a backslash too, so a name can contain text that reads like an escape).
+    """
+    if text.isprintable():
         return text
     return "".join(
-        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf") else c
-        for c in text
+        _escape(char) if unicodedata.category(char) in _HIDDEN else char for char in text
     )
