@@ -94,6 +94,7 @@ class Hold:
     """
 
     __slots__ = (
+        "__weakref__",  # the lease keeper renews a hold only while something references it
         "accounts",
         "calls",
         "caps",
@@ -283,6 +284,12 @@ class Ledger(ABC):
     def reset(self, account: Any) -> None:
         """Zero an account's used and reserved amounts and start a new epoch: holds taken before
         stop counting against it."""
+
+    def renew(self, leases: Sequence[tuple[Hold, float]]) -> None:  # noqa: B027
+        """Extend each live hold's life to ``ttl`` seconds from now (``(hold, ttl)`` pairs; a
+        hold already settled or expired is left alone). Called from a background thread for
+        the holds of calls still in flight (``_leases``); the default, for ledgers whose holds
+        do not expire, does nothing."""
 
     def expire(self) -> int:
         """Drop the holds whose time ran out (their reserved amounts stop counting); the number

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._context import current_owner
 from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
 from ._history import CallRecord, next_sequence
+from ._leases import KEEPER
 from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
 from ._overrun import overrun_error
@@ -48,6 +49,8 @@ def hold(
     )
     if isinstance(result, Overrun):
         raise exceeded(budget, result, None, sent=False, tool_name=tool_name)
+    if budget._ledger.default_ttl is not None:
+        KEEPER.track(budget._ledger, result, budget._ledger.default_ttl)
     return result
 
 
@@ -75,6 +78,7 @@ def price_of(budget: Budget, model: str, provider: str | None) -> Rate | None:
 
 def release(budget: Budget, held: Hold) -> None:
     budget._ledger.release(held)
+    KEEPER.drop(budget._ledger, held.id)
 
 
 def headroom(budget: Budget) -> tuple[Nanos, int]:
@@ -191,7 +195,9 @@ def _settle(
 ) -> Overrun | None:
     if held is None:
         return budget._ledger.record(budget._links(), cost, tokens, calls, tools)
-    return budget._ledger.commit(held, cost, tokens, calls, tools)
+    over = budget._ledger.commit(held, cost, tokens, calls, tools)
+    KEEPER.drop(budget._ledger, held.id)  # not when the commit was kept: its lease goes on
+    return over
 
 
 def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None:

@@ -354,6 +354,22 @@ if op == 'reset' then
   return n
 end
 
+if op == 'renew' then -- ARGV[tail + 1...]: hold id, new ttl (ms), for each hold
+  local now = now_ms()
+  local renewed = 0
+  for k = tail + 1, #ARGV, 2 do
+    local id = ARGV[k]
+    local hk = hold_key(id)
+    if redis.call('TYPE', hk).ok == 'hash' then
+      local expires = string.format('%.0f', now + tonumber(ARGV[k + 1]))
+      redis.call('HSET', hk, 'expires', expires)
+      redis.call('ZADD', LIVE, expires, id)
+      renewed = renewed + 1
+    end
+  end
+  return renewed
+end
+
 if op == 'expire' then
   return sweep(now_ms(), tonumber(ARGV[tail + 1]))
 end

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from ._errors import BudgetConfigError
 from ._journal import PendingSpend
+from ._leases import DEFAULT_TTL
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import DEFAULT_RETRY, StoreErrors
 from ._store_redis_clients import LoopClients
@@ -60,7 +61,9 @@ class RedisLedger(Ledger):
     TLS; a password goes in the URL: ``redis://:secret@host:6379/0``).
 
     ``timeout``: seconds to connect and to wait for each reply before the store counts as
-    unavailable. ``default_ttl``: seconds a hold lives unless settled. ``on_error``:
+    unavailable. ``default_ttl``: seconds a hold's lease lasts unless renewed (this process
+    renews the leases of its calls in flight). ``retry_for``: seconds a commit of spend that
+    already happened is retried before it is kept in the process's journal. ``on_error``:
     ``"closed"`` (the default) raises ``BudgetStoreUnavailableError`` when the server cannot
     be used, so nothing is sent unaccounted; ``"open"`` lets calls go on unrecorded, with a
     warning. ``prefix`` starts every key the ledger writes.
@@ -78,7 +81,7 @@ class RedisLedger(Ledger):
         url: str,
         *,
         timeout: float = 2.0,
-        default_ttl: float = 600.0,
+        default_ttl: float = DEFAULT_TTL,
         on_error: str = "closed",
         prefix: str = PREFIX,
         retry_for: float = DEFAULT_RETRY,
@@ -308,6 +311,12 @@ class RedisLedger(Ledger):
     ) -> Hold | Overrun:
         return held_reply(await self._aeval(keys, args), chain, hold_id, amounts)
 
+    def renew(self, leases: Sequence[tuple[Hold, float]]) -> None:
+        keys, args = self._args("renew", [], (0, 0, 0, 0))
+        for hold, ttl in leases:
+            args += [str(hold.id), str(max(round(ttl * 1000), 1))]
+        self._eval(keys, args)
+
     def check(
         self,
         chain: Sequence[Link],
@@ -383,24 +392,16 @@ class RedisLedger(Ledger):
         return self._run(self._read, account, default=empty_state)
 
     def _read(self, account: RedisAccount) -> AccountState:
-        errors = self._redis.exceptions
-        try:
-            values = self._client.hmget(account.redis_key, COUNTERS)
-        except errors.ConnectionError:
-            values = self._client.hmget(account.redis_key, COUNTERS)
-        return state_reply(values)
+        # The script's ``rows``: the counters after dropping the holds whose lease ran out.
+        keys, args = self._args("rows", [(account, NO_CAPS)], (0, 0, 0, 0))
+        return state_reply(self._eval(keys, args))
 
     async def aread(self, account: RedisAccount) -> AccountState:
         return await self._arun(self._aread, account, default=empty_state)
 
     async def _aread(self, account: RedisAccount) -> AccountState:
-        client = await self._aclients.get()
-        errors = self._redis.exceptions
-        try:
-            values = await client.hmget(account.redis_key, COUNTERS)
-        except errors.ConnectionError:
-            values = await client.hmget(account.redis_key, COUNTERS)
-        return state_reply(values)
+        keys, args = self._args("rows", [(account, NO_CAPS)], (0, 0, 0, 0))
+        return state_reply(await self._aeval(keys, args))
 
     def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:
         keys, args = self._args("rows", chain, (0, 0, 0, 0))

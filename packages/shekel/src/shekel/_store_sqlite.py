@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ._journal import PendingSpend
+from ._leases import DEFAULT_TTL
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import DEFAULT_RETRY, StoreErrors
 from ._windows import split_period_key
@@ -77,8 +78,10 @@ class SQLiteLedger(Ledger):
     """A ledger in the SQLite file at ``path``.
 
     ``timeout``: seconds an operation waits for another process's transaction before the store
-    counts as unavailable. ``default_ttl``: seconds a hold lives unless settled (a worker that
-    died holding gives its hold back after that). ``on_error``: ``"closed"`` (the default)
+    counts as unavailable. ``default_ttl``: seconds a hold's lease lasts unless renewed (this
+    process renews the leases of its calls in flight; a worker that died holding gives its
+    room back after that). ``retry_for``: seconds a commit of spend that already happened is
+    retried before it is kept in the process's journal. ``on_error``: ``"closed"`` (the default)
     raises ``BudgetStoreUnavailableError`` when the file cannot be used, so nothing is sent
     unaccounted; ``"open"`` lets calls go on unrecorded, with a warning.
     """
@@ -91,14 +94,14 @@ class SQLiteLedger(Ledger):
         path: str | Path,
         *,
         timeout: float = 5.0,
-        default_ttl: float = 600.0,
+        default_ttl: float = DEFAULT_TTL,
         on_error: str = "closed",
         durable: bool = False,
         retry_for: float = DEFAULT_RETRY,
     ) -> None:
         self.path = str(path)
         self.timeout = timeout
-        self.default_ttl = default_ttl
+        self.default_ttl = self._life = default_ttl
         self.durable = durable
         self._errors = StoreErrors(
             f"sqlite:///{self.path}", on_error, sqlite3.Error, retry_for=retry_for
@@ -273,7 +276,7 @@ class SQLiteLedger(Ledger):
         ttl: float | None = None,
     ) -> Hold | Overrun:
         amounts = (usd, tokens, calls, tools)
-        life = self.default_ttl if ttl is None else ttl
+        life = self._life if ttl is None else ttl
         return self._errors.run(
             self._reserve,
             chain,
@@ -365,11 +368,26 @@ class SQLiteLedger(Ledger):
         with self._transaction() as db:
             self._settle(db, hold)
 
+    def renew(self, leases: Sequence[tuple[Hold, float]]) -> None:
+        with self._transaction() as db:
+            now = time.time()
+            db.executemany(
+                "UPDATE shekel_holds SET expires_at = ? WHERE id = ? AND state = 'live'",
+                [(now + ttl, hold.id) for hold, ttl in leases],
+            )
+
     def read(self, account: SQLiteAccount) -> AccountState:
         return self._errors.run(self._read, account, default=_empty_state)
 
     def _read(self, account: SQLiteAccount) -> AccountState:
-        row = self._rows(self._connection(), [account])[0]
+        db = self._connection()
+        due = db.execute(
+            "SELECT 1 FROM shekel_holds WHERE state = 'live' AND expires_at <= ? LIMIT 1",
+            (time.time(),),
+        ).fetchone()
+        if due is not None:  # a reading never counts holds whose lease ran out
+            self._expire()
+        row = self._rows(db, [account])[0]
         return AccountState(row[:4], row[4:8])  # type: ignore[arg-type]
 
     def headroom(self, chain: Sequence[Link]) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from .._errors import (
     UnknownModelError,
     UsageMissingError,
 )
+from .._leases import KEEPER
 from .._ledger import UNLIMITED, Hold, Overrun
 from .._money import Nanos
 from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
@@ -171,6 +172,8 @@ class InterceptedCall:
             if isinstance(held, Overrun):
                 raise _spend.exceeded(budget, held, None, sent=False)
             self.hold = held
+            if budget._ledger.default_ttl is not None:
+                KEEPER.track(budget._ledger, held, budget._ledger.default_ttl)
             return None
         if (
             not streamed
