@@ -90,11 +90,12 @@ class BudgetStoreUnavailableError(ShekelError, RuntimeError):
     """The store a budget keeps its accounts in (SQLite file, Redis server) cannot be used.
 
     Raised before a call is sent when the budget cannot check it (stores fail closed unless
-    created with ``on_error="open"``): ``sent`` is ``False``. Raised with ``sent=True`` when the
-    store did not take the spend of a call that was already sent, even after retrying: that
-    spend is kept in this process's journal and written to the store by its next operation
-    (``pending`` is its description), so it is never lost while the process lives. ``store``
-    is the store's URL; the cause is chained.
+    created with ``on_error="open"``), or when one of its accounts holds damaged data (a value
+    edited by hand that is not a whole number; other budgets go on): ``sent`` is ``False``.
+    Raised with ``sent=True`` when the store did not take the spend of a call that was already
+    sent, even after retrying: that spend is kept in this process's journal and written to the
+    store by its next operation (``pending`` describes it), so it is never lost while the
+    process lives. ``store`` is the store's URL; the cause is chained.
     """
 
     call: CallRecord | None = None
@@ -107,11 +108,18 @@ class BudgetStoreUnavailableError(ShekelError, RuntimeError):
         *,
         sent: bool = False,
         pending: str | None = None,
+        damaged: bool = False,
     ) -> None:
         self.store = store
         self.sent = sent
         self.pending = pending
-        if sent:
+        if damaged and not sent:
+            message = (
+                f"the budget store {store} holds damaged data for this budget ({cause}). Calls "
+                "under it are refused until the data is fixed; budgets with other accounts in "
+                "the store go on"
+            )
+        elif sent:
             message = (
                 f"the budget store {store} did not take the spend of a call that was sent "
                 f"({pending or 'its amounts'}): {cause}. The spend is kept in this process and "

@@ -71,13 +71,27 @@ class Journal:
             self._entries.append(entry)
         _watch(self)
 
-    def replay(self) -> None:
-        """Write what waits, oldest first; the first write that fails raises, and it and
-        everything after it stay kept."""
+    def replay(
+        self,
+        outages: type[BaseException] | tuple[type[BaseException], ...],
+        damage: type[BaseException] | tuple[type[BaseException], ...] = (),
+    ) -> BaseException | None:
+        """Write what waits, oldest first. A write refused for damaged data (``damage``: an
+        account edited by hand) stays kept and the others go on, so that one bad account
+        blocks no other budget; the first outage stops the replay and is returned, with it and
+        everything after it kept."""
         with self._lock:
-            while self._entries:
-                self._entries[0].write()
-                self._entries.pop(0)
+            kept: list[PendingSpend] = []
+            for at, entry in enumerate(self._entries):
+                try:
+                    entry.write()
+                except damage:
+                    kept.append(entry)
+                except outages as exc:
+                    self._entries = kept + self._entries[at:]
+                    return exc
+            self._entries = kept
+        return None
 
     def pending(self) -> list[PendingSpend]:
         with self._lock:
@@ -101,12 +115,14 @@ def _at_exit() -> None:
         if not journal:
             continue
         try:
-            journal.replay()
-        except Exception as exc:  # the store is still down: say what it never took
-            left = journal.pending()
+            failure: BaseException | None = journal.replay(Exception)
+        except Exception as exc:
+            failure = exc
+        left = journal.pending()
+        if left:  # the store is still down, or refuses the data: say what it never took
             lines = [
                 f"shekel: the budget store {journal.where} did not take the spend of "
-                f"{_calls(len(left))} sent ({exc}); "
+                f"{_calls(len(left))} sent ({failure or 'damaged account'}); "
                 "add it to the store by hand (budget.record(...)) once it is back:"
             ]
             lines += [f"  {entry.describe()}" for entry in left]

@@ -37,6 +37,7 @@ class StoreErrors:
         policy: str,
         kinds: type[BaseException] | tuple[type[BaseException], ...],
         *,
+        damage: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_for: float = DEFAULT_RETRY,
     ) -> None:
         if policy not in ("closed", "open"):
@@ -47,6 +48,7 @@ class StoreErrors:
         self.where = where
         self.policy = policy
         self.kinds = kinds
+        self.damage = damage  # the store answered, but an account's data is damaged
         self.retry_for = retry_for
         self.journal = Journal(where)
         self._warned = False
@@ -54,17 +56,22 @@ class StoreErrors:
     def run(self, fn: Callable[..., T], *args: Any, default: Callable[[], T]) -> T:
         try:
             if self.journal:  # spend the store did not take yet goes first
-                self.journal.replay()
+                self._replay()
             return fn(*args)
         except self.kinds as exc:
             return self._failed(exc, default)
+
+    def _replay(self) -> None:
+        failure = self.journal.replay(self.kinds, self.damage)
+        if failure is not None:
+            raise failure
 
     async def arun(
         self, fn: Callable[..., Awaitable[T]], *args: Any, default: Callable[[], T]
     ) -> T:
         try:
             if self.journal:
-                await _in_thread(self.journal.replay)
+                await _in_thread(self._replay)
             return await fn(*args)
         except self.kinds as exc:
             return self._failed(exc, default)
@@ -80,10 +87,10 @@ class StoreErrors:
         while True:
             try:
                 if self.journal:
-                    self.journal.replay()
+                    self._replay()
                 return fn()
             except self.kinds as exc:
-                if time.monotonic() + delay >= deadline:
+                if isinstance(exc, self.damage) or time.monotonic() + delay >= deadline:
                     self._kept(pending, exc)
                     return None
             time.sleep(delay)
@@ -98,10 +105,10 @@ class StoreErrors:
         while True:
             try:
                 if self.journal:
-                    await _in_thread(self.journal.replay)
+                    await _in_thread(self._replay)
                 return await fn()
             except self.kinds as exc:
-                if time.monotonic() + delay >= deadline:
+                if isinstance(exc, self.damage) or time.monotonic() + delay >= deadline:
                     self._kept(pending, exc)
                     return None
             await sys.modules["asyncio"].sleep(delay)
@@ -132,8 +139,9 @@ class StoreErrors:
             raise BudgetStoreUnavailableError(self.where, exc) from exc
 
     def _failed(self, exc: BaseException, default: Callable[[], T]) -> T:
-        if self.policy == "closed":
-            raise BudgetStoreUnavailableError(self.where, exc) from exc
+        if self.policy == "closed" or isinstance(exc, self.damage):
+            damaged = isinstance(exc, self.damage)
+            raise BudgetStoreUnavailableError(self.where, exc, damaged=damaged) from exc
         if not self._warned:
             self._warned = True
             warnings.warn(

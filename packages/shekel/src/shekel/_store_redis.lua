@@ -113,13 +113,28 @@ end
 
 -- -- accounts ----------------------------------------------------------------------------------
 
+local FIELDS = {'usd', 'tokens', 'calls', 'tools', 'r_usd', 'r_tokens', 'r_calls', 'r_tools',
+  'epoch'}
+
+-- an account's counters, each a whole number written in digits; any other value (edited by hand,
+-- or damaged) refuses the operation, so that this account's budgets fail closed, and no other's
 local function row(key)
-  local r = redis.call('HMGET', key, 'usd', 'tokens', 'calls', 'tools', 'r_usd', 'r_tokens',
-    'r_calls', 'r_tools', 'epoch')
+  local r = redis.call('HMGET', key, unpack(FIELDS))
   for x = 1, 9 do
-    if not r[x] then r[x] = '0' end
+    if not r[x] then
+      r[x] = '0'
+    elseif not string.match(r[x], '^%d+$') then
+      error('shekel: account ' .. string.sub(key, #P + 3) .. ' holds ' .. FIELDS[x] .. '=' ..
+        r[x] .. ', which is not a whole number >= 0; fix the hash, or zero it with shekel reset')
+    end
+    r[x] = strip(r[x])
   end
   return r
+end
+
+-- refuse before anything is written when an account of the chain is damaged
+local function check_rows()
+  for i = 1, n do row(KEYS[i]) end
 end
 
 local function touch(i)
@@ -186,23 +201,33 @@ local function hold_key(id)
   return P .. 'h:' .. id
 end
 
--- take a live hold's amounts off the accounts that have not been reset since it was taken
+-- take a live hold's amounts off the accounts that have not been reset since it was taken;
+-- everything is read and checked before anything is written (an error leaves no half)
 local function unhold(hk)
   local h = redis.call('HMGET', hk, 'keys', 'epochs', 'usd', 'tokens', 'calls', 'tools')
   local keys, epochs = cjson.decode(h[1]), cjson.decode(h[2])
+  for x = 3, 6 do
+    if not (h[x] and string.match(h[x], '^%d+$')) then error('shekel: damaged hold ' .. hk) end
+    h[x] = strip(h[x])
+  end
+  local changes = {}
   for i, key in ipairs(keys) do
     if redis.call('EXISTS', key) == 1 then
-      local epoch = redis.call('HGET', key, 'epoch') or '0'
-      if tonumber(epoch) == epochs[i] then
+      local r = row(key)
+      if tonumber(r[9]) == epochs[i] then
+        local fields = {}
         for x = 1, 4 do
-          local amount = h[x + 2]
-          if amount ~= '0' then
-            local held = redis.call('HGET', key, HELD[x]) or '0'
-            redis.call('HSET', key, HELD[x], sub(held, amount))
+          if h[x + 2] ~= '0' then
+            fields[#fields + 1] = HELD[x]
+            fields[#fields + 1] = sub(r[x + 4], h[x + 2])
           end
         end
+        if #fields > 0 then changes[#changes + 1] = {key, fields} end
       end
     end
+  end
+  for _, change in ipairs(changes) do
+    redis.call('HSET', change[1], unpack(change[2]))
   end
 end
 
@@ -218,7 +243,9 @@ local function sweep(now, limit)
   for _, id in ipairs(due) do
     local hk = hold_key(id)
     if redis.call('TYPE', hk).ok == 'hash' then
-      unhold(hk)
+      -- a damaged hold cannot say what it held: its room stays taken on its accounts (those
+      -- budgets fail closed), and the sweep, which every operation runs, goes on
+      pcall(unhold, hk)
       forget(hk, id, 'expired')
     else
       redis.call('ZREM', LIVE, id)
@@ -256,6 +283,7 @@ end
 
 if op == 'record' then
   return once(ARGV[tail + 1], function()
+    check_rows()
     add_to(USED)
     return over_used()
   end)
@@ -306,8 +334,10 @@ if op == 'commit' then
     if string.sub(state, 1, 7) == 'settled' then
       return reply('done|' .. string.sub(state, 9)) -- committed or released already
     end
-  elseif kind == 'hash' then
-    unhold(hk)
+  end
+  check_rows()
+  if kind == 'hash' then
+    pcall(unhold, hk) -- a damaged hold keeps its room taken; the spend is recorded all the same
   end
   -- a hold that expired, or that the server no longer knows: its spend happened all the same
   add_to(USED)

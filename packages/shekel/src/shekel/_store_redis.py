@@ -93,7 +93,11 @@ class RedisLedger(Ledger):
         self.default_ttl = self._life = positive_seconds("default_ttl", default_ttl)
         self.prefix = prefix
         self._errors = StoreErrors(
-            _shown_url(url), on_error, (redis.exceptions.RedisError, OSError), retry_for=retry_for
+            _shown_url(url),
+            on_error,
+            (redis.exceptions.RedisError, OSError),
+            damage=redis.exceptions.ResponseError,  # the script refused an account's data
+            retry_for=retry_for,
         )
         self._client = self._make_client(redis)
         self._aclients = LoopClients(url, self._options)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ._journal import PendingSpend
+from ._keys import name_of
 from ._leases import DEFAULT_TTL
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import DEFAULT_RETRY, StoreErrors
@@ -60,6 +61,20 @@ CREATE INDEX IF NOT EXISTS shekel_accounts_kept ON shekel_accounts (keep_until)
 """
 
 _COUNTERS = ("usd", "tokens", "calls", "tools")
+_COLUMNS = (*_COUNTERS, *(f"r_{c}" for c in _COUNTERS), "epoch")
+
+
+class CorruptAccountError(sqlite3.DatabaseError):
+    """An account's row holds a value that is not a whole number >= 0 (edited by hand, or
+    damaged): its budgets fail closed until it is fixed or reset; other budgets go on."""
+
+    def __init__(self, key: str, column: str, value: object) -> None:
+        super().__init__(
+            f"account {key} holds {column}={value}, which is not a whole number >= 0; "
+            f"fix the row, or zero it with `shekel reset {name_of(split_period_key(key)[0])}`"
+        )
+
+
 SETTLED_MEMORY = 3600.0
 """Seconds past its expiry that a settled hold's id is remembered."""
 _AXES = ("usd", "tokens", "llm_calls", "tool_calls")
@@ -104,7 +119,11 @@ class SQLiteLedger(Ledger):
         self.default_ttl = self._life = default_ttl
         self.durable = durable
         self._errors = StoreErrors(
-            f"sqlite:///{self.path}", on_error, sqlite3.Error, retry_for=retry_for
+            f"sqlite:///{self.path}",
+            on_error,
+            sqlite3.Error,
+            damage=CorruptAccountError,
+            retry_for=retry_for,
         )
         self._local = threading.local()
         self._errors.run(self._create, default=_none)
@@ -174,14 +193,20 @@ class SQLiteLedger(Ledger):
     def _rows(
         self, db: sqlite3.Connection, accounts: Sequence[SQLiteAccount]
     ) -> list[tuple[int, ...]]:
-        rows = []
+        rows: list[tuple[int, ...]] = []
         for a in accounts:
             row = db.execute(
                 "SELECT usd, tokens, calls, tools, r_usd, r_tokens, r_calls, r_tools, epoch "
                 "FROM shekel_accounts WHERE key = ?",
                 (a.key,),
             ).fetchone()
-            rows.append(tuple(row) if row else (0,) * 9)
+            if row is None:
+                rows.append((0,) * 9)
+                continue
+            for column, value in zip(_COLUMNS, row, strict=True):
+                if type(value) is not int or value < 0:  # edited by hand, or damaged
+                    raise CorruptAccountError(a.key, column, value)
+            rows.append(tuple(row))
         return rows
 
     def _add(
@@ -211,8 +236,17 @@ class SQLiteLedger(Ledger):
             (now,),
         ).fetchall()
         for hold_id, keys, epochs, *amounts in due:
-            self._unhold(db, json.loads(keys), json.loads(epochs), [-x for x in amounts])
-            db.execute("UPDATE shekel_holds SET state = 'expired' WHERE id = ?", (hold_id,))
+            try:
+                keys, epochs = json.loads(keys), json.loads(epochs)
+                if not all(type(x) is int and x >= 0 for x in amounts):
+                    raise ValueError(amounts)
+                self._unhold(db, keys, epochs, [-x for x in amounts])
+                state = "expired"
+            except (ValueError, TypeError):
+                # A damaged hold cannot say what it held: its room stays taken on the accounts
+                # it was on (those budgets fail closed), and no other budget is affected.
+                state = "damaged"
+            db.execute("UPDATE shekel_holds SET state = ? WHERE id = ?", (state, hold_id))
         return len(due)
 
     def _unhold(
