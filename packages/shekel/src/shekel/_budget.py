@@ -654,7 +654,7 @@ class Budget:
             and 0 <= cache_write_tokens < MAX_COUNT
             and 0 <= llm_calls < MAX_COUNT
             and (tokens is None or 0 <= tokens < MAX_COUNT)
-            and (model is None or type(model) is str)
+            and (model is None or (type(model) is str and model and not model.isspace()))
             and (provider is None or type(provider) is str)
         ):
             check_counts(
