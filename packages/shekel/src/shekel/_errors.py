@@ -138,7 +138,8 @@ class BudgetExceededError(ShekelError, RuntimeError):
         sent: ``False`` when the request was refused before it reached the provider.
         call: the recorded call that crossed the limit (``None`` for a refusal).
         window, retry_after: for a limit per time window, the window (``"1d"``) and the
-        seconds until its current period ends and the limit starts over; else ``None``.
+        seconds until its current period ends and the limit starts over (of several windows
+        that refuse, the one whose period ends last); else ``None``.
     """
 
     call: CallRecord | None = None
