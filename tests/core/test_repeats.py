@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -184,3 +186,96 @@ def test_a_decorated_async_generator_is_metered() -> None:
     words, spent = asyncio.run(main())
     assert words == ["app.stream:a", "app.stream:b"]
     assert spent == pytest.approx(0.4)
+
+
+def _producer(cleanup: list[str | None]) -> Callable[[], Iterator[int]]:
+    """A decorated generator whose ``finally`` records spend on its own budget, as closing a
+    stream it holds does, and notes which budget was active there."""
+
+    @with_budget(max_usd=1, name="producer")
+    def produce() -> Iterator[int]:
+        own = current_budget()
+        assert own is not None
+        try:
+            own.record(usd=0.1)
+            yield 1
+            yield 2
+        finally:
+            active = current_budget()
+            cleanup.append(None if active is None else active.full_name)
+            own.record(usd=0.05)
+
+    return produce
+
+
+def test_a_decorated_generator_closed_in_its_block_cleans_up_inside_its_budget() -> None:
+    cleanup: list[str | None] = []
+    with budget(max_usd=5, name="app") as app:
+        it = _producer(cleanup)()
+        next(it)
+        it.close()
+    assert cleanup == ["app.producer"]
+    assert app.spent == pytest.approx(0.15)
+    assert app.rollups["producer"].used[0] == 150_000_000
+
+
+def test_a_decorated_generator_closed_after_its_block_cleans_up_outside_it() -> None:
+    cleanup: list[str | None] = []
+    with budget(max_usd=5, name="app") as app:
+        first, second = _producer(cleanup)(), _producer(cleanup)()
+        next(first)
+        next(second)
+    first.close()  # its budget belongs to 'app', whose block has ended: no BudgetConfigError
+    with budget(max_usd=5, name="other") as other:
+        second.close()  # nor inside another budget's block
+    assert cleanup == [None, "other"]
+    # What the cleanups recorded on their own budgets still counts there and in 'app'.
+    assert app.spent == pytest.approx(0.3)
+    assert app.rollups["producer"].used[0] == 300_000_000
+    assert app.tree().splitlines()[1] == "  producer ×2: $0.30"
+    assert other.spent == 0
+    assert current_budget() is None
+
+
+def test_a_decorated_generator_dropped_after_its_block_closes_without_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    cleanup: list[str | None] = []
+    with budget(max_usd=5, name="app") as app:
+        it = _producer(cleanup)()
+        next(it)
+    del it
+    gc.collect()
+    assert unraisable == []
+    assert cleanup == [None]
+    assert app.spent == pytest.approx(0.15)
+
+
+def test_a_decorated_async_generator_closed_after_its_block_cleans_up_outside_it() -> None:
+    cleanup: list[str | None] = []
+
+    @with_budget(max_usd=1, name="stream")
+    async def stream() -> AsyncIterator[str]:
+        own = current_budget()
+        assert own is not None
+        try:
+            own.record(usd=0.1)
+            yield "a"
+            yield "b"
+        finally:
+            active = current_budget()
+            cleanup.append(None if active is None else active.full_name)
+            own.record(usd=0.05)
+
+    async def main() -> float:
+        async with budget(max_usd=5, name="app") as app:
+            it = stream()
+            await it.__anext__()
+        await it.aclose()
+        assert current_budget() is None
+        return app.spent
+
+    assert asyncio.run(main()) == pytest.approx(0.15)
+    assert cleanup == [None]

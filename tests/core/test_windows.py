@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
+import shekel._budget
+import shekel._spend
 from shekel import BudgetConfigError, BudgetExceededError, budget
 from shekel._ledger import Caps
 from shekel._windows import Window, parse_window, parse_zone
@@ -122,6 +125,53 @@ def test_several_windows_are_checked_together() -> None:
     with pytest.raises(BudgetExceededError) as refused:
         user.check()
     assert refused.value.sent is False
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The time shekel's budget code reads: ``now[0]``, which the test moves."""
+    moment = [at(UTC, 2099, 6, 13, 23, 58, 30)]
+    clock = SimpleNamespace(time=lambda: moment[0], sleep=time.sleep)
+    monkeypatch.setattr(shekel._budget, "time", clock)
+    monkeypatch.setattr(shekel._spend, "time", clock)
+    return moment
+
+
+def test_the_refusal_names_the_window_that_frees_up_last(now: list[float]) -> None:
+    b = budget(name="multi", windows={"30s": 0.05, "1h": 0.10})
+    with pytest.raises(BudgetExceededError) as over:
+        b.record(usd=0.06)  # over the 30 seconds' $0.05; $0.06 of the hour's $0.10
+    assert (over.value.window, over.value.retry_after) == ("30s", 30)
+    with pytest.raises(BudgetExceededError) as refused:
+        b.check(usd=0.05, llm_calls=0)  # the hour has no room for it either
+    assert (refused.value.window, refused.value.retry_after) == ("1h", 90)  # at midnight
+    assert (refused.value.spent, refused.value.limit) == (0.06, 0.10)
+    with pytest.raises(BudgetExceededError) as small:
+        b.check(usd=0.01, llm_calls=0)  # the hour has room for this one
+    assert (small.value.window, small.value.retry_after) == ("30s", 30)
+    with pytest.raises(BudgetExceededError) as both:
+        b.record(usd=0.05)  # over both windows now
+    assert (both.value.window, both.value.retry_after) == ("1h", 90)
+    with pytest.raises(BudgetExceededError) as refused:
+        b.check()
+    assert (refused.value.window, refused.value.retry_after) == ("1h", 90)
+    now[0] += 30  # a new 30-second period: the hour still refuses
+    with pytest.raises(BudgetExceededError) as still:
+        b.check()
+    assert (still.value.window, still.value.retry_after) == ("1h", 60)
+    now[0] += 60
+    b.check()  # waiting what it said was enough
+
+
+def test_a_lifetime_limit_refusing_too_is_named_without_a_retry_after(now: list[float]) -> None:
+    with budget(max_usd=1.0, name="app") as app:
+        with budget(name="user", windows={"30s": 0.05, "1h": 0.5}) as user:
+            user.record(usd=0.04)
+        app.record(usd=0.96)
+        with pytest.raises(BudgetExceededError) as caught:
+            user.check(usd=0.02)  # waiting for the 30 seconds to pass would not help
+    assert (caught.value.budget_name, caught.value.window) == ("app", None)
+    assert caught.value.retry_after is None
 
 
 def test_the_daily_call_cap_of_several_windows() -> None:

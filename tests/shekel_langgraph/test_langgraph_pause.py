@@ -111,6 +111,25 @@ def test_pause_inside_a_node_reruns_the_node_on_resume(
     assert app.budget.spent == pytest.approx(5 * CALL)
 
 
+def test_a_pause_after_a_call_that_went_over_says_the_call_was_sent(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    app = budgeted_graph(
+        pipeline(model),
+        max_usd=5,
+        nodes={"analyze": {"max_usd": 1.5 * CALL}},
+        on_exhausted="interrupt",
+    )
+    [pause] = pauses(app.invoke({"notes": []}, thread("over")))
+    # analyze's second call was allowed (half a call's room left), sent, and went over.
+    assert log_counts(fake) == {"research": 1, "analyze": 2}
+    assert (pause["node"], pause["budget"], pause["started"]) == ("analyze", "graph.analyze", True)
+    assert (pause["spent"], pause["limit"]) == (pytest.approx(2 * CALL), pytest.approx(1.5 * CALL))
+    assert pause["message"].startswith("budget 'graph.analyze' exceeded its USD limit")
+    assert "the call was sent and its spend recorded" in pause["message"]
+    assert "not sent" not in pause["message"]
+
+
 def test_resuming_without_raising_the_limit_pauses_again_sending_nothing(
     fake: FakeProvider, model: ChatOpenAI
 ) -> None:
@@ -210,6 +229,9 @@ def test_async_pause_and_resume(fake: FakeProvider) -> None:
     assert interrupted[0].value["node"] == "write"
     assert interrupted[0].value["started"] is True
     assert interrupted[0].value["spent"] == pytest.approx(2 * CALL)
+    assert interrupted[0].value["budget"] == "graph"
+    assert "the call was sent and its spend recorded" in interrupted[0].value["message"]
+    assert "not sent" not in interrupted[0].value["message"]
     assert done["notes"] == ["research", "write"]
     assert log_counts(fake) == {"research": 1, "write": 2}
     assert app.node_budget("write").spent == pytest.approx(log_spend(fake, "write"))

@@ -1,10 +1,12 @@
 """A callback, plugin hook or warnings filter that raises while a call is recorded never makes
 the SDK send the paid request again: the error reaches the caller once, wrapped in
-``CallbackError``, with the original as its cause."""
+``CallbackError``, with the original as its cause and ``sent`` saying whether the request had
+been sent."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +44,8 @@ def test_a_raising_on_warn_is_not_retried_by_openai(
             retrying_openai.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert isinstance(caught.value.__cause__, Stop)
     assert isinstance(caught.value, RuntimeError)
+    assert caught.value.sent is True
+    assert "after the call was sent (its spend was recorded)" in str(caught.value)
     assert len(fake.requests) == 1
     assert b.calls_used == 1  # recorded before the callback ran
 
@@ -78,6 +82,63 @@ def test_a_raising_plugin_hook_is_not_retried(
     assert isinstance(caught.value.__cause__, Stop)
     assert len(fake.requests) == 1
     assert b.calls_used == 1
+
+
+class BrokenPrices:
+    @hookimpl
+    def shekel_model_price(self, model: str, provider: str | None) -> None:
+        raise Stop("the price service is down")
+
+
+@pytest.fixture
+def broken_prices() -> Iterator[None]:
+    plugin = BrokenPrices()
+    plugin_manager().register(plugin)
+    yield
+    plugin_manager().unregister(plugin)
+
+
+@pytest.mark.usefixtures("broken_prices")
+def test_a_price_plugin_raising_before_sending_says_the_request_was_not_sent(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    """A strict budget prices the request before sending it: a plugin failing there stops
+    the call, and the error says so."""
+    b = budget(max_usd=1.0, name="strict", strict=True)
+    with b, pytest.raises(CallbackError) as caught:
+        retrying_openai.chat.completions.create(model=f"private-{uuid.uuid4().hex}", messages=USER)
+    assert isinstance(caught.value.__cause__, Stop)
+    assert caught.value.sent is False
+    message = str(caught.value)
+    assert "before sending it (the request was not sent)" in message
+    assert "spend was recorded" not in message
+    assert fake.requests == []
+    assert (b.calls_used, b.spent) == (0, 0)
+
+
+@pytest.mark.usefixtures("broken_prices")
+def test_a_price_plugin_raising_before_an_async_anthropic_call_says_it_was_not_sent(
+    fake: FakeProvider,
+) -> None:
+    async def run() -> CallbackError:
+        client = anthropic.AsyncAnthropic(
+            base_url=fake.anthropic_base_url, api_key="t", max_retries=2
+        )
+        try:
+            async with budget(max_usd=1.0, unknown_models="error"):
+                await client.messages.create(
+                    model=f"private-{uuid.uuid4().hex}", max_tokens=10, messages=USER
+                )
+        except CallbackError as exc:
+            return exc
+        finally:
+            await client.close()
+        raise AssertionError("the call was not refused")
+
+    error = asyncio.run(run())
+    assert error.sent is False
+    assert "the request was not sent" in str(error)
+    assert fake.requests == []
 
 
 def test_warnings_turned_into_errors_are_not_retried(
@@ -128,6 +189,7 @@ def test_a_raising_callback_during_a_stream_reaches_the_loop_once(
             ):
                 pass
     assert isinstance(caught.value.__cause__, Stop)
+    assert caught.value.sent is True
     assert len(fake.requests) == 1
     assert b.calls_used == 1
 

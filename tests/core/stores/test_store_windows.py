@@ -178,6 +178,23 @@ def test_a_minute_and_a_day_are_checked_together(store: str, clock: Clock) -> No
         b.check(usd=0.21, llm_calls=0)
 
 
+def test_the_window_named_is_the_one_that_frees_up_last(store: str, clock: Clock) -> None:
+    b = budget(name="multi", windows={"30s": 0.05, "1h": 0.05}, timezone=PARIS, store=store)
+    with pytest.raises(BudgetExceededError) as over:
+        b.record(usd=0.06)  # over both windows
+    assert (over.value.window, over.value.retry_after) == ("1h", 90)  # 23:58:30 -> midnight
+    with pytest.raises(BudgetExceededError) as refused:
+        b.check()
+    assert (refused.value.window, refused.value.retry_after) == ("1h", 90)
+    clock.now += 30  # a new 30-second period: the hour still refuses
+    with pytest.raises(BudgetExceededError) as still:
+        b.check()
+    assert (still.value.window, still.value.retry_after) == ("1h", 60)
+    clock.now += 60
+    b.check()  # waiting what it said was enough
+    b.record(usd=0.01)
+
+
 def test_a_daily_budget_per_user_through_the_sdk(store: str, clock: Clock) -> None:
     with FakeProvider() as fake:
         client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=2)

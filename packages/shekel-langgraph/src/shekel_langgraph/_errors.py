@@ -110,6 +110,8 @@ class BudgetPause(TypedDict):
     """``False`` when the node was paused before it started, ``True`` when a call inside it
     was refused or crossed the cap (the node's work so far is dropped; it re-runs on resume)."""
     message: str
+    """What happened, in words: a call refused before it was sent, or one that was sent and
+    whose spend went over the limit of ``budget``."""
 
 
 def pause_of(

@@ -146,6 +146,26 @@ def binding(child: Budget, error: BudgetExceededError) -> BudgetExceededError:
     return error
 
 
+def went_over(bound: BudgetExceededError, error: BudgetExceededError) -> BudgetExceededError:
+    """The limit to raise, ``bound`` (as :func:`binding` found it, which tells it as a refusal
+    of the next call), told as what happened: ``error``'s call was sent and its spend went
+    over."""
+    tool = getattr(error, "tool_name", None)
+    return BudgetExceededError(
+        bound.spent,
+        bound.limit,
+        axis=bound.axis,
+        budget_name=bound.budget_name,
+        model=error.model,
+        tokens=error.tokens,
+        detail=(
+            f"tool {tool!r} was called and its price recorded"
+            if tool
+            else "the call was sent and its spend recorded"
+        ),
+    )
+
+
 def _mode(spec: NodeSpec, child: Budget) -> OnExhausted:
     if spec.on_exhausted is not None:
         return spec.on_exhausted
@@ -220,8 +240,9 @@ class _Run:
         answers: a budget pause needs no answer."""
         assert self.budget is not None
         assert self.task is not None
+        bound = binding(self.budget, error)
         value = pause_of(
-            binding(self.budget, error),
+            went_over(bound, error) if error.sent else bound,
             node=self.node,
             node_budget=self.budget.full_name,
             started=started,

@@ -659,7 +659,7 @@ class Budget:
             and 0 <= cache_write_tokens < MAX_COUNT
             and 0 <= llm_calls < MAX_COUNT
             and (tokens is None or 0 <= tokens < MAX_COUNT)
-            and (model is None or type(model) is str)
+            and (model is None or (type(model) is str and model and not model.isspace()))
             and (provider is None or type(provider) is str)
         ):
             check_counts(
@@ -712,7 +712,8 @@ class Budget:
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
         over = self._ledger.try_record(self._links(), cost, 0, 0, 1)
         if over is not None:
-            raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name)
+            asked = _spend.Asked(cost, 0, 0, 1, False)
+            raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name, asked=asked)
         call = CallRecord(
             next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name, source="tool"
         )

@@ -346,9 +346,10 @@ def check_counts(**counts: object) -> None:
 def check_text(label: str, value: object, *, required: bool = False) -> None:
     if value is None and not required:
         return
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or value.isspace():
         wanted = "a non-empty string" if required else "a non-empty string or None"
-        raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}")
+        blank = " (only whitespace)" if isinstance(value, str) and value else ""
+        raise BudgetConfigError(f"{label} must be {wanted}, got {value!r}{blank}")
 
 
 _CAP_PARAMETERS: Final = ("max_usd", "max_tokens", "max_llm_calls", "max_tool_calls")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar, cast
 
-from ._budget import Budget
+from ._budget import _TREE_LOCK, Budget
 from ._config import check_arguments
+from ._errors import BudgetConfigError
+from ._tree import fold
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +75,11 @@ def with_budget(**budget_kwargs: Any) -> Callable[[F], F]:
 
 def _metered_generator(budget: Budget, inner: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
     """Run each step of ``inner`` inside ``budget`` (entered and left around every step, so
-    the caller's code between steps is not charged to it)."""
+    the caller's code between steps is not charged to it).
+
+    Closing runs ``inner``'s cleanup inside ``budget`` too, when it can still be entered. Once
+    the block of the budget it nests under has ended (or inside another budget's block) it
+    cannot: the cleanup then runs outside it, and closing does not fail for that."""
     step: Callable[[], Any] = inner.__next__
     while True:
         try:
@@ -83,7 +90,11 @@ def _metered_generator(budget: Budget, inner: Generator[Any, Any, Any]) -> Gener
         try:
             sent = yield value
         except GeneratorExit:
-            with budget:
+            with contextlib.ExitStack() as cleanup:
+                try:
+                    cleanup.enter_context(budget)
+                except BudgetConfigError:  # its enclosing block ended: clean up outside it
+                    cleanup.callback(_fold_late_spend, budget)
                 inner.close()
             raise
         except BaseException as exc:
@@ -106,10 +117,22 @@ async def _metered_async_generator(
         try:
             sent = yield value
         except GeneratorExit:
-            async with budget:
+            async with contextlib.AsyncExitStack() as cleanup:
+                try:
+                    await cleanup.enter_async_context(budget)
+                except BudgetConfigError:  # its enclosing block ended: clean up outside it
+                    cleanup.callback(_fold_late_spend, budget)
                 await inner.aclose()
             raise
         except BaseException as exc:
             step = functools.partial(inner.athrow, exc)
         else:
             step = functools.partial(inner.asend, sent)
+
+
+def _fold_late_spend(budget: Budget) -> None:
+    """Add what a generator's cleanup recorded on ``budget`` outside it (a stream it held,
+    closed late) to its parent's rollup, which is otherwise updated only when a block ends."""
+    with _TREE_LOCK:
+        if budget.parent is not None and not budget._live:
+            fold(budget)

@@ -6,7 +6,7 @@ ShekelError
 ├── UnknownModelError (LookupError)      no price for a model, and the budget may not guess
 ├── BudgetStateError (RuntimeError)      an operation the budget's state does not allow now
 ├── UsageMissingError (RuntimeError)     a response carried no usable usage (strict budgets)
-├── CallbackError (RuntimeError)         a callback or plugin raised while a call was recorded
+├── CallbackError (RuntimeError)         a callback or plugin raised while a call was handled
 ├── BudgetStoreUnavailableError (RuntimeError)  a budget's store cannot be reached
 └── BudgetExceededError (RuntimeError)   a limit was reached
     └── ToolBudgetExceededError
@@ -79,11 +79,19 @@ class BudgetStateError(ShekelError, RuntimeError):
 
 class CallbackError(ShekelError, RuntimeError):
     """A callback (``on_warn``, ``on_fallback``), a plugin hook or a warnings filter set to
-    ``error`` raised while shekel recorded an SDK call.
+    ``error`` raised while shekel checked an SDK call before sending it, or recorded it after.
 
-    The spend was recorded first. The original exception is ``__cause__``. It is wrapped so that
-    the SDK does not take it for a connection failure and send the paid request again.
+    The original exception is ``__cause__``. It is wrapped so that the SDK does not take it for a
+    connection failure and send the paid request again.
+
+    Attributes:
+        sent: ``False`` when it was raised before the request was sent (while shekel checked the
+            call: a ``shekel_model_price`` plugin failing, for example), so the provider never
+            got it and nothing was spent. ``True`` when it was raised after the call was sent,
+            while or after its spend was recorded.
     """
+
+    sent: bool = True
 
 
 class BudgetStoreUnavailableError(ShekelError, RuntimeError):
@@ -164,7 +172,8 @@ class BudgetExceededError(ShekelError, RuntimeError):
         sent: ``False`` when the request was refused before it reached the provider.
         call: the recorded call that crossed the limit (``None`` for a refusal).
         window, retry_after: for a limit per time window, the window (``"1d"``) and the
-        seconds until its current period ends and the limit starts over; else ``None``.
+        seconds until its current period ends and the limit starts over (of several windows
+        that refuse, the one whose period ends last); else ``None``.
     """
 
     call: CallRecord | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ._context import current_owner
 from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
@@ -48,7 +48,8 @@ def hold(
         budget._links(), usd, tokens, llm_calls, tools, need_headroom=need_headroom
     )
     if isinstance(result, Overrun):
-        raise exceeded(budget, result, None, sent=False, tool_name=tool_name)
+        asked = Asked(usd, tokens, llm_calls, tools, need_headroom)
+        raise exceeded(budget, result, None, sent=False, tool_name=tool_name, asked=asked)
     if budget._ledger.default_ttl is not None:
         KEEPER.track(budget._ledger, result, budget._ledger.default_ttl)
     return result
@@ -60,7 +61,8 @@ def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -
         budget._links(), usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
     )
     if over is not None:
-        raise exceeded(budget, over, None, sent=False)
+        asked = Asked(usd, tokens, llm_calls, tools, llm_calls > 0)
+        raise exceeded(budget, over, None, sent=False, asked=asked)
 
 
 def check_model(budget: Budget, model: str, provider: str | None) -> None:
@@ -239,6 +241,21 @@ def _check_policies(budget: Budget) -> None:
             )
 
 
+class Asked(NamedTuple):
+    """What a refused request asked the ledger for (see :meth:`Ledger.check`)."""
+
+    usd: Nanos
+    tokens: int
+    calls: int
+    tools: int
+    need_headroom: bool
+
+
+ONE_CALL: Final = Asked(0, 0, 1, 0, True)
+"""One more LLM call: what the interceptor asks before sending, and what a retry will ask."""
+ONE_TOOL_CALL: Final = Asked(0, 0, 0, 1, False)
+
+
 def exceeded(
     budget: Budget,
     over: Overrun,
@@ -246,7 +263,16 @@ def exceeded(
     *,
     sent: bool = True,
     tool_name: str | None = None,
+    asked: Asked | None = None,
 ) -> BudgetExceededError:
+    """The error for ``over``, the ledger's first refusing link of ``budget``'s chain.
+
+    ``asked``: what the refused request asked for (by default one more LLM call, or tool call
+    with ``tool_name``: what the next call asks after spend went over)."""
+    if budget._timed:
+        if asked is None:
+            asked = ONE_CALL if tool_name is None else ONE_TOOL_CALL
+        over = _last_to_free(budget, over, asked)
     owner, over, window = _attribute(budget, over, sent)
     held = 0
     if not sent:  # say so when calls in flight hold what is missing
@@ -260,6 +286,40 @@ def exceeded(
     if LISTENING.shekel_limit_exceeded:
         plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
     return error
+
+
+def _last_to_free(budget: Budget, over: Overrun, asked: Asked) -> Overrun:
+    """Of the links of ``budget``'s chain that refuse ``asked``, the one whose refusal lasts
+    longest: one without a window (waiting frees nothing), else the window whose current
+    period ends last. Waiting for the first refusing window alone is not enough when a
+    longer one refuses too."""
+    owners = budget._owners
+    window = owners[over.position][1]
+    if window is None:
+        return over
+    now = time.time()
+    ends = window.period(now).ends_at
+    links = budget._links()
+    ledger = budget._ledger
+    for position in range(over.position + 1, len(links)):
+        later = owners[position][1]
+        if later is not None and later.period(now).ends_at <= ends:
+            continue
+        found = ledger.check(
+            links[position : position + 1],
+            asked.usd,
+            asked.tokens,
+            asked.calls,
+            asked.tools,
+            need_headroom=asked.need_headroom,
+        )
+        if found is None:
+            continue
+        over = found._replace(position=position)
+        if later is None:
+            return over
+        ends = later.period(now).ends_at
+    return over
 
 
 def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:

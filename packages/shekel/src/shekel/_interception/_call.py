@@ -47,15 +47,21 @@ class WaitForRoom(Exception):
     after a short wait (nothing is held meanwhile)."""
 
 
-def as_shekel_error(exc: Exception) -> ShekelError:
+def as_shekel_error(exc: Exception, *, sent: bool) -> ShekelError:
     """``exc`` if it is shekel's own, else a :class:`CallbackError` with ``exc`` as cause: an
-    SDK must never take a callback's failure for a connection error and retry."""
+    SDK must never take a callback's failure for a connection error and retry. ``sent``: the
+    failure came after the request was sent (while recording it), not while checking it."""
     if isinstance(exc, ShekelError):
         return exc
+    if sent:
+        when = "while shekel recorded an LLM call after the call was sent (its spend was recorded)"
+    else:
+        when = "while shekel checked an LLM call before sending it (the request was not sent)"
     error = CallbackError(
-        f"{type(exc).__name__} raised while shekel recorded an LLM call (the call was sent and "
-        f"its spend recorded): {exc}"
+        f"{type(exc).__name__} raised {when}: {exc}. It came from a callback, a plugin hook or a "
+        "warnings filter set to 'error' (the original exception is this error's __cause__)"
     )
+    error.sent = sent
     error.__cause__ = exc
     return error
 

@@ -197,7 +197,7 @@ def _prepare(call: InterceptedCall, request: Any) -> Any:
     except WaitForRoom:
         raise
     except Exception as exc:
-        raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
+        raise for_sdk(as_shekel_error(exc, sent=False), call.adapter) from _cause(exc)
     return request if body is None else _rebuild(request, body)
 
 
@@ -366,7 +366,7 @@ def _make_sync_send(original: Any) -> Any:
         try:
             _track(call, response, bool(kwargs.get("stream")), SyncTap)
         except Exception as exc:
-            raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
+            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from _cause(exc)
         return response
 
     return send
@@ -400,7 +400,7 @@ def _make_async_send(original: Any) -> Any:
             else:
                 _track(call, response, streamed, AsyncTap)
         except Exception as exc:
-            raise for_sdk(as_shekel_error(exc), call.adapter) from _cause(exc)
+            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from _cause(exc)
         return response
 
     return send

@@ -94,7 +94,7 @@ class _Tap:
         try:
             self.call.settle_stream(self.tally, complete=complete, raise_over=True)
         except Exception as exc:
-            self.error = as_shekel_error(exc)
+            self.error = as_shekel_error(exc, sent=True)
 
     def take_error(self) -> ShekelError | None:
         error, self.error = self.error, None
@@ -132,7 +132,7 @@ class _Tap:
             try:
                 self.call.settle(usage, model, call_id=call_id)
             except Exception as exc:
-                self.error = as_shekel_error(exc)
+                self.error = as_shekel_error(exc, sent=True)
         else:
             self._settle(complete=True)
         return tail
