@@ -236,16 +236,16 @@ class SQLiteLedger(Ledger):
             (now,),
         ).fetchall()
         for hold_id, keys, epochs, *amounts in due:
+            # A damaged hold cannot say what it held: its room stays taken on the accounts it
+            # was on (those budgets fail closed), and no other budget is affected.
+            state = "damaged"
             try:
                 keys, epochs = json.loads(keys), json.loads(epochs)
-                if not all(type(x) is int and x >= 0 for x in amounts):
-                    raise ValueError(amounts)
+            except (ValueError, TypeError):
+                keys = None
+            if _readable_hold(keys, epochs, amounts):
                 self._unhold(db, keys, epochs, [-x for x in amounts])
                 state = "expired"
-            except (ValueError, TypeError):
-                # A damaged hold cannot say what it held: its room stays taken on the accounts
-                # it was on (those budgets fail closed), and no other budget is affected.
-                state = "damaged"
             db.execute("UPDATE shekel_holds SET state = ? WHERE id = ?", (state, hold_id))
         return len(due)
 
@@ -519,6 +519,17 @@ class SQLiteLedger(Ledger):
 
 def _none() -> None:
     return None
+
+
+def _readable_hold(keys: object, epochs: object, amounts: Sequence[object]) -> bool:
+    return (
+        isinstance(keys, list)
+        and isinstance(epochs, list)
+        and len(keys) == len(epochs)
+        and all(isinstance(k, str) for k in keys)
+        and all(type(e) is int for e in epochs)
+        and all(type(x) is int and x >= 0 for x in amounts)
+    )
 
 
 def _empty_state() -> AccountState:

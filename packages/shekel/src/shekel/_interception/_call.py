@@ -7,6 +7,7 @@ response: record the real usage against the reservation, once, whatever way the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
@@ -95,22 +96,37 @@ def for_sdk(exc: _E, adapter: ProtocolAdapter) -> _E:
 
 _inflight_lock = threading.Lock()
 _inflight: set[InterceptedCall] = set()
-"""Strict calls holding a reservation, so that another call can tell whether waiting for them
-would free the room it needs."""
+"""Strict calls reserving or holding room, so that another call can tell whether waiting for
+them would free the room it needs."""
+_tickets = itertools.count()
 
 
-def _held_by_others(chain: tuple[Any, ...], me: tuple[int, int]) -> tuple[Nanos, int]:
-    """USD and tokens held by in-flight strict calls of other threads or tasks on the tree
-    ``chain`` belongs to."""
+def _tree_of(budget: Budget) -> tuple[int, Any]:
+    """What identifies the tree of accounts ``budget`` spends on: its outermost account, by key
+    on a store (where two budget objects of one name are one account), else by identity."""
+    account = budget._chain[-1][0]
+    if budget._ledger.shares_keys:
+        return id(budget._ledger), getattr(account, "key", id(account))
+    return id(budget._ledger), id(account)
+
+
+def _others_in_flight(me: InterceptedCall) -> tuple[Nanos, int, bool]:
+    """USD and tokens held by the strict calls of other threads or tasks on ``me``'s tree, and
+    whether one that began before ``me`` is still taking its hold (whose size is not known yet:
+    waiting for it, never for later ones, is what lets the first of them always go on)."""
     usd = tokens = 0
-    root = chain[-1][0]
+    reserving = False
     with _inflight_lock:
         for call in _inflight:
+            if call is me or call.holder == me.holder or call.tree != me.tree:
+                continue
             hold = call.hold
-            if call.holder != me and hold is not None and hold.accounts[-1] is root:
+            if hold is not None:
                 usd += hold.usd
                 tokens += hold.tokens
-    return usd, tokens
+            elif call.ticket < me.ticket:
+                reserving = True
+    return usd, tokens, reserving
 
 
 class InterceptedCall:
@@ -132,6 +148,8 @@ class InterceptedCall:
         "show_usage",
         "stream",
         "tally",
+        "ticket",
+        "tree",
         "wait_until",
     )
 
@@ -154,6 +172,8 @@ class InterceptedCall:
         self.caller: tuple[int, int] | None = None
         self.tally: StreamTally | None = None
         self.wait_until: float | None = None
+        self.ticket = 0  # strict calls: the order they began reserving in (see _others_in_flight)
+        self.tree: tuple[int, Any] | None = None
 
     # -- before sending ----------------------------------------------------------------
 
@@ -238,9 +258,24 @@ class InterceptedCall:
         """Reserve the prompt plus the output the budget can pay for, never more than the model
         accepts; return the output limit to write into the request, or None when the
         request's own limit already fits. Raises :class:`WaitForRoom` when other calls in
-        flight hold room that would let this one ask for more."""
+        flight hold (or are taking) room that would let this one ask for more."""
         if rate is None:
             raise UnknownModelError(model or "(no model in request)", self.adapter.provider)
+        if self.tree is None:
+            self.ticket = next(_tickets)
+            self.tree = _tree_of(self.budget)
+        self.holder = self._caller()
+        with _inflight_lock:  # seen by the others from now on, while taking its hold too
+            _inflight.add(self)
+        try:
+            return self._take_strict_hold(rate, model, max_output, content)
+        except BaseException:
+            self._hold_ended()
+            raise
+
+    def _take_strict_hold(
+        self, rate: Rate, model: str | None, max_output: int | None, content: bytes
+    ) -> int | None:
         budget = self.budget
         prompt = self.adapter.estimate_input_tokens(content)
         listed = listed_max_output(model) if model is not None else None
@@ -257,6 +292,8 @@ class InterceptedCall:
             output = _within(held, margin) if held < margin(wanted) else wanted
             if output < wanted:
                 self._wait_if_others_hold(rate, prompt, wanted, output, room_usd, room_tokens)
+                if _spend.headroom(budget) != (room_usd, room_tokens):
+                    continue  # a call settled while this one looked: size the request again
             if output < 1 and wanted != 0:
                 output = 1  # too poor for one token: the hold below is refused with a clear error
             held = max(held, margin(output))
@@ -266,45 +303,63 @@ class InterceptedCall:
             except BudgetExceededError:
                 if _spend.headroom(budget) != (room_usd, room_tokens):
                     continue  # another call took the room meanwhile: size the request again
+                self._wait_if_any_in_flight()
                 raise
             self._hold_taken(output)
             return output if output < wanted or max_output is None else None
-        self.hold = _spend.hold(
-            budget,
-            rate.cost(TokenUsage(prompt, margin(1))),
-            prompt + margin(1),
-            1,
-            need_headroom=True,
-        )
+        self._wait_if_any_in_flight()  # the room kept changing: wait rather than take one token
+        try:
+            self.hold = _spend.hold(
+                budget,
+                rate.cost(TokenUsage(prompt, margin(1))),
+                prompt + margin(1),
+                1,
+                need_headroom=True,
+            )
+        except BudgetExceededError:
+            self._wait_if_any_in_flight()
+            raise
         self._hold_taken(1)
         return 1
+
+    def _wait_if_any_in_flight(self) -> None:
+        """Refused: wait instead while other calls of this process on the tree are in flight
+        (their room comes back when they settle)."""
+        if any(_others_in_flight(self)) and self._may_wait():
+            raise WaitForRoom from None
+
+    def _may_wait(self) -> bool:
+        """False once this call waited long enough (it then takes what is free)."""
+        now = time.monotonic()
+        if self.wait_until is None:
+            self.wait_until = now + STRICT_WAIT_SECONDS
+        return now < self.wait_until
 
     def _wait_if_others_hold(
         self, rate: Rate, prompt: int, wanted: int, output: int, room_usd: Nanos, room_tokens: int
     ) -> None:
-        me = self._caller()
-        now = time.monotonic()
-        if self.wait_until is not None and now >= self.wait_until:
+        if self.wait_until is not None and time.monotonic() >= self.wait_until:
             return  # waited long enough: take what is free
         with _inflight_lock:
-            mine = any(call.holder == me for call in _inflight)
+            mine = any(
+                call is not self and call.holder == self.holder and call.hold is not None
+                for call in _inflight
+            )
         if mine:
             return  # what is held is this thread's or task's own (an open stream): no waiting
-        held_usd, held_tokens = _held_by_others(self.budget._links(), me)
+        held_usd, held_tokens, reserving = _others_in_flight(self)
+        if reserving and self._may_wait():
+            raise WaitForRoom  # an earlier call is taking its hold: see what it leaves
         if not (held_usd or held_tokens):
             return
         free_usd = room_usd if room_usd == UNLIMITED else room_usd + held_usd
         free_tokens = room_tokens if room_tokens == UNLIMITED else room_tokens + held_tokens
-        if _affordable_output(rate, prompt, min(wanted, free_tokens - prompt), free_usd) > output:
-            if self.wait_until is None:
-                self.wait_until = now + STRICT_WAIT_SECONDS
+        more = _affordable_output(rate, prompt, min(wanted, free_tokens - prompt), free_usd)
+        if more > output and self._may_wait():
             raise WaitForRoom
 
     def _hold_taken(self, output: int) -> None:
         self.output_allowed = output
-        self.holder = self._caller()
-        with _inflight_lock:
-            _inflight.add(self)
 
     def _caller(self) -> tuple[int, int]:
         return current_owner() if self.caller is None else self.caller
@@ -366,8 +421,23 @@ class InterceptedCall:
         self.settled = True
         if self.owner is not None:
             _spend.discard_pending(self.budget, self)
-        if self.holder is not None:
-            self._hold_ended()
+        try:
+            return self._record(usage, reported_model, estimated, raise_over, output_guess, call_id)
+        finally:
+            # Only now: until its hold is settled in the ledger, the room it holds is in use,
+            # and other strict calls waiting for it must still see it in flight.
+            if self.holder is not None:
+                self._hold_ended()
+
+    def _record(
+        self,
+        usage: TokenUsage | None,
+        reported_model: str | None,
+        estimated: bool,
+        raise_over: bool,
+        output_guess: int,
+        call_id: str | None,
+    ) -> bool:
         if not call_id:
             call_id = None  # an empty id names nothing
         elif _spend.claim(call_id, SDK) is not None:
