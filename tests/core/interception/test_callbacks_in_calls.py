@@ -117,6 +117,23 @@ def test_a_price_plugin_raising_before_sending_says_the_request_was_not_sent(
 
 
 @pytest.mark.usefixtures("broken_prices")
+def test_a_price_plugin_raising_after_sending_still_counts_the_call(
+    fake: FakeProvider, retrying_openai: openai.OpenAI
+) -> None:
+    """A plain budget prices the call once its usage is back: a plugin failing then cannot
+    undo the call. Its tokens and the call are recorded (unpriced), then the error says so."""
+    fake.set_usage(input_tokens=40, output_tokens=7)
+    b = budget(max_usd=1.0, name="plain")
+    with b, pytest.raises(CallbackError) as caught:
+        retrying_openai.chat.completions.create(model=f"private-{uuid.uuid4().hex}", messages=USER)
+    assert isinstance(caught.value.__cause__, Stop)
+    assert caught.value.sent is True
+    assert len(fake.requests) == 1  # and not sent again
+    assert (b.calls_used, b.tokens_used) == (1, 47)
+    assert b.history().calls[-1].priced is False
+
+
+@pytest.mark.usefixtures("broken_prices")
 def test_a_price_plugin_raising_before_an_async_anthropic_call_says_it_was_not_sent(
     fake: FakeProvider,
 ) -> None:

@@ -131,15 +131,19 @@ def charge(
     call_id: str | None = None,
     source: str | None = None,
     tool_name: str | None = None,
+    unpriced: bool = False,
 ) -> CallRecord:
     """Record one call's spend on ``budget``'s chain (the core of every recording path).
 
-    Prices ``usage`` unless ``cost`` is given, settles ``held`` if any, updates history,
-    warnings, fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
+    Prices ``usage`` unless ``cost`` is given (or ``unpriced``: no price could be had, the
+    tokens and the call still count), settles ``held`` if any, updates history, warnings,
+    fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
     """
-    priced = True
+    priced = not unpriced
     counted = usage.total_tokens if tokens is None else tokens
-    if cost is None:
+    if unpriced:
+        cost = 0
+    elif cost is None:
         # ``price``, with the usual case (a model with a shared price) inlined.
         tables = budget._price_tables
         rate = None if tables or model is None else lookup_rate(model, provider)

@@ -448,7 +448,11 @@ class InterceptedCall:
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
             estimated = True
-        model, rate = self._pricing(reported_model)
+        price_failed: Exception | None = None
+        try:
+            model, rate = self._pricing(reported_model)
+        except Exception as exc:  # a price plugin failed: the call still counts, unpriced
+            price_failed, model, rate = exc, self.model or reported_model, None
         try:
             call = _spend.charge(
                 self.budget,
@@ -458,6 +462,7 @@ class InterceptedCall:
                 # Priced here with the rate just looked up (``charge`` would look it up again);
                 # an unknown model goes to ``charge`` unpriced, which applies the policy.
                 cost=None if rate is None else rate.cost(usage),
+                unpriced=price_failed is not None,
                 held=self.hold,
                 estimated=estimated,
                 on_fallback=self.on_fallback,
@@ -472,6 +477,8 @@ class InterceptedCall:
             return True
         if call_id is not None:
             _spend.claimed(call_id, call)
+        if price_failed is not None:
+            raise price_failed
         if missing:
             self._usage_missing(model, raise_over)
         return True
