@@ -200,6 +200,7 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         "history_size": 2,
         "window": "1d",
         "timezone": "Europe/Paris",
+        "loop_guard": 5,
         "store": ledger,
     }
     # if budget() grows a parameter, this test must learn about it (ledger= is store='s older
@@ -218,6 +219,7 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         assert b.config.strict
         assert b.config.unknown_models == "error"
         assert b.config.history_size == 2
+        assert b.config.loop_guard == 5
         assert b._ledger is ledger
         ends = b.period_ends_at()
         assert ends is not None

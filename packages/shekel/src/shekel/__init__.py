@@ -35,6 +35,7 @@ from ._history import CallRecord, SpendHistory
 from ._hookspecs import CallRoute
 from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
 from ._ledger import AccountState, Caps, Hold, Ledger, Overrun
+from ._loops import LoopGuardError
 from ._memory_ledger import InMemoryLedger
 from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
@@ -90,6 +91,7 @@ __all__ = [
     "Hold",
     "InMemoryLedger",
     "Ledger",
+    "LoopGuardError",
     "ModelPrice",
     "Overrun",
     "PoolExceededError",

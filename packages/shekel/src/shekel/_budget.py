@@ -9,7 +9,7 @@ from dataclasses import replace
 from types import EllipsisType, TracebackType
 from typing import Any, Final
 
-from . import _render, _spend
+from . import _loops, _render, _spend
 from ._config import (
     MAX_COUNT,
     PARAMETERS,
@@ -38,6 +38,7 @@ from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
 from ._keys import key_part, private_key
 from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
+from ._loops import LoopGuard
 from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
 from ._plugins import LISTENING, install_once, plugin_manager
 from ._policies import PolicyState
@@ -79,6 +80,7 @@ class Budget:
         window: str | None = None,
         windows: Mapping[str, float | Mapping[str, float | int | None]] | None = None,
         timezone: str | None = None,
+        loop_guard: int | None = None,
         store: str | Ledger | None = None,
         ledger: Ledger | None = None,
         **unexpected: object,
@@ -102,6 +104,7 @@ class Budget:
             window=window,
             windows=windows,
             timezone=timezone,
+            loop_guard=loop_guard,
         )
         if ledger is not None and store is not None:
             raise BudgetConfigError("give store= (ledger= is its older name), not both")
@@ -126,6 +129,7 @@ class Budget:
         self._active_children: list[Budget] = []
         self._live: list[Activation] = []
         self._depth = 0
+        self._counted_depth = 0  # levels of hand-written budgets, for MAX_DEPTH
         self._lineage: tuple[Budget, ...] = (self,)
         # The accounts spend goes to, innermost first, with the caps each is held to (a
         # windowed budget has one per window, whose accounts change with the period), and
@@ -133,7 +137,7 @@ class Budget:
         self._timed = bool(self._config.windows)  # a window anywhere in the lineage
         self._chain: tuple[Link, ...] = ()
         self._owners: tuple[tuple[Budget, Window | None], ...] = ()
-        self._plain = self._unheld = False
+        self._plain = self._unheld = self._guarded = False
         # The caps it shows: its own, auto-capped when it was last activated (or attached) to
         # what its parent had left then.
         self._capped: Caps = self._config.caps
@@ -142,6 +146,8 @@ class Budget:
             [self._config.prices] if self._config.prices else []
         )
         self._history = SpendHistory(self._config.history_size)
+        guard = self._config.loop_guard
+        self._loops: LoopGuard | None = None if guard is None else LoopGuard(guard)
         self._lock = threading.Lock()
         self._policy = PolicyState(self._config)
         self._full_name = self.name or "budget"
@@ -409,6 +415,8 @@ class Budget:
             self._ledger.reset(account)
         self._capped = self._config.caps
         self._history.clear()
+        if self._loops is not None:
+            self._loops.clear()
         self._rollups.clear()
         self._policy.reset()
         self._folded = None  # a repeat counted in its parent's rollup stays counted there
@@ -507,10 +515,12 @@ class Budget:
             self._timed = bool(windows) or parent._timed
         # The interceptor's shortest path: no strict mode, no unknown-model refusal, no
         # fallback to watch for and no window anywhere in the lineage.
+        self._guarded = any(b._loops is not None for b in self._lineage)
         self._plain = not (
             self._timed
             or self._strict
             or self._refuses_unknown
+            or self._guarded
             or any(b._config.fallback is not None for b in self._lineage)
         )
         # Shorter still: nothing to hold before a call. Only a cap on LLM calls needs each call
@@ -701,7 +711,9 @@ class Budget:
             estimated=estimated,
         )
 
-    def record_tool_call(self, tool_name: str, usd: float | None = None) -> CallRecord:
+    def record_tool_call(
+        self, tool_name: str, usd: float | None = None, *, arguments: object = None
+    ) -> CallRecord:
         """Count one tool call (checked before the tool runs: call it before dispatching).
 
         The price is ``usd``, else ``tool_prices[tool_name]``, else 0. Raises
@@ -710,6 +722,8 @@ class Budget:
         self._check_not_locked()
         check_text("tool_name", tool_name, required=True)
         cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
+        if self._guarded:
+            self._admit_tool(tool_name, arguments)
         over = self._ledger.try_record(self._links(), cost, 0, 0, 1)
         if over is not None:
             asked = _spend.Asked(cost, 0, 0, 1, False)
@@ -782,7 +796,9 @@ class Budget:
             return
         _spend.check(self, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
 
-    def tool_call(self, tool_name: str, usd: float | None = None) -> ToolCall:
+    def tool_call(
+        self, tool_name: str, usd: float | None = None, *, arguments: object = None
+    ) -> ToolCall:
         """Count one call of ``tool_name`` and hold its price before the tool runs.
 
         The price is ``usd``, else ``tool_prices[tool_name]`` (here or in an ancestor), else 0.
@@ -790,12 +806,24 @@ class Budget:
         or a USD cap would be passed. Use the result as a context manager: a block that raises
         releases the call (the tool failed: nothing counted); one that ends normally records it
         at its held price unless ``commit(usd=...)`` recorded the actual price first.
+        ``arguments`` (any JSON-like value) are what ``loop_guard`` compares: the Nth call of
+        one tool with equal arguments raises ``LoopGuardError`` before the tool runs.
         """
         self._check_not_locked()
         check_text("tool_name", tool_name, required=True)
         price = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
+        if self._guarded:
+            self._admit_tool(tool_name, arguments)
         held = _spend.hold(self, price, 0, 0, 1, tool_name=tool_name)
         return ToolCall(self, tool_name, held)
+
+    def _admit_tool(self, tool_name: str, arguments: object) -> None:
+        _loops.admit(
+            self,
+            _loops.tool_key(tool_name, arguments),
+            lambda: _loops.describe_tool(tool_name, arguments),
+            tool=True,
+        )
 
     # -- rendering ---------------------------------------------------------------------
 

@@ -20,7 +20,10 @@ from ._pricing import Rate, compile_price_table
 from ._windows import Window, parse_window, parse_zone
 
 MAX_DEPTH: Final = 4
-"""Deepest allowed nesting level; the root is level 0, so five levels in all."""
+"""Deepest allowed nesting level; the root is level 0, so five levels in all (the levels
+framework integrations add for their steps are not counted)."""
+MAX_FRAMEWORK_DEPTH: Final = 15
+"""The deepest any budget may be (root = 0), levels made by framework integrations included."""
 
 MAX_HISTORY_SIZE: Final = 10_000_000
 
@@ -46,6 +49,7 @@ PARAMETERS: Final = (
     "window",
     "windows",
     "timezone",
+    "loop_guard",
     "store",
     "ledger",
 )
@@ -78,6 +82,8 @@ class BudgetConfig:
     history_size: int
     windows: tuple[Window, ...] = ()
     """Shortest first; the last (longest) is the one ``spent``, ``limit``... report."""
+    loop_guard: int | None = None
+    """The repeat of one call that is stopped (``loop_guard=3``: the third identical call)."""
 
 
 def reject_unknown(unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS) -> None:
@@ -201,6 +207,7 @@ def build_config(
     window: object = None,
     windows: object = None,
     timezone: object = None,
+    loop_guard: object = None,
 ) -> BudgetConfig:
     caps = Caps(
         _usd_limit(max_usd),
@@ -250,7 +257,19 @@ def build_config(
         unknown_models=unknown_models,
         history_size=size,
         windows=periods,
+        loop_guard=_loop_guard(loop_guard),
     )
+
+
+def _loop_guard(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise BudgetConfigError(
+            "loop_guard is how many identical calls stop a loop (the last one is refused), a "
+            f"whole number of at least 2, such as 3; got {value!r}"
+        )
+    return value
 
 
 def _windows(caps: Caps, window: object, windows: object, zone_name: object) -> tuple[Window, ...]:
@@ -311,6 +330,7 @@ _DEFAULTS: Final[dict[str, object]] = {
     "window": None,
     "windows": None,
     "timezone": None,
+    "loop_guard": None,
 }
 
 

@@ -9,7 +9,8 @@ ShekelError
 ├── CallbackError (RuntimeError)         a callback or plugin raised while a call was handled
 ├── BudgetStoreUnavailableError (RuntimeError)  a budget's store cannot be reached
 └── BudgetExceededError (RuntimeError)   a limit was reached
-    └── ToolBudgetExceededError
+    ├── ToolBudgetExceededError
+    └── LoopGuardError                   the same call was about to repeat loop_guard times
 ```
 
 Runtime failures derive from ``RuntimeError``: retry policies that skip it (LangGraph's default)

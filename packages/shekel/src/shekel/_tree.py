@@ -17,9 +17,10 @@ memory per repeat are constant however many ran before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ._config import MAX_DEPTH
+from ._config import MAX_DEPTH, MAX_FRAMEWORK_DEPTH
 from ._errors import BudgetConfigError
 from ._history import ModelTotals
 from ._keys import key_part, private_key
@@ -87,10 +88,14 @@ def _without_used(rollup: Rollup) -> Totals:
     return part
 
 
-def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
+def join(
+    child: Budget, parent: Budget, *, asked_by_name: bool = False, framework: bool = False
+) -> None:
     """Make ``child`` a child of ``parent`` (call with the tree lock held), or raise
     ``BudgetConfigError`` saying why it cannot nest there. ``asked_by_name``: the child comes
-    from ``parent.child(name)``, which names it, so its parent may be unnamed."""
+    from ``parent.child(name)``, which names it, so its parent may be unnamed. ``framework``: a
+    level an integration made for a framework's step, which does not count against the depth
+    limit of hand-written budgets."""
     if child is parent or child in parent._lineage:
         raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
     if child._ledger is not parent._ledger:
@@ -127,10 +132,13 @@ def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
             "nested budgets need names: give both the outer and the inner budget a name, "
             "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
         )
-    if depth > MAX_DEPTH:
+    counted = parent._counted_depth + (0 if framework else 1)
+    if counted > MAX_DEPTH or depth > MAX_FRAMEWORK_DEPTH:
         raise BudgetConfigError(
             f"budget {name!r} would be nested {depth} levels deep under {parent.full_name!r}; "
-            f"at most {MAX_DEPTH + 1} levels are allowed (root = 0)"
+            f"at most {MAX_DEPTH + 1} levels of budgets are allowed (root = 0), not counting "
+            f"the levels framework integrations add for their steps (at most "
+            f"{MAX_FRAMEWORK_DEPTH + 1} levels in all)"
         )
     if not repeat:
         if name in parent._child_names:
@@ -144,6 +152,7 @@ def join(child: Budget, parent: Budget, *, asked_by_name: bool = False) -> None:
     child._repeat = repeat
     child.parent = parent
     child._depth = depth
+    child._counted_depth = counted
     child._lineage = (child, *parent._lineage)
     own_prices = [child._config.prices] if child._config.prices else []
     child._price_tables = own_prices + parent._price_tables
@@ -181,3 +190,19 @@ def fold(child: Budget) -> None:
         rollup.add(before, -1)
     rollup.add(now)
     child._folded = now
+
+
+def framework_child(parent: Budget, name: str, options: Mapping[str, Any]) -> Budget:
+    """``parent.child(name, **options)`` for a framework's step (see ``shekel.integration``):
+    created and attached at once, or the existing child of that name as it is."""
+    from ._budget import _TREE_LOCK, Budget
+
+    with _TREE_LOCK:
+        existing = parent.find_child(name)
+        if existing is not None:
+            return existing
+        created = Budget(name=name, ledger=parent._ledger, **options)
+        join(created, parent, asked_by_name=True, framework=True)
+        created._asked_with = dict(options)
+    created._autocap()
+    return created

@@ -15,7 +15,7 @@ import time
 import warnings
 from typing import Any, Final, TypeVar
 
-from .. import _spend
+from .. import _loops, _spend
 from .._budget import Budget
 from .._context import current_owner
 from .._errors import (
@@ -205,6 +205,7 @@ class InterceptedCall:
             not streamed
             and not budget._strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
             and not budget._refuses_unknown
+            and not budget._guarded
             and _spend.fallback_model(budget) is None
         ):
             self.model = peek_string(content, b'"model"', model_at)
@@ -220,6 +221,13 @@ class InterceptedCall:
             return None
         info = adapter.inspect(body)
         model = info.model if isinstance(info.model, str) else None
+        if budget._guarded:
+            _loops.admit(
+                budget,
+                _loops.request_key(model, body),
+                lambda: _loops.describe_request(model, body),
+                tool=False,
+            )
         self.stream = info.stream
         changed = False
         fallback = _spend.fallback_model(budget)

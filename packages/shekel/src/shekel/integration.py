@@ -1,0 +1,134 @@
+"""The kit for framework integrations: what every ``shekel-<framework>`` package needs, decided
+once here so that all of them behave the same way.
+
+An integration maps a framework's steps (runs, nodes, agents, tasks, spans) onto named child
+budgets: it decides which child pays for a step's calls, stops a step early, and reports usage
+of models that never reach the SDKs shekel intercepts. Limits, pricing and accounting stay in
+the core. A package keeps only what is specific to its framework; from here it takes:
+
+- :class:`Integration`: its identity and life cycle. ``install_when_imported()`` from its
+  ``shekel_install`` hook installs it once the framework is imported (never importing it), if
+  the installed release is within its supported range; otherwise one
+  :class:`UnsupportedFrameworkWarning` says so and nothing automatic is installed (explicit
+  wrappers still run). ``uninstall()`` takes it back, for tests. ``warn_outside_budget()`` warns
+  once when limits are used where no budget is active.
+- :func:`parse_limits`: the ``budgets=`` / ``nodes=`` / ``agents=`` / ``tasks=`` argument, the
+  same forms everywhere (a USD number or ``Decimal``; a dict of ``budget()`` options; ``None``),
+  checked when given. :class:`NameWatch` reports the names that matched no step, with a "did
+  you mean".
+- :func:`child_of`: the child a step pays into, created once with its options and found
+  afterwards as it is. Its parent may be unnamed; such levels do not count against the depth
+  limit of hand-written budgets.
+- :func:`route_calls`: register a router, asked at every request, that names the budget of the
+  step that made it; when several integrations answer, the deepest step pays.
+- :func:`framework_error`: the core's ``BudgetExceededError`` as the integration's own subclass,
+  with every attribute kept.
+- Tools: ``with budget.tool_call(name, arguments=...)`` before a tool runs: checked against
+  ``max_tool_calls``, ``tool_prices`` and ``loop_guard``; a tool that fails is released (not
+  counted).
+- Missing usage: report what a framework knows with ``budget.record(...)``; when it knows no
+  token counts, :func:`estimate_tokens` gives the same estimate everywhere, recorded with
+  ``estimated=True``.
+
+``shekel.testing.integration_contract`` is the suite every integration runs against its
+framework. ``docs/integrations.md`` is the recipe for a new one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, TypeVar
+
+from ._errors import BudgetExceededError
+from ._interception._call import UsageMissingWarning
+from ._kit_install import (
+    Integration,
+    OutsideBudgetWarning,
+    UnmatchedNameWarning,
+    UnsupportedFrameworkWarning,
+    unsupported_reason,
+    when_imported,
+)
+from ._kit_limits import Limits, NameWatch, StepLimits, child_of, parse_limits
+from ._kit_routes import Router, route_calls, stop_routing
+
+if TYPE_CHECKING:
+    from ._budget import Budget
+    from ._history import CallRecord
+
+E = TypeVar("E", bound=BudgetExceededError)
+
+
+def framework_error(error: BudgetExceededError, cls: type[E]) -> E:
+    """``error`` as an instance of ``cls`` (a subclass of ``BudgetExceededError``): the same
+    message, attributes (``sent``, ``budget_name``, ``axis``, ``window``...) and cause."""
+    if isinstance(error, cls):
+        return error
+    converted = cls.__new__(cls)
+    converted.__dict__.update(error.__dict__)
+    converted.args = error.args
+    converted.__cause__ = error.__cause__
+    converted.__traceback__ = error.__traceback__
+    return converted
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens in ``text`` as every integration estimates them when a framework reports no usage:
+    one per four characters, at least one."""
+    return max(len(text) // 4, 1)
+
+
+_unreported_warned: set[tuple[str, str]] = set()
+
+
+def record_unreported(
+    budget: Budget,
+    model: str,
+    prompt: str,
+    completion: str,
+    *,
+    source: str,
+    call_id: str | None = None,
+) -> CallRecord:
+    """Record a call of ``model`` whose framework reported no token counts: estimated from the
+    texts (:func:`estimate_tokens`), marked ``estimated``, with one ``UsageMissingWarning`` per
+    model and reporter. Raises as ``budget.record`` does (the spend is recorded first)."""
+    key = (source, model)
+    if key not in _unreported_warned:
+        _unreported_warned.add(key)
+        warnings.warn(
+            f"{source}: the model {model!r} ran without token usage, so shekel recorded an "
+            "estimate (a token per four characters of prompt and reply); make the model report "
+            "its usage to record exact figures",
+            UsageMissingWarning,
+            stacklevel=2,
+        )
+    return budget.record(
+        model=model,
+        input_tokens=estimate_tokens(prompt),
+        output_tokens=estimate_tokens(completion) if completion else 0,
+        call_id=call_id,
+        source=source,
+        estimated=True,
+    )
+
+
+__all__ = [
+    "Integration",
+    "Limits",
+    "NameWatch",
+    "OutsideBudgetWarning",
+    "Router",
+    "StepLimits",
+    "UnmatchedNameWarning",
+    "UnsupportedFrameworkWarning",
+    "child_of",
+    "estimate_tokens",
+    "framework_error",
+    "parse_limits",
+    "record_unreported",
+    "route_calls",
+    "stop_routing",
+    "unsupported_reason",
+    "when_imported",
+]
