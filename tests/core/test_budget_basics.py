@@ -235,7 +235,7 @@ def test_budget_exceeded_error_carries_the_details() -> None:
     message = str(err)
     assert "'tiny'" in message
     assert "$0.0015" in message
-    assert "$0.0010" in message
+    assert "limit of $0.001:" in message
     assert "gpt-4o-mini" in message
     assert "Raise the limit" in message
 

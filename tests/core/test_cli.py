@@ -108,7 +108,7 @@ def test_under_budget_exits_0_with_output_on_stdout_and_summary_on_stderr(
     assert out == "agent finished\n"
     assert "Shekel Budget Summary" in err
     assert "status: ok" in err
-    assert "$0.2500 of $1.0000" in err
+    assert "spent $0.25 of $1.00" in err
 
 
 def test_the_scripts_own_exit_code_is_passed_through(
@@ -712,7 +712,8 @@ def test_warn_at_prints_a_warning_and_reports_warn(
     assert code == 0
     assert out == ""
     assert "shekel: warning: 'shekel-run' reached 50% of its USD limit" in err
-    assert "status: warn" in err
+    assert "Status: WARNING" in err
+    assert "status: warning" in err  # the last line says what the box says
     code, _, err = cli(capsys, "run", "--budget", "1", "--warn-at", "0.5", "--output=json", agent)
     assert code == 0
     assert last_json(err)["status"] == "warn"
@@ -735,8 +736,9 @@ def test_the_fallback_switch_is_announced(
     code, out, err = cli(capsys, *args, "0.5", agent)
     assert code == 0
     assert out == "gpt-4o-mini\n"
-    assert "shekel: switched to the fallback model gpt-4o-mini at $0.6000 of $1.0000" in err
-    assert "status: warn" in err
+    assert "shekel: switched to the fallback model gpt-4o-mini at $0.60 of $1.00" in err
+    assert "Status: FALLBACK" in err
+    assert "status: fallback" in err
 
 
 # -- settings: flags > environment > file -------------------------------------------------
@@ -1373,6 +1375,20 @@ def test_runaway_agent_under_a_strict_budget_never_crosses_the_cap() -> None:
     assert report["error"]["sent"] is False  # the next call was refused before sending
     calls = report["budget"]["calls"]
     assert calls[-1]["output_tokens"] < 800  # the last call's output limit was lowered to fit
+
+
+def test_a_strict_runs_box_and_last_line_agree(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newcomer trial item 7: the box said "Status: OK" under a last line "status: exceeded"."""
+    with FakeProvider() as fake:
+        fake.set_usage(input_tokens=2_000, output_tokens=800)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        code, _, err = cli(capsys, "run", "--budget", "0.05", "--strict", str(EXAMPLE))
+    assert code == 1
+    assert "Status: EXHAUSTED" in err
+    assert "status: exhausted · exit code 1" in err
 
 
 def test_runaway_agent_text_story_in_process(

@@ -230,8 +230,9 @@ def test_check_sees_an_exhausted_ancestor() -> None:
 def test_check_of_amounts() -> None:
     b = budget(max_usd=1, max_tokens=100, max_tool_calls=1)
     b.check(usd=1, tokens=100, tool_calls=1)
-    with pytest.raises(BudgetExceededError, match="USD"):
+    with pytest.raises(BudgetExceededError, match=r"limit of \$1\.00") as caught:
         b.check(usd=1.01)
+    assert caught.value.axis == "usd"
     with pytest.raises(ToolBudgetExceededError):
         b.check(tool_calls=2, llm_calls=0)
 

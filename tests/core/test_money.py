@@ -10,10 +10,10 @@ import pytest
 from shekel import BudgetConfigError, BudgetPool, budget
 from shekel._money import (
     NANOS_PER_USD,
-    format_usd,
     nanos_to_decimal,
     nanos_to_usd,
     spend_to_nanos,
+    usd_text,
     usd_to_nanos,
 )
 
@@ -37,7 +37,7 @@ def test_a_million_records_of_a_hundredth_cent_make_exactly_100_dollars() -> Non
     assert data["total_calls"] == 1_000_000
     assert data["by_model"]["(manual)"]["cost"] == 100.0
     assert data["by_model"]["(manual)"]["calls"] == 1_000_000
-    assert "$100.0000" in b.summary()
+    assert "Total: $100.00 " in b.summary()
 
 
 def test_pool_million_records_are_exact() -> None:
@@ -93,8 +93,23 @@ def test_nanos_back_to_dollars() -> None:
     assert nanos_to_usd(100_000_000_000) == 100.0
     assert nanos_to_usd(300_000_000) == 0.3
     assert nanos_to_decimal(1) == Decimal("0.000000001")
-    assert format_usd(1_234_500_000) == "$1.2345"
-    assert format_usd(1_234_567_890_000, places=2) == "$1,234.57"
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        (0, "$0.00"),
+        (0.046, "$0.046"),  # not "$0.05": a $0.05 budget is not exhausted
+        (0.0000315, "$0.0000315"),  # not "$0.00": something was spent
+        (12.5, "$12.50"),
+        (1234.56789, "$1,234.56789"),
+        (0.1 + 0.2, "$0.30"),  # a float's binary noise below the nano-dollar is not shown
+        (Decimal("0.000000001"), "$0.000000001"),
+        (-0.5, "-$0.50"),
+    ],
+)
+def test_amounts_are_shown_with_every_digit_that_matters(amount: float, shown: str) -> None:
+    assert usd_text(amount) == shown
 
 
 @pytest.mark.parametrize("bad", [-0.01, float("nan"), float("inf"), "1", None, True])

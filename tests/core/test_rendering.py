@@ -40,26 +40,26 @@ def test_summary_shows_all_calls_across_all_contexts() -> None:
     assert lines.count(RULE) == 2
     # gpt-4o-mini $0.15/$0.60 and gpt-4o $2.50/$10.00 per million tokens
     squashed = squash(text)
-    assert squashed[1] == "│ Total: $0.0065 Limit: $10.00 Calls: 4 Status: OK"
-    header = squashed.index("│ # Model Input Output Cost")
+    assert squashed[1] == "│ Total: $0.006455 Limit: $10.00 Calls: 4 Status: OK │"
+    header = squashed.index("│ # Model Input Output Cost │")
     assert squashed[header + 2 : header + 6] == [
-        "│ 1 gpt-4o-mini 1,200 300 $0.0004",
-        "│ 2 gpt-4o-mini 1,500 450 $0.0005",
-        "│ 3 gpt-4o-mini 2,000 500 $0.0006",
-        "│ 4 gpt-4o 1,000 250 $0.0050",
+        "│ 1 gpt-4o-mini 1,200 300 $0.00036 │",
+        "│ 2 gpt-4o-mini 1,500 450 $0.000495 │",
+        "│ 3 gpt-4o-mini 2,000 500 $0.0006 │",
+        "│ 4 gpt-4o 1,000 250 $0.005 │",
     ]
     assert squashed[header + 6] == RULE
     assert squashed[header + 7 : header + 9] == [
-        "│ gpt-4o-mini: 3 calls $0.0015",
-        "│ gpt-4o: 1 calls $0.0050",
+        "│ gpt-4o-mini: 3 calls $0.001455 │",
+        "│ gpt-4o: 1 call $0.005 │",
     ]
 
 
 def test_summary_box_lines_all_have_the_same_width() -> None:
     text = session_with_history().summary()
-    borders = [line for line in text.splitlines() if line[0] in "┌├└"]
-    assert {len(line) for line in borders} == {len(TOP)}
-    assert all(line.startswith("│ ") for line in text.splitlines() if line[0] not in "┌├└")
+    assert {len(line) for line in text.splitlines()} == {len(TOP)}
+    rows = [line for line in text.splitlines() if line[0] not in "┌├└"]
+    assert all(line.startswith("│ ") and line.endswith("│") for line in rows)  # closed right
 
 
 def test_summary_data_is_json_serialisable_with_the_documented_keys() -> None:
@@ -149,14 +149,14 @@ def test_history_is_bounded_but_totals_stay_exact() -> None:
     assert data["by_model"]["m"]["cost"] == 0.12
     squashed = squash(b.summary())
     assert any("7 earlier calls not kept" in line for line in squashed)
-    rows = [line for line in squashed if line.startswith("│ ") and line.endswith("$0.0100")]
+    rows = [line for line in squashed if line.startswith("│ ") and line.endswith("$0.01 │")]
     assert [row.split()[1] for row in rows] == ["8", "9", "10", "11", "12"]
-    assert "│ m: 12 calls $0.1200" in squashed
+    assert "│ m: 12 calls $0.12 │" in squashed
 
 
 def test_summary_without_a_limit_or_calls() -> None:
     text = budget().summary()
-    assert squash(text)[1] == "│ Total: $0.0000 Limit: none Calls: 0 Status: OK"
+    assert squash(text)[1] == "│ Total: $0.00 Limit: none Calls: 0 Status: OK │"
     assert text.splitlines()[0] == TOP
     assert text.splitlines()[-1] == BOTTOM
 
@@ -233,14 +233,19 @@ def test_tree_shows_the_caps_on_other_axes() -> None:
     ]
 
 
-def test_tree_shows_amounts_below_a_cent_with_four_decimals() -> None:
+def test_tree_shows_every_digit_that_matters() -> None:
+    """Not rounded to cents: $0.046 of $0.05 is not exhausted, $0.00048 is not nothing."""
     from shekel import budget
 
-    with budget(max_usd=5, name="rag") as rag, budget(name="embed") as embed:
-        embed.record(usd=0.00048)
+    with budget(max_usd=5, name="rag") as rag:
+        with budget(name="embed") as embed:
+            embed.record(usd=0.00048)
+        with budget(max_usd=0.05, name="summarize") as summarize:
+            summarize.record(usd=0.046)
     assert rag.tree().splitlines() == [
-        "rag: $0.0005 / $5.00 (direct: $0.00)",
-        "  embed: $0.0005 / no limit (direct: $0.0005)",
+        "rag: $0.04648 / $5.00 (direct: $0.00)",
+        "  embed: $0.00048 / no limit (direct: $0.00048)",
+        "  summarize: $0.046 / $0.05 (direct: $0.046)",
     ]
 
 
@@ -259,3 +264,22 @@ def test_tree_shows_amounts_below_a_cent_with_four_decimals() -> None:
 )
 def test_visible_escapes_what_a_terminal_would_not_show(name: str, shown: str) -> None:
     assert visible(name) == shown
+
+
+def test_a_summary_over_nested_budgets_names_the_budget_of_each_call() -> None:
+    with budget(max_usd=1, name="run") as run:
+        with budget(name="research") as research:
+            research.record(model="gpt-4o-mini", input_tokens=1_000, output_tokens=10)
+        run.record(model="gpt-4o-mini", input_tokens=500, output_tokens=10)
+    rows = squash(run.summary())
+    header = rows.index("│ # Budget Model Input Output Cost │")
+    assert rows[header + 2 : header + 4] == [
+        "│ 1 run.research gpt-4o-mini 1,000 10 $0.000156 │",
+        "│ 2 run gpt-4o-mini 500 10 $0.000081 │",
+    ]
+
+
+def test_a_summary_of_one_budget_has_no_budget_column() -> None:
+    with budget(max_usd=1, name="solo") as solo:
+        solo.record(model="gpt-4o-mini", input_tokens=1_000, output_tokens=10)
+    assert "│ # Model Input Output Cost │" in squash(solo.summary())

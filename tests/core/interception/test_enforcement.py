@@ -208,8 +208,8 @@ def test_a_refusal_says_what_calls_in_flight_hold(fake: FakeProvider, oai: opena
         for w in workers:
             w.join()
     message = str(caught.value)
-    assert "5 LLM calls used of 8" in message
-    assert "3 more is held by calls in flight" in message
+    assert "limit of 8 LLM calls (5 LLM calls used)" in message
+    assert "calls in flight hold 3 LLM calls more" in message
     assert b.calls_used == 8
 
 

@@ -351,7 +351,7 @@ def test_nested_quick_example(fake: FakeProvider, client: openai.OpenAI) -> None
     assert workflow.spent_direct == pytest.approx(one, abs=1e-9)
     assert workflow.spent_by_children == pytest.approx(3 * one, abs=1e-9)
     assert workflow.tree().splitlines() == [
-        "workflow: $0.08 / $10.00 (direct: $0.02)",
-        "  research: $0.04 / $2.00 (direct: $0.04)",
-        "  analysis: $0.02 / $5.00 (direct: $0.02)",
+        "workflow: $0.084 / $10.00 (direct: $0.021)",
+        "  research: $0.042 / $2.00 (direct: $0.042)",
+        "  analysis: $0.021 / $5.00 (direct: $0.021)",
     ]

@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, TextIO, cast
 from ._budget import Budget
 from ._context import set_process_root
 from ._errors import BudgetExceededError
+from ._money import usd_text
 from ._plugins import hookimpl, plugin_manager
 
 Status = Literal["ok", "warn", "exceeded"]
@@ -114,7 +115,8 @@ class _Watcher:
     ) -> None:
         if budget is self.root and self.output == "text":
             self._say(
-                f"switched to the fallback model {fallback_model} at ${spent:,.4f} of ${limit:,.4f}"
+                f"switched to the fallback model {fallback_model} at {usd_text(spent)} of "
+                f"{usd_text(limit)}"
             )
 
 
@@ -128,7 +130,7 @@ _HINT: Final = {
 
 
 def _amount(axis: str, value: float) -> str:
-    return f"${value:,.4f}" if axis == "usd" else f"{value:,.0f}"
+    return usd_text(value) if axis == "usd" else f"{value:,.0f}"
 
 
 def stop_message(error: BudgetExceededError, root: Budget) -> str:
@@ -275,12 +277,12 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BudgetExceededError | None:
 
 
 def _limits_line(data: dict[str, Any]) -> str:
-    usd = "no USD limit" if data["limit"] is None else f"${data['limit']:,.4f}"
-    parts = [f"spent ${data['total_spent']:,.4f} of {usd}"]
+    usd = "no USD limit" if data["limit"] is None else usd_text(data["limit"])
+    parts = [f"spent {usd_text(data['total_spent'])} of {usd}"]
     calls = f"{data['calls_used']:,}"
     if data["calls_limit"] is not None:
         calls += f" of {data['calls_limit']:,}"
-    parts.append(f"{calls} LLM calls")
+    parts.append(f"{calls} LLM call{'' if data['calls_used'] == 1 else 's'}")
     tokens = f"{data['tokens_used']:,}"
     if data["tokens_limit"] is not None:
         tokens += f" of {data['tokens_limit']:,}"
@@ -339,5 +341,6 @@ def report(outcome: RunOutcome, output: OutputFormat) -> None:
     ending = f"exit code {outcome.exit_code}"
     if outcome.exit_code != outcome.script_exit_code:
         ending += f" (the script's own: {outcome.script_exit_code})"
-    print(f"shekel: {_limits_line(data)} · status: {outcome.status} · {ending}", file=out)
+    # The status the box shows: one word for one state (the JSON report keeps its own).
+    print(f"shekel: {_limits_line(data)} · status: {data['status'].lower()} · {ending}", file=out)
     out.flush()

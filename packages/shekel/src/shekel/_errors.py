@@ -146,16 +146,28 @@ class BudgetStoreUnavailableError(ShekelError, RuntimeError):
         super().__init__(message)
 
 
+_SINGULAR: dict[str, str] = {"tokens": "token", "llm_calls": "LLM call", "tool_calls": "tool call"}
+
+
 def _fmt(axis: str, value: float) -> str:
+    """An amount on ``axis`` as people read it: ``$0.046``, ``1 LLM call``, ``1,200 tokens``."""
     if axis == "usd":
-        return f"${value:,.4f}"
-    return f"{value:,.0f} {_UNITS.get(axis, axis)}"
+        from ._money import usd_text
+
+        return usd_text(value)
+    count = round(value)
+    unit = _SINGULAR.get(axis, axis) if count == 1 else _UNITS.get(axis, axis)
+    return f"{count:,} {unit}"
 
 
-_ADVICE = (
-    "Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
-    "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
-)
+def _advice(axis: str) -> str:
+    """What to do about a limit: a cheaper model only helps a USD limit."""
+    if axis == "usd":
+        return (
+            "Raise the limit, catch BudgetExceededError to stop the agent cleanly, or set "
+            "fallback={'at_pct': 0.8, 'model': '<cheaper model>'} to switch models before the cap"
+        )
+    return "Raise the limit, or catch BudgetExceededError to stop the agent cleanly"
 
 
 class BudgetExceededError(ShekelError, RuntimeError):
@@ -201,28 +213,36 @@ class BudgetExceededError(ShekelError, RuntimeError):
         self.model = model
         self.tokens = tokens
         self.sent = sent
-        super().__init__(self._message(detail, _ADVICE if advice is None else advice))
+        super().__init__(self._message(detail, _advice(axis) if advice is None else advice))
 
     @property
     def full_name(self) -> str | None:
         """Alias of ``budget_name``."""
         return self.budget_name
 
+    @property
+    def _not_made(self) -> str:
+        return "the request was not sent"
+
     def _message(self, detail: str | None, advice: str) -> str:
         who = f"budget {self.budget_name!r}" if self.budget_name else "budget"
-        unit = _UNITS.get(self.axis, self.axis)
-        used = f"{_fmt(self.axis, self.spent)} used of {_fmt(self.axis, self.limit)}"
+        limit = f"limit of {_fmt(self.axis, self.limit)}"
+        used = (
+            f"{_fmt(self.axis, self.spent)} used"
+            if self.axis != "usd"
+            else (f"{_fmt(self.axis, self.spent)} spent")
+        )
         if self.sent or self.spent > self.limit:
-            head = f"{who} exceeded its {unit} limit: {used}"
+            head = f"{who} exceeded its {limit}: {used}"
         else:
-            head = f"{who} has no room left for this call under its {unit} limit ({used})"
+            head = f"{who} has no room left for this call under its {limit} ({used})"
         if self.model:
             head += f" (last call: {self.model}"
             if self.tokens:
                 head += ", " + ", ".join(f"{k}={v:,}" for k, v in self.tokens.items())
             head += ")"
         if not self.sent:
-            head += "; the request was not sent"
+            head += f"; {self._not_made}"
         if detail:
             head += f"; {detail}"
         return f"{head}. {advice}" if advice else head
@@ -230,6 +250,11 @@ class BudgetExceededError(ShekelError, RuntimeError):
 
 class ToolBudgetExceededError(BudgetExceededError):
     """A tool-call limit (``max_tool_calls``) or a tool's price pushed the budget over."""
+
+    @property
+    def _not_made(self) -> str:
+        tool = f" of tool {self.tool_name!r}" if self.tool_name else ""
+        return f"the call{tool} was not made"
 
     def __init__(
         self,
@@ -243,7 +268,7 @@ class ToolBudgetExceededError(BudgetExceededError):
         held: str | None = None,
     ) -> None:
         self.tool_name = tool_name
-        details = [f"tool {tool_name!r}"] if tool_name else []
+        details = [f"tool {tool_name!r}"] if tool_name and sent else []
         if held:
             details.append(held)
         super().__init__(

@@ -7,7 +7,7 @@ exact, so a million calls of $0.0001 add up to exactly $100.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
 from ._errors import BudgetConfigError
@@ -15,6 +15,7 @@ from ._errors import BudgetConfigError
 NANOS_PER_USD: Final = 1_000_000_000
 _NANOS_F: Final = float(NANOS_PER_USD)
 _NANOS_D: Final = Decimal(NANOS_PER_USD)
+_NANO_PLACE: Final = Decimal("0.000000001")
 
 MAX_USD: Final = 1_000_000_000
 """The largest amount (spend, limit or price) shekel accepts, in US dollars: far above any
@@ -78,9 +79,16 @@ def is_finite_number(value: object) -> bool:
     return False
 
 
-def format_usd(amount: Nanos, places: int = 4) -> str:
-    """``$1.2345`` style rendering of a nano-dollar amount."""
-    return f"${nanos_to_usd(amount):,.{places}f}"
+def usd_text(amount: float | int | Decimal) -> str:
+    """Dollars as people read them, never rounded into a lie: cents at least, and every digit
+    that matters below them (amounts are exact to the nano-dollar), so ``$0.046`` of a ``$0.05``
+    budget does not read as exhausted and ``$0.000015`` does not read as nothing."""
+    value = Decimal(repr(amount)) if isinstance(amount, float) else Decimal(amount)
+    value = value.quantize(_NANO_PLACE, rounding=ROUND_HALF_EVEN)  # floats carry binary noise
+    sign = "-" if value < 0 else ""
+    text = f"{abs(value):,.9f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
 
 
 def spend_to_nanos(usd: object, param: str = "usd") -> Nanos:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors import Axis, BudgetExceededError, ToolBudgetExceededError
+from ._errors import Axis, BudgetExceededError, ToolBudgetExceededError, _fmt
 from ._history import CallRecord
 from ._ledger import Overrun
 from ._money import nanos_to_usd
@@ -26,8 +26,8 @@ def overrun_error(
         spent, limit = float(over.used), float(over.cap)
     detail = None
     if held and not sent:
-        shown = f"${nanos_to_usd(held):,.4f}" if axis == "usd" else f"{held:,}"
-        detail = f"{shown} more is held by calls in flight, which may give some back"
+        shown = _fmt(axis, nanos_to_usd(held) if axis == "usd" else held)
+        detail = f"calls in flight hold {shown} more, and may give some back"
     if axis == "tool_calls" or tool_name is not None:
         return ToolBudgetExceededError(
             spent,

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 from ._config import BudgetConfig
+from ._errors import _fmt
 from ._ledger import UNLIMITED, AccountState, Caps
 from ._money import Nanos, nanos_to_usd
 
@@ -50,10 +51,9 @@ def emit_warning(config: BudgetConfig, name: str, crossing: WarnCrossing) -> Non
     if config.on_warn is not None:
         config.on_warn(crossing.spent, crossing.limit)
         return
-    unit = "$" if crossing.axis == "usd" else ""
     warnings.warn(
-        f"budget {name!r} reached {config.warn_at:.0%} of its {crossing.axis} limit "
-        f"({unit}{crossing.spent:,.4f} of {unit}{crossing.limit:,.4f})",
+        f"budget {name!r} reached {config.warn_at:.0%} of its limit of "
+        f"{_fmt(crossing.axis, crossing.limit)} ({_fmt(crossing.axis, crossing.spent)} used)",
         BudgetWarning,
         stacklevel=4,
     )
@@ -78,6 +78,7 @@ class PolicyState:
         "_trigger_caps",
         "config",
         "fallback_spent",
+        "refused",
         "switched_at",
         "warned",
         "watching",
@@ -90,6 +91,7 @@ class PolicyState:
 
     def reset(self) -> None:
         self.warned = False
+        self.refused = False  # a call was refused for want of room (shown as EXHAUSTED)
         self.switched_at: Nanos | None = None
         self.fallback_spent: Nanos = 0
         self.watching = self.config.warn_at is not None or self.config.fallback is not None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._history import CallRecord, ModelTotals
-from ._money import nanos_to_usd
+from ._keys import visible
+from ._money import nanos_to_decimal, nanos_to_usd, usd_text
 from ._tree import history_totals
 
 if TYPE_CHECKING:
@@ -42,7 +43,12 @@ def status(budget: Budget) -> str:
     )
     if over:
         return "EXCEEDED"
-    if snap.usd_remaining == 0 or snap.tokens_remaining == 0 or snap.llm_calls_remaining == 0:
+    if (
+        snap.usd_remaining == 0
+        or snap.tokens_remaining == 0
+        or snap.llm_calls_remaining == 0
+        or budget._policy.refused  # what is left was too little for a call
+    ):
         return "EXHAUSTED"
     if budget.model_switched:
         return "FALLBACK"
@@ -91,76 +97,89 @@ def summary_data(budget: Budget) -> dict[str, Any]:
     }
 
 
-def _line(text: str) -> str:
-    return f"│ {text}"
+_RULE = None  # a rule across the box, between its parts
+_THIN = "\x00"  # a rule inside the box, under a header
 
 
 def summary(budget: Budget) -> str:
     data = summary_data(budget)
-    rule = "─" * _WIDTH
-    title = "─ Shekel Budget Summary "
-    limit = "none" if data["limit"] is None else f"${data['limit']:,.2f}"
-    lines = [
-        "┌" + title + "─" * (_WIDTH - len(title)) + "┐",
-        _line(
-            f"Total: ${data['total_spent']:,.4f}  Limit: {limit}  Calls: {data['total_calls']}  "
-            f"Status: {data['status']}"
-        ),
+    limit = "none" if data["limit"] is None else usd_text(data["limit"])
+    rows: list[str | None] = [  # None: a rule across the box
+        f"Total: {usd_text(data['total_spent'])}  Limit: {limit}  "
+        f"Calls: {data['total_calls']:,}  Status: {data['status']}",
     ]
     if data["name"]:
-        lines.append(_line(f"Budget: {data['full_name']}"))
+        rows.append(f"Budget: {visible(data['full_name'])}")
     if data["tokens_limit"] is not None or data["tokens_used"]:
         tok_limit = "none" if data["tokens_limit"] is None else f"{data['tokens_limit']:,}"
-        lines.append(_line(f"Tokens: {data['tokens_used']:,}  Limit: {tok_limit}"))
+        rows.append(f"Tokens: {data['tokens_used']:,}  Limit: {tok_limit}")
     if data["model_switched"]:
-        lines.append(
-            _line(
-                f"Fallback: {data['fallback_model']} since ${data['switched_at_usd']:,.4f} "
-                f"(${data['fallback_spent']:,.4f} spent on it)"
-            )
+        rows.append(
+            f"Fallback: {data['fallback_model']} since {usd_text(data['switched_at_usd'])} "
+            f"({usd_text(data['fallback_spent'])} spent on it)"
         )
-    lines += ["├" + rule + "┤", _line(f"{'#':>4}  {'Model':<28}{'Input':>9}{'Output':>9}  Cost")]
-    lines.append(_line("─" * (_WIDTH - 4)))
     calls = data["calls"]
+    # Under a tree of budgets (``shekel run``, nesting), each call says which budget it was.
+    paths = {call["budget"] for call in calls}
+    by_budget = len(paths) > 1 or (bool(paths) and paths != {data["full_name"]})
+    rows += [_RULE, _call_header(by_budget), _THIN]
     first = data["total_calls"] - len(calls) + 1
     if first > 1:
-        lines.append(_line(f"… {first - 1:,} earlier calls not kept (totals below are exact)"))
+        rows.append(f"… {first - 1:,} earlier calls not kept (totals below are exact)")
     for i, call in enumerate(calls, start=first):
-        label = call["model"] or (f"tool:{call['tool']}" if call["tool"] else "(manual)")
-        cost = f"${call['cost']:.4f}" if call["priced"] else "unpriced"
-        mark = " ~" if call["estimated"] else ""
-        lines.append(
-            _line(
-                f"{i:>4}  {label[:27]:<28}{call['input_tokens']:>9,}"
-                f"{call['output_tokens']:>9,}  {cost}{mark}"
-            )
-        )
+        rows.append(_call_row(i, call, by_budget))
     if data["by_model"]:
-        lines.append("├" + rule + "┤")
+        rows.append(_RULE)
         for model, t in data["by_model"].items():
-            extra = f" ({t['unpriced_calls']} unpriced)" if t["unpriced_calls"] else ""
-            lines.append(_line(f"{model}: {t['calls']} calls  ${t['cost']:.4f}{extra}"))
+            extra = f" ({t['unpriced_calls']:,} unpriced)" if t["unpriced_calls"] else ""
+            rows.append(f"{model}: {_count(t['calls'], 'call')}  {usd_text(t['cost'])}{extra}")
     if data["incomplete"]:
-        lines.append("├" + rule + "┤")
+        rows.append(_RULE)
         if data["unpriced_calls"]:
-            lines.append(
-                _line(
-                    f"Incomplete: {data['unpriced_calls']} call(s) had no known price; "
-                    "the USD total leaves them out"
-                )
+            rows.append(
+                f"Incomplete: {_count(data['unpriced_calls'], 'call')} had no known price; "
+                "the USD total leaves them out"
             )
         if data["estimated_calls"]:
-            lines.append(
-                _line(f"Estimated: {data['estimated_calls']} call(s) (~) had estimated tokens")
+            rows.append(
+                f"Estimated: {_count(data['estimated_calls'], 'call')} (~) had estimated tokens"
             )
-    lines.append("└" + rule + "┘")
+    return _box("Shekel Budget Summary", rows)
+
+
+def _call_header(by_budget: bool) -> str:
+    who = f"{'Budget':<20}" if by_budget else ""
+    return f"{'#':>4}  {who}{'Model':<24}{'Input':>8}{'Output':>8}  Cost"
+
+
+def _call_row(i: int, call: dict[str, Any], by_budget: bool) -> str:
+    label = call["model"] or (f"tool:{call['tool']}" if call["tool"] else "(manual)")
+    cost = usd_text(call["cost"]) if call["priced"] else "unpriced"
+    mark = " ~" if call["estimated"] else ""
+    who = f"{visible(call['budget'] or '')[:19]:<20}" if by_budget else ""
+    return (
+        f"{i:>4}  {who}{label[:23]:<24}{call['input_tokens']:>8,}"
+        f"{call['output_tokens']:>8,}  {cost}{mark}"
+    )
+
+
+def _box(title: str, rows: list[str | None]) -> str:
+    """``rows`` in a box closed on every side, as wide as its longest row (at least 60)."""
+    width = max([_WIDTH, len(title) + 4, *(len(row) + 2 for row in rows if row is not None)])
+    lines = ["┌─ " + title + " " + "─" * (width - len(title) - 3) + "┐"]
+    for row in rows:
+        if row is None:
+            lines.append("├" + "─" * width + "┤")
+        elif row is _THIN:
+            lines.append("│ " + "─" * (width - 2) + " │")
+        else:
+            lines.append("│ " + row.ljust(width - 1) + "│")
+    lines.append("└" + "─" * width + "┘")
     return "\n".join(lines)
 
 
-def _usd(amount: float) -> str:
-    """Cents, as the seeds show amounts; four decimals below a cent, so a run of cheap calls
-    does not read $0.00."""
-    return f"${amount:,.4f}" if 0 < abs(amount) < 0.01 else f"${amount:,.2f}"
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def tree(budget: Budget) -> str:
@@ -169,7 +188,7 @@ def tree(budget: Budget) -> str:
     def walk(b: Budget, indent: int) -> None:
         snap = b.snapshot()
         limit = snap.usd_limit
-        shown = "no limit" if limit is None else _usd(limit)
+        shown = "no limit" if limit is None else usd_text(limit)
         # Other capped axes after the dollars: "3 / 4 LLM calls".
         for used, cap, unit in (
             (snap.tokens_used, snap.tokens_limit, "tokens"),
@@ -180,15 +199,14 @@ def tree(budget: Budget) -> str:
                 shown += f", {used:,} / {cap:,} {unit}"
         active = " [active]" if b.is_active else ""
         lines.append(
-            f"{'  ' * indent}{b.name or 'budget'}: {_usd(snap.usd_used)} / {shown} "
-            f"(direct: {_usd(b.spent_direct)}){active}"
+            f"{'  ' * indent}{visible(b.name or 'budget')}: {usd_text(snap.usd_used)} / {shown} "
+            f"(direct: {usd_text(b.spent_direct)}){active}"
         )
         for child in list(b.children):
             walk(child, indent + 1)
         for name, rollup in list(b.rollups.items()):
-            lines.append(
-                f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: {_usd(nanos_to_usd(rollup.used[0]))}"
-            )
+            spent = usd_text(nanos_to_decimal(rollup.used[0]))
+            lines.append(f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: {spent}")
 
     walk(budget, 0)
     return "\n".join(lines)

@@ -284,6 +284,8 @@ def exceeded(
         held = owner._ledger.read(link[0]).reserved[AXES.index(over.axis)]
     error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name, held=held)
     error.call = call
+    if not sent:
+        owner._policy.refused = True
     if window is not None:
         error.retry_after = max(window.period(time.time()).ends_at - time.time(), 0.0)
         error.window = window.spec
