@@ -21,7 +21,7 @@ def test_the_research_example_pauses_at_its_cap_and_resumes() -> None:
     assert "Raising the graph's limit to $0.10 and resuming." in lines
     assert "Requests sent: 7, total $0.0945" in lines
     final_tree = lines[lines.index("Requests sent: 7, total $0.0945") + 1 :]
-    assert final_tree[0] == "research: $0.09 / $0.10 (direct: $0.00)"
+    assert final_tree[0] == "research: $0.0945 / $0.10 (direct: $0.00)"
     assert [line.split(":")[0].strip() for line in final_tree[1:]] == [
         "plan",
         "search",

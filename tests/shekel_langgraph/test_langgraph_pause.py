@@ -125,7 +125,7 @@ def test_a_pause_after_a_call_that_went_over_says_the_call_was_sent(
     assert log_counts(fake) == {"research": 1, "analyze": 2}
     assert (pause["node"], pause["budget"], pause["started"]) == ("analyze", "graph.analyze", True)
     assert (pause["spent"], pause["limit"]) == (pytest.approx(2 * CALL), pytest.approx(1.5 * CALL))
-    assert pause["message"].startswith("budget 'graph.analyze' exceeded its USD limit")
+    assert pause["message"].startswith("budget 'graph.analyze' exceeded its limit of $0.0675")
     assert "the call was sent and its spend recorded" in pause["message"]
     assert "not sent" not in pause["message"]
 

@@ -77,8 +77,8 @@ def test_the_seed_pattern_works_as_written(
     assert analysis.spent == pytest.approx(log_spend(fake, "analysis"))
     assert main.spent == pytest.approx(3 * CALL)
     out = capsys.readouterr().out
-    assert out.startswith("Total cost: $0.14\nlanggraph_workflow: $0.14 / $20.00")
-    assert "  research: $0.04 / $5.00 (direct: $0.04)" in out
+    assert out.startswith("Total cost: $0.14\nlanggraph_workflow: $0.135 / $20.00")
+    assert "  research: $0.045 / $5.00 (direct: $0.045)" in out
     assert "  analysis: $0.09 / $10.00 (direct: $0.09)" in out
 
 
