@@ -18,7 +18,7 @@ def test_the_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert "requests sent: 3" in out
     tree = out[out.index("crew: ") :].splitlines()
     assert tree == [
-        "crew: $0.02 / $0.10 (direct: $0.00)",
-        "  Research Analyst: $0.02 / $0.05, 2 / 2 LLM calls (direct: $0.02)",
-        "  Content Writer: $0.0077 / $0.02 (direct: $0.0077)",
+        "crew: $0.02325 / $0.10 (direct: $0.00)",
+        "  Research Analyst: $0.0155 / $0.05, 2 / 2 LLM calls (direct: $0.0155)",
+        "  Content Writer: $0.00775 / $0.02 (direct: $0.00775)",
     ]

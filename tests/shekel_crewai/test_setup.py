@@ -123,8 +123,8 @@ def test_the_error_is_a_budget_error_crewai_lets_through() -> None:
     assert error.reason == str(error)
     assert error.source == "shekel"
     assert str(error).startswith(
-        "budget 'crew.w' has no room left for this call under its LLM calls limit (2 LLM calls "
-        "used of 2 LLM calls); the request was not sent; agent 'Content Writer' (task 'write') "
+        "budget 'crew.w' has no room left for this call under its limit of 2 LLM calls (2 LLM "
+        "calls used); the request was not sent; agent 'Content Writer' (task 'write') "
         "stopped before its next LLM call. Raise the limit"
     )
 

@@ -65,7 +65,7 @@ def test_the_call_that_crosses_a_usd_cap_ends_the_crew_without_retry(
     assert (error.budget_name, error.axis, error.sent) == ("crew.Research Analyst", "usd", True)
     assert error.call is not None
     assert error.call.cost_usd == pytest.approx(cost(1), abs=1e-12)
-    assert "exceeded its USD limit" in str(error)
+    assert "exceeded its limit of $" in str(error)
     assert "agent 'Research Analyst' (task 'research 2') stopped." in str(error)
     assert requests_by_role(fake) == {ANALYST: 2}
     assert tries.tries == {ANALYST: 2}

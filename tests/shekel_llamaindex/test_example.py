@@ -27,4 +27,4 @@ def test_the_rag_example_runs_and_prints_the_tree() -> None:
         "    retrieve",
         "    synthesize",
     ]
-    assert "rag: $0.06 / $0.50" in out
+    assert "rag: $0.0574 / $0.50" in out
