@@ -1,23 +1,12 @@
-"""shekel-llamaindex: LlamaIndex steps charged to nested named shekel budgets.
-
-Installed, it works inside any ``with shekel.budget(...)`` with no wiring: queries, retrieval,
-synthesis, chat engines and workflow runs and steps are charged to named children of the
-active budget, and an exhausted budget stops the next LLM or embedding call before it runs::
-
-    with budget(max_usd=1.00, name="rag") as rag:
-        index.as_query_engine().query("What did the author do?")
-    print(rag.tree())   # rag > query > retrieve, synthesize
-
-``ShekelCallbackHandler(budgets={"retrieve": 0.10})`` in a ``CallbackManager`` adds limits
-to the steps of the components using that manager.
-"""
+"""shekel-llamaindex: LlamaIndex queries, retrieval, synthesis, chat turns, agents and workflow
+steps paid by named children of the active shekel budget (see the README)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LlamaIndexBudgetExceededError, ShekelLlamaIndexWarning
-from .package import supported
+from ._plugin import INTEGRATION
 
 if TYPE_CHECKING:
     from ._handler import ShekelCallbackHandler
@@ -33,9 +22,14 @@ __all__ = [
 ]
 
 
+def supported() -> bool:
+    """True when the installed LlamaIndex is a release this package supports."""
+    return INTEGRATION.unsupported() is None
+
+
 def __getattr__(name: str) -> Any:
     # The handler subclasses LlamaIndex's: imported on first use, so that loading the entry
-    # point (this package) never imports LlamaIndex.
+    # point never imports LlamaIndex.
     if name == "ShekelCallbackHandler":
         from ._handler import ShekelCallbackHandler
 

@@ -1,19 +1,10 @@
-"""What shekel-llamaindex puts into LlamaIndex, once per process, when LlamaIndex is imported.
-
-- a span handler and an event handler on the root instrumentation dispatcher, which sees
-  every component, including those built before a budget was entered;
-- a check before every LLM and embedding call, in ``CallbackManager.on_event_start``: the
-  one place LlamaIndex calls for every model call, before it runs, whose exceptions reach the
-  caller (the dispatcher swallows whatever its handlers raise);
-- a count before every tool call of a workflow agent (``_tools``).
-
-Outside a budget each of them costs a context-variable read and a dictionary lookup.
-"""
+"""What the integration puts into LlamaIndex, and takes back: a span and an event handler on
+the root dispatcher (which sees every component, even those built before a budget began), a
+check before each model call, the agents' tool calls (``_tools``), and the router."""
 
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 from typing import Any
 
@@ -23,81 +14,34 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
-from llama_index.core.instrumentation.span import BaseSpan
-from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.instrumentation.span_handlers import NullSpanHandler
 from llama_index_instrumentation import get_dispatcher
 
 from shekel import BudgetExceededError, current_budget
+from shekel.integration import framework_error, route_calls, stop_routing
 
-from . import _spans, _tools, _usage
-from ._errors import LlamaIndexBudgetExceededError
+from . import LlamaIndexBudgetExceededError, _spans, _tools, _usage
 
-_lock = threading.Lock()
-_installed = False
 _GATED = {CBEventType.LLM: "llm", CBEventType.EMBEDDING: "embedding"}
+_lock = threading.Lock()
+_installed: list[Any] = []  # the two handlers, while installed
 
 
-class ShekelSpanHandler(BaseSpanHandler[BaseSpan]):
-    """Keeps the map from open spans to the budgets paying for them (see ``_spans``)."""
+class SpanHandler(NullSpanHandler):  # LlamaIndex's span objects are not needed: none are made
+    def span_enter(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        _spans.enter(id_, kwargs.get("instance"), kwargs.get("parent_id"))
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "ShekelSpanHandler"
+    def span_exit(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        _spans.leave(id_, kwargs.get("result"))
 
-    def span_enter(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        parent_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _spans.enter(id_, instance, parent_id)
-
-    def span_exit(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        result: Any | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _spans.leave(id_, result)
-
-    def span_drop(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        err: BaseException | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def span_drop(self, id_: str, *args: Any, **kwargs: Any) -> None:
         _spans.drop(id_)
 
-    # LlamaIndex's span objects are not needed: the three methods above replace the ones
-    # that would create and store them.
-    def new_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
 
-    def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
-
-    def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
-
-
-class ShekelEventHandler(BaseEventHandler):
-    """Records the usage of LLM and embedding calls the interceptor did not see."""
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "ShekelEventHandler"
-
+class EventHandler(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         if isinstance(event, LLMChatEndEvent):
-            text = _usage.messages_text(event.messages)
-            _usage.llm_ended(event.span_id, text, event.response)
+            _usage.llm_ended(event.span_id, _usage.messages_text(event.messages), event.response)
         elif isinstance(event, LLMCompletionEndEvent):
             _usage.llm_ended(event.span_id, event.prompt, event.response)
         elif isinstance(event, EmbeddingEndEvent):
@@ -105,8 +49,9 @@ class ShekelEventHandler(BaseEventHandler):
 
 
 def check_before_call(event: str) -> None:
-    """Raise ``LlamaIndexBudgetExceededError`` if the budget paying for a model call made
-    here has no room for it."""
+    """Refuse a model call whose paying budget has no room: before it runs, whatever the model
+    (the dispatcher swallows what its handlers raise; ``CallbackManager.on_event_start`` is
+    called before every model call and lets errors through)."""
     span = _spans.current_span()
     payer = span.payer if span is not None else current_budget()
     if payer is None:
@@ -114,39 +59,42 @@ def check_before_call(event: str) -> None:
     try:
         payer.check()
     except BudgetExceededError as refused:
-        step = payer.full_name if span is not None and span.step is not None else None
-        raise LlamaIndexBudgetExceededError(refused, step=step, event=event) from refused
+        error = framework_error(refused, LlamaIndexBudgetExceededError)
+        error.step = payer.full_name if span is not None and span.step is not None else None
+        error.event = event
+        raise error from None
 
 
 def _gate(original: Any) -> Any:
     @functools.wraps(original)
-    def on_event_start(
-        self: CallbackManager,
-        event_type: CBEventType,
-        payload: dict[str, Any] | None = None,
-        event_id: str | None = None,
-        parent_id: str | None = None,
-        **kwargs: Any,
-    ) -> str:
-        event = _GATED.get(event_type)
-        if event is not None:
-            check_before_call(event)
-        return original(self, event_type, payload, event_id, parent_id, **kwargs)  # type: ignore[no-any-return]
+    def on_event_start(self: CallbackManager, event_type: Any, *args: Any, **kwargs: Any) -> str:
+        if event_type in _GATED:
+            check_before_call(_GATED[event_type])
+        return original(self, event_type, *args, **kwargs)  # type: ignore[no-any-return]
 
-    on_event_start.__shekel_original__ = original  # type: ignore[attr-defined]
     return on_event_start
 
 
 def install() -> None:
-    """Register the handlers and the check (once per process)."""
-    global _installed
     with _lock:
         if _installed:
             return
-        root = get_dispatcher()
-        root.add_span_handler(ShekelSpanHandler())
-        root.add_event_handler(ShekelEventHandler())
-        if not hasattr(CallbackManager.on_event_start, "__shekel_original__"):
-            CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
+        _installed[:] = [SpanHandler(), EventHandler()]
+        get_dispatcher().add_span_handler(_installed[0])
+        get_dispatcher().add_event_handler(_installed[1])
+        CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
         _tools.install()
-        _installed = True
+        route_calls(_spans.route)
+
+
+def uninstall() -> None:
+    with _lock:
+        if not _installed:
+            return
+        root = get_dispatcher()
+        root.span_handlers = [h for h in root.span_handlers if h is not _installed[0]]
+        root.event_handlers = [h for h in root.event_handlers if h is not _installed[1]]
+        CallbackManager.on_event_start = CallbackManager.on_event_start.__wrapped__  # type: ignore[attr-defined, method-assign]
+        _tools.uninstall()
+        stop_routing(_spans.route)
+        _installed.clear()
