@@ -11,7 +11,7 @@ from li_models import LOCAL_PRICES, ToolCallingLLM, local
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool
 
-from shekel import Budget, ToolBudgetExceededError, budget
+from shekel import Budget, LoopGuardError, ToolBudgetExceededError, budget
 
 LOOKUP_PRICE = 0.01
 
@@ -107,6 +107,23 @@ def test_an_agents_limits_apply_to_its_tools() -> None:
 
     assert refused.value.budget_name == "app.Researcher"
     assert lookup.runs == 1
+
+
+def test_loop_guard_tells_an_agents_tool_calls_apart_by_their_arguments() -> None:
+    app, lookup = app_budget(loop_guard=2), Lookup()
+
+    async def run() -> None:
+        async with app:
+            for query in ("alpha", "beta", "alpha"):
+                llm = ToolCallingLLM(tool_kwargs={"query": query})
+                tools = [lookup.tool()]
+                agent = FunctionAgent(name="Researcher", llm=llm, tools=tools, streaming=False)
+                await agent.run("Find it")
+
+    with pytest.raises(LoopGuardError, match="lookup"):
+        asyncio.run(run())
+    assert lookup.runs == 2  # alpha, beta; alpha again was stopped before it ran
+    assert app.tool_calls_used == 2
 
 
 def test_tools_run_uncounted_outside_a_budget() -> None:
