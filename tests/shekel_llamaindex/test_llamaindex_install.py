@@ -179,6 +179,6 @@ def test_the_public_api(name: str) -> None:
     import shekel_llamaindex
 
     assert name in shekel_llamaindex.__all__
-    assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex.")
+    assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex")
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         shekel_llamaindex.missing  # noqa: B018

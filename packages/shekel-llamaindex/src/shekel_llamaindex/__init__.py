@@ -1,18 +1,17 @@
 """shekel-llamaindex: LlamaIndex queries, retrieval, synthesis, chat turns, agents and workflow
 steps paid by named children of the active shekel budget (see the README)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LlamaIndexBudgetExceededError, ShekelLlamaIndexWarning
+from shekel import BudgetExceededError
+from shekel.integration import UnsupportedFrameworkWarning
+
 from ._plugin import INTEGRATION
 
 if TYPE_CHECKING:
     from ._handler import ShekelCallbackHandler
 
 __version__ = "0.1.0.dev0"
-
 __all__ = [
     "LlamaIndexBudgetExceededError",
     "ShekelCallbackHandler",
@@ -22,14 +21,23 @@ __all__ = [
 ]
 
 
+class LlamaIndexBudgetExceededError(BudgetExceededError):
+    """A LlamaIndex LLM or embedding call stopped before it ran (``sent=False``). ``step``:
+    the budget of the step stopped (``None`` outside one); ``event``: ``"llm"``/``"embedding"``."""
+
+    step: str | None = None
+    event: str = "llm"
+
+
+ShekelLlamaIndexWarning = UnsupportedFrameworkWarning  # its name before the kit, for filters
+
+
 def supported() -> bool:
     """True when the installed LlamaIndex is a release this package supports."""
     return INTEGRATION.unsupported() is None
 
 
-def __getattr__(name: str) -> Any:
-    # The handler subclasses LlamaIndex's: imported on first use, so that loading the entry
-    # point never imports LlamaIndex.
+def __getattr__(name: str) -> Any:  # the handler subclasses LlamaIndex's: imported when asked
     if name == "ShekelCallbackHandler":
         from ._handler import ShekelCallbackHandler
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from llama_index.core import Settings
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType
 
 from shekel import Budget, current_budget
 from shekel.integration import Limits, NameWatch, parse_limits
 
-from . import _steps
 from ._plugin import INTEGRATION
 
 
@@ -50,21 +48,6 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         """LlamaIndex calls these on every handler; this one needs none of them."""
 
     on_event_end = start_trace = end_trace = _nothing
-
-
-def handler_of(instance: Any) -> ShekelCallbackHandler | None:
-    """The first ``ShekelCallbackHandler`` of ``instance``'s callback manager (a workflow's:
-    ``Settings.callback_manager``), or ``None``."""
-    try:
-        manager = instance.callback_manager
-    except AttributeError:
-        manager = Settings.callback_manager if _steps.is_workflow(instance) else None
-    except Exception:  # a property that raises: the component has no usable manager
-        return None
-    for handler in getattr(manager, "handlers", None) or ():
-        if isinstance(handler, ShekelCallbackHandler):
-            return handler
-    return None
 
 
 def _names_under(budget: Budget) -> Iterator[str]:

@@ -1,10 +1,13 @@
 """What the integration puts into LlamaIndex, and takes back: a span and an event handler on
-the root dispatcher (which sees every component, even those built before a budget began), a
-check before each model call, the agents' tool calls (``_tools``), and the router."""
+the root dispatcher (it sees every component); a check before each model call, where LlamaIndex
+lets errors through (its dispatcher swallows its handlers'); a count before each tool call of an
+agent (a tool has no span or event: every agent runs one through ``_call_tool``, which turns the
+tool's errors into an error output); the router."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from typing import Any
 
@@ -18,16 +21,16 @@ from llama_index.core.instrumentation.span_handlers import NullSpanHandler
 from llama_index_instrumentation import get_dispatcher
 
 from shekel import BudgetExceededError, current_budget
-from shekel.integration import framework_error, route_calls, stop_routing
+from shekel.integration import framework_error, route_calls, stop_routing, when_imported
 
-from . import LlamaIndexBudgetExceededError, _spans, _tools, _usage
+from . import LlamaIndexBudgetExceededError, _spans, _usage
 
 _GATED = {CBEventType.LLM: "llm", CBEventType.EMBEDDING: "embedding"}
 _lock = threading.Lock()
 _installed: list[Any] = []  # the two handlers, while installed
 
 
-class SpanHandler(NullSpanHandler):  # LlamaIndex's span objects are not needed: none are made
+class SpanHandler(NullSpanHandler):  # it makes no span objects: LlamaIndex's are not needed
     def span_enter(self, id_: str, *args: Any, **kwargs: Any) -> None:
         _spans.enter(id_, kwargs.get("instance"), kwargs.get("parent_id"))
 
@@ -35,23 +38,31 @@ class SpanHandler(NullSpanHandler):  # LlamaIndex's span objects are not needed:
         _spans.leave(id_, kwargs.get("result"))
 
     def span_drop(self, id_: str, *args: Any, **kwargs: Any) -> None:
-        _spans.drop(id_)
+        _spans.leave(id_, None)
 
 
 class EventHandler(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         if isinstance(event, LLMChatEndEvent):
-            _usage.llm_ended(event.span_id, _usage.messages_text(event.messages), event.response)
+            text = "\n".join(m.content for m in event.messages if isinstance(m.content, str))
+            _usage.llm_ended(event.span_id, text, event.response)
         elif isinstance(event, LLMCompletionEndEvent):
             _usage.llm_ended(event.span_id, event.prompt, event.response)
         elif isinstance(event, EmbeddingEndEvent):
             _usage.embedding_ended(event.span_id, event.chunks)
 
 
+def _gate(original: Any) -> Any:
+    @functools.wraps(original)
+    def on_event_start(self: CallbackManager, event_type: Any, *args: Any, **kwargs: Any) -> str:
+        if event_type in _GATED:
+            check_before_call(_GATED[event_type])
+        return original(self, event_type, *args, **kwargs)  # type: ignore[no-any-return]
+
+    return on_event_start
+
+
 def check_before_call(event: str) -> None:
-    """Refuse a model call whose paying budget has no room: before it runs, whatever the model
-    (the dispatcher swallows what its handlers raise; ``CallbackManager.on_event_start`` is
-    called before every model call and lets errors through)."""
     span = _spans.current_span()
     payer = span.payer if span is not None else current_budget()
     if payer is None:
@@ -65,14 +76,29 @@ def check_before_call(event: str) -> None:
         raise error from None
 
 
-def _gate(original: Any) -> Any:
-    @functools.wraps(original)
-    def on_event_start(self: CallbackManager, event_type: Any, *args: Any, **kwargs: Any) -> str:
-        if event_type in _GATED:
-            check_before_call(_GATED[event_type])
-        return original(self, event_type, *args, **kwargs)  # type: ignore[no-any-return]
+def _count_tools(path: str) -> None:
+    cls = _spans.loaded(path)
+    original = getattr(cls, "_call_tool", None)
+    fits = inspect.iscoroutinefunction(original) and not hasattr(original, "__shekel_original__")
+    if _installed and fits:  # another shape is no LlamaIndex this package supports: left alone
+        cls._call_tool = _counted(original)
 
-    return on_event_start
+
+def _counted(original: Any) -> Any:
+    @functools.wraps(original)
+    async def _call_tool(self: Any, ctx: Any, tool: Any, tool_input: dict[str, Any]) -> Any:
+        payer = _spans.payer_here()
+        if payer is None:
+            return await original(self, ctx, tool, tool_input)
+        name = getattr(tool.metadata, "name", None) or "tool"
+        with payer.tool_call(name, arguments=tool_input) as call:
+            output = await original(self, ctx, tool, tool_input)
+            if getattr(output, "is_error", False):
+                call.release()  # the tool failed: LlamaIndex gives the model its error
+        return output
+
+    _call_tool.__shekel_original__ = original  # type: ignore[attr-defined]
+    return _call_tool
 
 
 def install() -> None:
@@ -83,7 +109,9 @@ def install() -> None:
         get_dispatcher().add_span_handler(_installed[0])
         get_dispatcher().add_event_handler(_installed[1])
         CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
-        _tools.install()
+        for path in _spans.AGENTS:
+            module = "llama_index.core." + path.rpartition(".")[0]
+            when_imported(module, functools.partial(_count_tools, path))
         route_calls(_spans.route)
 
 
@@ -95,6 +123,9 @@ def uninstall() -> None:
         root.span_handlers = [h for h in root.span_handlers if h is not _installed[0]]
         root.event_handlers = [h for h in root.event_handlers if h is not _installed[1]]
         CallbackManager.on_event_start = CallbackManager.on_event_start.__wrapped__  # type: ignore[attr-defined, method-assign]
-        _tools.uninstall()
+        for cls in map(_spans.loaded, _spans.AGENTS):
+            original = getattr(getattr(cls, "_call_tool", None), "__shekel_original__", None)
+            if original is not None:
+                cls._call_tool = original
         stop_routing(_spans.route)
         _installed.clear()

@@ -1,9 +1,5 @@
-"""shekel's entry point (``[project.entry-points.shekel] llamaindex``): loading it imports no
-LlamaIndex; the integration is installed once ``llama_index.core`` is imported."""
-
-from __future__ import annotations
-
-from types import ModuleType
+"""shekel's entry point: loading it imports no LlamaIndex; the integration is installed once
+``llama_index.core`` is imported."""
 
 from shekel import hookimpl
 from shekel.integration import Integration
@@ -11,19 +7,20 @@ from shekel.integration import Integration
 from .package import _instruments
 
 
-def _hooks() -> ModuleType:
-    from . import _install
+def _install() -> None:
+    from ._install import install
 
-    return _install
+    install()
+
+
+def _uninstall() -> None:
+    from ._install import uninstall
+
+    uninstall()
 
 
 INTEGRATION = Integration(
-    "shekel-llamaindex",
-    "LlamaIndex",
-    _instruments,
-    "llama_index.core",
-    install=lambda: _hooks().install(),
-    uninstall=lambda: _hooks().uninstall(),
+    "shekel-llamaindex", "LlamaIndex", _instruments, "llama_index.core", _install, _uninstall
 )
 
 

@@ -1,17 +1,17 @@
-"""Open LlamaIndex spans, and the budget paying for what runs inside each.
+"""Open LlamaIndex spans, which of them are steps, and the budget paying inside each: a step's
+child of the budget of the step around it, or of the budget active where the outermost step
+began, made on first charge (steps that spend nothing leave no line in ``tree()``). Nothing is
+activated: the core asks :func:`route` at send time, which reads LlamaIndex's ``active_span_id``.
 
-A span started while a budget is active, or inside a span that was, gets a :class:`Span`. A
-step span (``_steps``) starts a :class:`Step`, paid by the child named after it of the enclosing
-step's budget, or of the budget active where the outermost step began; other spans pay as their
-parent does. Children are made on first charge: steps that spend nothing leave no line in
-``tree()``. Nothing is activated: at send time the core asks :func:`route`, which reads
-LlamaIndex's own ``active_span_id``, so ``current_budget()`` in a step stays the caller's.
+A span id is ``"<ConcreteClass>.<method>-<uuid4>"`` and comes with the instance: steps are
+matched by base class and method. Classes are looked up in ``sys.modules``, importing nothing.
 """
 
 from __future__ import annotations
 
 import contextvars
 import inspect
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Generator
@@ -19,20 +19,36 @@ from contextlib import aclosing, closing
 from dataclasses import dataclass
 from typing import Any, Final
 
+from llama_index.core import Settings
 from llama_index_instrumentation.span import active_span_id
 
 from shekel import Budget, CallRoute, budget_name, current_budget
 from shekel.integration import child_of
 
-from . import _steps
-from ._handler import ShekelCallbackHandler, handler_of
+from ._handler import ShekelCallbackHandler
+
+_STEPS: Final = (  # the step, the base class (in llama_index.core), its methods that are it
+    ("query", "base.base_query_engine.BaseQueryEngine", ("query", "aquery")),
+    ("retrieve", "base.base_retriever.BaseRetriever", ("retrieve", "aretrieve")),
+    ("synthesize", "response_synthesizers.base.BaseSynthesizer", ("synthesize", "asynthesize")),
+    ("chat", "chat_engine.types.BaseChatEngine", ("chat", "achat", "stream_chat", "astream_chat")),
+)
+AGENTS: Final = (  # each is one step: its workflow steps are LlamaIndex's own
+    "agent.workflow.base_agent.BaseWorkflowAgent",
+    "agent.workflow.multi_agent_workflow.AgentWorkflow",
+)
+_LLM_CALLS: Final = frozenset(  # each makes one model call (nested in one another: still one)
+    f"{prefix}{base}"
+    for base in ("chat", "complete", "stream_chat", "stream_complete")
+    for prefix in ("", "a", "_", "_a")
+)
+_STREAMING: Final = ("StreamingResponse", "AsyncStreamingResponse", "StreamingAgentChatResponse")
 
 
 @dataclass(slots=True)
 class Call:
     """One model call, shared by the nested LLM method spans that make it."""
 
-    kind: str
     sdk: bool = False  # a request of it went out through the intercepted SDKs
     reported: bool = False  # its usage was recorded from LlamaIndex's events
 
@@ -40,7 +56,7 @@ class Call:
 @dataclass(slots=True)
 class Step:
     name: str
-    handler: ShekelCallbackHandler | None  # its component's, or an enclosing step's
+    handler: ShekelCallbackHandler | None  # its component's, or the enclosing step's
     parent: Step | None
     root: Budget
     paid_by: Budget | None = None
@@ -70,7 +86,6 @@ class Span:
         return self.base if self.step is None else self.step.budget()
 
 
-_STREAMING: Final = ("StreamingResponse", "AsyncStreamingResponse", "StreamingAgentChatResponse")
 _LIVE: Final[dict[str, Span]] = {}  # by span id (no lock: dict operations are atomic)
 _streams: OrderedDict[str, Span] = OrderedDict()  # spans whose result is read later (newest)
 _streams_lock = threading.Lock()
@@ -97,8 +112,8 @@ def payer_here() -> Budget | None:
 
 
 def route(active: Budget | None) -> CallRoute | None:
-    """The router: which step's budget pays for a request sent here (it marks the model call
-    the request belongs to as seen by the interceptor)."""
+    """The router: the budget paying for a request sent here, if a step's (the request's model
+    call is marked as seen by the interceptor)."""
     streaming = STREAM_PAYER.get()
     span = streaming or find(active_span_id.get())
     if span is None:
@@ -119,8 +134,8 @@ def enter(span_id: str, instance: Any, parent_id: str | None) -> None:
         base, step, call, model = active, None, None, None
     else:
         base, step, call, model = parent.base, parent.step, parent.call, parent.model
-    method = _steps.method_of(span_id)
-    name = _steps.step_of(instance, method)
+    method = span_id[:-37].rpartition(".")[2]  # "-" and a uuid4 end it
+    name = step_of(instance, method)
     if name is None and instance is None and parent is not None and parent.workflow:
         name = method  # a step of the workflow running around it
     if name is not None and (step is None or step.name != name):
@@ -128,12 +143,12 @@ def enter(span_id: str, instance: Any, parent_id: str | None) -> None:
         if handler is not None:
             handler.saw(base, name)
         step = Step(name, handler, step, base)
-    kind = _steps.call_kind(instance, method)
-    if kind is not None:
-        call = call or Call(kind)
-        model = _steps.model_of(instance) or model
-    workflow = name is not None and method == "run" and _steps.runs_steps(instance)
-    _LIVE[span_id] = Span(base, step, call, model, workflow)
+    llm = method in _LLM_CALLS and _is(instance, "base.llms.base.BaseLLM")
+    if llm or _is(instance, "base.embeddings.base.BaseEmbedding"):
+        call = call or Call()
+        model = model_of(instance) or model
+    workflow = name is not None and method == "run" and is_workflow(instance)
+    _LIVE[span_id] = Span(base, step, call, model, workflow and not _is_agent(instance))
 
 
 def leave(span_id: str, result: Any) -> None:
@@ -153,10 +168,6 @@ def leave(span_id: str, result: Any) -> None:
             result.response_gen = _routed(gen, span)
         elif inspect.isasyncgen(gen):
             result.response_gen = _arouted(gen, span)
-
-
-def drop(span_id: str) -> None:
-    _LIVE.pop(span_id, None)
 
 
 def stream_done(span_id: str | None) -> bool:
@@ -189,3 +200,59 @@ async def _arouted(gen: AsyncGenerator[Any, Any], span: Span) -> AsyncGenerator[
             finally:
                 STREAM_PAYER.reset(token)
             yield item
+
+
+# -- LlamaIndex's classes ------------------------------------------------------------------
+
+
+def loaded(path: str, root: str = "llama_index.core.") -> Any:
+    module, _, name = (root + path).rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
+
+
+def _is(instance: Any, path: str, root: str = "llama_index.core.") -> bool:
+    cls = loaded(path, root)
+    return cls is not None and isinstance(instance, cls)
+
+
+def is_workflow(instance: Any) -> bool:
+    return _is(instance, "workflow.Workflow", "workflows.")
+
+
+def _is_agent(instance: Any) -> bool:
+    return any(_is(instance, path) for path in AGENTS)
+
+
+def step_of(instance: Any, method: str) -> str | None:
+    """The step a span of ``instance.method`` is, if any; a workflow's ``run`` is named after
+    the agent (its ``name``) or the workflow's class."""
+    for step, path, methods in _STEPS:
+        if method in methods and _is(instance, path):
+            return step
+    if method == "run" and is_workflow(instance):
+        name = getattr(instance, "name", None) if _is(instance, AGENTS[0]) else None
+        return name if isinstance(name, str) and name else type(instance).__name__
+    return None
+
+
+def model_of(instance: Any) -> str | None:
+    try:  # a user's ``metadata`` property may raise: the name is only a label
+        name = getattr(instance, "model", None) or getattr(instance, "model_name", None)
+        name = name or instance.metadata.model_name
+    except Exception:
+        return None
+    return name if isinstance(name, str) else None
+
+
+def handler_of(instance: Any) -> ShekelCallbackHandler | None:
+    """The ``ShekelCallbackHandler`` in ``instance``'s callback manager (for a workflow, which
+    has none: in ``Settings.callback_manager``), if any."""
+    try:
+        manager = instance.callback_manager
+    except AttributeError:
+        manager = Settings.callback_manager if is_workflow(instance) else None
+    except Exception:  # a property that raises: no usable manager
+        return None
+    handlers = getattr(manager, "handlers", None) or ()
+    return next((h for h in handlers if isinstance(h, ShekelCallbackHandler)), None)

@@ -1,10 +1,6 @@
-"""Usage of models the HTTP interception did not see, from LlamaIndex's end events.
-
-A call is recorded once: not at all if a request of it went through the intercepted SDKs, else
-at its first end event (the innermost of the nested ones a ``CustomLLM`` fires), under the
-response's id if it has one (the core then counts it once even if the interceptor saw it). The
-token counts a model reports are recorded as they are; without them, the kit's estimate.
-"""
+"""Usage of models the HTTP interception did not see, from LlamaIndex's end events: once per
+call (at its first end event, the innermost of a ``CustomLLM``'s nested ones; under the
+response's id if any), as the model reports it, else as the kit estimates it."""
 
 from __future__ import annotations
 
@@ -73,21 +69,21 @@ def _report(span: _spans.Span, record: Callable[[Budget], object]) -> None:
             record(here)
 
 
-_recent: OrderedDict[int, object] = OrderedDict()
-_recent_lock = threading.Lock()
+_streamed: OrderedDict[int, object] = OrderedDict()  # the newest, held: their ids stay theirs
+_streamed_lock = threading.Lock()
 
 
 def _seen(response: Any) -> bool:
     """True if this last response of a stream (or its ``raw``) was recorded already: a
     ``CustomLLM``'s ``astream_chat`` starts its ``stream_chat`` when read, outside the span
-    linking the two, and both end with it. Objects are held, so their ids are not reused."""
+    linking the two, and both end with it."""
     keys = [obj for obj in (response, getattr(response, "raw", None)) if obj is not None]
-    with _recent_lock:
-        if any(_recent.get(id(obj)) is obj for obj in keys):
+    with _streamed_lock:
+        if any(_streamed.get(id(obj)) is obj for obj in keys):
             return True
-        _recent.update((id(obj), obj) for obj in keys)
-        while len(_recent) > 256:
-            _recent.popitem(last=False)
+        _streamed.update((id(obj), obj) for obj in keys)
+        while len(_streamed) > 256:
+            _streamed.popitem(last=False)
     return False
 
 
@@ -118,8 +114,3 @@ def _field(source: Any, name: str) -> Any:
 def _text(source: Any, name: str) -> str | None:
     value = _field(source, name)
     return value if isinstance(value, str) and value else None
-
-
-def messages_text(messages: Iterable[Any]) -> str:
-    """The text of chat messages, as the estimate counts it."""
-    return "\n".join(m.content for m in messages if isinstance(m.content, str))
