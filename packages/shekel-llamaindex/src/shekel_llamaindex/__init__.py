@@ -23,9 +23,9 @@ __all__ = [
 
 class LlamaIndexBudgetExceededError(BudgetExceededError):
     """A LlamaIndex LLM or embedding call stopped before it ran (``sent=False``). ``step``:
-    the budget of the step stopped (``None`` outside one); ``event``: ``"llm"``/``"embedding"``."""
+    the budget that would have paid for it; ``event``: ``"llm"`` or ``"embedding"``."""
 
-    step: str | None = None
+    step: str = ""
     event: str = "llm"
 
 

@@ -15,15 +15,10 @@ from ._plugin import INTEGRATION
 
 
 class ShekelCallbackHandler(BaseCallbackHandler):
-    """Limits for the children of LlamaIndex steps, by step name: ``budgets={"retrieve": 0.1,
-    "Researcher": {"max_usd": 1.0, "max_tool_calls": 5}}``.
-
-    In a ``CallbackManager``, they apply to the steps of the components using it and the steps
-    inside those; in ``Settings.callback_manager``, to workflows and agents too (they have no
-    manager of their own). It listens to the start of events, to warn when one comes outside
-    any budget. Creating it installs the integration, even into an unsupported LlamaIndex: it is
-    asked for explicitly.
-    """
+    """Limits for the children of LlamaIndex steps, by step name, for the steps of the
+    components whose ``CallbackManager`` holds it and the steps inside those (workflows and
+    agents, which have none, take ``Settings.callback_manager``'s). Creating it installs the
+    integration, even into an unsupported LlamaIndex: it was asked for."""
 
     def __init__(self, budgets: Mapping[str, Limits] | None = None) -> None:
         super().__init__(event_starts_to_ignore=[], event_ends_to_ignore=list(CBEventType))
@@ -39,7 +34,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         self.watch.matched(base, step)
         self.watch.report_when_done(base, lambda: _names_under(base))
 
-    def on_event_start(self, *args: Any, **kwargs: Any) -> str:
+    def on_event_start(self, *args: Any, **kwargs: Any) -> str:  # outside a budget: warn
         if self.limits and current_budget() is None:
             INTEGRATION.warn_outside_budget("A LlamaIndex component with ShekelCallbackHandler")
         return str(kwargs.get("event_id") or "")

@@ -1,8 +1,6 @@
 """What the integration puts into LlamaIndex, and takes back: a span and an event handler on
-the root dispatcher (it sees every component); a check before each model call, where LlamaIndex
-lets errors through (its dispatcher swallows its handlers'); a count before each tool call of an
-agent (a tool has no span or event: every agent runs one through ``_call_tool``, which turns the
-tool's errors into an error output); the router."""
+the root dispatcher (it sees every component, but swallows their errors); a check before model
+calls, where LlamaIndex lets errors through; a count before agents' tool calls; the router."""
 
 from __future__ import annotations
 
@@ -20,7 +18,7 @@ from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMComp
 from llama_index.core.instrumentation.span_handlers import NullSpanHandler
 from llama_index_instrumentation import get_dispatcher
 
-from shekel import BudgetExceededError, current_budget
+from shekel import BudgetExceededError
 from shekel.integration import framework_error, route_calls, stop_routing, when_imported
 
 from . import LlamaIndexBudgetExceededError, _spans, _usage
@@ -52,31 +50,24 @@ class EventHandler(BaseEventHandler):
             _usage.embedding_ended(event.span_id, event.chunks)
 
 
-def _gate(original: Any) -> Any:
+def _gated(original: Any) -> Any:
     @functools.wraps(original)
     def on_event_start(self: CallbackManager, event_type: Any, *args: Any, **kwargs: Any) -> str:
-        if event_type in _GATED:
-            check_before_call(_GATED[event_type])
+        if event_type in _GATED and (payer := _spans.payer_here()) is not None:
+            try:  # a model call: refused before it runs if the budget paying has no room
+                payer.check()
+            except BudgetExceededError as refused:
+                error = framework_error(refused, LlamaIndexBudgetExceededError)
+                error.step, error.event = payer.full_name, _GATED[event_type]
+                raise error from None
         return original(self, event_type, *args, **kwargs)  # type: ignore[no-any-return]
 
     return on_event_start
 
 
-def check_before_call(event: str) -> None:
-    span = _spans.current_span()
-    payer = span.payer if span is not None else current_budget()
-    if payer is None:
-        return
-    try:
-        payer.check()
-    except BudgetExceededError as refused:
-        error = framework_error(refused, LlamaIndexBudgetExceededError)
-        error.step = payer.full_name if span is not None and span.step is not None else None
-        error.event = event
-        raise error from None
-
-
 def _count_tools(path: str) -> None:
+    """A tool has no span or event: every agent runs one through ``_call_tool``, which turns
+    its errors into an error output for the model."""
     cls = _spans.loaded(path)
     original = getattr(cls, "_call_tool", None)
     fits = inspect.iscoroutinefunction(original) and not hasattr(original, "__shekel_original__")
@@ -108,7 +99,7 @@ def install() -> None:
         _installed[:] = [SpanHandler(), EventHandler()]
         get_dispatcher().add_span_handler(_installed[0])
         get_dispatcher().add_event_handler(_installed[1])
-        CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
+        CallbackManager.on_event_start = _gated(CallbackManager.on_event_start)  # type: ignore[method-assign]
         for path in _spans.AGENTS:
             module = "llama_index.core." + path.rpartition(".")[0]
             when_imported(module, functools.partial(_count_tools, path))

@@ -1,26 +1,26 @@
 """shekel's entry point: loading it imports no LlamaIndex; the integration is installed once
 ``llama_index.core`` is imported."""
 
+from importlib import import_module
+from typing import Any
+
 from shekel import hookimpl
 from shekel.integration import Integration
 
 from .package import _instruments
 
 
-def _install() -> None:
-    from ._install import install
-
-    install()
-
-
-def _uninstall() -> None:
-    from ._install import uninstall
-
-    uninstall()
+def _hooks() -> Any:
+    return import_module("shekel_llamaindex._install")
 
 
 INTEGRATION = Integration(
-    "shekel-llamaindex", "LlamaIndex", _instruments, "llama_index.core", _install, _uninstall
+    "shekel-llamaindex",
+    "LlamaIndex",
+    _instruments,
+    "llama_index.core",
+    install=lambda: _hooks().install(),
+    uninstall=lambda: _hooks().uninstall(),
 )
 
 

@@ -37,18 +37,13 @@ AGENTS: Final = (  # each is one step: its workflow steps are LlamaIndex's own
     "agent.workflow.base_agent.BaseWorkflowAgent",
     "agent.workflow.multi_agent_workflow.AgentWorkflow",
 )
-_LLM_CALLS: Final = frozenset(  # each makes one model call (nested in one another: still one)
-    f"{prefix}{base}"
-    for base in ("chat", "complete", "stream_chat", "stream_complete")
-    for prefix in ("", "a", "_", "_a")
-)
+_LLM = ("chat", "complete", "stream_chat", "stream_complete")  # one model call each, nested too
+_LLM_CALLS: Final = frozenset(prefix + method for method in _LLM for prefix in ("", "a", "_", "_a"))
 _STREAMING: Final = ("StreamingResponse", "AsyncStreamingResponse", "StreamingAgentChatResponse")
 
 
 @dataclass(slots=True)
-class Call:
-    """One model call, shared by the nested LLM method spans that make it."""
-
+class Call:  # one model call, shared by the nested LLM method spans that make it
     sdk: bool = False  # a request of it went out through the intercepted SDKs
     reported: bool = False  # its usage was recorded from LlamaIndex's events
 
@@ -97,17 +92,12 @@ def find(span_id: str | None) -> Span | None:
     return None if span_id is None else _LIVE.get(span_id) or _streams.get(span_id)
 
 
-def current_span() -> Span | None:
-    """The span of the code running here, unless a budget was entered inside it."""
-    streaming = STREAM_PAYER.get()
-    if streaming is not None:
-        return streaming
-    span = find(active_span_id.get())
-    return span if span is not None and span.base is current_budget() else None
-
-
 def payer_here() -> Budget | None:
-    span = current_span()
+    """The budget paying for what runs here: a step's stream being read, else the innermost
+    open span, unless a budget was entered inside it; else the active budget."""
+    span = STREAM_PAYER.get()
+    if span is None and (span := find(active_span_id.get())) is not None:
+        span = span if span.base is current_budget() else None
     return span.payer if span is not None else current_budget()
 
 
@@ -148,7 +138,8 @@ def enter(span_id: str, instance: Any, parent_id: str | None) -> None:
         call = call or Call()
         model = model_of(instance) or model
     workflow = name is not None and method == "run" and is_workflow(instance)
-    _LIVE[span_id] = Span(base, step, call, model, workflow and not _is_agent(instance))
+    workflow = workflow and not any(_is(instance, path) for path in AGENTS)
+    _LIVE[span_id] = Span(base, step, call, model, workflow)
 
 
 def leave(span_id: str, result: Any) -> None:
@@ -202,9 +193,6 @@ async def _arouted(gen: AsyncGenerator[Any, Any], span: Span) -> AsyncGenerator[
             yield item
 
 
-# -- LlamaIndex's classes ------------------------------------------------------------------
-
-
 def loaded(path: str, root: str = "llama_index.core.") -> Any:
     module, _, name = (root + path).rpartition(".")
     found = getattr(sys.modules.get(module), name, None)
@@ -220,13 +208,8 @@ def is_workflow(instance: Any) -> bool:
     return _is(instance, "workflow.Workflow", "workflows.")
 
 
-def _is_agent(instance: Any) -> bool:
-    return any(_is(instance, path) for path in AGENTS)
-
-
 def step_of(instance: Any, method: str) -> str | None:
-    """The step a span of ``instance.method`` is, if any; a workflow's ``run`` is named after
-    the agent (its ``name``) or the workflow's class."""
+    """The step a span is, if any: a workflow's ``run`` is named after its agent or class."""
     for step, path, methods in _STEPS:
         if method in methods and _is(instance, path):
             return step
@@ -246,8 +229,7 @@ def model_of(instance: Any) -> str | None:
 
 
 def handler_of(instance: Any) -> ShekelCallbackHandler | None:
-    """The ``ShekelCallbackHandler`` in ``instance``'s callback manager (for a workflow, which
-    has none: in ``Settings.callback_manager``), if any."""
+    """The handler in ``instance``'s callback manager (a workflow has none: Settings')."""
     try:
         manager = instance.callback_manager
     except AttributeError:

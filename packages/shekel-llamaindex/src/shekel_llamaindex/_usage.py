@@ -37,28 +37,26 @@ def llm_ended(span_id: str | None, prompt: str, response: Any) -> None:
     call_id = _text(raw, "id")
     usage = read_usage(raw, getattr(response, "additional_kwargs", None))
     if usage is not None:
-        _report(span, lambda b: b.record(model=model, **usage, call_id=call_id, source=SOURCE))
+        _report(span, Budget.record, model=model, **usage, call_id=call_id, source=SOURCE)
         return
     reply = getattr(response, "text", None) or getattr(response, "message", None)
     reply = reply if isinstance(reply, str) else getattr(reply, "content", None) or ""
-    _report(
-        span, lambda b: record_unreported(b, model, prompt, reply, source=SOURCE, call_id=call_id)
-    )
+    _report(span, record_unreported, model, prompt, reply, source=SOURCE, call_id=call_id)
 
 
 def embedding_ended(span_id: str | None, chunks: Iterable[str]) -> None:
     span = _spans.find(span_id)
     if span is not None and span.call is not None and not span.call.sdk:
         text, model = "\n".join(chunks), span.model or "unknown"
-        _report(span, lambda b: record_unreported(b, model, text, "", source=SOURCE))
+        _report(span, record_unreported, model, text, "", source=SOURCE)
 
 
-def _report(span: _spans.Span, record: Callable[[Budget], object]) -> None:
+def _report(span: _spans.Span, record: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     """Spend is never dropped: over a cap it stands (the next call is refused); on a payer
     locked by a child active here, it goes to that child."""
     payer = (_spans.STREAM_PAYER.get() or span).payer
     try:
-        record(payer)
+        record(payer, *args, **kwargs)
     except BudgetExceededError:
         pass
     except BudgetStateError:
@@ -66,7 +64,7 @@ def _report(span: _spans.Span, record: Callable[[Budget], object]) -> None:
         if here is None or here is payer:
             raise
         with suppress(BudgetExceededError):
-            record(here)
+            record(here, *args, **kwargs)
 
 
 _streamed: OrderedDict[int, object] = OrderedDict()  # the newest, held: their ids stay theirs
@@ -75,8 +73,7 @@ _streamed_lock = threading.Lock()
 
 def _seen(response: Any) -> bool:
     """True if this last response of a stream (or its ``raw``) was recorded already: a
-    ``CustomLLM``'s ``astream_chat`` starts its ``stream_chat`` when read, outside the span
-    linking the two, and both end with it."""
+    ``CustomLLM``'s ``astream_chat`` runs its ``stream_chat`` outside its span; both end so."""
     keys = [obj for obj in (response, getattr(response, "raw", None)) if obj is not None]
     with _streamed_lock:
         if any(_streamed.get(id(obj)) is obj for obj in keys):
@@ -92,14 +89,10 @@ def read_usage(raw: Any, extra: Any = None) -> dict[str, Any] | None:
     ``additional_kwargs``, as ``Budget.record`` takes them; ``None`` without whole counts."""
     for source in (_field(raw, "usage"), _field(raw, "usage_metadata"), extra):
         for names in _COUNTS:
-            found_in, found_out, cached = (_field(source, name) for name in names)
-            if _whole(found_in) and _whole(found_out):
-                cached = min(cached, found_in) if _whole(cached) else 0
-                return {
-                    "input_tokens": found_in,
-                    "output_tokens": found_out,
-                    "cached_input_tokens": cached,
-                }
+            inp, out, cached = (_field(source, name) for name in names)
+            if _whole(inp) and _whole(out):
+                cached = min(cached, inp) if _whole(cached) else 0
+                return {"input_tokens": inp, "output_tokens": out, "cached_input_tokens": cached}
     return None
 
 
