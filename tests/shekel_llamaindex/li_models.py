@@ -86,17 +86,21 @@ class SilentLLM(UsageLLM):
 
 class ToolCallingLLM(FunctionCallingLLM):
     """A local function-calling model for workflow agents: on each of its first ``tool_turns``
-    turns it asks for ``calls_per_turn`` calls of ``tool``, then it answers. It reports its
-    usage in ``raw``; ``turns`` counts the times it ran."""
+    turns it asks for ``calls_per_turn`` calls of ``tool`` with ``tool_kwargs``, then it
+    answers. It reports its usage in ``raw`` unless ``silent``; ``turns`` counts the times it
+    ran."""
 
+    model_name: str = LOCAL
     tool: str = "lookup"
+    tool_kwargs: dict[str, Any] = {"query": "x"}  # noqa: RUF012 (pydantic copies defaults)
     tool_turns: int = 1
     calls_per_turn: int = 1
+    silent: bool = False
     turns: int = 0
 
     @property
     def metadata(self) -> LLMMetadata:
-        return LLMMetadata(model_name=LOCAL, is_function_calling_model=True)
+        return LLMMetadata(model_name=self.model_name, is_function_calling_model=True)
 
     def _prepare_chat_with_tools(
         self,
@@ -127,7 +131,7 @@ class ToolCallingLLM(FunctionCallingLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         self.turns += 1
         calls = [
-            {"id": f"call-{self.turns}-{i}", "name": self.tool, "kwargs": {"query": "x"}}
+            {"id": f"call-{self.turns}-{i}", "name": self.tool, "kwargs": self.tool_kwargs}
             for i in range(self.calls_per_turn if self.turns <= self.tool_turns else 0)
         ]
         message = ChatMessage(
@@ -136,7 +140,7 @@ class ToolCallingLLM(FunctionCallingLLM):
             additional_kwargs={"tool_calls": calls},
         )
         usage = {"prompt_tokens": 100, "completion_tokens": 10}
-        return ChatResponse(message=message, raw={"usage": usage})
+        return ChatResponse(message=message, raw={} if self.silent else {"usage": usage})
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:

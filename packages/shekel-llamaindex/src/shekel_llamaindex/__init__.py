@@ -1,29 +1,17 @@
-"""shekel-llamaindex: LlamaIndex steps charged to nested named shekel budgets.
-
-Installed, it works inside any ``with shekel.budget(...)`` with no wiring: queries, retrieval,
-synthesis, chat engines and workflow runs and steps are charged to named children of the
-active budget, and an exhausted budget stops the next LLM or embedding call before it runs::
-
-    with budget(max_usd=1.00, name="rag") as rag:
-        index.as_query_engine().query("What did the author do?")
-    print(rag.tree())   # rag > query > retrieve, synthesize
-
-``ShekelCallbackHandler(budgets={"retrieve": 0.10})`` in a ``CallbackManager`` adds limits
-to the steps of the components using that manager.
-"""
-
-from __future__ import annotations
+"""shekel-llamaindex: LlamaIndex queries, retrieval, synthesis, chat turns, agents and workflow
+steps paid by named children of the active shekel budget (see the README)."""
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LlamaIndexBudgetExceededError, ShekelLlamaIndexWarning
-from .package import supported
+from shekel import BudgetExceededError
+from shekel.integration import UnsupportedFrameworkWarning
+
+from ._plugin import INTEGRATION
 
 if TYPE_CHECKING:
     from ._handler import ShekelCallbackHandler
 
 __version__ = "0.1.0.dev0"
-
 __all__ = [
     "LlamaIndexBudgetExceededError",
     "ShekelCallbackHandler",
@@ -33,9 +21,23 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The handler subclasses LlamaIndex's: imported on first use, so that loading the entry
-    # point (this package) never imports LlamaIndex.
+class LlamaIndexBudgetExceededError(BudgetExceededError):
+    """A LlamaIndex LLM or embedding call stopped before it ran (``sent=False``). ``step``:
+    the budget that would have paid for it; ``event``: ``"llm"`` or ``"embedding"``."""
+
+    step: str = ""
+    event: str = "llm"
+
+
+ShekelLlamaIndexWarning = UnsupportedFrameworkWarning  # its name before the kit, for filters
+
+
+def supported() -> bool:
+    """True when the installed LlamaIndex is a release this package supports."""
+    return INTEGRATION.unsupported() is None
+
+
+def __getattr__(name: str) -> Any:  # the handler subclasses LlamaIndex's: imported when asked
     if name == "ShekelCallbackHandler":
         from ._handler import ShekelCallbackHandler
 

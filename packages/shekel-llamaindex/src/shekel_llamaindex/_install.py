@@ -1,14 +1,6 @@
-"""What shekel-llamaindex puts into LlamaIndex, once per process, when LlamaIndex is imported.
-
-- a span handler and an event handler on the root instrumentation dispatcher, which sees
-  every component, including those built before a budget was entered;
-- a check before every LLM and embedding call, in ``CallbackManager.on_event_start``: the
-  one place LlamaIndex calls for every model call, before it runs, whose exceptions reach the
-  caller (the dispatcher swallows whatever its handlers raise);
-- a count before every tool call of a workflow agent (``_tools``).
-
-Outside a budget each of them costs a context-variable read and a dictionary lookup.
-"""
+"""What the integration puts into LlamaIndex, and takes back: a span and an event handler on
+the root dispatcher (it sees every component, but swallows their errors); a check before model
+calls, where LlamaIndex lets errors through; a count before agents' tool calls; the router."""
 
 from __future__ import annotations
 
@@ -23,80 +15,34 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
-from llama_index.core.instrumentation.span import BaseSpan
-from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.instrumentation.span_handlers import NullSpanHandler
 from llama_index_instrumentation import get_dispatcher
 
-from shekel import BudgetExceededError, current_budget
+from shekel import BudgetExceededError
+from shekel.integration import framework_error, route_calls, stop_routing, when_imported
 
-from . import _spans, _tools, _usage
-from ._errors import LlamaIndexBudgetExceededError
+from . import LlamaIndexBudgetExceededError, _spans, _usage
 
-_lock = threading.Lock()
-_installed = False
 _GATED = {CBEventType.LLM: "llm", CBEventType.EMBEDDING: "embedding"}
+_lock = threading.Lock()
+_installed: list[Any] = []  # the two handlers, while installed
 
 
-class ShekelSpanHandler(BaseSpanHandler[BaseSpan]):
-    """Keeps the map from open spans to the budgets paying for them (see ``_spans``)."""
+class SpanHandler(NullSpanHandler):  # it makes no span objects: LlamaIndex's are not needed
+    def span_enter(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        _spans.enter(id_, kwargs.get("instance"), kwargs.get("parent_id"))
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "ShekelSpanHandler"
+    def span_exit(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        _spans.leave(id_, kwargs.get("result"))
 
-    def span_enter(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        parent_id: str | None = None,
-        tags: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _spans.enter(id_, instance, parent_id)
-
-    def span_exit(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        result: Any | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _spans.leave(id_, result)
-
-    def span_drop(
-        self,
-        id_: str,
-        bound_args: inspect.BoundArguments,
-        instance: Any | None = None,
-        err: BaseException | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _spans.drop(id_)
-
-    # LlamaIndex's span objects are not needed: the three methods above replace the ones
-    # that would create and store them.
-    def new_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
-
-    def prepare_to_exit_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
-
-    def prepare_to_drop_span(self, *args: Any, **kwargs: Any) -> BaseSpan | None:
-        return None
+    def span_drop(self, id_: str, *args: Any, **kwargs: Any) -> None:
+        _spans.leave(id_, None)
 
 
-class ShekelEventHandler(BaseEventHandler):
-    """Records the usage of LLM and embedding calls the interceptor did not see."""
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "ShekelEventHandler"
-
+class EventHandler(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         if isinstance(event, LLMChatEndEvent):
-            text = _usage.messages_text(event.messages)
+            text = "\n".join(m.content for m in event.messages if isinstance(m.content, str))
             _usage.llm_ended(event.span_id, text, event.response)
         elif isinstance(event, LLMCompletionEndEvent):
             _usage.llm_ended(event.span_id, event.prompt, event.response)
@@ -104,49 +50,73 @@ class ShekelEventHandler(BaseEventHandler):
             _usage.embedding_ended(event.span_id, event.chunks)
 
 
-def check_before_call(event: str) -> None:
-    """Raise ``LlamaIndexBudgetExceededError`` if the budget paying for a model call made
-    here has no room for it."""
-    span = _spans.current_span()
-    payer = span.payer if span is not None else current_budget()
-    if payer is None:
-        return
-    try:
-        payer.check()
-    except BudgetExceededError as refused:
-        step = payer.full_name if span is not None and span.step is not None else None
-        raise LlamaIndexBudgetExceededError(refused, step=step, event=event) from refused
-
-
-def _gate(original: Any) -> Any:
+def _gated(original: Any) -> Any:
     @functools.wraps(original)
-    def on_event_start(
-        self: CallbackManager,
-        event_type: CBEventType,
-        payload: dict[str, Any] | None = None,
-        event_id: str | None = None,
-        parent_id: str | None = None,
-        **kwargs: Any,
-    ) -> str:
-        event = _GATED.get(event_type)
-        if event is not None:
-            check_before_call(event)
-        return original(self, event_type, payload, event_id, parent_id, **kwargs)  # type: ignore[no-any-return]
+    def on_event_start(self: CallbackManager, event_type: Any, *args: Any, **kwargs: Any) -> str:
+        if event_type in _GATED and (payer := _spans.payer_here()) is not None:
+            try:  # a model call: refused before it runs if the budget paying has no room
+                payer.check()
+            except BudgetExceededError as refused:
+                error = framework_error(refused, LlamaIndexBudgetExceededError)
+                error.step, error.event = payer.full_name, _GATED[event_type]
+                raise error from None
+        return original(self, event_type, *args, **kwargs)  # type: ignore[no-any-return]
 
-    on_event_start.__shekel_original__ = original  # type: ignore[attr-defined]
     return on_event_start
 
 
+def _count_tools(path: str) -> None:
+    """A tool has no span or event: every agent runs one through ``_call_tool``, which turns
+    its errors into an error output for the model."""
+    cls = _spans.loaded(path)
+    original = getattr(cls, "_call_tool", None)
+    fits = inspect.iscoroutinefunction(original) and not hasattr(original, "__shekel_original__")
+    if _installed and fits:  # another shape is no LlamaIndex this package supports: left alone
+        cls._call_tool = _counted(original)
+
+
+def _counted(original: Any) -> Any:
+    @functools.wraps(original)
+    async def _call_tool(self: Any, ctx: Any, tool: Any, tool_input: dict[str, Any]) -> Any:
+        payer = _spans.payer_here()
+        if payer is None:
+            return await original(self, ctx, tool, tool_input)
+        name = getattr(tool.metadata, "name", None) or "tool"
+        with payer.tool_call(name, arguments=tool_input) as call:
+            output = await original(self, ctx, tool, tool_input)
+            if getattr(output, "is_error", False):
+                call.release()  # the tool failed: LlamaIndex gives the model its error
+        return output
+
+    _call_tool.__shekel_original__ = original  # type: ignore[attr-defined]
+    return _call_tool
+
+
 def install() -> None:
-    """Register the handlers and the check (once per process)."""
-    global _installed
     with _lock:
         if _installed:
             return
+        _installed[:] = [SpanHandler(), EventHandler()]
+        get_dispatcher().add_span_handler(_installed[0])
+        get_dispatcher().add_event_handler(_installed[1])
+        CallbackManager.on_event_start = _gated(CallbackManager.on_event_start)  # type: ignore[method-assign]
+        for path in _spans.AGENTS:
+            module = "llama_index.core." + path.rpartition(".")[0]
+            when_imported(module, functools.partial(_count_tools, path))
+        route_calls(_spans.route)
+
+
+def uninstall() -> None:
+    with _lock:
+        if not _installed:
+            return
         root = get_dispatcher()
-        root.add_span_handler(ShekelSpanHandler())
-        root.add_event_handler(ShekelEventHandler())
-        if not hasattr(CallbackManager.on_event_start, "__shekel_original__"):
-            CallbackManager.on_event_start = _gate(CallbackManager.on_event_start)  # type: ignore[method-assign]
-        _tools.install()
-        _installed = True
+        root.span_handlers = [h for h in root.span_handlers if h is not _installed[0]]
+        root.event_handlers = [h for h in root.event_handlers if h is not _installed[1]]
+        CallbackManager.on_event_start = CallbackManager.on_event_start.__wrapped__  # type: ignore[attr-defined, method-assign]
+        for cls in map(_spans.loaded, _spans.AGENTS):
+            original = getattr(getattr(cls, "_call_tool", None), "__shekel_original__", None)
+            if original is not None:
+                cls._call_tool = original
+        stop_routing(_spans.route)
+        _installed.clear()

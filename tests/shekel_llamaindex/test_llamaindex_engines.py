@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from li_models import LOCAL_PRICES, UsageLLM, paths, tree_of
 from llama_index.core import QueryBundle, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
@@ -17,7 +16,6 @@ from llama_index.llms.openai import OpenAI
 
 from shekel import budget
 from shekel.testing import FakeProvider
-from shekel_llamaindex import ShekelLlamaIndexWarning
 
 EMBEDDINGS, CHAT = "/v1/embeddings", "/v1/chat/completions"
 
@@ -118,11 +116,7 @@ def test_an_agent_is_charged_under_its_name(fake: FakeProvider) -> None:
 
     asyncio.run(run())
     assert paths(fake.requests) == [CHAT]
-    assert tree_of(app) == {
-        "app": 1,
-        "app.Research Analyst": 1,
-        "app.Research Analyst.run_agent_step": 1,
-    }
+    assert tree_of(app) == {"app": 1, "app.Research Analyst": 1}  # its workflow steps: its own
 
 
 def test_a_workflow_of_local_models(fake: FakeProvider) -> None:
@@ -201,34 +195,32 @@ def test_a_budget_entered_inside_a_step_takes_its_calls(
     assert tree_of(app) == {"app": 2, "app.query": 1, "app.audit": 1}
 
 
-def test_steps_too_deep_are_charged_to_the_deepest_budget_with_a_warning(
+def test_steps_nest_under_the_deepest_budgets_written_by_hand(
     fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
 ) -> None:
+    """Five levels of budgets written by hand (the most there may be), then two of steps."""
     engine = index.as_query_engine(llm=llm)
-    with pytest.warns(ShekelLlamaIndexWarning) as caught:
-        with budget(name="a"), budget(name="b"), budget(name="c"), budget(name="d") as d:
+    with budget(name="a"), budget(name="b"), budget(name="c"), budget(name="d"):
+        with budget(name="e") as e:
             engine.query("Who?")
-    assert sorted(str(w.message).split(" itself")[0] for w in caught) == [
-        "LlamaIndex step 'retrieve' is charged to 'a.b.c.d.query'",
-        "LlamaIndex step 'synthesize' is charged to 'a.b.c.d.query'",
-    ]
-    assert tree_of(d) == {"a.b.c.d": 2, "a.b.c.d.query": 2}
-    assert len(fake.requests) == 2
+    assert tree_of(e) == {
+        "a.b.c.d.e": 2,
+        "a.b.c.d.e.query": 2,
+        "a.b.c.d.e.query.retrieve": 1,
+        "a.b.c.d.e.query.synthesize": 1,
+    }
 
 
-def test_an_unnamed_budget_pays_for_the_steps_itself(
+def test_steps_under_an_unnamed_budget_are_its_children(
     fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
 ) -> None:
     engine = index.as_query_engine(llm=llm)
-
-    def two_queries() -> None:
+    with budget(max_usd=1) as unnamed:
         engine.query("Who?")
         engine.query("Who again?")
-
-    unnamed = budget(max_usd=1)
-    with pytest.warns(ShekelLlamaIndexWarning, match="without a name") as caught:
-        with unnamed:
-            two_queries()
-    assert len(caught) == 1
-    assert unnamed.calls_used == 4
-    assert unnamed.children == []
+    assert tree_of(unnamed) == {
+        "budget": 4,
+        "budget.query": 4,
+        "budget.query.retrieve": 2,
+        "budget.query.synthesize": 2,
+    }

@@ -1,5 +1,5 @@
-"""Tool calls of LlamaIndex's workflow agents: counted in the ``call_tool`` step's budget before
-the tool runs, refused at ``max_tool_calls``, released when the tool fails."""
+"""Tool calls of LlamaIndex's workflow agents: counted in the agent's budget before the tool
+runs, refused at ``max_tool_calls``, released when the tool fails."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from li_models import LOCAL_PRICES, ToolCallingLLM, local
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool
 
-from shekel import Budget, ToolBudgetExceededError, budget
+from shekel import Budget, LoopGuardError, ToolBudgetExceededError, budget
 
 LOOKUP_PRICE = 0.01
 
@@ -49,18 +49,18 @@ def app_budget(**limits: Any) -> Budget:
     return budget(name="app", prices=LOCAL_PRICES, tool_prices={"lookup": LOOKUP_PRICE}, **limits)
 
 
-def test_an_agents_tool_calls_are_counted_and_priced_in_its_call_tool_step() -> None:
+def test_an_agents_tool_calls_are_counted_and_priced_in_its_budget() -> None:
     app, lookup = app_budget(), Lookup()
     llm = ToolCallingLLM(tool_turns=2, calls_per_turn=2)
     result = run_agent(app, llm, lookup)
 
     assert str(result) == "local answer"
     assert lookup.runs == 4
-    step = app.child("Researcher").child("call_tool")
+    step = app.child("Researcher")
     assert (step.tool_calls_used, app.tool_calls_used) == (4, 4)
-    assert [(c.tool_name, c.source) for c in step.history().calls] == [("lookup", "tool")] * 4
-    assert step.spent == pytest.approx(4 * LOOKUP_PRICE)
-    assert app.spent == pytest.approx(4 * LOOKUP_PRICE + 3 * local(100, 10))
+    tools = [(c.tool_name, c.source) for c in step.history().calls if c.tool_name]
+    assert tools == [("lookup", "tool")] * 4
+    assert step.spent == app.spent == pytest.approx(4 * LOOKUP_PRICE + 3 * local(100, 10))
 
 
 @pytest.mark.parametrize("workflow", [False, True], ids=["FunctionAgent", "AgentWorkflow"])
@@ -99,14 +99,31 @@ def test_a_tool_that_fails_is_not_counted_and_the_agent_goes_on() -> None:
     assert app.spent == pytest.approx(LOOKUP_PRICE + 4 * local(100, 10))
 
 
-def test_a_step_budget_made_beforehand_limits_the_tools_of_its_step() -> None:
+def test_an_agents_limits_apply_to_its_tools() -> None:
     app, lookup = app_budget(), Lookup()
-    app.child("Researcher").child("call_tool", max_tool_calls=1)
+    app.child("Researcher", max_tool_calls=1)
     with pytest.raises(ToolBudgetExceededError) as refused:
         run_agent(app, ToolCallingLLM(tool_turns=2), lookup)
 
-    assert refused.value.budget_name == "app.Researcher.call_tool"
+    assert refused.value.budget_name == "app.Researcher"
     assert lookup.runs == 1
+
+
+def test_loop_guard_tells_an_agents_tool_calls_apart_by_their_arguments() -> None:
+    app, lookup = app_budget(loop_guard=2), Lookup()
+
+    async def run() -> None:
+        async with app:
+            for query in ("alpha", "beta", "alpha"):
+                llm = ToolCallingLLM(tool_kwargs={"query": query})
+                tools = [lookup.tool()]
+                agent = FunctionAgent(name="Researcher", llm=llm, tools=tools, streaming=False)
+                await agent.run("Find it")
+
+    with pytest.raises(LoopGuardError, match="lookup"):
+        asyncio.run(run())
+    assert lookup.runs == 2  # alpha, beta; alpha again was stopped before it ran
+    assert app.tool_calls_used == 2
 
 
 def test_tools_run_uncounted_outside_a_budget() -> None:
@@ -120,29 +137,6 @@ def test_tools_run_uncounted_outside_a_budget() -> None:
 
     result = asyncio.run(run())
     assert (str(result), lookup.runs) == ("local answer", 2)
-
-
-def test_an_agent_class_without_an_async_call_tool_is_left_alone_with_a_warning(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A LlamaIndex whose agents run tools some other way: say so rather than break them."""
-    import sys
-    import types
-
-    from shekel_llamaindex import ShekelLlamaIndexWarning
-    from shekel_llamaindex._tools import _wrap
-
-    class OtherAgent:
-        def _call_tool(self, ctx: Any, tool: Any, tool_input: dict[str, Any]) -> str:
-            return "ran"
-
-    module = types.ModuleType("other_agents")
-    module.OtherAgent = OtherAgent  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "other_agents", module)
-    with pytest.warns(ShekelLlamaIndexWarning, match="cannot count the tool calls of OtherAgent"):
-        _wrap("other_agents", "OtherAgent")
-    assert OtherAgent._call_tool(OtherAgent(), None, None, {}) == "ran"
-    assert not hasattr(OtherAgent._call_tool, "__shekel_original__")
 
 
 def test_parallel_tool_calls_of_one_turn_share_the_cap() -> None:

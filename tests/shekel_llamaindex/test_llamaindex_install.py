@@ -9,9 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from llama_index.core import VectorStoreIndex
+from llama_index.llms.openai import OpenAI
 
-from shekel import plugin_manager
-from shekel_llamaindex import package, supported
+from shekel import budget, plugin_manager
+from shekel.testing import FakeProvider
+from shekel_llamaindex import supported
+from shekel_llamaindex._plugin import INTEGRATION
 
 
 def _run(code: str, env_path: Path | None = None) -> str:
@@ -37,9 +41,35 @@ def test_the_entry_point_is_registered() -> None:
     assert "llamaindex" in names
 
 
-def test_the_installed_llamaindex_is_supported() -> None:
-    assert supported()
-    assert package.unsupported_reason() is None
+def test_the_installed_llamaindex_is_supported_and_installed() -> None:
+    with budget(name="app"):  # the first budget entered runs the entry point
+        assert supported()
+        assert INTEGRATION.installed
+
+
+def test_uninstall_takes_everything_back(
+    fake: FakeProvider, index: VectorStoreIndex, llm: OpenAI
+) -> None:
+    from llama_index.core.agent.workflow.base_agent import BaseWorkflowAgent
+    from llama_index.core.callbacks.base import CallbackManager
+
+    with budget(name="app"):  # the first budget entered runs the entry point
+        assert hasattr(BaseWorkflowAgent._call_tool, "__shekel_original__")
+    INTEGRATION.uninstall()
+    try:
+        assert not INTEGRATION.installed
+        assert not hasattr(CallbackManager.on_event_start, "__wrapped__")
+        assert not hasattr(BaseWorkflowAgent._call_tool, "__shekel_original__")
+        assert plugin_manager().get_plugin("shekel-integration-routes") is None
+        with budget(name="rag") as rag:
+            index.as_query_engine(llm=llm).query("Who?")
+        assert (rag.calls_used, rag.children) == (2, [])  # the interceptor alone
+    finally:
+        INTEGRATION.install()
+    assert hasattr(BaseWorkflowAgent._call_tool, "__shekel_original__")
+    with budget(name="rag") as rag:
+        index.as_query_engine(llm=llm).query("Who?")
+    assert [child.name for child in rag.children] == ["query"]
 
 
 def test_nothing_of_llamaindex_is_imported_before_the_application_imports_it() -> None:
@@ -118,14 +148,30 @@ def test_an_unsupported_llamaindex_is_left_alone_with_a_warning(tmp_path: Path) 
             index = VectorStoreIndex.from_documents([Document(text="a")], embed_model=embed)
             index.as_retriever().retrieve("a?")  # a step, were the package active
         print("calls", run.calls_used, "children", run.children)
+
+        from llama_index.core.callbacks import CallbackManager
+        from shekel_llamaindex import ShekelCallbackHandler
+
+        handler = ShekelCallbackHandler(budgets={"retrieve": 0.5})  # asked for: it runs
+        with FakeProvider() as fake, shekel.budget(name="run") as run:
+            embed = OpenAIEmbedding(api_base=fake.openai_base_url, api_key="t")
+            index = VectorStoreIndex.from_documents([Document(text="a")], embed_model=embed)
+            retriever = index.as_retriever()
+            retriever.callback_manager = CallbackManager([handler])
+            retriever.retrieve("a?")
+        print("explicit", [(c.name, c.max_usd) for c in run.children])
         """,
         env_path=tmp_path,
     )
-    assert (
-        "ShekelLlamaIndexWarning: shekel-llamaindex is not active: llama-index-core 0.13.6" in out
+    expected = (
+        "UnsupportedFrameworkWarning: shekel-llamaindex: llama-index-core 0.13.6 is installed; "
+        "shekel-llamaindex supports llama-index-core >= 0.14.5, < 0.15. Its automatic hooks are "
+        "not installed"
     )
-    assert out.count("ShekelLlamaIndexWarning") == 1
+    assert expected in out
+    assert out.count("UnsupportedFrameworkWarning") == 1
     assert "calls 2 children []" in out  # the interceptor still records every call
+    assert "explicit [('retrieve', 0.5)]" in out
 
 
 @pytest.mark.parametrize("name", ["ShekelCallbackHandler", "LlamaIndexBudgetExceededError"])
@@ -133,6 +179,6 @@ def test_the_public_api(name: str) -> None:
     import shekel_llamaindex
 
     assert name in shekel_llamaindex.__all__
-    assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex.")
+    assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex")
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         shekel_llamaindex.missing  # noqa: B018

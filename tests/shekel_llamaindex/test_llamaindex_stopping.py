@@ -131,7 +131,7 @@ def test_a_local_embedding_model_is_stopped_before_it_runs() -> None:
     runs_before = embed.runs
     with budget(name="rag", prices=LOCAL_PRICES) as rag:
         rag.child("retrieve", max_llm_calls=1)
-        with pytest.warns(UsageMissingWarning, match="estimated"):
+        with pytest.warns(UsageMissingWarning, match="estimate"):
             engine.retrieve("first?")
         with pytest.raises(LlamaIndexBudgetExceededError) as stopped:
             engine.retrieve("second?")
