@@ -337,7 +337,12 @@ def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
     declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
     langgraph = next(req for req in declared if req.name == "langgraph")
     tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
-    session.install("-e", str(SHEKEL), "-e", str(package), _floor(langgraph), *tools)
+    langchain = ROOT / "packages" / "shekel-langchain"  # a dependency, from the workspace
+    editable = ("-e", str(SHEKEL), "-e", str(langchain), "-e", str(package))
+    # langgraph-prebuilt (ToolNode) at the floor langgraph 1.0.0 declares: later 1.0.x releases
+    # import names langgraph 1.0.0 lacks, and their own requirements do not say so
+    prebuilt = "langgraph-prebuilt==1.0.0"
+    session.install(*editable, _floor(langgraph), prebuilt, *tools)
     session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
     session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)
 
