@@ -137,7 +137,6 @@ def test_under_a_callers_budget_the_graph_nests(fake: FakeProvider, model: ChatO
     assert pipeline.max_usd == 5
     assert [child.name for child in pipeline.children] == ["research", "read", "write"]
     assert request.spent == pytest.approx(pipeline.spent) == pytest.approx((FANOUT + 3) * CALL)
-    assert app.budget is not None
     assert app.budget.spent == 0, "outside any budget, the graph's own budget: it did not run"
 
 
@@ -436,6 +435,8 @@ def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
         app.node_budget()
     with pytest.raises(BudgetConfigError, match="has no budget here: run it inside a budget"):
         app.node_budget("write")
+    with pytest.raises(BudgetConfigError, match="has no budget here"):
+        _ = app.budget
     with budget(name="request"):
         with pytest.raises(BudgetConfigError, match="no node 'wirte'; did you mean 'write'"):
             app.node_budget("wirte")

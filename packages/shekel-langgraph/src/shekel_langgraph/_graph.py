@@ -30,11 +30,17 @@ class BudgetedGraph(Pregel[Any, Any, Any, Any]):
     by :func:`budgeted_graph`; ``with_config()`` and LangGraph's copies keep it budgeted."""
 
     @property
-    def budget(self) -> Budget | None:
+    def budget(self) -> Budget:
         """The budget the nodes of a run started here nest under: the graph's child of the
         active budget (made now if the graph has not run there), else, outside any budget,
         the graph's own; with no level of its own, the active budget."""
-        return self._spec().budget_under(current_budget())
+        found = self._spec().budget_under(current_budget())
+        if found is None:
+            raise BudgetConfigError(
+                f"the graph {self.get_name()!r} has no budget here: run it inside a budget, or "
+                "give budgeted_graph limits of its own (max_usd=...)"
+            )
+        return found
 
     def node_budget(self, *path: str) -> Budget:
         """A node's budget under :attr:`budget` (made now, with its limits, if the node has not
@@ -43,11 +49,6 @@ class BudgetedGraph(Pregel[Any, Any, Any, Any]):
         if not path:
             raise BudgetConfigError("node_budget() needs a node name, e.g. node_budget('research')")
         found = self.budget
-        if found is None:
-            raise BudgetConfigError(
-                f"the graph {self.get_name()!r} has no budget here: run it inside a budget, or "
-                "give budgeted_graph limits of its own (max_usd=...)"
-            )
         graph: AnyGraph | None = self
         for depth, name in enumerate(path):
             if graph is None:
