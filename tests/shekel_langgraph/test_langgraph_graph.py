@@ -440,7 +440,7 @@ def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
     with budget(name="request"):
         with pytest.raises(BudgetConfigError, match="no node 'wirte'; did you mean 'write'"):
             app.node_budget("wirte")
-        with pytest.raises(BudgetConfigError, match="'write' is no subgraph"):
+        with pytest.raises(BudgetConfigError, match="'write' is not a subgraph"):
             app.node_budget("write", "inner")
 
 

@@ -8,9 +8,8 @@ from shekel import BudgetExceededError
 from shekel.integration import framework_error
 
 OnExhausted = Literal["raise", "interrupt"]
-"""What a node does when its budget (or an ancestor) has no room left: ``"raise"``
-:class:`NodeBudgetExceededError`, or ``"interrupt"`` the graph (a LangGraph interrupt carrying a
-:class:`BudgetPause`)."""
+"""A node with no room left: ``"raise"`` :class:`NodeBudgetExceededError`, or ``"interrupt"``
+the graph (a LangGraph interrupt carrying a :class:`BudgetPause`)."""
 
 PAUSE_KIND: Final = "shekel.budget_exhausted"
 
@@ -40,8 +39,7 @@ class NodeBudgetExceededError(BudgetExceededError):
 
 
 class BudgetPause(TypedDict):
-    """The value of the interrupt a graph pauses with (``result["__interrupt__"][0].value``).
-    Plain data, so every checkpointer stores it."""
+    """The value of a pause's interrupt: plain data, so every checkpointer stores it."""
 
     kind: Literal["shekel.budget_exhausted"]
     node: str

@@ -1,5 +1,4 @@
-"""``budgeted_graph``: a compiled graph whose runs charge a budget of the graph's under the
-caller's, and a child of it per node, with no change to node code."""
+"""``budgeted_graph``: budgets for a compiled graph and its nodes, with no change to node code."""
 
 from __future__ import annotations
 
@@ -52,7 +51,9 @@ class BudgetedGraph(Pregel[Any, Any, Any, Any]):
         graph: AnyGraph | None = self
         for depth, name in enumerate(path):
             if graph is None:
-                raise BudgetConfigError(f"node_budget{path!r}: {path[depth - 1]!r} is no subgraph")
+                raise BudgetConfigError(
+                    f"node_budget{path!r}: {path[depth - 1]!r} is not a subgraph added as a node"
+                )
             _known(graph, name, "node_budget")
             bound = graph.nodes[name].bound
             inner = bound.inner if isinstance(bound, BudgetedNode) else bound
@@ -62,6 +63,7 @@ class BudgetedGraph(Pregel[Any, Any, Any, Any]):
         return found
 
     def _spec(self) -> GraphSpec:
+        # Kept by the node wrappers, not on the graph: LangGraph's copies pass on its nodes.
         for node in self.nodes.values():
             if isinstance(node.bound, BudgetedNode) and node.bound.graph is not None:
                 return node.bound.graph

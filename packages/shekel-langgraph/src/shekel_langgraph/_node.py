@@ -181,8 +181,8 @@ class NodeRun:
 
 
 class BudgetedNode(Runnable[Any, Any]):
-    """A node's runnable run inside its budgets: the graph's level (``graph``), the node's
-    (``spec``; ``None`` for a node decorated with ``@budgeted_node``, which makes its own)."""
+    """A node's runnable inside the graph's level and the node's (``spec``: ``None`` for a
+    node decorated with ``@budgeted_node``, which makes its own)."""
 
     def __init__(
         self, name: str, inner: Runnable[Any, Any], spec: NodeSpec | None, graph: GraphSpec | None
