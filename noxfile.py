@@ -332,12 +332,16 @@ def tests_crewai(session: nox.Session) -> None:
 
 @nox.session
 def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
-    """tests/shekel_langgraph on the lowest LangGraph shekel-langgraph declares (own venv)."""
+    """tests/shekel_langgraph on the lowest LangGraph shekel-langgraph declares, with the
+    workspace's shekel-langchain (own venv)."""
     package = ROOT / "packages" / "shekel-langgraph"
     declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
     langgraph = next(req for req in declared if req.name == "langgraph")
     tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
-    session.install("-e", str(SHEKEL), "-e", str(package), _floor(langgraph), *tools)
+    # shekel-langchain (a dependency) from the workspace; langgraph-prebuilt pinned as in
+    # LANGCHAIN_FLOORS, its later 1.0.x releases needing a newer langgraph than 1.0.0
+    editable = ("-e", str(SHEKEL), "-e", str(LANGCHAIN), "-e", str(package))
+    session.install(*editable, _floor(langgraph), "langgraph-prebuilt==1.0.0", *tools)
     session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
     session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)
 

@@ -18,6 +18,7 @@ from langchain_openai import ChatOpenAI
 
 from shekel import current_budget
 from shekel.testing import FakeProvider
+from shekel_langgraph._node import INTEGRATION
 
 INPUT_TOKENS = 10_000
 OUTPUT_TOKENS = 2_000
@@ -80,7 +81,9 @@ def log_spend(fake: FakeProvider, node: str) -> float:
 
 @pytest.fixture(autouse=True)
 def no_budget_left() -> Iterator[None]:
-    """Every test ends with no budget active in the test's own context."""
+    """Every test ends with no budget active in the test's own context, and with the
+    integration as a new process has it (its once-per-process warnings not given yet)."""
     assert current_budget() is None
     yield
+    INTEGRATION.uninstall()
     assert current_budget() is None, "a budget was left active"

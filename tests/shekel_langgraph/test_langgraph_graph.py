@@ -4,6 +4,7 @@ one child per node (and per subgraph node, one level down), in every way a graph
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
-from shekel import BudgetConfigError, BudgetExceededError, budget, current_budget
+from shekel import Budget, BudgetConfigError, BudgetExceededError, budget, current_budget
+from shekel.integration import UnmatchedNameWarning
 from shekel.testing import FakeProvider
 from shekel_langgraph import BudgetedGraph, NodeBudgetExceededError, budgeted_graph, budgeted_node
 
@@ -128,9 +130,26 @@ def test_under_a_callers_budget_the_graph_nests(fake: FakeProvider, model: ChatO
     app = budgeted_graph(research_graph(model), max_usd=5, name="pipeline")
     with budget(max_usd=10, name="request") as request:
         app.invoke({"topic": "x", "notes": []})
-    assert app.budget.full_name == "request.pipeline"
-    assert app.node_budget("read").full_name == "request.pipeline.read"
-    assert request.spent == pytest.approx(app.budget.spent) == pytest.approx((FANOUT + 3) * CALL)
+        assert app.budget is request.find_child("pipeline")
+        assert app.node_budget("read").full_name == "request.pipeline.read"
+    pipeline = request.find_child("pipeline")
+    assert pipeline is not None
+    assert pipeline.max_usd == 5
+    assert [child.name for child in pipeline.children] == ["research", "read", "write"]
+    assert request.spent == pytest.approx(pipeline.spent) == pytest.approx((FANOUT + 3) * CALL)
+    assert app.budget.spent == 0, "outside any budget, the graph's own budget: it did not run"
+
+
+def test_without_a_name_or_limits_the_nodes_nest_under_the_callers_budget(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    app = budgeted_graph(research_graph(model), nodes={"write": 1.0})
+    with budget(max_usd=10, name="request") as request:
+        app.invoke({"topic": "x", "notes": []})
+        assert app.budget is request
+    assert [child.name for child in request.children] == ["research", "read", "write"]
+    assert request.child("write").max_usd == 1.0
+    assert request.child("read").spent == pytest.approx(log_spend(fake, "read"))
 
 
 def test_ainvoke_with_async_nodes_in_tasks(fake: FakeProvider) -> None:
@@ -253,6 +272,28 @@ def test_a_subgraph_nests_graph_then_subgraph_then_node(
     assert log_counts(fake) == {"plan": 2, "fetch": 2, "digest": 1}
 
 
+def test_a_budgeted_graph_is_a_compiled_graph_other_graphs_take_as_a_node(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    def fetch(state: State) -> dict[str, Any]:
+        model.invoke(ask("fetch"))
+        return {}
+
+    inner = StateGraph(State)
+    inner.add_node("fetch", fetch)
+    inner.add_edge(START, "fetch")
+    searcher = budgeted_graph(inner.compile(), max_llm_calls=3, name="searcher")
+    outer = StateGraph(State)
+    outer.add_node("search", searcher)
+    outer.add_edge(START, "search")
+    app = budgeted_graph(outer.compile(), max_usd=5)
+    with budget(max_usd=5, name="request") as request:
+        app.invoke({})
+    searcher_budget = request.child("graph").child("search").child("searcher")
+    assert searcher_budget.snapshot().llm_calls_remaining == 2  # its own cap, under search
+    assert searcher_budget.child("fetch").spent == pytest.approx(CALL)
+
+
 def test_a_parent_command_from_a_subgraph_passes_through(
     fake: FakeProvider, model: ChatOpenAI
 ) -> None:
@@ -360,18 +401,18 @@ def test_everything_else_is_the_compiled_graphs(fake: FakeProvider, model: ChatO
     assert app.get_state(config).values == compiled.get_state(config).values
     assert "write" in app.get_graph().nodes
     assert app.checkpointer is compiled.checkpointer
-    assert app.graph is compiled
+    assert isinstance(app, type(compiled))  # a compiled graph: LangGraph takes it as one
+    assert compiled.nodes["write"].bound is not app.nodes["write"].bound
     bound = app.with_config(recursion_limit=2)
     assert isinstance(bound, BudgetedGraph)
     assert bound.budget is app.budget
     with pytest.raises(Exception, match="Recursion limit"):
         bound.invoke({"topic": "x", "notes": []}, {"configurable": {"thread_id": "u"}})
-    assert "BudgetedGraph" in repr(app)
 
 
 def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
     compiled = research_graph(model)
-    with pytest.raises(BudgetConfigError, match=r"no node 'reserch'; did you mean 'research'\?"):
+    with pytest.warns(UnmatchedNameWarning, match=r"'reserch'.*did you mean 'research'\?"):
         budgeted_graph(compiled, nodes={"reserch": 0.5})
     with pytest.raises(BudgetConfigError, match=r"nodes\['write'\]: .*max_usd"):
         budgeted_graph(compiled, nodes={"write": -1})
@@ -387,13 +428,20 @@ def test_bad_input_says_what_to_fix(model: ChatOpenAI) -> None:
         budgeted_graph(StateGraph(State))  # type: ignore[arg-type]
     with pytest.raises(BudgetConfigError, match="compiled LangGraph graph"):
         budgeted_graph(lambda s: s)  # type: ignore[arg-type]
+    with pytest.raises(BudgetConfigError, match="budgeted already"):
+        budgeted_graph(budgeted_graph(compiled))
     app = budgeted_graph(compiled)
     with pytest.raises(BudgetConfigError, match="needs a node name"):
         app.node_budget()
-    with pytest.raises(BudgetConfigError, match="no node 'nope'"):
-        app.node_budget("nope")
-    with pytest.raises(BudgetConfigError, match="not a subgraph"):
-        app.node_budget("write", "inner")
+    with pytest.raises(BudgetConfigError, match="has no budget here: run it inside a budget"):
+        app.node_budget("write")
+    with pytest.raises(BudgetConfigError, match="has no budget here"):
+        _ = app.budget
+    with budget(name="request"):
+        with pytest.raises(BudgetConfigError, match="no node 'wirte'; did you mean 'write'"):
+            app.node_budget("wirte")
+        with pytest.raises(BudgetConfigError, match="'write' is not a subgraph"):
+            app.node_budget("write", "inner")
 
 
 def test_the_functional_api_entrypoint_and_budgeted_tasks(
@@ -422,17 +470,121 @@ def test_the_functional_api_entrypoint_and_budgeted_tasks(
     assert app.budget.spent == pytest.approx(3 * CALL)
 
 
-def test_one_budgeted_graph_belongs_to_the_budget_it_first_ran_under(
+def test_one_wrapped_graph_serves_each_callers_budget(
     fake: FakeProvider, model: ChatOpenAI
 ) -> None:
-    compiled = research_graph(model)
-    shared = budgeted_graph(compiled, max_usd=5)
-    with budget(max_usd=5, name="request-1"):
-        shared.invoke({"topic": "x", "notes": []})
-    with budget(max_usd=5, name="request-2"), pytest.raises(BudgetConfigError, match="belongs to"):
-        shared.invoke({"topic": "x", "notes": []})
-    # Per request, wrap again: a shallow copy of the compiled graph (about 0.1 ms here).
-    for request in ("request-3", "request-4"):
-        with budget(max_usd=5, name=request) as scope:
-            budgeted_graph(compiled, max_usd=5).invoke({"topic": "x", "notes": []})
-        assert scope.child("graph").spent == pytest.approx((FANOUT + 3) * CALL)
+    # Wrapped once, as a web app does at import, then run for one user after the other.
+    app = budgeted_graph(research_graph(model), max_usd=5, nodes={"write": 1.0})
+    for user in ("user_alice", "user_bob"):
+        with budget(max_usd=2, name=user) as scope:
+            app.invoke({"topic": user, "notes": []})
+        graph = scope.find_child("graph")
+        assert graph is not None
+        assert (graph.full_name, graph.max_usd) == (f"{user}.graph", 5)
+        assert graph.child("write").max_usd == 1.0
+        assert graph.child("read").calls_used == FANOUT
+        assert scope.spent == pytest.approx((FANOUT + 3) * CALL)
+    assert len(fake.requests) == 2 * (FANOUT + 3)
+
+
+def users_graph(model: ChatOpenAI, meet: threading.Barrier) -> Any:
+    """ask -> answer; ``ask`` waits until every user's run is inside it."""
+
+    def ask_node(state: State) -> dict[str, Any]:
+        meet.wait(timeout=10)
+        model.invoke(ask("ask", state["topic"]))
+        return {}
+
+    def answer(state: State) -> dict[str, Any]:
+        model.invoke(ask("answer", state["topic"]))
+        return {}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask_node)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "ask")
+    graph.add_edge("ask", "answer")
+    return graph.compile()
+
+
+def requests_of(fake: FakeProvider, user: str) -> int:
+    return sum(user in str(request.body["messages"]) for request in fake.requests)
+
+
+def test_concurrent_users_in_threads_each_pay_in_their_own_tree(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    users = ("user_alice", "user_bob", "user_carol")
+    app = budgeted_graph(users_graph(model, threading.Barrier(len(users))), max_usd=5)
+    scopes: dict[str, Budget] = {}
+
+    def serve(user: str) -> None:
+        with budget(max_usd=1, name=user) as scope:
+            app.invoke({"topic": user})
+        scopes[user] = scope
+
+    threads = [threading.Thread(target=serve, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for user in users:
+        graph = scopes[user].child("graph")
+        assert requests_of(fake, user) == 2
+        assert (graph.child("ask").calls_used, graph.child("answer").calls_used) == (1, 1)
+        assert scopes[user].spent == pytest.approx(2 * CALL)
+
+
+def test_concurrent_users_in_asyncio_tasks_each_pay_in_their_own_tree(fake: FakeProvider) -> None:
+    users = ("user_alice", "user_bob")
+
+    async def main() -> dict[str, Budget]:
+        model = chat(fake)
+        meet = asyncio.Barrier(len(users))
+
+        async def ask_node(state: State) -> dict[str, Any]:
+            await meet.wait()  # both runs are inside this node at once
+            await model.ainvoke(ask("ask", state["topic"]))
+            return {}
+
+        graph = StateGraph(State)
+        graph.add_node("ask", ask_node)
+        graph.add_edge(START, "ask")
+        app = budgeted_graph(graph.compile(), max_llm_calls=1)
+
+        async def serve(user: str) -> Budget:
+            async with budget(max_usd=1, name=user) as scope:
+                await app.ainvoke({"topic": user})
+            return scope
+
+        scopes = await asyncio.gather(*(serve(user) for user in users))
+        return dict(zip(users, scopes, strict=True))
+
+    for user, scope in asyncio.run(main()).items():
+        assert requests_of(fake, user) == 1
+        assert scope.child("graph").child("ask").calls_used == 1  # each within its own cap
+        assert scope.spent == pytest.approx(CALL)
+
+
+def test_a_subgraph_node_under_shekel_run_leaves_room_for_hand_written_budgets(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    # shekel run's budget, the application's, the graph, its subgraph node and the subgraph's
+    # node: only two of these five levels count against the depth limit, so three hand-written
+    # levels still fit inside.
+    def fetch(state: State) -> dict[str, Any]:
+        with budget(name="retry"), budget(name="attempt"), budget(name="call") as deepest:
+            model.invoke(ask("fetch"))
+        return {"notes": [deepest.full_name]}
+
+    inner = StateGraph(State)
+    inner.add_node("fetch", fetch)
+    inner.add_edge(START, "fetch")
+    outer = StateGraph(State)
+    outer.add_node("gather", inner.compile())
+    outer.add_edge(START, "gather")
+    app = budgeted_graph(outer.compile(), max_usd=5)
+    with budget(name="run") as run, budget(max_usd=1, name="app"):
+        result = app.invoke({"notes": []})
+    assert result["notes"] == ["run.app.graph.gather.fetch.retry.attempt.call"]
+    assert run.spent == pytest.approx(CALL)

@@ -1,32 +1,32 @@
-"""The package's shape: its shekel plugin, the supported LangGraph range, its public names."""
+"""The package's shape: what it installs (nothing), the LangGraph releases it supports, the
+warnings it gives once, its public names."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from importlib.metadata import version
+from typing import Any
 
 import pytest
+from conftest import CALL, State, ask
+from langchain_openai import ChatOpenAI
+from langgraph.graph import START, StateGraph
 
 import shekel_langgraph
-from shekel import plugin_manager
-from shekel_langgraph import package
+from shekel import budget
+from shekel.integration import Integration, OutsideBudgetWarning, UnsupportedFrameworkWarning
+from shekel.testing import FakeProvider
+from shekel_langgraph import _node, budgeted_graph, budgeted_node
 
 
-def test_the_plugin_is_registered_through_the_entry_point() -> None:
-    plugin = plugin_manager().get_plugin("langgraph")
-    assert plugin is not None
-    assert plugin.__name__ == "shekel_langgraph._plugin"
-
-
-def test_loading_the_plugin_does_not_import_langgraph() -> None:
+def test_a_process_entering_budgets_loads_nothing_of_langgraph() -> None:
     code = (
         "import sys, shekel\n"
-        "shekel.plugin_manager()\n"
-        "assert 'shekel_langgraph._plugin' in sys.modules, 'plugin not loaded'\n"
-        "print(sorted(m for m in ('langgraph', 'langchain_core') if m in sys.modules))\n"
+        "with shekel.budget(max_usd=1, name='app'):\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('shekel_langgraph', 'langgraph'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -35,38 +35,59 @@ def test_loading_the_plugin_does_not_import_langgraph() -> None:
 
 
 def test_the_installed_langgraph_is_supported() -> None:
-    assert package.supported()
+    assert _node.INTEGRATION.unsupported() is None
     assert version("langgraph").split(".")[0] == "1"
 
 
 @pytest.fixture
-def unsupported(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(package, "_instruments", ("langgraph < 1",))
-    package.supported.cache_clear()
-    package._warned.clear()
-    yield
-    package.supported.cache_clear()
-    package._warned.clear()
+def unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = Integration(
+        "shekel-langgraph", "LangGraph", ("langgraph < 1",), "langgraph", install=lambda: None
+    )
+    monkeypatch.setattr(_node, "INTEGRATION", outside)
 
 
 @pytest.mark.usefixtures("unsupported")
-def test_an_unsupported_langgraph_is_reported_once() -> None:
-    assert not package.supported()
+def test_an_unsupported_langgraph_is_reported_once_and_the_wrappers_still_run(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    def draft(state: State) -> dict[str, Any]:
+        model.invoke(ask("draft"))
+        return {}
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        package.warn_if_unsupported()
-        package.warn_if_unsupported()
-        shekel_langgraph.budgeted_node(lambda state: {})
-    assert len(caught) == 1
-    message = str(caught[0].message)
-    assert "supports langgraph < 1" in message
-    assert f"found langgraph {version('langgraph')}" in message
+        graph = StateGraph(State)
+        graph.add_node("draft", budgeted_node(max_llm_calls=1)(draft))
+        graph.add_edge(START, "draft")
+        app = budgeted_graph(graph.compile(), max_usd=1)
+    [warning] = caught
+    assert warning.category is UnsupportedFrameworkWarning
+    assert f"langgraph {version('langgraph')} is installed" in str(warning.message)
+    assert "supports langgraph < 1" in str(warning.message)
+    with budget(max_usd=1, name="root") as root:
+        app.invoke({})
+    assert root.child("graph").child("draft").spent == pytest.approx(CALL)
+
+
+def test_limits_outside_any_budget_warn_once_until_uninstalled(
+    fake: FakeProvider, model: ChatOpenAI
+) -> None:
+    @budgeted_node(max_llm_calls=1)
+    def draft(state: State) -> dict[str, Any]:
+        return {"notes": ["ran"]}
+
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert draft({}) == {"notes": ["ran"]}
+            assert draft({}) == {"notes": ["ran"]}  # nothing to stop it: it runs
+        assert [w.category for w in caught] == [OutsideBudgetWarning]
+        assert "@budgeted_node 'draft' ran outside any budget" in str(caught[0].message)
+        _node.INTEGRATION.uninstall()
 
 
 def test_the_public_names() -> None:
     for name in shekel_langgraph.__all__:
         assert getattr(shekel_langgraph, name) is not None
-    assert sorted(dir(shekel_langgraph)) == sorted(shekel_langgraph.__all__)
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        _ = shekel_langgraph.nope  # type: ignore[attr-defined]
     assert issubclass(shekel_langgraph.NodeBudgetExceededError, RuntimeError)

@@ -125,8 +125,9 @@ def test_a_pause_after_a_call_that_went_over_says_the_call_was_sent(
     assert log_counts(fake) == {"research": 1, "analyze": 2}
     assert (pause["node"], pause["budget"], pause["started"]) == ("analyze", "graph.analyze", True)
     assert (pause["spent"], pause["limit"]) == (pytest.approx(2 * CALL), pytest.approx(1.5 * CALL))
-    assert pause["message"].startswith("budget 'graph.analyze' exceeded its limit of $0.0675")
-    assert "the call was sent and its spend recorded" in pause["message"]
+    assert pause["message"].startswith(
+        "budget 'graph.analyze' exceeded its limit of $0.0675: $0.09 spent (last call: gpt-4o"
+    )
     assert "not sent" not in pause["message"]
 
 
@@ -230,7 +231,7 @@ def test_async_pause_and_resume(fake: FakeProvider) -> None:
     assert interrupted[0].value["started"] is True
     assert interrupted[0].value["spent"] == pytest.approx(2 * CALL)
     assert interrupted[0].value["budget"] == "graph"
-    assert "the call was sent and its spend recorded" in interrupted[0].value["message"]
+    assert interrupted[0].value["message"].startswith("budget 'graph' exceeded its limit of $")
     assert "not sent" not in interrupted[0].value["message"]
     assert done["notes"] == ["research", "write"]
     assert log_counts(fake) == {"research": 1, "write": 2}

@@ -14,7 +14,6 @@ from langchain_core.outputs import LLMResult
 from shekel import (
     Budget,
     BudgetExceededError,
-    ToolBudgetExceededError,
     UnknownModelError,
     UsageMissingWarning,
     current_budget,
@@ -113,8 +112,10 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         if run is None:
             return
         try:
-            run.tool = _payer(run.budget).tool_call(name_of(serialized) or "tool")
-        except ToolBudgetExceededError:
+            run.tool = _payer(run.budget).tool_call(
+                name_of(serialized) or "tool", arguments=kwargs.get("inputs", input_str)
+            )
+        except BudgetExceededError:  # over max_tool_calls, or repeated (loop_guard)
             RUNS.pop(run_id.int, None)  # LangChain will not end a run whose start raised
             raise
 

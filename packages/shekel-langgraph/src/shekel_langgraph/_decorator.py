@@ -10,23 +10,23 @@ from typing import Any, Final, TypeVar, cast, overload
 from langchain_core.runnables import Runnable
 from langgraph.config import get_config
 
-from shekel import BudgetConfigError, budget
+from shekel import BudgetConfigError
+from shekel.integration import parse_limits
 
+from . import _node
 from ._errors import OnExhausted
-from ._node import NodeSpec, check_on_exhausted, check_options, run_async, run_sync
-from .package import warn_if_unsupported
+from ._node import NodeRun, NodeSpec, check_on_exhausted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 MARK: Final = "__shekel_langgraph_node__"
-"""Attribute a decorated node function carries (its :class:`NodeSpec`), so that
-``budgeted_graph`` leaves that node to the decorator."""
+"""A decorated function's :class:`NodeSpec`: ``budgeted_graph`` leaves its node to it."""
 
 
 def _config() -> Mapping[str, Any] | None:
     try:
         return get_config()
-    except RuntimeError:  # called outside a LangGraph / LangChain run
+    except RuntimeError:  # called outside a LangGraph or LangChain run
         return None
 
 
@@ -40,7 +40,6 @@ def budgeted_node(
     /,
     *,
     max_usd: float | None = None,
-    max_tokens: int | None = None,
     name: str | None = None,
     on_exhausted: OnExhausted | None = None,
     **options: Any,
@@ -52,68 +51,45 @@ def budgeted_node(
     /,
     *,
     max_usd: float | None = None,
-    max_tokens: int | None = None,
     name: str | None = None,
     on_exhausted: OnExhausted | None = None,
     **options: Any,
 ) -> F | Callable[[F], F]:
-    """Charge each run of a LangGraph node to a child of the budget active where it runs.
-
-    ``@budgeted_node`` or ``@budgeted_node(max_usd=0.50, max_tokens=..., name=None,
-    on_exhausted=None, **options)`` on a sync or async node function. The child is named
-    ``name``, else after the LangGraph node (``config["metadata"]["langgraph_node"]``), and
-    created once per parent with these limits (``options``: any other ``budget()`` option,
-    e.g. ``max_llm_calls``, ``warn_at``); loops, retries and parallel ``Send`` branches of the
-    node all add to that one child. Before each run the node is checked: if the child or an
-    ancestor has no room for another LLM call, :class:`NodeBudgetExceededError` is raised
-    (``on_exhausted="raise"``) or the graph is paused with a LangGraph interrupt
-    (``"interrupt"``); ``None`` does what the enclosing ``budgeted_graph`` does, else raises.
-    The signature is kept, so LangGraph still injects ``config``, ``runtime``, ``store`` and
-    ``writer``. With no budget active the node runs as it is.
-    """
-    spec = NodeSpec(
-        name=name,
-        options=check_options(
-            _limits(max_usd=max_usd, max_tokens=max_tokens, **options), "budgeted_node"
-        ),
-        on_exhausted=None if on_exhausted is None else check_on_exhausted(on_exhausted),
-    )
-    if name is not None:  # a name the user chose: checked now, not at the first run
-        _check_name(name)
-    warn_if_unsupported()
-    if fn is None:
-        return lambda inner: _decorate(inner, spec)
-    return _decorate(fn, spec)
-
-
-def _limits(**given: Any) -> dict[str, Any]:
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _check_name(name: object) -> None:
-    if not isinstance(name, str):
+    """Charge each run of a LangGraph node function (sync or async) to a child of the budget
+    active where it runs, named ``name`` or after the node, made once per parent with
+    ``max_usd`` and ``options`` (``budget()``'s). With no room left the node does not start:
+    :class:`NodeBudgetExceededError`, or a pause with ``on_exhausted="interrupt"`` (``None``:
+    as the enclosing ``budgeted_graph`` says). The signature is kept for LangGraph's injection
+    of ``config``, ``runtime``, ``store`` and ``writer``."""
+    if name is not None and not isinstance(name, str):
         raise BudgetConfigError(f"budgeted_node: name must be a string, got {name!r}")
-    try:
-        budget(name=name)
-    except BudgetConfigError as error:
-        raise BudgetConfigError(
-            f"budgeted_node: {error} (shekel.budget_name() turns any text into a valid name)"
-        ) from error
+    if max_usd is not None:
+        options["max_usd"] = max_usd
+    mode = None if on_exhausted is None else check_on_exhausted(on_exhausted)
+
+    def decorate(function: F) -> F:
+        return _decorate(function, name, options, mode)
+
+    return decorate if fn is None else decorate(fn)
 
 
-def _decorate(fn: F, spec: NodeSpec) -> F:
+def _decorate(fn: F, name: str | None, options: Mapping[str, Any], mode: OnExhausted | None) -> F:
     if isinstance(fn, Runnable) or not callable(fn):
         raise BudgetConfigError(
             f"budgeted_node decorates a node function (def or async def), got {fn!r}; for a "
             "compiled subgraph or another Runnable used as a node, wrap the parent graph with "
-            "budgeted_graph(graph, nodes={'<node>': <max_usd>})"
+            "budgeted_graph(graph, nodes={'<node>': <limits>})"
         )
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         raise BudgetConfigError(
-            f"budgeted_node decorates node functions that return their update; "
-            f"{getattr(fn, '__name__', fn)!r} is a generator function"
+            f"budgeted_node decorates node functions that return their update; {fn!r} is a "
+            "generator function"
         )
     fallback = getattr(fn, "__name__", None) or type(fn).__name__
+    step = fallback if name is None else name
+    [limits] = parse_limits({step: options}, param="budgeted_node", steps="node names").values()
+    spec = NodeSpec(None if name is None else limits.budget_name, limits.options, mode)
+    _node.INTEGRATION.supported()  # warns once when this LangGraph is not one we support
 
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 (a callable object's own method)
@@ -121,14 +97,16 @@ def _decorate(fn: F, spec: NodeSpec) -> F:
 
         @functools.wraps(fn)
         async def run_node_async(*args: Any, **kwargs: Any) -> Any:
-            return await run_async(spec, _config(), fallback, lambda: fn(*args, **kwargs))
+            with NodeRun(spec, None, _config(), fallback):
+                return await fn(*args, **kwargs)
 
         setattr(run_node_async, MARK, spec)
         return cast(F, run_node_async)
 
     @functools.wraps(fn)
     def run_node(*args: Any, **kwargs: Any) -> Any:
-        return run_sync(spec, _config(), fallback, lambda: fn(*args, **kwargs))
+        with NodeRun(spec, None, _config(), fallback):
+            return fn(*args, **kwargs)
 
     setattr(run_node, MARK, spec)
     return cast(F, run_node)

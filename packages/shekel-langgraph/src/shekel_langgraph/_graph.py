@@ -1,194 +1,94 @@
-"""``budgeted_graph``: a budget for a compiled graph and one per node, with no change to node
-code."""
+"""``budgeted_graph``: budgets for a compiled graph and its nodes, with no change to node code."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from decimal import Decimal
-from typing import Any, TypeVar
+import warnings
+from collections.abc import Mapping
+from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable
+from langgraph.constants import END, START
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from shekel import Budget, BudgetConfigError, budget, budget_name
+from shekel import Budget, BudgetConfigError, budget, budget_name, current_budget
+from shekel.integration import Limits, UnmatchedNameWarning, child_of, parse_limits
 
+from . import _node
+from ._decorator import MARK
 from ._errors import OnExhausted
-from ._node import GRAPH_MODES, NodeSpec, check_on_exhausted, check_options, node_budget
-from ._wrap import budgeted_copy, decorated, node_names
-from .package import warn_if_unsupported
-
-T = TypeVar("T")
+from ._node import BudgetedNode, GraphSpec, NodeSpec, check_on_exhausted
 
 AnyGraph = Pregel[Any, Any, Any, Any]
-NodeLimit = float | int | Decimal | str | Mapping[str, Any]
 
 
-class BudgetedGraph:
-    """A compiled LangGraph graph whose runs are charged to :attr:`budget`, each node's to a
-    child of it. Made by :func:`budgeted_graph`.
+class BudgetedGraph(Pregel[Any, Any, Any, Any]):
+    """A compiled graph (of the class given, e.g. ``CompiledStateGraph``) whose node runnables
+    run inside their budgets; everything else is LangGraph's, with the same checkpoints. Made
+    by :func:`budgeted_graph`; ``with_config()`` and LangGraph's copies keep it budgeted."""
 
-    ``invoke``, ``ainvoke``, ``stream``, ``astream``, ``astream_events``, ``astream_log``,
-    ``batch``, ``abatch``, ``batch_as_completed`` and ``abatch_as_completed`` run the graph with
-    its budget active (nested under the budget active where they are called, if any);
-    ``with_config`` gives a budgeted graph sharing the budget. Every other attribute is the
-    compiled graph's (:attr:`graph`): ``get_state``, ``update_state``, ``get_graph``... act on
-    it directly, and read and write the same checkpoints.
-    """
-
-    def __init__(
-        self,
-        graph: AnyGraph,
-        runner: AnyGraph,
-        graph_budget: Budget,
-        specs: Mapping[str, NodeSpec],
-    ) -> None:
-        self.graph = graph
-        """The compiled graph, as given."""
-        self.budget = graph_budget
-        """The graph's budget: accumulates across runs until ``reset()``."""
-        self._runner = runner
-        self._specs = specs
-
-    # -- runs ------------------------------------------------------------------------------
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        with self.budget:
-            return self._runner.invoke(input, config, **kwargs)
-
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        async with self.budget:
-            return await self._runner.ainvoke(input, config, **kwargs)
-
-    def stream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
-        return _metered(self.budget, self._runner.stream(input, config, **kwargs))
-
-    def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        return _ametered(self.budget, self._runner.astream(input, config, **kwargs))
-
-    def astream_events(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        return _ametered(self.budget, self._runner.astream_events(input, config, **kwargs))
-
-    def astream_log(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
-        return _ametered(self.budget, self._runner.astream_log(input, config, **kwargs))
-
-    def batch(
-        self,
-        inputs: Sequence[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        **kwargs: Any,
-    ) -> list[Any]:
-        with self.budget:
-            return self._runner.batch(list(inputs), config, **kwargs)
-
-    async def abatch(
-        self,
-        inputs: Sequence[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        **kwargs: Any,
-    ) -> list[Any]:
-        async with self.budget:
-            return await self._runner.abatch(list(inputs), config, **kwargs)
-
-    def batch_as_completed(
-        self,
-        inputs: Sequence[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        **kwargs: Any,
-    ) -> Iterator[tuple[int, Any]]:
-        return _metered(
-            self.budget, self._runner.batch_as_completed(list(inputs), config, **kwargs)
-        )
-
-    def abatch_as_completed(
-        self,
-        inputs: Sequence[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[tuple[int, Any]]:
-        return _ametered(
-            self.budget, self._runner.abatch_as_completed(list(inputs), config, **kwargs)
-        )
-
-    def with_config(self, config: RunnableConfig | None = None, **kwargs: Any) -> BudgetedGraph:
-        """The same budgeted graph with a config bound (``recursion_limit``, ``configurable``...);
-        it shares this one's budget."""
-        return BudgetedGraph(
-            self.graph.with_config(config, **kwargs),
-            self._runner.with_config(config, **kwargs),
-            self.budget,
-            self._specs,
-        )
-
-    # -- budgets ---------------------------------------------------------------------------
+    @property
+    def budget(self) -> Budget:
+        """The budget the nodes of a run started here nest under: the graph's child of the
+        active budget (made now if the graph has not run there), else, outside any budget,
+        the graph's own; with no level of its own, the active budget."""
+        found = self._spec().budget_under(current_budget())
+        if found is None:
+            raise BudgetConfigError(
+                f"the graph {self.get_name()!r} has no budget here: run it inside a budget, or "
+                "give budgeted_graph limits of its own (max_usd=...)"
+            )
+        return found
 
     def node_budget(self, *path: str) -> Budget:
-        """The budget of a node (``node_budget("research")``), or of a node inside a subgraph
-        used as a node (``node_budget("sub", "inner")``): the object whose ``spent`` and
-        ``set_limits()`` are that node's. Created (with its configured limits) if the node has
-        not run yet."""
+        """A node's budget under :attr:`budget` (made now, with its limits, if the node has not
+        run there): ``node_budget("research")``, or ``node_budget("sub", "inner")`` for a node
+        of a subgraph added as a node. For ``set_limits()`` before resuming a paused graph."""
         if not path:
             raise BudgetConfigError("node_budget() needs a node name, e.g. node_budget('research')")
-        graph: AnyGraph | None = self.graph
         found = self.budget
+        graph: AnyGraph | None = self
         for depth, name in enumerate(path):
             if graph is None:
                 raise BudgetConfigError(
-                    f"node_budget{path!r}: {path[depth - 1]!r} is not a subgraph used as a node"
+                    f"node_budget{path!r}: {path[depth - 1]!r} is not a subgraph added as a node"
                 )
             _known(graph, name, "node_budget")
             bound = graph.nodes[name].bound
-            spec = decorated(bound) or (self._specs.get(name) if depth == 0 else None)
-            spec = spec or NodeSpec()
-            found = node_budget(found, spec.name or budget_name(name), spec)
-            graph = bound if isinstance(bound, Pregel) else None
+            inner = bound.inner if isinstance(bound, BudgetedNode) else bound
+            spec = _decorated(inner) or getattr(bound, "spec", None) or NodeSpec()
+            found = child_of(found, spec.name or budget_name(name), spec.options)
+            graph = inner if isinstance(inner, Pregel) else None
         return found
 
-    # -- the rest is the compiled graph's -----------------------------------------------------
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names this object lacks; its own (and dunder lookups made before
-        # __init__ ran, as copy and pickle do) must not recurse into the graph.
-        if name.startswith("__") or name in ("graph", "budget", "_runner", "_specs"):
-            raise AttributeError(name)
-        return getattr(self.graph, name)
-
-    def __repr__(self) -> str:
-        return f"<BudgetedGraph {self.budget!r} over {self.graph.get_name()!r}>"
+    def _spec(self) -> GraphSpec:
+        # Kept by the node wrappers, not on the graph: LangGraph's copies pass on its nodes.
+        for node in self.nodes.values():
+            if isinstance(node.bound, BudgetedNode) and node.bound.graph is not None:
+                return node.bound.graph
+        raise AssertionError("a budgeted graph's nodes are budgeted")
 
 
 def budgeted_graph(
     graph: AnyGraph,
     max_usd: float | None = None,
     *,
-    nodes: Mapping[str, NodeLimit] | None = None,
-    name: str = "graph",
+    nodes: Mapping[str, Limits] | None = None,
+    name: str | None = None,
     on_exhausted: OnExhausted = "raise",
     **options: Any,
 ) -> BudgetedGraph:
-    """Budget a compiled graph without touching its node code.
+    """A copy of a compiled graph whose runs are budgeted; the graph itself is left as it is.
 
-    Every run is charged to one budget named ``name`` (``max_usd`` and any other ``budget()``
-    option: ``max_tokens``, ``max_llm_calls``, ``warn_at``...), which accumulates across runs
-    and nests under the budget active where the graph is run. Each node's runs are charged to a
-    child named after the node, reused across loops, retries and parallel ``Send`` branches; a
-    subgraph added as a node nests its own nodes under it. ``nodes`` gives limits per node:
-    ``{"research": 0.50}`` (USD) or ``{"research": {"max_usd": 0.5, "max_llm_calls": 3}}``.
-
-    Before each node run its budget and every ancestor are checked: with no room for another
-    LLM call the node does not start, and :class:`NodeBudgetExceededError` is raised
-    (``on_exhausted="raise"``) or the graph pauses with a LangGraph interrupt carrying a
-    :class:`BudgetPause` (``"interrupt"``; resuming needs a checkpointer). Nodes decorated
-    with ``@budgeted_node`` keep their decorator's limits (and its ``on_exhausted``, if set).
+    Each node charges a child named after it (limits in ``nodes``) of the graph's budget: the
+    child ``name`` (``"graph"`` when it has limits: ``max_usd`` and ``options``, any
+    ``budget()`` option, applied when that child is made) of the budget active where the graph
+    runs, so one wrapped graph serves every caller's budget; outside any budget, a budget of
+    its own. With neither ``name`` nor limits, the nodes' children are made directly under the
+    active budget. A subgraph added as a node nests its nodes under it. A node with no room
+    left does not start: :class:`NodeBudgetExceededError` (``on_exhausted="raise"``) or a
+    pause, a LangGraph interrupt carrying a :class:`BudgetPause` (``"interrupt"``).
     """
     given: object = graph  # checked at run time: callers without a type checker pass anything
     if isinstance(given, StateGraph):
@@ -196,96 +96,91 @@ def budgeted_graph(
             "budgeted_graph takes a compiled graph: call .compile() on the StateGraph first "
             "(with checkpointer=... to pause and resume)"
         )
+    if isinstance(given, BudgetedGraph):
+        raise BudgetConfigError(
+            "this graph is budgeted already; wrap the compiled graph it was made from"
+        )
     if not isinstance(given, Pregel):
         raise BudgetConfigError(
             f"budgeted_graph takes a compiled LangGraph graph (StateGraph(...).compile() or an "
             f"@entrypoint), got {type(given).__name__}"
         )
-    how = check_on_exhausted(on_exhausted)
-    specs = _node_specs(graph, nodes or {})
-    graph_budget = budget(max_usd, name=name, **options)
-    GRAPH_MODES[graph_budget] = how
-    warn_if_unsupported()
-    runner = budgeted_copy(graph, lambda node: specs.get(node, NodeSpec()))
-    return BudgetedGraph(graph, runner, graph_budget, specs)
-
-
-def _node_specs(graph: AnyGraph, limits: Mapping[str, NodeLimit]) -> dict[str, NodeSpec]:
-    specs: dict[str, NodeSpec] = {}
-    for node, limit in limits.items():
-        _known(graph, node, "nodes")
-        where = f"nodes[{node!r}]"
-        if isinstance(limit, Mapping):
-            options = check_options(limit, where)
-        elif isinstance(limit, float | int | Decimal | str) and not isinstance(limit, bool):
-            options = check_options({"max_usd": limit}, where)
-        else:
+    if max_usd is not None:
+        options["max_usd"] = max_usd
+    mode = check_on_exhausted(on_exhausted)
+    if name is None and options:
+        name = "graph"
+    level_limits = {"graph" if name is None else name: options}
+    [own] = parse_limits(level_limits, param="budgeted_graph", steps="names").values()
+    limits = parse_limits(nodes, param="nodes", steps="LangGraph nodes")
+    for node in limits:
+        if node not in graph.nodes:
+            _unmatched(graph, node)
+        elif _decorated(graph.nodes[node].bound) is not None:
             raise BudgetConfigError(
-                f"{where} must be a USD limit (0.5) or budget() options "
-                f"({{'max_usd': 0.5, 'max_llm_calls': 3}}), got {limit!r}"
-            )
-        spec = decorated(graph.nodes[node].bound)
-        if spec is not None:
-            raise BudgetConfigError(
-                f"{where}: node {node!r} is decorated with @budgeted_node, which sets its "
+                f"nodes[{node!r}]: node {node!r} is decorated with @budgeted_node, which sets its "
                 "budget; give its limits in one place (the decorator, or nodes= without it)"
             )
-        specs[node] = NodeSpec(options=options)
-    return specs
+    level = None if name is None else own.budget_name
+    root = None if level is None else budget(name=level, **own.options)
+    spec = GraphSpec(level, own.options, root, mode)
+    _node.INTEGRATION.supported()  # warns once when this LangGraph is not one we support
+    copy = _budgeted_copy(graph, spec, {n: NodeSpec(options=s.options) for n, s in limits.items()})
+    cls = type(graph)
+    if cls not in _CLASSES:  # the graph's own class (CompiledStateGraph...), budgeted
+        _CLASSES[cls] = type(f"Budgeted{cls.__name__}", (BudgetedGraph, cls), {})
+    copy.__class__ = _CLASSES[cls]
+    return copy  # type: ignore[return-value]
 
 
-def _known(graph: AnyGraph, node: object, where: str) -> None:
-    known = node_names(graph)
-    if node not in known:
-        close = difflib.get_close_matches(str(node), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise BudgetConfigError(
-            f"{where}: the graph has no node {node!r}{hint} Its nodes are: "
-            f"{', '.join(map(repr, known))}"
-        )
+_CLASSES: dict[type[AnyGraph], type[BudgetedGraph]] = {}
 
 
-def _metered(budget_: Budget, inner: Iterator[T]) -> Iterator[T]:
-    """Yield ``inner``'s items, with ``budget_`` active only while ``inner`` computes the
-    next one (never in the caller's code between items)."""
-    try:
-        while True:
-            activation = budget_.activate()
-            try:
-                item = next(inner)
-            except StopIteration:
-                return
-            finally:
-                budget_.deactivate(activation)
-            yield item
-    finally:
-        close = getattr(inner, "close", None)
-        if close is not None:
-            activation = budget_.activate()
-            try:
-                close()
-            finally:
-                budget_.deactivate(activation)
+def _budgeted_copy(
+    graph: AnyGraph, spec: GraphSpec | None, limits: Mapping[str, NodeSpec]
+) -> AnyGraph:
+    """A copy of ``graph`` (sharing its channels, edges, checkpointer and store) whose node
+    runnables, and those of subgraphs added as nodes, run inside their budgets."""
+    nodes = dict(graph.nodes)
+    for name in _node_names(graph):
+        bound = nodes[name].bound
+        update: dict[str, Any] = {}
+        if isinstance(bound, Pregel) and not isinstance(bound, BudgetedGraph):  # a subgraph
+            bound = _budgeted_copy(bound, None, {})
+            update["subgraphs"] = [bound]
+        node = None if _decorated(bound) else limits.get(name, NodeSpec())
+        update["bound"] = BudgetedNode(name, bound, node, spec)
+        nodes[name] = nodes[name].copy(update)
+    return graph.copy({"nodes": nodes})
 
 
-async def _ametered(budget_: Budget, inner: AsyncIterator[T]) -> AsyncIterator[T]:
-    """The async counterpart of :func:`_metered`."""
-    iterator = inner.__aiter__()
-    try:
-        while True:
-            activation = budget_.activate()
-            try:
-                item = await iterator.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                budget_.deactivate(activation)
-            yield item
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            activation = budget_.activate()
-            try:
-                await aclose()
-            finally:
-                budget_.deactivate(activation)
+def _decorated(bound: Runnable[Any, Any]) -> NodeSpec | None:
+    """The spec of a node function decorated with ``@budgeted_node``, if ``bound`` runs one."""
+    for attribute in ("func", "afunc"):
+        spec = getattr(getattr(bound, attribute, None), MARK, None)
+        if isinstance(spec, NodeSpec):
+            return spec
+    return None
+
+
+def _node_names(graph: AnyGraph) -> list[str]:
+    return [name for name in graph.nodes if name not in (START, END)]
+
+
+def _close(graph: AnyGraph, node: str) -> str:
+    close = difflib.get_close_matches(node, _node_names(graph), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _known(graph: AnyGraph, node: str, where: str) -> None:
+    if node not in _node_names(graph):
+        raise BudgetConfigError(f"{where}: the graph has no node {node!r}{_close(graph, node)}")
+
+
+def _unmatched(graph: AnyGraph, node: str) -> None:
+    warnings.warn(
+        f"nodes[{node!r}] names no node of the graph {graph.get_name()!r}, so its limits apply "
+        f"to nothing{_close(graph, node)}",
+        UnmatchedNameWarning,
+        stacklevel=3,
+    )

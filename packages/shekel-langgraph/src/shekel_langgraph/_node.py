@@ -1,72 +1,44 @@
-"""One run of a LangGraph node inside its own budget: the part ``@budgeted_node`` and
-``budgeted_graph`` share.
-
-A run finds the budget active where LangGraph runs the node (the graph's, the caller's), takes
-the child of that budget named after the node (one object per parent and name, so loops,
-retries and parallel ``Send`` branches all add to it), checks that it may start, and runs the
-node with that child active, so every SDK call inside is charged to it by the interceptor.
+"""One run of a LangGraph node inside its budgets, what ``@budgeted_node`` and ``budgeted_graph``
+share: under the budget active where LangGraph runs the node, the graph's level (from
+``budgeted_graph``), then the node's, each one child per parent and name (``child_of``: loops,
+retries and ``Send`` branches add to it; not counted against the depth limit of hand-written
+budgets). Nodes run with their budget active, so the interceptor charges their SDK calls to it.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from types import TracebackType
+from typing import Any, Final
 
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.errors import GraphInterrupt
 from langgraph.types import Interrupt
 
-from shekel import (
-    Budget,
-    BudgetConfigError,
-    BudgetExceededError,
-    budget,
-    budget_name,
-    current_budget,
+from shekel import Budget, BudgetConfigError, BudgetExceededError, budget_name, current_budget
+from shekel.integration import Integration, child_of
+
+from ._errors import NodeBudgetExceededError, OnExhausted, pause_of
+from .package import _instruments
+
+INTEGRATION = Integration(
+    "shekel-langgraph", "LangGraph", _instruments, "langgraph", install=lambda: None
 )
-
-from ._errors import ON_EXHAUSTED, NodeBudgetExceededError, OnExhausted, pause_of
-
-T = TypeVar("T")
+"""Nothing to install (no shekel plugin): the wrappers check the installed LangGraph when used
+and run whatever it is."""
 
 _OPEN: Final[ContextVar[str | None]] = ContextVar("shekel_langgraph_open_task", default=None)
-"""The checkpoint namespace of the LangGraph task whose node budget is open in this context: a
-second wrapper inside the same task (a decorated helper called by a decorated node) nests
-under it by its own name instead of taking the node's name again."""
+"""The LangGraph task whose node budget is open here: a decorated helper called inside that
+node nests under it by its own name instead of taking the node's name again."""
 
-_CREATED: Final[weakref.WeakKeyDictionary[Budget, tuple[tuple[str, Any], ...]]] = (
-    weakref.WeakKeyDictionary()
-)
-"""The options each node budget was asked for when it was created or first found here: a
-later run asking with the same options gets the budget even after ``set_limits()`` changed
-its limits (a paused graph resumed with a raised limit)."""
-
-_NOT_CHILD_OPTIONS: Final = ("name", "ledger")
-
-
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
-    """How a node's runs are budgeted: the budget name (``None``: the LangGraph node's
-    name), ``budget()`` options for the node budget, and what to do when it is exhausted."""
-
-    name: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    on_exhausted: OnExhausted | None = None
-    """``None``: as the nearest enclosing ``budgeted_graph`` says, else ``"raise"``."""
-
-    @property
-    def key(self) -> tuple[tuple[str, Any], ...]:
-        return tuple(sorted(self.options.items()))
-
-
-GRAPH_MODES: Final[weakref.WeakKeyDictionary[Budget, OnExhausted]] = weakref.WeakKeyDictionary()
-"""``on_exhausted`` of each ``budgeted_graph``'s budget, for the decorated nodes run under it."""
+_MODE: Final[ContextVar[OnExhausted]] = ContextVar("shekel_langgraph_mode", default="raise")
+"""``on_exhausted`` of the innermost ``budgeted_graph`` running here, for nodes that set none."""
 
 
 def check_on_exhausted(value: object) -> OnExhausted:
-    if value not in ON_EXHAUSTED:
+    if value not in ("raise", "interrupt"):
         raise BudgetConfigError(
             f"on_exhausted must be 'raise' (NodeBudgetExceededError before the node starts) or "
             f"'interrupt' (pause the graph; needs a checkpointer to resume), got {value!r}"
@@ -74,222 +46,156 @@ def check_on_exhausted(value: object) -> OnExhausted:
     return value
 
 
-def check_options(options: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``budget()`` options for a node budget, validated now (not at the node's first run)."""
-    for reserved in _NOT_CHILD_OPTIONS:
-        if reserved in options:
-            hint = (
-                "the budget is named after the node; pass name='...' to budgeted_node to change it"
-                if reserved == "name"
-                else "a node budget keeps its parent's ledger"
-            )
-            raise BudgetConfigError(f"{where}: {reserved!r} cannot be set for a node ({hint})")
-    try:
-        budget(name="check", **options)
-    except BudgetConfigError as error:
-        raise BudgetConfigError(f"{where}: {error}") from error
-    return dict(options)
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """A node's budget: its name (``None``: the LangGraph node's), the ``budget()`` options it
+    is created with, and ``on_exhausted`` (``None``: the enclosing graph's, else raise)."""
+
+    name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    on_exhausted: OnExhausted | None = None
 
 
-def where_in_graph(config: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
-    """The LangGraph node name and task checkpoint namespace a config belongs to, or
-    ``(None, None)`` outside a LangGraph task."""
-    if not config:
-        return None, None
-    metadata = config.get("metadata") or {}
-    node = metadata.get("langgraph_node")
-    task = metadata.get("langgraph_checkpoint_ns") or (config.get("configurable") or {}).get(
-        "checkpoint_ns"
-    )
-    return (node if isinstance(node, str) else None), (task if isinstance(task, str) else None)
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """A ``budgeted_graph``: the name and options of its own level (``name`` ``None``: no level,
+    its nodes nest under the caller's budget), its budget for runs outside any budget, and
+    ``on_exhausted`` for its nodes."""
+
+    name: str | None
+    options: Mapping[str, Any]
+    own: Budget | None
+    on_exhausted: OnExhausted
+
+    def budget_under(self, parent: Budget | None) -> Budget | None:
+        """The budget the graph's nodes nest under in a run where ``parent`` is active."""
+        if parent is None or self.name is None:
+            return parent or self.own
+        return child_of(parent, self.name, self.options)
 
 
-def node_budget(parent: Budget, name: str, spec: NodeSpec) -> Budget:
-    """The child of ``parent`` named ``name``, created with ``spec.options`` the first time."""
-    key = spec.key
-    try:
-        child = parent.child(name, **spec.options)
-    except BudgetConfigError:
-        if not spec.options:
-            raise
-        # The child exists with other limits: fine if it is the one these options made and
-        # only set_limits() changed it since; otherwise two places disagree on its limits.
-        child = parent.child(name)
-        if _CREATED.get(child) != key:
-            raise
-        return child
-    _CREATED.setdefault(child, key)
-    return child
+class NodeRun:
+    """``with NodeRun(...):`` around one run of a node, sync or async: picks its budgets,
+    refuses (or pauses) before the node starts, activates them while it runs, and turns a
+    refusal inside it into a pause when the node may pause."""
 
+    __slots__ = ("budget", "budgets", "graph", "mode", "node", "started", "task")
 
-def _chain(child: Budget) -> list[Budget]:
-    """``child`` and its ancestors, innermost first."""
-    chain = []
-    walk: Budget | None = child
-    while walk is not None:
-        chain.append(walk)
-        walk = walk.parent
-    return chain
-
-
-def binding(child: Budget, error: BudgetExceededError) -> BudgetExceededError:
-    """The refusal naming the outermost exhausted budget above (or at) ``child``.
-
-    A child is auto-capped to what its parent has left, so when the graph's budget runs out
-    every node budget under it reads "no room" too, with a limit of what it had spent: the
-    limit to raise is the ancestor's, and that is the one a caller must be told about."""
-    for candidate in reversed(_chain(child)):
-        try:
-            candidate.check()
-        except BudgetExceededError as found:
-            return found
-    return error
-
-
-def went_over(bound: BudgetExceededError, error: BudgetExceededError) -> BudgetExceededError:
-    """The limit to raise, ``bound`` (as :func:`binding` found it, which tells it as a refusal
-    of the next call), told as what happened: ``error``'s call was sent and its spend went
-    over."""
-    tool = getattr(error, "tool_name", None)
-    return BudgetExceededError(
-        bound.spent,
-        bound.limit,
-        axis=bound.axis,
-        budget_name=bound.budget_name,
-        model=error.model,
-        tokens=error.tokens,
-        detail=(
-            f"tool {tool!r} was called and its price recorded"
-            if tool
-            else "the call was sent and its spend recorded"
-        ),
-    )
-
-
-def _mode(spec: NodeSpec, child: Budget) -> OnExhausted:
-    if spec.on_exhausted is not None:
-        return spec.on_exhausted
-    walk = child.parent
-    while walk is not None:
-        mode = GRAPH_MODES.get(walk)
-        if mode is not None:
-            return mode
-        walk = walk.parent
-    return "raise"
-
-
-class _Run:
-    """What one node run needs to know once its budget is chosen."""
-
-    __slots__ = ("budget", "node", "spec", "task")
-
-    def __init__(self, spec: NodeSpec, config: Mapping[str, Any] | None, fallback: str) -> None:
-        self.spec = spec
+    def __init__(
+        self,
+        spec: NodeSpec | None,
+        graph: GraphSpec | None,
+        config: Mapping[str, Any] | None,
+        fallback: str,
+    ) -> None:
+        metadata = (config or {}).get("metadata") or {}  # LangGraph's, inside a task
+        node, task = metadata.get("langgraph_node"), metadata.get("langgraph_checkpoint_ns")
+        self.node: str = node if isinstance(node, str) else fallback
+        self.task: str | None = task if isinstance(task, str) else None
+        self.graph = graph
         self.budget: Budget | None = None
-        node, task = where_in_graph(config)
-        self.task = task
+        self.budgets: list[Budget] = []
+        self.started: list[tuple[Any, Any]] = []  # what __exit__ ends, in order
+        mode = spec.on_exhausted if spec is not None else None
+        self.mode: OnExhausted = mode or (graph.on_exhausted if graph else _MODE.get())
         parent = current_budget()
+        if graph is not None:
+            under = graph.budget_under(parent)
+            if under is None:
+                INTEGRATION.warn_outside_budget("a graph made by budgeted_graph()")
+                return
+            if under is not parent:
+                self.budgets.append(under)
+            parent = under
+        if spec is None:
+            return
         if parent is None:
-            self.node = node or fallback
+            if spec.options:
+                INTEGRATION.warn_outside_budget(f"@budgeted_node {self.node!r}")
             return
         if spec.name is not None:
             name = spec.name
-        elif node is not None and task is not None and _OPEN.get() != task:
-            name = budget_name(node)
-        else:  # called outside LangGraph, or inside a node whose budget is already open
+        elif self.task is not None and _OPEN.get() != self.task:
+            name = budget_name(self.node)
+        else:  # outside LangGraph, or a helper inside a node whose budget is open
             name = budget_name(fallback)
-        self.node = node or fallback
-        self.budget = node_budget(parent, name, spec)
+        self.budget = child_of(parent, name, spec.options)
+        self.budgets.append(self.budget)
+
+    def __enter__(self) -> NodeRun:
+        if self.budget is not None:
+            try:
+                self.budget.check()
+            except BudgetExceededError as refusal:
+                if self.pauses:
+                    raise self.pause(refusal, started=False) from None
+                raise NodeBudgetExceededError.refusing(
+                    refusal, node=self.node, node_budget=self.budget.full_name
+                ) from None
+            self.started.append((_OPEN, _OPEN.set(self.task)))
+        if self.graph is not None:
+            self.started.append((_MODE, _MODE.set(self.graph.on_exhausted)))
+        try:
+            for budget in self.budgets:
+                self.started.append((budget, budget.activate()))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for owner, token in reversed(self.started):
+            if isinstance(owner, Budget):
+                owner.deactivate(token)
+            else:
+                owner.reset(token)
+        self.started.clear()
+        if isinstance(error, BudgetExceededError) and self.pauses and self._owns(error):
+            raise self.pause(error, started=True) from None
 
     @property
-    def interrupts(self) -> bool:
-        """True if this run pauses the graph rather than raise (asked only when it must)."""
-        return (
-            self.task is not None
-            and self.budget is not None
-            and _mode(self.spec, self.budget) == "interrupt"
-        )
+    def pauses(self) -> bool:
+        """True if this run pauses the graph rather than raise: inside a LangGraph task, with
+        ``on_exhausted="interrupt"``."""
+        return self.task is not None and self.budget is not None and self.mode == "interrupt"
 
-    def admit(self) -> None:
-        """Raise before the node starts if its budget or an ancestor has no room left."""
-        assert self.budget is not None
-        try:
-            self.budget.check()
-        except BudgetExceededError as error:
-            refusal = error
-        else:
-            return
-        if self.interrupts:
-            raise self.pause(refusal, started=False)
-        raise NodeBudgetExceededError.refusing(
-            binding(self.budget, refusal), node=self.node, node_budget=self.budget.full_name
-        ) from refusal
-
-    def pauses_for(self, error: BudgetExceededError) -> bool:
-        """True if ``error``, raised from inside the node, should pause the graph: this node's
-        budget or an ancestor reached its limit, and the node may interrupt."""
-        return (
-            self.budget is not None
-            and error.budget_name in {b.full_name for b in _chain(self.budget)}
-            and self.interrupts
-        )
+    def _owns(self, error: BudgetExceededError) -> bool:
+        """True when ``error`` is of the node's budget or an ancestor: raising that limit lets
+        the node go on (a budget the node opened itself is new at every run)."""
+        walk = self.budget
+        while walk is not None and walk.full_name != error.budget_name:
+            walk = walk.parent
+        return walk is not None
 
     def pause(self, error: BudgetExceededError, *, started: bool) -> GraphInterrupt:
-        """The interrupt that pauses the graph here. It is raised as LangGraph's
-        ``interrupt()`` raises it, but takes no place among the node's own ``interrupt()``
-        answers: a budget pause needs no answer."""
+        """The interrupt pausing the graph here. Raised as ``interrupt()`` raises it, but it takes
+        no place among the node's own ``interrupt()`` answers: a budget pause needs none."""
         assert self.budget is not None
-        assert self.task is not None
-        bound = binding(self.budget, error)
-        value = pause_of(
-            went_over(bound, error) if error.sent else bound,
-            node=self.node,
-            node_budget=self.budget.full_name,
-            started=started,
-        )
+        value = pause_of(error, node=self.node, node_budget=self.budget.full_name, started=started)
         return GraphInterrupt((Interrupt.from_ns(value, f"{self.task}|shekel-budget"),))
 
 
-def run_sync(
-    spec: NodeSpec, config: Mapping[str, Any] | None, fallback: str, call: Callable[[], T]
-) -> T:
-    """Run ``call`` as one run of a node: checked before it starts, its budget active."""
-    run = _Run(spec, config, fallback)
-    if run.budget is None:  # no budget active: nothing to charge
-        return call()
-    run.admit()
-    token = _OPEN.set(run.task)
-    try:
-        with run.budget:
-            return call()
-    except BudgetExceededError as error:
-        if not run.pauses_for(error):
-            raise
-        pause = run.pause(error, started=True)
-    finally:
-        _OPEN.reset(token)
-    raise pause
+class BudgetedNode(Runnable[Any, Any]):
+    """A node's runnable inside the graph's level and the node's (``spec``: ``None`` for a
+    node decorated with ``@budgeted_node``, which makes its own)."""
 
+    def __init__(
+        self, name: str, inner: Runnable[Any, Any], spec: NodeSpec | None, graph: GraphSpec | None
+    ) -> None:
+        self.node_name, self.inner, self.spec, self.graph = name, inner, spec, graph
 
-async def run_async(
-    spec: NodeSpec,
-    config: Mapping[str, Any] | None,
-    fallback: str,
-    call: Callable[[], Awaitable[T]],
-) -> T:
-    """The async counterpart of :func:`run_sync`."""
-    run = _Run(spec, config, fallback)
-    if run.budget is None:
-        return await call()
-    run.admit()
-    token = _OPEN.set(run.task)
-    try:
-        async with run.budget:
-            return await call()
-    except BudgetExceededError as error:
-        if not run.pauses_for(error):
-            raise
-        pause = run.pause(error, started=True)
-    finally:
-        _OPEN.reset(token)
-    raise pause
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        with NodeRun(self.spec, self.graph, config, self.node_name):
+            return self.inner.invoke(input, config, **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        with NodeRun(self.spec, self.graph, config, self.node_name):
+            return await self.inner.ainvoke(input, config, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"BudgetedNode({self.node_name!r}, {self.inner!r})"

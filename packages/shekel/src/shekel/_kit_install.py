@@ -166,11 +166,13 @@ class Integration:
 
     def uninstall(self) -> None:
         """Take back what :meth:`install` registered (for tests, and applications that embed
-        a framework for a while)."""
+        a framework for a while), and forget the warnings given once, so that a test starting
+        after ``uninstall()`` sees them as a new process would."""
         with self._lock:
             if self._installed and self._uninstall is not None:
                 self._uninstall()
             self._installed = False
+            self._warned.clear()
 
     def warn_once(self, key: str, message: str, category: type[Warning]) -> None:
         """Warn ``message`` once per process for ``key``."""
