@@ -143,9 +143,9 @@ def main() -> None:
     sizes = sizes_for(args.quick)
     figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as redis_url:
-        from shekel import InMemoryLedger
         from shekel._store_redis import RedisLedger
         from shekel._store_sqlite import SQLiteLedger
+        from shekel.ledger import InMemoryLedger
 
         sqlite_url = f"sqlite:///{tmp}/bench.db"
         stores: dict[str, Any] = {

@@ -10,15 +10,8 @@ from typing import Any
 
 import pytest
 
-from shekel import (
-    BudgetConfigError,
-    BudgetExceededError,
-    BudgetStateError,
-    budget,
-    current_budget,
-    hookimpl,
-    plugin_manager,
-)
+from shekel import BudgetConfigError, BudgetExceededError, BudgetStateError, budget, current_budget
+from shekel.plugins import hookimpl, plugin_manager
 
 
 class FailingEnterHook:

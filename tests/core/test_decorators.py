@@ -12,12 +12,12 @@ import pytest
 from shekel import (
     Budget,
     BudgetExceededError,
-    InMemoryLedger,
     UnknownModelError,
     budget,
     current_budget,
     with_budget,
 )
+from shekel.ledger import InMemoryLedger
 
 
 def active() -> Budget:

@@ -1,4 +1,4 @@
-"""pluggy hooks, seen through a real plugin registered with ``shekel.plugin_manager()``."""
+"""pluggy hooks, seen through a real plugin registered with ``shekel.plugins.plugin_manager()``."""
 
 from __future__ import annotations
 
@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 
 import shekel
-from shekel import (
-    Budget,
-    BudgetExceededError,
-    CallRecord,
-    ModelPrice,
-    budget,
-    hookimpl,
-    plugin_manager,
-)
+from shekel import Budget, BudgetExceededError, CallRecord, budget
+from shekel.plugins import ModelPrice, hookimpl, plugin_manager
 
 
 class Recorder:
@@ -79,7 +72,7 @@ def plugins() -> Iterator[list[object]]:
 def test_plugin_manager_is_a_singleton_with_the_shekel_project_name() -> None:
     assert plugin_manager() is plugin_manager()
     assert plugin_manager().project_name == "shekel"
-    assert shekel.hookimpl.project_name == "shekel"
+    assert shekel.plugins.hookimpl.project_name == "shekel"
 
 
 def test_entered_and_exited_in_order(recorder: Recorder) -> None:

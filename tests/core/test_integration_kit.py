@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from shekel import BudgetConfigError, BudgetExceededError, CallRoute, budget, current_budget
+from shekel import BudgetConfigError, BudgetExceededError, budget, current_budget
 from shekel.integration import (
     Integration,
     NameWatch,
@@ -22,6 +22,7 @@ from shekel.integration import (
     route_calls,
     stop_routing,
 )
+from shekel.plugins import CallRoute
 
 
 class StepStopped(BudgetExceededError):

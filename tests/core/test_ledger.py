@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from shekel import BudgetExceededError, BudgetPool, InMemoryLedger, Ledger, budget
+from shekel import BudgetExceededError, BudgetPool, budget
 from shekel._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Overrun
+from shekel.ledger import InMemoryLedger, Ledger
 from shekel.testing.ledger_contract import LedgerContract
 
 AXES = ("usd", "tokens", "llm_calls", "tool_calls")

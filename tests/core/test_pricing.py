@@ -20,13 +20,11 @@ import shekel
 from shekel import (
     BudgetConfigError,
     BudgetExceededError,
-    ModelPrice,
     UnknownModelError,
     UnknownModelWarning,
     budget,
-    hookimpl,
-    plugin_manager,
 )
+from shekel.plugins import ModelPrice, hookimpl, plugin_manager
 
 MTOK = Decimal(1_000_000)
 

@@ -150,7 +150,7 @@ def test_shekel_loads_the_plugin_without_crewai_and_patches_crewai_when_it_is_im
         """
         import sys
         import shekel, shekel_crewai
-        names = [name for name, _ in shekel.plugin_manager().list_name_plugin()]
+        names = [name for name, _ in shekel.plugins.plugin_manager().list_name_plugin()]
         assert "crewai" in names, names
         with shekel.budget(name="early"):
             pass

@@ -12,7 +12,8 @@ import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.llms.openai import OpenAI
 
-from shekel import budget, plugin_manager
+from shekel import budget
+from shekel.plugins import plugin_manager
 from shekel.testing import FakeProvider
 from shekel_llamaindex import supported
 from shekel_llamaindex._plugin import INTEGRATION

@@ -10,14 +10,8 @@ import httpx
 import pytest
 
 import shekel
-from shekel import (
-    BudgetExceededError,
-    ProtocolAdapter,
-    RequestInfo,
-    StreamTally,
-    TokenUsage,
-    budget,
-)
+from shekel import BudgetExceededError, budget
+from shekel.plugins import ProtocolAdapter, RequestInfo, StreamTally, TokenUsage
 
 
 class GatewayAdapter(ProtocolAdapter):
@@ -44,7 +38,7 @@ class GatewayAdapter(ProtocolAdapter):
 
 
 class GatewayPlugin:
-    @shekel.hookimpl
+    @shekel.plugins.hookimpl
     def shekel_protocol_adapters(self) -> Sequence[ProtocolAdapter]:
         return [GatewayAdapter()]
 
@@ -52,9 +46,9 @@ class GatewayPlugin:
 @pytest.fixture
 def gateway_plugin() -> Iterator[None]:
     plugin = GatewayPlugin()
-    shekel.plugin_manager().register(plugin)
+    shekel.plugins.plugin_manager().register(plugin)
     yield
-    shekel.plugin_manager().unregister(plugin)
+    shekel.plugins.plugin_manager().unregister(plugin)
 
 
 def _gateway(request: httpx.Request) -> httpx.Response:
@@ -97,12 +91,12 @@ def test_without_the_plugin_the_path_is_not_an_llm_call() -> None:
 def test_a_path_stops_being_routed_when_its_plugin_goes() -> None:
     client = httpx.Client(transport=httpx.MockTransport(_gateway))
     plugin = GatewayPlugin()
-    shekel.plugin_manager().register(plugin)
+    shekel.plugins.plugin_manager().register(plugin)
     try:
         with budget(max_usd=1.0) as routed:
             client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
     finally:
-        shekel.plugin_manager().unregister(plugin)
+        shekel.plugins.plugin_manager().unregister(plugin)
     with budget(max_usd=1.0) as unrouted:
         client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
     assert (routed.calls_used, unrouted.calls_used) == (1, 0)

@@ -16,7 +16,8 @@ import openai
 import pytest
 from sdk_figures import USER
 
-from shekel import CallbackError, ShekelError, budget, hookimpl, plugin_manager
+from shekel import CallbackError, ShekelError, budget
+from shekel.plugins import hookimpl, plugin_manager
 from shekel.testing import FakeProvider, Reply
 
 

@@ -15,7 +15,8 @@ import pytest
 from sdk_figures import USER, gpt4o_mini
 from wire import chat_chunk, http_library, openai_client, sse_handler
 
-from shekel import Budget, BudgetExceededError, CallRoute, budget, hookimpl, plugin_manager
+from shekel import Budget, BudgetExceededError, budget
+from shekel.plugins import CallRoute, hookimpl, plugin_manager
 from shekel.testing import FakeProvider, Reply
 
 TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)

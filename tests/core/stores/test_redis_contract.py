@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shekel import Ledger
 from shekel._store_redis import RedisLedger
+from shekel.ledger import Ledger
 from shekel.testing.ledger_contract import LedgerContract
 
 

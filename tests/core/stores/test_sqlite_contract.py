@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shekel import Ledger
 from shekel._store_sqlite import SQLiteLedger
+from shekel.ledger import Ledger
 from shekel.testing.ledger_contract import LedgerContract
 
 

@@ -68,7 +68,9 @@ def test_many_processes_never_pass_a_strict_cap_and_lose_nothing(
     assert len(fake.requests) == calls  # nothing was sent without being recorded
     assert sum(r["refused"] for r in reports) == workers * per_worker - calls > 0
     assert used[0] > round(cap * 1e9) - 20_000  # they used the budget up (to within a call)
-    assert all(r["calls"] > 0 for r in reports)
+    # They raced for it: calls from several processes (on a loaded machine one of them can
+    # lose every race for the store's lock, which is fair enough for a cap).
+    assert sum(r["calls"] > 0 for r in reports) >= 2
 
 
 @pytest.mark.parametrize("store", ["redis", "sqlite"], indirect=True)

@@ -12,11 +12,11 @@ import shekel
 from . import _install, _runs
 
 
-@shekel.hookimpl
+@shekel.plugins.hookimpl
 def shekel_install() -> None:
     _install.install_when_imported()
 
 
-@shekel.hookimpl
+@shekel.plugins.hookimpl
 def shekel_limit_exceeded(budget: shekel.Budget, error: BaseException) -> None:
     _runs.note_stop(budget, error)

@@ -15,6 +15,6 @@ import shekel
 from . import _zero_config
 
 
-@shekel.hookimpl
+@shekel.plugins.hookimpl
 def shekel_install() -> None:
     _zero_config.install()

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from langchain_core.runnables.config import var_child_runnable_config
 
-from shekel import Budget, CallRoute, ToolCall, hookimpl, plugin_manager
+from shekel import Budget, ToolCall
+from shekel.plugins import CallRoute, hookimpl, plugin_manager
 
 if TYPE_CHECKING:
     from ._handler import ShekelCallbackHandler

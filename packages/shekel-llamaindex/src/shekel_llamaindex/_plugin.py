@@ -4,8 +4,8 @@
 from importlib import import_module
 from typing import Any
 
-from shekel import hookimpl
 from shekel.integration import Integration
+from shekel.plugins import hookimpl
 
 from .package import _instruments
 

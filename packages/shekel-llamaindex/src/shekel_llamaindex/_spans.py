@@ -22,8 +22,9 @@ from typing import Any, Final
 from llama_index.core import Settings
 from llama_index_instrumentation.span import active_span_id
 
-from shekel import Budget, CallRoute, budget_name, current_budget
+from shekel import Budget, budget_name, current_budget
 from shekel.integration import child_of
+from shekel.plugins import CallRoute
 
 from ._handler import ShekelCallbackHandler
 

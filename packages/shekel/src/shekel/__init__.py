@@ -8,12 +8,20 @@ with budget(max_usd=10.00, name="workflow") as w:
         run_research_agent()
 print(w.tree())
 ```
+
+This namespace is what users call. Ledger authors and store users import from
+``shekel.ledger``; plugin and protocol-adapter authors from ``shekel.plugins``; framework
+integrations from ``shekel.integration``; tests from ``shekel.testing``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import warnings
+from typing import Any
 
+# The namespaces of ledger authors and plugin authors, as attributes too (shekel.plugins...).
+from . import ledger as ledger
+from . import plugins as plugins
 from ._budget import Budget
 from ._config import BudgetConfig, budget_name
 from ._context import Activation, current_budget
@@ -32,45 +40,58 @@ from ._errors import (
     UsageMissingError,
 )
 from ._history import CallRecord, SpendHistory
-from ._hookspecs import CallRoute
-from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
-from ._ledger import AccountState, Caps, Hold, Ledger, Overrun
+from ._interception import UsageMissingWarning
 from ._loops import LoopGuardError
-from ._memory_ledger import InMemoryLedger
-from ._plugins import hookimpl, plugin_manager
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation
-from ._pricing import ModelPrice, TokenUsage, UnknownModelWarning
+from ._pricing import UnknownModelWarning
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
 from ._store_errors import BudgetStoreWarning
 from ._tree import Rollup
-
-if TYPE_CHECKING:
-    from ._store_redis import RedisLedger
-    from ._store_sqlite import SQLiteLedger
-
-
-def __getattr__(name: str) -> Any:
-    # The stores load on first use: ``import shekel`` stays small (and never imports redis).
-    if name == "SQLiteLedger":
-        from ._store_sqlite import SQLiteLedger
-
-        return SQLiteLedger
-    if name == "RedisLedger":
-        from ._store_redis import RedisLedger
-
-        return RedisLedger
-    raise AttributeError(f"module 'shekel' has no attribute {name!r}")
-
 
 __version__ = "2.0.0.dev0"
 
 budget = Budget
 """``budget(max_usd=..., name=...)`` creates a :class:`Budget` (the name users write)."""
 
+# Names that moved to the namespaces of their audience; still importable from here, with a
+# DeprecationWarning saying where they live now.
+_MOVED: dict[str, str] = {
+    "AccountState": "shekel.ledger",
+    "Caps": "shekel.ledger",
+    "Hold": "shekel.ledger",
+    "InMemoryLedger": "shekel.ledger",
+    "Ledger": "shekel.ledger",
+    "Overrun": "shekel.ledger",
+    "RedisLedger": "shekel.ledger",
+    "SQLiteLedger": "shekel.ledger",
+    "CallRoute": "shekel.plugins",
+    "ModelPrice": "shekel.plugins",
+    "ProtocolAdapter": "shekel.plugins",
+    "RequestInfo": "shekel.plugins",
+    "StreamTally": "shekel.plugins",
+    "TokenUsage": "shekel.plugins",
+    "hookimpl": "shekel.plugins",
+    "plugin_manager": "shekel.plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'shekel' has no attribute {name!r}")
+    import importlib
+
+    warnings.warn(
+        f"import {name} from {home} (shekel.{name} will be removed)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
+
+
 __all__ = [
-    "AccountState",
     "Activation",
     "Axis",
     "Budget",
@@ -85,27 +106,14 @@ __all__ = [
     "BudgetStoreWarning",
     "BudgetWarning",
     "CallRecord",
-    "CallRoute",
     "CallbackError",
-    "Caps",
-    "Hold",
-    "InMemoryLedger",
-    "Ledger",
     "LoopGuardError",
-    "ModelPrice",
-    "Overrun",
     "PoolExceededError",
     "PoolReservation",
-    "ProtocolAdapter",
-    "RedisLedger",
-    "RequestInfo",
     "Reservation",
     "Rollup",
-    "SQLiteLedger",
     "ShekelError",
     "SpendHistory",
-    "StreamTally",
-    "TokenUsage",
     "ToolBudgetExceededError",
     "ToolCall",
     "UnknownModelError",
@@ -116,7 +124,12 @@ __all__ = [
     "budget",
     "budget_name",
     "current_budget",
-    "hookimpl",
-    "plugin_manager",
     "with_budget",
 ]
+
+# Tracebacks and reprs show the name users import: shekel.BudgetExceededError.
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) and _public.__module__.startswith("shekel._"):
+        _public.__module__ = "shekel"
+del _name, _public
