@@ -1,20 +1,16 @@
-"""The runs the handlers follow, and the answer to the interceptor's "who pays for this call?".
+"""The runs shekel's handlers follow, and the answer to the interceptor's "who pays for this call?".
 
-Handlers never make a budget active. Each LangChain run they see gets a :class:`Run` in
-:data:`RUNS`, keyed by LangChain's run id, holding the budget it charges. When the openai or
-anthropic SDK sends a request, :func:`route` finds the run that made it, the deeper of:
+Handlers never make a budget active. Each run they follow gets a :class:`Run` in :data:`RUNS`
+(keyed by LangChain's run id) holding the budget it charges. When the openai or anthropic SDK
+sends a request, :func:`route` names the budget of the deeper of:
 
-- the model or retriever run started last in this thread or task (:data:`STARTED_HERE`, set
-  when such a run starts, put back when it ends where it started; a run that ended no longer
-  counts). LangChain runs their bodies where their start callback ran and sets no config
-  context for them, so this is the model run sending the request, or the retriever whose body
-  sends it;
-- the run whose body is executing according to LangChain's own ``var_child_runnable_config``
-  (the parent of anything started inside a ``RunnableLambda``, a chain step or a tool).
+- the model or retriever run started last in this thread or task (:data:`STARTED_HERE`):
+  LangChain runs their bodies where their start callback ran, with no config context of their
+  own, so this is the model sending the request, or the retriever whose body sends it;
+- the run whose body is executing according to LangChain's ``var_child_runnable_config`` (the
+  parent of anything started inside a ``RunnableLambda``, a chain step or a tool).
 
-The interceptor then charges (and checks, before sending) that run's budget, unless the budget
-active where the request is sent was entered inside the run's body (a ``with budget(...)``
-block, a LangGraph node decorator): that budget is the caller's choice, and pays.
+A budget entered inside the run's body (``with budget(...)``) is the caller's choice: it pays.
 """
 
 from __future__ import annotations
@@ -22,18 +18,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from langchain_core.runnables.config import var_child_runnable_config
 
-from shekel import Budget, CallRoute, ToolCall, hookimpl, plugin_manager
-
-if TYPE_CHECKING:
-    from ._handler import ShekelCallbackHandler
+from shekel import Budget, CallRoute, ToolCall
+from shekel.integration import route_calls, stop_routing
 
 MAX_RUNS: Final = 65_536
 """Runs followed at once. A run LangChain never ends (a start callback of another handler
-raised after ours) would otherwise stay forever; past this many, the oldest is forgotten."""
+raised after ours) would otherwise stay for ever; past this many, the oldest is forgotten."""
 
 
 class Run:
@@ -43,11 +37,11 @@ class Run:
         "active",
         "budget",
         "depth",
-        "key",
         "owner",
-        "parent_id",
+        "prompt",
         "route",
-        "seen",
+        "routed",
+        "scope",
         "show_usage",
         "started",
         "token",
@@ -55,30 +49,21 @@ class Run:
     )
 
     def __init__(
-        self,
-        key: int,
-        budget: Budget,
-        active: Budget | None,
-        owner: ShekelCallbackHandler,
-        parent_id: int | None,
-        depth: int,
+        self, budget: Budget, active: Budget | None, scope: Budget, owner: object, depth: int
     ) -> None:
-        self.key = key  # LangChain's run id, as an integer
         self.budget = budget
         self.active = active  # the budget active where the run started
-        self.owner = owner
-        self.parent_id = parent_id
+        self.scope = scope  # the budget active where its outermost followed run started
+        self.owner = owner  # the handler that follows it
         self.depth = depth  # followed ancestors
         self.route: CallRoute | None = None
+        self.routed = False  # the interceptor saw a request of this run (and recorded it)
         self.show_usage = False
         self.token: Token[int | None] | None = None  # STARTED_HERE, put back at the end
-        # model runs: what their start callback was given (``serialized`` and the keywords,
-        # read only if the model's name is needed); a cell set once the interceptor saw a
-        # request of the run (shared by the runs of one multi-prompt ``generate()``)
+        # model runs: what the start callback was given, read only if needed at the end
         self.started: tuple[Mapping[str, Any] | None, Mapping[str, Any]] | None = None
-        self.seen: list[bool] | None = None
-        # tool runs: the call counted and held before the tool runs
-        self.tool: ToolCall | None = None
+        self.prompt: Any = None
+        self.tool: ToolCall | None = None  # tool runs: the call held before the tool runs
 
     def model(self) -> str | None:
         """The model a model run named when it started: its ``model`` parameter, else
@@ -86,24 +71,26 @@ class Run:
         if self.started is None:
             return None
         serialized, kwargs = self.started
-        return model_of(kwargs) or name_of(serialized)
-
-    def charge_to(self, budget: Budget) -> None:
-        self.budget = budget
-        self.route = None
+        params = kwargs.get("invocation_params") or {}
+        for key in ("model", "model_name", "model_id"):
+            if isinstance(params.get(key), str) and params[key]:
+                return str(params[key])
+        name = (kwargs.get("metadata") or {}).get("ls_model_name")
+        return name if isinstance(name, str) and name else name_of(serialized)
 
 
 RUNS: Final[dict[int, Run]] = {}
 """Followed runs by LangChain run id (its 128-bit integer: hashed in C, unlike ``UUID``)."""
-_evicting = threading.Lock()
-
 STARTED_HERE: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_run", default=None)
+_evicting = threading.Lock()
+_routing = [False]
 
 
 def follow(key: int, run: Run) -> None:
     RUNS[key] = run
     if not _routing[0]:
-        start_routing()
+        _routing[0] = True
+        route_calls(route)
     if len(RUNS) > MAX_RUNS:
         with _evicting:
             while len(RUNS) > MAX_RUNS:
@@ -113,8 +100,27 @@ def follow(key: int, run: Run) -> None:
                     continue
 
 
+def stop_following() -> None:
+    """Stop routing requests (until a run is followed again)."""
+    _routing[0] = False
+    stop_routing(route)
+
+
+def drop(key: int, run: Run) -> None:
+    RUNS.pop(key, None)
+    token = run.token
+    if token is not None:
+        run.token = None
+        try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
+            STARTED_HERE.reset(token)
+        except (ValueError, RuntimeError):
+            # An async end runs in a copied context, where the reset fails: the run is gone
+            # from RUNS, which is all route() needs.
+            pass
+
+
 def route(active: Budget | None) -> CallRoute | None:
-    """The budget that pays for the request being sent here, or ``None`` (not ours)."""
+    """The route of the request being sent here, or ``None`` (not a followed run's)."""
     here = STARTED_HERE.get()
     run = RUNS.get(here) if here is not None else None
     config: Any = var_child_runnable_config.get()
@@ -127,10 +133,8 @@ def route(active: Budget | None) -> CallRoute | None:
     if run is None:
         return None
     if active is not None and active is not run.active and descends(active, run.active):
-        return None  # a budget entered inside the run's body (``with budget``, a node decorator)
-    seen = run.seen
-    if seen is not None:
-        seen[0] = True
+        return None  # a budget entered inside the run's body: the caller's choice
+    run.routed = True
     answer = run.route
     if answer is None:
         answer = run.route = CallRoute(run.budget, show_stream_usage=run.show_usage)
@@ -147,27 +151,8 @@ def descends(budget: Budget, ancestor: Budget | None) -> bool:
     return ancestor is None
 
 
-class Router:
-    """The ``shekel_route_call`` plugin: asked by the interceptor at every request."""
-
-    @hookimpl
-    def shekel_route_call(self, active: Budget | None) -> CallRoute | None:
-        return route(active)
-
-
-_routing = [False]
-_routing_lock = threading.Lock()
-
-
-def start_routing() -> None:
-    """Register :class:`Router` with shekel, once per process."""
-    with _routing_lock:
-        if not _routing[0]:
-            plugin_manager().register(Router(), name="shekel-langchain-router")
-            _routing[0] = True
-
-
 def name_of(serialized: Mapping[str, Any] | None) -> str | None:
+    """The name LangChain serialized for a runnable: its ``name``, else its class."""
     if not serialized:
         return None
     name = serialized.get("name")
@@ -177,14 +162,3 @@ def name_of(serialized: Mapping[str, Any] | None) -> str | None:
     if isinstance(ids, list) and ids and isinstance(ids[-1], str):
         return ids[-1]
     return None
-
-
-def model_of(kwargs: Mapping[str, Any]) -> str | None:
-    """The model a LangChain model run names when it starts."""
-    params = kwargs.get("invocation_params") or {}
-    for key in ("model", "model_name", "model_id"):
-        value = params.get(key)
-        if isinstance(value, str) and value:
-            return value
-    value = (kwargs.get("metadata") or {}).get("ls_model_name")
-    return value if isinstance(value, str) and value else None

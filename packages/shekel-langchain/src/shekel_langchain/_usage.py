@@ -69,6 +69,26 @@ def read(response: LLMResult) -> Reported:
     return Reported(model, 0, 0, 0, 0, call_id, missing=True)
 
 
+def prompt_text(prompt: Any) -> str:
+    """The text of a model run's prompt (a string, or a list of messages), to estimate from."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(_content(getattr(message, "content", "")) for message in prompt or ())
+
+
+def reply_text(response: LLMResult) -> str:
+    """The text of a model run's answers, to estimate from."""
+    return "\n".join(g.text for generations in response.generations for g in generations)
+
+
+def _content(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = content if isinstance(content, list) else ()
+    texts = (p.get("text") if isinstance(p, dict) else p for p in parts)
+    return "".join(text for text in texts if isinstance(text, str))
+
+
 def _provider_id(value: Any) -> str | None:
     if isinstance(value, str) and value and not value.startswith(_LANGCHAIN_IDS):
         return value
