@@ -1,7 +1,6 @@
 """shekel-langchain: LangChain runs charged to nested, named shekel budgets.
 
-shekel imports this package (through its entry point) in every process that enters a budget,
-so importing it imports no LangChain: ``ShekelCallbackHandler`` is loaded when first used.
+Imported by shekel wherever a budget is entered, it imports no LangChain until it is used.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ from shekel.integration import Limits, NameWatch, child_of, parse_limits
 
 
 class RunNames:
-    """A checked ``budgets`` mapping, and the run names it met (for the "did you mean" of the
-    names that matched no run)."""
+    """A checked ``budgets`` mapping, and the run names it met (for "did you mean")."""
 
     __slots__ = ("limits", "seen", "watch")
 

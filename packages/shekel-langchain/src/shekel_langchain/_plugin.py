@@ -1,12 +1,10 @@
-"""shekel's hook for LangChain, loaded through the ``shekel`` entry point (imports no LangChain)."""
+"""shekel's hook, loaded through the ``shekel`` entry point: imports no LangChain."""
 
-from __future__ import annotations
-
-import shekel
+from shekel import hookimpl
 
 from ._zero_config import INTEGRATION
 
 
-@shekel.hookimpl
+@hookimpl
 def shekel_install() -> None:
     INTEGRATION.install_when_imported()

@@ -1,109 +1,99 @@
-"""What a finished model run reports: its model, token counts and response id.
-
-Chat models put usage on the message (``AIMessage.usage_metadata``, LangChain's normalised
-shape: input tokens include those read from and written to a prompt cache, as shekel counts
-them); text LLMs, if anything, in ``llm_output["token_usage"]`` with OpenAI's field names.
-"""
+"""Recording the calls of models that never reach the intercepted SDKs, from their usage: on
+the message (``AIMessage.usage_metadata``, whose input tokens include those read from and
+written to a prompt cache, as shekel counts them), or a text LLM's ``llm_output``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from langchain_core.outputs import LLMResult
 
-_LANGCHAIN_IDS = ("lc_run-", "run-")
-"""Prefixes of the message ids LangChain makes up for messages that came without one."""
+from shekel import Budget, BudgetExceededError
+from shekel.integration import record_unreported
+
+from ._runs import Run
+
+SOURCE = "langchain"
+"""``CallRecord.source`` of the calls this package reports."""
 
 
-class Reported(NamedTuple):
-    model: str | None
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    cache_write_tokens: int
-    call_id: str | None
-    cache_hit: bool = False  # an answer from LangChain's cache: nothing was spent
-    missing: bool = False  # no usage at all
+def record_usage(budget: Budget, run: Run, response: LLMResult, *, partial: bool = False) -> None:
+    """Record the call ``response`` ended (estimated if it reports no usage, unless ``partial``:
+    the run failed). A report crossing a cap is recorded, and the next call refused: raised
+    from here, the error would leave the run open in every handler called after this one."""
+    model, call_id, counts = _reported(response)
+    model = model or run.model()
+    try:
+        if counts:
+            prompt_tokens, completion_tokens, cached, written = counts
+            budget.record(
+                model=model,
+                input_tokens=prompt_tokens,
+                output_tokens=completion_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+                call_id=call_id,
+                source=SOURCE,
+            )
+        elif counts is None and not partial:
+            prompt = run.prompt
+            if not isinstance(prompt, str):  # a chat model's messages
+                prompt = "\n".join(message.text for message in prompt)
+            reply = "\n".join(g.text for generations in response.generations for g in generations)
+            record_unreported(budget, model, prompt, reply, source=SOURCE, call_id=call_id)
+    except BudgetExceededError:
+        pass
 
 
-def read(response: LLMResult) -> Reported:
-    """The usage ``response`` carries (``missing`` when it carries none)."""
-    model: str | None = None
-    call_id: str | None = None
-    for generations in response.generations:
-        for generation in generations:
-            message = getattr(generation, "message", None)
-            if message is None:
-                continue
-            metadata = message.response_metadata or {}
-            model = model or _text(metadata.get("model_name")) or _text(metadata.get("model"))
-            call_id = call_id or _provider_id(message.id) or _provider_id(metadata.get("id"))
-            usage = getattr(message, "usage_metadata", None)
-            if usage:
-                details = usage.get("input_token_details") or {}
-                return Reported(
-                    model,
-                    _count(usage.get("input_tokens")),
-                    _count(usage.get("output_tokens")),
-                    _count(details.get("cache_read")),
-                    _count(details.get("cache_creation")),
-                    call_id,
-                    # LangChain's cache marks the usage of a cached answer with a zero cost
-                    cache_hit=usage.get("total_cost", None) == 0,
-                )
+def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | None]:
+    """The model name, the provider's response id and the token counts (as :func:`_counts`;
+    ``[]`` for an answer from LangChain's cache, ``None`` when the response has none)."""
     output = response.llm_output or {}
-    model = model or _text(output.get("model_name")) or _text(output.get("model"))
-    usage = output.get("token_usage") or output.get("usage")
+    model = _str(output.get("model_name")) or _str(output.get("model"))
+    call_id = _provider_id(output.get("id"))
+    usage, counts = output.get("token_usage") or output.get("usage"), None
     if isinstance(usage, Mapping) and usage:
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-        return Reported(
-            model,
-            _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            _count(usage.get("completion_tokens", usage.get("output_tokens"))),
-            _count(cached),
-            0,
-            _provider_id(output.get("id")),
+        details = usage.get("prompt_tokens_details") or {}
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        counts = _counts(prompt, completion, details.get("cached_tokens"), 0)
+    for generation in (g for generations in response.generations for g in generations):
+        message = getattr(generation, "message", None)
+        meta = getattr(message, "response_metadata", None) or {}
+        model = _str(meta.get("model_name")) or _str(meta.get("model")) or model
+        call_id = (
+            _provider_id(getattr(message, "id", None)) or _provider_id(meta.get("id")) or call_id
         )
-    return Reported(model, 0, 0, 0, 0, call_id, missing=True)
+        usage = getattr(message, "usage_metadata", None)
+        if usage:
+            if usage.get("total_cost", None) == 0:  # how LangChain's cache marks its answers
+                return model, call_id, []
+            details = usage.get("input_token_details") or {}
+            read, written = details.get("cache_read"), details.get("cache_creation")
+            return (
+                model,
+                call_id,
+                _counts(usage["input_tokens"], usage["output_tokens"], read, written),
+            )
+    return model, call_id, counts
 
 
-def prompt_text(prompt: Any) -> str:
-    """The text of a model run's prompt (a string, or a list of messages), to estimate from."""
-    if isinstance(prompt, str):
-        return prompt
-    return "\n".join(_content(getattr(message, "content", "")) for message in prompt or ())
+def _counts(*reported: Any) -> list[int]:
+    """Input, output, cache-read and cache-write tokens, each as the core takes it (anything
+    but a positive ``int`` is 0: the end of a run never raises), within the input."""
+    prompt, completion, read, written = (n if type(n) is int and n > 0 else 0 for n in reported)
+    read = min(read, prompt)
+    return [prompt, completion, read, min(written, prompt - read)]
 
 
-def reply_text(response: LLMResult) -> str:
-    """The text of a model run's answers, to estimate from."""
-    return "\n".join(g.text for generations in response.generations for g in generations)
-
-
-def _content(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    parts = content if isinstance(content, list) else ()
-    texts = (p.get("text") if isinstance(p, dict) else p for p in parts)
-    return "".join(text for text in texts if isinstance(text, str))
-
-
-def _provider_id(value: Any) -> str | None:
-    if isinstance(value, str) and value and not value.startswith(_LANGCHAIN_IDS):
-        return value
+def _provider_id(*values: Any) -> str | None:
+    """The first provider's response id; not one LangChain made up for a message without."""
+    for value in values:
+        if isinstance(value, str) and value and not value.startswith(("lc_run-", "run-")):
+            return value
     return None
 
 
-def _text(value: Any) -> str | None:
+def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _count(value: Any) -> int:
-    """A token count as the core accepts it; anything else counts as 0 (never raise from the
-    end of a run: the spend must still be recorded)."""
-    if type(value) is int:
-        return value if value >= 0 else 0
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return 0

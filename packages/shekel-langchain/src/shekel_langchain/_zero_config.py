@@ -1,12 +1,10 @@
 """Zero configuration: LangChain adds shekel's handler to every run started inside a budget.
 
 LangChain's ``register_configure_hook`` adds the handler a registered context variable's
-``get()`` returns to every callback manager it configures, unless a ``ShekelCallbackHandler``
-is among the manager's handlers already (one given in ``callbacks``). LangChain cannot
-unregister a hook, so :data:`HOOK` is registered once per process and answers from shekel's
-state (``current_budget()``: threads counted by ``shekel run``'s process budget are followed
-too); LangChain reads nothing of it but ``get()``. The runs inside a run inherit its handler:
-a thread given a run's config follows it even where it sees no budget.
+``get()`` returns to every callback manager it configures, unless one is a
+``ShekelCallbackHandler`` already (given in ``callbacks``). It cannot unregister a hook: the
+one registered, once per process, answers from shekel's ``current_budget()`` (so the threads
+``shekel run`` counts are followed too). Runs inside a run inherit its handler.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from shekel import current_budget
-from shekel.integration import Integration, Limits
+from shekel.integration import Integration, Limits, stop_routing
 
 from ._names import NAMED, RunNames
 from .package import _instruments
@@ -32,10 +30,8 @@ class _WhileBudgetActive:
     name = "shekel_langchain_handler"
 
     def get(self, default: object = None) -> ShekelCallbackHandler | None:
-        handler = _default[0]  # None until installed
-        if handler is None or (current_budget() is None and NAMED.get() is None):
-            return None
-        return handler
+        wanted = current_budget() is not None or NAMED.get() is not None
+        return _default[0] if wanted else None  # None while not installed
 
 
 HOOK = _WhileBudgetActive()
@@ -48,17 +44,17 @@ def _install() -> None:
 
     from ._handler import ShekelCallbackHandler
 
-    _default[0] = ShekelCallbackHandler()
+    _default[0] = ShekelCallbackHandler()  # registers the router
     if not _registered[0]:
         register_configure_hook(HOOK, True, ShekelCallbackHandler)  # type: ignore[arg-type]
         _registered[0] = True
 
 
 def _uninstall() -> None:
-    from ._runs import stop_following
+    from ._runs import route
 
     _default[0] = None
-    stop_following()
+    stop_routing(route)
 
 
 INTEGRATION = Integration(
