@@ -53,10 +53,11 @@ class Run:
         LangChain's ``ls_model_name``, else the model's class name."""
         serialized, kwargs = self.started or (None, {})
         params = kwargs.get("invocation_params") or {}
-        names = [params.get(key) for key in ("model", "model_name", "model_id")]
-        names.append((kwargs.get("metadata") or {}).get("ls_model_name"))
-        named = [name for name in names if isinstance(name, str) and name]
-        return named[0] if named else name_of(serialized) or "(no model name)"
+        for name in (params.get("model"), params.get("model_name"), params.get("model_id")):
+            if isinstance(name, str) and name:
+                return name
+        name = (kwargs.get("metadata") or {}).get("ls_model_name")
+        return name if isinstance(name, str) and name else name_of(serialized) or "(no model name)"
 
 
 RUNS: Final[dict[int, Run]] = {}

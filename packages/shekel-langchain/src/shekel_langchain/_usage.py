@@ -49,50 +49,47 @@ def record_usage(budget: Budget, run: Run, response: LLMResult, *, partial: bool
 def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | None]:
     """The model name, the provider's response id and the token counts (as :func:`_counts`;
     ``[]`` for an answer from LangChain's cache, ``None`` when the response has none)."""
-    output = response.llm_output or {}
-    model = _str(output.get("model_name")) or _str(output.get("model"))
-    call_id = _provider_id(output.get("id"))
-    usage, counts = output.get("token_usage") or output.get("usage"), None
-    if isinstance(usage, Mapping) and usage:
-        details = usage.get("prompt_tokens_details") or {}
-        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-        completion = usage.get("completion_tokens", usage.get("output_tokens"))
-        counts = _counts(prompt, completion, details.get("cached_tokens"), 0)
-    for generation in (g for generations in response.generations for g in generations):
-        message = getattr(generation, "message", None)
-        meta = getattr(message, "response_metadata", None) or {}
-        model = _str(meta.get("model_name")) or _str(meta.get("model")) or model
-        call_id = (
-            _provider_id(getattr(message, "id", None)) or _provider_id(meta.get("id")) or call_id
-        )
-        usage = getattr(message, "usage_metadata", None)
-        if usage:
-            if usage.get("total_cost", None) == 0:  # how LangChain's cache marks its answers
-                return model, call_id, []
-            details = usage.get("input_token_details") or {}
-            read, written = details.get("cache_read"), details.get("cache_creation")
-            return (
-                model,
-                call_id,
-                _counts(usage["input_tokens"], usage["output_tokens"], read, written),
-            )
-    return model, call_id, counts
+    model = call_id = None
+    for generations in response.generations:
+        for generation in generations:
+            message = getattr(generation, "message", None)
+            if message is None:
+                continue
+            meta = message.response_metadata or {}
+            model = model or _str(meta.get("model_name")) or _str(meta.get("model"))
+            call_id = call_id or _provider_id(message.id) or _provider_id(meta.get("id"))
+            usage = message.usage_metadata
+            if usage:
+                if usage.get("total_cost", None) == 0:  # how LangChain's cache marks its answers
+                    return model, call_id, []
+                details = usage.get("input_token_details") or {}
+                tokens = usage.get("input_tokens"), usage.get("output_tokens")
+                cache = details.get("cache_read"), details.get("cache_creation")
+                return model, call_id, _counts(*tokens, *cache)
+    output = response.llm_output or {}  # a text LLM's, with OpenAI's names
+    model = model or _str(output.get("model_name")) or _str(output.get("model"))
+    call_id = call_id or _provider_id(output.get("id"))
+    usage = output.get("token_usage") or output.get("usage")
+    if not isinstance(usage, Mapping) or not usage:
+        return model, call_id, None
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    return model, call_id, _counts(prompt, completion, cached, 0)
 
 
 def _counts(*reported: Any) -> list[int]:
     """Input, output, cache-read and cache-write tokens, each as the core takes it (anything
     but a positive ``int`` is 0: the end of a run never raises), within the input."""
-    prompt, completion, read, written = (n if type(n) is int and n > 0 else 0 for n in reported)
+    prompt, completion, read, written = [n if type(n) is int and n > 0 else 0 for n in reported]
     read = min(read, prompt)
     return [prompt, completion, read, min(written, prompt - read)]
 
 
-def _provider_id(*values: Any) -> str | None:
-    """The first provider's response id; not one LangChain made up for a message without."""
-    for value in values:
-        if isinstance(value, str) and value and not value.startswith(("lc_run-", "run-")):
-            return value
-    return None
+def _provider_id(value: Any) -> str | None:
+    """A provider's response id; not one LangChain made up for a message without one."""
+    ok = isinstance(value, str) and value and not value.startswith(("lc_run-", "run-"))
+    return value if ok else None
 
 
 def _str(value: Any) -> str | None:
