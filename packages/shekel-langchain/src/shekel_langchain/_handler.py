@@ -100,13 +100,8 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         run's body runs where it starts (models, retrievers)."""
         key, parent_id = kw["run_id"].int, kw.get("parent_run_id")
         claimed = RUNS.get(key)
-        if claimed is not None:
-            if claimed.owner is self:
-                return None
-            # Also seen by a handler inherited from outer runs: this one, given closer to the
-            # run, is called after it, and decides.
-            if claimed.tool is not None:
-                claimed.tool.release()
+        if claimed is not None and claimed.owner is self:
+            return None  # given twice (inherited and local): followed once
         names = self._names or NAMED.get() or self._names  # no budgets: run_budgets()'
         active = current_budget()
         parent = None if parent_id is None else RUNS.get(parent_id.int)
@@ -125,6 +120,10 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         run = Run(budget, active, scope, self, depth)
         follow(key, run)
         if claimed is not None:
+            # Followed by a handler inherited from outer runs: this one, given closer to the
+            # run (LangChain calls it after), takes it over.
+            if claimed.tool is not None:
+                claimed.tool.release()
             run.token = claimed.token
         elif here:
             run.token = STARTED_HERE.set(key)
