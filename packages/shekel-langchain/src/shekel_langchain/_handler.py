@@ -102,7 +102,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         claimed = RUNS.get(key)
         if claimed is not None and claimed.owner is self:
             return None  # given twice (inherited and local): followed once
-        names = self._names or NAMED.get() or self._names  # no budgets: run_budgets()'
+        names = self._names if self._names.limits else NAMED.get() or self._names
         active = current_budget()
         parent = None if parent_id is None else RUNS.get(parent_id.int)
         if parent is not None:
@@ -110,11 +110,11 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         elif active is not None:
             anchor, scope, depth = active, active, 0
         else:
-            if names:
+            if names.limits:
                 INTEGRATION.warn_outside_budget("a LangChain run given budgets=")
             return None
         budget = anchor
-        if names:
+        if names.limits:
             name = kw.get("name") or name_of(serialized) or ""
             budget = names.budget_for(anchor, scope, name, outermost=parent is None)
         run = Run(budget, active, scope, self, depth)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from contextvars import ContextVar
 
@@ -12,22 +13,21 @@ from shekel.integration import Limits, NameWatch, child_of, parse_limits
 class RunNames:
     """A checked ``budgets`` mapping, and the run names it met (for "did you mean")."""
 
-    __slots__ = ("limits", "seen", "watch")
+    __slots__ = ("limits", "scope", "seen", "watch")
 
     def __init__(self, budgets: Mapping[str, Limits] | None) -> None:
         self.limits = parse_limits(budgets, param="budgets", steps="LangChain run names")
         self.watch = NameWatch(self.limits, param="budgets", steps="LangChain run")
         self.seen: set[str] = set()
-
-    def __bool__(self) -> bool:
-        return bool(self.limits)
+        self.scope: weakref.ref[Budget] | None = None  # where names were last watched
 
     def budget_for(self, anchor: Budget, scope: Budget, name: str, *, outermost: bool) -> Budget:
         """The budget a run named ``name`` charges: the child of ``anchor`` its name maps to,
         else ``anchor``. ``scope``: the budget active where the outermost run started, at the
         end of which the names that matched no run are reported."""
-        if outermost:
+        if outermost and (self.scope is None or self.scope() is not scope):
             self.watch.report_when_done(scope, self.seen.copy)
+            self.scope = weakref.ref(scope)
         self.seen.add(name)
         limits = self.limits.get(name)
         if limits is None:
