@@ -16,14 +16,17 @@ from langchain_openai import ChatOpenAI
 from lc_support import CLAUDE, GPT
 
 from shekel import current_budget
+from shekel.integration import forget_warnings
 from shekel.testing import FakeProvider
 from shekel_langchain._runs import RUNS
 
 
 @pytest.fixture(autouse=True)
 def _nothing_left_behind() -> Iterator[None]:
-    """After every test: no budget active in the test's context, no run still followed."""
+    """Every test gets the warnings given once per process; after it, no budget is active in
+    its context and no run is still followed."""
     RUNS.clear()
+    forget_warnings()
     yield
     assert current_budget() is None
     assert not RUNS, f"runs still followed after the test: {list(RUNS.values())}"

@@ -32,6 +32,9 @@ from shekel import budget, current_budget
 from shekel.testing import FakeProvider
 from shekel_langchain import ShekelCallbackHandler, run_budgets
 
+# Each test runs some of the mapped names only: the others are not typos.
+pytestmark = pytest.mark.filterwarnings("ignore::shekel.integration.UnmatchedNameWarning")
+
 NAMES: dict[str, Any] = {
     "summarize": 1.00,
     "translate": {"max_usd": 0.50, "max_tokens": 20_000},

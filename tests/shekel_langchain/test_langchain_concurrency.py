@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langchain_openai import ChatOpenAI
 from lc_support import fake_model, paid, prompts_sent, run
@@ -12,6 +13,9 @@ from lc_support import fake_model, paid, prompts_sent, run
 from shekel import budget
 from shekel.testing import FakeProvider
 from shekel_langchain import ShekelCallbackHandler, run_budgets
+
+# Each test runs some of the mapped names only: the others are not typos.
+pytestmark = pytest.mark.filterwarnings("ignore::shekel.integration.UnmatchedNameWarning")
 
 NAMES = {"summarize": 1.0, "translate": 1.0}
 

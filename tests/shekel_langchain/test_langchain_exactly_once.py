@@ -37,8 +37,10 @@ from shekel import (
     UsageMissingWarning,
     budget,
 )
+from shekel.integration import OutsideBudgetWarning
 from shekel.testing import FakeProvider
 from shekel_langchain import RunBudgetExceededError, ShekelCallbackHandler
+from shekel_langchain._runs import RUNS
 
 
 def sources(b: Budget) -> list[str]:
@@ -194,16 +196,20 @@ def test_an_unknown_local_model_is_counted_with_a_warning() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::shekel.UnknownModelWarning")  # and no price for the fakes
-def test_a_model_reporting_no_usage_is_counted_with_a_warning() -> None:
-    chat = FakeListChatModel(responses=["no usage here"])
-    text = FakeListLLM(responses=["nor here"])
-    with budget(max_usd=5, name="root") as root:
-        with pytest.warns(UsageMissingWarning, match="FakeListChatModel"):
-            chat.invoke("x")
-        with pytest.warns(UsageMissingWarning, match="FakeListLLM"):
-            text.invoke("y")
-    assert (root.calls_used, root.tokens_used) == (2, 0)
-    assert root.summary_data()["estimated_calls"] == 2  # the totals say they are incomplete
+def test_a_model_reporting_no_usage_is_estimated_with_one_warning_per_model() -> None:
+    chat = FakeListChatModel(responses=["no usage here"])  # 13 characters: 3 tokens
+    text = FakeListLLM(responses=["nor here"])  # 2 tokens
+    with budget(max_usd=5, name="root") as root, warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", UsageMissingWarning)
+        chat.invoke("x" * 40)  # a token per four characters: 10
+        chat.invoke("x" * 40)
+        text.invoke("y" * 80)
+    missing = [str(w.message) for w in warned if w.category is UsageMissingWarning]
+    assert len(missing) == 2
+    assert "'FakeListChatModel' ran without token usage" in missing[0]
+    assert "'FakeListLLM' ran without token usage" in missing[1]
+    assert (root.calls_used, root.tokens_used) == (3, 2 * (10 + 3) + 20 + 2)
+    assert root.summary_data()["estimated_calls"] == 3  # the totals say they are estimates
     assert root.summary_data()["incomplete"] is True
 
 
@@ -253,13 +259,16 @@ def test_a_report_that_crosses_the_cap_is_recorded_and_stops_the_next_call() -> 
     assert isinstance(refused.value, BudgetExceededError)
 
 
-def test_outside_a_budget_nothing_is_followed_or_recorded(
+def test_outside_a_budget_nothing_is_followed_or_recorded_and_budgets_warn_once(
     fake: FakeProvider, gpt: Callable[..., ChatOpenAI]
 ) -> None:
     handler = ShekelCallbackHandler(budgets={"summarize": 1.0})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing to warn about either
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
         gpt().with_config(run_name="summarize").invoke("x", config={"callbacks": [handler]})
         fake_model().with_config(run_name="summarize").invoke("y", config={"callbacks": [handler]})
+    assert [w.category for w in warned] == [OutsideBudgetWarning]
+    assert "its limits have nothing to apply to" in str(warned[0].message)
     assert len(fake.requests) == 1
     assert "stream_options" not in fake.requests[0].body
+    assert not RUNS

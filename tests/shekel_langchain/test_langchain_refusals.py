@@ -4,6 +4,7 @@ error that says what to fix."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from shekel import (
     budget,
     current_budget,
 )
+from shekel.integration import UnmatchedNameWarning
 from shekel.testing import FakeProvider
 from shekel_langchain import RunBudgetExceededError, ShekelCallbackHandler, run_budgets
 
@@ -159,7 +161,7 @@ def test_a_local_model_is_stopped_before_it_runs() -> None:
         "GenericFakeChatModel",
         False,
     )
-    assert "was not started" in str(error)
+    assert str(error).startswith("budget 'root.summarize' has no room left")
     assert next(model.messages) == "the answer a third run would take"  # never asked
     assert root.child("summarize").calls_used == 2
     assert after.open_runs == []  # a handler after shekel's never saw the model start
@@ -220,6 +222,7 @@ def test_an_unknown_local_model_is_refused_when_the_budget_says_so() -> None:
         ({"summarize": {"name": "other"}}, "may not set 'name'"),
         ({"summarize": True}, "must be a USD limit"),
         ({"summarize": [1]}, "must be a USD limit"),
+        ({"summarize": "1"}, "must be a USD limit"),
         ({"": 1}, "non-empty strings"),
         ({3: 1}, "non-empty strings"),
         (["summarize"], "must map LangChain run names"),
@@ -247,3 +250,20 @@ def test_a_name_with_dots_becomes_a_valid_child_name() -> None:
     with budget(max_usd=5, name="root") as root:
         chain.invoke("a", config={"callbacks": [handler]})
     assert [c.full_name for c in root.children] == ["root.crew%2Elead v2"]
+
+
+def test_a_name_matched_inside_a_budget_entered_in_a_runs_body_is_not_reported() -> None:
+    """Names are reported at the end of the budget the outermost run started in, and a mapped
+    run inside a budget entered in a run's body (which pays for it) matched there."""
+
+    def body(text: str) -> str:
+        with budget(name="inner"):
+            summarize(fake_model()).invoke(text)
+        return text
+
+    handler = ShekelCallbackHandler(budgets={"summarize": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnmatchedNameWarning)
+        with budget(max_usd=5, name="root") as root:
+            RunnableLambda(body).invoke("a", config={"callbacks": [handler]})
+    assert root.child("inner").child("summarize").calls_used == 1

@@ -12,7 +12,7 @@ from langchain_core.tools import StructuredTool, ToolException, tool
 from langchain_openai import ChatOpenAI
 from lc_support import Tracer, run
 
-from shekel import ToolBudgetExceededError, budget
+from shekel import LoopGuardError, ToolBudgetExceededError, budget
 from shekel.testing import FakeProvider
 from shekel_langchain import ShekelCallbackHandler, run_budgets
 
@@ -70,6 +70,18 @@ def test_a_failing_tool_is_not_counted() -> None:
         counting_tool(calls).invoke("c")  # the one call the budget allows
     assert calls == ["a", "b", "c"]
     assert (root.tool_calls_used, root.spent) == (1, pytest.approx(0.01, abs=1e-12))
+
+
+def test_loop_guard_compares_a_tools_arguments() -> None:
+    calls: list[str] = []
+    lookup = counting_tool(calls)
+    with budget(max_usd=1, name="root", loop_guard=2) as root:
+        lookup.invoke({"query": "tides"})
+        lookup.invoke({"query": "moons"})  # other arguments: not a repeat
+        with pytest.raises(LoopGuardError, match="tool 'lookup'"):
+            lookup.invoke({"query": "tides"})
+    assert calls == ["tides", "moons"]
+    assert root.tool_calls_used == 2
 
 
 def test_a_mapped_tool_charges_its_child_for_itself_and_the_calls_it_makes(

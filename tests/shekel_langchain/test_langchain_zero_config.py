@@ -1,5 +1,6 @@
 """Installed, the package follows LangChain runs inside any budget with no callbacks passed, and
-nothing outside budgets; an explicit handler replaces it; it is registered with LangChain once."""
+nothing outside budgets; a handler given in callbacks replaces it; it is registered with
+LangChain once, and uninstalled follows nothing by itself."""
 
 from __future__ import annotations
 
@@ -21,21 +22,28 @@ from lc_support import fake_model, paid, run, shekel_handlers_here, tree_of
 
 import shekel_langchain
 from shekel import ToolBudgetExceededError, budget
+from shekel.integration import OutsideBudgetWarning
 from shekel.testing import FakeProvider
 from shekel_langchain import ShekelCallbackHandler, run_budgets
 from shekel_langchain._runs import RUNS
+from shekel_langchain._zero_config import INTEGRATION
 
-probe = RunnableLambda(lambda _: [type(h).__name__ for h in shekel_handlers_here()])
+probe = RunnableLambda(lambda _: shekel_handlers_here())
+
+
+def zero_config(handlers: list[Any]) -> bool:
+    """True when ``handlers`` are the one handler LangChain runs get by themselves."""
+    return len(handlers) == 1 and not handlers[0].budgets
 
 
 def test_runs_are_followed_inside_a_budget_only() -> None:
     assert probe.invoke(0) == []
     with budget(max_usd=1, name="root"):
-        assert probe.invoke(0) == ["ZeroConfigHandler"]
-        assert probe.batch([0, 1, 2]) == [["ZeroConfigHandler"]] * 3  # worker threads too
+        assert zero_config(probe.invoke(0))
+        assert all(map(zero_config, probe.batch([0, 1, 2])))  # worker threads too
         with budget(max_usd=1, name="inner"):
-            assert probe.invoke(0) == ["ZeroConfigHandler"]
-        assert probe.invoke(0) == ["ZeroConfigHandler"]  # still inside root
+            assert zero_config(probe.invoke(0))
+        assert zero_config(probe.invoke(0))  # still inside root
     assert probe.invoke(0) == []  # off again once the last budget ended
 
 
@@ -48,21 +56,25 @@ def test_runs_are_followed_inside_an_async_budget_only() -> None:
         seen.append(await probe.ainvoke(0))
         return seen
 
-    assert run(main()) == [[], *[["ZeroConfigHandler"]] * 3, []]
+    seen = run(main())
+    assert seen[0] == seen[-1] == []
+    assert all(map(zero_config, seen[1:-1]))
+    assert len(seen) == 5
 
 
 def test_an_explicit_handler_keeps_the_zero_config_one_out() -> None:
     handler = ShekelCallbackHandler()
     model = fake_model()
     with budget(max_usd=1, name="root") as root:
-        assert probe.invoke(0, config={"callbacks": [handler]}) == ["ShekelCallbackHandler"]
+        assert probe.invoke(0, config={"callbacks": [handler]}) == [handler]
         model.invoke("once", config={"callbacks": [handler]})
     assert root.calls_used == 1
 
 
 def test_a_handler_given_to_an_inner_runnable_maps_the_runs_it_sees() -> None:
-    """The zero-config handler is called first for those runs (LangChain's order); the
-    explicit handler's names still win, and nothing is counted twice."""
+    """The zero-config handler, inherited from the outer runs, is called first for those runs
+    (LangChain's order); the handler given closer to them decides, and nothing is counted
+    twice."""
     model = fake_model()
 
     @tool
@@ -87,7 +99,8 @@ def test_a_handler_given_to_an_inner_runnable_maps_the_runs_it_sees() -> None:
         outer.invoke("x")
         with pytest.raises(ToolBudgetExceededError) as refused:
             outer.invoke("y")
-    assert seen == [["ZeroConfigHandler"]] * 2
+    assert len(seen) == 2
+    assert all(map(zero_config, seen))
     assert [b.full_name for b in tree_of(root)] == ["root", "root.outer", "root.outer.inner"]
     inner_budget = root.child("outer").child("inner")
     assert (inner_budget.calls_used, inner_budget.tool_calls_used) == (1, 1)
@@ -121,7 +134,8 @@ def test_run_budgets_nest_and_end_with_their_block(
 def test_run_budgets_without_a_budget_follows_nothing_until_one_is_entered() -> None:
     model = fake_model()
     with run_budgets({"summarize": 1.0}):
-        model.with_config(run_name="summarize").invoke("untracked")
+        with pytest.warns(OutsideBudgetWarning, match="outside any budget"):
+            model.with_config(run_name="summarize").invoke("untracked")
         with budget(max_usd=1, name="root") as root:
             model.with_config(run_name="summarize").invoke("tracked")
     assert root.child("summarize").calls_used == 1
@@ -133,10 +147,26 @@ def test_langchain_is_registered_with_once() -> None:
     before = len(hooks)
     for n in range(50):
         with budget(max_usd=1, name=f"b{n}"), run_budgets({"x": 1.0}):
-            probe.invoke(0)
+            probe.with_config(run_name="x").invoke(0)
     assert len(hooks) == before
     ours = [h for h in hooks if h[0].name == "shekel_langchain_handler"]
     assert len(ours) == 1
+
+
+def test_uninstalled_only_a_handler_given_in_callbacks_follows_runs() -> None:
+    handler = ShekelCallbackHandler(budgets={"s": None})
+    followed = RunnableLambda(lambda _: len(RUNS)).with_config(run_name="s")
+    INTEGRATION.uninstall()
+    try:
+        with budget(max_usd=1, name="root") as root:
+            assert probe.invoke(0) == []
+            assert followed.invoke(0) == 0
+            assert followed.invoke(0, config={"callbacks": [handler]}) == 1
+    finally:
+        INTEGRATION.install()
+    assert [c.name for c in root.children] == ["s"]
+    with budget(max_usd=1, name="root"):
+        assert zero_config(probe.invoke(0))
 
 
 def test_the_installed_langchain_core_is_supported() -> None:
@@ -172,7 +202,7 @@ def test_an_unsupported_langchain_core_is_reported_once_and_nothing_is_registere
         print(json.dumps({
             "warnings": [
                 (w.category.__name__, str(w.message)) for w in caught
-                if w.category.__name__ == "UnsupportedVersionWarning"
+                if w.category.__name__ == "UnsupportedFrameworkWarning"
             ],
             "handlers": handlers,
             "hooks": [h[0].name for h in context._configure_hooks],
@@ -185,10 +215,9 @@ def test_an_unsupported_langchain_core_is_reported_once_and_nothing_is_registere
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(result["warnings"]) == 1
     message = result["warnings"][0][1]
-    assert "langchain-core 2.5.0 is outside the range" in message
+    assert "langchain-core 2.5.0 is installed; shekel-langchain supports" in message
     assert ">= 1.0, < 2" in message
     assert "ShekelCallbackHandler" not in str(result["handlers"])
-    assert "ZeroConfigHandler" not in str(result["handlers"])
     assert "shekel_langchain_handler" not in result["hooks"]
 
 
@@ -197,11 +226,13 @@ def test_a_handler_follows_nothing_outside_budgets(explicit: bool) -> None:
     config: Any = {"callbacks": [ShekelCallbackHandler(budgets={"s": 1.0})]} if explicit else {}
     model = fake_model(replies=3)
     followed = RunnableLambda(lambda _: len(RUNS)).with_config(run_name="s")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
         for _ in range(3):
             model.with_config(run_name="s").invoke("x", config=config)
         assert followed.invoke(0, config=config) == 0
+    # budgets given outside any budget: one warning that they apply to nothing
+    assert [w.category for w in warned] == [OutsideBudgetWarning] * explicit
     with budget(max_usd=1, name="root"):
         assert followed.invoke(0, config=config) == 1  # the same probe sees its run inside
 
@@ -212,7 +243,8 @@ def test_a_budget_costs_nothing_more_until_langchain_runs_in_it() -> None:
     script = textwrap.dedent(
         """
         import itertools, json, sys
-        from shekel import budget, plugin_manager
+        from shekel import budget
+        from shekel.plugins import plugin_manager
 
         def state():
             hooks = plugin_manager().hook

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 import openai
-import pytest
 from langchain_core.language_models import FakeListChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import StructuredTool
@@ -25,14 +24,6 @@ class Progress(TypedDict):
 
 class TestLangGraphContract(IntegrationContract):
     limits_param = "nodes"
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a model without usage in a node is a LangChain run: shekel-langchain records it, "
-        "with 0 tokens until its kit rebuild estimates them with record_unreported()",
-    )
-    def test_usage_a_model_does_not_report_is_estimated_with_a_warning(self) -> None:
-        super().test_usage_a_model_does_not_report_is_estimated_with_a_warning()
 
     def run_steps(self, steps: Sequence[str], limits: Mapping[str, Limits] | None = None) -> None:
         client = openai.OpenAI(base_url=self.fake.openai_base_url, api_key="t")

@@ -1,20 +1,10 @@
-"""shekel's hooks for LangChain, loaded through the ``shekel`` entry point.
+"""shekel's hook, loaded through the ``shekel`` entry point: imports no LangChain."""
 
-``shekel_install`` registers the zero-config handler with LangChain, once per process, before
-the first budget becomes active (nothing, with a warning, on an unsupported langchain-core).
+from shekel.plugins import hookimpl
 
-``shekel_route_call`` (which budget pays for a request) is implemented by
-:class:`shekel_langchain._runs.Router`, registered the first time a handler follows a run: a
-process that never runs LangChain under a budget pays nothing per SDK call.
-"""
-
-from __future__ import annotations
-
-import shekel
-
-from . import _zero_config
+from ._zero_config import INTEGRATION
 
 
-@shekel.plugins.hookimpl
+@hookimpl
 def shekel_install() -> None:
-    _zero_config.install()
+    INTEGRATION.install_when_imported()

@@ -1,89 +1,96 @@
-"""What a finished model run reports: its model, token counts and response id.
-
-Chat models put usage on the message (``AIMessage.usage_metadata``, LangChain's normalised
-shape: input tokens include those read from and written to a prompt cache, as shekel counts
-them); text LLMs, if anything, in ``llm_output["token_usage"]`` with OpenAI's field names.
-"""
+"""Recording the calls of models that never reach the intercepted SDKs, from their usage: on
+the message (``AIMessage.usage_metadata``, whose input tokens include those read from and
+written to a prompt cache, as shekel counts them), or a text LLM's ``llm_output``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from langchain_core.outputs import LLMResult
 
-_LANGCHAIN_IDS = ("lc_run-", "run-")
-"""Prefixes of the message ids LangChain makes up for messages that came without one."""
+from shekel import Budget, BudgetExceededError
+from shekel.integration import record_unreported
+
+from ._runs import Run
+
+SOURCE = "langchain"
+"""``CallRecord.source`` of the calls this package reports."""
 
 
-class Reported(NamedTuple):
-    model: str | None
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    cache_write_tokens: int
-    call_id: str | None
-    cache_hit: bool = False  # an answer from LangChain's cache: nothing was spent
-    missing: bool = False  # no usage at all
+def record_usage(budget: Budget, run: Run, response: LLMResult, *, partial: bool = False) -> None:
+    """Record the call ``response`` ended (estimated if it reports no usage, unless ``partial``:
+    the run failed). A report crossing a cap is recorded, and the next call refused: raised
+    from here, the error would leave the run open in every handler called after this one."""
+    model, call_id, counts = _reported(response)
+    model = model or run.model()
+    try:
+        if counts:
+            prompt_tokens, completion_tokens, cached, written = counts
+            budget.record(
+                model=model,
+                input_tokens=prompt_tokens,
+                output_tokens=completion_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+                call_id=call_id,
+                source=SOURCE,
+            )
+        elif counts is None and not partial:
+            prompt = run.prompt
+            if not isinstance(prompt, str):  # a chat model's messages
+                prompt = "\n".join(message.text for message in prompt)
+            reply = "\n".join(g.text for generations in response.generations for g in generations)
+            record_unreported(budget, model, prompt, reply, source=SOURCE, call_id=call_id)
+    except BudgetExceededError:
+        pass
 
 
-def read(response: LLMResult) -> Reported:
-    """The usage ``response`` carries (``missing`` when it carries none)."""
-    model: str | None = None
-    call_id: str | None = None
+def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | None]:
+    """The model name, the provider's response id and the token counts (as :func:`_counts`;
+    ``[]`` for an answer from LangChain's cache, ``None`` when the response has none)."""
+    model = call_id = None
     for generations in response.generations:
         for generation in generations:
             message = getattr(generation, "message", None)
             if message is None:
                 continue
-            metadata = message.response_metadata or {}
-            model = model or _text(metadata.get("model_name")) or _text(metadata.get("model"))
-            call_id = call_id or _provider_id(message.id) or _provider_id(metadata.get("id"))
-            usage = getattr(message, "usage_metadata", None)
+            meta = message.response_metadata or {}
+            model = model or _str(meta.get("model_name")) or _str(meta.get("model"))
+            call_id = call_id or _provider_id(message.id) or _provider_id(meta.get("id"))
+            usage = message.usage_metadata
             if usage:
+                if usage.get("total_cost", None) == 0:  # how LangChain's cache marks its answers
+                    return model, call_id, []
                 details = usage.get("input_token_details") or {}
-                return Reported(
-                    model,
-                    _count(usage.get("input_tokens")),
-                    _count(usage.get("output_tokens")),
-                    _count(details.get("cache_read")),
-                    _count(details.get("cache_creation")),
-                    call_id,
-                    # LangChain's cache marks the usage of a cached answer with a zero cost
-                    cache_hit=usage.get("total_cost", None) == 0,
-                )
-    output = response.llm_output or {}
-    model = model or _text(output.get("model_name")) or _text(output.get("model"))
+                tokens = usage.get("input_tokens"), usage.get("output_tokens")
+                cache = details.get("cache_read"), details.get("cache_creation")
+                return model, call_id, _counts(*tokens, *cache)
+    output = response.llm_output or {}  # a text LLM's, with OpenAI's names
+    model = model or _str(output.get("model_name")) or _str(output.get("model"))
+    call_id = call_id or _provider_id(output.get("id"))
     usage = output.get("token_usage") or output.get("usage")
-    if isinstance(usage, Mapping) and usage:
-        details = usage.get("prompt_tokens_details")
-        cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
-        return Reported(
-            model,
-            _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            _count(usage.get("completion_tokens", usage.get("output_tokens"))),
-            _count(cached),
-            0,
-            _provider_id(output.get("id")),
-        )
-    return Reported(model, 0, 0, 0, 0, call_id, missing=True)
+    if not isinstance(usage, Mapping) or not usage:
+        return model, call_id, None
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    return model, call_id, _counts(prompt, completion, cached, 0)
+
+
+def _counts(*reported: Any) -> list[int]:
+    """Input, output, cache-read and cache-write tokens, each as the core takes it (anything
+    but a positive ``int`` is 0: the end of a run never raises), within the input."""
+    prompt, completion, read, written = [n if type(n) is int and n > 0 else 0 for n in reported]
+    read = min(read, prompt)
+    return [prompt, completion, read, min(written, prompt - read)]
 
 
 def _provider_id(value: Any) -> str | None:
-    if isinstance(value, str) and value and not value.startswith(_LANGCHAIN_IDS):
-        return value
-    return None
+    """A provider's response id; not one LangChain made up for a message without one."""
+    ok = isinstance(value, str) and value and not value.startswith(("lc_run-", "run-"))
+    return value if ok else None
 
 
-def _text(value: Any) -> str | None:
+def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _count(value: Any) -> int:
-    """A token count as the core accepts it; anything else counts as 0 (never raise from the
-    end of a run: the spend must still be recorded)."""
-    if type(value) is int:
-        return value if value >= 0 else 0
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return 0

@@ -125,7 +125,6 @@ class Integration:
         self._lock = threading.RLock()
         self._installed = False
         self._unsupported: str | bool | None = False  # False: not looked at yet
-        self._warned: set[str] = set()
 
     def unsupported(self) -> str | None:
         """Why the installed framework is not one this integration supports, or ``None``."""
@@ -172,14 +171,15 @@ class Integration:
             if self._installed and self._uninstall is not None:
                 self._uninstall()
             self._installed = False
-            self._warned.clear()
+        for given in [w for w in _warned if w[0] == self.package]:
+            _warned.discard(given)
 
     def warn_once(self, key: str, message: str, category: type[Warning]) -> None:
         """Warn ``message`` once per process for ``key``."""
         with self._lock:
-            if key in self._warned:
+            if (self.package, key) in _warned:
                 return
-            self._warned.add(key)
+            _warned.add((self.package, key))
         warnings.warn(f"{self.package}: {message}", category, stacklevel=3)
 
     def warn_outside_budget(self, what: str) -> None:
@@ -191,6 +191,15 @@ class Integration:
             "nothing was stopped; run it inside `with budget(...)` (or `shekel run`)",
             OutsideBudgetWarning,
         )
+
+
+_warned: set[tuple[str, str]] = set()  # (package, key) of the warnings given once per process
+
+
+def forget_warnings() -> None:
+    """Give every once-per-process warning of every integration again (for tests, each of
+    which expects its own warnings whatever ran before it)."""
+    _warned.clear()
 
 
 def unsupported_reason(package: str, instruments: Sequence[str]) -> str | None:

@@ -49,6 +49,7 @@ from ._kit_install import (
     unsupported_reason,
     when_imported,
 )
+from ._kit_install import forget_warnings as _forget_install_warnings
 from ._kit_limits import Limits, NameWatch, StepLimits, child_of, parse_limits
 from ._kit_routes import Router, route_calls, stop_routing
 
@@ -113,6 +114,14 @@ def record_unreported(
     )
 
 
+def forget_warnings() -> None:
+    """Give every warning integrations give once per process again (their
+    ``UnsupportedFrameworkWarning``, ``OutsideBudgetWarning``, ``UsageMissingWarning``): for
+    tests, each of which expects its own warnings whatever ran before it."""
+    _forget_install_warnings()
+    _unreported_warned.clear()
+
+
 __all__ = [
     "Integration",
     "Limits",
@@ -124,6 +133,7 @@ __all__ = [
     "UnsupportedFrameworkWarning",
     "child_of",
     "estimate_tokens",
+    "forget_warnings",
     "framework_error",
     "parse_limits",
     "record_unreported",

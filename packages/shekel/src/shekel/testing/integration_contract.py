@@ -36,7 +36,12 @@ from shekel import (
     budget,
     current_budget,
 )
-from shekel.integration import Limits, OutsideBudgetWarning, UnmatchedNameWarning
+from shekel.integration import (
+    Limits,
+    OutsideBudgetWarning,
+    UnmatchedNameWarning,
+    forget_warnings,
+)
 from shekel.testing import FakeProvider
 
 INPUT, OUTPUT = 100, 20
@@ -60,6 +65,7 @@ class IntegrationContract:
     @pytest.fixture(autouse=True)
     def _fake_provider(self) -> Iterator[FakeProvider]:
         self.tool_runs = []
+        forget_warnings()  # the warnings given once per process: each test expects its own
         with FakeProvider() as fake:
             fake.set_usage(input_tokens=INPUT, output_tokens=OUTPUT)
             self.fake = fake
