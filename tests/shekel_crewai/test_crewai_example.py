@@ -14,11 +14,12 @@ def test_the_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     out = capsys.readouterr().out
     assert "first kickoff: 3 requests, $0.02325" in out
-    assert "second kickoff stopped: Research Analyst (crew.Research Analyst)" in out
+    assert "second kickoff stopped: Research Analyst (nightly.crew.Research Analyst)" in out
     assert "requests sent: 3" in out
-    tree = out[out.index("crew: ") :].splitlines()
+    tree = out[out.index("nightly: ") :].splitlines()
     assert tree == [
-        "crew: $0.02 / $0.10 (direct: $0.00)",
-        "  Research Analyst: $0.02 / $0.05, 2 / 2 LLM calls (direct: $0.02)",
-        "  Content Writer: $0.0077 / $0.02 (direct: $0.0077)",
+        "nightly: $0.02 / no limit (direct: $0.00)",
+        "  crew: $0.02 / $0.10 (direct: $0.00)",
+        "    Research Analyst: $0.02 / $0.05, 2 / 2 LLM calls (direct: $0.02)",
+        "    Content Writer: $0.0077 / $0.02 (direct: $0.0077)",
     ]
