@@ -16,7 +16,8 @@ def test_the_example_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     assert "first kickoff: 3 requests, $0.02325" in out
     assert "second kickoff stopped: Research Analyst (nightly.crew.Research Analyst)" in out
     assert "requests sent: 3" in out
-    tree = out[out.index("nightly: ") :].splitlines()
+    # The tree's four lines (crewai 1.15.19 may print a notice of its own at any time).
+    tree = out[out.index("nightly: ") :].splitlines()[:4]
     assert tree == [
         "nightly: $0.02 / no limit (direct: $0.00)",
         "  crew: $0.02 / $0.10 (direct: $0.00)",
