@@ -27,7 +27,8 @@ if the SDK generation is not the one meant. Installs come from uv's cache when i
 
 ``tests_crewai`` builds an environment the same way for ``packages/shekel-crewai`` (outside
 the workspace: crewai pins ``openai<3`` and ``pydantic<2.13``): the newest supported crewai,
-mypy on the package, then ``tests/shekel_crewai``.
+mypy on the package, then ``tests/shekel_crewai``; ``tests_crewai_lowest`` does the same with
+crewai at the lower bound the package declares.
 
 ``tests_llamaindex`` builds ``.nox/tests_llamaindex`` the same way for
 ``packages/shekel-llamaindex``, which stays out of the workspace (LlamaIndex is some 200 MB and
@@ -301,15 +302,12 @@ def tests_llamaindex_lowest(session: nox.Session) -> None:
 CREWAI = ROOT / "packages" / "shekel-crewai"
 
 
-@nox.session
-def tests_crewai(session: nox.Session) -> None:
-    """tests/shekel_crewai with the newest supported crewai, in an environment of its own.
+def _crewai_requirement() -> Requirement:
+    deps = map(Requirement, _pyproject(CREWAI)["project"]["dependencies"])
+    return next(req for req in deps if req.name == "crewai")
 
-    crewai pins ``openai<3`` and ``pydantic<2.13`` and weighs some 0.9 GB, so shekel-crewai
-    is kept out of the workspace. Installs shekel and shekel-crewai (editable), the anthropic
-    SDK (for CrewAI's native Anthropic provider) and the test tools, prints the versions, runs
-    mypy (strict) on the package, then pytest. The tests import crewai once (about 5 s).
-    """
+
+def _crewai_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -> None:
     dev = _dev_requirements()
     tools = [
         str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS | _LIBRARIES
@@ -323,11 +321,31 @@ def tests_crewai(session: nox.Session) -> None:
         str(_shekel_requirements()["anthropic"]),
         str(dev["mypy"]),
         *tools,
+        *pins,
     )
     shown = ["crewai", "openai", "anthropic", "httpx", "pydantic", "pluggy", "pytest"]
-    _show_versions(session, {"crewai": "1", "openai": "2"}, shown)
+    _show_versions(session, {"openai": "2", **expect}, shown)
     session.run("mypy", "-p", "shekel_crewai")
     session.run("python", "-m", "pytest", "tests/shekel_crewai", *session.posargs)
+
+
+@nox.session
+def tests_crewai(session: nox.Session) -> None:
+    """tests/shekel_crewai with the newest supported crewai, in an environment of its own.
+
+    crewai pins ``openai<3`` and ``pydantic<2.13`` and weighs some 0.9 GB, so shekel-crewai
+    is kept out of the workspace. Installs shekel and shekel-crewai (editable), the anthropic
+    SDK (for CrewAI's native Anthropic provider) and the test tools, prints the versions, runs
+    mypy (strict) on the package, then pytest. The tests import crewai once (about 5 s).
+    """
+    _crewai_tests(session, expect={"crewai": "1"})
+
+
+@nox.session
+def tests_crewai_lowest(session: nox.Session) -> None:
+    """The same with the lowest crewai shekel-crewai declares (own venv)."""
+    floor = _floor(_crewai_requirement())
+    _crewai_tests(session, floor, expect={"crewai": floor.split("==")[1]})
 
 
 @nox.session

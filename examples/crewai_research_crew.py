@@ -1,10 +1,11 @@
 """A CrewAI research crew with a budget per agent, run offline.
 
 A Research Analyst works two tasks, then a Content Writer turns the notes into a report. The
-crew has $0.10; the analyst may make two LLM calls (and spend $0.05), the writer $0.02. The first
-kickoff fits; on the second the analyst has no calls left and is stopped before its next LLM
-call is sent (``AgentBudgetExceededError``, which CrewAI neither retries nor wraps), which
-ends the crew. ``tree()`` shows who spent what.
+crew is wrapped once with its limits: $0.10 for the crew, two LLM calls (and $0.05) for the
+analyst, $0.02 for the writer. It then runs twice inside a "nightly" budget, where it gets a
+budget of its own. The first kickoff fits; on the second the analyst has no calls left and is
+stopped before its next LLM call is sent (``AgentBudgetExceededError``, which CrewAI neither
+retries nor wraps), which ends the crew. ``tree()`` shows who spent what.
 
 No API key is needed: the agents use CrewAI's native OpenAI provider pointed at shekel's fake
 OpenAI-compatible server (``shekel.testing.FakeProvider``), which answers every request with
@@ -30,6 +31,7 @@ for _name, _value in {
 
 from crewai import LLM, Agent, Crew, Task  # noqa: E402
 
+from shekel import budget  # noqa: E402
 from shekel.testing import FakeProvider  # noqa: E402
 from shekel_crewai import AgentBudgetExceededError, crew_budget  # noqa: E402
 
@@ -77,16 +79,15 @@ def build_crew(llm: LLM) -> Crew:
 def main() -> None:
     with FakeProvider(default_text=ANSWER) as fake:
         fake.set_usage(input_tokens=1500, output_tokens=400)
-        crew = build_crew(LLM(model="gpt-4o", base_url=fake.openai_base_url, api_key="offline"))
-        spend = crew_budget(
-            crew,
+        crew = crew_budget(
+            build_crew(LLM(model="gpt-4o", base_url=fake.openai_base_url, api_key="offline")),
             max_usd=0.10,
             agents={
                 "Research Analyst": {"max_usd": 0.05, "max_llm_calls": 2},
                 "Content Writer": 0.02,
             },
         )
-        with spend:
+        with budget(name="nightly") as spend:
             crew.kickoff()
             print(f"first kickoff: {len(fake.requests)} requests, ${spend.spent:.5f}")
             try:

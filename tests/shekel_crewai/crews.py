@@ -3,13 +3,17 @@ has set CrewAI's environment)."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from collections import Counter
 from typing import Any
 
+import httpx
 from crewai import LLM, Agent, BaseLLM, Crew, Task
 from crewai.events.types.llm_events import LLMCallType
 from crewai.llms.base_llm import llm_call_context
+from crewai.llms.hooks.base import BaseInterceptor
 from pydantic import Field, PrivateAttr
 
 import shekel
@@ -41,7 +45,9 @@ class ScriptedLLM(BaseLLM):
     """A custom LLM that never reaches an SDK: it answers from ``script`` (then with a final
     answer) and reports each call as CrewAI's own providers do, with an
     ``LLMCallCompletedEvent`` carrying ``usage`` (none when ``usage`` is ``None``; no events at
-    all when ``emit`` is false) and ``response_id``."""
+    all when ``emit`` is false) and ``response_id``. With ``sends``, it reports that prompt as
+    what it sent its model, as a wrapper of a completion model sends one prompt, not CrewAI's
+    chat messages."""
 
     script: list[str] = Field(default_factory=list)
     usage: dict[str, int] | None = Field(
@@ -49,6 +55,7 @@ class ScriptedLLM(BaseLLM):
     )
     emit: bool = True
     response_id: str | None = None
+    sends: str | None = None
     _calls: int = PrivateAttr(default=0)
     _counted: list[int | None] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -87,7 +94,7 @@ class ScriptedLLM(BaseLLM):
                     call_type=LLMCallType.LLM_CALL,
                     from_task=from_task,
                     from_agent=from_agent,
-                    messages=messages,
+                    messages=messages if self.sends is None else self.sends,
                     usage=self.usage,
                     response_id=self.response_id,
                 )
@@ -169,3 +176,46 @@ class LLMCallCounter:
 
     def __call__(self, context: Any) -> None:
         self.tries[getattr(getattr(context, "agent", None), "role", "?")] += 1
+
+
+_call_ids = itertools.count(1)
+
+
+class ToolCallsFirst(BaseInterceptor[httpx.Request, httpx.Response]):
+    """A CrewAI transport interceptor that turns the fake provider's first answers into native
+    tool calls, one per ``(tool, arguments)`` given (the fake only ever answers with text);
+    usage and response ids stay the fake's."""
+
+    def __init__(self, *calls: tuple[str, dict[str, Any]]) -> None:
+        self.calls = list(calls)
+
+    def on_outbound(self, message: httpx.Request) -> httpx.Request:
+        return message
+
+    def on_inbound(self, message: httpx.Response) -> httpx.Response:
+        if not self.calls:
+            return message
+        body = json.loads(message.read())
+        tool, arguments = self.calls.pop(0)
+        body["choices"][0]["finish_reason"] = "tool_calls"
+        body["choices"][0]["message"] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": f"call_{next(_call_ids)}",
+                    "type": "function",
+                    "function": {"name": tool, "arguments": json.dumps(arguments)},
+                }
+            ],
+        }
+        return httpx.Response(message.status_code, json=body)
+
+
+def child(budget: shekel.Budget, *names: str) -> shekel.Budget:
+    """The descendant of ``budget`` at ``names``, one child's name per level."""
+    for name in names:
+        found = budget.find_child(name)
+        assert found is not None, f"{budget.full_name!r} has no child {name!r}"
+        budget = found
+    return budget

@@ -1,22 +1,31 @@
-"""shekel's hooks for CrewAI, registered through the ``shekel`` entry point.
-
-Loaded into every process that uses shekel where this package is installed, so it imports no
-crewai (about five seconds): CrewAI is patched when a budget is first entered if crewai is
-imported by then, else the moment its import finishes.
-"""
+"""shekel's hook for CrewAI, loaded through the ``shekel`` entry point into every process that
+uses shekel: it imports no crewai (seconds), and installs once ``crewai`` is imported."""
 
 from __future__ import annotations
 
 import shekel
+from shekel.integration import Integration
 
-from . import _install, _runs
+from .package import _instruments
+
+
+def _install() -> None:
+    from ._patches import patch
+
+    patch()
+
+
+def _uninstall() -> None:
+    from ._patches import unpatch
+
+    unpatch()
+
+
+INTEGRATION = Integration(
+    "shekel-crewai", "CrewAI", _instruments, "crewai", install=_install, uninstall=_uninstall
+)
 
 
 @shekel.plugins.hookimpl
 def shekel_install() -> None:
-    _install.install_when_imported()
-
-
-@shekel.plugins.hookimpl
-def shekel_limit_exceeded(budget: shekel.Budget, error: BaseException) -> None:
-    _runs.note_stop(budget, error)
+    INTEGRATION.install_when_imported()

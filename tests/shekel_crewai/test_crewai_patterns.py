@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from crewai import Agent, Crew, Process, Task
-from crews import ANALYST, PRICES, WRITER, ScriptedLLM, cost, openai_llm, requests_by_role
+from crews import ANALYST, PRICES, WRITER, ScriptedLLM, child, cost, openai_llm, requests_by_role
 
 from shekel import budget
 from shekel.testing import FakeProvider
@@ -59,15 +59,16 @@ def test_seed_pattern_caps_stop_the_agent(fake: FakeProvider) -> None:
     assert len(fake.requests) == 1
 
 
-def test_direct_calls_of_a_crews_agents_under_its_crew_budget(fake: FakeProvider) -> None:
-    """Inside crew_budget, an agent of the crew run by hand still gets its own budget."""
+def test_an_agent_of_a_wrapped_crew_run_by_hand_pays_like_any_agent(fake: FakeProvider) -> None:
+    """The crew's limits apply when the crew runs; run by hand, its agent charges the budget
+    active there, as an agent of no crew does."""
     analyst = Agent(role=ANALYST, goal="g", backstory="b", llm=openai_llm(fake))
     task = Task(name="research", description="r", expected_output="o", agent=analyst)
-    crew = Crew(agents=[analyst], tasks=[task])
-    with crew_budget(crew, agents={ANALYST: 1.0}, prices=PRICES) as spend:
+    crew_budget(Crew(agents=[analyst], tasks=[task]), agents={ANALYST: 1.0})
+    with budget(name="app", prices=PRICES) as app:
         analyst.execute_task(task)
-    assert spend.agent(ANALYST).calls_used == 1
-    assert spend.spent_direct == 0
+    assert app.children == []
+    assert app.calls_used == 1
 
 
 def test_delegated_work_is_charged_under_the_delegating_agent() -> None:
@@ -82,16 +83,15 @@ def test_delegated_work_is_charged_under_the_delegating_agent() -> None:
     writer = Agent(role=WRITER, goal="g", backstory="b", llm=writer_llm)
     task = Task(name="research", description="r", expected_output="o", agent=analyst)
     crew = Crew(agents=[analyst, writer], tasks=[task])
-    with crew_budget(
-        crew, agents={ANALYST: 1.0, WRITER: {"max_llm_calls": 3}}, prices=PRICES
-    ) as spend:
+    crew_budget(crew, agents={ANALYST: 1.0, WRITER: {"max_llm_calls": 3}}, name=None)
+    with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff()
     assert (analyst_llm.calls, writer_llm.calls) == (2, 1)
-    nested = spend.agent(ANALYST).children
+    nested = child(spend, ANALYST).children
     assert [b.full_name for b in nested] == ["crew.Research Analyst.Content Writer"]
     assert nested[0].calls_used == 1
     assert nested[0].snapshot().llm_calls_remaining == 2  # its own max_llm_calls=3
-    assert spend.agent(ANALYST).calls_used == 3
+    assert child(spend, ANALYST).calls_used == 3
     assert [c.name for c in spend.children] == [ANALYST]
 
 
@@ -107,27 +107,28 @@ def test_a_hierarchical_crews_manager_pays_for_the_work_it_delegates() -> None:
     crew = Crew(
         agents=[analyst], tasks=[task], process=Process.hierarchical, manager_llm=manager_llm
     )
-    with crew_budget(
-        crew, agents={"Crew Manager": {"max_llm_calls": 3}}, tasks={"research": 1.0}, prices=PRICES
-    ) as spend:
+    limits = {"Crew Manager": {"max_llm_calls": 3}}
+    crew_budget(crew, agents=limits, tasks={"research": 1.0}, name=None)
+    with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff()
     assert (manager_llm.calls, analyst_llm.calls) == (2, 1)
-    manager = spend.agent("Crew Manager")
+    manager = child(spend, "Crew Manager")
     assert [c.full_name for c in spend.children] == ["crew.Crew Manager"]
     assert manager.snapshot().llm_calls_remaining == 0  # its 2 calls and the analyst's
     assert [c.full_name for c in manager.children] == ["crew.Crew Manager.research"]
     assert manager.children[0].children[0].full_name == (
         "crew.Crew Manager.research.Research Analyst"
     )
-    assert spend.task("research").calls_used == 3
+    assert child(manager, "research").calls_used == 3
 
 
 def test_kickoff_for_each_charges_the_same_agent_budgets(fake: FakeProvider) -> None:
     analyst = Agent(role=ANALYST, goal="g", backstory="b", llm=openai_llm(fake))
     task = Task(name="research", description="Research {topic}", expected_output="o", agent=analyst)
     crew = Crew(agents=[analyst], tasks=[task])
-    with crew_budget(crew, agents={ANALYST: {"max_llm_calls": 5}}, prices=PRICES) as spend:
+    crew_budget(crew, agents={ANALYST: {"max_llm_calls": 5}}, name=None)
+    with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff_for_each(inputs=[{"topic": "a"}, {"topic": "b"}])
     assert len(fake.requests) == 2
     assert [c.full_name for c in spend.children] == ["crew.Research Analyst"]
-    assert spend.agent(ANALYST).calls_used == 2
+    assert child(spend, ANALYST).calls_used == 2

@@ -12,12 +12,21 @@ import pytest
 from crewai import Agent, Crew, Task
 from crewai.hooks import InterceptionPoint, unregister_hook
 from crewai.hooks.dispatch import get_global_hook_list
-from crews import ANALYST, PRICES, WRITER, LLMCallCounter, cost, openai_llm, requests_by_role
+from crews import (
+    ANALYST,
+    PRICES,
+    WRITER,
+    LLMCallCounter,
+    child,
+    cost,
+    openai_llm,
+    requests_by_role,
+)
 from crews import two_agent_crew as make_crew
 
-from shekel import Budget
+from shekel import Budget, budget
 from shekel.testing import FakeProvider, Reply
-from shekel_crewai import AgentBudgetExceededError, CrewBudget, crew_budget
+from shekel_crewai import AgentBudgetExceededError, crew_budget
 
 
 def _kickoff(crew: Crew, spend: Budget) -> Any:
@@ -63,12 +72,13 @@ def test_each_agent_pays_for_its_calls(
     crew = make_crew(
         openai_llm(fake), analyst_tasks=2, agent_options={"max_execution_time": timeout}
     )
-    spend = crew_budget(crew, max_usd=1.0, tasks={"write": 0.5}, prices=PRICES)
+    crew_budget(crew, tasks={"write": 0.5}, name=None)
+    spend = budget(max_usd=1.0, name="crew", prices=PRICES)
     output = run(crew, spend)
     assert output.raw == "done"
     assert requests_by_role(fake) == {ANALYST: 2, WRITER: 1}
-    assert spend.agent(ANALYST).calls_used == 2
-    assert spend.task("write").calls_used == 1
+    assert child(spend, ANALYST).calls_used == 2
+    assert child(spend, WRITER, "write").calls_used == 1
     assert spend.spent == pytest.approx(cost(3), abs=1e-12)
     assert spend.spent_direct == 0
 
@@ -84,13 +94,14 @@ def test_an_agent_cap_stops_the_agent_without_retry(
     crew = make_crew(
         openai_llm(fake), analyst_tasks=2, agent_options={"max_execution_time": timeout}
     )
-    spend = crew_budget(crew, agents={ANALYST: {"max_llm_calls": 1}}, prices=PRICES)
+    crew_budget(crew, agents={ANALYST: {"max_llm_calls": 1}}, name=None)
+    spend = budget(name="crew", prices=PRICES)
     with pytest.raises(AgentBudgetExceededError) as caught:
         run(crew, spend)
     assert (caught.value.budget_name, caught.value.sent) == ("crew.Research Analyst", False)
     assert requests_by_role(fake) == {ANALYST: 1}
     assert tries.tries == {ANALYST: 2}
-    assert spend.agent(ANALYST).calls_used == 1
+    assert child(spend, ANALYST).calls_used == 1
 
 
 # -- async_execution tasks side by side ---------------------------------------------------------
@@ -151,14 +162,15 @@ def test_async_tasks_side_by_side_pay_for_their_own_agents(
     fake: FakeProvider, meeting: Meeting, run: Callable[[Crew, Budget], Any]
 ) -> None:
     crew = side_by_side_crew(fake)
-    spend = crew_budget(crew, max_usd=1.0, tasks={"research": None, "outline": None}, prices=PRICES)
+    crew_budget(crew, tasks={"research": None, "outline": None}, name=None)
+    spend = budget(max_usd=1.0, name="crew", prices=PRICES)
     run(crew, spend)
     assert meeting.met == [True, True]
     assert requests_by_role(fake) == {ANALYST: 1, WRITER: 2}
-    assert spend.task("research").calls_used == 1
-    assert spend.task("outline").calls_used == 1
-    assert spend.agent(WRITER).spent == pytest.approx(cost(2), abs=1e-12)
-    assert spend.agent(WRITER).spent_direct == pytest.approx(cost(1), abs=1e-12)
+    assert child(spend, ANALYST, "research").calls_used == 1
+    assert child(spend, WRITER, "outline").calls_used == 1
+    assert child(spend, WRITER).spent == pytest.approx(cost(2), abs=1e-12)
+    assert child(spend, WRITER).spent_direct == pytest.approx(cost(1), abs=1e-12)
     assert spend.spent == pytest.approx(cost(3), abs=1e-12)
     assert spend.active_children == ()
 
@@ -169,7 +181,8 @@ def test_a_capped_agent_in_a_side_task_stops_the_crew(
     fake.enqueue(Reply(latency=0.2), Reply(latency=0.2))
     crew = side_by_side_crew(fake)
     crew.tasks[2].agent = crew.agents[0]  # the analyst also writes: its second call is refused
-    spend: CrewBudget = crew_budget(crew, agents={ANALYST: {"max_llm_calls": 1}}, prices=PRICES)
+    crew_budget(crew, agents={ANALYST: {"max_llm_calls": 1}}, name=None)
+    spend = budget(name="crew", prices=PRICES)
     with pytest.raises(AgentBudgetExceededError) as caught:
         _kickoff(crew, spend)
     assert (caught.value.budget_name, caught.value.task_name) == ("crew.Research Analyst", "write")
