@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+if TYPE_CHECKING:  # imported where used: the zero-config script must not import the SDK early
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-haiku-4-5"
@@ -50,6 +50,12 @@ class Telemetry:
 
     @classmethod
     def create(cls) -> Telemetry:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
         reader = InMemoryMetricReader()
         exporter = InMemorySpanExporter()
         tracer_provider = TracerProvider()
@@ -63,6 +69,8 @@ class Telemetry:
     def collect(self) -> dict[str, dict[Key, Any]]:
         """Every metric collected now: name -> attributes -> value (a histogram point's value
         is ``(count, sum)``; its bucket bounds are in :meth:`histogram_bounds`)."""
+        from opentelemetry.sdk.metrics.export import HistogramDataPoint
+
         found: dict[str, dict[Key, Any]] = {}
         data = self.reader.get_metrics_data()
         if data is None:
