@@ -18,9 +18,18 @@ zero-config start (``instrument()`` still works)."""
 INSTRUMENTATION_NAME = "shekel"
 
 
+_sdk_disabled = [False]
+
+
+def read_environment() -> None:
+    """Read ``OTEL_SDK_DISABLED`` (when reporting is configured, as the SDK reads it when its
+    providers are made): looking for providers at each budget entered must stay cheap."""
+    _sdk_disabled[0] = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
 def sdk_disabled() -> bool:
     """True when ``OTEL_SDK_DISABLED`` tells every SDK to do nothing."""
-    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    return _sdk_disabled[0]
 
 
 def zero_config_disabled() -> bool:
@@ -40,6 +49,14 @@ def is_real_tracer_provider(provider: trace.TracerProvider) -> bool:
     """False for the API's proxy (no provider set yet) and for no-op providers."""
     placeholder = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
     return not isinstance(provider, placeholder) and not sdk_disabled()
+
+
+def global_providers_changed(meter_was: object, tracer_was: object) -> bool:
+    """Whether either global provider is another object than the placeholder seen before
+    (the cheap test made at each budget entered while one is awaited)."""
+    return metrics.get_meter_provider() is not meter_was or (
+        trace.get_tracer_provider() is not tracer_was
+    )
 
 
 def global_meter_provider() -> metrics.MeterProvider | None:

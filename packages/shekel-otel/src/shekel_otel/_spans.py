@@ -136,8 +136,9 @@ class Spans:
             figures: dict[str, Any] = {
                 n.SPAN_COST: (cost if isinstance(cost, float) else 0.0) + call.cost_usd,
                 n.SPAN_CALLS: (calls if isinstance(calls, int) else 0) + 1,
-                n.BUDGET_PATH: call.budget_path,
             }
+            if before.get(n.BUDGET_PATH) != call.budget_path:
+                figures[n.BUDGET_PATH] = call.budget_path
             if call.estimated:
                 figures[n.SPAN_ESTIMATED] = True
             if not call.priced:

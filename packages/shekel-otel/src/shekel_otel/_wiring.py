@@ -21,9 +21,11 @@ from . import _names as n
 from ._metrics import LiveBudgets, Metrics
 from ._providers import (
     global_meter_provider,
+    global_providers_changed,
     global_tracer_provider,
     is_real_meter_provider,
     is_real_tracer_provider,
+    read_environment,
     zero_config_disabled,
 )
 from ._reporter import Reporter, Watcher
@@ -46,6 +48,7 @@ _tracer_source: Any = _GLOBAL
 _plugin: Watcher | Reporter | None = None
 _waiting_for_meter = False  # the global meter provider is wanted and still a placeholder
 _waiting_for_tracer = False
+_seen: tuple[object, object] = (None, None)  # the global providers when last resolved
 
 # A provider keeps the instruments created on it (and their gauge callbacks) and the span
 # processors added to it for as long as it lives: each is made once per provider and turned
@@ -107,6 +110,7 @@ def uninstrument() -> None:
 def _configure(meter_source: Any, tracer_source: Any) -> None:
     global _meter_source, _tracer_source
     _teardown()
+    read_environment()
     _meter_source, _tracer_source = meter_source, tracer_source
     _resolve(shekel.current_budget())
 
@@ -126,10 +130,7 @@ def _teardown() -> None:
 
 def _look(budget: Budget) -> None:
     """At a budget's entry, while a global provider is still a placeholder."""
-    if not (
-        (_waiting_for_meter and global_meter_provider() is not None)
-        or (_waiting_for_tracer and global_tracer_provider() is not None)
-    ):
+    if not global_providers_changed(*_seen):
         return
     with _lock:
         if _mode in ("auto", "explicit"):
@@ -138,7 +139,8 @@ def _look(budget: Budget) -> None:
 
 def _resolve(entering: Budget | None) -> None:
     """Register what the providers known now call for (under ``_lock``)."""
-    global _plugin, _waiting_for_meter, _waiting_for_tracer
+    global _plugin, _waiting_for_meter, _waiting_for_tracer, _seen
+    _seen = (metrics.get_meter_provider(), trace.get_tracer_provider())
     meter_provider = _meter_source if _meter_source is not _GLOBAL else global_meter_provider()
     if meter_provider is not None and not is_real_meter_provider(meter_provider):
         meter_provider = None
