@@ -8,7 +8,7 @@ over minutes, and other processes share its two cores):
 
 ``off``     shekel-otel registered nothing (``uninstrument()``): shekel alone;
 ``no_sdk``  the zero-config state of an application without an OpenTelemetry SDK (global
-            providers are the API's placeholders): only a look at each budget entered;
+            providers are the API's placeholders): a test of them after each recorded call;
 ``sdk``     ``instrument()`` with the SDK's ``MeterProvider`` (an in-memory reader, not
             collected while timing) and ``TracerProvider`` (with shekel-otel's span processor),
             every call inside a recording span that gets the cost.
@@ -41,18 +41,22 @@ import shekel_otel
 NOTES = [
     "- *off*: `shekel_otel.uninstrument()`, shekel alone. *no SDK*: no OpenTelemetry SDK"
     " configured (the API's placeholder providers), as an application that installed"
-    " shekel-otel without using OpenTelemetry: shekel-otel implements no per-call hook then."
+    " shekel-otel without using OpenTelemetry: shekel-otel then only tests, after each recorded"
+    " call, whether the global providers are still the placeholders (one hook call)."
     " *SDK*: `instrument()` with the SDK's MeterProvider (InMemoryMetricReader, not collected"
     " while timing) and TracerProvider; every call runs inside a recording span.",
     "- The configurations take turns within every repeat, in one process; times are the CPU"
     " time of the measuring thread (`time.thread_time_ns`), which other processes on the"
-    " shared cores do not inflate. *Overhead* = median(configuration) − median(off), in"
-    " brackets min − min; *ratio* = median(configuration) / median(off).",
+    " shared cores inflate less than wall time. *Overhead* = median(configuration) −"
+    " median(off), in brackets min − min; *ratio* = median(configuration) / median(off).",
     "- *SDK call*: `chat.completions.create` of the real openai SDK over `httpx.MockTransport`"
     " inside `with budget(max_usd=1e9, name='bench')`. *record*: `Budget.record(model=,"
     " input_tokens=, output_tokens=)` on the same budget: shekel-otel's own work per call"
     " without the SDK around it. *enter/exit*: `with budget(name='step')` inside it (the"
-    " zero-config look, and the live-budget registry of the gauges).",
+    " live-budget registry of the gauges, with an SDK).",
+    "- *SDK alone*: the measurements any reporter of a call must make, made directly on the same"
+    " SDK providers (a counter add, two histogram points with the same attributes, two span"
+    " attributes): the part of the *SDK* overhead that is the OpenTelemetry SDK's own.",
 ]
 
 CONFIGS = ("off", "no_sdk", "sdk")

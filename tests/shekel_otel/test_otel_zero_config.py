@@ -53,9 +53,10 @@ def by_path_and_model(points: list[list[Any]]) -> dict[tuple[str, str], float]:
 def test_global_providers_set_before_the_first_budget() -> None:
     found = run("before")
     one_call = {GPT: cost(GPT, 12, 3), CLAUDE: cost(CLAUDE, 12, 3)}
+    calls = {"early": 2, "early.late": 1}
     assert by_path_and_model(found["metrics"]["shekel.cost"]) == {
-        (path, model): pytest.approx(usd)
-        for path in ("early", "early.late")
+        (path, model): pytest.approx(usd * calls[path])
+        for path in calls
         for model, usd in one_call.items()
     }
     tokens = {
@@ -63,8 +64,8 @@ def test_global_providers_set_before_the_first_budget() -> None:
         for a, value in found["metrics"]["gen_ai.client.token.usage"]
     }
     assert tokens == {
-        (path, model, kind): [1, 12 if kind == "input" else 3]
-        for path in ("early", "early.late")
+        (path, model, kind): [calls[path], calls[path] * (12 if kind == "input" else 3)]
+        for path in calls
         for model in (GPT, CLAUDE)
         for kind in ("input", "output")
     }
@@ -72,8 +73,7 @@ def test_global_providers_set_before_the_first_budget() -> None:
     # openai call's cost goes on the application's span around it.
     spans = [(s["name"], s["shekel"].get("shekel.cost_usd")) for s in found["spans"]]
     assert spans == [
-        ("anthropic.messages.create", pytest.approx(one_call[CLAUDE])),
-        ("anthropic.messages.create", pytest.approx(one_call[CLAUDE])),
+        *[("anthropic.messages.create", pytest.approx(one_call[CLAUDE]))] * 3,
         ("work", pytest.approx(one_call[GPT])),
     ]
     assert set(found["hooks_in_first_budget"]) >= PER_CALL_HOOKS
@@ -81,37 +81,38 @@ def test_global_providers_set_before_the_first_budget() -> None:
 
 def test_global_providers_set_after_the_first_budget() -> None:
     found = run("after")
-    # The first budget's calls went out before there was anywhere to report them; from the
-    # next budget entered on, everything is reported.
+    # The first calls went out before there was anywhere to report them; from the first call
+    # recorded after the providers were set on, everything is reported.
     assert found["hooks_in_first_budget"] == {
         "shekel_install": ["shekel_otel._plugin"],
-        "shekel_budget_entered": ["Watcher"],
+        "shekel_spend_recorded": ["Watcher"],
     }
     assert by_path_and_model(found["metrics"]["shekel.cost"]) == {
-        ("early.late", GPT): pytest.approx(cost(GPT, 12, 3)),
-        ("early.late", CLAUDE): pytest.approx(cost(CLAUDE, 12, 3)),
+        (path, model): pytest.approx(cost(model, 12, 3))
+        for path in ("early", "early.late")
+        for model in (GPT, CLAUDE)
     }
     # The budget entered before is reported by the gauges too, with all its spend.
     remaining = {
         a["shekel.budget.path"]: v
         for a, v in found["gauges_while_active"]["shekel.budget.remaining"]
     }
-    spent = 2 * (cost(GPT, 12, 3) + cost(CLAUDE, 12, 3))
+    per_pair = cost(GPT, 12, 3) + cost(CLAUDE, 12, 3)
     assert remaining == {
-        "early": pytest.approx(1 - spent),
-        "early.late": pytest.approx(0.5 - spent / 2),
+        "early": pytest.approx(1 - 3 * per_pair),
+        "early.late": pytest.approx(0.5 - per_pair),
     }
     assert set(found["hooks_at_end"]) >= PER_CALL_HOOKS
 
 
-def test_without_an_sdk_nothing_is_added_to_any_call() -> None:
+def test_without_an_sdk_only_a_look_at_each_call() -> None:
     found = run("none")
-    # Only the install and a look at each budget entered: no hook on the path of a call.
+    # The install, and at each recorded call a test that the providers are still the API's
+    # placeholders: nothing on the way of a request, nothing when budgets are entered.
     assert found["hooks_at_end"] == {
         "shekel_install": ["shekel_otel._plugin"],
-        "shekel_budget_entered": ["Watcher"],
+        "shekel_spend_recorded": ["Watcher"],
     }
-    assert found["spend_hook_listened"] is False  # shekel skips the spend hook altogether
     assert found["sdk_imported"] is False
     assert found["metrics"] == {}
 
@@ -119,5 +120,6 @@ def test_without_an_sdk_nothing_is_added_to_any_call() -> None:
 def test_turned_off_by_opentelemetrys_own_variable() -> None:
     found = run("env", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="requests, shekel")
     assert found["hooks_at_end"] == {"shekel_install": ["shekel_otel._plugin"]}
+    assert found["spend_hook_listened"] is False  # shekel skips the spend hook altogether
     assert found["metrics"] == {}
     assert all(span["shekel"] == {} for span in found["spans"])

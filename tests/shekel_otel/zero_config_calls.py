@@ -3,7 +3,8 @@
 ``python zero_config_calls.py MODE``, MODE one of:
 
 ``before``  the global providers are set before the first budget;
-``after``   a budget is entered and a call made first, then the providers are set;
+``after``   a budget is entered and calls made first, then the providers are set and more
+            calls made, in that budget and in one entered after;
 ``none``    no SDK is configured at all;
 ``env``     as ``before``, with ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` naming shekel (set by
             the test).
@@ -69,6 +70,7 @@ def main(mode: str) -> dict[str, Any]:
             hooks_before = ours()
             if mode == "after":
                 telemetry = set_global_providers()
+            calls(fake, oai, claude)
             tracer = (telemetry.tracer_provider if telemetry else None) or None
             with shekel.budget(max_usd=0.5, name="late"):
                 if tracer is not None:

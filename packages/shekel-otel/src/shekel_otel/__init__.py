@@ -1,8 +1,9 @@
 """shekel-otel: shekel's spend, limits and refusals as OpenTelemetry metrics and span data.
 
 Installed, it reports to the application's global ``MeterProvider`` and ``TracerProvider``
-with no code, from the first budget entered once they are set; with the API's placeholder
-providers (no SDK configured) it adds nothing to any call. For explicit wiring::
+with no code, from the first call recorded once they are set; with the API's placeholder
+providers (no SDK configured) it reports nothing and only tests, after each recorded call,
+whether they still are placeholders. For explicit wiring::
 
     import shekel_otel
 

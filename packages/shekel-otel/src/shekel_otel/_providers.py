@@ -2,7 +2,7 @@
 
 Until an application sets its providers, the API hands out proxies that forward to nothing
 (and no-op providers may be set on purpose). shekel-otel reports only to real providers: with
-placeholders it implements no per-call hook at all, so shekel's recording path stays as it is.
+placeholders it only tests, after each recorded call, whether they were replaced.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _sdk_disabled = [False]
 
 def read_environment() -> None:
     """Read ``OTEL_SDK_DISABLED`` (when reporting is configured, as the SDK reads it when its
-    providers are made): looking for providers at each budget entered must stay cheap."""
+    providers are made): looking for providers after each recorded call must stay cheap."""
     _sdk_disabled[0] = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
@@ -53,7 +53,7 @@ def is_real_tracer_provider(provider: trace.TracerProvider) -> bool:
 
 def global_providers_changed(meter_was: object, tracer_was: object) -> bool:
     """Whether either global provider is another object than the placeholder seen before
-    (the cheap test made at each budget entered while one is awaited)."""
+    (the cheap test made after each recorded call while one is awaited)."""
     return metrics.get_meter_provider() is not meter_was or (
         trace.get_tracer_provider() is not tracer_was
     )

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("shekel_otel")
 _logged: set[str] = set()
 
-Look = Callable[["Budget"], None]
-"""Checks whether the application's global providers were set, at a budget's entry."""
+Look = Callable[["Budget"], "Reporter | None"]
+"""Checks whether the application's global providers were set, when a call is recorded;
+returns the reporter registered for them, if any."""
 
 
 def _failed(hook: str) -> None:
@@ -42,18 +43,21 @@ def _failed(hook: str) -> None:
 
 
 class Watcher:
-    """Implements only ``shekel_budget_entered``: while the application has no SDK providers,
-    shekel-otel adds nothing to any call, and looks for them once per budget entered."""
+    """Implements only ``shekel_spend_recorded``: while the application's global providers are
+    placeholders, it tests whether they still are (two identity tests) and reports nothing."""
 
     def __init__(self, look: Look) -> None:
         self.look = look
 
     @shekel.hookimpl
-    def shekel_budget_entered(self, budget: Budget) -> None:
+    def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
         try:
-            self.look(budget)
+            reporter = self.look(budget)
         except Exception:
-            _failed("shekel_budget_entered")
+            _failed("shekel_spend_recorded")
+            return
+        if reporter is not None:  # registered just now: this call is its first
+            reporter.shekel_spend_recorded(budget, call)
 
 
 class Reporter:
@@ -69,8 +73,6 @@ class Reporter:
     @shekel.hookimpl
     def shekel_budget_entered(self, budget: Budget) -> None:
         try:
-            if self.look is not None:
-                self.look(budget)
             if self.metrics is not None:
                 self.live.entered(budget)
         except Exception:
@@ -84,8 +86,10 @@ class Reporter:
             _failed("shekel_budget_exited")
 
     @shekel.hookimpl
-    def shekel_spend_recorded(self, call: CallRecord) -> None:
+    def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
         try:
+            if self.look is not None:  # the other global provider is still awaited
+                self.look(budget)
             if self.metrics is not None:
                 self.metrics.record_call(call)
             if self.spans is not None:

@@ -3,8 +3,8 @@
 Three ways in: the zero-config start (``shekel_install``, once per process, before the first
 budget), :func:`instrument` and :func:`uninstrument`. A provider given to ``instrument`` is
 used as it is; a provider not given means the application's global one, which may be set
-after shekel started: until it is, only a :class:`Watcher` is registered, and it looks again
-at each budget entered.
+after shekel started: until it is, only a :class:`Watcher` is registered, which tests whether
+it still is each time a call is recorded.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ _mode = "unset"  # "auto" (zero-config), "explicit" (instrument()), "off" (unins
 _meter_source: Any = _GLOBAL
 _tracer_source: Any = _GLOBAL
 _plugin: Watcher | Reporter | None = None
-_waiting_for_meter = False  # the global meter provider is wanted and still a placeholder
-_waiting_for_tracer = False
 _seen: tuple[object, object] = (None, None)  # the global providers when last resolved
 
 # A provider keeps the instruments created on it (and their gauge callbacks) and the span
@@ -80,7 +78,7 @@ def instrument(
     """Report shekel's spend to these providers from now on, instead of what was set before.
 
     ``None`` (the default) stands for the application's global provider, as with no code:
-    reported to from the first budget entered after it is set. A no-op provider turns that
+    reported to from the first call recorded after it is set. A no-op provider turns that
     signal off. shekel-otel makes no spans: it writes on the span of each call that an LLM
     instrumentation made (found by a span processor it adds to ``tracer_provider`` when that
     is the SDK's) or else on the current span, if it is recording.
@@ -116,8 +114,7 @@ def _configure(meter_source: Any, tracer_source: Any) -> None:
 
 
 def _teardown() -> None:
-    global _plugin, _waiting_for_meter, _waiting_for_tracer
-    _waiting_for_meter = _waiting_for_tracer = False
+    global _plugin
     if _plugin is not None:
         shekel.plugin_manager().unregister(_plugin)
         _plugin = None
@@ -128,18 +125,21 @@ def _teardown() -> None:
             finder.enabled = False
 
 
-def _look(budget: Budget) -> None:
-    """At a budget's entry, while a global provider is still a placeholder."""
+def _look(budget: Budget) -> Reporter | None:
+    """When a call is recorded while a global provider is still a placeholder: the reporter
+    registered if one was set since."""
     if not global_providers_changed(*_seen):
-        return
+        return None
     with _lock:
         if _mode in ("auto", "explicit"):
             _resolve(budget)
+        return _plugin if isinstance(_plugin, Reporter) else None
 
 
-def _resolve(entering: Budget | None) -> None:
-    """Register what the providers known now call for (under ``_lock``)."""
-    global _plugin, _waiting_for_meter, _waiting_for_tracer, _seen
+def _resolve(budget: Budget | None) -> None:
+    """Register what the providers known now call for (under ``_lock``). ``budget`` and its
+    active ancestors were entered before: the gauges report them from now on."""
+    global _plugin, _seen
     _seen = (metrics.get_meter_provider(), trace.get_tracer_provider())
     meter_provider = _meter_source if _meter_source is not _GLOBAL else global_meter_provider()
     if meter_provider is not None and not is_real_meter_provider(meter_provider):
@@ -147,9 +147,9 @@ def _resolve(entering: Budget | None) -> None:
     tracer_provider = _tracer_source if _tracer_source is not _GLOBAL else global_tracer_provider()
     if tracer_provider is not None and not is_real_tracer_provider(tracer_provider):
         tracer_provider = None
-    _waiting_for_meter = _meter_source is _GLOBAL and meter_provider is None
-    _waiting_for_tracer = _tracer_source is _GLOBAL and tracer_provider is None
-    waiting = _waiting_for_meter or _waiting_for_tracer
+    waiting = (_meter_source is _GLOBAL and meter_provider is None) or (
+        _tracer_source is _GLOBAL and tracer_provider is None
+    )
     manager = shekel.plugin_manager()
     if meter_provider is None and tracer_provider is None:
         if waiting and not isinstance(_plugin, Watcher):
@@ -169,7 +169,7 @@ def _resolve(entering: Budget | None) -> None:
         _plugin = reporter
         manager.register(reporter)
     if reporter.metrics is not None:
-        _live.add_lineage(entering)
+        _live.add_lineage(budget)
 
 
 def _metrics_on(provider: metrics.MeterProvider) -> Metrics:
