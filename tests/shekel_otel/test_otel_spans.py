@@ -27,6 +27,9 @@ from shekel.testing import FakeProvider, Reply
 @pytest.fixture(scope="module")
 def instrumented() -> dict[str, Any]:
     """The spans of ``instrumented_calls.py``: calls under OpenLLMetry's instrumentations."""
+    # Absent only where the lowest opentelemetry-api is tested (they need far newer ones).
+    pytest.importorskip("opentelemetry.instrumentation.openai")
+    pytest.importorskip("opentelemetry.instrumentation.anthropic")
     script = Path(__file__).with_name("instrumented_calls.py")
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False

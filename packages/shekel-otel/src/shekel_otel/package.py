@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-_instruments = ("opentelemetry-api >= 1.27, < 2",)
+_instruments = ("opentelemetry-api >= 1.30, < 2",)
 
 
 class UnsupportedVersionWarning(UserWarning):
