@@ -7,6 +7,13 @@ import asyncio
 import anthropic
 import openai
 import pytest
+from otel_fixtures import (  # noqa: F401 (fixtures, used by their names)
+    aclaude_fixture,
+    aoai_fixture,
+    claude_fixture,
+    oai_fixture,
+    telemetry_fixture,
+)
 from otel_support import CLAUDE, EMBEDDING, GPT, PRICES, USER, Key, Telemetry, cost, key
 
 import shekel_otel

@@ -17,6 +17,11 @@ import openai
 import pytest
 from opentelemetry import metrics
 from opentelemetry.sdk.trace import TracerProvider
+from otel_fixtures import (  # noqa: F401 (fixtures, used by their names)
+    claude_fixture,
+    oai_fixture,
+    telemetry_fixture,
+)
 from otel_support import CLAUDE, GPT, PRICES, USER, Telemetry, cost, events, shekel_attributes
 
 import shekel_otel

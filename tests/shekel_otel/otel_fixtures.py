@@ -1,8 +1,13 @@
-"""shekel-otel reporting to the real OpenTelemetry SDK; the real openai and anthropic SDKs
-against shekel's fake provider (the ``fake_llm`` fixture of shekel's pytest plugin).
+"""Fixtures: shekel-otel reporting to the real OpenTelemetry SDK; the real openai and anthropic
+SDKs against shekel's fake provider (the ``fake_llm`` fixture of shekel's pytest plugin).
 
 Global providers can be set once per process: tests of the zero-config path run in a
 subprocess of their own, and the tests here wire providers with ``shekel_otel.instrument``.
+
+Test modules import these fixtures (``*_fixture``, each registered under its short name).
+This folder has no ``conftest.py``: pytest keeps
+the last conftest it imports as the module ``conftest``, and tests of another folder that
+read types from ``conftest`` at run time would find this one instead of theirs.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from shekel import current_budget
 from shekel.testing import FakeProvider
 
 
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
+@pytest.fixture(name="telemetry")
+def telemetry_fixture() -> Iterator[Telemetry]:
     """An SDK meter provider and tracer provider, wired with ``instrument()``; undone after."""
     found = Telemetry.create()
     shekel_otel.instrument(
@@ -34,20 +39,20 @@ def telemetry() -> Iterator[Telemetry]:
         assert current_budget() is None
 
 
-@pytest.fixture
-def oai(fake_llm: FakeProvider) -> Iterator[openai.OpenAI]:
+@pytest.fixture(name="oai")
+def oai_fixture(fake_llm: FakeProvider) -> Iterator[openai.OpenAI]:
     client = openai.OpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
     yield client
     client.close()
 
 
-@pytest.fixture
-def aoai(fake_llm: FakeProvider) -> openai.AsyncOpenAI:
+@pytest.fixture(name="aoai")
+def aoai_fixture(fake_llm: FakeProvider) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=fake_llm.openai_base_url, api_key="test", max_retries=0)
 
 
-@pytest.fixture
-def claude(fake_llm: FakeProvider) -> Iterator[anthropic.Anthropic]:
+@pytest.fixture(name="claude")
+def claude_fixture(fake_llm: FakeProvider) -> Iterator[anthropic.Anthropic]:
     client = anthropic.Anthropic(
         base_url=fake_llm.anthropic_base_url, api_key="test", max_retries=0
     )
@@ -55,8 +60,8 @@ def claude(fake_llm: FakeProvider) -> Iterator[anthropic.Anthropic]:
     client.close()
 
 
-@pytest.fixture
-def aclaude(fake_llm: FakeProvider) -> anthropic.AsyncAnthropic:
+@pytest.fixture(name="aclaude")
+def aclaude_fixture(fake_llm: FakeProvider) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
         base_url=fake_llm.anthropic_base_url, api_key="test", max_retries=0
     )
