@@ -38,6 +38,9 @@ LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test t
 run ignores that folder). ``tests_llamaindex_lowest`` does the same with llama-index-core at
 the lower bound the package declares.
 
+``tests_shekel_otel_lowest`` runs ``tests/shekel_otel`` on the lowest opentelemetry-api (and
+SDK) shekel-otel declares.
+
 ``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
 ``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
 lowest langchain-core shekel-langchain declares) on the workspace's openai 2.x, and the newest
@@ -362,6 +365,31 @@ def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
     session.install(*editable, _floor(langgraph), "langgraph-prebuilt==1.0.0", *tools)
     session.run("python", "-c", "import importlib.metadata as m; print(m.version('langgraph'))")
     session.run("python", "-m", "pytest", "tests/shekel_langgraph", *session.posargs)
+
+
+OTEL = ROOT / "packages" / "shekel-otel"
+
+
+@nox.session
+def tests_shekel_otel_lowest(session: nox.Session) -> None:
+    """tests/shekel_otel on the lowest opentelemetry-api shekel-otel declares, with the SDK
+    of the same release (own venv). LLM instrumentations need far newer releases: the test
+    that runs them is skipped here."""
+    declared = map(Requirement, _pyproject(OTEL)["project"]["dependencies"])
+    api = _floor(next(req for req in declared if req.name == "opentelemetry-api"))
+    sdk = api.replace("opentelemetry-api", "opentelemetry-sdk")
+    dev = _dev_requirements()
+    skip = _NOT_FOR_TESTS | _LIBRARIES | {"opentelemetry-sdk"}
+    tools = [
+        str(req) for name, req in dev.items() if name not in skip and "opentelemetry" not in name
+    ]
+    session.install("-e", str(SHEKEL), "-e", str(OTEL), api, sdk, *tools)
+    _show_versions(
+        session,
+        {"opentelemetry-api": api.split("==")[1], "opentelemetry-sdk": sdk.split("==")[1]},
+        [*_SHOWN, "opentelemetry-api", "opentelemetry-sdk"],
+    )
+    session.run("python", "-m", "pytest", "tests/shekel_otel", *session.posargs)
 
 
 @nox.session(python=False)

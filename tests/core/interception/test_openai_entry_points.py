@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anthropic
 import openai
 import pydantic
 import pytest
@@ -185,3 +186,32 @@ def test_async_entry_points(fake: FakeProvider, aoai: openai.AsyncOpenAI) -> Non
     spent = asyncio.run(run())
     total = expected(10, 1) + expected(20, 2) + expected(30, 1) + expected(40, 1)
     assert spent == pytest.approx(total, abs=1e-9)
+
+
+def test_calls_name_their_operation_and_the_response_model(
+    fake: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    # A real API answers an alias with a dated snapshot: the call is priced as the alias it
+    # asked for, and says which model answered.
+    fake.enqueue(
+        Reply(text="a", model="gpt-4o-mini-2024-07-18"),
+        Reply(text="b c", model="gpt-4o-mini-2024-07-18"),
+        Reply(text="d"),
+        Reply(text="e", model="claude-3-haiku-20240307"),
+    )
+    with budget(max_usd=1.0) as b:
+        oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        list(oai.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
+        oai.embeddings.create(model="text-embedding-3-small", input="a")
+        claude.messages.create(model="claude-3-haiku-latest", max_tokens=10, messages=USER)
+        b.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+    seen = [(c.model, c.response_model, c.operation) for c in b.history().recent()]
+    assert seen == [
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "chat"),
+        ("text-embedding-3-small", "text-embedding-3-small", "embeddings"),
+        ("claude-3-haiku-latest", "claude-3-haiku-20240307", "chat"),
+        ("gpt-4o-mini", None, None),  # record(): nobody said
+    ]
+    assert b.summary_data()["calls"][0]["response_model"] == "gpt-4o-mini-2024-07-18"
+    assert b.summary_data()["calls"][2]["operation"] == "embeddings"

@@ -28,8 +28,11 @@ class CallRecord:
     counts were estimated (an interrupted stream, a response without usage). ``call_id`` is
     the provider's id of the response (``chatcmpl-...``, ``msg_...``) when known; ``source``
     says who reported the call (``"sdk"`` for the interceptor, ``"manual"`` for ``record()``,
-    or an integration's name). Treat it as read-only (it is not frozen only because frozen
-    dataclasses are slower to build).
+    or an integration's name). ``response_model`` is the model the response named (a dated
+    snapshot such as ``gpt-4o-mini-2024-07-18`` where ``model`` is the alias priced) and
+    ``operation`` the kind of request (``"chat"``, ``"embeddings"``: OpenTelemetry's
+    ``gen_ai.operation.name``), both set by the interceptor and ``None`` when unknown. Treat
+    it as read-only (it is not frozen only because frozen dataclasses are slower to build).
     """
 
     seq: int
@@ -49,6 +52,8 @@ class CallRecord:
     tool_name: str | None = None
     call_id: str | None = None
     source: str | None = None
+    response_model: str | None = None
+    operation: str | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -71,6 +76,8 @@ class CallRecord:
             "tool": self.tool_name,
             "call_id": self.call_id,
             "source": self.source,
+            "response_model": self.response_model,
+            "operation": self.operation,
         }
 
 

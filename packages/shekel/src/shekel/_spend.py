@@ -132,6 +132,8 @@ def charge(
     source: str | None = None,
     tool_name: str | None = None,
     unpriced: bool = False,
+    response_model: str | None = None,
+    operation: str | None = None,
 ) -> CallRecord:
     """Record one call's spend on ``budget``'s chain (the core of every recording path).
 
@@ -186,6 +188,8 @@ def charge(
         tool_name,
         call_id,
         source,
+        response_model,
+        operation,
     )
     if kept is not None:
         kept.call = call

@@ -72,6 +72,10 @@ class ProtocolAdapter(ABC):
     path_suffixes: tuple[str, ...] = ()
     """Request paths this adapter handles, matched at the end of the URL path."""
 
+    operation: str = "chat"
+    """The kind of request, as OpenTelemetry's ``gen_ai.operation.name`` says it (``chat``,
+    ``embeddings``, ``text_completion``...): ``CallRecord.operation`` of its calls."""
+
     def matches(self, path: str) -> bool:
         return path.endswith(self.path_suffixes)
 

@@ -476,6 +476,8 @@ class InterceptedCall:
                 on_fallback=self.on_fallback,
                 call_id=call_id,
                 source=SDK,
+                response_model=reported_model,
+                operation=self.adapter.operation,
             )
         except BaseException as exc:
             if call_id is not None:

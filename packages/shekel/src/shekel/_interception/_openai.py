@@ -244,6 +244,7 @@ class EmbeddingsAdapter(_OpenAIAdapter):
     """``POST .../embeddings``: input tokens only."""
 
     path_suffixes = ("/embeddings",)
+    operation = "embeddings"
 
     def inspect(self, body: dict[str, Any]) -> RequestInfo:
         return RequestInfo(body.get("model"), False, 0)
