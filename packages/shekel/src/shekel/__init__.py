@@ -33,7 +33,14 @@ from ._errors import (
 )
 from ._history import CallRecord, SpendHistory
 from ._hookspecs import CallRoute
-from ._interception import ProtocolAdapter, RequestInfo, StreamTally, UsageMissingWarning
+from ._interception import (
+    PathInfo,
+    ProtocolAdapter,
+    RequestInfo,
+    StreamTally,
+    UncountedCallWarning,
+    UsageMissingWarning,
+)
 from ._ledger import AccountState, Caps, Hold, Ledger, Overrun
 from ._loops import LoopGuardError
 from ._memory_ledger import InMemoryLedger
@@ -94,6 +101,7 @@ __all__ = [
     "LoopGuardError",
     "ModelPrice",
     "Overrun",
+    "PathInfo",
     "PoolExceededError",
     "PoolReservation",
     "ProtocolAdapter",
@@ -108,6 +116,7 @@ __all__ = [
     "TokenUsage",
     "ToolBudgetExceededError",
     "ToolCall",
+    "UncountedCallWarning",
     "UnknownModelError",
     "UnknownModelWarning",
     "UsageMissingError",
