@@ -19,7 +19,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Final
 
@@ -45,22 +45,59 @@ _PATCHED: Final = "__shekel_original__"
 _lock = threading.Lock()
 
 
+def _patch_aiohttp(module: ModuleType) -> None:
+    from . import _aiohttp_patch
+
+    with _lock:
+        _aiohttp_patch.patch(module)
+
+
+def _patch_botocore(module: ModuleType) -> None:
+    from . import _botocore_patch
+
+    with _lock:
+        _botocore_patch.patch(module)
+
+
+def _patch_module(module: ModuleType) -> None:
+    with _lock:
+        _patch(module.Client, _make_sync_send)
+        _patch(module.AsyncClient, _make_async_send)
+
+
+PATCHERS: Final[dict[str, Callable[[ModuleType], None]]] = {
+    "httpx": _patch_module,
+    "httpx2": _patch_module,
+    "aiohttp": _patch_aiohttp,  # google-genai's async calls, when aiohttp is installed
+    "botocore.endpoint": _patch_botocore,  # boto3's Bedrock runtime
+}
+"""Each module shekel patches, by the name its import hook waits for."""
+
+
 def install() -> None:
-    """Patch the httpx flavours imported so far, and any imported later (idempotent)."""
+    """Patch the HTTP libraries imported so far, and any imported later (idempotent)."""
     with _lock:
         if _IMPORT_HOOK not in sys.meta_path:
             sys.meta_path.insert(0, _IMPORT_HOOK)
-        imported = [name for name in HTTP_LIBRARIES if name in sys.modules]
+        imported = [name for name in PATCHERS if name in sys.modules]
     for name in imported:
         # Waits for the import to finish if another thread is still running it.
-        _patch_module(importlib.import_module(name))
+        PATCHERS[name](importlib.import_module(name))
 
 
 def uninstall() -> None:
-    """Put the original ``send`` methods back (for tests and for embedding applications)."""
+    """Put the original methods back (for tests and for embedding applications)."""
     with _lock:
         if _IMPORT_HOOK in sys.meta_path:
             sys.meta_path.remove(_IMPORT_HOOK)
+        if "aiohttp" in sys.modules:
+            from . import _aiohttp_patch
+
+            _aiohttp_patch.unpatch(sys.modules["aiohttp"])
+        if "botocore.endpoint" in sys.modules:
+            from . import _botocore_patch
+
+            _botocore_patch.unpatch(sys.modules["botocore.endpoint"])
         for name in HTTP_LIBRARIES:
             module = sys.modules.get(name)
             if module is None:
@@ -83,19 +120,13 @@ def installed() -> bool:
     )
 
 
-def _patch_module(module: ModuleType) -> None:
-    with _lock:
-        _patch(module.Client, _make_sync_send)
-        _patch(module.AsyncClient, _make_async_send)
-
-
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches an httpx flavour as soon as its own import has run."""
+    """Patches an HTTP library as soon as its own import has run."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in HTTP_LIBRARIES:
+        if fullname not in PATCHERS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -117,7 +148,7 @@ class _PatchingLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
-        _patch_module(module)
+        PATCHERS[module.__name__](module)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

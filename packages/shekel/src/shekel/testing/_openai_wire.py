@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 import time
 from typing import Any
@@ -15,13 +14,13 @@ from shekel.testing._common import (
     EventKind,
     Rejection,
     Turn,
-    content_text,
     int_field,
     is_int,
     last_user_text,
     model_name,
     new_id,
     sse,
+    vector_of,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -355,24 +354,13 @@ def _embedding_inputs(source: object) -> list[object]:
     return [source]
 
 
-def _vector(item: object, dimensions: int) -> list[float]:
-    """A deterministic vector in [-1, 1); each value k/128 - 1 is exact in float32."""
-    seed = content_text(item) if isinstance(item, str) else repr(item)
-    raw = b""
-    counter = 0
-    while len(raw) < dimensions:
-        raw += hashlib.sha256(f"{counter}:{seed}".encode()).digest()
-        counter += 1
-    return [byte / 128 - 1 for byte in raw[:dimensions]]
-
-
 def embeddings(body: JSON, input_tokens: int) -> JSON:
     """An embeddings ``list``; base64 float32 little-endian when ``encoding_format`` asks."""
     dimensions = int_field(body, "dimensions") or 8
     as_base64 = body.get("encoding_format") == "base64"
     data: list[JSON] = []
     for index, item in enumerate(_embedding_inputs(body.get("input"))):
-        vector = _vector(item, max(dimensions, 1))
+        vector = vector_of(item, max(dimensions, 1))
         encoded: object = vector
         if as_base64:
             encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
