@@ -10,6 +10,7 @@ from ._anthropic import MessagesAdapter
 from ._bedrock import ConverseAdapter, InvokeModelAdapter
 from ._gemini import EmbedContentAdapter, GenerateContentAdapter
 from ._httpx_patch import install
+from ._ollama import OllamaChatAdapter, OllamaEmbedAdapter
 from ._openai import ChatCompletionsAdapter, EmbeddingsAdapter, ResponsesAdapter
 
 
@@ -29,4 +30,6 @@ def shekel_protocol_adapters() -> Sequence[ProtocolAdapter]:
         EmbedContentAdapter(),
         ConverseAdapter(),
         InvokeModelAdapter(),
+        OllamaChatAdapter(),
+        OllamaEmbedAdapter(),
     ]

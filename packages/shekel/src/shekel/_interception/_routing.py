@@ -29,8 +29,6 @@ LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 """Hosts whose port is part of the route (two local servers may speak one protocol)."""
 
 OLLAMA_PORT: Final = 11434
-FREE_PROVIDERS: Final = frozenset({"ollama"})
-"""Providers whose models run on the user's machine: calls and tokens count, USD is zero."""
 
 # Hosts of LLM APIs whose ``api_pattern`` in genai-prices is broader than the API itself (every
 # googleapis.com host, token refreshes included), given here by name instead.

@@ -51,7 +51,10 @@ def resolve_turn(
     max_tokens: int | None,
 ) -> Turn:
     """Fill in a reply's open fields and cut it down to ``max_tokens`` if it is too long."""
-    text = fallback_text if reply.text is None else reply.text
+    if reply.text is not None:
+        text = reply.text
+    else:  # a reply that only asks for tools says nothing
+        text = "" if reply.tool_calls else fallback_text
     chunks = split_chunks(text)
     if reply.output_tokens is not None:
         output_tokens = reply.output_tokens

@@ -12,10 +12,11 @@ from urllib.parse import unquote
 import shekel.testing._anthropic_wire as anthropic_wire
 import shekel.testing._bedrock_wire as bedrock_wire
 import shekel.testing._gemini_wire as gemini_wire
+import shekel.testing._ollama_wire as ollama_wire
 import shekel.testing._openai_wire as openai_wire
 from shekel.testing._common import JSON, Event, Rejection, Turn
 
-Dialect = Literal["openai", "anthropic", "gemini", "bedrock"]
+Dialect = Literal["openai", "anthropic", "gemini", "bedrock", "ollama"]
 
 SSE = "text/event-stream; charset=utf-8"
 
@@ -90,7 +91,30 @@ _EXACT: dict[str, Endpoint] = {
         anthropic_wire.echo_text,
     ),
     "/v1/messages/count_tokens": Endpoint("anthropic", free=anthropic_wire.count_tokens),
+    "/api/chat": Endpoint(
+        "ollama",
+        ollama_wire.chat,
+        ollama_wire.chat_stream,
+        ollama_wire.check,
+        ollama_wire.max_tokens,
+        ollama_wire.chat_echo_text,
+        streams=ollama_wire.streams,
+        stream_type=ollama_wire.NDJSON,
+    ),
+    "/api/generate": Endpoint(
+        "ollama",
+        ollama_wire.generate,
+        ollama_wire.generate_stream,
+        ollama_wire.check,
+        ollama_wire.max_tokens,
+        ollama_wire.generate_echo_text,
+        streams=ollama_wire.streams,
+        stream_type=ollama_wire.NDJSON,
+    ),
+    "/api/embed": Endpoint("ollama", ollama_wire.embed, check=ollama_wire.check, streams=_never),
 }
+
+_GATEWAY_SUFFIXES = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 
 _GEMINI_GENERATE = Endpoint(
     "gemini",
@@ -156,6 +180,7 @@ ERRORS: dict[Dialect, Callable[[int, str, Rejection | None], JSON]] = {
     "anthropic": anthropic_wire.error_body,
     "gemini": gemini_wire.error_body,
     "bedrock": bedrock_wire.error_body,
+    "ollama": ollama_wire.error_body,
 }
 
 
@@ -172,6 +197,9 @@ def resolve(path: str) -> tuple[Endpoint, JSON] | None:
     found = _EXACT.get(path)
     if found is not None:
         return found, {}
+    for suffix in _GATEWAY_SUFFIXES:  # OpenAI's API behind a gateway's prefix
+        if path.endswith(suffix):
+            return _EXACT[suffix], {}
     gemini = _GEMINI_PATH.search(path)
     if gemini is not None and gemini.group(2) in _GEMINI:
         return _GEMINI[gemini.group(2)], {"model": gemini.group(1)}
@@ -187,6 +215,8 @@ def dialect_of(path: str, headers: dict[str, str]) -> Dialect:
         return "anthropic"
     if path.startswith("/model/"):
         return "bedrock"
+    if path.startswith("/api/"):
+        return "ollama"
     if ":" in path or path.startswith(("/v1beta", "/v1beta1", "/v1/projects")):
         return "gemini"
     return "openai"

@@ -14,6 +14,7 @@ from shekel.testing._common import (
     EventKind,
     Rejection,
     Turn,
+    dumps,
     int_field,
     is_int,
     last_user_text,
@@ -164,7 +165,32 @@ def _chat_usage(turn: Turn) -> JSON:
 
 
 def _finish_reason(turn: Turn) -> str:
-    return "length" if turn.truncated else "stop"
+    if turn.truncated:
+        return "length"
+    return "tool_calls" if turn.tool_calls else "stop"
+
+
+def _chat_tool_calls(turn: Turn, ids: list[str]) -> list[JSON]:
+    return [
+        {
+            "id": ident,
+            "type": "function",
+            "function": {"name": call.name, "arguments": dumps(call.arguments)},
+        }
+        for call, ident in zip(turn.tool_calls, ids, strict=True)
+    ]
+
+
+def _chat_message(turn: Turn) -> JSON:
+    message: JSON = {
+        "role": "assistant",
+        "content": turn.text if turn.text or not turn.tool_calls else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if turn.tool_calls:
+        message["tool_calls"] = _chat_tool_calls(turn, turn.tool_ids("call_"))
+    return message
 
 
 def chat_completion(body: JSON, turn: Turn) -> JSON:
@@ -177,12 +203,7 @@ def chat_completion(body: JSON, turn: Turn) -> JSON:
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": turn.text,
-                    "refusal": None,
-                    "annotations": [],
-                },
+                "message": _chat_message(turn),
                 "logprobs": None,
                 "finish_reason": _finish_reason(turn),
             }
@@ -219,6 +240,8 @@ def chat_stream(body: JSON, turn: Turn) -> list[Event]:
 
     events = [sse("pre", chunk({"role": "assistant", "content": "", "refusal": None}))]
     events += [sse("content", chunk({"content": piece})) for piece in turn.chunks]
+    for index, call in enumerate(_chat_tool_calls(turn, turn.tool_ids("call_"))):
+        events.append(sse("post", chunk({"tool_calls": [{"index": index, **call}]})))
     events.append(sse("post", chunk({}, _finish_reason(turn))))
     if include_usage:
         events.append(sse("post", {**frame, "choices": [], "usage": _chat_usage(turn)}))
@@ -289,13 +312,27 @@ def _response_shell(body: JSON, response_id: str, created: int) -> JSON:
     }
 
 
+def _function_calls(turn: Turn) -> list[JSON]:
+    return [
+        {
+            "id": new_id("fc_"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": ident,
+            "name": call.name,
+            "arguments": dumps(call.arguments),
+        }
+        for call, ident in zip(turn.tool_calls, turn.tool_ids("call_"), strict=True)
+    ]
+
+
 def _response_final(shell: JSON, turn: Turn, item_id: str) -> JSON:
     status = "incomplete" if turn.truncated else "completed"
     return {
         **shell,
         "status": status,
         "incomplete_details": {"reason": "max_output_tokens"} if turn.truncated else None,
-        "output": [_message_item(item_id, status, [_text_part(turn.text)])],
+        "output": [_message_item(item_id, status, [_text_part(turn.text)]), *_function_calls(turn)],
         "usage": _responses_usage(turn),
     }
 
@@ -338,6 +375,9 @@ def responses_stream(body: JSON, turn: Turn) -> list[Event]:
         output_index=0,
         item=_message_item(item_id, item_status, [_text_part(turn.text)]),
     )
+    for index, item in enumerate(final["output"][1:], start=1):
+        emit("post", "response.output_item.added", output_index=index, item=item)
+        emit("post", "response.output_item.done", output_index=index, item=item)
     emit("post", f"response.{item_status}", response=final)
     return events
 
