@@ -51,10 +51,9 @@ def resolve_turn(
     max_tokens: int | None,
 ) -> Turn:
     """Fill in a reply's open fields and cut it down to ``max_tokens`` if it is too long."""
-    if reply.text is not None:
-        text = reply.text
-    else:  # a reply that only asks for tools says nothing
-        text = "" if reply.tool_calls else fallback_text
+    # a reply that only asks for tools says nothing
+    silent = "" if reply.tool_calls else fallback_text
+    text = silent if reply.text is None else reply.text
     chunks = split_chunks(text)
     if reply.output_tokens is not None:
         output_tokens = reply.output_tokens

@@ -99,7 +99,8 @@ class Reply:
     the real API would refuse is refused all the same.
 
     ``tool_calls`` makes the reply ask for tools (see :class:`ToolCall`), after ``text`` if
-    there is any (a reply with tool calls and no ``text`` has none): ``Reply(tool_calls=[ToolCall("search", {"q": "shekel"})])``.
+    there is any (a reply with tool calls and no ``text`` has none):
+    ``Reply(tool_calls=[ToolCall("search", {"q": "shekel"})])``.
 
     ``output_tokens`` is all billed output, reasoning included (``reasoning_tokens`` says how
     much of it): protocols that report thinking apart (Gemini's ``thoughtsTokenCount``) get
