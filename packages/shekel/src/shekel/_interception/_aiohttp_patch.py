@@ -20,7 +20,7 @@ from ._adapter import StreamTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS
 from ._streams import _Tap
-from ._transport import begin, cause, check_async, failed, in_thread, read_body, route_key
+from ._transport import SENDING, begin, cause, check_async, failed, in_thread, read_body, route_key
 
 _PATCHED: Final = "__shekel_original__"
 
@@ -57,7 +57,11 @@ def _body_of(kwargs: dict[str, Any]) -> bytes | None:
 def _make_request(original: Any) -> Any:
     async def _request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
         budget = active_budget()
-        if (budget is None and not LISTENING.shekel_route_call) or method.upper() != "POST":
+        if (
+            (budget is None and not LISTENING.shekel_route_call)
+            or method.upper() != "POST"
+            or SENDING.get()  # httpx above this already intercepted it (LiteLLM's transport)
+        ):
             return await original(self, method, str_or_url, **kwargs)
         url = self._build_url(str_or_url)
         host = url.host or ""

@@ -139,6 +139,7 @@ class InterceptedCall:
         "body_size",
         "budget",
         "caller",
+        "fixed",
         "hide_usage",
         "hold",
         "holder",
@@ -162,6 +163,8 @@ class InterceptedCall:
         self.hold: Hold | None = None
         self.model: str | None = None
         self.new_path: str | None = None  # the URL path to send to, when the check changed it
+        # The request is signed (AWS SigV4 by LiteLLM): its body and path must go as they are.
+        self.fixed = False
         self.on_fallback = False
         self.output_allowed: int | None = None
         self.settled = False
@@ -243,7 +246,7 @@ class InterceptedCall:
             )
         self.stream = info.stream
         changed = False
-        fallback = _spend.fallback_model(budget)
+        fallback = None if self.fixed else _spend.fallback_model(budget)
         if fallback is not None and model is not None:
             if fallback != model:
                 if not adapter.accepts_model(fallback):
@@ -267,7 +270,7 @@ class InterceptedCall:
                 raise UnknownModelError(model, adapter.provider)
         if strict:
             limit = self._reserve_strict(rate, model, info.max_output_tokens, content)
-            if limit is not None:
+            if limit is not None and not self.fixed:
                 adapter.set_max_output(body, limit)
                 changed = True
         else:
@@ -315,6 +318,12 @@ class InterceptedCall:
         # A stream is cut off a little past its output limit (when a gateway ignores it), so
         # its reservation covers that margin too: the cap holds either way.
         margin = cut_off_point if self.stream else _no_margin
+        if self.fixed:  # the limit cannot be lowered: hold all of it, or refuse
+            held = margin(wanted)
+            cost = rate.cost(TokenUsage(prompt, held))
+            self.hold = _spend.hold(budget, cost, prompt + held, 1, need_headroom=True)
+            self._hold_taken(wanted)
+            return None
         for _ in range(3):
             room_usd, room_tokens = _spend.headroom(budget)
             held = _affordable_output(

@@ -29,6 +29,7 @@ from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS
 from ._streams import AsyncTap, SyncTap
 from ._transport import (
+    SENDING,
     adapter_of,
     begin,
     cause,
@@ -65,11 +66,23 @@ def _patch_module(module: ModuleType) -> None:
         _patch(module.AsyncClient, _make_async_send)
 
 
+def _pass_through_litellm(module: ModuleType) -> None:
+    """LiteLLM turns every exception its providers raise into one of its own (a refusal would
+    reach the caller as ``litellm.APIConnectionError``), except those of the types it lists:
+    shekel's are added, so ``except BudgetExceededError`` works around LiteLLM calls too."""
+    from .._errors import ShekelError
+
+    passed = getattr(module, "LITELLM_EXCEPTION_TYPES", None)
+    if isinstance(passed, list) and ShekelError not in passed:
+        passed.append(ShekelError)
+
+
 PATCHERS: Final[dict[str, Callable[[ModuleType], None]]] = {
     "httpx": _patch_module,
     "httpx2": _patch_module,
     "aiohttp": _patch_aiohttp,  # google-genai's async calls, when aiohttp is installed
     "botocore.endpoint": _patch_botocore,  # boto3's Bedrock runtime
+    "litellm": _pass_through_litellm,
 }
 """Each module shekel patches, by the name its import hook waits for."""
 
@@ -184,6 +197,15 @@ def _start(active: Any, request: Any) -> InterceptedCall | None:
     return begin(active, *_key(request))
 
 
+def _signed(call: InterceptedCall, request: Any) -> None:
+    """A request signed over its body and path (AWS SigV4: LiteLLM's Bedrock calls) cannot be
+    rewritten: strict mode then holds its whole output limit, and no fallback applies."""
+    if call.adapter.provider == "aws" and request.headers.get("authorization", "").startswith(
+        "AWS4-"
+    ):
+        call.fixed = True
+
+
 def _prepare(call: InterceptedCall, request: Any, body: bytes | None) -> Any:
     """The request to send: ``request``, or a copy with the body (and path) the check chose."""
     if body is None and call.new_path is None:
@@ -272,6 +294,7 @@ def _make_sync_send(original: Any) -> Any:
         call = _start(budget, request)
         if call is None:
             return original(self, request, *args, **kwargs)
+        _signed(call, request)
         request = _prepare(call, request, check_sync(call, request.content, request.url.path))
         try:
             response = original(self, request, *args, **kwargs)
@@ -302,13 +325,17 @@ def _make_async_send(original: Any) -> Any:
         blocks = call.budget._ledger.blocks
         if blocks:
             call.caller = current_owner()  # this task, not the worker thread
+        _signed(call, request)
         body = await check_async(call, request.content, request.url.path, blocks)
         request = _prepare(call, request, body)
+        sending = SENDING.set(True)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
             failed(call, exc)
             raise
+        finally:
+            SENDING.reset(sending)
         streamed = bool(kwargs.get("stream"))
         try:
             if blocks:

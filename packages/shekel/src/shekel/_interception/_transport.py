@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, Final
 
 from .._errors import ShekelError
@@ -19,6 +20,10 @@ from .._plugins import LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
 from ._call import InterceptedCall, WaitForRoom, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS, ROUTES, route, warn_uncounted
+
+SENDING: Final = ContextVar("shekel_sending", default=False)
+"""True while an intercepted request is being sent: a client below the one that intercepted it
+(LiteLLM's httpx transport over aiohttp) passes it through, so it is counted once."""
 
 
 def route_key(host: str, port: int | None) -> str:
