@@ -40,6 +40,8 @@ the lower bound the package declares.
 
 ``tests_shekel_otel_lowest`` runs ``tests/shekel_otel`` on the lowest opentelemetry-api (and
 SDK) shekel-otel declares.
+``tests_litellm`` builds ``.nox/tests_litellm`` for ``tests/sdk_litellm``: LiteLLM's Gemini
+and Bedrock paths (about 140 MB, and it installs aiohttp, so it stays out of the workspace).
 
 ``tests_shekel_langchain_lowest`` and ``tests_shekel_langchain_newest`` do the same for
 ``tests/shekel_langchain``: langchain-core, langchain-openai and langchain-anthropic 1.0.0 (the
@@ -86,7 +88,7 @@ def _package_tests(package: str) -> None:
 
 # Test folders of the packages kept out of the workspace: each has a session of its own below,
 # building its environment (the workspace's cannot import their frameworks).
-_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex"}
+_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex", "sdk_litellm"}
 
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
@@ -102,6 +104,9 @@ LIBRARIES_TEST = "tests/core/interception/test_libraries_on_the_sdks.py"
 _NOT_FOR_TESTS = {"ruff", "mypy", "nox"}  # dev tools that the tests do not import
 _SDKS = {"openai", "anthropic"}
 _LIBRARIES = {"langchain-openai", "langchain-anthropic"}
+# The other providers' SDKs: only tests/core/providers uses them (the core sessions install
+# them; the framework packages' sessions leave them out, as their frameworks pin pydantic).
+_PROVIDER_SDKS = {"google-genai", "aiohttp", "boto3", "ollama", "cohere"}
 _SHOWN = [
     "openai",
     "anthropic",
@@ -225,7 +230,7 @@ def _langchain_core_requirement() -> Requirement:
 
 
 def _langchain_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -> None:
-    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES | _PROVIDER_SDKS
     tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
     session.install("-e", str(SHEKEL), "-e", str(LANGCHAIN), *tools, *pins)
     _show_versions(session, expect, [*_SHOWN, "langchain-core", "langgraph"])
@@ -266,7 +271,7 @@ _LLAMAINDEX_EXTRAS = ["llama-index-llms-openai", "llama-index-embeddings-openai"
 def _llamaindex_tests(session: nox.Session, *pins: str) -> None:
     shekel = _shekel_requirements()
     dev = _dev_requirements()
-    skip = {"ruff", "nox"} | _SDKS | _LIBRARIES
+    skip = {"ruff", "nox"} | _SDKS | _LIBRARIES | _PROVIDER_SDKS
     tools = [str(req) for name, req in dev.items() if name not in skip]
     session.install(
         "--upgrade",
@@ -312,9 +317,8 @@ def _crewai_requirement() -> Requirement:
 
 def _crewai_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -> None:
     dev = _dev_requirements()
-    tools = [
-        str(req) for name, req in dev.items() if name not in _NOT_FOR_TESTS | _SDKS | _LIBRARIES
-    ]
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES | _PROVIDER_SDKS
+    tools = [str(req) for name, req in dev.items() if name not in skip]
     session.install(
         "--upgrade",
         "-e",
@@ -352,13 +356,41 @@ def tests_crewai_lowest(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_litellm(session: nox.Session) -> None:
+    """tests/sdk_litellm: LiteLLM's Gemini and Bedrock paths against the fake provider, in an
+    environment of its own.
+
+    LiteLLM weighs some 140 MB (with tokenizers, tiktoken and boto3) and installs aiohttp, which
+    changes how google-genai sends its async calls; the workspace tests google-genai both ways
+    already, so LiteLLM stays out of it. Installs shekel (editable), the newest LiteLLM and the
+    test tools, prints the versions, then runs pytest (LiteLLM's model table is read from its own
+    copy, not the network).
+    """
+    dev = _dev_requirements()
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES | _PROVIDER_SDKS
+    tools = [str(req) for name, req in dev.items() if name not in skip]
+    session.install("--upgrade", "-e", str(SHEKEL), "litellm", *tools)
+    shown = ["litellm", "openai", "httpx", "aiohttp", "boto3", "genai-prices", "pytest"]
+    _show_versions(session, {}, shown)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/sdk_litellm",
+        *session.posargs,
+        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+
+
+@nox.session
 def tests_shekel_langgraph_lowest(session: nox.Session) -> None:
     """tests/shekel_langgraph on the lowest LangGraph shekel-langgraph declares, with the
     workspace's shekel-langchain (own venv)."""
     package = ROOT / "packages" / "shekel-langgraph"
     declared = map(Requirement, _pyproject(package)["project"]["dependencies"])
     langgraph = next(req for req in declared if req.name == "langgraph")
-    tools = [str(req) for name, req in _dev_requirements().items() if name not in _NOT_FOR_TESTS]
+    skip = _NOT_FOR_TESTS | _PROVIDER_SDKS
+    tools = [str(req) for name, req in _dev_requirements().items() if name not in skip]
     # shekel-langchain (a dependency) from the workspace; langgraph-prebuilt pinned as in
     # LANGCHAIN_FLOORS, its later 1.0.x releases needing a newer langgraph than 1.0.0
     editable = ("-e", str(SHEKEL), "-e", str(LANGCHAIN), "-e", str(package))

@@ -40,6 +40,7 @@ from typing import Any
 
 import _harness as h
 import _incumbents_interception as work
+import _providers_workloads as providers
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -133,6 +134,7 @@ def measure_ours(sizes: dict[str, Any]) -> dict[str, Any]:
         pass
     raw: dict[str, Any] = {"patched_without_budget": _patched()}
     raw.update(work.measure_sdk_calls(lambda: shekel.budget(max_usd=1e9), sizes))
+    raw.update(measure_providers(sizes))
     raw["openai_send"] = measure_send(sizes, work.PROMPT)
     raw["openai_send_routed"] = measure_routed_send(sizes)
     raw["openai_send_large"] = measure_send(sizes, large_prompt())
@@ -142,6 +144,27 @@ def measure_ours(sizes: dict[str, Any]) -> dict[str, Any]:
         for key in ("tap_openai", "tap_anthropic", "tally_openai"):
             raw[key] = {"error": f"{type(exc).__name__}: {exc}"}
     raw["patched_without_budget"] = raw["patched_without_budget"] and _patched()
+    return raw
+
+
+def measure_providers(sizes: dict[str, Any]) -> dict[str, Any]:
+    """The other providers' SDK calls, measured like the OpenAI and Anthropic ones."""
+    import shekel
+
+    raw: dict[str, Any] = {}
+    for key, (_, make) in providers.WORKLOADS.items():
+        try:
+            run = make()
+            b = shekel.budget(max_usd=1e9)
+            raw[key] = work.interleaved(
+                run, lambda b=b: b, sizes["call_n"], sizes["repeats"], sizes["warmup"]
+            )
+        except Exception as exc:  # an SDK missing, or a --baseline revision without the adapter
+            raw[key] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        raw[key]["budget_spent_usd"] = b.spent
+        raw[key]["calls_recorded"] = b.calls_used
+        raw[key]["free"] = key == "ollama_call"  # a local model: $0 is right
     return raw
 
 
@@ -202,23 +225,23 @@ def measure_routed_send(sizes: dict[str, Any]) -> dict[str, Any]:
         """A ``shekel_route_call`` plugin that never answers: what an installed integration
         costs the calls made outside its framework."""
 
-        @shekel.hookimpl
+        @shekel.plugins.hookimpl
         def shekel_route_call(self, active: Any) -> None:
             return None
 
     plugin = RouteNowhere()
-    shekel.plugin_manager().register(plugin)
+    shekel.plugins.plugin_manager().register(plugin)
     try:
         return measure_send(sizes, work.PROMPT)
     finally:
-        shekel.plugin_manager().unregister(plugin)
+        shekel.plugins.plugin_manager().unregister(plugin)
 
 
 def measure_taps(sizes: dict[str, Any]) -> dict[str, Any]:
     """Recorded event streams through shekel's taps directly: µs per chunk, no SDK, no HTTP."""
     import shekel
     from shekel._interception._call import InterceptedCall
-    from shekel._interception._httpx_patch import adapter_for
+    from shekel._interception._routing import adapter_for
     from shekel._interception._streams import SyncTap
 
     chunks, n, repeats = sizes["tap_chunks"], sizes["tap_n"], sizes["tap_repeats"]
@@ -533,7 +556,7 @@ def recording_problem(raw: dict[str, Any] | None) -> str | None:
         return None
     if raw["calls_recorded"] != raw["calls_with_budget"]:
         return f"recorded {raw['calls_recorded']} of {raw['calls_with_budget']} calls"
-    if not raw.get("budget_spent_usd"):
+    if not raw.get("budget_spent_usd") and not raw.get("free"):
         return "recorded $0"
     return None
 
@@ -599,6 +622,17 @@ def build_figures(
                 incumbent=None
                 if incumbent is None
                 else incumbent_of(inc, key, overhead(inc.get(key))),
+                extra={**sides(raw.get(key)), "params": {"calls_per_repeat": sizes["call_n"]}},
+                error=(raw.get(key) or {}).get("error") or recording_problem(raw.get(key)),
+            )
+        )
+    for key, (label, _) in providers.WORKLOADS.items():
+        figures.append(
+            overhead_figure(
+                f"{key}_overhead",
+                f"{label}: overhead per call",
+                overhead(raw.get(key)),
+                goal=GOAL_CALL_US,
                 extra={**sides(raw.get(key)), "params": {"calls_per_repeat": sizes["call_n"]}},
                 error=(raw.get(key) or {}).get("error") or recording_problem(raw.get(key)),
             )

@@ -356,7 +356,9 @@ def test_warnings_fallbacks_and_tool_calls(
         fallback=fallback,
         tool_prices={"search": 0.005},
     ) as app:
-        with pytest.warns(BudgetWarning, match=r"reached 50% .*\$0\.1500 of \$0\.2500"):
+        with pytest.warns(
+            BudgetWarning, match=r"reached 50% of its limit of \$0\.25 \(\$0\.15 used\)"
+        ):
             oai.chat.completions.create(model=GPT, messages=USER)  # 60%: warning and fallback
         oai.chat.completions.create(model=GPT, messages=USER)  # sent as gpt-4o-nano
         app.record_tool_call("search")

@@ -51,7 +51,7 @@ def test_an_unsupported_opentelemetry_api_reports_nothing_and_says_so() -> None:
         "    with shekel.budget(name='b'):\n"
         "        pass\n"
         "print([str(w.message) for w in caught])\n"
-        "manager = shekel.plugin_manager()\n"
+        "manager = shekel.plugins.plugin_manager()\n"
         "print(sorted(h for h in dir(manager.hook) if h.startswith('shekel_') and any(\n"
         "    type(i.plugin).__module__.startswith('shekel_otel')\n"
         "    for i in getattr(manager.hook, h).get_hookimpls())))\n"

@@ -173,7 +173,9 @@ def test_refusals_of_windows_warnings_and_fallbacks_are_events(
             fallback={"at_pct": 0.5, "model": "gpt-4o-nano"},
         ),
     ):
-        with pytest.warns(BudgetWarning, match=r"reached 50% .*\$0\.1500 of \$0\.2500"):
+        with pytest.warns(
+            BudgetWarning, match=r"reached 50% of its limit of \$0\.25 \(\$0\.15 used\)"
+        ):
             oai.chat.completions.create(model=GPT, messages=USER)
         oai.chat.completions.create(model=GPT, messages=USER)
         oai.chat.completions.create(model=GPT, messages=USER)

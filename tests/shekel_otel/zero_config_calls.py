@@ -38,7 +38,7 @@ def set_global_providers() -> Telemetry:
 
 def ours() -> dict[str, list[str]]:
     """shekel's hooks that shekel-otel implements now, with who implements them."""
-    manager = shekel.plugin_manager()
+    manager = shekel.plugins.plugin_manager()
     found: dict[str, list[str]] = {}
     for name in dir(manager.hook):
         if not name.startswith("shekel_"):

@@ -40,7 +40,7 @@ from ._errors import (
     UsageMissingError,
 )
 from ._history import CallRecord, SpendHistory
-from ._interception import UsageMissingWarning
+from ._interception import UncountedCallWarning, UsageMissingWarning
 from ._loops import LoopGuardError
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation
@@ -116,6 +116,7 @@ __all__ = [
     "SpendHistory",
     "ToolBudgetExceededError",
     "ToolCall",
+    "UncountedCallWarning",
     "UnknownModelError",
     "UnknownModelWarning",
     "UsageMissingError",

@@ -1,8 +1,8 @@
 """The hooks a shekel plugin may implement.
 
-A plugin is a module or object with functions marked ``@shekel.hookimpl``, registered through
-the ``shekel`` entry-point group (``[project.entry-points.shekel]``) or with
-``shekel.plugin_manager().register(obj)``. Hooks are called with keyword arguments; an
+A plugin is a module or object with functions marked ``@shekel.plugins.hookimpl``, registered
+through the ``shekel`` entry-point group (``[project.entry-points.shekel]``) or with
+``shekel.plugins.plugin_manager().register(obj)``. Hooks are called with keyword arguments; an
 implementation may accept any subset of them.
 
 Hooks that observe spend run on the thread that made the call, synchronously: keep them fast, and

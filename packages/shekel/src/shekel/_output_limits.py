@@ -60,12 +60,21 @@ MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "gemini-2.5": 65536,
 }
 
+_BEDROCK_REGIONS: Final = frozenset({"us", "eu", "apac", "jp", "au", "global", "us-gov"})
+_BEDROCK_VENDORS: Final = frozenset({"anthropic", "amazon", "meta", "mistral", "cohere", "ai21"})
 _longest_first: Final = sorted(MAX_OUTPUT_TOKENS, key=len, reverse=True)
 
 
 def listed_max_output(model: str) -> int | None:
     """The table's output maximum for ``model`` (longest matching prefix), or ``None``."""
     name = model.lower().rpartition("/")[2]  # "openai/gpt-4o", "anthropic/claude-..." too
+    # Bedrock ids: "us.anthropic.claude-3-5-haiku-20241022-v1:0" is a claude-3-5-haiku
+    region, _, rest = name.partition(".")
+    if rest and region in _BEDROCK_REGIONS:
+        name = rest
+    vendor, _, rest = name.partition(".")
+    if rest and vendor in _BEDROCK_VENDORS:
+        name = rest
     for prefix in _longest_first:
         if name.startswith(prefix):
             return MAX_OUTPUT_TOKENS[prefix]

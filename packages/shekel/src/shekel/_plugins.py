@@ -17,7 +17,7 @@ from . import _hookspecs
 ENTRY_POINT_GROUP: Final = "shekel"
 
 hookimpl = pluggy.HookimplMarker("shekel")
-"""Marks plugin functions, e.g. ``@shekel.hookimpl def shekel_spend_recorded(budget, call)``."""
+"""Marks plugin functions: ``@shekel.plugins.hookimpl def shekel_spend_recorded(budget, call)``."""
 
 
 class _Listening:

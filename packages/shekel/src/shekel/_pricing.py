@@ -226,12 +226,19 @@ def lookup_rate(model: str, provider: str | None) -> Rate | None:
     return None if hit is _MISSING else hit
 
 
+FREE_PROVIDERS: Final = frozenset({"ollama"})
+"""Providers whose models run on the user's own machine: their calls and tokens count, their
+USD is zero (unless the budget's ``prices=`` or a plugin prices them)."""
+
+
 def _resolve(model: str, provider: str | None) -> Rate | None:
     plugin_manager()  # entry-point plugins must be loaded before anything is cached
     if LISTENING.shekel_model_price:
         answer = plugin_manager().hook.shekel_model_price(model=model, provider=provider)
         if answer is not None:
             return Rate.from_price(ModelPrice.from_value(model, answer), "plugin")
+    if provider in FREE_PROVIDERS:
+        return Rate(0, 0, 0, 0, f"{provider} (a local model: no charge)")
     return _from_genai_prices(model, provider)
 
 

@@ -12,13 +12,14 @@ registered through the ``shekel`` entry-point group or with ``plugin_manager().r
 from __future__ import annotations
 
 from ._hookspecs import CallRoute
-from ._interception import ProtocolAdapter, RequestInfo, StreamTally
+from ._interception import PathInfo, ProtocolAdapter, RequestInfo, StreamTally
 from ._plugins import hookimpl, plugin_manager
 from ._pricing import ModelPrice, TokenUsage
 
 __all__ = [
     "CallRoute",
     "ModelPrice",
+    "PathInfo",
     "ProtocolAdapter",
     "RequestInfo",
     "StreamTally",

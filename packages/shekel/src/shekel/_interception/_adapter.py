@@ -16,6 +16,14 @@ from typing import Any, Final
 from .._pricing import TokenUsage
 
 
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    """What a protocol that names the model in the URL (Gemini, Bedrock) reads from the path."""
+
+    model: str | None
+    stream: bool
+
+
 @dataclass(slots=True)
 class RequestInfo:
     """What an adapter read from a request body."""
@@ -52,9 +60,20 @@ class StreamTally(ABC):
     @abstractmethod
     def events(self, data: bytes) -> bytes: ...
 
+    def frame_end(self, data: bytes) -> int:
+        """Where the last whole event of ``data`` ends (``-1``: no whole event yet). Events are
+        separated by a blank line (server-sent events); other framings override this."""
+        if data.endswith(b"\n\n"):
+            return len(data)
+        end = data.rfind(b"\n\n")
+        if end >= 0:
+            return end + 2
+        end = data.rfind(b"\r\n\r\n")
+        return end + 4 if end >= 0 else -1
+
     def read_whole(self, body: bytes) -> bytes:
         """Read an event stream that arrived in one piece; return it as the caller gets it."""
-        if not body.endswith(b"\n\n"):
+        if self.frame_end(body) != len(body):
             body += b"\n\n"
         return self.events(body)
 
@@ -76,8 +95,29 @@ class ProtocolAdapter(ABC):
     """The kind of request, as OpenTelemetry's ``gen_ai.operation.name`` says it (``chat``,
     ``embeddings``, ``text_completion``...): ``CallRecord.operation`` of its calls."""
 
+    priced_by_host: bool = False
+    """True for a protocol many providers serve (OpenAI's chat completions): a call to a known
+    provider's host (``api.groq.com``...) is priced with that provider's prices."""
+
+    sdk_error: tuple[str, str] | None = None
+    """``(module, class)`` of the base error of the SDK that usually sends this protocol, when
+    that SDK retries any other exception raised inside its HTTP call as a connection error:
+    shekel's errors raised there then subclass it too, so the SDK lets them through."""
+
+    model_in_path: bool = False
+    """True when the URL path names the model and whether the response streams (then
+    :meth:`path_info` reads them and :meth:`set_path_model` changes the model)."""
+
     def matches(self, path: str) -> bool:
         return path.endswith(self.path_suffixes)
+
+    def path_info(self, path: str) -> PathInfo | None:
+        """The model and the stream flag as the URL path gives them (``model_in_path``)."""
+        return None
+
+    def set_path_model(self, path: str, model: str) -> str:
+        """``path`` asking for ``model`` instead (``model_in_path``)."""
+        return path
 
     @abstractmethod
     def inspect(self, body: dict[str, Any]) -> RequestInfo:
@@ -98,6 +138,18 @@ class ProtocolAdapter(ABC):
     @abstractmethod
     def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
         """Usage of a complete (non-streamed) JSON response, or ``None`` if it has none."""
+
+    stream_content_types: tuple[str, ...] = ("text/event-stream",)
+    """Content types of this protocol's streamed responses (read with :meth:`new_tally`)."""
+
+    def is_stream(self, content_type: str) -> bool:
+        """Whether a response of ``content_type`` is one of this protocol's streams."""
+        return any(kind in content_type for kind in self.stream_content_types)
+
+    def id_from_json(self, data: dict[str, Any]) -> str | None:
+        """The provider's id of a decoded JSON response, or ``None``."""
+        found = data.get("id")
+        return found if isinstance(found, str) else None
 
     def response_id(self, content: bytes) -> str | None:
         """The provider's id of a JSON response (its first ``"id"``, at the top in every

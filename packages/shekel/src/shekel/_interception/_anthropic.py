@@ -49,6 +49,7 @@ class MessagesAdapter(ProtocolAdapter):
 
     provider = "anthropic"
     path_suffixes = ("/v1/messages",)
+    sdk_error = ("anthropic", "AnthropicError")
 
     def inspect(self, body: dict[str, Any]) -> RequestInfo:
         limit = body.get("max_tokens")

@@ -32,7 +32,13 @@ from .._money import Nanos
 from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
 from .._pricing import Rate, TokenUsage, lookup_rate, rate_for
 from .._spend import SDK
-from ._adapter import ProtocolAdapter, StreamTally, find_stream_and_model, peek_string
+from ._adapter import (
+    PathInfo,
+    ProtocolAdapter,
+    StreamTally,
+    find_stream_and_model,
+    peek_string,
+)
 
 STRICT_WAIT_SECONDS: Final = 30.0
 """How long a strict call waits for room that other in-flight calls hold before it settles for
@@ -69,18 +75,14 @@ def as_shekel_error(exc: Exception, *, sent: bool) -> ShekelError:
 
 # Errors raised inside ``send``, or from a response body the SDK reads, must look like the SDK's
 # own: the SDK wraps anything else in a connection error (anthropic 2.17 reads every body as a
-# stream) and may retry it.
-_SDK_ERRORS: Final = {
-    "openai": ("openai", "OpenAIError"),
-    "anthropic": ("anthropic", "AnthropicError"),
-}
+# stream) and may retry it. Each adapter names its SDK's base error (``sdk_error``).
 _flavours: dict[tuple[type, type], type] = {}
 _E = TypeVar("_E", bound=ShekelError)
 
 
 def for_sdk(exc: _E, adapter: ProtocolAdapter) -> _E:
     """Give ``exc`` the SDK's base error class too, so the SDK lets it through untouched."""
-    spec = _SDK_ERRORS.get(adapter.provider)
+    spec = adapter.sdk_error
     module = sys.modules.get(spec[0]) if spec else None
     base = getattr(module, spec[1], None) if spec and module else None
     if base is None or isinstance(exc, base):
@@ -137,10 +139,12 @@ class InterceptedCall:
         "body_size",
         "budget",
         "caller",
+        "fixed",
         "hide_usage",
         "hold",
         "holder",
         "model",
+        "new_path",
         "on_fallback",
         "output_allowed",
         "owner",
@@ -158,6 +162,9 @@ class InterceptedCall:
         self.adapter = adapter
         self.hold: Hold | None = None
         self.model: str | None = None
+        self.new_path: str | None = None  # the URL path to send to, when the check changed it
+        # The request is signed (AWS SigV4 by LiteLLM): its body and path must go as they are.
+        self.fixed = False
         self.on_fallback = False
         self.output_allowed: int | None = None
         self.settled = False
@@ -177,18 +184,23 @@ class InterceptedCall:
 
     # -- before sending ----------------------------------------------------------------
 
-    def prepare(self, content: bytes) -> bytes | None:
-        """Check and reserve; return a rewritten request body, or None to send it unchanged.
+    def prepare(self, content: bytes, path: str = "") -> bytes | None:
+        """Check and reserve; return a rewritten request body, or None to send it unchanged
+        (:attr:`new_path` says when the URL path must change too: a fallback model named in it).
 
         Raises ``BudgetExceededError`` (nothing sent, nothing held) when the call may not go.
         """
         self.body_size = len(content)
         adapter, budget = self.adapter, self.budget
-        streamed, model_at = find_stream_and_model(content)
+        in_path = adapter.path_info(path) if adapter.model_in_path else None
+        if in_path is None:
+            streamed, model_at = find_stream_and_model(content)
+        else:
+            streamed, model_at = in_path.stream, -1
         if not streamed and budget._plain:
             # The common case needs no rewrite: read the model without decoding the body, and
             # hold one call where a call cap needs it (an exhausted budget refuses either way).
-            self.model = peek_string(content, b'"model"', model_at)
+            self.model = self._model_of(content, model_at, in_path)
             if budget._unheld:
                 over = budget._ledger.check(budget._chain, 0, 0, 1, need_headroom=True)
                 if over is not None:
@@ -208,7 +220,8 @@ class InterceptedCall:
             and not budget._guarded
             and _spend.fallback_model(budget) is None
         ):
-            self.model = peek_string(content, b'"model"', model_at)
+            self.model = self._model_of(content, model_at, in_path)
+            self.stream = streamed
             self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
             return None
         try:
@@ -216,10 +229,13 @@ class InterceptedCall:
         except ValueError:
             body = None
         if not isinstance(body, dict):  # not JSON we understand: count it, rewrite nothing
-            self.model = peek_string(content, b'"model"')
+            self.model = self._model_of(content, 0, in_path)
+            self.stream = streamed
             self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
             return None
         info = adapter.inspect(body)
+        if in_path is not None:
+            info.model, info.stream = in_path.model, in_path.stream
         model = info.model if isinstance(info.model, str) else None
         if budget._guarded:
             _loops.admit(
@@ -230,7 +246,7 @@ class InterceptedCall:
             )
         self.stream = info.stream
         changed = False
-        fallback = _spend.fallback_model(budget)
+        fallback = None if self.fixed else _spend.fallback_model(budget)
         if fallback is not None and model is not None:
             if fallback != model:
                 if not adapter.accepts_model(fallback):
@@ -239,8 +255,12 @@ class InterceptedCall:
                         f"which this request for {model!r} goes to; choose a fallback model "
                         "from the same provider"
                     )
-                adapter.set_model(body, fallback)
-                model, changed = fallback, True
+                if in_path is None:
+                    adapter.set_model(body, fallback)
+                    changed = True
+                else:
+                    self.new_path = adapter.set_path_model(path, fallback)
+                model = fallback
             self.on_fallback = True
         self.model = model
         strict = budget._strict
@@ -250,7 +270,7 @@ class InterceptedCall:
                 raise UnknownModelError(model, adapter.provider)
         if strict:
             limit = self._reserve_strict(rate, model, info.max_output_tokens, content)
-            if limit is not None:
+            if limit is not None and not self.fixed:
                 adapter.set_max_output(body, limit)
                 changed = True
         else:
@@ -259,6 +279,12 @@ class InterceptedCall:
             changed = True
             self.hide_usage = not self.show_usage
         return json.dumps(body).encode() if changed else None
+
+    @staticmethod
+    def _model_of(content: bytes, model_at: int, in_path: PathInfo | None) -> str | None:
+        if in_path is not None:
+            return in_path.model
+        return peek_string(content, b'"model"', model_at)
 
     def _reserve_strict(
         self, rate: Rate | None, model: str | None, max_output: int | None, content: bytes
@@ -292,6 +318,12 @@ class InterceptedCall:
         # A stream is cut off a little past its output limit (when a gateway ignores it), so
         # its reservation covers that margin too: the cap holds either way.
         margin = cut_off_point if self.stream else _no_margin
+        if self.fixed:  # the limit cannot be lowered: hold all of it, or refuse
+            held = margin(wanted)
+            cost = rate.cost(TokenUsage(prompt, held))
+            self.hold = _spend.hold(budget, cost, prompt + held, 1, need_headroom=True)
+            self._hold_taken(wanted)
+            return None
         for _ in range(3):
             room_usd, room_tokens = _spend.headroom(budget)
             held = _affordable_output(

@@ -17,46 +17,100 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
-import json
 import sys
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Final
 
 from .._context import active_budget, current_owner
-from .._errors import ShekelError
-from .._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
-from ._adapter import ProtocolAdapter
-from ._call import InterceptedCall, WaitForRoom, as_shekel_error, for_sdk
+from .._plugins import LISTENING
+from ._call import InterceptedCall, as_shekel_error, for_sdk
+from ._routing import LOCAL_HOSTS
 from ._streams import AsyncTap, SyncTap
+from ._transport import (
+    SENDING,
+    adapter_of,
+    begin,
+    cause,
+    check_async,
+    check_sync,
+    failed,
+    in_thread,
+    read_body,
+    route_key,
+)
 
 HTTP_LIBRARIES: Final = ("httpx", "httpx2")
 _PATCHED: Final = "__shekel_original__"
 _lock = threading.Lock()
 
-_adapters: list[ProtocolAdapter] = []
-_routes: dict[str, ProtocolAdapter | None] = {}
-_routes_generation = -1
+
+def _patch_aiohttp(module: ModuleType) -> None:
+    from . import _aiohttp_patch
+
+    with _lock:
+        _aiohttp_patch.patch(module)
+
+
+def _patch_botocore(module: ModuleType) -> None:
+    from . import _botocore_patch
+
+    with _lock:
+        _botocore_patch.patch(module)
+
+
+def _patch_module(module: ModuleType) -> None:
+    with _lock:
+        _patch(module.Client, _make_sync_send)
+        _patch(module.AsyncClient, _make_async_send)
+
+
+def _pass_through_litellm(module: ModuleType) -> None:
+    """LiteLLM turns every exception its providers raise into one of its own (a refusal would
+    reach the caller as ``litellm.APIConnectionError``), except those of the types it lists:
+    shekel's are added, so ``except BudgetExceededError`` works around LiteLLM calls too."""
+    from .._errors import ShekelError
+
+    passed = getattr(module, "LITELLM_EXCEPTION_TYPES", None)
+    if isinstance(passed, list) and ShekelError not in passed:
+        passed.append(ShekelError)
+
+
+PATCHERS: Final[dict[str, Callable[[ModuleType], None]]] = {
+    "httpx": _patch_module,
+    "httpx2": _patch_module,
+    "aiohttp": _patch_aiohttp,  # google-genai's async calls, when aiohttp is installed
+    "botocore.endpoint": _patch_botocore,  # boto3's Bedrock runtime
+    "litellm": _pass_through_litellm,
+}
+"""Each module shekel patches, by the name its import hook waits for."""
 
 
 def install() -> None:
-    """Patch the httpx flavours imported so far, and any imported later (idempotent)."""
+    """Patch the HTTP libraries imported so far, and any imported later (idempotent)."""
     with _lock:
         if _IMPORT_HOOK not in sys.meta_path:
             sys.meta_path.insert(0, _IMPORT_HOOK)
-        imported = [name for name in HTTP_LIBRARIES if name in sys.modules]
+        imported = [name for name in PATCHERS if name in sys.modules]
     for name in imported:
         # Waits for the import to finish if another thread is still running it.
-        _patch_module(importlib.import_module(name))
+        PATCHERS[name](importlib.import_module(name))
 
 
 def uninstall() -> None:
-    """Put the original ``send`` methods back (for tests and for embedding applications)."""
+    """Put the original methods back (for tests and for embedding applications)."""
     with _lock:
         if _IMPORT_HOOK in sys.meta_path:
             sys.meta_path.remove(_IMPORT_HOOK)
+        if "aiohttp" in sys.modules:
+            from . import _aiohttp_patch
+
+            _aiohttp_patch.unpatch(sys.modules["aiohttp"])
+        if "botocore.endpoint" in sys.modules:
+            from . import _botocore_patch
+
+            _botocore_patch.unpatch(sys.modules["botocore.endpoint"])
         for name in HTTP_LIBRARIES:
             module = sys.modules.get(name)
             if module is None:
@@ -79,19 +133,13 @@ def installed() -> bool:
     )
 
 
-def _patch_module(module: ModuleType) -> None:
-    with _lock:
-        _patch(module.Client, _make_sync_send)
-        _patch(module.AsyncClient, _make_async_send)
-
-
 class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches an httpx flavour as soon as its own import has run."""
+    """Patches an HTTP library as soon as its own import has run."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in HTTP_LIBRARIES:
+        if fullname not in PATCHERS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -113,7 +161,7 @@ class _PatchingLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
-        _patch_module(module)
+        PATCHERS[module.__name__](module)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -130,130 +178,49 @@ def _patch(cls: Any, factory: Any) -> None:
     cls.send = wrapper
 
 
-def adapter_for(path: str) -> ProtocolAdapter | None:
-    """The adapter for a request path (cached; rebuilt when plugins change)."""
-    global _routes_generation
-    manager = plugin_manager()
-    generation = manager.generation
-    if _routes_generation != generation:
-        adapters = [a for group in manager.hook.shekel_protocol_adapters() for a in group]
-        with _lock:
-            _adapters[:] = adapters
-            _routes.clear()
-            _routes_generation = generation
-    try:
-        return _routes[path]
-    except KeyError:
-        found = next((a for a in _adapters if a.matches(path)), None)
-        with _lock:  # not an answer from adapters that a plugin change replaced meanwhile
-            if len(_routes) < 4096 and _routes_generation == generation:
-                _routes[path] = found
-        return found
-
-
-def _forget_routes() -> None:
-    """A plugin came or went: its adapters may route paths differently."""
-    global _routes_generation
-    with _lock:
-        _routes.clear()
-        _routes_generation = -1
-
-
-CHANGE_LISTENERS.append(_forget_routes)
+def _key(request: Any) -> tuple[str, str]:
+    """The route key of an httpx request: its host (and port, when local) and path."""
+    url = request.url
+    host = url.host
+    if host in LOCAL_HOSTS:
+        host = route_key(host, url.port)
+    return host, url.path
 
 
 def _is_llm_call(request: Any) -> bool:
-    return request.method == "POST" and adapter_for(request.url.path) is not None
+    return request.method == "POST" and adapter_of(*_key(request)) is not None
 
 
 def _start(active: Any, request: Any) -> InterceptedCall | None:
-    """An :class:`InterceptedCall` for ``request``, if it is an LLM call made under a budget:
-    the one a ``shekel_route_call`` plugin names, else ``active``."""
     if request.method != "POST":
         return None
-    path = request.url.path
-    adapter = _routes.get(path)  # emptied when plugins change (``_forget_routes``)
-    if adapter is None:
-        adapter = adapter_for(path)
-        if adapter is None:
-            return None
-    show_usage = False
-    if LISTENING.shekel_route_call:
-        route = plugin_manager().hook.shekel_route_call(active=active)
-        if route is not None:
-            active, show_usage = route.budget, route.show_stream_usage
-    if active is None:
-        return None
-    call = InterceptedCall(active, adapter)
-    call.show_usage = show_usage
-    return call
+    return begin(active, *_key(request))
 
 
-def _prepare(call: InterceptedCall, request: Any) -> Any:
-    """Check and reserve (raises ``WaitForRoom``); the request to send. Its body must have been
-    read (``request.read()``) when it was built from a stream."""
-    try:
-        body = call.prepare(request.content)
-    except WaitForRoom:
-        raise
-    except Exception as exc:
-        raise for_sdk(as_shekel_error(exc, sent=False), call.adapter) from _cause(exc)
-    return request if body is None else _rebuild(request, body)
+def _signed(call: InterceptedCall, request: Any) -> None:
+    """A request signed over its body and path (AWS SigV4: LiteLLM's Bedrock calls) cannot be
+    rewritten: strict mode then holds its whole output limit, and no fallback applies."""
+    if call.adapter.provider == "aws" and request.headers.get("authorization", "").startswith(
+        "AWS4-"
+    ):
+        call.fixed = True
 
 
-def _prepare_sync(call: InterceptedCall, request: Any) -> Any:
-    try:
-        return _prepare(call, request)
-    except WaitForRoom:
-        pass
-    delay = _FIRST_WAIT
-    while True:
-        time.sleep(delay)
-        delay = min(delay * 2, _LONGEST_WAIT)
-        try:
-            return _prepare(call, request)
-        except WaitForRoom:
-            continue
+def _prepare(call: InterceptedCall, request: Any, body: bytes | None) -> Any:
+    """The request to send: ``request``, or a copy with the body (and path) the check chose."""
+    if body is None and call.new_path is None:
+        return request
+    return _rebuild(request, request.content if body is None else body, call.new_path)
 
 
-async def _prepare_async(call: InterceptedCall, request: Any, blocks: bool) -> Any:
-    """Like :func:`_prepare_sync`, waiting in the event loop: a store that blocks is used from
-    a worker thread, but never waited on there (the calls that would free room need the
-    workers to settle)."""
-    delay = _FIRST_WAIT
-    while True:
-        try:
-            if blocks:
-                return await _in_thread(_prepare, call, request)
-            return _prepare(call, request)
-        except WaitForRoom:
-            await sys.modules["asyncio"].sleep(delay)  # imported: this runs in an event loop
-            delay = min(delay * 2, _LONGEST_WAIT)
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    """``fn(*args)`` in a worker thread, with this task's context."""
-    return await sys.modules["asyncio"].to_thread(fn, *args)
-
-
-_FIRST_WAIT: Final = 0.002
-_LONGEST_WAIT: Final = 0.05
-
-
-def _cause(exc: Exception) -> Exception | None:
-    """What to chain a re-raised error to: nothing for shekel's own errors (their message
-    says it all), the original for a callback's."""
-    return None if isinstance(exc, ShekelError) else exc
-
-
-def _rebuild(request: Any, body: bytes) -> Any:
+def _rebuild(request: Any, body: bytes, path: str | None = None) -> Any:
     """``request`` with another body. Built from a ready byte stream, which skips httpx's
     header defaults (the original request already has them; only the length changes) and
     re-normalising every header, the bulk of the cost of a new request."""
     library = sys.modules[type(request).__module__.partition(".")[0]]
     new = type(request)(
         request.method,
-        request.url,
+        request.url if path is None else request.url.copy_with(path=path),
         headers=request.headers,
         stream=library.ByteStream(body),
         extensions=request.extensions,
@@ -263,14 +230,6 @@ def _rebuild(request: Any, body: bytes) -> Any:
     return new
 
 
-def _failed(call: InterceptedCall, exc: BaseException) -> None:
-    """The request raised before a response came back."""
-    if type(exc).__name__ in ("ConnectError", "ConnectTimeout", "UnsupportedProtocol"):
-        call.release()  # it never reached the provider
-    else:  # it may have been processed (timeouts, cancellation): the prompt was paid for
-        call.abandon()
-
-
 def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> None:
     """Attach the call to the response: read usage now, or tap its byte stream."""
     if response.status_code >= 400:
@@ -278,39 +237,17 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
         return
     adapter = call.adapter
     if streamed and getattr(response, "_content", None) is None:
-        is_sse = "text/event-stream" in response.headers.get("content-type", "")
-        tally = adapter.new_tally(call.hide_usage) if is_sse else None
+        is_stream = adapter.is_stream(response.headers.get("content-type", ""))
+        tally = adapter.new_tally(call.hide_usage) if is_stream else None
         response.stream = _tap_class(tap, response)(call, tally, response.stream)
         call.watch(tally)
         return
     # The body is here already: a plain response, or a stream that was read before it
     # reached us (a transport that builds responses from bytes reads them at once).
-    content = response.content
-    if content.startswith((b"data:", b"event:", b":")):  # an event stream read in one go
-        tally = adapter.new_tally(call.hide_usage)
-        kept = tally.read_whole(content)
-        if call.hide_usage and kept != content:
-            response._content = kept
-        call.settle_stream(tally, complete=True, raise_over=True)
-        return
-    if content[:1] == b"{" and adapter.reads_decoded_json:  # whatever the content type says
-        try:
-            data = json.loads(content)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            _hand_over(response, data)
-            usage, model = adapter.usage_from_json(data), adapter.model_from_json(data)
-            call_id = data.get("id")
-            call.settle(
-                usage,
-                model,
-                output_guess=len(content) >> 2,
-                call_id=call_id if isinstance(call_id, str) else None,
-            )
-            return
-    usage, model = adapter.read_response(content)
-    call.settle(usage, model, output_guess=len(content) >> 2, call_id=adapter.response_id(content))
+    content_type = response.headers.get("content-type", "")
+    kept = read_body(call, response.content, content_type, lambda data: _hand_over(response, data))
+    if kept is not None:
+        response._content = kept
 
 
 def _hand_over(response: Any, data: dict[str, Any]) -> None:
@@ -357,16 +294,17 @@ def _make_sync_send(original: Any) -> Any:
         call = _start(budget, request)
         if call is None:
             return original(self, request, *args, **kwargs)
-        request = _prepare_sync(call, request)
+        _signed(call, request)
+        request = _prepare(call, request, check_sync(call, request.content, request.url.path))
         try:
             response = original(self, request, *args, **kwargs)
         except BaseException as exc:
-            _failed(call, exc)
+            failed(call, exc)
             raise
         try:
             _track(call, response, bool(kwargs.get("stream")), SyncTap)
         except Exception as exc:
-            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from _cause(exc)
+            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from cause(exc)
         return response
 
     return send
@@ -387,20 +325,25 @@ def _make_async_send(original: Any) -> Any:
         blocks = call.budget._ledger.blocks
         if blocks:
             call.caller = current_owner()  # this task, not the worker thread
-        request = await _prepare_async(call, request, blocks)
+        _signed(call, request)
+        body = await check_async(call, request.content, request.url.path, blocks)
+        request = _prepare(call, request, body)
+        sending = SENDING.set(True)
         try:
             response = await original(self, request, *args, **kwargs)
         except BaseException as exc:
-            _failed(call, exc)
+            failed(call, exc)
             raise
+        finally:
+            SENDING.reset(sending)
         streamed = bool(kwargs.get("stream"))
         try:
             if blocks:
-                await _in_thread(_track, call, response, streamed, AsyncTap)
+                await in_thread(_track, call, response, streamed, AsyncTap)
             else:
                 _track(call, response, streamed, AsyncTap)
         except Exception as exc:
-            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from _cause(exc)
+            raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from cause(exc)
         return response
 
     return send

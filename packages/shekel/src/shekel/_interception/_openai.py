@@ -53,9 +53,12 @@ _BIG = 10**15
 
 class _OpenAIAdapter(ProtocolAdapter):
     provider = "openai"
+    priced_by_host = True  # Groq, DeepSeek, Mistral, OpenRouter... speak it too
+    sdk_error = ("openai", "OpenAIError")
 
     def accepts_model(self, model: str) -> bool:
-        return not model.lower().startswith(_OTHER_PROVIDERS)
+        # Gateways serve every family; OpenAI itself serves none of these.
+        return self.provider != "openai" or not model.lower().startswith(_OTHER_PROVIDERS)
 
     def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
         return _chat_usage(data.get("usage"))

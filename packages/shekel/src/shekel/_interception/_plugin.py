@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from .._plugins import hookimpl
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter
+from ._bedrock import ConverseAdapter, InvokeModelAdapter
+from ._gemini import EmbedContentAdapter, GenerateContentAdapter
 from ._httpx_patch import install
+from ._ollama import OllamaChatAdapter, OllamaEmbedAdapter
 from ._openai import ChatCompletionsAdapter, EmbeddingsAdapter, ResponsesAdapter
 
 
@@ -18,4 +21,15 @@ def shekel_install() -> None:
 
 @hookimpl
 def shekel_protocol_adapters() -> Sequence[ProtocolAdapter]:
-    return [ChatCompletionsAdapter(), ResponsesAdapter(), EmbeddingsAdapter(), MessagesAdapter()]
+    return [
+        ChatCompletionsAdapter(),
+        ResponsesAdapter(),
+        EmbeddingsAdapter(),
+        MessagesAdapter(),
+        GenerateContentAdapter(),
+        EmbedContentAdapter(),
+        ConverseAdapter(),
+        InvokeModelAdapter(),
+        OllamaChatAdapter(),
+        OllamaEmbedAdapter(),
+    ]

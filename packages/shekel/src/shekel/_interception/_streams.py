@@ -48,6 +48,8 @@ class _Tap:
         if self.cut_at is not None:
             tally.precise = True  # type: ignore[union-attr]
         self.stop = False
+        # Server-sent events end a whole batch with a blank line: checked without a call.
+        self.sse = tally is None or type(tally).frame_end is StreamTally.frame_end
         # An async tap over a store that waits on I/O records from a worker thread instead.
         self.settle_here = not (isinstance(self, AsyncTap) and call.budget._ledger.blocks)
         self.due = False
@@ -60,21 +62,16 @@ class _Tap:
             self.body.append(chunk)
             return chunk
         data = self.pending + chunk if self.pending else chunk
-        if data.endswith(b"\n\n"):  # the usual chunk: whole events, nothing left over
+        if self.sse and data.endswith(b"\n\n"):  # the usual chunk: whole events, no more
             self.pending = b""
             out = tally.events(data)
         else:
-            end = data.rfind(b"\n\n")
-            if end >= 0:
-                end += 2
-            else:
-                end = data.rfind(b"\r\n\r\n")
-                if end < 0:
-                    self.pending = data
-                    return b""
-                end += 4
+            end = tally.frame_end(data)
+            if end < 0:
+                self.pending = data
+                return b""
             self.pending = data[end:]
-            out = tally.events(data[:end])
+            out = tally.events(data[:end]) if end else b""
         if tally.done:
             # The last event went by (the SDK reads no further): record now. Usage is not
             # enough of a signal, as some gateways repeat a running total in every chunk.

@@ -21,7 +21,14 @@ fixture yields a running ``FakeProvider``.  Nothing here imports the ``openai`` 
 ``anthropic`` packages.
 """
 
-from shekel.testing._model import STREAM_FRAMINGS, Fault, RecordedRequest, Reply, StreamFraming
+from shekel.testing._model import (
+    STREAM_FRAMINGS,
+    Fault,
+    RecordedRequest,
+    Reply,
+    StreamFraming,
+    ToolCall,
+)
 from shekel.testing._server import DEFAULT_TEXT, FakeProvider
 
 __all__ = [
@@ -32,4 +39,5 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "StreamFraming",
+    "ToolCall",
 ]

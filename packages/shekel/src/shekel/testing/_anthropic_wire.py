@@ -9,6 +9,7 @@ from shekel.testing._common import (
     Rejection,
     Turn,
     content_text,
+    dumps,
     int_field,
     is_int,
     last_user_text,
@@ -85,7 +86,16 @@ def _usage(turn: Turn, output_tokens: int) -> JSON:
 
 
 def _stop_reason(turn: Turn) -> str:
-    return "max_tokens" if turn.truncated else "end_turn"
+    if turn.truncated:
+        return "max_tokens"
+    return "tool_use" if turn.tool_calls else "end_turn"
+
+
+def _tool_blocks(turn: Turn) -> list[JSON]:
+    return [
+        {"type": "tool_use", "id": ident, "name": call.name, "input": call.arguments}
+        for call, ident in zip(turn.tool_calls, turn.tool_ids("toolu_"), strict=True)
+    ]
 
 
 def message(body: JSON, turn: Turn) -> JSON:
@@ -95,7 +105,10 @@ def message(body: JSON, turn: Turn) -> JSON:
         "type": "message",
         "role": "assistant",
         "model": _model(body),
-        "content": [{"type": "text", "text": turn.text}],
+        "content": [
+            *([{"type": "text", "text": turn.text}] if turn.text or not turn.tool_calls else []),
+            *_tool_blocks(turn),
+        ],
         "stop_reason": _stop_reason(turn),
         "stop_sequence": None,
         "usage": _usage(turn, turn.output_tokens),
@@ -133,8 +146,26 @@ def message_stream(body: JSON, turn: Turn) -> list[Event]:
         "delta": {"stop_reason": _stop_reason(turn), "stop_sequence": None},
         "usage": _usage(turn, turn.output_tokens),
     }
+    events.append(
+        sse("post", {"type": "content_block_stop", "index": 0}, name="content_block_stop")
+    )
+    for index, block in enumerate(_tool_blocks(turn), start=1):
+        start_block = {**block, "input": {}}
+        partial = {"type": "input_json_delta", "partial_json": dumps(block["input"])}
+        events += [
+            sse(
+                "post",
+                {"type": "content_block_start", "index": index, "content_block": start_block},
+                name="content_block_start",
+            ),
+            sse(
+                "post",
+                {"type": "content_block_delta", "index": index, "delta": partial},
+                name="content_block_delta",
+            ),
+            sse("post", {"type": "content_block_stop", "index": index}, name="content_block_stop"),
+        ]
     events += [
-        sse("post", {"type": "content_block_stop", "index": 0}, name="content_block_stop"),
         sse("post", closing, name="message_delta"),
         sse("post", {"type": "message_stop"}, name="message_stop"),
     ]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, TypeGuard
 
-from shekel.testing._model import Reply
+from shekel.testing._model import Reply, ToolCall
 
 JSON = dict[str, Any]
 
@@ -34,6 +35,11 @@ class Turn:
     cache_write_tokens: int
     reasoning_tokens: int
     truncated: bool
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    def tool_ids(self, prefix: str) -> list[str]:
+        """Each tool call's id, made up (with ``prefix``) where the reply left it out."""
+        return [call.id or new_id(prefix) for call in self.tool_calls]
 
 
 def resolve_turn(
@@ -45,7 +51,9 @@ def resolve_turn(
     max_tokens: int | None,
 ) -> Turn:
     """Fill in a reply's open fields and cut it down to ``max_tokens`` if it is too long."""
-    text = fallback_text if reply.text is None else reply.text
+    # a reply that only asks for tools says nothing
+    silent = "" if reply.tool_calls else fallback_text
+    text = silent if reply.text is None else reply.text
     chunks = split_chunks(text)
     if reply.output_tokens is not None:
         output_tokens = reply.output_tokens
@@ -73,6 +81,7 @@ def resolve_turn(
         cache_write_tokens=reply.cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         truncated=truncated,
+        tool_calls=() if truncated else reply.tool_calls,
     )
 
 
@@ -157,3 +166,14 @@ def sse(kind: EventKind, data: object, *, name: str | None = None) -> Event:
     text = data if isinstance(data, str) else dumps(data)
     head = f"event: {name}\n" if name is not None else ""
     return Event(kind, f"{head}data: {text}\n\n".encode())
+
+
+def vector_of(item: object, dimensions: int) -> list[float]:
+    """A deterministic vector in [-1, 1); each value k/128 - 1 is exact in float32."""
+    seed = content_text(item) if isinstance(item, str) else repr(item)
+    raw = b""
+    counter = 0
+    while len(raw) < dimensions:
+        raw += hashlib.sha256(f"{counter}:{seed}".encode()).digest()
+        counter += 1
+    return [byte / 128 - 1 for byte in raw[:dimensions]]

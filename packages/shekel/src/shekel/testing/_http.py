@@ -9,59 +9,17 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import shekel.testing._anthropic_wire as anthropic_wire
-import shekel.testing._openai_wire as openai_wire
-from shekel.testing._common import JSON, Event, Rejection, Turn, new_id, resolve_turn
+from shekel.testing._common import JSON, Event, Rejection, new_id, resolve_turn
+from shekel.testing._endpoints import ERRORS, Dialect, dialect_of, error_headers, resolve
 from shekel.testing._model import RecordedRequest, Reply, StreamFraming
 
 if TYPE_CHECKING:
     from shekel.testing._server import FakeProvider
-
-Dialect = Literal["openai", "anthropic"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Generation:
-    """How one text-generating endpoint checks and reads its request and shapes its answer."""
-
-    check: Callable[[JSON], Rejection | None]
-    max_tokens: Callable[[JSON], int | None]
-    echo_text: Callable[[JSON], str | None]
-    plain: Callable[[JSON, Turn], JSON]
-    stream: Callable[[JSON, Turn], list[Event]]
-
-
-_GENERATIONS: dict[str, _Generation] = {
-    "/v1/chat/completions": _Generation(
-        openai_wire.chat_check,
-        openai_wire.chat_max_tokens,
-        openai_wire.chat_echo_text,
-        openai_wire.chat_completion,
-        openai_wire.chat_stream,
-    ),
-    "/v1/responses": _Generation(
-        openai_wire.responses_check,
-        openai_wire.responses_max_tokens,
-        openai_wire.responses_echo_text,
-        openai_wire.response_object,
-        openai_wire.responses_stream,
-    ),
-    "/v1/messages": _Generation(
-        anthropic_wire.check,
-        anthropic_wire.max_tokens,
-        anthropic_wire.echo_text,
-        anthropic_wire.message,
-        anthropic_wire.message_stream,
-    ),
-}
-_EMBEDDINGS = "/v1/embeddings"
-_COUNT_TOKENS = "/v1/messages/count_tokens"
 
 
 class Server(ThreadingHTTPServer):
@@ -181,22 +139,18 @@ class _Handler(BaseHTTPRequestHandler):
             valid = isinstance(decoded, dict)
             body = decoded if isinstance(decoded, dict) else {}
         headers = {key.lower(): value for key, value in self.headers.items()}
-        dialect: Dialect = (
-            "anthropic"
-            if path.startswith("/v1/messages") or "anthropic-version" in headers
-            else "openai"
-        )
-        known = self.command == "POST" and (
-            path in _GENERATIONS or path in (_EMBEDDINGS, _COUNT_TOKENS)
-        )
-        generation = _GENERATIONS.get(path) if known and valid else None
+        found = resolve(path) if self.command == "POST" else None
+        endpoint, from_path = found if found is not None else (None, {})
+        dialect = endpoint.dialect if endpoint is not None else dialect_of(path, headers)
+        # what the endpoint reads: the body, with what the path says (a Gemini model)
+        request = {**body, **from_path} if from_path else body
         # A request the real API refuses never reaches the model: it takes no scripted reply.
-        rejection = generation.check(body) if generation is not None else None
-        consume = known and valid and rejection is None and path != _COUNT_TOKENS
+        rejection = endpoint.check(request) if endpoint is not None and valid else None
+        consume = endpoint is not None and endpoint.free is None and valid and rejection is None
         recorded = RecordedRequest(path=path, body=body, headers=headers, method=self.command)
         queued, default_in, default_out = self._provider._arrive(recorded, consume=consume)
 
-        if not known:
+        if endpoint is None:
             self._send_error(dialect, 404, f"Unknown endpoint: {self.command} {path}")
             return
         if not valid:
@@ -205,8 +159,8 @@ class _Handler(BaseHTTPRequestHandler):
         if rejection is not None:
             self._send_error(dialect, 400, rejection.message, rejection=rejection)
             return
-        if path == _COUNT_TOKENS:
-            self._send_json(dialect, 200, anthropic_wire.count_tokens(body))
+        if endpoint.free is not None:
+            self._send_json(dialect, 200, endpoint.free(request))
             return
 
         reply = queued if queued is not None else Reply()
@@ -224,33 +178,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(dialect, fault.status, message, extra)
             return
         # what the answer is built from: the request, naming the model the reply reports
-        shown = body if reply.model is None else {**body, "model": reply.model}
-        if path == _EMBEDDINGS:
-            tokens = default_in if reply.input_tokens is None else reply.input_tokens
-            self._send_json(dialect, 200, openai_wire.embeddings(shown, tokens), reply)
-            return
-
-        assert generation is not None
-        echoed = generation.echo_text(body) if self._provider.echo else None
+        shown = request if reply.model is None else {**request, "model": reply.model}
+        echoed = endpoint.echo_text(request) if self._provider.echo else None
         turn = resolve_turn(
             reply,
             fallback_text=echoed or self._provider.default_text,
             default_input_tokens=default_in,
             default_output_tokens=default_out,
-            max_tokens=generation.max_tokens(body),
+            max_tokens=endpoint.max_tokens(request),
         )
-        if body.get("stream") is True:
+        if endpoint.stream is not None and endpoint.streams(request):
             framing = reply.stream_framing or self._provider.stream_framing
-            self._send_stream(dialect, generation.stream(shown, turn), reply, framing)
+            events = endpoint.stream(shown, turn)
+            self._send_stream(dialect, events, reply, framing, endpoint.stream_type)
         else:
-            self._send_json(dialect, 200, generation.plain(shown, turn), reply)
+            assert endpoint.plain is not None
+            self._send_json(dialect, 200, endpoint.plain(shown, turn), reply)
 
     # -- response side -----------------------------------------------------------------------
 
     def _start(self, dialect: Dialect, status: int, headers: Iterable[tuple[str, str]]) -> None:
         self.send_response(status)
         request_id = new_id("req_")
-        self.send_header("request-id" if dialect == "anthropic" else "x-request-id", request_id)
+        names = {"anthropic": "request-id", "bedrock": "x-amzn-RequestId"}
+        self.send_header(names.get(dialect, "x-request-id"), request_id)
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
@@ -276,17 +227,22 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         rejection: Rejection | None = None,
     ) -> None:
-        shape = anthropic_wire.error_body if dialect == "anthropic" else openai_wire.error_body
-        data = json.dumps(shape(status, message, rejection)).encode()
+        data = json.dumps(ERRORS[dialect](status, message, rejection)).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        headers += error_headers(dialect, status)
         self._start(dialect, status, [*headers, *extra])
         self.wfile.write(data)
 
     def _send_stream(
-        self, dialect: Dialect, events: list[Event], reply: Reply, framing: StreamFraming
+        self,
+        dialect: Dialect,
+        events: list[Event],
+        reply: Reply,
+        framing: StreamFraming,
+        content_type: str,
     ) -> None:
         headers = [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Content-Type", content_type),
             ("Cache-Control", "no-cache"),
             ("Transfer-Encoding", "chunked"),
         ]

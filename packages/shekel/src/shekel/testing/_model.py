@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-__all__ = ["STREAM_FRAMINGS", "Fault", "RecordedRequest", "Reply", "StreamFraming"]
+__all__ = ["STREAM_FRAMINGS", "Fault", "RecordedRequest", "Reply", "StreamFraming", "ToolCall"]
 
 StreamFraming = Literal["coalesced", "split", "single"]
 """How a streamed body is cut into HTTP chunks (each chunk is written with one send).
@@ -51,6 +51,26 @@ class Fault:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the scripted reply asks the caller to run: ``name`` with ``arguments``.
+
+    Each protocol shows it its own way (an OpenAI ``tool_calls`` entry or Responses
+    ``function_call`` item, an Anthropic ``tool_use`` block, a Gemini ``functionCall`` part, an
+    Ollama ``tool_calls`` entry, a Bedrock ``toolUse`` block, a Cohere ``tool_calls`` entry),
+    and the reply ends the way that provider ends a turn that wants a tool (``tool_calls``,
+    ``tool_use``...). ``id`` is made up when left out.
+    """
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a tool call needs the tool's name")
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One scripted answer; enqueue it on a :class:`FakeProvider` to serve one request.
 
@@ -78,6 +98,14 @@ class Reply:
     misbehaving gateway (to test that a strict budget cuts such a stream off itself); a limit
     the real API would refuse is refused all the same.
 
+    ``tool_calls`` makes the reply ask for tools (see :class:`ToolCall`), after ``text`` if
+    there is any (a reply with tool calls and no ``text`` has none):
+    ``Reply(tool_calls=[ToolCall("search", {"q": "shekel"})])``.
+
+    ``output_tokens`` is all billed output, reasoning included (``reasoning_tokens`` says how
+    much of it): protocols that report thinking apart (Gemini's ``thoughtsTokenCount``) get
+    ``output_tokens - reasoning_tokens`` as the answer's own tokens.
+
     ``model`` is the model id the response reports; ``None`` reports the one requested.  Real
     APIs often answer an alias with a dated snapshot (``gpt-4o-mini`` comes back as
     ``gpt-4o-mini-2024-07-18``), and code that prices by the reported model must cope.
@@ -96,8 +124,13 @@ class Reply:
     ignore_max_tokens: bool = False
     stream_framing: StreamFraming | None = None
     model: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))  # a list is fine too
+        for call in self.tool_calls:
+            if not isinstance(call, ToolCall):
+                raise TypeError(f"tool_calls takes ToolCall objects, got {type(call).__name__}")
         counts = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,

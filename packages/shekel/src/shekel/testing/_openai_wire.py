@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 import time
 from typing import Any
@@ -15,13 +14,14 @@ from shekel.testing._common import (
     EventKind,
     Rejection,
     Turn,
-    content_text,
+    dumps,
     int_field,
     is_int,
     last_user_text,
     model_name,
     new_id,
     sse,
+    vector_of,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +165,32 @@ def _chat_usage(turn: Turn) -> JSON:
 
 
 def _finish_reason(turn: Turn) -> str:
-    return "length" if turn.truncated else "stop"
+    if turn.truncated:
+        return "length"
+    return "tool_calls" if turn.tool_calls else "stop"
+
+
+def _chat_tool_calls(turn: Turn, ids: list[str]) -> list[JSON]:
+    return [
+        {
+            "id": ident,
+            "type": "function",
+            "function": {"name": call.name, "arguments": dumps(call.arguments)},
+        }
+        for call, ident in zip(turn.tool_calls, ids, strict=True)
+    ]
+
+
+def _chat_message(turn: Turn) -> JSON:
+    message: JSON = {
+        "role": "assistant",
+        "content": turn.text if turn.text or not turn.tool_calls else None,
+        "refusal": None,
+        "annotations": [],
+    }
+    if turn.tool_calls:
+        message["tool_calls"] = _chat_tool_calls(turn, turn.tool_ids("call_"))
+    return message
 
 
 def chat_completion(body: JSON, turn: Turn) -> JSON:
@@ -178,12 +203,7 @@ def chat_completion(body: JSON, turn: Turn) -> JSON:
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": turn.text,
-                    "refusal": None,
-                    "annotations": [],
-                },
+                "message": _chat_message(turn),
                 "logprobs": None,
                 "finish_reason": _finish_reason(turn),
             }
@@ -220,6 +240,8 @@ def chat_stream(body: JSON, turn: Turn) -> list[Event]:
 
     events = [sse("pre", chunk({"role": "assistant", "content": "", "refusal": None}))]
     events += [sse("content", chunk({"content": piece})) for piece in turn.chunks]
+    for index, call in enumerate(_chat_tool_calls(turn, turn.tool_ids("call_"))):
+        events.append(sse("post", chunk({"tool_calls": [{"index": index, **call}]})))
     events.append(sse("post", chunk({}, _finish_reason(turn))))
     if include_usage:
         events.append(sse("post", {**frame, "choices": [], "usage": _chat_usage(turn)}))
@@ -290,13 +312,27 @@ def _response_shell(body: JSON, response_id: str, created: int) -> JSON:
     }
 
 
+def _function_calls(turn: Turn) -> list[JSON]:
+    return [
+        {
+            "id": new_id("fc_"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": ident,
+            "name": call.name,
+            "arguments": dumps(call.arguments),
+        }
+        for call, ident in zip(turn.tool_calls, turn.tool_ids("call_"), strict=True)
+    ]
+
+
 def _response_final(shell: JSON, turn: Turn, item_id: str) -> JSON:
     status = "incomplete" if turn.truncated else "completed"
     return {
         **shell,
         "status": status,
         "incomplete_details": {"reason": "max_output_tokens"} if turn.truncated else None,
-        "output": [_message_item(item_id, status, [_text_part(turn.text)])],
+        "output": [_message_item(item_id, status, [_text_part(turn.text)]), *_function_calls(turn)],
         "usage": _responses_usage(turn),
     }
 
@@ -339,6 +375,9 @@ def responses_stream(body: JSON, turn: Turn) -> list[Event]:
         output_index=0,
         item=_message_item(item_id, item_status, [_text_part(turn.text)]),
     )
+    for index, item in enumerate(final["output"][1:], start=1):
+        emit("post", "response.output_item.added", output_index=index, item=item)
+        emit("post", "response.output_item.done", output_index=index, item=item)
     emit("post", f"response.{item_status}", response=final)
     return events
 
@@ -355,24 +394,13 @@ def _embedding_inputs(source: object) -> list[object]:
     return [source]
 
 
-def _vector(item: object, dimensions: int) -> list[float]:
-    """A deterministic vector in [-1, 1); each value k/128 - 1 is exact in float32."""
-    seed = content_text(item) if isinstance(item, str) else repr(item)
-    raw = b""
-    counter = 0
-    while len(raw) < dimensions:
-        raw += hashlib.sha256(f"{counter}:{seed}".encode()).digest()
-        counter += 1
-    return [byte / 128 - 1 for byte in raw[:dimensions]]
-
-
 def embeddings(body: JSON, input_tokens: int) -> JSON:
     """An embeddings ``list``; base64 float32 little-endian when ``encoding_format`` asks."""
     dimensions = int_field(body, "dimensions") or 8
     as_base64 = body.get("encoding_format") == "base64"
     data: list[JSON] = []
     for index, item in enumerate(_embedding_inputs(body.get("input"))):
-        vector = _vector(item, max(dimensions, 1))
+        vector = vector_of(item, max(dimensions, 1))
         encoded: object = vector
         if as_base64:
             encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
