@@ -18,7 +18,7 @@ from typing import Any, Final
 from langchain_core.runnables.config import var_child_runnable_config
 
 from shekel import Budget, ToolCall
-from shekel.plugins import CallRoute
+from shekel.integration import CallRoute
 
 MAX_RUNS: Final = 65_536
 """Runs followed at once: past this many, the oldest are forgotten. Some runs never end (a

@@ -23,8 +23,7 @@ from llama_index.core import Settings
 from llama_index_instrumentation.span import active_span_id
 
 from shekel import Budget, budget_name, current_budget
-from shekel.integration import child_of
-from shekel.plugins import CallRoute
+from shekel.integration import CallRoute, child_of
 
 from ._handler import ShekelCallbackHandler
 

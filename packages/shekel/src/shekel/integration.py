@@ -40,6 +40,7 @@ import warnings
 from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import BudgetExceededError
+from ._hookspecs import CallRoute
 from ._interception._call import UsageMissingWarning
 from ._kit_install import (
     Integration,
@@ -123,6 +124,7 @@ def forget_warnings() -> None:
 
 
 __all__ = [
+    "CallRoute",
     "Integration",
     "Limits",
     "NameWatch",
