@@ -23,61 +23,25 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ._journal import PendingSpend
-from ._keys import name_of
 from ._leases import DEFAULT_TTL
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import DEFAULT_RETRY, StoreErrors
+from ._store_sqlite_rows import (
+    COLUMNS,
+    COUNTERS,
+    SCHEMA,
+    CorruptAccountError,
+    empty_state,
+    like_prefix,
+    nothing,
+    over_used,
+    readable_hold,
+    refusal,
+)
 from ._windows import split_period_key
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shekel_accounts (
-    key TEXT PRIMARY KEY,
-    usd INTEGER NOT NULL DEFAULT 0,
-    tokens INTEGER NOT NULL DEFAULT 0,
-    calls INTEGER NOT NULL DEFAULT 0,
-    tools INTEGER NOT NULL DEFAULT 0,
-    r_usd INTEGER NOT NULL DEFAULT 0,
-    r_tokens INTEGER NOT NULL DEFAULT 0,
-    r_calls INTEGER NOT NULL DEFAULT 0,
-    r_tools INTEGER NOT NULL DEFAULT 0,
-    epoch INTEGER NOT NULL DEFAULT 0,
-    caps TEXT,
-    keep_until REAL
-);
-CREATE TABLE IF NOT EXISTS shekel_holds (
-    id TEXT PRIMARY KEY,
-    keys TEXT NOT NULL,
-    epochs TEXT NOT NULL,
-    usd INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    calls INTEGER NOT NULL,
-    tools INTEGER NOT NULL,
-    expires_at REAL,
-    state TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS shekel_holds_due ON shekel_holds (state, expires_at);
-CREATE INDEX IF NOT EXISTS shekel_accounts_kept ON shekel_accounts (keep_until)
-    WHERE keep_until IS NOT NULL;
-"""
-
-_COUNTERS = ("usd", "tokens", "calls", "tools")
-_COLUMNS = (*_COUNTERS, *(f"r_{c}" for c in _COUNTERS), "epoch")
-
-
-class CorruptAccountError(sqlite3.DatabaseError):
-    """An account's row holds a value that is not a whole number >= 0 (edited by hand, or
-    damaged): its budgets fail closed until it is fixed or reset; other budgets go on."""
-
-    def __init__(self, key: str, column: str, value: object) -> None:
-        super().__init__(
-            f"account {key} holds {column}={value}, which is not a whole number >= 0; "
-            f"fix the row, or zero it with `shekel reset {name_of(split_period_key(key)[0])}`"
-        )
-
 
 SETTLED_MEMORY = 3600.0
 """Seconds past its expiry that a settled hold's id is remembered."""
-_AXES = ("usd", "tokens", "llm_calls", "tool_calls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +90,11 @@ class SQLiteLedger(Ledger):
             retry_for=retry_for,
         )
         self._local = threading.local()
-        self._errors.run(self._create, default=_none)
+        self._errors.run(self._create, default=nothing)
 
     def _create(self) -> None:
         db = self._connection()
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
 
     def __repr__(self) -> str:
         return f"SQLiteLedger({self.path!r})"
@@ -203,7 +167,7 @@ class SQLiteLedger(Ledger):
             if row is None:
                 rows.append((0,) * 9)
                 continue
-            for column, value in zip(_COLUMNS, row, strict=True):
+            for column, value in zip(COLUMNS, row, strict=True):
                 if type(value) is not int or value < 0:  # edited by hand, or damaged
                     raise CorruptAccountError(a.key, column, value)
             rows.append(tuple(row))
@@ -212,7 +176,7 @@ class SQLiteLedger(Ledger):
     def _add(
         self, db: sqlite3.Connection, keys: Sequence[str], amounts: Sequence[int], reserved: bool
     ) -> None:
-        columns = [f"r_{c}" if reserved else c for c in _COUNTERS]
+        columns = [f"r_{c}" if reserved else c for c in COUNTERS]
         assignments = ", ".join(f"{c} = {c} + ?" for c in columns)
         for key in keys:
             db.execute(f"UPDATE shekel_accounts SET {assignments} WHERE key = ?", (*amounts, key))
@@ -243,7 +207,7 @@ class SQLiteLedger(Ledger):
                 keys, epochs = json.loads(keys), json.loads(epochs)
             except (ValueError, TypeError):
                 keys = None
-            if _readable_hold(keys, epochs, amounts):
+            if readable_hold(keys, epochs, amounts):
                 self._unhold(db, keys, epochs, [-x for x in amounts])
                 state = "expired"
             db.execute("UPDATE shekel_holds SET state = ? WHERE id = ?", (state, hold_id))
@@ -252,7 +216,7 @@ class SQLiteLedger(Ledger):
     def _unhold(
         self, db: sqlite3.Connection, keys: Sequence[str], epochs: Sequence[int], negated: list[int]
     ) -> None:
-        assignments = ", ".join(f"r_{c} = r_{c} + ?" for c in _COUNTERS)
+        assignments = ", ".join(f"r_{c} = r_{c} + ?" for c in COUNTERS)
         for key, epoch in zip(keys, epochs, strict=True):
             db.execute(
                 f"UPDATE shekel_accounts SET {assignments} WHERE key = ? AND epoch = ?",
@@ -280,12 +244,14 @@ class SQLiteLedger(Ledger):
             accounts = [a for a, _ in chain]
             self._ensure(db, accounts)
             self._add(db, [a.key for a in accounts], (usd, tokens, calls, tools), False)
-            return _over_used(self._rows(db, accounts), [c for _, c in chain])
+            return over_used(self._rows(db, accounts), [c for _, c in chain])
 
     def try_record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        return self._errors.run(self._try_record, chain, (usd, tokens, calls, tools), default=_none)
+        return self._errors.run(
+            self._try_record, chain, (usd, tokens, calls, tools), default=nothing
+        )
 
     def _try_record(self, chain: Sequence[Link], amounts: tuple[int, ...]) -> Overrun | None:
         usd, tokens, calls, tools = amounts
@@ -293,7 +259,7 @@ class SQLiteLedger(Ledger):
             self._expire_due(db, time.time())
             accounts = [a for a, _ in chain]
             self._ensure(db, accounts)
-            refused = _refusal(self._rows(db, accounts), chain, (usd, tokens, calls, tools), False)
+            refused = refusal(self._rows(db, accounts), chain, (usd, tokens, calls, tools), False)
             if refused is None:
                 self._add(db, [a.key for a in accounts], (usd, tokens, calls, tools), False)
             return refused
@@ -330,7 +296,7 @@ class SQLiteLedger(Ledger):
             self._expire_due(db, now)
             self._ensure(db, accounts)
             rows = self._rows(db, accounts)
-            refused = _refusal(rows, chain, amounts, need_headroom)
+            refused = refusal(rows, chain, amounts, need_headroom)
             if refused is not None:
                 return refused
             keys = [a.key for a in accounts]
@@ -357,7 +323,7 @@ class SQLiteLedger(Ledger):
         need_headroom: bool = False,
     ) -> Overrun | None:
         amounts = (usd, tokens, calls, tools)
-        return self._errors.run(self._check, chain, amounts, need_headroom, default=_none)
+        return self._errors.run(self._check, chain, amounts, need_headroom, default=nothing)
 
     def _check(
         self, chain: Sequence[Link], amounts: tuple[int, ...], need_headroom: bool
@@ -365,7 +331,7 @@ class SQLiteLedger(Ledger):
         with self._transaction() as db:
             self._expire_due(db, time.time())
             rows = self._rows(db, [a for a, _ in chain])
-            return _refusal(rows, chain, amounts, need_headroom)
+            return refusal(rows, chain, amounts, need_headroom)
 
     def _settle(self, db: sqlite3.Connection, hold: Hold) -> bool:
         row = db.execute("SELECT state FROM shekel_holds WHERE id = ?", (hold.id,)).fetchone()
@@ -392,11 +358,11 @@ class SQLiteLedger(Ledger):
             if not self._settle(db, hold):
                 return None
             self._add(db, [a.key for a in hold.accounts], amounts, False)
-            return _over_used(self._rows(db, hold.accounts), hold.caps)
+            return over_used(self._rows(db, hold.accounts), hold.caps)
 
     def release(self, hold: Hold) -> None:
         if not self._errors.is_unrecorded(hold):
-            self._errors.run(self._release, hold, default=_none)
+            self._errors.run(self._release, hold, default=nothing)
 
     def _release(self, hold: Hold) -> None:
         with self._transaction() as db:
@@ -411,7 +377,7 @@ class SQLiteLedger(Ledger):
             )
 
     def read(self, account: SQLiteAccount) -> AccountState:
-        return self._errors.run(self._read, account, default=_empty_state)
+        return self._errors.run(self._read, account, default=empty_state)
 
     def _read(self, account: SQLiteAccount) -> AccountState:
         db = self._connection()
@@ -440,12 +406,12 @@ class SQLiteLedger(Ledger):
         return max(usd, 0), max(tokens, 0)
 
     def reset(self, account: SQLiteAccount) -> None:
-        self._errors.run(self._reset, account, default=_none)
+        self._errors.run(self._reset, account, default=nothing)
 
     def _reset(self, account: SQLiteAccount) -> None:
         with self._transaction() as db:
             self._ensure(db, [account])
-            zeros = ", ".join(f"{c} = 0, r_{c} = 0" for c in _COUNTERS)
+            zeros = ", ".join(f"{c} = 0, r_{c} = 0" for c in COUNTERS)
             db.execute(
                 f"UPDATE shekel_accounts SET {zeros}, epoch = epoch + 1 WHERE key = ?",
                 (account.key,),
@@ -476,7 +442,7 @@ class SQLiteLedger(Ledger):
             rows = db.execute(
                 "SELECT key, usd, tokens, calls, tools, r_usd, r_tokens, r_calls, r_tools, "
                 "caps, keep_until FROM shekel_accounts WHERE key LIKE ? ESCAPE '\\' ORDER BY key",
-                (_like_prefix(prefix),),
+                (like_prefix(prefix),),
             ).fetchall()
             live = db.execute("SELECT keys FROM shekel_holds WHERE state = 'live'").fetchall()
         holds: dict[str, int] = {}
@@ -505,61 +471,13 @@ class SQLiteLedger(Ledger):
                 row[0]
                 for row in db.execute(
                     "SELECT key FROM shekel_accounts WHERE key = ? OR key LIKE ? ESCAPE '\\'",
-                    (key, _like_prefix(key + "@")),
+                    (key, like_prefix(key + "@")),
                 )
                 if split_period_key(row[0])[0] == key  # not "a@b@1d/..." for "a"
             ]
-            zeros = ", ".join(f"{c} = 0, r_{c} = 0" for c in _COUNTERS)
+            zeros = ", ".join(f"{c} = 0, r_{c} = 0" for c in COUNTERS)
             for k in keys:
                 db.execute(
                     f"UPDATE shekel_accounts SET {zeros}, epoch = epoch + 1 WHERE key = ?", (k,)
                 )
         return sorted(keys)
-
-
-def _none() -> None:
-    return None
-
-
-def _readable_hold(keys: object, epochs: object, amounts: Sequence[object]) -> bool:
-    return (
-        isinstance(keys, list)
-        and isinstance(epochs, list)
-        and len(keys) == len(epochs)
-        and all(isinstance(k, str) for k in keys)
-        and all(type(e) is int for e in epochs)
-        and all(type(x) is int and x >= 0 for x in amounts)
-    )
-
-
-def _empty_state() -> AccountState:
-    return AccountState((0, 0, 0, 0), (0, 0, 0, 0))
-
-
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
-def _over_used(rows: Sequence[tuple[int, ...]], caps: Sequence[Caps]) -> Overrun | None:
-    for i, (row, cap) in enumerate(zip(rows, caps, strict=True)):
-        for axis in range(4):
-            if row[axis] > cap[axis]:
-                return Overrun(i, _AXES[axis], row[axis], cap[axis])
-    return None
-
-
-def _refusal(
-    rows: Sequence[tuple[int, ...]],
-    chain: Sequence[Link],
-    amounts: Sequence[int],
-    need_headroom: bool,
-) -> Overrun | None:
-    for i, (row, (_, caps)) in enumerate(zip(rows, chain, strict=True)):
-        for axis in range(4):
-            taken = row[axis] + row[axis + 4]
-            if taken + amounts[axis] > caps[axis] or (
-                need_headroom and axis < 2 and taken >= caps[axis]
-            ):
-                return Overrun(i, _AXES[axis], row[axis], caps[axis])
-    return None
