@@ -16,7 +16,6 @@ that makes the retry return what the first attempt did instead of applying twice
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Final, TypeVar
@@ -26,14 +25,13 @@ from ._journal import PendingSpend
 from ._leases import DEFAULT_TTL
 from ._ledger import NO_CAPS, UNLIMITED, AccountState, Caps, Hold, Ledger, Link, Overrun
 from ._store_errors import DEFAULT_RETRY, StoreErrors
+from ._store_redis_admin import list_accounts, reset_accounts
 from ._store_redis_clients import LoopClients
 from ._store_redis_wire import (
-    COUNTERS,
     RedisAccount,
     cap_args,
     check_url,
     empty_state,
-    glob_escape,
     held_reply,
     nothing,
     overrun_reply,
@@ -44,7 +42,6 @@ from ._store_redis_wire import (
     state_reply,
 )
 from ._stores import shown_url as _shown_url
-from ._windows import split_period_key
 
 T = TypeVar("T")
 
@@ -459,63 +456,10 @@ class RedisLedger(Ledger):
 
     # -- for the CLI -----------------------------------------------------------------------
 
-    def _account_keys(self, pattern: str) -> list[bytes]:
-        return sorted(self._client.scan_iter(match=pattern, count=1000))
-
     def accounts(self, prefix: str = "") -> list[dict[str, Any]]:
         """Every account whose key starts with ``prefix``: counters, caps, live holds."""
-        return self._errors.closed(self._accounts, prefix)
-
-    def _accounts(self, prefix: str) -> list[dict[str, Any]]:
-        self._expire()
-        start = f"{self.prefix}a:"
-        found = self._account_keys(glob_escape(start + prefix) + "*")
-        pipe = self._client.pipeline(transaction=False)
-        for redis_key in found:
-            pipe.hmget(redis_key, [*COUNTERS, "caps", "keep"])
-        rows = pipe.execute()
-        live = self._client.zrange(f"{self.prefix}live", 0, -1)
-        pipe = self._client.pipeline(transaction=False)
-        for hold_id in live:
-            pipe.hget(f"{self.prefix}h:".encode() + hold_id, "keys")
-        holds: dict[str, int] = {}
-        for keys in pipe.execute():
-            for key in json.loads(keys) if keys else ():
-                holds[key] = holds.get(key, 0) + 1
-        listing = []
-        for redis_key, values in zip(found, rows, strict=True):
-            name = redis_key.decode()
-            counters = [int(v) if v else 0 for v in values[:8]]
-            listing.append(
-                {
-                    "key": name[len(start) :],
-                    "used": counters[:4],
-                    "reserved": counters[4:8],
-                    "caps": json.loads(values[8]) if values[8] else [None] * 4,
-                    "keep_until": int(values[9]) / 1000 if values[9] else None,
-                    "holds": holds.get(name, 0),
-                }
-            )
-        return listing
+        return self._errors.closed(list_accounts, self, prefix)
 
     def reset_key(self, key: str) -> list[str]:
         """Reset every account whose key is ``key`` or one of its periods; their keys."""
-        return self._errors.closed(self._reset_key, key)
-
-    def _reset_key(self, key: str) -> list[str]:
-        start = f"{self.prefix}a:"
-        found = [
-            k.decode()
-            for k in self._account_keys(glob_escape(start + key + "@") + "*")
-            + self._account_keys(glob_escape(start + key))
-        ]
-        found = [k for k in found if split_period_key(k[len(start) :])[0] == key]
-        if not found:
-            return []
-        chain = [(RedisAccount(k[len(start) :], redis_key=k), NO_CAPS) for k in found]
-        keys, args = self._args("reset", chain, (0, 0, 0, 0))
-        # the caps shown stay as they were: "" leaves them alone
-        for i in range(len(chain)):
-            args[4 + i * 6 + 4] = ""
-        self._eval(keys, args)
-        return sorted(k[len(start) :] for k in found)
+        return self._errors.closed(reset_accounts, self, key)
