@@ -22,7 +22,8 @@ from typing import Any
 from .. import _spend
 from .._errors import BudgetExceededError, ShekelError
 from ._adapter import StreamTally
-from ._call import InterceptedCall, as_shekel_error, cut_off_point, for_sdk, response_json
+from ._call import InterceptedCall, as_shekel_error, for_sdk, response_json
+from ._strict import cut_off_point
 
 
 def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:

@@ -18,8 +18,9 @@ from typing import Any, Final
 from .._errors import ShekelError
 from .._plugins import LISTENING, plugin_manager
 from ._adapter import ProtocolAdapter
-from ._call import InterceptedCall, WaitForRoom, as_shekel_error, for_sdk
+from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS, ROUTES, route, warn_uncounted
+from ._strict import WaitForRoom
 
 SENDING: Final = ContextVar("shekel_sending", default=False)
 """True while an intercepted request is being sent: a client below the one that intercepted it
