@@ -1391,6 +1391,33 @@ def test_a_strict_runs_box_and_last_line_agree(
     assert "status: exhausted · exit code 1" in err
 
 
+def test_loop_guard_stops_the_runaway_agent_before_its_cap(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeProvider() as fake:
+        fake.set_usage(input_tokens=2_000, output_tokens=800)
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        code, _, err = cli(capsys, "run", "--budget", "0.05", "--loop-guard", "3", str(EXAMPLE))
+        served = len(fake.requests)
+    assert code == 1
+    assert served == 3  # the task, then "fix it" twice: the third "fix it" was never sent
+    assert "stopped a loop: the same request to gpt-4o was about to run for the 3rd time" in err
+    assert "raise --loop-guard" in err
+    assert "Status: LOOP" in err
+    assert "status: loop · exit code 1" in err
+
+
+@pytest.mark.parametrize("value", ["1", "0", "two"])
+def test_loop_guard_must_be_at_least_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    agent = script(tmp_path, "pass\n")
+    code, _, err = cli(capsys, "run", "--budget", "1", "--loop-guard", value, agent)
+    assert code == 2
+    assert "--loop-guard" in err
+
+
 def test_runaway_agent_text_story_in_process(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -61,6 +61,7 @@ Settings come from the flags, then environment variables, then the budget file
   --fallback-model    SHEKEL_FALLBACK_MODEL   fallback_model
   --fallback-at       SHEKEL_FALLBACK_AT      fallback_at
   --strict            SHEKEL_STRICT           strict   (true/false, 1/0, yes/no, on/off)
+  --loop-guard        SHEKEL_LOOP_GUARD       loop_guard
   --budget-file       {BUDGET_FILE_ENV}
 At least one of the three limits must be set. Empty variables count as unset.
 Numbers in flags and variables are plain ASCII decimals such as 0.5 or 2.5e-1, and
@@ -146,6 +147,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         action=argparse.BooleanOptionalAction,
         default=None,
         help="never cross the USD cap: shorten or refuse requests that might (default: off)",
+    )
+    policy.add_argument(
+        "--loop-guard",
+        metavar="N",
+        help="stop the Nth identical tool call or model request before it runs (a loop)",
     )
     other = run.add_argument_group("other")
     other.add_argument(

@@ -155,6 +155,17 @@ def parse_bool(value: object, where: str) -> bool:
     raise UsageError(f"{where} must be true or false (or 1/0, yes/no, on/off), got {value!r}")
 
 
+def parse_loop_guard(value: object, where: str) -> int:
+    """How many identical calls stop a loop: a whole number of at least 2."""
+    count = parse_count(value, where)
+    if count < 2:
+        raise UsageError(
+            f"{where} is how many identical calls stop a loop (the last one is refused): at "
+            f"least 2, such as 3; got {value!r}"
+        )
+    return count
+
+
 SETTINGS: Final = (
     Setting("max_usd", "--budget", "SHEKEL_BUDGET_USD", parse_usd),
     Setting("max_tokens", "--max-tokens", "SHEKEL_MAX_TOKENS", parse_count),
@@ -163,6 +174,7 @@ SETTINGS: Final = (
     Setting("fallback_model", "--fallback-model", "SHEKEL_FALLBACK_MODEL", parse_model),
     Setting("fallback_at", "--fallback-at", "SHEKEL_FALLBACK_AT", parse_fraction),
     Setting("strict", "--strict", "SHEKEL_STRICT", parse_bool),
+    Setting("loop_guard", "--loop-guard", "SHEKEL_LOOP_GUARD", parse_loop_guard),
 )
 FILE_KEYS: Final = tuple(s.key for s in SETTINGS)
 
@@ -178,6 +190,7 @@ class RunSettings:
     fallback_model: str | None = None
     fallback_at: float | None = None
     strict: bool = False
+    loop_guard: int | None = None
     name: str = DEFAULT_NAME
     budget_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -191,6 +204,7 @@ class RunSettings:
             "max_llm_calls": self.max_llm_calls,
             "warn_at": self.warn_at,
             "strict": self.strict,
+            "loop_guard": self.loop_guard,
             "name": self.name,
         }
         if self.fallback_model is not None:

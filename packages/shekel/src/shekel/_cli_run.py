@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, TextIO, cast
 from ._budget import Budget
 from ._context import set_process_root
 from ._errors import BudgetExceededError
+from ._loops import LoopGuardError, ordinal
 from ._money import usd_text
 from ._plugins import hookimpl, plugin_manager
 
@@ -136,6 +137,14 @@ def _amount(axis: str, value: float) -> str:
 def stop_message(error: BudgetExceededError, root: Budget) -> str:
     """One line saying which limit stopped the script, and what to change (CLI wording)."""
     who = error.budget_name or root.full_name
+    if isinstance(error, LoopGuardError):
+        line = (
+            f"{who!r} stopped a loop: {error.repeated} was about to run for the "
+            f"{ordinal(error.count)} time; it was not sent"
+        )
+        if who == root.full_name:
+            line += ". To let it go further, raise --loop-guard"
+        return line
     verb = "exceeded" if error.spent > error.limit else "reached"
     line = (
         f"{who!r} {verb} its {_UNIT.get(error.axis, error.axis)} limit: "

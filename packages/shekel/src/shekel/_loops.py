@@ -39,9 +39,9 @@ class LoopGuardError(BudgetExceededError):
             axis="tool_calls" if tool else "llm_calls",
             budget_name=budget_name,
             sent=False,
-            detail=f"{repeated} was about to run for the {_ordinal(count)} time",
+            detail=f"{repeated} was about to run for the {ordinal(count)} time",
             advice=(
-                f"It looks like a loop: loop_guard={count} stops the {_ordinal(count)} identical "
+                f"It looks like a loop: loop_guard={count} stops the {ordinal(count)} identical "
                 "call. Change what the agent asks, give it a way to stop, or raise loop_guard"
             ),
         )
@@ -87,6 +87,7 @@ def admit(budget: Budget, key: bytes, describe: Any, *, tool: bool) -> None:
     for owner, guard in guards:
         count = guard.would_stop(key)
         if count:
+            owner._policy.looped = True
             raise LoopGuardError(owner.full_name, describe(), count, tool)
     for _, guard in guards:
         guard.count(key)
@@ -127,6 +128,6 @@ def _short(arguments: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"

@@ -78,6 +78,7 @@ class PolicyState:
         "_trigger_caps",
         "config",
         "fallback_spent",
+        "looped",
         "refused",
         "switched_at",
         "warned",
@@ -92,6 +93,7 @@ class PolicyState:
     def reset(self) -> None:
         self.warned = False
         self.refused = False  # a call was refused for want of room (shown as EXHAUSTED)
+        self.looped = False  # loop_guard stopped a repeated call (shown as LOOP)
         self.switched_at: Nanos | None = None
         self.fallback_spent: Nanos = 0
         self.watching = self.config.warn_at is not None or self.config.fallback is not None

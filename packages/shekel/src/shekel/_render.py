@@ -50,6 +50,8 @@ def status(budget: Budget) -> str:
         or budget._policy.refused  # what is left was too little for a call
     ):
         return "EXHAUSTED"
+    if budget._policy.looped:
+        return "LOOP"  # loop_guard stopped a repeated call
     if budget.model_switched:
         return "FALLBACK"
     if budget._policy.warned:
