@@ -14,7 +14,6 @@ from llama_index.llms.openai import OpenAI
 import shekel.integration
 from shekel import current_budget
 from shekel.testing import FakeProvider
-from shekel_llamaindex._plugin import INTEGRATION
 
 INPUT, OUTPUT = 1000, 100  # every fake reply's usage (embeddings: INPUT tokens)
 
@@ -34,8 +33,7 @@ def no_budget_left_active() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def warnings_given_once_are_given_again() -> None:
-    INTEGRATION._warned.clear()
-    shekel.integration._unreported_warned.clear()
+    shekel.integration.forget_warnings()
 
 
 @pytest.fixture
