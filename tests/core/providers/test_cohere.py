@@ -45,9 +45,8 @@ USER = [{"role": "user", "content": "Say hello"}]
 
 @pytest.fixture
 def co(fake: FakeProvider) -> Iterator[cohere.ClientV2]:
-    client = cohere.ClientV2(api_key="test", base_url=fake.url, max_retries=0)
-    yield client
-    client._client_wrapper.httpx_client.httpx_client.close()
+    with httpx.Client() as http:
+        yield cohere.ClientV2(api_key="test", base_url=fake.url, max_retries=0, httpx_client=http)
 
 
 def _chat(client: cohere.ClientV2, model: str = MODEL, **options: Any) -> Any:
@@ -130,11 +129,15 @@ def test_a_stream_that_crosses_the_cap_raises_through_the_sdk(
 
 def test_async_client(fake: FakeProvider) -> None:
     async def calls() -> list[str]:
-        client = cohere.AsyncClientV2(api_key="test", base_url=fake.url, max_retries=0)
-        plain = await client.chat(model=MODEL, messages=USER)  # type: ignore[arg-type]
-        streamed = [e async for e in client.chat_stream(model=MODEL, messages=USER)]  # type: ignore[arg-type]
-        embedded = await client.embed(model="embed-v4.0", texts=["a"], input_type="search_document")
-        await client._client_wrapper.httpx_client.httpx_client.aclose()
+        async with httpx.AsyncClient() as http:
+            client = cohere.AsyncClientV2(
+                api_key="test", base_url=fake.url, max_retries=0, httpx_client=http
+            )
+            plain = await client.chat(model=MODEL, messages=USER)  # type: ignore[arg-type]
+            streamed = [e async for e in client.chat_stream(model=MODEL, messages=USER)]  # type: ignore[arg-type]
+            embedded = await client.embed(
+                model="embed-v4.0", texts=["a"], input_type="search_document"
+            )
         assert embedded.embeddings.float_ is not None
         return [plain.message.content[0].text, _text(streamed)]  # type: ignore[index,union-attr]
 
