@@ -1,8 +1,8 @@
 """SDK workloads of the providers beyond OpenAI and Anthropic, for ``bench_interception.py``:
 google-genai's ``generate_content`` (over ``httpx2.MockTransport``), boto3's ``converse``
-(answered by a botocore ``before-send`` handler, in process) and the ollama client's ``chat``
-(over ``httpx.MockTransport``). Each answer is fixed and carries usage, so every call is
-recorded as in production."""
+(answered by a botocore ``before-send`` handler, in process), the ollama client's ``chat`` and
+cohere's ``ClientV2.chat`` (both over ``httpx.MockTransport``). Each answer is fixed and carries
+usage, so every call is recorded as in production."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 GEMINI_MODEL = "gemini-2.5-flash"
 BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 OLLAMA_MODEL = "llama3.2"
+COHERE_MODEL = "command-r-08-2024"
 JSON_HEADERS = {"content-type": "application/json"}
 
 GEMINI_RESPONSE = {
@@ -38,6 +39,16 @@ OLLAMA_RESPONSE = {
     "done_reason": "stop",
     "prompt_eval_count": 12,
     "eval_count": 3,
+}
+
+COHERE_RESPONSE = {
+    "id": "bench",
+    "message": {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+    "finish_reason": "COMPLETE",
+    "usage": {
+        "billed_units": {"input_tokens": 12, "output_tokens": 3},
+        "tokens": {"input_tokens": 172, "output_tokens": 3},
+    },
 }
 
 
@@ -112,8 +123,32 @@ def ollama_calls() -> Callable[[int], None]:
     return run
 
 
+def cohere_calls() -> Callable[[int], None]:
+    import cohere
+    import httpx
+
+    body = json.dumps(COHERE_RESPONSE).encode()
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers=JSON_HEADERS, content=body)
+    )
+    client = cohere.ClientV2(
+        api_key="bench",
+        base_url="http://bench",
+        httpx_client=httpx.Client(transport=transport),
+        max_retries=0,
+    )
+    messages: Any = [{"role": "user", "content": "Say hello"}]
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            client.chat(model=COHERE_MODEL, messages=messages)
+
+    return run
+
+
 WORKLOADS: dict[str, tuple[str, Callable[[], Callable[[int], None]]]] = {
     "gemini_call": ("google-genai models.generate_content (non-streamed)", gemini_calls),
     "bedrock_call": ("boto3 bedrock-runtime converse (non-streamed)", bedrock_calls),
     "ollama_call": ("ollama Client.chat (non-streamed)", ollama_calls),
+    "cohere_call": ("cohere ClientV2.chat (non-streamed)", cohere_calls),
 }

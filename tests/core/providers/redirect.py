@@ -13,6 +13,10 @@ from typing import Any
 
 from shekel.testing import FakeProvider
 
+OPENED: list[Any] = []
+"""The clients made here, closed after each test (``conftest.py``): sockets left to the garbage
+collector would warn in whichever test runs when it comes."""
+
 
 def redirecting_client(library: ModuleType, fake: FakeProvider, *, aio: bool = False) -> Any:
     """An httpx (or httpx2) client of ``library`` whose requests all reach ``fake``."""
@@ -28,10 +32,14 @@ def redirecting_client(library: ModuleType, fake: FakeProvider, *, aio: bool = F
             async def handle_async_request(self, request: Any) -> Any:
                 return await super().handle_async_request(moved(request))
 
-        return library.AsyncClient(transport=AsyncRedirect())
+        client = library.AsyncClient(transport=AsyncRedirect())
+        OPENED.append(client)
+        return client
 
     class Redirect(base):  # type: ignore[misc,valid-type]
         def handle_request(self, request: Any) -> Any:
             return super().handle_request(moved(request))
 
-    return library.Client(transport=Redirect())
+    client = library.Client(transport=Redirect())
+    OPENED.append(client)
+    return client

@@ -49,12 +49,12 @@ def test_streamed_chat_and_generate(fake: FakeProvider) -> None:
 
 def test_async_client(fake: FakeProvider) -> None:
     async def calls() -> str:
-        client = ollama.AsyncClient(host=fake.url)
-        first = await client.chat(model=MODEL, messages=USER)
-        parts = [
-            p.message.content
-            async for p in await client.chat(model=MODEL, messages=USER, stream=True)
-        ]
+        async with ollama.AsyncClient(host=fake.url) as client:
+            first = await client.chat(model=MODEL, messages=USER)
+            parts = [
+                p.message.content
+                async for p in await client.chat(model=MODEL, messages=USER, stream=True)
+            ]
         return (first.message.content or "") + "|" + "".join(parts)
 
     fake.enqueue(

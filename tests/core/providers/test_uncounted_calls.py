@@ -35,10 +35,13 @@ def test_an_unread_endpoint_of_a_known_host_warns_once(fake: FakeProvider) -> No
 
 
 def test_a_paid_path_on_any_host_warns(fake: FakeProvider) -> None:
-    client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
-    with budget(max_usd=1.0), pytest.warns(UncountedCallWarning, match="/v1/audio/speech"):
-        with pytest.raises(openai.NotFoundError):
-            client.audio.speech.create(model="tts-1", voice="alloy", input="hi")
+    with (
+        openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0) as client,
+        budget(max_usd=1.0),
+        pytest.warns(UncountedCallWarning, match="/v1/audio/speech"),
+        pytest.raises(openai.NotFoundError),
+    ):
+        client.audio.speech.create(model="tts-1", voice="alloy", input="hi")
 
 
 def test_no_warning_outside_a_budget_for_free_paths_or_other_hosts(fake: FakeProvider) -> None:

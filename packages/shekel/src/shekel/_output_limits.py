@@ -58,6 +58,10 @@ MAX_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "gemini-1.5": 8192,
     "gemini-2.0": 8192,
     "gemini-2.5": 65536,
+    # Cohere (which caps a larger max_tokens at the model's maximum instead of refusing it)
+    "command-r": 4096,
+    "command-a": 8192,
+    "command-a-reasoning": 32768,
 }
 
 _BEDROCK_REGIONS: Final = frozenset({"us", "eu", "apac", "jp", "au", "global", "us-gov"})

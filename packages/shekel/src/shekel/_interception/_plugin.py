@@ -8,6 +8,7 @@ from .._plugins import hookimpl
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter
 from ._bedrock import ConverseAdapter, InvokeModelAdapter
+from ._cohere import CohereChatAdapter, CohereEmbedAdapter
 from ._gemini import EmbedContentAdapter, GenerateContentAdapter
 from ._httpx_patch import install
 from ._ollama import OllamaChatAdapter, OllamaEmbedAdapter
@@ -32,4 +33,6 @@ def shekel_protocol_adapters() -> Sequence[ProtocolAdapter]:
         InvokeModelAdapter(),
         OllamaChatAdapter(),
         OllamaEmbedAdapter(),
+        CohereChatAdapter(),
+        CohereEmbedAdapter(),
     ]

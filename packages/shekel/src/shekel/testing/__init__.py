@@ -13,8 +13,10 @@ Point the real SDKs at it and script what they get back::
 
 Served endpoints: ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``
 (OpenAI) and ``/v1/messages``, ``/v1/messages/count_tokens`` (Anthropic), each plain JSON
-or SSE when the body has ``"stream": true``.  Requests the real APIs would refuse for their
-output limit (e.g. ``max_tokens`` above the model's maximum) get the same HTTP 400 here.
+or SSE when the body has ``"stream": true``; Gemini, Bedrock and Ollama paths, and Cohere's
+``/v2/chat`` and ``/v2/embed``, in their own shapes.  Requests the real APIs would refuse for
+their output limit (e.g. ``max_tokens`` above the model's maximum) get the same HTTP 400 here
+(Cohere caps such a limit instead, and so does the fake).
 Streams end the way real servers send them, the usage and closing events in one network
 read; ``StreamFraming`` lets a test choose another cut.  With pytest, the ``fake_llm``
 fixture yields a running ``FakeProvider``.  Nothing here imports the ``openai`` or

@@ -11,12 +11,13 @@ from urllib.parse import unquote
 
 import shekel.testing._anthropic_wire as anthropic_wire
 import shekel.testing._bedrock_wire as bedrock_wire
+import shekel.testing._cohere_wire as cohere_wire
 import shekel.testing._gemini_wire as gemini_wire
 import shekel.testing._ollama_wire as ollama_wire
 import shekel.testing._openai_wire as openai_wire
 from shekel.testing._common import JSON, Event, Rejection, Turn
 
-Dialect = Literal["openai", "anthropic", "gemini", "bedrock", "ollama"]
+Dialect = Literal["openai", "anthropic", "gemini", "bedrock", "ollama", "cohere"]
 
 SSE = "text/event-stream; charset=utf-8"
 
@@ -112,6 +113,17 @@ _EXACT: dict[str, Endpoint] = {
         stream_type=ollama_wire.NDJSON,
     ),
     "/api/embed": Endpoint("ollama", ollama_wire.embed, check=ollama_wire.check, streams=_never),
+    "/v2/chat": Endpoint(
+        "cohere",
+        cohere_wire.chat,
+        cohere_wire.chat_stream,
+        cohere_wire.check,
+        cohere_wire.max_tokens,
+        cohere_wire.echo_text,
+    ),
+    "/v2/embed": Endpoint(
+        "cohere", cohere_wire.embed, check=cohere_wire.embed_check, streams=_never
+    ),
 }
 
 _GATEWAY_SUFFIXES = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
@@ -181,6 +193,7 @@ ERRORS: dict[Dialect, Callable[[int, str, Rejection | None], JSON]] = {
     "gemini": gemini_wire.error_body,
     "bedrock": bedrock_wire.error_body,
     "ollama": ollama_wire.error_body,
+    "cohere": cohere_wire.error_body,
 }
 
 
@@ -217,6 +230,8 @@ def dialect_of(path: str, headers: dict[str, str]) -> Dialect:
         return "bedrock"
     if path.startswith("/api/"):
         return "ollama"
+    if path.startswith("/v2/"):
+        return "cohere"
     if ":" in path or path.startswith(("/v1beta", "/v1beta1", "/v1/projects")):
         return "gemini"
     return "openai"

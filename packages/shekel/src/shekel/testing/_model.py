@@ -85,6 +85,9 @@ class Reply:
     cache reads and writes).  ``cached_input_tokens`` becomes OpenAI ``cached_tokens`` and
     Anthropic ``cache_read_input_tokens``; ``cache_write_tokens`` becomes Anthropic
     ``cache_creation_input_tokens`` (and OpenAI ``cache_write_tokens`` when non-zero).
+    Cohere reports ``input_tokens`` and ``output_tokens`` as its ``billed_units`` (its
+    ``tokens`` add the system preamble Cohere does not bill) and ``cached_input_tokens`` as
+    ``cached_tokens``.
 
     ``latency`` delays the response headers, ``chunk_delay`` sleeps once per streamed text
     delta before the HTTP chunk carrying it is written (with ``"single"`` framing, all of
