@@ -3,8 +3,10 @@ with the same arguments, or the same last message to the same model."""
 
 from __future__ import annotations
 
+import contextlib
 import runpy
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -14,6 +16,13 @@ from shekel import BudgetConfigError, LoopGuardError, budget
 from shekel.testing import FakeProvider
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "runaway_agent.py"
+
+
+@pytest.fixture
+def closing() -> Iterator[contextlib.ExitStack]:
+    """What a test opens, closed when it ends (clients' sockets, before the next test)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 def test_the_third_identical_tool_call_is_stopped_before_it_runs() -> None:
@@ -59,9 +68,12 @@ def test_loop_guard_must_be_a_whole_number_of_at_least_two(value: object) -> Non
         budget(max_usd=1, loop_guard=value)  # type: ignore[arg-type]
 
 
-def test_the_same_last_message_to_the_same_model_is_a_repeat(fake_llm: FakeProvider) -> None:
+def test_the_same_last_message_to_the_same_model_is_a_repeat(
+    fake_llm: FakeProvider, closing: contextlib.ExitStack
+) -> None:
     fake = fake_llm
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=2)
+    closing.callback(client.close)
     history = [{"role": "user", "content": "Write JSON."}]
     fix = {"role": "user", "content": "That is not valid JSON. Fix your answer."}
     with budget(max_usd=1, name="agent", loop_guard=3) as b:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -46,8 +47,9 @@ def _damage_hold(store: str) -> None:
 
 
 @pytest.fixture
-def client(fake: FakeProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+def client(fake: FakeProvider) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0) as opened:
+        yield opened
 
 
 @pytest.mark.parametrize("value", ["abc", "0.5", "1e30", "-3"])

@@ -3,6 +3,7 @@ default), and a call that runs longer keeps its room, because its process renews
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -45,6 +47,13 @@ def _kill(worker: subprocess.Popen[str]) -> None:
 
 def _with_options(store: str, options: str) -> str:
     return f"{store}{'&' if '?' in store else '?'}{options}"
+
+
+@pytest.fixture
+def closing() -> Iterator[contextlib.ExitStack]:
+    """What a test opens, closed when it ends (clients' sockets, before the next test)."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 def test_reads_do_not_count_holds_whose_lease_ran_out(store: str) -> None:
@@ -86,7 +95,9 @@ def test_a_killed_workers_room_comes_back_within_75_seconds_by_default(
         time.sleep(1)
 
 
-def test_a_call_longer_than_several_leases_keeps_its_hold(store: str, fake: FakeProvider) -> None:
+def test_a_call_longer_than_several_leases_keeps_its_hold(
+    store: str, fake: FakeProvider, closing: contextlib.ExitStack
+) -> None:
     url = _with_options(store, "ttl=0.6")
     name = f"long-{uuid.uuid4().hex[:6]}"
     b = budget(name=name, max_usd=0.05, strict=True, store=url)
@@ -94,6 +105,7 @@ def test_a_call_longer_than_several_leases_keeps_its_hold(store: str, fake: Fake
     watcher = budget(name=name, max_usd=0.05, store=_with_options(url, "timeout=3"))
     fake.enqueue(Reply(text="a long answer", input_tokens=100, output_tokens=200, latency=3.0))
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    closing.callback(client.close)
     seen: list[float] = []
 
     def watch() -> None:

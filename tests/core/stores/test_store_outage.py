@@ -107,26 +107,28 @@ def _lock_sqlite(path: Path, after: float, hold_for: float) -> threading.Thread:
     return thread
 
 
-def _gpt4o(fake: FakeProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+@pytest.fixture
+def no_retries(fake: FakeProvider) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0) as client:
+        yield client
 
 
 def test_a_commit_retried_until_the_store_answers_raises_nothing(
-    tmp_path: Path, fake: FakeProvider
+    tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
     path = tmp_path / "spend.db"
     b = budget(name="team", max_usd=1, strict=True, store=f"sqlite:///{path}?timeout=0.5")
     fake.enqueue(SLOW_REPLY)
     locker = _lock_sqlite(path, after=0.5, hold_for=2.5)  # across the commit, shorter than retry
     with b:
-        _gpt4o(fake).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        no_retries.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     locker.join()
     assert b.spent == pytest.approx(SLOW_COST)
     assert b.snapshot().usd_reserved == 0
 
 
 def test_a_store_locked_across_the_commit_keeps_the_spend_and_says_it_was_sent(
-    tmp_path: Path, fake: FakeProvider
+    tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
     path = tmp_path / "spend.db"
     url = f"sqlite:///{path}?timeout=0.3&retry=1"
@@ -134,7 +136,7 @@ def test_a_store_locked_across_the_commit_keeps_the_spend_and_says_it_was_sent(
     fake.enqueue(SLOW_REPLY)
     locker = _lock_sqlite(path, after=0.5, hold_for=4)
     with b, pytest.raises(BudgetStoreUnavailableError) as caught:
-        _gpt4o(fake).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        no_retries.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     error = caught.value
     assert error.sent is True
     assert "did not take the spend of a call that was sent" in str(error)
@@ -154,13 +156,13 @@ def test_a_store_locked_across_the_commit_keeps_the_spend_and_says_it_was_sent(
 
 
 def test_spend_kept_while_the_store_is_locked_refuses_the_next_call_until_written(
-    tmp_path: Path, fake: FakeProvider
+    tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
     path = tmp_path / "spend.db"
     b = budget(name="team", max_usd=1, store=f"sqlite:///{path}?timeout=0.3&retry=1")
     fake.enqueue(SLOW_REPLY)
     locker = _lock_sqlite(path, after=0.5, hold_for=3)
-    client = _gpt4o(fake)
+    client = no_retries
     with b:
         with pytest.raises(BudgetStoreUnavailableError):
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -195,7 +197,7 @@ def test_a_process_exiting_with_spend_the_store_never_took_says_so(tmp_path: Pat
 
 
 def test_a_frozen_redis_server_gets_the_commit_once(
-    server: RedisServer, fake: FakeProvider
+    server: RedisServer, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
     url = f"{server.url}?timeout=0.3&retry=1"
     b = budget(name="frozen", max_usd=1, strict=True, store=url)
@@ -215,7 +217,7 @@ def test_a_frozen_redis_server_gets_the_commit_once(
     freezer.start()
     try:
         with b, pytest.raises(BudgetStoreUnavailableError) as caught:
-            _gpt4o(fake).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+            no_retries.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     finally:
         freezer.join()
     assert caught.value.sent is True

@@ -45,10 +45,14 @@ def tree_of(budget: Budget) -> tuple[int, Any]:
     return id(budget._ledger), id(account)
 
 
-def others_in_flight(me: InterceptedCall) -> tuple[Nanos, int, bool]:
+def others_in_flight(
+    me: InterceptedCall, *, any_reserving: bool = False
+) -> tuple[Nanos, int, bool]:
     """USD and tokens held by the strict calls of other threads or tasks on ``me``'s tree, and
     whether one that began before ``me`` is still taking its hold (whose size is not known yet:
-    waiting for it, never for later ones, is what lets the first of them always go on)."""
+    waiting for it, never for later ones, is what lets the first of them always go on).
+    ``any_reserving``: whether any other is taking its hold, earlier or later (after a refusal,
+    its hold may be the room that is missing, in the store but not yet in ``call.hold``)."""
     usd = tokens = 0
     reserving = False
     with _inflight_lock:
@@ -59,7 +63,7 @@ def others_in_flight(me: InterceptedCall) -> tuple[Nanos, int, bool]:
             if hold is not None:
                 usd += hold.usd
                 tokens += hold.tokens
-            elif call.ticket < me.ticket:
+            elif any_reserving or call.ticket < me.ticket:
                 reserving = True
     return usd, tokens, reserving
 
@@ -147,7 +151,7 @@ def _take(
 def _wait_if_any_in_flight(call: InterceptedCall) -> None:
     """Refused: wait instead while other calls of this process on the tree are in flight
     (their room comes back when they settle)."""
-    if any(others_in_flight(call)) and _may_wait(call):
+    if any(others_in_flight(call, any_reserving=True)) and _may_wait(call):
         raise WaitForRoom from None
 
 
