@@ -1,0 +1,100 @@
+"""What the tests of shekel-openai-agents share: models pointed at the fake provider, a model
+that never reaches an SDK, and a tracing processor that remembers what it saw."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import ModelResponse, OpenAIChatCompletionsModel, OpenAIResponsesModel, Usage
+from agents.models.interface import Model
+from agents.tracing import Span, Trace, TracingProcessor
+from openai import AsyncOpenAI
+from openai.types.responses import ResponseOutputMessage, ResponseOutputText
+
+from shekel.testing import FakeProvider
+
+IN, OUT = 1000, 100  # every fake reply's usage (unless a reply says otherwise)
+MODEL = "gpt-4o-mini"
+CALL_USD = IN * 0.15e-6 + OUT * 0.6e-6  # one call of gpt-4o-mini
+
+
+def client(fake: FakeProvider) -> AsyncOpenAI:
+    """A new client per run: one must not serve two event loops (``run_sync`` makes one)."""
+    return AsyncOpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+
+
+def responses(fake: FakeProvider) -> OpenAIResponsesModel:
+    return OpenAIResponsesModel(MODEL, client(fake))
+
+
+def chat(fake: FakeProvider) -> OpenAIChatCompletionsModel:
+    return OpenAIChatCompletionsModel(MODEL, client(fake))
+
+
+class LocalModel(Model):
+    """A model that reaches no SDK: it answers ``text``, reporting ``usage`` (none by default)."""
+
+    def __init__(self, text: str = "local answer", usage: Usage | None = None) -> None:
+        self.model = MODEL  # named after a model shekel can price
+        self.text = text
+        self.usage = usage or Usage()
+        self.calls = 0
+
+    def _response(self) -> ModelResponse:
+        self.calls += 1
+        part = ResponseOutputText(type="output_text", text=self.text, annotations=[])
+        message = ResponseOutputMessage(
+            id="msg_local", type="message", role="assistant", status="completed", content=[part]
+        )
+        return ModelResponse(output=[message], usage=self.usage, response_id=None)
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        return self._response()
+
+    async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        raise NotImplementedError("the tests run this model without streaming")
+        yield  # an async generator, as the SDK expects
+
+
+class SpanLog(TracingProcessor):
+    """Every trace and span started and ended, by id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        self.started: dict[str, Any] = {}
+        self.ended: dict[str, Any] = {}
+        self.traces_started: list[str] = []
+        self.traces_ended: list[str] = []
+
+    def on_trace_start(self, trace: Trace) -> None:
+        with self._lock:
+            self.traces_started.append(trace.trace_id)
+
+    def on_trace_end(self, trace: Trace) -> None:
+        with self._lock:
+            self.traces_ended.append(trace.trace_id)
+
+    def on_span_start(self, span: Span[Any]) -> None:
+        with self._lock:
+            self.started[span.span_id] = span
+
+    def on_span_end(self, span: Span[Any]) -> None:
+        with self._lock:
+            self.ended[span.span_id] = span
+
+    def open_spans(self) -> list[str]:
+        return [type(s.span_data).__name__ for i, s in self.started.items() if i not in self.ended]
+
+    def agent_spans(self) -> list[str]:
+        return [s.span_data.name for s in self.started.values() if s.span_data.type == "agent"]
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self) -> None:
+        pass
