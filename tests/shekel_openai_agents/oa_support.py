@@ -11,7 +11,11 @@ from agents import ModelResponse, OpenAIChatCompletionsModel, OpenAIResponsesMod
 from agents.models.interface import Model
 from agents.tracing import Span, Trace, TracingProcessor
 from openai import AsyncOpenAI
-from openai.types.responses import ResponseOutputMessage, ResponseOutputText
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 
 from shekel.testing import FakeProvider
 
@@ -34,21 +38,39 @@ def chat(fake: FakeProvider) -> OpenAIChatCompletionsModel:
 
 
 class LocalModel(Model):
-    """A model that reaches no SDK: it answers ``text``, reporting ``usage`` (none by default)."""
+    """A model that reaches no SDK: it answers ``text``, reporting ``usage`` (none by default);
+    with ``calls_tool``, its first answer calls that tool (a handoff's ``transfer_to_...``)."""
 
-    def __init__(self, text: str = "local answer", usage: Usage | None = None) -> None:
+    def __init__(
+        self, text: str = "local answer", usage: Usage | None = None, calls_tool: str = ""
+    ) -> None:
         self.model = MODEL  # named after a model shekel can price
         self.text = text
         self.usage = usage or Usage()
+        self.calls_tool = calls_tool
         self.calls = 0
 
     def _response(self) -> ModelResponse:
         self.calls += 1
-        part = ResponseOutputText(type="output_text", text=self.text, annotations=[])
-        message = ResponseOutputMessage(
-            id="msg_local", type="message", role="assistant", status="completed", content=[part]
-        )
-        return ModelResponse(output=[message], usage=self.usage, response_id=None)
+        output: list[Any]
+        if self.calls_tool and self.calls == 1:
+            output = [
+                ResponseFunctionToolCall(
+                    type="function_call", call_id="call_local", name=self.calls_tool, arguments="{}"
+                )
+            ]
+        else:
+            part = ResponseOutputText(type="output_text", text=self.text, annotations=[])
+            output = [
+                ResponseOutputMessage(
+                    id="msg_local",
+                    type="message",
+                    role="assistant",
+                    status="completed",
+                    content=[part],
+                )
+            ]
+        return ModelResponse(output=output, usage=self.usage, response_id=None)
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
         return self._response()
