@@ -12,6 +12,8 @@ from agents.models.interface import Model
 from agents.tracing import Span, Trace, TracingProcessor
 from openai import AsyncOpenAI
 from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
@@ -76,8 +78,33 @@ class LocalModel(Model):
         return self._response()
 
     async def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        raise NotImplementedError("the tests run this model without streaming")
-        yield  # an async generator, as the SDK expects
+        """The same answer as one ``response.completed`` event, with the same usage."""
+        answer = self._response()
+        usage = None
+        if answer.usage.requests:
+            usage = {
+                "input_tokens": answer.usage.input_tokens,
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": answer.usage.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": answer.usage.total_tokens,
+            }
+        response = Response.model_validate(
+            {
+                "id": "resp_local",
+                "created_at": 0,
+                "model": MODEL,
+                "object": "response",
+                "output": [item.model_dump() for item in answer.output],
+                "parallel_tool_calls": False,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": usage,
+            }
+        )
+        yield ResponseCompletedEvent(
+            type="response.completed", response=response, sequence_number=0
+        )
 
 
 class SpanLog(TracingProcessor):

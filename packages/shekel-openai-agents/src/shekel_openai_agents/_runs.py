@@ -142,9 +142,10 @@ def tool_failed(context: Any) -> None:
 
 
 def report(budget: Budget, agent: Any, response: Any, prompt: str) -> None:
-    """Record a model call the interceptor did not see. A cap it crosses is not raised here
-    (the run would fail in a hook): the agent's next call is refused."""
-    usage, call_id = response.usage, response.response_id or None
+    """Record a model call the interceptor did not see (under no call id: such a model may
+    repeat a made-up one). A cap it crosses is not raised here (the run would fail in a hook):
+    the agent's next call is refused."""
+    usage = response.usage
     model = agent.model if isinstance(agent.model, str) else getattr(agent.model, "model", None)
     model = model if isinstance(model, str) and model else type(agent.model).__name__
     with suppress(BudgetExceededError):
@@ -156,12 +157,11 @@ def report(budget: Budget, agent: Any, response: Any, prompt: str) -> None:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cached_input_tokens=min(cached, usage.input_tokens),
-                call_id=call_id,
                 source=SOURCE,
             )
         else:
             reply = _text(getattr(item, "content", None) for item in response.output)
-            record_unreported(budget, model, prompt, reply, source=SOURCE, call_id=call_id)
+            record_unreported(budget, model, prompt, reply, source=SOURCE)
 
 
 def _text(values: Iterable[Any]) -> str:
