@@ -40,5 +40,7 @@ def fake() -> Iterator[FakeProvider]:
 
 @pytest.fixture
 def spans() -> SpanLog:
+    """The spans and traces of this test (registered again: the example sets its own)."""
+    set_trace_processors([SPANS])
     SPANS.clear()
     return SPANS

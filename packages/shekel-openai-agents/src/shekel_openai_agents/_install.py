@@ -32,7 +32,7 @@ def _run(original: Callable[..., Any]) -> Callable[..., Any]:
             return await original(self, *args, **kwargs)
         finally:
             _runs.RUN.reset(token)
-            state.release_open()
+            _runs.release(state)  # tools whose end never came (one raised): not counted
 
     return run
 
@@ -52,7 +52,7 @@ def _run_streamed(original: Callable[..., Any]) -> Callable[..., Any]:
 def _failed(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def failed(*args: Any, **kwargs: Any) -> Any:
-        _runs.tool_failed(kwargs.get("context"))
+        _runs.release(_runs.RUN.get(), _runs.tool_key(kwargs.get("context")))
         return await original(*args, **kwargs)
 
     return failed

@@ -4,6 +4,7 @@ shekel: it imports no openai-agents, and installs once ``agents`` is imported.""
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from shekel.integration import Integration
 from shekel.plugins import hookimpl
@@ -11,12 +12,8 @@ from shekel.plugins import hookimpl
 from .package import _instruments
 
 
-def _install() -> None:
-    import_module("shekel_openai_agents._install").install()
-
-
-def _uninstall() -> None:
-    import_module("shekel_openai_agents._install").uninstall()
+def _hooks() -> Any:
+    return import_module("shekel_openai_agents._install")
 
 
 INTEGRATION = Integration(
@@ -24,8 +21,8 @@ INTEGRATION = Integration(
     "openai-agents",
     _instruments,
     "agents",
-    install=_install,
-    uninstall=_uninstall,
+    install=lambda: _hooks().install(),
+    uninstall=lambda: _hooks().uninstall(),
 )
 
 

@@ -10,7 +10,6 @@ whether tracing is on or off). Hooks only check and record.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -40,12 +39,6 @@ class Run:
 
     def payer(self, agent: str) -> Budget:
         return payer(self.base, agent, self.block)
-
-    def release_open(self) -> None:
-        """Tools that never reported their end (one raised, the run failed): not counted."""
-        for call in self.tools.values():
-            call.release()
-        self.tools.clear()
 
 
 RUN: Final[ContextVar[Run | None]] = ContextVar("shekel_openai_agents_run", default=None)
@@ -133,20 +126,20 @@ def tool_key(context: Any) -> object:
     return getattr(context, "tool_call_id", None) or id(context)
 
 
-def tool_failed(context: Any) -> None:
-    """A function tool raised: its call is given back (the SDK may tell the model, or fail)."""
-    run = RUN.get()
-    call = run.tools.pop(tool_key(context), None) if run is not None else None
-    if call is not None:
-        call.release()
+def release(run: Run | None, key: object = None) -> None:
+    """Give back the open tool call of ``key`` (every one, if ``None``): its tool raised."""
+    if run is not None:
+        for found in [key] if key is not None else list(run.tools):
+            call = run.tools.pop(found, None)
+            if call is not None:
+                call.release()
 
 
 def report(budget: Budget, agent: Any, response: Any, prompt: str) -> None:
     """Record a model call the interceptor did not see (under no call id: such a model may
     repeat a made-up one). A cap it crosses is not raised here (the run would fail in a hook):
     the agent's next call is refused."""
-    usage = response.usage
-    model = agent.model if isinstance(agent.model, str) else getattr(agent.model, "model", None)
+    usage, model = response.usage, getattr(agent.model, "model", agent.model)
     model = model if isinstance(model, str) and model else type(agent.model).__name__
     with suppress(BudgetExceededError):
         if usage.input_tokens or usage.output_tokens:
@@ -160,22 +153,16 @@ def report(budget: Budget, agent: Any, response: Any, prompt: str) -> None:
                 source=SOURCE,
             )
         else:
-            reply = _text(getattr(item, "content", None) for item in response.output)
+            reply = _text([getattr(item, "content", None) for item in response.output])
             record_unreported(budget, model, prompt, reply, source=SOURCE)
 
 
-def _text(values: Iterable[Any]) -> str:
-    """The text in instructions, input items and output items (strings, dicts or models)."""
-    parts: list[str] = []
-    for value in values:
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, list | tuple):
-            parts.append(_text(value))
-        elif value is not None:
-            found = value.get("content") if isinstance(value, dict) else None
-            found = found or (value.get("text") if isinstance(value, dict) else None)
-            found = found or getattr(value, "content", None) or getattr(value, "text", None)
-            if found is not None and found is not value:
-                parts.append(_text([found]))
-    return "\n".join(part for part in parts if part)
+def _text(value: Any) -> str:
+    """The text in instructions, input or output items: strings, dicts or models."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return "\n".join(filter(None, map(_text, value)))
+    found = value.get("content") or value.get("text") if isinstance(value, dict) else None
+    found = found or getattr(value, "content", None) or getattr(value, "text", None)
+    return _text(found) if found is not None and found is not value else ""
