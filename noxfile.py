@@ -38,6 +38,12 @@ LlamaIndex its package allows with its OpenAI LLM and embeddings, and the test t
 run ignores that folder). ``tests_llamaindex_lowest`` does the same with llama-index-core at
 the lower bound the package declares.
 
+``tests_openai_agents`` builds ``.nox/tests_openai_agents`` for ``packages/shekel-openai-agents``
+(outside the workspace: openai-agents 0.23 and later need openai 3): the newest openai-agents
+the package allows, on openai 3.x, mypy on the package, then ``tests/shekel_openai_agents``;
+``tests_openai_agents_lowest`` does the same with openai-agents at the lower bound the package
+declares, on openai 2.x.
+
 ``tests_shekel_otel_lowest`` runs ``tests/shekel_otel`` on the lowest opentelemetry-api (and
 SDK) shekel-otel declares.
 ``tests_litellm`` builds ``.nox/tests_litellm`` for ``tests/sdk_litellm``: LiteLLM's Gemini
@@ -88,7 +94,7 @@ def _package_tests(package: str) -> None:
 
 # Test folders of the packages kept out of the workspace: each has a session of its own below,
 # building its environment (the workspace's cannot import their frameworks).
-_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex", "sdk_litellm"}
+_OWN_ENVIRONMENTS = {"shekel_crewai", "shekel_llamaindex", "shekel_openai_agents", "sdk_litellm"}
 
 # One session per folder of tests/: tests_core, and tests_<package> for each package added later.
 for _folder in sorted(ROOT.joinpath("tests").iterdir()):
@@ -353,6 +359,47 @@ def tests_crewai_lowest(session: nox.Session) -> None:
     """The same with the lowest crewai shekel-crewai declares (own venv)."""
     floor = _floor(_crewai_requirement())
     _crewai_tests(session, floor, expect={"crewai": floor.split("==")[1]})
+
+
+OPENAI_AGENTS = ROOT / "packages" / "shekel-openai-agents"
+
+
+def _openai_agents_requirement() -> Requirement:
+    deps = map(Requirement, _pyproject(OPENAI_AGENTS)["project"]["dependencies"])
+    return next(req for req in deps if req.name == "openai-agents")
+
+
+def _openai_agents_tests(session: nox.Session, *pins: str, expect: dict[str, str]) -> None:
+    dev = _dev_requirements()
+    skip = _NOT_FOR_TESTS | _SDKS | _LIBRARIES | _PROVIDER_SDKS
+    tools = [str(req) for name, req in dev.items() if name not in skip]
+    editable = ("-e", str(SHEKEL), "-e", str(OPENAI_AGENTS))
+    session.install("--upgrade", *editable, str(dev["mypy"]), *tools, *pins)
+    shown = ["openai-agents", "openai", "httpx", "httpx2", "pydantic", "pluggy", "pytest"]
+    _show_versions(session, expect, shown)
+    session.run("mypy", "-p", "shekel_openai_agents")
+    session.run("python", "-m", "pytest", "tests/shekel_openai_agents", *session.posargs)
+
+
+@nox.session
+def tests_openai_agents(session: nox.Session) -> None:
+    """tests/shekel_openai_agents with the newest openai-agents the package allows, in an
+    environment of its own.
+
+    Its newest releases need openai 3 (the workspace pins openai 2.x), so shekel-openai-agents
+    stays out of the workspace. Installs shekel and the package (editable), the newest
+    openai-agents (with openai 3.x) and the test tools, prints the versions, runs mypy (strict)
+    on the package, then pytest.
+    """
+    _openai_agents_tests(session, str(_openai_agents_requirement()), expect={"openai": "3"})
+
+
+@nox.session
+def tests_openai_agents_lowest(session: nox.Session) -> None:
+    """The same with the lowest openai-agents the package declares (on openai 2.x)."""
+    floor = _floor(_openai_agents_requirement())
+    expect = {"openai-agents": floor.split("==")[1], "openai": "2"}
+    _openai_agents_tests(session, floor, expect=expect)
 
 
 @nox.session
