@@ -220,7 +220,7 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         assert b.config.unknown_models == "error"
         assert b.config.history_size == 2
         assert b.config.loop_guard == 5
-        assert b._ledger is ledger
+        assert b._c.ledger is ledger
         ends = b.period_ends_at()
         assert ends is not None
         assert 0 < ends - time.time() <= 25 * 3600  # midnight in Paris, within a day
@@ -260,7 +260,7 @@ OWN_LEDGER = InMemoryLedger()
         ("unknown_models", "error", lambda b: b.config.unknown_models == "error"),
         ("history_size", 7, lambda b: b.config.history_size == 7),
         ("windows", {"1h": 0.5, "1d": 2.0}, lambda b: b.limit == 2.0),
-        ("ledger", OWN_LEDGER, lambda b: b._ledger is OWN_LEDGER),
+        ("ledger", OWN_LEDGER, lambda b: b._c.ledger is OWN_LEDGER),
     ],
 )
 def test_each_parameter_reaches_the_budget(param: str, value: Any, check: Any) -> None:

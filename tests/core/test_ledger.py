@@ -262,12 +262,12 @@ def test_tool_calls_and_warnings_on_another_ledger() -> None:
         on_warn=lambda s, lim: warned.append((s, lim)),
         ledger=ledger,
     )
-    b.record_tool_call("search", usd=0.6)
+    b.tool_call("search", usd=0.6).commit()
     with pytest.raises(BudgetExceededError):
-        b.record_tool_call("search")
+        b.tool_call("search")
     assert warned == [(0.6, 1.0)]
-    assert b.tool_calls_used == 1
-    assert ledger.calls["try_record"] == 2
+    assert b.snapshot().tool_calls_used == 1
+    assert (ledger.calls["reserve"], ledger.calls["commit"]) == (2, 1)
 
 
 def test_pool_on_another_ledger() -> None:

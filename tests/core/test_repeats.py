@@ -65,7 +65,7 @@ def test_ten_thousand_repeats_add_up_exactly() -> None:
 
 def test_a_repeat_reused_across_blocks_is_counted_once() -> None:
     with budget(max_usd=10, name="run") as run:
-        run._adopts_repeats = True  # what `shekel run` does for its own budget
+        run._node.adopts_repeats = True  # what `shekel run` does for its own budget
         step = budget(max_usd=1)  # unnamed: a repeat named "budget"
         for _ in range(3):
             with step:
@@ -79,7 +79,7 @@ def test_a_repeat_reused_across_blocks_is_counted_once() -> None:
 
 def test_fresh_same_name_budgets_under_shekel_runs_budget_share_one_rollup() -> None:
     with budget(max_usd=10, name="run") as run:
-        run._adopts_repeats = True
+        run._node.adopts_repeats = True
         with budget(max_usd=1, name="step") as first:
             first.record(usd=0.1)
         for _ in range(100):

@@ -4,17 +4,16 @@ together, a new period starting from zero, and ``retry_after`` on a refusal."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
-import shekel._budget
-import shekel._spend
 from shekel import BudgetConfigError, BudgetExceededError, budget
 from shekel._ledger import Caps
 from shekel._windows import Window, parse_window, parse_zone
+from shekel.testing import use_clock
 
 UTC = UTC
 PARIS = ZoneInfo("Europe/Paris")
@@ -128,13 +127,11 @@ def test_several_windows_are_checked_together() -> None:
 
 
 @pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The time shekel's budget code reads: ``now[0]``, which the test moves."""
+def now() -> Iterator[list[float]]:
+    """The time budget windows read: ``now[0]``, which the test moves."""
     moment = [at(UTC, 2099, 6, 13, 23, 58, 30)]
-    clock = SimpleNamespace(time=lambda: moment[0], sleep=time.sleep)
-    monkeypatch.setattr(shekel._budget, "time", clock)
-    monkeypatch.setattr(shekel._spend, "time", clock)
-    return moment
+    with use_clock(lambda: moment[0]):
+        yield moment
 
 
 def test_the_refusal_names_the_window_that_frees_up_last(now: list[float]) -> None:

@@ -5,23 +5,19 @@ windows checked together and the refusing window named with the time until it fr
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import openai
 import pytest
 
-import shekel._budget
-import shekel._spend
 from shekel import BudgetConfigError, BudgetExceededError, budget
 from shekel._ledger import Caps
 from shekel._stores import open_store
 from shekel._windows import parse_window, parse_zone
-from shekel.testing import FakeProvider
+from shekel.testing import FakeProvider, use_clock
 
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"
@@ -112,8 +108,7 @@ def test_bad_windows_and_zones_say_what_to_write() -> None:
 
 
 class Clock:
-    """Stands in for the ``time`` module of shekel's budget code: ``time()`` is what the test
-    says, the rest is the real module."""
+    """The time budget windows read (``use_clock``): what the test says."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -121,18 +116,13 @@ class Clock:
     def time(self) -> float:
         return self.now
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock() -> Iterator[Clock]:
     # in the future: a store forgets a period's account a window after it ended
     found = Clock(at(PARIS, 2099, 6, 13, 23, 58, 30))
-    fake: ModuleType = found  # type: ignore[assignment]
-    monkeypatch.setattr(shekel._budget, "time", fake)
-    monkeypatch.setattr(shekel._spend, "time", fake)
-    return found
+    with use_clock(found.time):
+        yield found
 
 
 def test_a_window_rolls_over_to_a_fresh_period_in_the_store(store: str, clock: Clock) -> None:

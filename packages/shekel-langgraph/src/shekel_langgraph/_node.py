@@ -18,7 +18,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.types import Interrupt
 
 from shekel import Budget, BudgetConfigError, BudgetExceededError, budget_name, current_budget
-from shekel.integration import Integration, child_of
+from shekel.integration import Integration, activate, child_of, deactivate
 
 from ._errors import NodeBudgetExceededError, OnExhausted, pause_of
 from .package import _instruments
@@ -137,7 +137,7 @@ class NodeRun:
             self.started.append((_MODE, _MODE.set(self.graph.on_exhausted)))
         try:
             for budget in self.budgets:
-                self.started.append((budget, budget.activate()))
+                self.started.append((budget, activate(budget)))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -151,7 +151,7 @@ class NodeRun:
     ) -> None:
         for owner, token in reversed(self.started):
             if isinstance(owner, Budget):
-                owner.deactivate(token)
+                deactivate(token)
             else:
                 owner.reset(token)
         self.started.clear()

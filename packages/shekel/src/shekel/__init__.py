@@ -23,7 +23,7 @@ from typing import Any
 from . import ledger as ledger
 from . import plugins as plugins
 from ._budget import Budget
-from ._config import BudgetConfig, budget_name
+from ._config import BudgetConfig
 from ._context import Activation, current_budget
 from ._decorators import with_budget
 from ._errors import (
@@ -41,6 +41,7 @@ from ._errors import (
 )
 from ._history import CallRecord, SpendHistory
 from ._interception import UncountedCallWarning, UsageMissingWarning
+from ._keys import budget_name
 from ._loops import LoopGuardError
 from ._policies import BudgetWarning
 from ._pool import BudgetPool, PoolExceededError, PoolReservation

@@ -3,51 +3,37 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from types import EllipsisType, TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
-from . import _loops, _render, _spend
+from . import _deprecated, _manual, _render, _spend
+from ._chain import Chain
 from ._config import (
-    MAX_COUNT,
     PARAMETERS,
     BudgetConfig,
+    ChildOptions,
     FallbackCallback,
     UnknownModels,
     WarnCallback,
     build_config,
-    check_counts,
     check_ledger,
-    check_text,
+    check_same_options,
+    explain_unknown,
     limit_value,
     reject_unknown,
-    same_options,
 )
-from ._context import (
-    PROCESS_ROOT,
-    Activation,
-    active_budget,
-    entered_budget,
-    find_live,
-    pop,
-    push,
-)
+from ._context import PROCESS_ROOT, Activation, entered_budget, find_live, pop, push
 from ._errors import BudgetConfigError, BudgetStateError
-from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory, next_sequence
-from ._keys import key_part, private_key
-from ._ledger import UNLIMITED, AccountState, Caps, Ledger, Link
-from ._loops import LoopGuard
-from ._money import MAX_USD, Nanos, nanos_to_usd, spend_to_nanos
+from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory
+from ._ledger import UNLIMITED, Caps, Ledger
+from ._money import nanos_to_usd
 from ._plugins import LISTENING, install_once, plugin_manager
-from ._policies import PolicyState
-from ._pricing import Rate, TokenUsage
 from ._reservation import Reservation, ToolCall
-from ._snapshot import BudgetSnapshot, snapshot_of
-from ._stores import GONE, forget_gone, forget_when_gone, resolve_store
-from ._tree import Rollup, Totals, fold, join
-from ._windows import Period, Window
+from ._snapshot import BudgetSnapshot
+from ._stores import GONE, forget_gone, resolve_store
+from ._tree import Node, fold, join
 
 _TREE_LOCK: Final = threading.RLock()
 
@@ -60,6 +46,7 @@ class Budget:
     once. The same object accumulates across blocks until :meth:`reset`.
     """
 
+    @explain_unknown
     def __init__(
         self,
         max_usd: float | None = None,
@@ -83,10 +70,8 @@ class Budget:
         loop_guard: int | None = None,
         store: str | Ledger | None = None,
         ledger: Ledger | None = None,
-        **unexpected: object,
     ) -> None:
-        reject_unknown(unexpected)
-        self._config: BudgetConfig = build_config(
+        config = build_config(
             max_usd=max_usd,
             max_tokens=max_tokens,
             max_llm_calls=max_llm_calls,
@@ -108,129 +93,59 @@ class Budget:
         )
         if ledger is not None and store is not None:
             raise BudgetConfigError("give store= (ledger= is its older name), not both")
-        self._ledger: Ledger = check_ledger(ledger) or resolve_store(
-            store, windowed=bool(self._config.windows)
-        )
-        self.name: str | None = self._config.name
-        # A store key nobody else can know (see ``_keys``): deleted once the budget is gone.
-        self._private = self.name is None and self._ledger.shares_keys
-        if self.name is not None:
-            self._key = key_part(self.name)
-        else:
-            self._key = private_key("budget") if self._private else "budget"
-        self._account: Any = self._ledger.open(self._key, self._config.caps)
-        if self._private:
-            forget_when_gone(self, self._ledger, self._account)
-        self._periods: dict[str, tuple[Period, Any]] = {}  # window spec -> current period
+        chosen = check_ledger(ledger) or resolve_store(store, windowed=bool(config.windows))
+        self.name: str | None = config.name
         self.parent: Budget | None = None
         self.children: list[Budget] = []
-        self._child_names: dict[str, Budget] = {}
-        self._rollups: dict[str, Rollup] = {}
-        self._active_children: list[Budget] = []
-        self._live: list[Activation] = []
-        self._depth = 0
-        self._counted_depth = 0  # levels of hand-written budgets, for MAX_DEPTH
-        self._lineage: tuple[Budget, ...] = (self,)
-        # The accounts spend goes to, innermost first, with the caps each is held to (a
-        # windowed budget has one per window, whose accounts change with the period), and
-        # whose each of them is: the budget, and the window or None.
-        self._timed = bool(self._config.windows)  # a window anywhere in the lineage
-        self._chain: tuple[Link, ...] = ()
-        self._owners: tuple[tuple[Budget, Window | None], ...] = ()
-        self._plain = self._unheld = self._guarded = False
-        # The caps it shows: its own, auto-capped when it was last activated (or attached) to
-        # what its parent had left then.
-        self._capped: Caps = self._config.caps
-        # The non-empty ``prices`` tables of the lineage, innermost first (rebuilt when attached).
-        self._price_tables: list[dict[str, Rate]] = (
-            [self._config.prices] if self._config.prices else []
-        )
-        self._history = SpendHistory(self._config.history_size)
-        guard = self._config.loop_guard
-        self._loops: LoopGuard | None = None if guard is None else LoopGuard(guard)
-        self._lock = threading.Lock()
-        self._policy = PolicyState(self._config)
-        self._full_name = self.name or "budget"
-        self._pending: set[Any] = set()
-        self._strict = self._config.strict
-        self._refuses_unknown = self._config.unknown_models == "error"
-        self._repeat = False  # a child that is rolled up into its parent when it ends
-        self._adopts_repeats = False  # unnamed and same-name children become repeats
-        self._folded: Totals | None = None  # what this repeat last added to its parent's rollup
-        self._asked_with: dict[str, Any] = {}  # the options child() created it with
-        self._relink_own()
+        # What spend needs (accounts, caps, prices, policies: see ``_chain``) and the tree's
+        # bookkeeping (see ``_tree``).
+        self._c: Chain = Chain(self, config, chosen)
+        self._node: Node = Node()
+
+    if not TYPE_CHECKING:  # old names keep working, with a warning; type checkers reject them
+
+        def __getattr__(self, name: str) -> Any:
+            moved = _deprecated.moved_member(name)
+            if moved is None:
+                raise AttributeError(f"'Budget' object has no attribute {name!r}")
+            return moved(self)
 
     # -- identity and tree -------------------------------------------------------------
 
     @property
     def full_name(self) -> str:
         """Dotted path from the root, e.g. ``"pipeline.processing.validation"``."""
-        return self._full_name
+        return self._c.full_name
 
     @property
     def active_child(self) -> Budget | None:
         """The most recently entered child that is still active (in any thread or task)."""
         with _TREE_LOCK:
-            return self._active_children[-1] if self._active_children else None
+            active = self._node.active_children
+            return active[-1] if active else None
 
     @property
-    def active_children(self) -> tuple[Budget, ...]:
-        """Every child active right now, in entry order (several under fan-out)."""
-        with _TREE_LOCK:
-            return tuple(dict.fromkeys(self._active_children))
-
-    @property
-    def depth(self) -> int:
-        return self._depth
-
-    @property
-    def config(self) -> BudgetConfig:
-        return self._config
+    def is_active(self) -> bool:
+        """True while any thread or task is inside this budget's block."""
+        return bool(self._node.live)
 
     # -- money -------------------------------------------------------------------------
 
     def snapshot(self) -> BudgetSnapshot:
         """Used, reserved and remaining on each axis (remaining within the auto-capped limits),
-        the account read atomically."""
-        return self._reading()[0]
-
-    def _reading(self) -> tuple[BudgetSnapshot, AccountState, Caps]:
-        state = self._ledger.read(self._read_account())
-        caps = self._capped
-        return snapshot_of(state, caps), state, caps
-
-    def _autocap(self) -> None:
-        """Lower the caps this budget shows to what its parent has left now. Enforcement needs
-        no such figure (every operation checks the whole chain against each budget's own caps),
-        so it is kept here, not in the ledger."""
-        own = self._config.caps
-        parent = self.parent
-        if parent is None:
-            self._capped = own
-            return
-        state = self._ledger.read(self._read_account())
-        theirs = parent._ledger.read(parent._read_account())
-        parent_caps = parent._capped
-        capped = []
-        for cap, parent_cap, parent_used, parent_held, used in zip(
-            own, parent_caps, theirs.used, theirs.reserved, state.used, strict=True
-        ):
-            if parent_cap == UNLIMITED or cap == UNLIMITED:
-                capped.append(cap)
-            else:
-                room = parent_cap - parent_used - parent_held
-                capped.append(min(cap, used + (room if room > 0 else 0)))
-        self._capped = Caps(*capped)
+        the account read atomically: LLM and tool calls counted, tokens, and what calls in
+        flight hold."""
+        return self._c.reading()[0]
 
     @property
     def spent(self) -> float:
         """USD recorded in this budget and all its children."""
-        return nanos_to_usd(self._ledger.read(self._read_account()).used[0])
+        return nanos_to_usd(self._c.used()[0])
 
     @property
     def limit(self) -> float | None:
         """The USD limit in force (auto-capped to the parent's remaining), or ``None``."""
-        cap = self._capped.usd
+        cap = self._c.capped.usd
         return None if cap == UNLIMITED else nanos_to_usd(cap)
 
     @property
@@ -239,28 +154,14 @@ class Budget:
         return self.snapshot().usd_remaining
 
     @property
-    def max_usd(self) -> float | None:
-        """The USD limit as configured, before auto-capping."""
-        cap = self._config.caps.usd
-        return None if cap == UNLIMITED else nanos_to_usd(cap)
-
-    @property
-    def tokens_used(self) -> int:
-        return self._ledger.read(self._read_account()).used[1]
-
-    @property
-    def calls_used(self) -> int:
-        """LLM calls recorded in this budget and its children."""
-        return self._ledger.read(self._read_account()).used[2]
-
-    @property
-    def tool_calls_used(self) -> int:
-        return self._ledger.read(self._read_account()).used[3]
+    def config(self) -> BudgetConfig:
+        """The budget's validated options (limits in exact units: see ``BudgetConfig``)."""
+        return self._c.config
 
     @property
     def spent_direct(self) -> float:
         """USD recorded in this budget itself, not in its children."""
-        _, totals, *_ = self._history.snapshot()
+        _, totals, *_ = self._c.history.snapshot()
         return nanos_to_usd(sum(t.cost for t in totals.values()))
 
     @property
@@ -268,35 +169,25 @@ class Budget:
         """USD recorded under this budget's children: ``spent - spent_direct``.
 
         It includes children that were reset since (the spend happened) and ended repeats."""
-        _, totals, *_ = self._history.snapshot()
+        _, totals, *_ = self._c.history.snapshot()
         direct = sum(t.cost for t in totals.values())
-        return nanos_to_usd(max(self._ledger.read(self._read_account()).used[0] - direct, 0))
-
-    @property
-    def rollups(self) -> Mapping[str, Rollup]:
-        """Totals of the ended repeats under this budget, by name (``@with_budget`` calls)."""
-        return self._rollups
+        return nanos_to_usd(max(self._c.used()[0] - direct, 0))
 
     @property
     def model_switched(self) -> bool:
         """True once the fallback model is in use."""
-        return self._policy.switched_at is not None
+        return self._c.policy.switched_at is not None
 
     @property
     def switched_at_usd(self) -> float | None:
         """Spend when the fallback activated, or ``None``."""
-        switched = self._policy.switched_at
+        switched = self._c.policy.switched_at
         return None if switched is None else nanos_to_usd(switched)
 
     @property
     def fallback_spent(self) -> float:
         """USD recorded after the fallback activated."""
-        return nanos_to_usd(self._policy.fallback_spent)
-
-    @property
-    def is_active(self) -> bool:
-        """True while any thread or task is inside this budget's block."""
-        return bool(self._live)
+        return nanos_to_usd(self._c.policy.fallback_spent)
 
     # -- entering and leaving ----------------------------------------------------------
 
@@ -313,35 +204,15 @@ class Budget:
         frame = find_live(self)
         if frame is None:  # ended in another context than it began (a generator closed late)
             with _TREE_LOCK:
-                frame = self._live[-1] if self._live else None
+                live = self._node.live
+                frame = live[-1] if live else None
             if frame is None:
                 return
-        if exc is not None and self._pending:
-            _spend.settle_interrupted(self)
+        if exc is not None and self._c.pending:
+            _spend.settle_interrupted(self._c)
         self._end(frame)
         if LISTENING.shekel_budget_exited:
             plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
-
-    def activate(self) -> Activation:
-        """Make this budget active in the current thread or task, as entering its ``with``
-        block does, until :meth:`deactivate` is given the returned activation.
-
-        For framework callbacks and span handlers that see a step start and end in separate
-        calls. Ending is safe from anywhere: from another thread or task (LangChain runs async
-        end callbacks in a copied context) it stops the activation counting everywhere, so
-        nothing stays active by mistake.
-        """
-        return self._begin()
-
-    def deactivate(self, activation: Activation) -> None:
-        """End an activation returned by :meth:`activate`. Ending it twice does nothing."""
-        if activation.budget is not self:
-            raise BudgetConfigError(
-                f"this activation belongs to budget {activation.budget.full_name!r}, not to "
-                f"{self.full_name!r}; call deactivate() on the budget that activated it"
-            )
-        if self._end(activation) and LISTENING.shekel_budget_exited:
-            plugin_manager().hook.shekel_budget_exited(budget=self, error=None)
 
     def _begin(self) -> Activation:
         """Activate this budget in the current thread or task. Everything that can fail runs
@@ -362,12 +233,12 @@ class Budget:
                     "calls to it, or record on it)"
                 )
             frame = push(self)
-            self._live.append(frame)
+            self._node.live.append(frame)
             if self.parent is not None:
-                self.parent._active_children.append(self)
+                self.parent._node.active_children.append(self)
         try:
             if self.parent is not None:
-                self._autocap()
+                self._c.autocap()
             if LISTENING.shekel_budget_entered:
                 plugin_manager().hook.shekel_budget_entered(budget=self)
         except BaseException:
@@ -379,11 +250,12 @@ class Budget:
         if not pop(frame):
             return False
         with _TREE_LOCK:
-            self._live.remove(frame)
+            node = self._node
+            node.live.remove(frame)
             parent = self.parent
             if parent is not None:
-                parent._active_children.remove(self)
-                if self._repeat and not self._live:
+                parent._node.active_children.remove(self)
+                if node.repeat and not node.live:
                     fold(self)
         return True
 
@@ -404,26 +276,20 @@ class Budget:
         Raises ``BudgetStateError`` while the budget is active. Enclosing budgets keep the
         spend (it happened): their ``spent_by_children`` still includes it.
         """
-        if self._live:
+        if self._node.live:
             raise BudgetStateError(
                 f"cannot reset budget {self.full_name!r} while it is active; "
                 "call reset() after its with-block ends"
             )
         for child in list(self.children):
             child.reset()
-        for account in (self._account, *(account for _, account in self._periods.values())):
-            self._ledger.reset(account)
-        self._capped = self._config.caps
-        self._history.clear()
-        if self._loops is not None:
-            self._loops.clear()
-        self._rollups.clear()
-        self._policy.reset()
-        self._folded = None  # a repeat counted in its parent's rollup stays counted there
+        self._c.reset()
+        self._node.rollups.clear()
+        self._node.folded = None  # a repeat counted in its parent's rollup stays counted there
 
     # -- children and limits ------------------------------------------------------------
 
-    def child(self, name: str, **options: Any) -> Budget:
+    def child(self, name: str, **options: Unpack[ChildOptions]) -> Budget:
         """The child of this budget named ``name``, created the first time it is asked for.
 
         ``options`` are ``budget()``'s (``max_usd``, ``max_tokens``, ``warn_at``...), used when
@@ -437,24 +303,25 @@ class Budget:
         then show as ``budget.<name>``). Framework names may contain '.': pass them through
         :func:`shekel.budget_name` first.
         """
-        reject_unknown({k: v for k, v in options.items() if k not in _CHILD_OPTIONS})
+        asked: dict[str, Any] = dict(options)
+        reject_unknown({k: v for k, v in asked.items() if k not in _CHILD_OPTIONS})
         with _TREE_LOCK:
-            existing = self._child_names.get(name) if isinstance(name, str) else None
+            existing = self._node.child_names.get(name) if isinstance(name, str) else None
             if existing is not None:
-                if options and options != existing._asked_with:
-                    _check_same_options(existing, options)
+                if asked and asked != existing._node.asked_with:
+                    check_same_options(existing.full_name, existing._c.config, asked)
                 return existing
-            created = Budget(name=name, ledger=self._ledger, **options)
+            created = Budget(name=name, ledger=self._c.ledger, **options)
             join(created, self, asked_by_name=True)
-            created._asked_with = dict(options)
-        created._autocap()
+            created._node.asked_with = asked
+        created._c.autocap()
         return created
 
     def find_child(self, name: str) -> Budget | None:
         """The child of this budget named ``name`` (made by :meth:`child` or by ``with``), or
         ``None``: a lookup that creates nothing."""
         with _TREE_LOCK:
-            return self._child_names.get(name)
+            return self._node.child_names.get(name)
 
     def set_limits(
         self,
@@ -476,105 +343,26 @@ class Budget:
             "max_llm_calls": max_llm_calls,
             "max_tool_calls": max_tool_calls,
         }
-        caps = list(self._config.caps)
+        config = self._c.config
+        caps = list(config.caps)
         for i, (param, value) in enumerate(given.items()):
             if value is not ...:
                 caps[i] = limit_value(param, value)
-        if self._config.fallback is not None and caps[0] == UNLIMITED:
+        if config.fallback is not None and caps[0] == UNLIMITED:
             raise BudgetConfigError(
                 "this budget has a fallback, which needs max_usd: keep a USD limit, or create "
                 "a budget without fallback"
             )
         with _TREE_LOCK:
-            self._config = replace(self._config, caps=Caps(*caps))
-            self._policy.config = self._config
+            self._c.reconfigure(replace(config, caps=Caps(*caps)))
             self._relink()
 
     def _relink(self) -> None:
         """Rebuild the chains of this budget and its descendants (their caps changed)."""
-        self._relink_own()
-        self._autocap()
+        self._c.relink_own()
+        self._c.autocap()
         for child in list(self.children):
             child._relink()
-
-    def _relink_own(self) -> None:
-        parent = self.parent
-        windows = self._config.windows
-        if windows:
-            own_links: tuple[Link, ...] = tuple((None, w.caps) for w in windows)
-            owners: tuple[tuple[Budget, Window | None], ...] = tuple((self, w) for w in windows)
-        else:
-            own_links = ((self._account, self._config.caps),)
-            owners = ((self, None),)
-        if parent is None:
-            self._chain, self._owners = own_links, owners
-            self._timed = bool(windows)
-        else:
-            self._chain = own_links + parent._chain
-            self._owners = owners + parent._owners
-            self._timed = bool(windows) or parent._timed
-        # The interceptor's shortest path: no strict mode, no unknown-model refusal, no
-        # fallback to watch for and no window anywhere in the lineage.
-        self._guarded = any(b._loops is not None for b in self._lineage)
-        self._plain = not (
-            self._timed
-            or self._strict
-            or self._refuses_unknown
-            or self._guarded
-            or any(b._config.fallback is not None for b in self._lineage)
-        )
-        # Shorter still: nothing to hold before a call. Only a cap on LLM calls needs each call
-        # in flight held (so that concurrent calls cannot pass it), and a store's hold is what
-        # other processes see; otherwise checking that no budget of the chain is exhausted is
-        # the whole decision.
-        self._unheld = (
-            self._plain
-            and not self._ledger.blocks
-            and all(caps[2] == UNLIMITED for _, caps in self._chain)
-        )
-
-    def _links(self) -> tuple[Link, ...]:
-        """The chain as it stands now: windowed budgets' accounts of the current period."""
-        if not self._timed:
-            return self._chain
-        now = time.time()
-        return tuple(
-            (owner._period_account(window, now), caps) if window is not None else (account, caps)
-            for (account, caps), (owner, window) in zip(self._chain, self._owners, strict=True)
-        )
-
-    def _period_account(self, window: Window, now: float) -> Any:
-        current = self._periods.get(window.spec)
-        if current is not None and now < current[0].ends_at:
-            return current[1]
-        with self._lock:
-            current = self._periods.get(window.spec)
-            if current is None or now >= current[0].ends_at:
-                period = window.period(now)
-                account = self._ledger.open(
-                    f"{self._key}@{window.spec}/{period.label}",
-                    window.caps,
-                    keep_until=period.ends_at + window.length,
-                )
-                current = self._periods[window.spec] = (period, account)
-        return current[1]
-
-    def _read_account(self) -> Any:
-        """The account ``spent``, ``limit``... report: the budget's own, or, for a windowed
-        budget, the current period of its longest window."""
-        windows = self._config.windows
-        if not windows:
-            return self._account
-        return self._period_account(windows[-1], time.time())
-
-    def period_ends_at(self) -> float | None:
-        """When the current period of this budget's longest window ends (a POSIX timestamp),
-        or ``None`` without a window."""
-        windows = self._config.windows
-        if not windows:
-            return None
-        self._period_account(windows[-1], time.time())
-        return self._periods[windows[-1].spec][0].ends_at
 
     # -- recording ---------------------------------------------------------------------
 
@@ -611,7 +399,8 @@ class Budget:
         changes nothing and returns the call as first recorded. ``source`` names the reporter
         in the call's record (default ``"manual"``).
         """
-        args = (
+        return _manual.record(
+            self._c,
             usd,
             tokens,
             model,
@@ -621,137 +410,26 @@ class Budget:
             cache_write_tokens,
             provider,
             llm_calls,
+            call_id,
             source,
             estimated,
         )
-        if not call_id:
-            return self._record(*args, None)
-        check_text("call_id", call_id)
-        first = _spend.claim(call_id, source or "manual")
-        if first is not None:
-            return first
-        try:
-            call = self._record(*args, call_id)
-        except BaseException as exc:
-            _spend.claimed(call_id, getattr(exc, "call", None))
-            raise
-        _spend.claimed(call_id, call)
-        return call
 
-    def _record(
-        self,
-        usd: float | None,
-        tokens: int | None,
-        model: str | None,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        cache_write_tokens: int,
-        provider: str | None,
-        llm_calls: int,
-        source: str | None,
-        estimated: bool,
-        call_id: str | None,
-    ) -> CallRecord:
-        current = active_budget()
-        if current is not self and current is not None:  # the usual cases need no more checks
-            self._check_not_locked()
-        if not (
-            type(input_tokens) is int
-            and type(output_tokens) is int
-            and type(cached_input_tokens) is int
-            and type(cache_write_tokens) is int
-            and type(llm_calls) is int
-            and (tokens is None or type(tokens) is int)
-            and 0 <= input_tokens < MAX_COUNT
-            and 0 <= output_tokens < MAX_COUNT
-            and 0 <= cached_input_tokens < MAX_COUNT
-            and 0 <= cache_write_tokens < MAX_COUNT
-            and 0 <= llm_calls < MAX_COUNT
-            and (tokens is None or 0 <= tokens < MAX_COUNT)
-            and (model is None or (type(model) is str and model and not model.isspace()))
-            and (provider is None or type(provider) is str)
-        ):
-            check_counts(
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached_input_tokens,
-                cache_write_tokens=cache_write_tokens,
-                llm_calls=llm_calls,
-                tokens=0 if tokens is None else tokens,
-            )
-            check_text("model", model)
-            check_text("provider", provider)
-        if source is not None:
-            check_text("source", source)
-        if type(estimated) is not bool:
-            raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")
-        if usd is None:
-            cost = None
-        elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
-            cost = round(usd * 1e9)
-        else:
-            cost = spend_to_nanos(usd)
-        if cost is not None and not (
-            input_tokens or output_tokens or cached_input_tokens or cache_write_tokens
-        ):
-            usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
-        else:
-            usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
-        return _spend.charge(
-            self,
-            usage,
-            model,
-            provider,
-            cost=cost,
-            tokens=input_tokens + output_tokens if tokens is None else tokens,
-            llm_calls=llm_calls,
-            call_id=call_id,
-            source=source or "manual",
-            estimated=estimated,
-        )
-
-    def record_tool_call(
+    def tool_call(
         self, tool_name: str, usd: float | None = None, *, arguments: object = None
-    ) -> CallRecord:
-        """Count one tool call (checked before the tool runs: call it before dispatching).
+    ) -> ToolCall:
+        """Count one call of ``tool_name`` and hold its price before the tool runs.
 
-        The price is ``usd``, else ``tool_prices[tool_name]``, else 0. Raises
-        ``ToolBudgetExceededError`` without recording if the call would exceed a limit.
+        The price is ``usd``, else ``tool_prices[tool_name]`` (here or in an ancestor), else 0.
+        Raises ``ToolBudgetExceededError`` (``sent=False``, nothing held) when ``max_tool_calls``
+        or a USD cap would be passed. Use the result as a context manager: a block that raises
+        releases the call (the tool failed: nothing counted); one that ends normally records it
+        at its held price unless ``commit(usd=...)`` recorded the actual price first. To count
+        a call that already ran, commit at once: ``budget.tool_call("search").commit()``.
+        ``arguments`` (any JSON-like value) are what ``loop_guard`` compares: the Nth call of
+        one tool with equal arguments raises ``LoopGuardError`` before the tool runs.
         """
-        self._check_not_locked()
-        check_text("tool_name", tool_name, required=True)
-        cost = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
-        if self._guarded:
-            self._admit_tool(tool_name, arguments)
-        over = self._ledger.try_record(self._links(), cost, 0, 0, 1)
-        if over is not None:
-            asked = _spend.Asked(cost, 0, 0, 1, False)
-            raise _spend.exceeded(self, over, None, sent=False, tool_name=tool_name, asked=asked)
-        call = CallRecord(
-            next_sequence(), self.full_name, None, 0, 0, cost, 0, tool_name=tool_name, source="tool"
-        )
-        _spend.after_charge(self, call, None)
-        return call
-
-    def _tool_price(self, tool_name: str) -> Nanos:
-        for b in self._lineage:
-            price = b._config.tool_prices.get(tool_name)
-            if price is not None:
-                return price
-        return 0
-
-    def fallback_model(self) -> str | None:
-        """The model requests are switched to, if this budget or an ancestor switched."""
-        return _spend.fallback_model(self)
-
-    def _check_not_locked(self) -> None:
-        current = active_budget()
-        if current is not None and current is not self and self in current._lineage:
-            raise BudgetStateError(
-                f"cannot record on {self.full_name!r} while its child {current.full_name!r} is "
-                "active here; record on the child, or after the child's block ends"
-            )
+        return _manual.tool_call(self._c, tool_name, usd, arguments)
 
     # -- reservations and checks -------------------------------------------------------
 
@@ -762,10 +440,7 @@ class Budget:
         the result as a context manager and ``commit()`` the actual spend; a reservation that
         is not committed is released when its block ends or raises.
         """
-        self._check_not_locked()
-        check_counts(tokens=tokens)
-        held = _spend.hold(self, spend_to_nanos(usd), tokens, 0)
-        return Reservation(self, held)
+        return _manual.reserve(self._c, usd, tokens)
 
     def check(
         self,
@@ -786,44 +461,7 @@ class Budget:
         ancestor with ``strict=True`` or ``unknown_models='error'`` refuses a model it has no
         price for (``provider`` narrows the lookup as in :meth:`record`).
         """
-        if model is not None:
-            check_text("model", model)
-            check_text("provider", provider)
-            _spend.check_model(self, model, provider)
-        if not (usd == 0 and tokens == 0 and llm_calls == 1 and tool_calls == 0):
-            check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
-            _spend.check(self, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
-            return
-        _spend.check(self, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
-
-    def tool_call(
-        self, tool_name: str, usd: float | None = None, *, arguments: object = None
-    ) -> ToolCall:
-        """Count one call of ``tool_name`` and hold its price before the tool runs.
-
-        The price is ``usd``, else ``tool_prices[tool_name]`` (here or in an ancestor), else 0.
-        Raises ``ToolBudgetExceededError`` (``sent=False``, nothing held) when ``max_tool_calls``
-        or a USD cap would be passed. Use the result as a context manager: a block that raises
-        releases the call (the tool failed: nothing counted); one that ends normally records it
-        at its held price unless ``commit(usd=...)`` recorded the actual price first.
-        ``arguments`` (any JSON-like value) are what ``loop_guard`` compares: the Nth call of
-        one tool with equal arguments raises ``LoopGuardError`` before the tool runs.
-        """
-        self._check_not_locked()
-        check_text("tool_name", tool_name, required=True)
-        price = spend_to_nanos(usd) if usd is not None else self._tool_price(tool_name)
-        if self._guarded:
-            self._admit_tool(tool_name, arguments)
-        held = _spend.hold(self, price, 0, 0, 1, tool_name=tool_name)
-        return ToolCall(self, tool_name, held)
-
-    def _admit_tool(self, tool_name: str, arguments: object) -> None:
-        _loops.admit(
-            self,
-            _loops.tool_key(tool_name, arguments),
-            lambda: _loops.describe_tool(tool_name, arguments),
-            tool=True,
-        )
+        _manual.check(self._c, usd, tokens, llm_calls, tool_calls, model, provider)
 
     # -- rendering ---------------------------------------------------------------------
 
@@ -840,7 +478,8 @@ class Budget:
         return _render.tree(self)
 
     def history(self) -> SpendHistory:
-        return self._history
+        """The budget's own recent calls and its exact per-model totals."""
+        return self._c.history
 
     def __repr__(self) -> str:
         limit = self.limit
@@ -848,20 +487,4 @@ class Budget:
         return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
 
 
-_FAST_LIMIT: Final = float(MAX_USD)
-"""Floats below this many dollars take the inlined conversion; larger ones are validated."""
-_NO_USAGE: Final = TokenUsage()
-"""Shared by records without token counts (never passed where it could be changed)."""
-
-
 _CHILD_OPTIONS: Final = tuple(p for p in PARAMETERS if p not in ("name", "ledger"))
-
-
-def _check_same_options(child: Budget, options: Mapping[str, Any]) -> None:
-    differ = same_options(child._config, options)
-    if differ:
-        raise BudgetConfigError(
-            f"{child.full_name!r} already exists with other {', '.join(differ)}; ask for it "
-            "with the same options (or none), or change a live budget's limits with "
-            "set_limits()"
-        )

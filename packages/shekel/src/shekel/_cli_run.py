@@ -173,7 +173,7 @@ def make_budget(kwargs: dict[str, Any]) -> Budget:
     if kwargs.get("warn_at") is not None:
         kwargs = {**kwargs, "on_warn": _ignore_warning}
     root = Budget(**kwargs)
-    root._adopts_repeats = True
+    root._node.adopts_repeats = True
     return root
 
 

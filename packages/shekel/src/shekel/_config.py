@@ -7,9 +7,10 @@ mistake is caught where the budget is written, not when the first request goes o
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal, ParamSpec, TypedDict, TypeVar
 
 from ._errors import BudgetConfigError
 from ._history import DEFAULT_HISTORY_SIZE
@@ -59,6 +60,28 @@ class UnknownParameterError(BudgetConfigError, TypeError):
     """``budget()`` was given a keyword it does not know."""
 
 
+class ChildOptions(TypedDict, total=False):
+    """The options ``Budget.child()`` takes: ``budget()``'s, without ``name`` and ``store``."""
+
+    max_usd: float | None
+    max_tokens: int | None
+    max_llm_calls: int | None
+    max_tool_calls: int | None
+    warn_at: float | None
+    on_warn: WarnCallback | None
+    fallback: Mapping[str, Any] | None
+    on_fallback: FallbackCallback | None
+    prices: Mapping[str, Any] | None
+    tool_prices: Mapping[str, float] | None
+    strict: bool
+    unknown_models: UnknownModels
+    history_size: int
+    window: str | None
+    windows: Mapping[str, float | Mapping[str, float | int | None]] | None
+    timezone: str | None
+    loop_guard: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class Fallback:
     """Switch requests to ``model`` once spend reaches ``at_pct`` of the USD limit."""
@@ -87,12 +110,39 @@ class BudgetConfig:
 
 
 def reject_unknown(unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS) -> None:
-    if not unexpected:
-        return
+    if unexpected:
+        raise unknown_parameter(unexpected, known)
+
+
+def unknown_parameter(
+    unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS
+) -> UnknownParameterError:
     bad = sorted(unexpected)[0]
     close = difflib.get_close_matches(bad, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; accepted: {', '.join(known)}"
-    raise UnknownParameterError(f"budget() got an unknown parameter {bad!r}{hint}")
+    return UnknownParameterError(f"budget() got an unknown parameter {bad!r}{hint}")
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def explain_unknown(init: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Give a misspelt keyword of ``budget()`` a "did you mean" (``UnknownParameterError``)
+    instead of Python's bare ``TypeError``. The signature stays exact, so type checkers catch
+    the misspelling before it runs."""
+
+    @functools.wraps(init)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return init(*args, **kwargs)
+        except TypeError:
+            unknown = {k: v for k, v in kwargs.items() if k not in PARAMETERS}
+            if not unknown:
+                raise
+        raise unknown_parameter(unknown) from None
+
+    return checked
 
 
 def _usd_limit(value: object) -> int:
@@ -380,8 +430,19 @@ def limit_value(param: str, value: object) -> int:
     return _usd_limit(value) if param == "max_usd" else _count_limit(param, value)
 
 
-def same_options(config: BudgetConfig, options: Mapping[str, object]) -> list[str]:
-    """The options among ``options`` whose value differs from ``config``'s."""
+def check_same_options(full_name: str, config: BudgetConfig, options: Mapping[str, object]) -> None:
+    """Raise ``BudgetConfigError`` unless ``options`` match those budget ``full_name`` was
+    created with (``config``): asking for an existing child by name."""
+    differ = _differing_options(config, options)
+    if differ:
+        raise BudgetConfigError(
+            f"{full_name!r} already exists with other {', '.join(differ)}; ask for it "
+            "with the same options (or none), or change a live budget's limits with "
+            "set_limits()"
+        )
+
+
+def _differing_options(config: BudgetConfig, options: Mapping[str, object]) -> list[str]:
     wanted = build_config(**{**_DEFAULTS, **options, "name": config.name})
     differ = []
     for param in options:
@@ -402,26 +463,3 @@ def _rates(table: Mapping[str, Rate]) -> dict[str, tuple[object, ...]]:
         model: (r.input, r.output, r.cache_read, r.cache_write, r.max_output)
         for model, r in table.items()
     }
-
-
-def budget_name(text: str) -> str:
-    """A valid budget name for any framework name (an agent's role, a graph node, a span).
-
-    Budget names may not contain '.', which separates levels in ``full_name``. The rule keeps
-    names readable and never makes two different names equal: '%' and '.' are written as
-    ``%25`` and ``%2E``, control characters as their ``%XX`` code, and a name of only blanks
-    has its blanks encoded too. So ``"Research Analyst"`` stays as it is, ``"crew.lead"``
-    becomes ``"crew%2Elead"``, and ``"crew_lead"`` stays distinct from it.
-    """
-    if not isinstance(text, str):
-        raise BudgetConfigError(f"budget_name() needs a string, got {text!r}")
-
-    def encode(char: str) -> str:
-        if char in "%." or (not char.isprintable() and char != " "):
-            return "".join(f"%{byte:02X}" for byte in char.encode())
-        return char
-
-    name = "".join(encode(c) for c in text)
-    if not name.strip():  # only blanks, or nothing ("%" alone cannot come from any text)
-        name = "".join(f"%{byte:02X}" for byte in name.encode()) or "%"
-    return name

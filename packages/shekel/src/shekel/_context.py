@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 
 
 class Activation:
-    """One activation of a budget in one thread or task: returned by ``Budget.activate()``
-    and given back to ``Budget.deactivate()``. Ending it twice is harmless."""
+    """One activation of a budget in one thread or task: returned by
+    ``shekel.integration.activate()`` and given back to ``deactivate()``. Ending it twice is
+    harmless."""
 
     __slots__ = ("budget", "live", "owner", "previous", "revoked")
 

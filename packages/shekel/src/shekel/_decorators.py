@@ -25,7 +25,7 @@ def with_budget(**budget_kwargs: Any) -> Callable[[F], F]:
     (between the caller's ``next()`` calls it is not).
 
     Under an active parent the calls are *repeats*: they all take the same name, and each one
-    that ends is added to the parent's rollup for that name (``parent.rollups[name]``, one line
+    that ends is added to the parent's rollup for that name (one line
     in ``tree()``), so a million calls cost constant time and memory each.
     """
     check_arguments(budget_kwargs)
@@ -35,7 +35,7 @@ def with_budget(**budget_kwargs: Any) -> Callable[[F], F]:
 
         def make() -> Budget:
             created = Budget(**kwargs)
-            created._repeat = True
+            created._node.repeat = True
             return created
 
         if inspect.isasyncgenfunction(fn):
@@ -134,5 +134,5 @@ def _fold_late_spend(budget: Budget) -> None:
     """Add what a generator's cleanup recorded on ``budget`` outside it (a stream it held,
     closed late) to its parent's rollup, which is otherwise updated only when a block ends."""
     with _TREE_LOCK:
-        if budget.parent is not None and not budget._live:
+        if budget.parent is not None and not budget.is_active:
             fold(budget)

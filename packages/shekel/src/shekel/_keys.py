@@ -24,6 +24,8 @@ import unicodedata
 import uuid
 from typing import Final
 
+from ._errors import BudgetConfigError
+
 _ESCAPES: Final = str.maketrans({"%": "%25", "@": "%40", "#": "%23"})
 _UNESCAPES: Final = (("%40", "@"), ("%23", "#"), ("%25", "%"))
 
@@ -98,3 +100,26 @@ def visible(text: str) -> str:
     return "".join(
         _escape(char) if unicodedata.category(char) in _HIDDEN else char for char in text
     )
+
+
+def budget_name(text: str) -> str:
+    """A valid budget name for any framework name (an agent's role, a graph node, a span).
+
+    Budget names may not contain '.', which separates levels in ``full_name``. The rule keeps
+    names readable and never makes two different names equal: '%' and '.' are written as
+    ``%25`` and ``%2E``, control characters as their ``%XX`` code, and a name of only blanks
+    has its blanks encoded too. So ``"Research Analyst"`` stays as it is, ``"crew.lead"``
+    becomes ``"crew%2Elead"``, and ``"crew_lead"`` stays distinct from it.
+    """
+    if not isinstance(text, str):
+        raise BudgetConfigError(f"budget_name() needs a string, got {text!r}")
+
+    def encode(char: str) -> str:
+        if char in "%." or (not char.isprintable() and char != " "):
+            return "".join(f"%{byte:02X}" for byte in char.encode())
+        return char
+
+    name = "".join(encode(c) for c in text)
+    if not name.strip():  # only blanks, or nothing ("%" alone cannot come from any text)
+        name = "".join(f"%{byte:02X}" for byte in name.encode()) or "%"
+    return name

@@ -11,8 +11,8 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ._config import budget_name
 from ._errors import BudgetConfigError
+from ._keys import budget_name
 from ._kit_install import UnmatchedNameWarning
 from ._plugins import hookimpl, plugin_manager
 

@@ -31,9 +31,13 @@ class _Routes:
         best: CallRoute | None = None
         for router in _routers:  # a list replaced whole on change: safe to read without a lock
             found = router(active)
-            if found is not None and (best is None or found.budget.depth > best.budget.depth):
+            if found is not None and (best is None or _depth(found) > _depth(best)):
                 best = found
         return best
+
+
+def _depth(route: CallRoute) -> int:
+    return len(route.budget._c.lineage)
 
 
 def route_calls(router: Router) -> None:

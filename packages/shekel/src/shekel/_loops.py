@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ._errors import BudgetExceededError
 
 if TYPE_CHECKING:
-    from ._budget import Budget
+    from ._chain import Chain
 
 REMEMBERED: Final = 4096
 """How many distinct calls each guard remembers (the least recent are forgotten)."""
@@ -79,15 +79,15 @@ class LoopGuard:
             self._counts.clear()
 
 
-def admit(budget: Budget, key: bytes, describe: Any, *, tool: bool) -> None:
-    """Count a call under every guarded budget of ``budget``'s lineage, or raise
+def admit(chain: Chain, key: bytes, describe: Any, *, tool: bool) -> None:
+    """Count a call under every guarded budget of ``chain``'s lineage, or raise
     :class:`LoopGuardError` (counting nothing) when one of them has seen it enough.
     ``describe()`` says what the call is, for the message."""
-    guards = [(b, b._loops) for b in budget._lineage if b._loops is not None]
+    guards = [(c, c.loops) for c in chain.lineage if c.loops is not None]
     for owner, guard in guards:
         count = guard.would_stop(key)
         if count:
-            owner._policy.looped = True
+            owner.policy.looped = True
             raise LoopGuardError(owner.full_name, describe(), count, tool)
     for _, guard in guards:
         guard.count(key)

@@ -47,14 +47,14 @@ def status(budget: Budget) -> str:
         snap.usd_remaining == 0
         or snap.tokens_remaining == 0
         or snap.llm_calls_remaining == 0
-        or budget._policy.refused  # what is left was too little for a call
+        or budget._c.policy.refused  # what is left was too little for a call
     ):
         return "EXHAUSTED"
-    if budget._policy.looped:
+    if budget._c.policy.looped:
         return "LOOP"  # loop_guard stopped a repeated call
     if budget.model_switched:
         return "FALLBACK"
-    if budget._policy.warned:
+    if budget._c.policy.warned:
         return "WARNING"
     return "OK"
 
@@ -206,7 +206,7 @@ def tree(budget: Budget) -> str:
         )
         for child in list(b.children):
             walk(child, indent + 1)
-        for name, rollup in list(b.rollups.items()):
+        for name, rollup in list(b._node.rollups.items()):
             spent = usd_text(nanos_to_decimal(rollup.used[0]))
             lines.append(f"{'  ' * (indent + 1)}{name} ×{rollup.runs}: {spent}")
 

@@ -16,16 +16,16 @@ from ._pricing import TokenUsage
 _NO_USAGE = TokenUsage()
 
 if TYPE_CHECKING:
-    from ._budget import Budget
+    from ._chain import Chain
 
 
 class Reservation:
     """Amounts held on a budget chain by :meth:`Budget.reserve`."""
 
-    __slots__ = ("_budget", "_hold", "committed", "released")
+    __slots__ = ("_chain", "_hold", "committed", "released")
 
-    def __init__(self, budget: Budget, hold: Hold) -> None:
-        self._budget = budget
+    def __init__(self, chain: Chain, hold: Hold) -> None:
+        self._chain = chain
         self._hold = hold
         self.committed = False
         self.released = False
@@ -69,7 +69,7 @@ class Reservation:
         usage = TokenUsage(input_tokens, output_tokens)
         self.committed = True
         return _spend.charge(
-            self._budget,
+            self._chain,
             usage,
             model,
             None,
@@ -83,7 +83,7 @@ class Reservation:
     def release(self) -> None:
         """Give the whole hold back without recording anything."""
         self.released = True
-        _spend.release(self._budget, self._hold)
+        _spend.release(self._chain, self._hold)
 
     def __enter__(self) -> Reservation:
         return self
@@ -101,10 +101,10 @@ class ToolCall:
     recorded the actual price first.
     """
 
-    __slots__ = ("_budget", "_hold", "settled", "tool_name")
+    __slots__ = ("_chain", "_hold", "settled", "tool_name")
 
-    def __init__(self, budget: Budget, tool_name: str, hold: Hold) -> None:
-        self._budget = budget
+    def __init__(self, chain: Chain, tool_name: str, hold: Hold) -> None:
+        self._chain = chain
         self._hold = hold
         self.tool_name = tool_name
         self.settled = False
@@ -125,7 +125,7 @@ class ToolCall:
         cost = self._hold.usd if usd is None else spend_to_nanos(usd)
         self.settled = True
         return _spend.charge(
-            self._budget,
+            self._chain,
             _NO_USAGE,
             None,
             None,
@@ -142,7 +142,7 @@ class ToolCall:
         """The tool did not run: count nothing and give the hold back."""
         if not self.settled:
             self.settled = True
-            _spend.release(self._budget, self._hold)
+            _spend.release(self._chain, self._hold)
 
     def __enter__(self) -> ToolCall:
         return self

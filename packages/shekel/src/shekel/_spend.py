@@ -1,8 +1,8 @@
 """The recording engine behind every budget: holding before a call, charging after it, the soft
 policies and hooks that follow a charge, and the ids of calls already recorded.
 
-These are the interceptor's and the integrations' internal interface to a budget; users call
-``Budget``'s public methods, which come here.
+These are the interceptor's and the integrations' internal interface to a budget: they take its
+:class:`~shekel._chain.Chain`. Users call ``Budget``'s public methods, which come here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import time
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from . import _clock
 from ._context import current_owner
 from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
 from ._history import CallRecord, next_sequence
@@ -24,7 +25,7 @@ from ._policies import emit_warning
 from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
 
 if TYPE_CHECKING:
-    from ._budget import Budget
+    from ._chain import Chain
     from ._pricing import Rate
     from ._windows import Window
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 
 def hold(
-    budget: Budget,
+    chain: Chain,
     usd: Nanos,
     tokens: int,
     llm_calls: int,
@@ -42,81 +43,79 @@ def hold(
     need_headroom: bool = False,
     tool_name: str | None = None,
 ) -> Hold:
-    """Reserve amounts on ``budget``'s chain; ``BudgetExceededError(sent=False)`` when refused
+    """Reserve amounts on ``chain``; ``BudgetExceededError(sent=False)`` when refused
     (nothing held)."""
-    result = budget._ledger.reserve(
-        budget._links(), usd, tokens, llm_calls, tools, need_headroom=need_headroom
+    result = chain.ledger.reserve(
+        chain.current_links(), usd, tokens, llm_calls, tools, need_headroom=need_headroom
     )
     if isinstance(result, Overrun):
         asked = Asked(usd, tokens, llm_calls, tools, need_headroom)
-        raise exceeded(budget, result, None, sent=False, tool_name=tool_name, asked=asked)
-    if budget._ledger.default_ttl is not None:
-        KEEPER.track(budget._ledger, result, budget._ledger.default_ttl)
+        raise exceeded(chain, result, None, sent=False, tool_name=tool_name, asked=asked)
+    if chain.ledger.default_ttl is not None:
+        KEEPER.track(chain.ledger, result, chain.ledger.default_ttl)
     return result
 
 
-def check(budget: Budget, usd: Nanos, tokens: int, llm_calls: int, tools: int) -> None:
+def check(chain: Chain, usd: Nanos, tokens: int, llm_calls: int, tools: int) -> None:
     """Raise what :func:`hold` would raise, holding nothing."""
-    over = budget._ledger.check(
-        budget._links(), usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
+    over = chain.ledger.check(
+        chain.current_links(), usd, tokens, llm_calls, tools, need_headroom=llm_calls > 0
     )
     if over is not None:
         asked = Asked(usd, tokens, llm_calls, tools, llm_calls > 0)
-        raise exceeded(budget, over, None, sent=False, asked=asked)
+        raise exceeded(chain, over, None, sent=False, asked=asked)
 
 
-def check_model(budget: Budget, model: str, provider: str | None) -> None:
-    """Raise ``UnknownModelError`` if ``budget`` refuses models without a price and has none
+def check_model(chain: Chain, model: str, provider: str | None) -> None:
+    """Raise ``UnknownModelError`` if ``chain`` refuses models without a price and has none
     for ``model``."""
-    if (budget._strict or budget._refuses_unknown) and price_of(budget, model, provider) is None:
+    if (chain.strict or chain.refuses_unknown) and price_of(chain, model, provider) is None:
         raise UnknownModelError(model, provider)
 
 
-def price_of(budget: Budget, model: str, provider: str | None) -> Rate | None:
-    """The rate ``budget`` charges for ``model``: its own or an ancestor's ``prices``, then
+def price_of(chain: Chain, model: str, provider: str | None) -> Rate | None:
+    """The rate ``chain`` charges for ``model``: its own or an ancestor's ``prices``, then
     the shared sources (plugins, genai-prices); ``None`` when nobody knows it."""
-    return rate_for(budget._price_tables, model, provider)
+    return rate_for(chain.price_tables, model, provider)
 
 
-def release(budget: Budget, held: Hold) -> None:
-    budget._ledger.release(held)
-    KEEPER.drop(budget._ledger, held.id)
+def release(chain: Chain, held: Hold) -> None:
+    chain.ledger.release(held)
+    KEEPER.drop(chain.ledger, held.id)
 
 
-def headroom(budget: Budget) -> tuple[Nanos, int]:
-    """USD (nano-dollars) and tokens ``budget`` can still take, given its ancestors and every
+def headroom(chain: Chain) -> tuple[Nanos, int]:
+    """USD (nano-dollars) and tokens ``chain`` can still take, given its ancestors and every
     reservation outstanding; ``UNLIMITED`` where nothing is capped."""
-    return budget._ledger.headroom(budget._links())
+    return chain.ledger.headroom(chain.current_links())
 
 
-def fallback_model(budget: Budget) -> str | None:
-    """The model requests should switch to, if ``budget`` or an ancestor switched."""
-    for b in budget._lineage:
-        if b._policy.switched_at is not None and b._config.fallback is not None:
-            return b._config.fallback.model
+def fallback_model(chain: Chain) -> str | None:
+    """The model requests should switch to, if ``chain`` or an ancestor switched."""
+    for b in chain.lineage:
+        if b.policy.switched_at is not None and b.config.fallback is not None:
+            return b.config.fallback.model
     return None
 
 
 # -- after a call ------------------------------------------------------------------------------
 
 
-def price(
-    budget: Budget, usage: TokenUsage, model: str | None, provider: str | None
-) -> Nanos | None:
+def price(chain: Chain, usage: TokenUsage, model: str | None, provider: str | None) -> Nanos | None:
     """Nano-dollars for ``usage`` on ``model``; ``None`` if the price is unknown (after the
     unknown-model policy ran: a warning once per model, or ``UnknownModelError``)."""
     if model is None:
         return None
-    tables = budget._price_tables
+    tables = chain.price_tables
     rate = rate_for(tables, model, provider) if tables else lookup_rate(model, provider)
     if rate is not None:
         return rate.cost(usage)
-    unknown_model(model, provider, "error" if budget._refuses_unknown else "warn")
+    unknown_model(model, provider, "error" if chain.refuses_unknown else "warn")
     return None
 
 
 def charge(
-    budget: Budget,
+    chain: Chain,
     usage: TokenUsage,
     model: str | None,
     provider: str | None,
@@ -135,7 +134,7 @@ def charge(
     response_model: str | None = None,
     operation: str | None = None,
 ) -> CallRecord:
-    """Record one call's spend on ``budget``'s chain (the core of every recording path).
+    """Record one call's spend on ``chain`` (the core of every recording path).
 
     Prices ``usage`` unless ``cost`` is given (or ``unpriced``: no price could be had, the
     tokens and the call still count), settles ``held`` if any, updates history, warnings,
@@ -147,32 +146,32 @@ def charge(
         cost = 0
     elif cost is None:
         # ``price``, with the usual case (a model with a shared price) inlined.
-        tables = budget._price_tables
+        tables = chain.price_tables
         rate = None if tables or model is None else lookup_rate(model, provider)
         if rate is not None:
             cost = rate.cost(usage)
         else:
             try:
-                cost = price(budget, usage, model, provider)
+                cost = price(chain, usage, model, provider)
             except UnknownModelError:
-                _settle(budget, held, 0, counted, llm_calls, tools)
+                _settle(chain, held, 0, counted, llm_calls, tools)
                 raise
             if cost is None:
                 priced, cost = False, 0
     kept: BudgetStoreUnavailableError | None = None
     try:
         if held is None and not tools:  # ``_settle``, inlined on the hot path
-            chain = budget._chain if not budget._timed else budget._links()
-            over = budget._ledger.record(chain, cost, counted, llm_calls)
+            links = chain.links if not chain.timed else chain.current_links()
+            over = chain.ledger.record(links, cost, counted, llm_calls)
         else:
-            over = _settle(budget, held, cost, counted, llm_calls, tools)
+            over = _settle(chain, held, cost, counted, llm_calls, tools)
     except BudgetStoreUnavailableError as exc:
         if not exc.sent:
             raise
         kept, over = exc, None  # the store will have it later: this process records it now
     call = CallRecord(
         next_sequence(),
-        budget._full_name,
+        chain.full_name,
         model,
         usage.input_tokens,
         usage.output_tokens,
@@ -194,49 +193,49 @@ def charge(
     if kept is not None:
         kept.call = call
         with contextlib.suppress(Exception):  # what the caller must hear is the store's error
-            after_charge(budget, call, None)
+            after_charge(chain, call, None)
         raise kept
-    after_charge(budget, call, over)
+    after_charge(chain, call, over)
     return call
 
 
 def _settle(
-    budget: Budget, held: Hold | None, cost: Nanos, tokens: int, calls: int, tools: int
+    chain: Chain, held: Hold | None, cost: Nanos, tokens: int, calls: int, tools: int
 ) -> Overrun | None:
     if held is None:
-        return budget._ledger.record(budget._links(), cost, tokens, calls, tools)
-    over = budget._ledger.commit(held, cost, tokens, calls, tools)
-    KEEPER.drop(budget._ledger, held.id)  # not when the commit was kept: its lease goes on
+        return chain.ledger.record(chain.current_links(), cost, tokens, calls, tools)
+    over = chain.ledger.commit(held, cost, tokens, calls, tools)
+    KEEPER.drop(chain.ledger, held.id)  # not when the commit was kept: its lease goes on
     return over
 
 
-def after_charge(budget: Budget, call: CallRecord, over: Overrun | None) -> None:
-    budget._history.add(call)
-    for b in budget._lineage:
-        policy = b._policy
+def after_charge(chain: Chain, call: CallRecord, over: Overrun | None) -> None:
+    chain.history.add(call)
+    for b in chain.lineage:
+        policy = b.policy
         if policy.switched_at is not None:
             policy.add_fallback_spend(call.cost)
         if policy.watching:
             _check_policies(b)
     if LISTENING.shekel_spend_recorded:
-        plugin_manager().hook.shekel_spend_recorded(budget=budget, call=call)
+        plugin_manager().hook.shekel_spend_recorded(budget=chain.budget, call=call)
     if over is not None:
-        raise exceeded(budget, over, call, tool_name=call.tool_name)
+        raise exceeded(chain, over, call, tool_name=call.tool_name)
 
 
-def _check_policies(budget: Budget) -> None:
-    caps, policy = budget._capped, budget._policy
-    account, ledger = budget._read_account(), budget._ledger
+def _check_policies(chain: Chain) -> None:
+    caps, policy = chain.capped, chain.policy
+    account, ledger = chain.read_account(), chain.ledger
     if caps.usd != UNLIMITED and ledger.used_usd(account) < policy.quiet_below(caps):
         return
     state = ledger.read(account)
     crossing, switched = policy.check(state, caps)
-    config = budget._config
+    config = chain.config
     if crossing is not None:
-        emit_warning(config, budget.full_name, crossing)
+        emit_warning(config, chain.full_name, crossing)
         if LISTENING.shekel_warning_crossed:
             plugin_manager().hook.shekel_warning_crossed(
-                budget=budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
+                budget=chain.budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
             )
     if switched and config.fallback is not None:
         spent, limit = nanos_to_usd(state.used[0]), nanos_to_usd(caps.usd)
@@ -245,7 +244,7 @@ def _check_policies(budget: Budget) -> None:
             config.on_fallback(spent, limit, model)
         if LISTENING.shekel_fallback_activated:
             plugin_manager().hook.shekel_fallback_activated(
-                budget=budget, spent=spent, limit=limit, fallback_model=model
+                budget=chain.budget, spent=spent, limit=limit, fallback_model=model
             )
 
 
@@ -265,7 +264,7 @@ ONE_TOOL_CALL: Final = Asked(0, 0, 0, 1, False)
 
 
 def exceeded(
-    budget: Budget,
+    chain: Chain,
     over: Overrun,
     call: CallRecord | None,
     *,
@@ -273,44 +272,44 @@ def exceeded(
     tool_name: str | None = None,
     asked: Asked | None = None,
 ) -> BudgetExceededError:
-    """The error for ``over``, the ledger's first refusing link of ``budget``'s chain.
+    """The error for ``over``, the ledger's first refusing link of ``chain``.
 
     ``asked``: what the refused request asked for (by default one more LLM call, or tool call
     with ``tool_name``: what the next call asks after spend went over)."""
-    if budget._timed:
+    if chain.timed:
         if asked is None:
             asked = ONE_CALL if tool_name is None else ONE_TOOL_CALL
-        over = _last_to_free(budget, over, asked)
-    owner, over, window = _attribute(budget, over, sent)
+        over = _last_to_free(chain, over, asked)
+    owner, over, window = _attribute(chain, over, sent)
     held = 0
     if not sent:  # say so when calls in flight hold what is missing
-        link = budget._links()[over.position]
-        held = owner._ledger.read(link[0]).reserved[AXES.index(over.axis)]
+        link = chain.current_links()[over.position]
+        held = owner.ledger.read(link[0]).reserved[AXES.index(over.axis)]
     error = overrun_error(over, owner.full_name, call, sent=sent, tool_name=tool_name, held=held)
     error.call = call
     if not sent:
-        owner._policy.refused = True
+        owner.policy.refused = True
     if window is not None:
-        error.retry_after = max(window.period(time.time()).ends_at - time.time(), 0.0)
+        error.retry_after = max(window.period(_clock.now()).ends_at - _clock.now(), 0.0)
         error.window = window.spec
     if LISTENING.shekel_limit_exceeded:
-        plugin_manager().hook.shekel_limit_exceeded(budget=owner, error=error)
+        plugin_manager().hook.shekel_limit_exceeded(budget=owner.budget, error=error)
     return error
 
 
-def _last_to_free(budget: Budget, over: Overrun, asked: Asked) -> Overrun:
-    """Of the links of ``budget``'s chain that refuse ``asked``, the one whose refusal lasts
+def _last_to_free(chain: Chain, over: Overrun, asked: Asked) -> Overrun:
+    """Of the links of ``chain`` that refuse ``asked``, the one whose refusal lasts
     longest: one without a window (waiting frees nothing), else the window whose current
     period ends last. Waiting for the first refusing window alone is not enough when a
     longer one refuses too."""
-    owners = budget._owners
+    owners = chain.owners
     window = owners[over.position][1]
     if window is None:
         return over
-    now = time.time()
+    now = _clock.now()
     ends = window.period(now).ends_at
-    links = budget._links()
-    ledger = budget._ledger
+    links = chain.current_links()
+    ledger = chain.ledger
     for position in range(over.position + 1, len(links)):
         later = owners[position][1]
         if later is not None and later.period(now).ends_at <= ends:
@@ -332,36 +331,36 @@ def _last_to_free(budget: Budget, over: Overrun, asked: Asked) -> Overrun:
     return over
 
 
-def _attribute(budget: Budget, over: Overrun, sent: bool) -> tuple[Budget, Overrun, Window | None]:
+def _attribute(chain: Chain, over: Overrun, sent: bool) -> tuple[Chain, Overrun, Window | None]:
     """The budget to name for ``over``. A refusal names the budget (and window) whose own cap
     refused: an auto-capped child of an exhausted parent would only say "$0 of $0". Spend that
     went over names the innermost budget whose limit, as it shows it (auto-capped to what its
     ancestors had left when it was entered), it went past."""
-    owner, window = budget._owners[over.position]
+    owner, window = chain.owners[over.position]
     if window is not None or not sent:
         return owner, over, window
     axis = AXES.index(over.axis)
-    for b in budget._lineage:
+    for b in chain.lineage:
         if b is owner:
             break
-        if b._config.windows:
+        if b.config.windows:
             continue
-        state = b._ledger.read(b._account)
-        cap = b._capped[axis]
+        state = b.ledger.read(b.account)
+        cap = b.capped[axis]
         if state.used[axis] > cap:
             return b, Overrun(over.position, over.axis, state.used[axis], cap), None
     return owner, over, None
 
 
-def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:
+def exhausted_error(chain: Chain, detail: str) -> BudgetExceededError:
     """An error naming the budget of the chain with the least USD left, for a stop that no
     single overrun explains (a strict stream cut off)."""
-    tightest, left = budget, None
-    for b in budget._lineage:
-        snap = b.snapshot()
+    tightest, left = chain, None
+    for b in chain.lineage:
+        snap = b.reading()[0]
         if snap.usd_remaining is not None and (left is None or snap.usd_remaining < left):
             tightest, left = b, snap.usd_remaining
-    snap = tightest.snapshot()
+    snap = tightest.reading()[0]
     error = BudgetExceededError(
         snap.usd_used,
         snap.usd_limit if snap.usd_limit is not None else snap.usd_used,
@@ -369,30 +368,30 @@ def exhausted_error(budget: Budget, detail: str) -> BudgetExceededError:
         detail=detail,
     )
     if LISTENING.shekel_limit_exceeded:
-        plugin_manager().hook.shekel_limit_exceeded(budget=tightest, error=error)
+        plugin_manager().hook.shekel_limit_exceeded(budget=tightest.budget, error=error)
     return error
 
 
 # -- spend that started but is not recorded yet (streams being read) ---------------------------
 
 
-def add_pending(budget: Budget, spend: Any) -> None:
+def add_pending(chain: Chain, spend: Any) -> None:
     """``spend`` needs ``owner`` (the thread or task that started it) and ``interrupt()``: if
     the budget's block ends with an exception in that thread or task, ``interrupt()`` records
     it before the error propagates."""
-    with budget._lock:
-        budget._pending.add(spend)
+    with chain.lock:
+        chain.pending.add(spend)
 
 
-def discard_pending(budget: Budget, spend: Any) -> None:
-    with budget._lock:
-        budget._pending.discard(spend)
+def discard_pending(chain: Chain, spend: Any) -> None:
+    with chain.lock:
+        chain.pending.discard(spend)
 
 
-def settle_interrupted(budget: Budget) -> None:
+def settle_interrupted(chain: Chain) -> None:
     here = current_owner()
-    with budget._lock:
-        mine = [p for p in budget._pending if p.owner == here]
+    with chain.lock:
+        mine = [p for p in chain.pending if p.owner == here]
     for spend in mine:
         spend.interrupt()
 

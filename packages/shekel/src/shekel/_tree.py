@@ -23,11 +23,40 @@ from typing import TYPE_CHECKING, Any
 from ._config import MAX_DEPTH, MAX_FRAMEWORK_DEPTH
 from ._errors import BudgetConfigError
 from ._history import ModelTotals
-from ._keys import key_part, private_key
-from ._stores import forget_when_gone
 
 if TYPE_CHECKING:
     from ._budget import Budget
+    from ._context import Activation
+
+
+class Node:
+    """A budget's place in the tree: its children by name, its activations, the rollups of its
+    ended repeats, and how deep it sits."""
+
+    __slots__ = (
+        "active_children",
+        "adopts_repeats",
+        "asked_with",
+        "child_names",
+        "counted_depth",
+        "depth",
+        "folded",
+        "live",
+        "repeat",
+        "rollups",
+    )
+
+    def __init__(self) -> None:
+        self.child_names: dict[str, Budget] = {}
+        self.rollups: dict[str, Rollup] = {}
+        self.active_children: list[Budget] = []  # entered and not ended, in entry order
+        self.live: list[Activation] = []  # this budget's own activations
+        self.depth: int = 0
+        self.counted_depth: int = 0  # levels of hand-written budgets, for MAX_DEPTH
+        self.repeat = False  # a child that is rolled up into its parent when it ends
+        self.adopts_repeats = False  # unnamed and same-name children become repeats
+        self.folded: Totals | None = None  # what this repeat last added to its parent's rollup
+        self.asked_with: dict[str, Any] = {}  # the options child() created it with
 
 
 class Totals:
@@ -75,7 +104,7 @@ def history_totals(budget: Budget) -> Totals:
         totals.calls += calls
         totals.unpriced += unpriced
         totals.estimated += estimated
-        for rollup in b.rollups.values():
+        for rollup in b._node.rollups.values():
             totals.add(_without_used(rollup))
         stack.extend(b.children)
     return totals
@@ -96,9 +125,11 @@ def join(
     from ``parent.child(name)``, which names it, so its parent may be unnamed. ``framework``: a
     level an integration made for a framework's step, which does not count against the depth
     limit of hand-written budgets."""
-    if child is parent or child in parent._lineage:
+    mine, theirs = child._c, parent._c
+    node, parent_node = child._node, parent._node
+    if mine in theirs.lineage:
         raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
-    if child._ledger is not parent._ledger:
+    if mine.ledger is not theirs.ledger:
         raise BudgetConfigError(
             f"budget {child.name!r} uses another ledger than {parent.full_name!r}; a child "
             "must keep its accounts on its parent's ledger (pass the same ledger=)"
@@ -108,10 +139,10 @@ def join(
             f"budget {child.full_name!r} belongs to {child.parent.full_name!r}; it cannot be "
             f"entered inside {parent.full_name!r}. Create a separate budget for each place"
         )
-    if child._ledger.shares_keys:  # a store's account may rightly hold spend of past runs
-        held_spend = bool(child._history.total_calls or child.children)
+    if mine.ledger.shares_keys:  # a store's account may rightly hold spend of past runs
+        held_spend = bool(mine.history.total_calls or child.children)
     else:
-        state = child._ledger.read(child._read_account())
+        state = mine.ledger.read(mine.read_account())
         held_spend = any(state.used) or any(state.reserved)
     if held_spend:
         # Its past spend never reached ``parent``: nesting it would break the parent's totals.
@@ -120,10 +151,10 @@ def join(
             f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
             "create a new budget for this place"
         )
-    depth = parent._depth + 1
+    depth = parent_node.depth + 1
     name = child.name
-    repeat = child._repeat or (
-        parent._adopts_repeats and (name is None or name in parent._child_names)
+    repeat = node.repeat or (
+        parent_node.adopts_repeats and (name is None or name in parent_node.child_names)
     )
     if repeat and name is None:
         name = "budget"
@@ -132,7 +163,7 @@ def join(
             "nested budgets need names: give both the outer and the inner budget a name, "
             "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
         )
-    counted = parent._counted_depth + (0 if framework else 1)
+    counted = parent_node.counted_depth + (0 if framework else 1)
     if counted > MAX_DEPTH or depth > MAX_FRAMEWORK_DEPTH:
         raise BudgetConfigError(
             f"budget {name!r} would be nested {depth} levels deep under {parent.full_name!r}; "
@@ -141,33 +172,19 @@ def join(
             f"{MAX_FRAMEWORK_DEPTH + 1} levels in all)"
         )
     if not repeat:
-        if name in parent._child_names:
+        if name in parent_node.child_names:
             raise BudgetConfigError(
                 f"{parent.full_name!r} already has a child named {name!r}; reuse that budget "
                 f"object (or parent.child({name!r})) to add to it, or give this one another name"
             )
         parent.children.append(child)
-        parent._child_names[name] = child
+        parent_node.child_names[name] = child
     child.name = name
-    child._repeat = repeat
     child.parent = parent
-    child._depth = depth
-    child._counted_depth = counted
-    child._lineage = (child, *parent._lineage)
-    own_prices = [child._config.prices] if child._config.prices else []
-    child._price_tables = own_prices + parent._price_tables
-    child._full_name = f"{parent._full_name}.{name}"
-    child._strict = child._config.strict or parent._strict
-    child._refuses_unknown = child._refuses_unknown or parent._refuses_unknown
-    if child._ledger.shares_keys:  # the account a store knows this budget by: its path
-        child._private = repeat or parent._private
-        place = f"{parent._key}.{key_part(name)}"
-        child._key = private_key(place) if repeat else place
-        child._account = child._ledger.open(child._key, child._config.caps)
-        if child._private:
-            forget_when_gone(child, child._ledger, child._account)
-        child._periods.clear()
-    child._relink_own()
+    node.repeat = repeat
+    node.depth = depth
+    node.counted_depth = counted
+    mine.attach(theirs, name, repeat=repeat)
 
 
 def fold(child: Budget) -> None:
@@ -179,17 +196,19 @@ def fold(child: Budget) -> None:
     assert parent is not None
     assert child.name is not None
     now = history_totals(child)
-    now.used = list(child._ledger.read(child._read_account()).used)
-    rollup = parent._rollups.get(child.name)
+    now.used = list(child._c.used())
+    rollups = parent._node.rollups
+    rollup = rollups.get(child.name)
     if rollup is None:
-        rollup = parent._rollups[child.name] = Rollup()
-    before = child._folded
+        rollup = rollups[child.name] = Rollup()
+    node = child._node
+    before = node.folded
     if before is None:
         rollup.runs += 1
     else:
         rollup.add(before, -1)
     rollup.add(now)
-    child._folded = now
+    node.folded = now
 
 
 def framework_child(parent: Budget, name: str, options: Mapping[str, Any]) -> Budget:
@@ -201,8 +220,8 @@ def framework_child(parent: Budget, name: str, options: Mapping[str, Any]) -> Bu
         existing = parent.find_child(name)
         if existing is not None:
             return existing
-        created = Budget(name=name, ledger=parent._ledger, **options)
+        created = Budget(name=name, ledger=parent._c.ledger, **options)
         join(created, parent, asked_by_name=True, framework=True)
-        created._asked_with = dict(options)
-    created._autocap()
+        created._node.asked_with = dict(options)
+    created._c.autocap()
     return created

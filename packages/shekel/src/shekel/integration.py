@@ -26,6 +26,8 @@ the core. A package keeps only what is specific to its framework; from here it t
 - Tools: ``with budget.tool_call(name, arguments=...)`` before a tool runs: checked against
   ``max_tool_calls``, ``tool_prices`` and ``loop_guard``; a tool that fails is released (not
   counted).
+- :func:`activate` / :func:`deactivate`: a step's budget active from a framework's "started"
+  callback to its "ended" one, for frameworks that report a step in two calls.
 - Missing usage: report what a framework knows with ``budget.record(...)``; when it knows no
   token counts, :func:`estimate_tokens` gives the same estimate everywhere, recorded with
   ``estimated=True``.
@@ -39,6 +41,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, TypeVar
 
+from ._context import Activation
 from ._errors import BudgetExceededError
 from ._hookspecs import CallRoute
 from ._interception._call import UsageMissingWarning
@@ -53,6 +56,7 @@ from ._kit_install import (
 from ._kit_install import forget_warnings as _forget_install_warnings
 from ._kit_limits import Limits, NameWatch, StepLimits, child_of, parse_limits
 from ._kit_routes import Router, route_calls, stop_routing
+from ._plugins import LISTENING, plugin_manager
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -78,6 +82,25 @@ def estimate_tokens(text: str) -> int:
     """Tokens in ``text`` as every integration estimates them when a framework reports no usage:
     one per four characters, at least one."""
     return max(len(text) // 4, 1)
+
+
+def activate(budget: Budget) -> Activation:
+    """Make ``budget`` active in the current thread or task, as entering its ``with`` block
+    does, until :func:`deactivate` is given the returned activation.
+
+    For framework callbacks and span handlers that see a step start and end in separate
+    calls. Ending is safe from anywhere: from another thread or task (LangChain runs async end
+    callbacks in a copied context) it stops the activation counting everywhere, so nothing
+    stays active by mistake.
+    """
+    return budget._begin()
+
+
+def deactivate(activation: Activation) -> None:
+    """End an activation returned by :func:`activate`. Ending it twice does nothing."""
+    budget = activation.budget
+    if budget._end(activation) and LISTENING.shekel_budget_exited:
+        plugin_manager().hook.shekel_budget_exited(budget=budget, error=None)
 
 
 _unreported_warned: set[tuple[str, str]] = set()
@@ -124,6 +147,7 @@ def forget_warnings() -> None:
 
 
 __all__ = [
+    "Activation",
     "CallRoute",
     "Integration",
     "Limits",
@@ -133,7 +157,9 @@ __all__ = [
     "StepLimits",
     "UnmatchedNameWarning",
     "UnsupportedFrameworkWarning",
+    "activate",
     "child_of",
+    "deactivate",
     "estimate_tokens",
     "forget_warnings",
     "framework_error",

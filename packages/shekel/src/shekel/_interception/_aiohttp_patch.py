@@ -72,7 +72,7 @@ def _make_request(original: Any) -> Any:
             return await original(self, method, str_or_url, **kwargs)
         content = _body_of(kwargs)
         call.show_usage = True  # bytes are handed on unchanged: nothing is hidden
-        blocks = call.budget._ledger.blocks
+        blocks = call.chain.ledger.blocks
         if blocks:
             call.caller = current_owner()
         body = await check_async(call, content or b"", url.path, blocks)
@@ -125,7 +125,7 @@ class ContentTap(_Tap):
 
     def __init__(self, call: InterceptedCall, tally: StreamTally, response: Any) -> None:
         super().__init__(call, tally, response.content)
-        self.settle_here = not call.budget._ledger.blocks
+        self.settle_here = not call.chain.ledger.blocks
         self.response = response
         self.ended = False
 

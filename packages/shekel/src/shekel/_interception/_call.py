@@ -90,6 +90,7 @@ class InterceptedCall:
         "body_size",
         "budget",
         "caller",
+        "chain",
         "fixed",
         "hide_usage",
         "hold",
@@ -110,6 +111,7 @@ class InterceptedCall:
 
     def __init__(self, budget: Budget, adapter: ProtocolAdapter) -> None:
         self.budget = budget
+        self.chain = budget._c
         self.adapter = adapter
         self.hold: Hold | None = None
         self.model: str | None = None
@@ -142,38 +144,38 @@ class InterceptedCall:
         Raises ``BudgetExceededError`` (nothing sent, nothing held) when the call may not go.
         """
         self.body_size = len(content)
-        adapter, budget = self.adapter, self.budget
+        adapter, chain = self.adapter, self.chain
         in_path = adapter.path_info(path) if adapter.model_in_path else None
         if in_path is None:
             streamed, model_at = find_stream_and_model(content)
         else:
             streamed, model_at = in_path.stream, -1
-        if not streamed and budget._plain:
+        if not streamed and chain.plain:
             # The common case needs no rewrite: read the model without decoding the body, and
             # hold one call where a call cap needs it (an exhausted budget refuses either way).
             self.model = self._model_of(content, model_at, in_path)
-            if budget._unheld:
-                over = budget._ledger.check(budget._chain, 0, 0, 1, need_headroom=True)
+            if chain.unheld:
+                over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
                 if over is not None:
-                    raise _spend.exceeded(budget, over, None, sent=False)
+                    raise _spend.exceeded(chain, over, None, sent=False)
                 return None
-            held = budget._ledger.reserve(budget._chain, 0, 0, 1, need_headroom=True)
+            held = chain.ledger.reserve(chain.links, 0, 0, 1, need_headroom=True)
             if isinstance(held, Overrun):
-                raise _spend.exceeded(budget, held, None, sent=False)
+                raise _spend.exceeded(chain, held, None, sent=False)
             self.hold = held
-            if budget._ledger.default_ttl is not None:
-                KEEPER.track(budget._ledger, held, budget._ledger.default_ttl)
+            if chain.ledger.default_ttl is not None:
+                KEEPER.track(chain.ledger, held, chain.ledger.default_ttl)
             return None
         if (
             not streamed
-            and not budget._strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
-            and not budget._refuses_unknown
-            and not budget._guarded
-            and _spend.fallback_model(budget) is None
+            and not chain.strict  # ``strict`` and ``refuses_unknown_models``, unwrapped
+            and not chain.refuses_unknown
+            and not chain.guarded
+            and _spend.fallback_model(chain) is None
         ):
             self.model = self._model_of(content, model_at, in_path)
             self.stream = streamed
-            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(chain, 0, 0, 1, need_headroom=True)
             return None
         try:
             body = json.loads(content) if content else {}
@@ -182,22 +184,22 @@ class InterceptedCall:
         if not isinstance(body, dict):  # not JSON we understand: count it, rewrite nothing
             self.model = self._model_of(content, 0, in_path)
             self.stream = streamed
-            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(chain, 0, 0, 1, need_headroom=True)
             return None
         info = adapter.inspect(body)
         if in_path is not None:
             info.model, info.stream = in_path.model, in_path.stream
         model = info.model if isinstance(info.model, str) else None
-        if budget._guarded:
+        if chain.guarded:
             _loops.admit(
-                budget,
+                chain,
                 _loops.request_key(model, body),
                 lambda: _loops.describe_request(model, body),
                 tool=False,
             )
         self.stream = info.stream
         changed = False
-        fallback = None if self.fixed else _spend.fallback_model(budget)
+        fallback = None if self.fixed else _spend.fallback_model(chain)
         if fallback is not None and model is not None:
             if fallback != model:
                 if not adapter.accepts_model(fallback):
@@ -214,9 +216,9 @@ class InterceptedCall:
                 model = fallback
             self.on_fallback = True
         self.model = model
-        strict = budget._strict
-        if strict or budget._refuses_unknown:
-            rate = None if model is None else _spend.price_of(budget, model, adapter.provider)
+        strict = chain.strict
+        if strict or chain.refuses_unknown:
+            rate = None if model is None else _spend.price_of(chain, model, adapter.provider)
             if rate is None and model is not None:
                 raise UnknownModelError(model, adapter.provider)
         if strict:
@@ -225,7 +227,7 @@ class InterceptedCall:
                 adapter.set_max_output(body, limit)
                 changed = True
         else:
-            self.hold = _spend.hold(budget, 0, 0, 1, need_headroom=True)
+            self.hold = _spend.hold(chain, 0, 0, 1, need_headroom=True)
         if info.stream and adapter.ask_for_stream_usage(body):
             changed = True
             self.hide_usage = not self.show_usage
@@ -250,7 +252,7 @@ class InterceptedCall:
         """A stream is being read: have the budget record it if its block fails first."""
         self.tally = tally
         self.owner = self._caller()
-        _spend.add_pending(self.budget, self)
+        _spend.add_pending(self.chain, self)
 
     def interrupt(self) -> None:
         """The budget's block ended with an exception while this stream was open."""
@@ -269,9 +271,9 @@ class InterceptedCall:
         """Nothing was spent (the request failed before reaching the model)."""
         if not self.settled:
             self.settled = True
-            _spend.discard_pending(self.budget, self)
+            _spend.discard_pending(self.chain, self)
             if self.hold is not None:
-                _spend.release(self.budget, self.hold)
+                _spend.release(self.chain, self.hold)
                 self._hold_ended()
 
     def settle(
@@ -295,7 +297,7 @@ class InterceptedCall:
             return False
         self.settled = True
         if self.owner is not None:
-            _spend.discard_pending(self.budget, self)
+            _spend.discard_pending(self.chain, self)
         try:
             return self._record(usage, reported_model, estimated, raise_over, output_guess, call_id)
         finally:
@@ -317,7 +319,7 @@ class InterceptedCall:
             call_id = None  # an empty id names nothing
         elif _spend.claim(call_id, SDK) is not None:
             if self.hold is not None:
-                _spend.release(self.budget, self.hold)
+                _spend.release(self.chain, self.hold)
             return False
         missing = usage is None
         if usage is None:
@@ -330,7 +332,7 @@ class InterceptedCall:
             price_failed, model, rate = exc, self.model or reported_model, None
         try:
             call = _spend.charge(
-                self.budget,
+                self.chain,
                 usage,
                 model,
                 self.adapter.provider,
@@ -387,7 +389,7 @@ class InterceptedCall:
         """The model to price the call as (the requested one, or the reported one when only
         that one has a price), and its rate (``None`` when unknown)."""
         requested = self.model
-        tables = self.budget._price_tables
+        tables = self.chain.price_tables
         provider = self.adapter.provider
         if requested is None:
             return reported, None if reported is None else rate_for(tables, reported, provider)
@@ -405,7 +407,7 @@ class InterceptedCall:
             "an estimate. For OpenAI-compatible servers, make sure they honour "
             "stream_options.include_usage"
         )
-        if self.budget._strict and raise_over:
+        if self.chain.strict and raise_over:
             raise UsageMissingError(message + "; strict budgets refuse to guess")
         warnings.warn(message, UsageMissingWarning, stacklevel=2)
 

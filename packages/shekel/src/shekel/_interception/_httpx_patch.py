@@ -322,7 +322,7 @@ def _make_async_send(original: Any) -> Any:
             return await original(self, request, *args, **kwargs)
         # A store that waits on I/O (SQLite, Redis) is used from a worker thread, so the
         # event loop never stops for it.
-        blocks = call.budget._ledger.blocks
+        blocks = call.chain.ledger.blocks
         if blocks:
             call.caller = current_owner()  # this task, not the worker thread
         _signed(call, request)

@@ -44,7 +44,7 @@ class _Tap:
         self.inner = inner
         self.pending = b""
         self.body: list[bytes] = []
-        allowed = call.output_allowed if call.budget._strict else None
+        allowed = call.output_allowed if call.chain.strict else None
         self.cut_at = None if allowed is None or tally is None else cut_off_point(allowed)
         if self.cut_at is not None:
             tally.precise = True  # type: ignore[union-attr]
@@ -52,7 +52,7 @@ class _Tap:
         # Server-sent events end a whole batch with a blank line: checked without a call.
         self.sse = tally is None or type(tally).frame_end is StreamTally.frame_end
         # An async tap over a store that waits on I/O records from a worker thread instead.
-        self.settle_here = not (isinstance(self, AsyncTap) and call.budget._ledger.blocks)
+        self.settle_here = not (isinstance(self, AsyncTap) and call.chain.ledger.blocks)
         self.due = False
         self.error: ShekelError | None = None  # for the caller, once the bytes are handed on
         weakref.finalize(self, _settle_abandoned, call, tally)
@@ -105,7 +105,7 @@ class _Tap:
         assert self.tally is not None
         self.call.settle_stream(self.tally, complete=False, raise_over=False)
         error = _spend.exhausted_error(
-            self.call.budget,
+            self.call.chain,
             f"strict mode stopped the stream after about {self.tally.output_estimate:,} output "
             f"tokens: the provider ignored the request's output limit of "
             f"{self.call.output_allowed:,} tokens, all the budget could pay for",

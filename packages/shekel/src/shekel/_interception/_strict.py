@@ -16,7 +16,7 @@ from .._output_limits import UNKNOWN_MODEL_MAX_OUTPUT, listed_max_output
 from .._pricing import Rate, TokenUsage
 
 if TYPE_CHECKING:
-    from .._budget import Budget
+    from .._chain import Chain
     from ._call import InterceptedCall
 
 STRICT_WAIT_SECONDS: Final = 30.0
@@ -36,13 +36,13 @@ them would free the room it needs."""
 _tickets = itertools.count()
 
 
-def tree_of(budget: Budget) -> tuple[int, Any]:
-    """What identifies the tree of accounts ``budget`` spends on: its outermost account, by key
+def tree_of(chain: Chain) -> tuple[int, Any]:
+    """What identifies the tree of accounts ``chain`` spends on: its outermost account, by key
     on a store (where two budget objects of one name are one account), else by identity."""
-    account = budget._chain[-1][0]
-    if budget._ledger.shares_keys:
-        return id(budget._ledger), getattr(account, "key", id(account))
-    return id(budget._ledger), id(account)
+    account = chain.links[-1][0]
+    if chain.ledger.shares_keys:
+        return id(chain.ledger), getattr(account, "key", id(account))
+    return id(chain.ledger), id(account)
 
 
 def others_in_flight(
@@ -83,7 +83,7 @@ def reserve(
         raise UnknownModelError(model or "(no model in request)", call.adapter.provider)
     if call.tree is None:
         call.ticket = next(_tickets)
-        call.tree = tree_of(call.budget)
+        call.tree = tree_of(call.chain)
     call.holder = call._caller()
     with _inflight_lock:  # seen by the others from now on, while taking its hold too
         _inflight.add(call)
@@ -97,7 +97,7 @@ def reserve(
 def _take(
     call: InterceptedCall, rate: Rate, model: str | None, max_output: int | None, content: bytes
 ) -> int | None:
-    budget = call.budget
+    chain = call.chain
     prompt = call.adapter.estimate_input_tokens(content)
     listed = listed_max_output(model) if model is not None else None
     ceiling = rate.max_output or listed or UNKNOWN_MODEL_MAX_OUTPUT
@@ -108,25 +108,25 @@ def _take(
     if call.fixed:  # the limit cannot be lowered: hold all of it, or refuse
         held = margin(wanted)
         cost = rate.cost(TokenUsage(prompt, held))
-        call.hold = _spend.hold(budget, cost, prompt + held, 1, need_headroom=True)
+        call.hold = _spend.hold(chain, cost, prompt + held, 1, need_headroom=True)
         call.output_allowed = wanted
         return None
     for _ in range(3):
-        room_usd, room_tokens = _spend.headroom(budget)
+        room_usd, room_tokens = _spend.headroom(chain)
         held = _affordable_output(rate, prompt, min(margin(wanted), room_tokens - prompt), room_usd)
         output = _within(held, margin) if held < margin(wanted) else wanted
         if output < wanted:
             _wait_if_others_hold(call, rate, prompt, wanted, output, room_usd, room_tokens)
-            if _spend.headroom(budget) != (room_usd, room_tokens):
+            if _spend.headroom(chain) != (room_usd, room_tokens):
                 continue  # a call settled while this one looked: size the request again
         if output < 1 and wanted != 0:
             output = 1  # too poor for one token: the hold below is refused with a clear error
         held = max(held, margin(output))
         cost = rate.cost(TokenUsage(prompt, held))
         try:
-            call.hold = _spend.hold(budget, cost, prompt + held, 1, need_headroom=True)
+            call.hold = _spend.hold(chain, cost, prompt + held, 1, need_headroom=True)
         except BudgetExceededError:
-            if _spend.headroom(budget) != (room_usd, room_tokens):
+            if _spend.headroom(chain) != (room_usd, room_tokens):
                 continue  # another call took the room meanwhile: size the request again
             _wait_if_any_in_flight(call)
             raise
@@ -135,7 +135,7 @@ def _take(
     _wait_if_any_in_flight(call)  # the room kept changing: wait rather than take one token
     try:
         call.hold = _spend.hold(
-            budget,
+            chain,
             rate.cost(TokenUsage(prompt, margin(1))),
             prompt + margin(1),
             1,

@@ -20,9 +20,13 @@ their output limit (e.g. ``max_tokens`` above the model's maximum) get the same 
 Streams end the way real servers send them, the usage and closing events in one network
 read; ``StreamFraming`` lets a test choose another cut.  With pytest, the ``fake_llm``
 fixture yields a running ``FakeProvider``.  Nothing here imports the ``openai`` or
-``anthropic`` packages.
+``anthropic`` packages. ``use_clock`` sets the time budget windows read, for tests of windows.
 """
 
+import contextlib
+from collections.abc import Callable, Iterator
+
+from shekel._clock import CLOCK
 from shekel.testing._model import (
     STREAM_FRAMINGS,
     Fault,
@@ -33,6 +37,23 @@ from shekel.testing._model import (
 )
 from shekel.testing._server import DEFAULT_TEXT, FakeProvider
 
+
+@contextlib.contextmanager
+def use_clock(clock: Callable[[], float]) -> Iterator[None]:
+    """Inside the block, budget windows and time-dependent prices read the time from
+    ``clock()`` (POSIX seconds): a test moves time forward to roll a window over, stands just
+    before a period ends, or prices a call in a provider's off-peak hours, without waiting.
+    Leases, retries and stores keep the real clock."""
+    if not callable(clock):
+        raise TypeError(f"use_clock() needs a function returning POSIX seconds, got {clock!r}")
+    before = CLOCK[0]
+    CLOCK[0] = clock
+    try:
+        yield
+    finally:
+        CLOCK[0] = before
+
+
 __all__ = [
     "DEFAULT_TEXT",
     "STREAM_FRAMINGS",
@@ -42,4 +63,5 @@ __all__ = [
     "Reply",
     "StreamFraming",
     "ToolCall",
+    "use_clock",
 ]

@@ -1,0 +1,197 @@
+"""Spend that users and integrations report by hand: ``Budget.record``, ``tool_call``,
+``reserve`` and ``check``, validated here and handed to the recording engine (``_spend``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from . import _loops, _spend
+from ._config import MAX_COUNT, check_counts, check_text
+from ._context import active_budget
+from ._errors import BudgetConfigError, BudgetStateError
+from ._history import CallRecord
+from ._money import MAX_USD, spend_to_nanos
+from ._pricing import TokenUsage
+from ._reservation import Reservation, ToolCall
+
+if TYPE_CHECKING:
+    from ._chain import Chain
+
+
+def record(
+    chain: Chain,
+    usd: float | None,
+    tokens: int | None,
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+    cache_write_tokens: int,
+    provider: str | None,
+    llm_calls: int,
+    call_id: str | None,
+    source: str | None,
+    estimated: bool,
+) -> CallRecord:
+    """``Budget.record``: one call id is recorded once, whoever reports it first."""
+    args = (
+        usd,
+        tokens,
+        model,
+        input_tokens,
+        output_tokens,
+        cached_input_tokens,
+        cache_write_tokens,
+        provider,
+        llm_calls,
+        source,
+        estimated,
+    )
+    if not call_id:
+        return _record(chain, *args, None)
+    check_text("call_id", call_id)
+    first = _spend.claim(call_id, source or "manual")
+    if first is not None:
+        return first
+    try:
+        call = _record(chain, *args, call_id)
+    except BaseException as exc:
+        _spend.claimed(call_id, getattr(exc, "call", None))
+        raise
+    _spend.claimed(call_id, call)
+    return call
+
+
+def _record(
+    chain: Chain,
+    usd: float | None,
+    tokens: int | None,
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int,
+    cache_write_tokens: int,
+    provider: str | None,
+    llm_calls: int,
+    source: str | None,
+    estimated: bool,
+    call_id: str | None,
+) -> CallRecord:
+    current = active_budget()
+    if current is not None and current._c is not chain:  # the usual cases need no more checks
+        check_not_locked(chain)
+    # One expression for the usual, valid arguments; the checks below name what is wrong.
+    if not (
+        type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cached_input_tokens) is int
+        and type(cache_write_tokens) is int
+        and type(llm_calls) is int
+        and (tokens is None or type(tokens) is int)
+        and 0 <= input_tokens < MAX_COUNT
+        and 0 <= output_tokens < MAX_COUNT
+        and 0 <= cached_input_tokens < MAX_COUNT
+        and 0 <= cache_write_tokens < MAX_COUNT
+        and 0 <= llm_calls < MAX_COUNT
+        and (tokens is None or 0 <= tokens < MAX_COUNT)
+        and (model is None or (type(model) is str and model and not model.isspace()))
+        and (provider is None or type(provider) is str)
+    ):
+        check_counts(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached_input_tokens,
+            cache_write_tokens=cache_write_tokens,
+            llm_calls=llm_calls,
+            tokens=0 if tokens is None else tokens,
+        )
+        check_text("model", model)
+        check_text("provider", provider)
+    if source is not None:
+        check_text("source", source)
+    if type(estimated) is not bool:
+        raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")
+    if usd is None:
+        cost = None
+    elif type(usd) is float and 0.0 <= usd < _FAST_LIMIT:
+        cost = round(usd * 1e9)
+    else:
+        cost = spend_to_nanos(usd)
+    if cost is not None and not (
+        input_tokens or output_tokens or cached_input_tokens or cache_write_tokens
+    ):
+        usage = _NO_USAGE  # a plain ``record(usd=...)``: charge() only reads its zeros
+    else:
+        usage = TokenUsage(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+    return _spend.charge(
+        chain,
+        usage,
+        model,
+        provider,
+        cost=cost,
+        tokens=input_tokens + output_tokens if tokens is None else tokens,
+        llm_calls=llm_calls,
+        call_id=call_id,
+        source=source or "manual",
+        estimated=estimated,
+    )
+
+
+_FAST_LIMIT: Final = float(MAX_USD)
+"""Floats below this many dollars take the inlined conversion; larger ones are validated."""
+_NO_USAGE: Final = TokenUsage()
+"""Shared by records without token counts (never passed where it could be changed)."""
+
+
+def tool_call(chain: Chain, tool_name: str, usd: float | None, arguments: object) -> ToolCall:
+    """``Budget.tool_call``: count the call and hold its price, or raise before the tool runs."""
+    check_not_locked(chain)
+    check_text("tool_name", tool_name, required=True)
+    price = spend_to_nanos(usd) if usd is not None else chain.tool_price(tool_name)
+    if chain.guarded:
+        _loops.admit(
+            chain,
+            _loops.tool_key(tool_name, arguments),
+            lambda: _loops.describe_tool(tool_name, arguments),
+            tool=True,
+        )
+    held = _spend.hold(chain, price, 0, 0, 1, tool_name=tool_name)
+    return ToolCall(chain, tool_name, held)
+
+
+def reserve(chain: Chain, usd: float, tokens: int) -> Reservation:
+    check_not_locked(chain)
+    check_counts(tokens=tokens)
+    return Reservation(chain, _spend.hold(chain, spend_to_nanos(usd), tokens, 0))
+
+
+def check(
+    chain: Chain,
+    usd: float,
+    tokens: int,
+    llm_calls: int,
+    tool_calls: int,
+    model: str | None,
+    provider: str | None,
+) -> None:
+    """``Budget.check``: raise what a call needing these amounts would meet, holding nothing."""
+    if model is not None:
+        check_text("model", model)
+        check_text("provider", provider)
+        _spend.check_model(chain, model, provider)
+    if not (usd == 0 and tokens == 0 and llm_calls == 1 and tool_calls == 0):
+        check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
+        _spend.check(chain, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
+        return
+    _spend.check(chain, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
+
+
+def check_not_locked(chain: Chain) -> None:
+    """Refuse to charge a budget while one of its descendants is active here: the spend would
+    skip the child's limits."""
+    current = active_budget()
+    if current is not None and current._c is not chain and chain in current._c.lineage:
+        raise BudgetStateError(
+            f"cannot record on {chain.full_name!r} while its child {current.full_name!r} is "
+            "active here; record on the child, or after the child's block ends"
+        )
