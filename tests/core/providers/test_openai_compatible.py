@@ -5,15 +5,22 @@ a transport below it delivers them to the fake provider."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import openai
 import pytest
 from redirect import redirecting_client
 
 from shekel import budget
-from shekel.testing import FakeProvider, Reply
+from shekel.testing import FakeProvider, Reply, use_clock
 
 USER = [{"role": "user", "content": "Say hello"}]
+
+# DeepSeek's prices depend on the time of day (genai-prices has its off-peak hours): the
+# prices below are those of 12:00 UTC, and the test reads the time there.
+NOON_UTC = datetime(2026, 12, 1, 12, 0, tzinfo=UTC).timestamp()
+EVENING_UTC = datetime(2026, 12, 1, 20, 0, tzinfo=UTC).timestamp()
 
 # base URL, model, USD per 1M input and output tokens (genai-prices, that provider's entry)
 PROVIDERS = [
@@ -34,10 +41,33 @@ def test_priced_by_the_host_provider(
         base_url=base_url, api_key="test", http_client=redirecting_client(httpx, fake)
     )
     fake.enqueue(Reply(text="hi", input_tokens=10_000, output_tokens=1_000))
-    with budget(max_usd=1.0) as b:
+    with use_clock(lambda: NOON_UTC), budget(max_usd=1.0) as b:
         client.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
     assert b.spent == pytest.approx((10_000 * price_in + 1_000 * price_out) / 1e6, abs=1e-12)
     assert not b.summary_data()["calls"][0]["estimated"]
+
+
+def test_a_price_that_depends_on_the_time_of_day_is_read_at_each_call(
+    fake: FakeProvider,
+) -> None:
+    """The rate of a model is looked up once per process; DeepSeek's price at 20:00 UTC is not
+    the price at noon, so the same process must price the second call differently."""
+    client = openai.OpenAI(
+        base_url="https://api.deepseek.com/v1",
+        api_key="test",
+        http_client=redirecting_client(httpx, fake),
+    )
+    now = [NOON_UTC]
+    with use_clock(lambda: now[0]), budget(max_usd=1.0) as b:
+        fake.enqueue(Reply(text="hi", input_tokens=10_000, output_tokens=1_000))
+        client.chat.completions.create(model="deepseek-chat", messages=USER)  # type: ignore[arg-type]
+        at_noon = b.spent
+        now[0] = EVENING_UTC
+        fake.enqueue(Reply(text="hi", input_tokens=10_000, output_tokens=1_000))
+        client.chat.completions.create(model="deepseek-chat", messages=USER)  # type: ignore[arg-type]
+    assert at_noon == pytest.approx((10_000 * 0.27 + 1_000 * 1.10) / 1e6, abs=1e-12)
+    # off-peak: half price, $0.135 and $0.55 per 1M
+    assert b.spent - at_noon == pytest.approx((10_000 * 0.135 + 1_000 * 0.55) / 1e6, abs=1e-12)
 
 
 def test_streams_too(fake: FakeProvider) -> None:

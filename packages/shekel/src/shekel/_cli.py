@@ -357,7 +357,9 @@ def _estimate(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
                     f"{_usd_text(cost)}"
                 )
     else:
-        lines.append("  (tiered price: the total follows the provider's price tiers)")
+        lines.append(
+            "  (the price follows the provider's tiers or the time of day: the total is exact)"
+        )
     lines.append(f"  price source: {rate.source}")
     _write("\n".join(lines) + "\n")
     return 0

@@ -11,9 +11,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+from ._clock import now as clock_now
 from ._errors import BudgetConfigError, UnknownModelError
 from ._money import Nanos, is_finite_number
 from ._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
@@ -262,22 +264,20 @@ def _from_genai_prices(model: str, provider: str | None) -> Rate | None:
         for name in ("input", "output", "cache_read", "cache_write")
     }
     source = f"genai-prices ({calc.provider.id}/{calc.model.id})"
-    if all(v is None or isinstance(v, Decimal) for v in fields.values()):
-        if fields["input"] is None and fields["output"] is None:
-            return None
-        zero = Decimal(0)
-        return Rate.from_price(
-            ModelPrice(
-                fields["input"] or zero,
-                fields["output"] or zero,
-                fields["cache_read"],
-                fields["cache_write"],
-            ),
-            source,
-        )
+    # Some prices change with the date or the time of day (DeepSeek's off-peak hours, a price
+    # announced for next month). A rate is cached for the life of the process, so those are
+    # looked up again for each call, at the time of the call.
+    model_info = calc.model
+    by_time = isinstance(model_info.prices, list)
+    flat_fields = all(v is None or isinstance(v, Decimal) for v in fields.values())
+    if flat_fields and fields["input"] is None and fields["output"] is None:
+        return None
 
-    def tiered(usage: TokenUsage) -> Decimal:
-        result = model_price.calc_price(
+    def priced_now(usage: TokenUsage) -> Decimal:
+        price = model_price
+        if by_time:
+            price = model_info.get_prices(datetime.fromtimestamp(clock_now(), UTC))
+        result = price.calc_price(
             Usage(
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
@@ -292,14 +292,15 @@ def _from_genai_prices(model: str, provider: str | None) -> Rate | None:
         for k, v in fields.items()
     }
     zero = Decimal(0)
-    flat = Rate.from_price(
+    rate = Rate.from_price(
         ModelPrice(
             base["input"] or zero, base["output"] or zero, base["cache_read"], base["cache_write"]
         ),
-        source,
+        source + (" (the price depends on the time of the call)" if by_time else ""),
     )
-    flat.tiered = tiered
-    return flat
+    if by_time or not flat_fields:
+        rate.tiered = priced_now
+    return rate
 
 
 def known_models(provider: str | None = None) -> list[tuple[str, str, ModelPrice | None]]:
