@@ -163,7 +163,7 @@ def measure_providers(sizes: dict[str, Any]) -> dict[str, Any]:
             raw[key] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         raw[key]["budget_spent_usd"] = b.spent
-        raw[key]["calls_recorded"] = b.calls_used
+        raw[key]["calls_recorded"] = b.snapshot().llm_calls_used
         raw[key]["free"] = key == "ollama_call"  # a local model: $0 is right
     return raw
 
@@ -209,7 +209,7 @@ def measure_send(sizes: dict[str, Any], messages: list[dict[str, str]]) -> dict[
     b = shekel.budget(max_usd=1e9)
     out = work.interleaved(run, lambda: b, sizes["send_n"], sizes["repeats"] // 4, sizes["warmup"])
     out["budget_spent_usd"] = b.spent
-    out["calls_recorded"] = b.calls_used
+    out["calls_recorded"] = b.snapshot().llm_calls_used
     out["request_bytes"] = len(request.content)
     return out
 
@@ -273,7 +273,7 @@ def measure_taps(sizes: dict[str, Any]) -> dict[str, Any]:
             tapped_us = h.time_per_op_us(tapped, n, repeats)
         return {
             "per_chunk": [(t - statistics.median(bare_us)) / chunks for t in tapped_us],
-            "calls_recorded": b.calls_used,
+            "calls_recorded": b.snapshot().llm_calls_used,
             "spent_usd": b.spent,
         }
 

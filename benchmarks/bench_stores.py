@@ -125,8 +125,10 @@ def call_overhead(store: Any, strict: bool, sizes: dict[str, Any]) -> dict[str, 
     run = work.openai_calls(work.openai_client())
     raw = work.interleaved(run, lambda: b, sizes["call_n"], sizes["repeats"], sizes["warmup"])
     with_, without = raw["with"], raw["without"]
-    if b.calls_used != raw["calls_with_budget"]:
-        raise RuntimeError(f"{b.calls_used} calls recorded of {raw['calls_with_budget']}")
+    if b.snapshot().llm_calls_used != raw["calls_with_budget"]:
+        raise RuntimeError(
+            f"{b.snapshot().llm_calls_used} calls recorded of {raw['calls_with_budget']}"
+        )
     return {
         "median": statistics.median(with_) - statistics.median(without),
         "min": min(with_) - min(without),

@@ -31,7 +31,7 @@ def test_spend_accumulates_across_with_blocks_of_the_same_object() -> None:
     with session:
         session.record(usd=0.40)
     assert session.spent == 1.05
-    assert session.calls_used == 3
+    assert session.snapshot().llm_calls_used == 3
     assert session.remaining == 3.95
     assert session.limit == 5.0
 
@@ -73,7 +73,7 @@ def test_multi_turn_conversation_accumulates() -> None:
         assert handle_user_message(msg) == msg.upper()
         seen.append(user_session.spent)
     assert seen == [0.0125, 0.025, 0.0375]
-    assert user_session.tokens_used == 45
+    assert user_session.snapshot().tokens_used == 45
 
 
 def test_batch_processing_stops_when_the_budget_is_exhausted() -> None:
@@ -144,8 +144,8 @@ def test_reset_returns_to_zero_and_the_budget_can_be_used_again() -> None:
         session.record(usd=3.0, tokens=100)
     session.reset()
     assert session.spent == 0.0
-    assert session.tokens_used == 0
-    assert session.calls_used == 0
+    assert session.snapshot().tokens_used == 0
+    assert session.snapshot().llm_calls_used == 0
     assert session.remaining == 10.0
     assert session.summary_data()["calls"] == []
     with session:
@@ -250,7 +250,7 @@ def test_token_limit() -> None:
     assert info.value.spent == 1_050
     assert info.value.limit == 1_000
     assert "tokens" in str(info.value)
-    assert b.tokens_used == 1_050
+    assert b.snapshot().tokens_used == 1_050
     assert b.snapshot().tokens_remaining == 0
 
 
@@ -263,32 +263,32 @@ def test_llm_call_limit() -> None:
             b.record(usd=0.01)
     assert info.value.axis == "llm_calls"
     assert info.value.limit == 2
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
 
 
 def test_tool_call_limit_refuses_before_the_tool_runs() -> None:
     b = budget(max_tool_calls=2, name="tools", tool_prices={"search": 0.01})
     with b:
-        b.record_tool_call("search")
-        b.record_tool_call("fetch", usd=0.05)
+        b.tool_call("search").commit()
+        b.tool_call("fetch", usd=0.05).commit()
         with pytest.raises(ToolBudgetExceededError) as info:
-            b.record_tool_call("search")
+            b.tool_call("search").commit()
     err = info.value
     assert isinstance(err, BudgetExceededError)
     assert err.axis == "tool_calls"
     assert err.tool_name == "search"
     assert err.sent is False
     assert err.limit == 2
-    assert b.tool_calls_used == 2  # the refused call was not counted
+    assert b.snapshot().tool_calls_used == 2  # the refused call was not counted
     assert b.spent == 0.06
 
 
 def test_tool_price_pushing_usd_over_is_a_tool_budget_error() -> None:
     b = budget(max_usd=0.05, name="tools", tool_prices={"search": 0.03})
     with b:
-        b.record_tool_call("search")
+        b.tool_call("search").commit()
         with pytest.raises(ToolBudgetExceededError) as info:
-            b.record_tool_call("search")
+            b.tool_call("search").commit()
     assert info.value.axis == "usd"
     assert b.spent == 0.03
 
@@ -298,7 +298,7 @@ def test_tool_prices_of_a_parent_apply_in_a_child() -> None:
         budget(max_usd=1, name="p", tool_prices={"search": 0.02}) as p,
         budget(max_usd=1, name="c") as c,
     ):
-        c.record_tool_call("search")
+        c.tool_call("search").commit()
     assert c.spent == 0.02
     assert p.spent == 0.02
 
@@ -389,7 +389,7 @@ def test_on_warn_gets_dollars_when_there_is_a_usd_limit() -> None:
         name="b",
     )
     for _ in range(3):
-        b.record_tool_call("search")  # 75% of the tool calls: not a money warning
+        b.tool_call("search").commit()  # 75% of the tool calls: not a money warning
     b.record(usd=1.0, tokens=90)  # 90% of the tokens: not a money warning either
     assert calls == []
     b.record(usd=4.0)
@@ -420,12 +420,10 @@ def test_fallback_activates_once_at_the_threshold() -> None:
         session.record(usd=3.0, model="gpt-4o")
     assert not session.model_switched
     assert session.switched_at_usd is None
-    assert session.fallback_model() is None
     with session:
         session.record(usd=1.5, model="gpt-4o")
     assert session.model_switched
     assert session.switched_at_usd == 4.5
-    assert session.fallback_model() == "gpt-4o-mini"
     assert session.fallback_spent == 0.0
     with session:
         session.record(usd=0.2, model="gpt-4o-mini")
@@ -439,7 +437,6 @@ def test_fallback_of_a_parent_is_seen_by_its_children() -> None:
     with budget(max_usd=10, name="p", fallback={"at_pct": 0.5, "model": "cheap"}) as p:
         p.record(usd=6.0)
         with budget(max_usd=3, name="c") as c:
-            assert c.fallback_model() == "cheap"
             c.record(usd=1.0)
     assert p.fallback_spent == 1.0
 

@@ -48,7 +48,7 @@ caps = b.config.caps
 fb = b.config.fallback
 print(json.dumps({
     "name": b.full_name,
-    "max_usd": b.max_usd,
+    "max_usd": b.config.max_usd,
     "max_tokens": None if caps.tokens == UNLIMITED else caps.tokens,
     "max_llm_calls": None if caps.llm_calls == UNLIMITED else caps.llm_calls,
     "warn_at": b.config.warn_at,
@@ -207,7 +207,7 @@ def test_a_refused_call_counts_as_stopped_even_when_caught_and_under_the_cap(
         b = shekel.current_budget()
         for _ in range(3):
             try:
-                b.record_tool_call("search")
+                b.tool_call("search").commit()
                 b.record(usd=0.01)
             except shekel.BudgetExceededError as e:
                 print("refused:", e.axis)
@@ -320,7 +320,8 @@ SHOW_ARGV = """
 import json, sys, shekel
 b = shekel.current_budget()
 print(json.dumps({
-    "argv": sys.argv[1:], "name": b.full_name, "max_usd": b.max_usd, "strict": b.config.strict,
+    "argv": sys.argv[1:], "name": b.full_name, "max_usd": b.config.max_usd,
+    "strict": b.config.strict,
 }))
 """
 
@@ -729,7 +730,7 @@ def test_the_fallback_switch_is_announced(
         import shekel
         b = shekel.current_budget()
         b.record(usd=0.6)
-        print(b.fallback_model())
+        print(b.config.fallback.model if b.model_switched else None)
         """,
     )
     args = ["run", "--budget", "1", "--fallback-model", "gpt-4o-mini", "--fallback-at"]

@@ -117,7 +117,7 @@ def test_decorated_calls_nest_under_the_active_budget() -> None:
     assert w.spent == 0.5
     assert w.spent_by_children == 0.5
     assert w.children == []
-    rollup = w.rollups["research"]
+    rollup = w._node.rollups["research"]
     assert (rollup.runs, rollup.used[0]) == (2, 500_000_000)
     assert w.tree().splitlines()[1] == "  research ×2: $0.50"
 
@@ -153,8 +153,8 @@ def test_concurrent_async_calls_under_one_parent() -> None:
     assert names == ["fanout.call"] * 10
     assert parent.spent == 0.55
     assert parent.children == []
-    assert parent.rollups["call"].runs == 10
-    assert parent.rollups["call"].used[0] == 550_000_000
+    assert parent._node.rollups["call"].runs == 10
+    assert parent._node.rollups["call"].used[0] == 550_000_000
 
 
 def test_decorated_child_is_capped_by_its_parent() -> None:
@@ -221,16 +221,16 @@ def test_with_budget_accepts_every_budget_parameter() -> None:
         assert b.config.history_size == 2
         assert b.config.loop_guard == 5
         assert b._c.ledger is ledger
-        ends = b.period_ends_at()
+        ends = b.snapshot().period_ends_at
         assert ends is not None
         assert 0 < ends - time.time() <= 25 * 3600  # midnight in Paris, within a day
-        b.record_tool_call("search")  # priced by tool_prices
+        b.tool_call("search").commit()  # priced by tool_prices
         assert b.spent == 0.05
         b.record(model="house", input_tokens=5_000)  # $0.50 at $100/M: warns
         assert warned == [(0.55, 1.0)]
         b.record(model="house", input_tokens=2_000)  # $0.75: falls back
         assert switched == ["cheap"]
-        assert b.fallback_model() == "cheap"
+        assert b.model_switched
         with pytest.raises(UnknownModelError):
             b.record(model="nobody-prices-this-model", input_tokens=1)
         return b

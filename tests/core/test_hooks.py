@@ -121,7 +121,7 @@ def test_spend_recorded_fires_for_commits_and_tool_calls(recorder: Recorder) -> 
     b = budget(max_usd=1, name="b")
     with b.reserve(usd=0.1) as r:
         r.commit(usd=0.05)
-    b.record_tool_call("search", usd=0.01)
+    b.tool_call("search", usd=0.01).commit()
     calls = [e[2] for e in recorder.of("spend")]
     assert [c.cost_usd for c in calls] == [0.05, 0.01]
     assert calls[1].tool_name == "search"

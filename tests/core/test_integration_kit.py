@@ -69,7 +69,7 @@ def test_child_of_creates_once_and_then_finds_the_child_as_it_is() -> None:
         first.set_limits(max_usd=0.75)
         again = child_of(root, "step", {"max_usd": 0.1})  # options only at creation
     assert again is first
-    assert again.max_usd == 0.75
+    assert again.config.max_usd == 0.75
     assert first.full_name == "budget.step"
 
 
@@ -79,10 +79,10 @@ def test_framework_levels_do_not_count_against_the_depth_of_hand_written_budgets
         node = child_of(graph, "node")
         sub = child_of(node, "subgraph")
         with graph, node, sub, budget(name="l2"), budget(name="l3"), budget(name="l4") as deepest:
-            assert deepest.depth == 7
+            assert deepest._node.depth == 7
             with pytest.raises(BudgetConfigError, match="at most 5 levels"), budget(name="l5"):
                 pass
-    assert run.depth == 0
+    assert run._node.depth == 0
 
 
 def test_a_mapped_name_that_matched_nothing_is_named_when_its_budget_ends() -> None:

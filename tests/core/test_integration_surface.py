@@ -19,6 +19,7 @@ from shekel import (
     budget_name,
     current_budget,
 )
+from shekel.integration import activate, deactivate
 
 # -- parent.child(name) ----------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ def test_a_child_is_auto_capped_to_what_its_parent_has_left() -> None:
         root.record(usd=7)
     child = root.child("late", max_usd=5)
     assert child.limit == 3
-    assert child.max_usd == 5
+    assert child.config.max_usd == 5
 
 
 def test_spend_of_a_child_reaches_its_parent_without_entering_either() -> None:
@@ -93,7 +94,7 @@ def test_a_hundred_threads_creating_one_child_get_the_same_one() -> None:
         t.join()
     assert len({id(c) for c in seen}) == 1
     assert root.children == [seen[0]]
-    assert (seen[0].spent, seen[0].tokens_used) == (50, 100)
+    assert (seen[0].spent, seen[0].snapshot().tokens_used) == (50, 100)
     assert root.spent == 50
 
 
@@ -149,11 +150,11 @@ def test_budget_name_never_makes_two_names_equal() -> None:
 
 def test_activate_and_deactivate_like_a_with_block() -> None:
     root = budget(max_usd=1, name="root")
-    activation = root.activate()
+    activation = activate(root)
     assert current_budget() is root
     assert root.is_active
-    root.deactivate(activation)
-    root.deactivate(activation)  # twice: harmless
+    deactivate(activation)
+    deactivate(activation)  # twice: harmless
     assert current_budget() is None
     assert not root.is_active
 
@@ -165,11 +166,11 @@ def test_an_activation_ended_in_a_copied_context_leaves_nothing_active() -> None
         parent = budget(max_usd=10, name="parent")
         async with parent:
             child = parent.child("step")
-            activation = child.activate()
+            activation = activate(child)
             assert current_budget() is child
 
             async def end_elsewhere() -> None:
-                child.deactivate(activation)
+                deactivate(activation)
 
             await asyncio.create_task(end_elsewhere(), context=contextvars.copy_context())
             inside = current_budget()
@@ -184,8 +185,8 @@ def test_an_activation_ended_in_a_copied_context_leaves_nothing_active() -> None
 
 def test_an_activation_ended_from_another_thread_leaves_nothing_active() -> None:
     root = budget(max_usd=1, name="root")
-    activation = root.activate()
-    ender = threading.Thread(target=root.deactivate, args=(activation,))
+    activation = activate(root)
+    ender = threading.Thread(target=deactivate, args=(activation,))
     ender.start()
     ender.join()
     assert current_budget() is None
@@ -193,12 +194,19 @@ def test_an_activation_ended_from_another_thread_leaves_nothing_active() -> None
         assert nxt.full_name == "next"  # not nested under the ended root
 
 
-def test_deactivate_refuses_another_budgets_activation() -> None:
+def test_the_old_activate_methods_warn_and_still_work() -> None:
     a, b = budget(name="a"), budget(name="b")
-    activation = a.activate()
-    with pytest.raises(BudgetConfigError, match="belongs to budget 'a'"):
+    with pytest.warns(DeprecationWarning, match=r"shekel\.integration\.activate\(budget\)"):
+        activation = a.activate()
+    assert current_budget() is a
+    with (
+        pytest.warns(DeprecationWarning, match="deactivate"),
+        pytest.raises(BudgetConfigError, match="belongs to budget 'a'"),
+    ):
         b.deactivate(activation)
-    a.deactivate(activation)
+    with pytest.warns(DeprecationWarning, match="deactivate"):
+        a.deactivate(activation)
+    assert current_budget() is None
 
 
 # -- check -----------------------------------------------------------------------------------
@@ -248,7 +256,7 @@ def test_a_tool_call_is_counted_before_it_runs_and_committed_after() -> None:
         call.commit(usd=0.01)
     with b.tool_call("search"):
         pass  # ends normally: recorded at its held price
-    assert b.tool_calls_used == 2
+    assert b.snapshot().tool_calls_used == 2
     assert b.spent == pytest.approx(0.06)
     with pytest.raises(ToolBudgetExceededError) as caught, b.tool_call("search"):
         pytest.fail("a third call must not run")
@@ -274,7 +282,7 @@ def test_tool_calls_held_at_once_count_against_the_cap() -> None:
     first.release()
     second.commit()
     b.tool_call("c").commit()
-    assert b.tool_calls_used == 2
+    assert b.snapshot().tool_calls_used == 2
 
 
 # -- live limits -----------------------------------------------------------------------------
@@ -289,7 +297,7 @@ def test_raising_a_limit_lets_an_exhausted_budget_go_on() -> None:
     root.set_limits(max_usd=3)
     step.set_limits(max_usd=2)
     step.check()
-    assert (root.limit, step.limit, step.max_usd) == (3, 2, 2)
+    assert (root.limit, step.limit, step.config.max_usd) == (3, 2, 2)
     step.record(usd=0.5)
     assert root.spent == 1.5
 
@@ -350,10 +358,10 @@ def test_a_report_with_a_call_id_is_idempotent() -> None:
     first = b.record(model="gpt-4o-mini", input_tokens=100, output_tokens=10, call_id="run-1")
     again = b.record(model="gpt-4o-mini", input_tokens=100, output_tokens=10, call_id="run-1")
     assert again is first
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert first.source == "manual"
     b.record(model="gpt-4o-mini", input_tokens=100, output_tokens=10, call_id="run-2", source="x")
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
     assert b.history().calls[-1].source == "x"
 
 
@@ -372,7 +380,7 @@ def test_one_call_id_reported_by_many_threads_at_once_counts_once() -> None:
         w.start()
     for w in workers:
         w.join()
-    assert b.calls_used == 50
+    assert b.snapshot().llm_calls_used == 50
     assert b.spent == pytest.approx(0.05)
     assert len({id(r) for r in reports}) == 50  # every report got the call as first recorded
 

@@ -242,7 +242,7 @@ def test_nested_budgets_on_another_ledger() -> None:
     assert w.spent == 10.5
     assert w.spent_by_children == 3.5
     assert w.spent_direct == 7.0
-    assert w.tokens_used == 10
+    assert w.snapshot().tokens_used == 10
     assert "child: $3.50 / $3.00" in w.tree()
     assert ledger.calls["record"] == 3
     assert ledger.calls["reserve"] == 2

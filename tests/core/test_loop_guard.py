@@ -40,26 +40,26 @@ def test_the_third_identical_tool_call_is_stopped_before_it_runs() -> None:
     assert error.budget_name == "agent"
     assert 'tool \'search\' with {"q": "shekel"}' in str(error)
     assert "3rd time" in str(error)
-    assert b.tool_calls_used == 3
+    assert b.snapshot().tool_calls_used == 3
 
 
 def test_a_parents_guard_counts_the_calls_of_its_children() -> None:
     with budget(max_usd=1, name="app", loop_guard=2) as app:
         with budget(name="one") as one:
-            one.record_tool_call("fetch", arguments=["a"])
+            one.tool_call("fetch", arguments=["a"]).commit()
         with budget(name="two") as two, pytest.raises(LoopGuardError) as caught:
-            two.record_tool_call("fetch", arguments=["a"])
+            two.tool_call("fetch", arguments=["a"]).commit()
     assert caught.value.budget_name == "app"
-    assert app.tool_calls_used == 1
+    assert app.snapshot().tool_calls_used == 1
 
 
 def test_reset_forgets_the_calls_seen() -> None:
     b = budget(max_usd=1, name="agent", loop_guard=2)
     with b:
-        b.record_tool_call("search", arguments=1)
+        b.tool_call("search", arguments=1).commit()
     b.reset()
     with b:
-        b.record_tool_call("search", arguments=1)
+        b.tool_call("search", arguments=1).commit()
 
 
 @pytest.mark.parametrize("value", [0, 1, 2.5, "3", True])
@@ -87,7 +87,7 @@ def test_the_same_last_message_to_the_same_model_is_a_repeat(
         client.chat.completions.create(model="gpt-4o", messages=history)  # another model
     assert "the same request to gpt-4o-mini" in str(caught.value)
     assert len(fake.requests) == 4  # the refused one was never sent, nor retried
-    assert b.calls_used == 4
+    assert b.snapshot().llm_calls_used == 4
 
 
 def test_the_runaway_agent_is_stopped_before_the_cap(
@@ -97,6 +97,8 @@ def test_the_runaway_agent_is_stopped_before_the_cap(
     monkeypatch.setattr(sys, "argv", [str(EXAMPLE)])
     with budget(max_usd=0.05, name="run", loop_guard=3) as b, pytest.raises(LoopGuardError):
         runpy.run_path(str(EXAMPLE), run_name="__main__")
-    assert b.calls_used == 3  # the task, then "fix it" twice; the third "fix it" never went
+    assert (
+        b.snapshot().llm_calls_used == 3
+    )  # the task, then "fix it" twice; the third "fix it" never went
     assert b.spent < 0.05
     assert "attempt 4" in capsys.readouterr().out

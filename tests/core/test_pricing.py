@@ -75,7 +75,7 @@ def test_cached_input_tokens_are_priced_at_the_cached_rate() -> None:
     assert b.spent == published(10_000, 2_000, 8_000, GPT_4O_MINI) == 0.0021
     assert call.cache_read_tokens == 8_000
     assert call.input_tokens == 10_000
-    assert b.tokens_used == 12_000
+    assert b.snapshot().tokens_used == 12_000
     uncached = budget(name="u")
     uncached.record(model="gpt-4o-mini", input_tokens=10_000, output_tokens=2_000)
     assert uncached.spent == 0.0027
@@ -212,8 +212,8 @@ def test_unknown_model_warns_once_and_still_counts_tokens() -> None:
             warnings.simplefilter("error")
             b.record(model=model, input_tokens=10, output_tokens=5)
     assert b.spent == 0.0
-    assert b.tokens_used == 165
-    assert b.calls_used == 2
+    assert b.snapshot().tokens_used == 165
+    assert b.snapshot().llm_calls_used == 2
     data = b.summary_data()
     assert data["incomplete"] is True
     assert data["unpriced_calls"] == 2
@@ -240,7 +240,7 @@ def test_token_caps_apply_to_unknown_models() -> None:
         with pytest.raises(BudgetExceededError) as info:
             b.record(model=model, input_tokens=600)
     assert info.value.axis == "tokens"
-    assert b.tokens_used == 1_200
+    assert b.snapshot().tokens_used == 1_200
 
 
 def test_unknown_models_error_raises() -> None:
@@ -323,4 +323,4 @@ def test_model_name_caches_are_bounded() -> None:
                 b.record(model=f"invented-model-{i}", input_tokens=1)
     assert len(_pricing._cache) <= _pricing.CACHE_SIZE
     assert len(_pricing._warned_models) <= _pricing.CACHE_SIZE
-    assert b.tokens_used == _pricing.CACHE_SIZE + 500
+    assert b.snapshot().tokens_used == _pricing.CACHE_SIZE + 500

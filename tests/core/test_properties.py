@@ -106,7 +106,7 @@ def test_spent_is_direct_plus_children(nodes: list[Node], steps: list[tuple]) ->
                     target.record(usd=usd(a), tokens=1)
                 elif kind == "tool":
                     try:
-                        target.record_tool_call("t", usd=usd(a))
+                        target.tool_call("t", usd=usd(a)).commit()
                     except BudgetExceededError:
                         assert [nanos(n.budget.spent) for n in nodes] == before
                         raise
@@ -238,7 +238,7 @@ def test_reservations_never_let_a_budget_in_the_chain_exceed_its_cap(
             target = chain[a]
             expected = fits(read_chain(chain[: a + 1]), b, 0)
             try:
-                target.record_tool_call("search", usd=usd(b))
+                target.tool_call("search", usd=usd(b)).commit()
             except BudgetExceededError:
                 assert not expected
                 assert read_chain(chain) == before

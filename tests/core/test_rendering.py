@@ -226,7 +226,7 @@ def test_tree_shows_the_caps_on_other_axes() -> None:
     with budget(max_usd=5, name="crew") as crew:
         with budget(max_llm_calls=4, max_tool_calls=2, name="researcher") as r:
             r.record(usd=0.5)
-            r.record_tool_call("search")
+            r.tool_call("search").commit()
     assert crew.tree().splitlines() == [
         "crew: $0.50 / $5.00 (direct: $0.00)",
         "  researcher: $0.50 / no limit, 1 / 4 LLM calls, 1 / 2 tool calls (direct: $0.50)",

@@ -34,7 +34,7 @@ def _retained_after(calls: int) -> int:
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
     assert service.children == []
-    assert service.rollups["handle"].runs == calls + 1
+    assert service._node.rollups["handle"].runs == calls + 1
     return after - before
 
 
@@ -51,8 +51,8 @@ def test_ten_thousand_repeats_add_up_exactly() -> None:
         for _ in range(10_000):
             handle()
     assert service.spent == pytest.approx(0.1, abs=1e-12)
-    assert service.tokens_used == 30_000
-    assert service.calls_used == 10_000
+    assert service.snapshot().tokens_used == 30_000
+    assert service.snapshot().llm_calls_used == 10_000
     assert service.spent_direct == 0
     assert service.spent_by_children == pytest.approx(0.1, abs=1e-12)
     assert (
@@ -71,7 +71,7 @@ def test_a_repeat_reused_across_blocks_is_counted_once() -> None:
             with step:
                 step.record(usd=0.1)
     assert step.full_name == "run.budget"
-    rollup = run.rollups["budget"]
+    rollup = run._node.rollups["budget"]
     assert rollup.runs == 1
     assert rollup.used[0] == 300_000_000  # 3 x $0.10, not 1 + 2 + 3 blocks' worth
     assert run.spent == pytest.approx(0.3)
@@ -86,7 +86,7 @@ def test_fresh_same_name_budgets_under_shekel_runs_budget_share_one_rollup() -> 
             with budget(max_usd=1, name="step") as again:
                 again.record(usd=0.01)
     assert [c.name for c in run.children] == ["step"]  # the first keeps its place
-    assert run.rollups["step"].runs == 100
+    assert run._node.rollups["step"].runs == 100
     assert run.spent == pytest.approx(1.1)
     assert run.tree().splitlines()[1:] == [
         "  step: $0.10 / $1.00 (direct: $0.10)",
@@ -130,7 +130,7 @@ def test_a_decorated_generator_is_metered_while_its_body_runs() -> None:
     assert items == [0, 1, 2]
     assert seen == ["app.producer"] * 3
     assert app.spent == pytest.approx(0.3)
-    assert app.rollups["producer"].runs == 1
+    assert app._node.rollups["producer"].runs == 1
 
 
 def test_a_decorated_generator_is_stopped_by_its_cap() -> None:
@@ -216,7 +216,7 @@ def test_a_decorated_generator_closed_in_its_block_cleans_up_inside_its_budget()
         it.close()
     assert cleanup == ["app.producer"]
     assert app.spent == pytest.approx(0.15)
-    assert app.rollups["producer"].used[0] == 150_000_000
+    assert app._node.rollups["producer"].used[0] == 150_000_000
 
 
 def test_a_decorated_generator_closed_after_its_block_cleans_up_outside_it() -> None:
@@ -231,7 +231,7 @@ def test_a_decorated_generator_closed_after_its_block_cleans_up_outside_it() -> 
     assert cleanup == [None, "other"]
     # What the cleanups recorded on their own budgets still counts there and in 'app'.
     assert app.spent == pytest.approx(0.3)
-    assert app.rollups["producer"].used[0] == 300_000_000
+    assert app._node.rollups["producer"].used[0] == 300_000_000
     assert app.tree().splitlines()[1] == "  producer ×2: $0.30"
     assert other.spent == 0
     assert current_budget() is None

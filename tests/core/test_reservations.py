@@ -39,7 +39,7 @@ def test_commit_can_price_a_model() -> None:
         r.commit(model="house-model", input_tokens=1_000, output_tokens=500)
     # 1,000 x $1/M + 500 x $2/M = $0.002
     assert b.spent == 0.002
-    assert b.tokens_used == 1_500
+    assert b.snapshot().tokens_used == 1_500
     assert b.summary_data()["calls"][0]["model"] == "house-model"
 
 
@@ -197,7 +197,7 @@ def test_bad_reservation_amounts(kwargs: dict[str, object], param: str) -> None:
 def test_snapshot_fields() -> None:
     b = budget(max_usd=2.0, max_tokens=100, max_llm_calls=5, max_tool_calls=3, name="b")
     b.record(usd=0.5, tokens=40)
-    b.record_tool_call("search")
+    b.tool_call("search").commit()
     r = b.reserve(usd=0.25, tokens=10)
     s = b.snapshot()
     assert s.usd_used == 0.5

@@ -173,7 +173,7 @@ def test_bad_record_arguments_record_nothing(kwargs: dict[str, object], param: s
     with pytest.raises(BudgetConfigError, match=param):
         b.record(**kwargs)  # type: ignore[arg-type]
     assert b.spent == 0.0
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
     assert b.summary_data()["total_calls"] == 0
 
 
@@ -213,7 +213,7 @@ def test_a_bad_commit_changes_nothing_and_keeps_the_hold_releasable(
         assert (snap.usd_used, snap.tokens_used) == (0, 0)
         with b.reserve(usd=0.9) as again:  # all the room is there again
             again.commit(usd=0.1, tokens=5)
-    assert (b.spent, b.tokens_used) == (pytest.approx(0.1), 5)
+    assert (b.spent, b.snapshot().tokens_used) == (pytest.approx(0.1), 5)
 
 
 def test_a_bad_commit_can_be_corrected_before_the_block_ends() -> None:
@@ -244,10 +244,10 @@ def test_a_bad_pool_commit_changes_nothing() -> None:
         (lambda b: b.record(model="\t\n", usd=0.01), "model"),
         (lambda b: b.record(provider=5, model="gpt-4o", input_tokens=1), "provider"),
         (lambda b: b.record(tokens=10**16), "tokens"),
-        (lambda b: b.record_tool_call(("a", 1)), "tool_name"),
-        (lambda b: b.record_tool_call(5), "tool_name"),
-        (lambda b: b.record_tool_call(""), "tool_name"),
-        (lambda b: b.record_tool_call("  "), "tool_name"),
+        (lambda b: b.tool_call(("a", 1)).commit(), "tool_name"),
+        (lambda b: b.tool_call(5).commit(), "tool_name"),
+        (lambda b: b.tool_call("").commit(), "tool_name"),
+        (lambda b: b.tool_call("  ").commit(), "tool_name"),
         (lambda b: b.reserve(tokens=-1), "tokens"),
         (lambda b: b.record(usd=10**30), "usd"),
         (lambda b: b.record(usd=1e300), "usd"),
@@ -273,7 +273,7 @@ def test_bad_arguments_name_their_parameter_and_record_nothing(call: object, par
         with pytest.raises(BudgetConfigError, match=param):
             call(b)  # type: ignore[operator]
         assert b.snapshot().usd_used == 0
-        assert b.tool_calls_used == 0
+        assert b.snapshot().tool_calls_used == 0
         assert b.history().total_calls == 0
 
 
@@ -299,7 +299,7 @@ def test_summary_of_tool_calls_is_json() -> None:
     import json
 
     with budget(max_tool_calls=5) as b:
-        b.record_tool_call("search", usd=0.01)
+        b.tool_call("search", usd=0.01).commit()
     json.dumps(b.summary_data())
 
 

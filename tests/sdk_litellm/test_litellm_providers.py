@@ -48,7 +48,7 @@ def test_gemini_completion_counted_once(fake: FakeProvider) -> None:
         response = litellm.completion(**_gemini(fake))
     assert response.choices[0].message.content == "gem"
     assert fake.requests[0].path == "/v1beta/models/gemini-2.5-flash:generateContent"
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.spent == pytest.approx(cost(GEMINI_FLASH, 1000, 10), abs=1e-12)
 
 
@@ -66,7 +66,7 @@ def test_gemini_streamed_and_async(fake: FakeProvider) -> None:
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
         assert asyncio.run(acall()) == "async"
     assert text == "a b c"
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
     assert b.spent == pytest.approx(
         cost(GEMINI_FLASH, 500, 3) + cost(GEMINI_FLASH, 200, 1), abs=1e-12
     )
@@ -78,7 +78,7 @@ def test_bedrock_completion_counted_once(fake: FakeProvider) -> None:
         response = litellm.completion(**_bedrock(fake))
     assert response.choices[0].message.content == "bed"
     assert fake.requests[0].path.endswith("/converse")
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.spent == pytest.approx(cost(BEDROCK_CLAUDE_HAIKU, 1000, 10), abs=1e-12)
 
 
@@ -88,7 +88,7 @@ def test_bedrock_streamed(fake: FakeProvider) -> None:
         stream = litellm.completion(**_bedrock(fake, stream=True))
         text = "".join(chunk.choices[0].delta.content or "" for chunk in stream)
     assert text == "x y z"
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.spent == pytest.approx(cost(BEDROCK_CLAUDE_HAIKU, 300, 3), abs=1e-12)
 
 
@@ -101,7 +101,7 @@ def test_refused_before_sending(fake: FakeProvider) -> None:
             litellm.completion(**_gemini(fake))
     assert refused.value.sent is False
     assert len(fake.requests) == 1
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_strict_lowers_gemini_output(fake: FakeProvider) -> None:

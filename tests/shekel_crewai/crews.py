@@ -99,7 +99,7 @@ class ScriptedLLM(BaseLLM):
                     response_id=self.response_id,
                 )
         active = shekel.current_budget()
-        self._counted.append(None if active is None else active.calls_used)
+        self._counted.append(None if active is None else active.snapshot().llm_calls_used)
         return text
 
     async def acall(self, *args: Any, **kwargs: Any) -> str:

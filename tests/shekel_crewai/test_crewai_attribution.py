@@ -28,7 +28,11 @@ def test_each_agent_pays_for_its_own_calls_once(fake: FakeProvider) -> None:
     sent = requests_by_role(fake)
     assert sent == {ANALYST: 2, WRITER: 1}
     analyst, writer = child(spend, ANALYST), child(spend, WRITER)
-    assert (analyst.calls_used, writer.calls_used, spend.calls_used) == (2, 1, 3)
+    assert (
+        analyst.snapshot().llm_calls_used,
+        writer.snapshot().llm_calls_used,
+        spend.snapshot().llm_calls_used,
+    ) == (2, 1, 3)
     assert analyst.spent == pytest.approx(cost(2), abs=1e-12)
     assert writer.spent == pytest.approx(cost(1), abs=1e-12)
     assert spend.spent == pytest.approx(cost(3), abs=1e-12)
@@ -44,9 +48,11 @@ def test_one_llm_object_shared_by_both_agents_is_counted_once(fake: FakeProvider
     with budget(name="crew", prices=PRICES) as spend:
         output = crew.kickoff()
     assert len(fake.requests) == 2
-    assert spend.calls_used == 2
-    assert spend.tokens_used == 2 * (1000 + 100)
-    assert output.token_usage.total_tokens == 2 * spend.tokens_used  # CrewAI's double count
+    assert spend.snapshot().llm_calls_used == 2
+    assert spend.snapshot().tokens_used == 2 * (1000 + 100)
+    assert (
+        output.token_usage.total_tokens == 2 * spend.snapshot().tokens_used
+    )  # CrewAI's double count
 
 
 def test_the_tree_shows_the_breakdown(fake: FakeProvider) -> None:
@@ -69,7 +75,7 @@ def test_the_tree_shows_the_breakdown(fake: FakeProvider) -> None:
     assert lines[3].strip().startswith(f"write: {cost} / $0.25")
     write = spend.find_child(WRITER).find_child("write")  # type: ignore[union-attr]
     assert write is not None
-    assert write.calls_used == 1
+    assert write.snapshot().llm_calls_used == 1
     assert write.full_name == "app.crew.Content Writer.write"
 
 
@@ -82,7 +88,7 @@ def test_task_budgets_sit_under_the_agent_that_runs_them(fake: FakeProvider) -> 
     assert analyst is not None
     task = analyst.find_child("research 2")
     assert task is not None
-    assert task.calls_used == 1
+    assert task.snapshot().llm_calls_used == 1
     assert task.spent == pytest.approx(cost(1), abs=1e-12)
     assert analyst.spent_direct == pytest.approx(cost(1), abs=1e-12)
     assert analyst.children == [task]
@@ -93,7 +99,10 @@ def test_one_child_per_role_across_tasks_and_kickoffs(fake: FakeProvider) -> Non
     with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff()
         crew.kickoff()
-    assert [(c.name, c.calls_used) for c in spend.children] == [(ANALYST, 4), (WRITER, 2)]
+    assert [(c.name, c.snapshot().llm_calls_used) for c in spend.children] == [
+        (ANALYST, 4),
+        (WRITER, 2),
+    ]
     assert len(fake.requests) == 6
 
 
@@ -104,7 +113,7 @@ def test_roles_that_are_not_budget_names_are_encoded(fake: FakeProvider) -> None
         crew.kickoff()
     assert budget_name("Sr. Analyst 100%") == "Sr%2E Analyst 100%25"
     assert spend.children[0].full_name == "crew.Sr%2E Analyst 100%25"
-    assert spend.children[0].calls_used == 1
+    assert spend.children[0].snapshot().llm_calls_used == 1
 
 
 def test_streamed_calls_are_counted_once(fake: FakeProvider) -> None:
@@ -113,7 +122,7 @@ def test_streamed_calls_are_counted_once(fake: FakeProvider) -> None:
         crew.kickoff()
     assert [r.body.get("stream") for r in fake.requests] == [True, True]
     assert requests_by_role(fake) == {ANALYST: 1, WRITER: 1}
-    assert [c.calls_used for c in spend.children] == [1, 1]
+    assert [c.snapshot().llm_calls_used for c in spend.children] == [1, 1]
     assert spend.spent == pytest.approx(cost(2), abs=1e-12)
 
 
@@ -130,7 +139,7 @@ def test_anthropic_provider_calls_are_counted_once(fake: FakeProvider) -> None:
         crew.kickoff()
     sent = requests_by_role(fake, "/v1/messages")
     assert sent == {ANALYST: 1, WRITER: 1}
-    assert [c.calls_used for c in spend.children] == [1, 1]
+    assert [c.snapshot().llm_calls_used for c in spend.children] == [1, 1]
     assert spend.spent == pytest.approx(2 * (1000 * 1.0 + 100 * 5.0) / 1e6, abs=1e-12)
 
 
@@ -145,7 +154,7 @@ def test_any_named_budget_gives_the_agents_children(fake: FakeProvider) -> None:
         "nightly.Research Analyst",
         "nightly.Content Writer",
     ]
-    assert [c.calls_used for c in nightly.children] == [1, 1]
+    assert [c.snapshot().llm_calls_used for c in nightly.children] == [1, 1]
 
 
 def test_agents_get_children_under_an_unnamed_budget_too(fake: FakeProvider) -> None:
@@ -156,7 +165,7 @@ def test_agents_get_children_under_an_unnamed_budget_too(fake: FakeProvider) -> 
         "budget.Research Analyst",
         "budget.Content Writer",
     ]
-    assert plain.calls_used == 2
+    assert plain.snapshot().llm_calls_used == 2
     assert plain.spent_direct == 0
 
 
@@ -188,8 +197,8 @@ def test_a_crew_wrapped_once_serves_every_budget_it_runs_under(fake: FakeProvide
             crew.kickoff()
         crew_spend = spend.find_child("crew")
         assert crew_spend is not None
-        assert (crew_spend.full_name, crew_spend.max_usd) == (f"{user}.crew", 0.5)
-        assert [(c.full_name, c.calls_used) for c in crew_spend.children] == [
+        assert (crew_spend.full_name, crew_spend.config.max_usd) == (f"{user}.crew", 0.5)
+        assert [(c.full_name, c.snapshot().llm_calls_used) for c in crew_spend.children] == [
             (f"{user}.crew.Research Analyst", 1),
             (f"{user}.crew.Content Writer", 1),
         ]
@@ -203,4 +212,4 @@ def test_copies_of_a_wrapped_crew_keep_its_limits(fake: FakeProvider) -> None:
         crew.kickoff_for_each(inputs=[{"topic": "a"}, {"topic": "b"}])
     analyst = app.find_child("crew").find_child(ANALYST)  # type: ignore[union-attr]
     assert analyst is not None
-    assert (analyst.calls_used, analyst.snapshot().llm_calls_remaining) == (2, 3)
+    assert (analyst.snapshot().llm_calls_used, analyst.snapshot().llm_calls_remaining) == (2, 3)

@@ -30,8 +30,8 @@ def test_each_call_is_recorded_once_on_its_agent(entry: str) -> None:
     assert (analyst_llm.calls, writer_llm.calls) == (2, 1)
     analyst, writer = spend.children
     assert (analyst.name, writer.name) == (ANALYST, WRITER)
-    assert (analyst.calls_used, writer.calls_used) == (2, 1)
-    assert analyst.tokens_used == 2 * (SCRIPTED_IN + SCRIPTED_OUT)
+    assert (analyst.snapshot().llm_calls_used, writer.snapshot().llm_calls_used) == (2, 1)
+    assert analyst.snapshot().tokens_used == 2 * (SCRIPTED_IN + SCRIPTED_OUT)
     assert analyst.spent == pytest.approx(cost(2, MODEL), abs=1e-12)
     assert spend.spent == pytest.approx(cost(3, MODEL), abs=1e-12)
     records = analyst.history().calls
@@ -56,7 +56,7 @@ def test_a_custom_llm_repeating_one_response_id_loses_no_call() -> None:
         crew.kickoff()
         crewai_event_bus.flush()
     assert llm.calls == 3
-    assert spend.calls_used == 3
+    assert spend.snapshot().llm_calls_used == 3
     assert spend.spent == pytest.approx(cost(3, MODEL), abs=1e-12)
 
 
@@ -69,7 +69,7 @@ def test_a_custom_llm_agent_is_stopped_before_its_next_call() -> None:
         crew.kickoff()
     assert caught.value.task_name == "research 3"
     assert analyst_llm.calls == 2
-    assert spend.children[0].calls_used == 2
+    assert spend.children[0].snapshot().llm_calls_used == 2
 
 
 def test_a_custom_llm_call_crossing_a_usd_cap_is_recorded_and_stops_the_next() -> None:
@@ -89,7 +89,7 @@ def test_a_direct_call_outside_any_agent_is_recorded_by_the_event_bus() -> None:
     with budget(name="direct", prices=PRICES) as direct:
         llm.call("hello")
         crewai_event_bus.flush()
-    assert direct.calls_used == 1
+    assert direct.snapshot().llm_calls_used == 1
     assert direct.spent == pytest.approx(cost(1, MODEL), abs=1e-12)
 
 
@@ -119,5 +119,5 @@ def test_a_custom_llm_that_reports_nothing_is_invisible() -> None:
         warnings.simplefilter("error", UsageMissingWarning)
         crew.kickoff()
     assert llm.calls == 2
-    assert spend.calls_used == 0
+    assert spend.snapshot().llm_calls_used == 0
     assert [c.name for c in spend.children] == [ANALYST, WRITER]

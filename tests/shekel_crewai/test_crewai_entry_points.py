@@ -77,8 +77,8 @@ def test_each_agent_pays_for_its_calls(
     output = run(crew, spend)
     assert output.raw == "done"
     assert requests_by_role(fake) == {ANALYST: 2, WRITER: 1}
-    assert child(spend, ANALYST).calls_used == 2
-    assert child(spend, WRITER, "write").calls_used == 1
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 2
+    assert child(spend, WRITER, "write").snapshot().llm_calls_used == 1
     assert spend.spent == pytest.approx(cost(3), abs=1e-12)
     assert spend.spent_direct == 0
 
@@ -101,7 +101,7 @@ def test_an_agent_cap_stops_the_agent_without_retry(
     assert (caught.value.budget_name, caught.value.sent) == ("crew.Research Analyst", False)
     assert requests_by_role(fake) == {ANALYST: 1}
     assert tries.tries == {ANALYST: 2}
-    assert child(spend, ANALYST).calls_used == 1
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 1
 
 
 # -- async_execution tasks side by side ---------------------------------------------------------
@@ -167,12 +167,12 @@ def test_async_tasks_side_by_side_pay_for_their_own_agents(
     run(crew, spend)
     assert meeting.met == [True, True]
     assert requests_by_role(fake) == {ANALYST: 1, WRITER: 2}
-    assert child(spend, ANALYST, "research").calls_used == 1
-    assert child(spend, WRITER, "outline").calls_used == 1
+    assert child(spend, ANALYST, "research").snapshot().llm_calls_used == 1
+    assert child(spend, WRITER, "outline").snapshot().llm_calls_used == 1
     assert child(spend, WRITER).spent == pytest.approx(cost(2), abs=1e-12)
     assert child(spend, WRITER).spent_direct == pytest.approx(cost(1), abs=1e-12)
     assert spend.spent == pytest.approx(cost(3), abs=1e-12)
-    assert spend.active_children == ()
+    assert spend.active_child is None
 
 
 def test_a_capped_agent_in_a_side_task_stops_the_crew(

@@ -43,7 +43,10 @@ def test_seed_per_agent_budgets(fake: FakeProvider) -> None:
     ]
     researcher_spend, writer_spend = crew_spend.children
     assert requests_by_role(fake) == {ANALYST: 1, WRITER: 1}
-    assert (researcher_spend.calls_used, writer_spend.calls_used) == (1, 1)
+    assert (researcher_spend.snapshot().llm_calls_used, writer_spend.snapshot().llm_calls_used) == (
+        1,
+        1,
+    )
     assert researcher_spend.spent == pytest.approx(cost(1), abs=1e-12)
     assert crew_spend.spent == pytest.approx(cost(2), abs=1e-12)
 
@@ -68,7 +71,7 @@ def test_an_agent_of_a_wrapped_crew_run_by_hand_pays_like_any_agent(fake: FakePr
     with budget(name="app", prices=PRICES) as app:
         analyst.execute_task(task)
     assert app.children == []
-    assert app.calls_used == 1
+    assert app.snapshot().llm_calls_used == 1
 
 
 def test_delegated_work_is_charged_under_the_delegating_agent() -> None:
@@ -89,9 +92,9 @@ def test_delegated_work_is_charged_under_the_delegating_agent() -> None:
     assert (analyst_llm.calls, writer_llm.calls) == (2, 1)
     nested = child(spend, ANALYST).children
     assert [b.full_name for b in nested] == ["crew.Research Analyst.Content Writer"]
-    assert nested[0].calls_used == 1
+    assert nested[0].snapshot().llm_calls_used == 1
     assert nested[0].snapshot().llm_calls_remaining == 2  # its own max_llm_calls=3
-    assert child(spend, ANALYST).calls_used == 3
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 3
     assert [c.name for c in spend.children] == [ANALYST]
 
 
@@ -119,7 +122,7 @@ def test_a_hierarchical_crews_manager_pays_for_the_work_it_delegates() -> None:
     assert manager.children[0].children[0].full_name == (
         "crew.Crew Manager.research.Research Analyst"
     )
-    assert child(manager, "research").calls_used == 3
+    assert child(manager, "research").snapshot().llm_calls_used == 3
 
 
 def test_kickoff_for_each_charges_the_same_agent_budgets(fake: FakeProvider) -> None:
@@ -131,4 +134,4 @@ def test_kickoff_for_each_charges_the_same_agent_budgets(fake: FakeProvider) -> 
         crew.kickoff_for_each(inputs=[{"topic": "a"}, {"topic": "b"}])
     assert len(fake.requests) == 2
     assert [c.full_name for c in spend.children] == ["crew.Research Analyst"]
-    assert child(spend, ANALYST).calls_used == 2
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 2

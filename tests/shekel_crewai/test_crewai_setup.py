@@ -79,11 +79,11 @@ def test_every_form_of_limit_is_accepted(fake: FakeProvider) -> None:
     )
     with budget(name="app") as app:
         crew.kickoff()
-    assert child(app, "crew").max_usd == 10
-    assert child(app, "crew", ANALYST).max_usd == 2.5
-    assert child(app, "crew", WRITER).max_usd is None
+    assert child(app, "crew").config.max_usd == 10
+    assert child(app, "crew", ANALYST).config.max_usd == 2.5
+    assert child(app, "crew", WRITER).config.max_usd is None
     assert child(app, "crew", ANALYST, "research").snapshot().tool_calls_remaining == 3
-    assert child(app, "crew", WRITER, "write").max_usd == 0.5
+    assert child(app, "crew", WRITER, "write").config.max_usd == 0.5
 
 
 def test_a_role_or_task_name_that_matched_nothing_is_named_when_the_budget_ends(
@@ -100,7 +100,7 @@ def test_a_role_or_task_name_that_matched_nothing_is_named_when_the_budget_ends(
         "tasks['Write'] matched no CrewAI task names under budget 'app', so its limits "
         "applied to nothing; did you mean 'write'?",
     ]
-    assert [c.max_usd for c in app.children] == [None, None]
+    assert [c.config.max_usd for c in app.children] == [None, None]
 
 
 def unmatched(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -127,7 +127,7 @@ def test_uninstall_takes_back_everything_and_install_puts_it_back(fake: FakeProv
         assert getattr(Crew.kickoff, "__shekel_original__", None) is None
         with budget(name="app") as app:
             make_crew(openai_llm(fake)).kickoff()
-        assert (app.children, app.calls_used) == ([], 2)
+        assert (app.children, app.snapshot().llm_calls_used) == ([], 2)
     finally:
         INTEGRATION.install()
     assert getattr(Agent.execute_task, "__shekel_original__", None) is not None
@@ -199,7 +199,7 @@ def test_with_an_unsupported_crewai_only_crew_budget_runs(tmp_path: Path) -> Non
             if issubclass(w.category, UnsupportedCrewAIWarning):
                 print(">> warned:", w.message)
         print(">> plain:", [c.name for c in plain.children])
-        print(">> app:", [c.full_name for c in app.children], app.find_child("crew").calls_used)
+        print(">> app:", [c.full_name for c in app.children], app.find_child("crew").snapshot().llm_calls_used)
         """,
         PYTHONPATH=str(tmp_path),
     )

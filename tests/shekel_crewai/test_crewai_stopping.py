@@ -47,7 +47,7 @@ def test_an_agent_cap_stops_that_agent_before_its_next_call_without_retry(
     )
     assert requests_by_role(fake) == {ANALYST: 1}  # the writer's task never ran
     assert tries.tries == {ANALYST: 2}  # one sent, one refused: no CrewAI retry
-    assert child(spend, ANALYST).calls_used == 1
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 1
     assert spend.spent == pytest.approx(cost(1), abs=1e-12)
 
 
@@ -137,7 +137,7 @@ def test_raising_the_limit_lets_the_crew_go_on(fake: FakeProvider) -> None:
         child(spend, ANALYST).set_limits(max_llm_calls=10)
         crew.kickoff()
     assert requests_by_role(fake) == {ANALYST: 3, WRITER: 1}
-    assert child(spend, ANALYST).calls_used == 3
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 3
 
 
 def test_a_plain_budget_stops_the_crew_the_same_way(
@@ -159,7 +159,7 @@ def test_caught_around_kickoff_the_error_leaves_no_budget_active(fake: FakeProvi
             crew.kickoff()
         except BudgetExceededError as error:
             stopped = error
-        assert spend.active_children == ()
+        assert spend.active_child is None
     assert isinstance(stopped, AgentBudgetExceededError)
 
 
@@ -175,4 +175,4 @@ def test_a_direct_llm_call_is_stopped_before_it_is_sent(fake: FakeProvider) -> N
         "CrewAI's LLM call was stopped: budget 'direct' has no room left for this call"
     )
     assert len(fake.requests) == 1
-    assert direct.calls_used == 1
+    assert direct.snapshot().llm_calls_used == 1

@@ -65,7 +65,7 @@ def test_tool_calls_are_counted_on_the_agent_with_their_price() -> None:
         crew.kickoff()
     analyst = child(spend, ANALYST)
     assert lookup.runs == 2
-    assert (analyst.tool_calls_used, spend.tool_calls_used) == (2, 2)
+    assert (analyst.snapshot().tool_calls_used, spend.snapshot().tool_calls_used) == (2, 2)
     assert analyst.spent == pytest.approx(0.02 + cost(3, "scripted-1"), abs=1e-12)
     assert [r.tool_name for r in analyst.history().calls if r.source == "tool"] == [
         "lookup",
@@ -86,7 +86,7 @@ def test_a_refused_tool_does_not_run_and_the_crew_goes_on(
         output = crew.kickoff()
     assert output.raw == "done"
     assert lookup.runs == 1
-    assert child(spend, ANALYST).tool_calls_used == 1
+    assert child(spend, ANALYST).snapshot().tool_calls_used == 1
     assert llm.calls == 3  # the agent read the refusal and answered
     assert ours(caplog) == [
         "tool 'lookup' was not run: budget 'crew.Research Analyst' has no room left for it "
@@ -109,7 +109,7 @@ def test_a_repeated_tool_call_is_stopped_by_loop_guard(
     ):
         tool_crew(llm, lookup).kickoff()
     assert lookup.runs == 1
-    assert spend.tool_calls_used == 1
+    assert spend.snapshot().tool_calls_used == 1
     assert len(fake.requests) == 3
     assert ours(caplog)[0].startswith(
         "tool 'lookup' was not run: budget 'crew' already saw this exact call 1 time. CrewAI "
@@ -125,7 +125,7 @@ def test_a_tool_that_fails_is_released(fake: FakeProvider) -> None:
         tool_crew(llm, lookup).kickoff()
     assert lookup.runs == 1
     assert "the fact service is down" in str(fake.requests[1].body["messages"])
-    assert (spend.tool_calls_used, spend.snapshot().usd_reserved) == (0, 0)
+    assert (spend.snapshot().tool_calls_used, spend.snapshot().usd_reserved) == (0, 0)
     assert spend.spent == pytest.approx(cost(2), abs=1e-12)
 
 
@@ -137,7 +137,7 @@ def test_a_tool_that_succeeds_when_crewai_retries_it_counts_once() -> None:
     with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff()
     assert lookup.runs == 3
-    assert spend.tool_calls_used == 1
+    assert spend.snapshot().tool_calls_used == 1
 
 
 def test_native_function_calls_are_counted_and_refused_too(fake: FakeProvider) -> None:
@@ -149,9 +149,9 @@ def test_native_function_calls_are_counted_and_refused_too(fake: FakeProvider) -
     with budget(name="crew", prices=PRICES) as spend:
         crew.kickoff()
     assert lookup.runs == 1
-    assert child(spend, ANALYST).tool_calls_used == 1
+    assert child(spend, ANALYST).snapshot().tool_calls_used == 1
     assert len(fake.requests) == 3
-    assert child(spend, ANALYST).calls_used == 3
+    assert child(spend, ANALYST).snapshot().llm_calls_used == 3
     assert "blocked" in str(fake.requests[2].body["messages"])
 
 
@@ -189,7 +189,10 @@ def test_a_tool_without_arguments_is_settled_under_the_older_executor(
     with budget(name="crew", prices=PRICES) as spend:
         Crew(agents=[analyst], tasks=[task]).kickoff()
     assert len(fake.requests) == 2
-    assert (spend.tool_calls_used, spend.snapshot().usd_reserved) == (0 if fails else 1, 0)
+    assert (spend.snapshot().tool_calls_used, spend.snapshot().usd_reserved) == (
+        0 if fails else 1,
+        0,
+    )
 
 
 def test_a_tool_that_a_later_hook_blocks_is_not_counted(fake: FakeProvider) -> None:
@@ -206,4 +209,4 @@ def test_a_tool_that_a_later_hook_blocks_is_not_counted(fake: FakeProvider) -> N
     finally:
         unregister_hook(InterceptionPoint.PRE_TOOL_CALL, deny)
     assert lookup.runs == 0
-    assert (spend.tool_calls_used, spend.snapshot().usd_reserved) == (0, 0)
+    assert (spend.snapshot().tool_calls_used, spend.snapshot().usd_reserved) == (0, 0)

@@ -82,7 +82,7 @@ def test_a_mapped_run_charges_its_child_and_other_calls_the_active_budget(
     assert paid(root, answers) == {"summarize: a": "root.summarize", "direct": "root"}
     assert prompts_sent(fake) == ["summarize: a", "direct"]
     summarize = root.child("summarize")
-    assert summarize.max_usd == 1.00
+    assert summarize.config.max_usd == 1.00
     assert summarize.spent == pytest.approx(gpt_cost(1), abs=1e-12)
     assert root.spent == pytest.approx(gpt_cost(2), abs=1e-12)
 
@@ -96,8 +96,8 @@ def test_repeated_runs_accumulate_into_one_child(
             chain.invoke(text, config=wiring.config)
     assert [c.full_name for c in root.children] == ["root.translate"]
     translate = root.child("translate")
-    assert (translate.calls_used, translate.max_usd) == (3, 0.50)
-    assert translate.tokens_used == 3 * 15
+    assert (translate.snapshot().llm_calls_used, translate.config.max_usd) == (3, 0.50)
+    assert translate.snapshot().tokens_used == 3 * 15
     assert len(fake.requests) == 3
 
 
@@ -143,7 +143,7 @@ def test_mapped_runs_nest_and_unmapped_ones_charge_the_nearest_mapped_ancestor(
         out = outer.invoke("x", config=wiring.config)
     answers = {"summarize: x": out["inner"], "plain: x": out["plain"]}
     assert paid(root, answers) == {"summarize: x": "root.outer.summarize", "plain: x": "root.outer"}
-    assert root.child("outer").max_usd is None  # mapped to None: a child that only tracks
+    assert root.child("outer").config.max_usd is None  # mapped to None: a child that only tracks
 
 
 def test_a_run_inside_its_own_child_does_not_nest_into_itself(
@@ -155,7 +155,7 @@ def test_a_run_inside_its_own_child_does_not_nest_into_itself(
         outer.invoke("x", config=wiring.config)
     summarize = root.child("summarize")
     assert summarize.children == []
-    assert summarize.calls_used == 1
+    assert summarize.snapshot().llm_calls_used == 1
 
 
 def test_stream_charges_the_child_and_shows_langchain_the_usage(
@@ -168,7 +168,7 @@ def test_stream_charges_the_child_and_shows_langchain_the_usage(
     # LangChain does not ask a custom base_url for stream usage; shekel does and hands it on
     assert sum((c.usage_metadata or {}).get("total_tokens", 0) for c in chunks) == 15
     assert fake.requests[0].body["stream_options"] == {"include_usage": True}
-    assert (root.child("summarize").calls_used, root.spent_direct) == (1, 0)
+    assert (root.child("summarize").snapshot().llm_calls_used, root.spent_direct) == (1, 0)
     assert root.child("summarize").spent == pytest.approx(gpt_cost(1), abs=1e-12)
 
 
@@ -212,7 +212,7 @@ def test_raw_sdk_calls_inside_a_runnable_and_a_tool_charge_their_run(
     assert ids[by_openai.id] == "root.summarize"
     assert ids[claude_id] == "root.translate"
     assert ids[outside.id] == "root"
-    assert root.child("translate").tool_calls_used == 1
+    assert root.child("translate").snapshot().tool_calls_used == 1
     oai.close()
     claude.close()
 
@@ -226,8 +226,8 @@ def test_generate_with_several_prompts_counts_each_request_once(
     callbacks = wiring.config.get("callbacks")
     with budget(max_usd=5, name="root") as root, wiring.scope():
         model.generate(prompts, callbacks=callbacks, run_name="summarize")
-    assert root.child("summarize").calls_used == 3
-    assert root.calls_used == len(fake.requests) == 3
+    assert root.child("summarize").snapshot().llm_calls_used == 3
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 3
 
 
 def test_anthropic_models_are_attributed_like_openai_ones(
@@ -241,9 +241,9 @@ def test_anthropic_models_are_attributed_like_openai_ones(
         }
         streamed = list(step("summarize", model).stream("s", config=wiring.config))
     assert paid(root, answers) == {"translate: c": "root.translate", "direct": "root"}
-    assert root.child("summarize").calls_used == 1
+    assert root.child("summarize").snapshot().llm_calls_used == 1
     assert sum((c.usage_metadata or {}).get("total_tokens", 0) for c in streamed) == 15
-    assert root.calls_used == len(fake.requests) == 3
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 3
 
 
 def test_the_callers_next_call_is_charged_to_the_callers_budget(
@@ -256,7 +256,7 @@ def test_the_callers_next_call_is_charged_to_the_callers_budget(
         follow_up = model.invoke("follow-up")
         assert current_budget() is root
     assert paid(root, {"follow-up": follow_up}) == {"follow-up": "root"}
-    assert root.child("summarize").calls_used == 2
+    assert root.child("summarize").snapshot().llm_calls_used == 2
 
 
 # -- async ------------------------------------------------------------------------------------
@@ -298,9 +298,9 @@ def test_async_modes_charge_the_right_budgets(
     }
     assert streamed_usage == 15
     # + the astream and the astream_events calls, which carry no response id into LangChain
-    assert root.child("summarize").calls_used == 3
-    assert root.child("translate").calls_used == 5
-    assert root.calls_used == len(fake.requests) == 9
+    assert root.child("summarize").snapshot().llm_calls_used == 3
+    assert root.child("translate").snapshot().llm_calls_used == 5
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 9
 
 
 def test_async_nested_runs(
@@ -407,7 +407,7 @@ def test_a_retriever_charges_its_embedding_calls_and_its_nested_runs(
     assert models_charged(root, "root.outer") == [embedding]
     assert models_charged(root, "root.outer.summarize") == [gpt_model]
     assert models_charged(root, "root") == [embedding]
-    assert root.calls_used == len(fake.requests) == 3
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 3
 
 
 def test_an_async_retriever_charges_its_embedding_calls(
@@ -428,7 +428,7 @@ def test_an_async_retriever_charges_its_embedding_calls(
     assert models_charged(root, "root.outer") == [embedding]
     assert models_charged(root, "root.outer.summarize") == [gpt_model]
     assert models_charged(root, "root") == [embedding]
-    assert root.calls_used == len(fake.requests) == 3
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 3
 
 
 def test_a_plain_thread_given_the_runs_config_charges_the_run(

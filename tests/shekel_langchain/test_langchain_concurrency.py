@@ -55,7 +55,7 @@ def test_threads_of_a_batch_are_attributed_one_by_one(
     assert paid(root, answers_of(inputs, outputs)) == expected(inputs)
     assert sorted(prompts_sent(fake)) == sorted(expected(inputs))
     assert sorted(c.full_name for c in root.children) == ["root.summarize", "root.translate"]
-    assert root.calls_used == 32
+    assert root.snapshot().llm_calls_used == 32
 
 
 def test_tasks_of_an_abatch_are_attributed_one_by_one(
@@ -72,7 +72,7 @@ def test_tasks_of_an_abatch_are_attributed_one_by_one(
     root, outputs = run(main())
     assert paid(root, answers_of(inputs, outputs)) == expected(inputs)
     assert len(root.children) == 2
-    assert root.calls_used == len(fake.requests) == 40
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 40
 
 
 def test_local_models_in_parallel_are_all_recorded() -> None:
@@ -88,5 +88,5 @@ def test_local_models_in_parallel_are_all_recorded() -> None:
 
     root = run(main())
     summarize = root.child("summarize")
-    assert (summarize.calls_used, summarize.tokens_used) == (60, 660)
+    assert (summarize.snapshot().llm_calls_used, summarize.snapshot().tokens_used) == (60, 660)
     assert root.spent_direct == 0

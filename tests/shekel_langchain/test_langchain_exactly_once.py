@@ -76,7 +76,7 @@ def test_sdk_models_are_counted_once_by_the_interceptor(
         anthropic_model.invoke("e", config=config)
         list(anthropic_model.stream("f", config=config))
         openai_model.batch(["g", "h"], config=config)
-    assert root.calls_used == len(fake.requests) == 8
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 8
     assert set(sources(root)) == {"sdk"}
     assert root.summary_data()["estimated_calls"] == 0
 
@@ -96,7 +96,7 @@ def test_sdk_models_are_counted_once_in_async_code(
         return root
 
     root = run(main())
-    assert root.calls_used == len(fake.requests) == 6
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 6
     assert set(sources(root)) == {"sdk"}
 
 
@@ -106,7 +106,7 @@ def test_a_model_of_its_own_calling_the_openai_sdk_is_counted_once(fake: FakePro
     with budget(max_usd=5, name="root") as root:
         model.invoke("mine")
         model.with_config(run_name="summarize").invoke("mine again")
-    assert root.calls_used == len(fake.requests) == 2
+    assert root.snapshot().llm_calls_used == len(fake.requests) == 2
     assert sources(root) == ["sdk", "sdk"]
     client.close()
 
@@ -120,7 +120,7 @@ def test_langchain_sees_openai_stream_usage_with_a_budget(
         list(model.stream("one", config={"callbacks": [seen]}))
         model.invoke("two", config={"callbacks": [seen]})
     assert seen.usage_metadata[GPT]["total_tokens"] == 30  # both calls, the stream included
-    assert root.tokens_used == 30
+    assert root.snapshot().tokens_used == 30
 
 
 def test_raw_sdk_streams_keep_their_shape(fake: FakeProvider) -> None:
@@ -139,7 +139,7 @@ def test_raw_sdk_streams_keep_their_shape(fake: FakeProvider) -> None:
     with budget(max_usd=5, name="root") as root:
         text = RunnableLambda(read).with_config(run_name="summarize").invoke("raw stream")
     assert text == "raw stream"
-    assert root.calls_used == 1
+    assert root.snapshot().llm_calls_used == 1
     client.close()
 
 
@@ -151,8 +151,8 @@ def test_a_local_model_is_recorded_from_its_usage_and_model_name() -> None:
     with budget(max_usd=5, name="root") as root:
         model.invoke("x")
         model.with_config(run_name="summarize").invoke("y", config={"callbacks": []})
-    assert root.calls_used == 2
-    assert root.tokens_used == 2200
+    assert root.snapshot().llm_calls_used == 2
+    assert root.snapshot().tokens_used == 2200
     assert root.spent == pytest.approx(gpt_cost(2, 1000, 100), abs=1e-12)
     call = root.summary_data()["calls"][0]
     assert (call["model"], call["source"], call["priced"]) == (GPT, "langchain", True)
@@ -169,14 +169,14 @@ def test_a_local_streamed_model_is_recorded_from_its_last_chunk() -> None:
     with budget(max_usd=5, name="sync") as sync_root:
         list(model.stream("two words"))
     async_root = run(main())
-    assert (sync_root.calls_used, sync_root.tokens_used) == (1, 102)
-    assert (async_root.calls_used, async_root.tokens_used) == (1, 103)
+    assert (sync_root.snapshot().llm_calls_used, sync_root.snapshot().tokens_used) == (1, 102)
+    assert (async_root.snapshot().llm_calls_used, async_root.snapshot().tokens_used) == (1, 103)
 
 
 def test_a_local_text_llm_is_recorded_from_its_llm_output() -> None:
     with budget(max_usd=5, name="root") as root:
         assert LocalTextLLM().invoke("shout") == "SHOUT"
-    assert (root.calls_used, root.tokens_used) == (1, 44)
+    assert (root.snapshot().llm_calls_used, root.snapshot().tokens_used) == (1, 44)
     assert root.spent == pytest.approx(gpt_cost(1, 40, 4), abs=1e-12)
 
 
@@ -191,7 +191,7 @@ def test_an_unknown_local_model_is_counted_with_a_warning() -> None:
     model = fake_model(model="my-local-llama")
     with budget(max_usd=5, name="root") as root, pytest.warns(UnknownModelWarning):
         model.invoke("x")
-    assert (root.calls_used, root.tokens_used) == (1, 110)
+    assert (root.snapshot().llm_calls_used, root.snapshot().tokens_used) == (1, 110)
     assert root.summary_data()["calls"][0]["priced"] is False
 
 
@@ -208,7 +208,10 @@ def test_a_model_reporting_no_usage_is_estimated_with_one_warning_per_model() ->
     assert len(missing) == 2
     assert "'FakeListChatModel' ran without token usage" in missing[0]
     assert "'FakeListLLM' ran without token usage" in missing[1]
-    assert (root.calls_used, root.tokens_used) == (3, 2 * (10 + 3) + 20 + 2)
+    assert (root.snapshot().llm_calls_used, root.snapshot().tokens_used) == (
+        3,
+        2 * (10 + 3) + 20 + 2,
+    )
     assert root.summary_data()["estimated_calls"] == 3  # the totals say they are estimates
     assert root.summary_data()["incomplete"] is True
 
@@ -243,7 +246,7 @@ def test_an_answer_from_langchains_cache_is_not_charged(
         local.invoke("local question")
         local.invoke("local question")
     assert len(fake.requests) == 1
-    assert root.calls_used == 2  # one SDK call, one local call
+    assert root.snapshot().llm_calls_used == 2  # one SDK call, one local call
 
 
 def test_a_report_that_crosses_the_cap_is_recorded_and_stops_the_next_call() -> None:

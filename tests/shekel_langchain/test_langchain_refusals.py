@@ -60,7 +60,7 @@ def test_an_exhausted_child_refuses_before_sending_and_tracers_see_an_error(
         assert "root.summarize" in (last.error or "")
         model_run = next(r for r in last.child_runs if r.run_type == "llm")
         assert model_run.error is not None  # the model run ended, with the refusal
-    assert root.child("summarize").calls_used == 2
+    assert root.child("summarize").snapshot().llm_calls_used == 2
 
 
 def test_an_exhausted_child_refuses_in_async_code_on_the_zero_config_path(
@@ -99,7 +99,7 @@ def test_a_batch_over_the_cap_sends_only_what_fits(
     refused = [r for r in results if isinstance(r, BudgetExceededError)]
     assert len(refused) == 2
     assert all(r.sent is False for r in refused)
-    assert len(fake.requests) == root.calls_used == 2
+    assert len(fake.requests) == root.snapshot().llm_calls_used == 2
 
 
 def test_a_retried_refusal_sends_nothing(
@@ -163,7 +163,7 @@ def test_a_local_model_is_stopped_before_it_runs() -> None:
     )
     assert str(error).startswith("budget 'root.summarize' has no room left")
     assert next(model.messages) == "the answer a third run would take"  # never asked
-    assert root.child("summarize").calls_used == 2
+    assert root.child("summarize").snapshot().llm_calls_used == 2
     assert after.open_runs == []  # a handler after shekel's never saw the model start
 
 
@@ -206,7 +206,7 @@ def test_an_unknown_local_model_is_refused_when_the_budget_says_so() -> None:
         with pytest.raises(UnknownModelError, match="GenericFakeChatModel"):
             unnamed.invoke("b")
         StreamingLocalModel().invoke("a known model runs")
-    assert root.calls_used == 1
+    assert root.snapshot().llm_calls_used == 1
     assert root.spent == pytest.approx(gpt_cost(1, 100, 4), abs=1e-12)
     assert next(unnamed.messages).content == "a local answer"  # never asked
 
@@ -241,7 +241,7 @@ def test_a_mapped_run_under_an_unnamed_budget_gets_its_child() -> None:
     with budget(max_usd=5) as root:
         chain.invoke("a", config={"callbacks": [handler]})
     assert [c.full_name for c in root.children] == ["budget.summarize"]
-    assert root.children[0].calls_used == 1
+    assert root.children[0].snapshot().llm_calls_used == 1
 
 
 def test_a_name_with_dots_becomes_a_valid_child_name() -> None:
@@ -266,4 +266,4 @@ def test_a_name_matched_inside_a_budget_entered_in_a_runs_body_is_not_reported()
         warnings.simplefilter("error", UnmatchedNameWarning)
         with budget(max_usd=5, name="root") as root:
             RunnableLambda(body).invoke("a", config={"callbacks": [handler]})
-    assert root.child("inner").child("summarize").calls_used == 1
+    assert root.child("inner").child("summarize").snapshot().llm_calls_used == 1

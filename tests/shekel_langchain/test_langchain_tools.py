@@ -40,7 +40,7 @@ def test_a_tool_is_refused_before_it_runs_at_max_tool_calls(explicit: bool) -> N
             lookup.invoke("c", config=config)
     assert calls == ["a", "b"]
     assert (refused.value.sent, refused.value.tool_name) == (False, "lookup")
-    assert root.tool_calls_used == 2
+    assert root.snapshot().tool_calls_used == 2
 
 
 def test_tool_prices_are_charged_and_checked_before_the_tool_runs() -> None:
@@ -69,7 +69,7 @@ def test_a_failing_tool_is_not_counted() -> None:
         assert answer.status == "error"
         counting_tool(calls).invoke("c")  # the one call the budget allows
     assert calls == ["a", "b", "c"]
-    assert (root.tool_calls_used, root.spent) == (1, pytest.approx(0.01, abs=1e-12))
+    assert (root.snapshot().tool_calls_used, root.spent) == (1, pytest.approx(0.01, abs=1e-12))
 
 
 def test_loop_guard_compares_a_tools_arguments() -> None:
@@ -81,7 +81,7 @@ def test_loop_guard_compares_a_tools_arguments() -> None:
         with pytest.raises(LoopGuardError, match="tool 'lookup'"):
             lookup.invoke({"query": "tides"})
     assert calls == ["tides", "moons"]
-    assert root.tool_calls_used == 2
+    assert root.snapshot().tool_calls_used == 2
 
 
 def test_a_mapped_tool_charges_its_child_for_itself_and_the_calls_it_makes(
@@ -103,7 +103,7 @@ def test_a_mapped_tool_charges_its_child_for_itself_and_the_calls_it_makes(
         with pytest.raises(ToolBudgetExceededError) as refused:
             research.invoke("moons", config={"callbacks": [handler, tracer]})
     child = root.child("research")
-    assert (child.tool_calls_used, child.calls_used) == (1, 1)
+    assert (child.snapshot().tool_calls_used, child.snapshot().llm_calls_used) == (1, 1)
     assert refused.value.budget_name == "root.research"
     assert len(fake.requests) == 1
     assert tracer.open_runs == []  # shekel's handler came first: no one saw the refused run
@@ -134,7 +134,7 @@ def test_async_tools_are_counted_and_released() -> None:
 
     root = run(main())
     assert calls == ["one", "bad", "two"]
-    assert root.child("fetch").tool_calls_used == 2
+    assert root.child("fetch").snapshot().tool_calls_used == 2
 
 
 def test_a_langgraph_tool_node_is_stopped_at_max_tool_calls() -> None:
@@ -167,5 +167,5 @@ def test_a_langgraph_tool_node_is_stopped_at_max_tool_calls() -> None:
         assert len(errors) == 1
         assert "ToolBudgetExceededError" in errors[0]
     assert len(calls) == 2
-    assert root.tool_calls_used == 2
+    assert root.snapshot().tool_calls_used == 2
     assert root.spent == pytest.approx(0.02)

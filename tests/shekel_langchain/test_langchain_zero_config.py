@@ -68,7 +68,7 @@ def test_an_explicit_handler_keeps_the_zero_config_one_out() -> None:
     with budget(max_usd=1, name="root") as root:
         assert probe.invoke(0, config={"callbacks": [handler]}) == [handler]
         model.invoke("once", config={"callbacks": [handler]})
-    assert root.calls_used == 1
+    assert root.snapshot().llm_calls_used == 1
 
 
 def test_a_handler_given_to_an_inner_runnable_maps_the_runs_it_sees() -> None:
@@ -103,8 +103,11 @@ def test_a_handler_given_to_an_inner_runnable_maps_the_runs_it_sees() -> None:
     assert all(map(zero_config, seen))
     assert [b.full_name for b in tree_of(root)] == ["root", "root.outer", "root.outer.inner"]
     inner_budget = root.child("outer").child("inner")
-    assert (inner_budget.calls_used, inner_budget.tool_calls_used) == (1, 1)
-    assert (root.calls_used, root.tool_calls_used) == (1, 1)
+    assert (inner_budget.snapshot().llm_calls_used, inner_budget.snapshot().tool_calls_used) == (
+        1,
+        1,
+    )
+    assert (root.snapshot().llm_calls_used, root.snapshot().tool_calls_used) == (1, 1)
     assert refused.value.budget_name == "root.outer.inner"
 
 
@@ -138,7 +141,7 @@ def test_run_budgets_without_a_budget_follows_nothing_until_one_is_entered() -> 
             model.with_config(run_name="summarize").invoke("untracked")
         with budget(max_usd=1, name="root") as root:
             model.with_config(run_name="summarize").invoke("tracked")
-    assert root.child("summarize").calls_used == 1
+    assert root.child("summarize").snapshot().llm_calls_used == 1
     assert probe.invoke(0) == []
 
 
@@ -273,7 +276,8 @@ def test_a_budget_costs_nothing_more_until_langchain_runs_in_it() -> None:
             except Exception as exc:
                 refused = type(exc).__name__
         print(json.dumps({
-            "before": before, "after": state(), "calls": second.calls_used, "refused": refused
+            "before": before, "after": state(), "calls": second.snapshot().llm_calls_used,
+            "refused": refused
         }))
         """
     )
@@ -310,7 +314,7 @@ def test_plain_threads_under_shekel_run_are_followed(tmp_path: Path) -> None:
             worker = threading.Thread(target=lambda: model.invoke("in a plain thread"))
             worker.start()
             worker.join()
-            print("calls", shekel.current_budget().calls_used)
+            print("calls", shekel.current_budget().snapshot().llm_calls_used)
             """
         )
     )

@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import CALL, State, ask, chat, log_counts, log_spend
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
@@ -16,6 +15,7 @@ from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
 
+from conftest import CALL, State, ask, chat, log_counts, log_spend
 from shekel import Budget, BudgetConfigError, BudgetExceededError, budget, current_budget
 from shekel.integration import UnmatchedNameWarning
 from shekel.testing import FakeProvider
@@ -87,7 +87,7 @@ def assert_per_node(fake: FakeProvider, app: BudgetedGraph, runs: int = 1) -> No
     assert counts == {"research": runs, "read": FANOUT * runs, "write": 2 * runs}
     for node in ("research", "read", "write"):
         assert app.node_budget(node).spent == pytest.approx(log_spend(fake, node)), node
-        assert app.node_budget(node).calls_used == counts[node]
+        assert app.node_budget(node).snapshot().llm_calls_used == counts[node]
     assert app.budget.spent_direct == 0
     assert app.budget.spent == pytest.approx(sum(counts.values()) * CALL)
 
@@ -100,8 +100,11 @@ def test_invoke_charges_each_node_of_a_graph_compiled_elsewhere(
     result = app.invoke({"topic": "x", "notes": []})
     assert len(result["notes"]) == FANOUT + 2
     assert [child.name for child in app.budget.children] == ["research", "read", "write"]
-    assert (app.node_budget("research").max_usd, app.node_budget("write").max_usd) == (0.5, 1.0)
-    assert app.node_budget("read").max_usd is None
+    assert (
+        app.node_budget("research").config.max_usd,
+        app.node_budget("write").config.max_usd,
+    ) == (0.5, 1.0)
+    assert app.node_budget("read").config.max_usd is None
     assert_per_node(fake, app)
     assert [line.split(":")[0] for line in app.budget.tree().splitlines()] == [
         "graph",
@@ -134,7 +137,7 @@ def test_under_a_callers_budget_the_graph_nests(fake: FakeProvider, model: ChatO
         assert app.node_budget("read").full_name == "request.pipeline.read"
     pipeline = request.find_child("pipeline")
     assert pipeline is not None
-    assert pipeline.max_usd == 5
+    assert pipeline.config.max_usd == 5
     assert [child.name for child in pipeline.children] == ["research", "read", "write"]
     assert request.spent == pytest.approx(pipeline.spent) == pytest.approx((FANOUT + 3) * CALL)
     assert app.budget.spent == 0, "outside any budget, the graph's own budget: it did not run"
@@ -148,7 +151,7 @@ def test_without_a_name_or_limits_the_nodes_nest_under_the_callers_budget(
         app.invoke({"topic": "x", "notes": []})
         assert app.budget is request
     assert [child.name for child in request.children] == ["research", "read", "write"]
-    assert request.child("write").max_usd == 1.0
+    assert request.child("write").config.max_usd == 1.0
     assert request.child("read").spent == pytest.approx(log_spend(fake, "read"))
 
 
@@ -388,7 +391,7 @@ def test_a_decorated_node_keeps_its_decorator_under_budgeted_graph(
     assert [child.name for child in app.budget.children] == ["draft"]
     assert app.node_budget("draft").children == []
     assert app.node_budget("draft").snapshot().llm_calls_remaining == 0
-    assert app.node_budget("draft").calls_used == 1 == len(fake.requests)
+    assert app.node_budget("draft").snapshot().llm_calls_used == 1 == len(fake.requests)
     with pytest.raises(BudgetConfigError, match="decorated with @budgeted_node"):
         budgeted_graph(compiled, nodes={"draft": 1.0})
 
@@ -480,9 +483,9 @@ def test_one_wrapped_graph_serves_each_callers_budget(
             app.invoke({"topic": user, "notes": []})
         graph = scope.find_child("graph")
         assert graph is not None
-        assert (graph.full_name, graph.max_usd) == (f"{user}.graph", 5)
-        assert graph.child("write").max_usd == 1.0
-        assert graph.child("read").calls_used == FANOUT
+        assert (graph.full_name, graph.config.max_usd) == (f"{user}.graph", 5)
+        assert graph.child("write").config.max_usd == 1.0
+        assert graph.child("read").snapshot().llm_calls_used == FANOUT
         assert scope.spent == pytest.approx((FANOUT + 3) * CALL)
     assert len(fake.requests) == 2 * (FANOUT + 3)
 
@@ -531,7 +534,7 @@ def test_concurrent_users_in_threads_each_pay_in_their_own_tree(
     for user in users:
         graph = scopes[user].child("graph")
         assert requests_of(fake, user) == 2
-        assert (graph.child("ask").calls_used, graph.child("answer").calls_used) == (1, 1)
+        assert (graph.child("ask").snapshot().llm_calls_used, graph.child("answer").snapshot().llm_calls_used) == (1, 1)
         assert scopes[user].spent == pytest.approx(2 * CALL)
 
 
@@ -562,7 +565,7 @@ def test_concurrent_users_in_asyncio_tasks_each_pay_in_their_own_tree(fake: Fake
 
     for user, scope in asyncio.run(main()).items():
         assert requests_of(fake, user) == 1
-        assert scope.child("graph").child("ask").calls_used == 1  # each within its own cap
+        assert scope.child("graph").child("ask").snapshot().llm_calls_used == 1  # each within its own cap
         assert scope.spent == pytest.approx(CALL)
 
 

@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import CALL, State, ask, chat, log_counts, log_spend
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
@@ -20,6 +19,7 @@ from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, RetryPolicy, Send, StreamWriter, interrupt
 
+from conftest import CALL, State, ask, chat, log_counts, log_spend
 from shekel import BudgetConfigError, BudgetExceededError, budget, current_budget
 from shekel.integration import OutsideBudgetWarning
 from shekel.testing import FakeProvider, Reply
@@ -65,7 +65,7 @@ def test_send_fan_out_in_threads_charges_one_child_per_node(
     assert [child.name for child in root.children] == ["plan", "worker"]
     plan, worker = root.children
     assert log_counts(fake) == {"plan": 1, "worker": FANOUT}
-    assert worker.calls_used == FANOUT
+    assert worker.snapshot().llm_calls_used == FANOUT
     assert worker.spent == pytest.approx(log_spend(fake, "worker"))
     assert plan.spent == pytest.approx(log_spend(fake, "plan"))
     assert root.spent_direct == 0
@@ -102,7 +102,7 @@ def test_send_fan_out_in_async_tasks(fake: FakeProvider) -> None:
     root, result = asyncio.run(main())
     assert sorted(result["notes"]) == ["plan"] + ["root.worker"] * FANOUT
     worker = root.child("worker")
-    assert worker.calls_used == FANOUT
+    assert worker.snapshot().llm_calls_used == FANOUT
     assert worker.spent == pytest.approx(log_spend(fake, "worker"))
     assert root.child("plan").spent == pytest.approx(log_spend(fake, "plan"))
 
@@ -118,7 +118,7 @@ def test_a_sync_node_under_ainvoke_runs_in_a_worker_thread_with_its_budget(
         return root
 
     root = asyncio.run(main())
-    assert root.child("worker").calls_used == FANOUT
+    assert root.child("worker").snapshot().llm_calls_used == FANOUT
     assert root.child("worker").spent == pytest.approx(log_spend(fake, "worker"))
 
 
@@ -162,7 +162,7 @@ def test_a_loop_revisiting_a_node_adds_to_the_same_child(
     with budget(max_usd=5, name="root") as root:
         graph.compile().invoke({"rounds": 0})
     assert [child.name for child in root.children] == ["draft"]
-    assert root.child("draft").calls_used == 4 == log_counts(fake)["draft"]
+    assert root.child("draft").snapshot().llm_calls_used == 4 == log_counts(fake)["draft"]
     assert root.child("draft").spent == pytest.approx(log_spend(fake, "draft"))
 
 
@@ -222,7 +222,7 @@ def test_node_budget_exceeded_before_the_node_starts(fake: FakeProvider, model: 
     )
     assert "Raise the limit" in str(error)
     assert "pass on_exhausted='interrupt'" in str(error)
-    assert root.child("draft").calls_used == 2
+    assert root.child("draft").snapshot().llm_calls_used == 2
 
 
 def test_an_exhausted_ancestor_stops_a_node(fake: FakeProvider, model: ChatOpenAI) -> None:
@@ -265,7 +265,7 @@ def test_retries_reuse_the_child_and_budget_errors_are_not_retried(fake: FakePro
     # and LangGraph's default retry policy does not retry the refusal.
     assert attempts == ["root.flaky"] * 4
     assert len(fake.requests) == 4
-    assert root.child("flaky").calls_used == 2
+    assert root.child("flaky").snapshot().llm_calls_used == 2
     assert root.child("flaky").spent == pytest.approx(2 * CALL)
     assert [child.name for child in root.children] == ["flaky"]
 
@@ -288,7 +288,7 @@ def test_a_refusal_inside_the_node_is_not_retried(fake: FakeProvider, model: Cha
     assert attempts == [1]
     assert caught.value.sent is False
     assert len(fake.requests) == 1
-    assert root.child("twice").calls_used == 1
+    assert root.child("twice").snapshot().llm_calls_used == 1
 
 
 def test_recursion_limit_still_stops_a_budgeted_loop(fake: FakeProvider, model: ChatOpenAI) -> None:
@@ -327,7 +327,7 @@ def test_the_nodes_own_interrupt_passes_through_untouched(
         done = app.invoke(Command(resume="yes"), config)
     assert [i.value for i in paused["__interrupt__"]] == [{"question": "ship it?"}]
     assert done["notes"] == ["yes"]
-    assert root.child("review").calls_used == 2 == len(fake.requests)  # the node ran twice
+    assert root.child("review").snapshot().llm_calls_used == 2 == len(fake.requests)  # the node ran twice
 
 
 def test_injection_of_config_runtime_store_and_writer_is_kept(
@@ -475,7 +475,7 @@ def test_limits_raised_with_set_limits_are_kept_by_later_runs(
         app.invoke({})
         with pytest.raises(NodeBudgetExceededError):
             app.invoke({})
-    assert root.child("draft").calls_used == 3 == len(fake.requests)
+    assert root.child("draft").snapshot().llm_calls_used == 3 == len(fake.requests)
 
 
 @pytest.mark.parametrize(
@@ -526,7 +526,7 @@ def test_called_outside_a_graph_the_node_is_charged_by_its_function_name(
         assert summarize({}) == {"notes": ["ok"]}
         with pytest.raises(NodeBudgetExceededError, match="'summarize' was not started"):
             summarize({})
-    assert unit.child("summarize").calls_used == 1
+    assert unit.child("summarize").snapshot().llm_calls_used == 1
     assert len(fake.requests) == 2
 
     @budgeted_node(max_llm_calls=1, on_exhausted="interrupt")
@@ -566,7 +566,7 @@ def test_async_nodes_without_a_budget_and_with_a_refusal_inside(fake: FakeProvid
 
     unbudgeted, root = asyncio.run(main())
     assert unbudgeted == {"notes": ["twice"]}
-    assert root.child("twice").calls_used == 1
+    assert root.child("twice").snapshot().llm_calls_used == 1
     assert len(fake.requests) == 3
 
 
@@ -604,4 +604,4 @@ def test_a_node_budget_made_elsewhere_is_used_with_its_limits(model: ChatOpenAI)
         build(1.0).invoke({})
         build(2.0).invoke({})  # options apply when the child is made: it exists, as it is
     assert [child.name for child in root.children] == ["draft"]
-    assert root.child("draft").max_usd == 1.0
+    assert root.child("draft").config.max_usd == 1.0

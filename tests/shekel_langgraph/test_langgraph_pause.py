@@ -260,7 +260,7 @@ def test_a_decorated_node_pauses_under_a_plain_budget(
         root.child("draft").set_limits(max_llm_calls=3)
         done = app.invoke(Command(resume="ok"), config)
     assert done["rounds"] == 3
-    assert root.child("draft").calls_used == 3 == len(fake.requests)
+    assert root.child("draft").snapshot().llm_calls_used == 3 == len(fake.requests)
 
 
 def review_graph(model: ChatOpenAI, **options: Any) -> BudgetedGraph:

@@ -13,11 +13,11 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from conftest import CALL, ask, log_spend
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from langgraph.types import Send
 
+from conftest import CALL, ask, log_spend
 from shekel import BudgetConfigError, budget
 from shekel.testing import FakeProvider
 from shekel_langgraph import budgeted_node
@@ -71,8 +71,8 @@ def test_the_seed_pattern_works_as_written(
     main, result = create_workflow()
     assert result["analysis"] == result["research"] == "Hello from the fake provider."
     research, analysis = main.children
-    assert (research.full_name, research.max_usd) == ("langgraph_workflow.research", 5.0)
-    assert (analysis.full_name, analysis.max_usd) == ("langgraph_workflow.analysis", 10.0)
+    assert (research.full_name, research.config.max_usd) == ("langgraph_workflow.research", 5.0)
+    assert (analysis.full_name, analysis.config.max_usd) == ("langgraph_workflow.analysis", 10.0)
     assert research.spent == pytest.approx(log_spend(fake, "research")) == pytest.approx(CALL)
     assert analysis.spent == pytest.approx(log_spend(fake, "analysis"))
     assert main.spent == pytest.approx(3 * CALL)
@@ -127,4 +127,4 @@ def test_under_send_fan_out_a_budget_per_branch_collides_and_budgeted_node_does_
     with budget(max_usd=5, name="root") as root:
         assert build(decorated).invoke({"notes": []})["notes"] == ["done"] * 3
     assert root.child("worker").spent == pytest.approx(log_spend(fake, "worker"))
-    assert root.child("worker").calls_used == 3
+    assert root.child("worker").snapshot().llm_calls_used == 3

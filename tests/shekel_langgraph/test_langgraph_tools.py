@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ask
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import StructuredTool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
+from conftest import ask
 from shekel import budget
 from shekel.testing import FakeProvider
 from shekel_langgraph import budgeted_graph
@@ -61,8 +61,8 @@ def test_loop_guard_stops_the_same_tool_call_before_it_runs_again(
         assert "stopped a repeated call: the call of tool" in refused
         assert "was about to run for the 3rd time; it was not sent" in refused
     assert len(answers) == 4
-    assert scope.child("tools").tool_calls_used == 2
-    assert scope.tool_calls_used == 2
+    assert scope.child("tools").snapshot().tool_calls_used == 2
+    assert scope.snapshot().tool_calls_used == 2
 
 
 def test_loop_guard_tells_calls_apart_by_their_arguments(
@@ -74,7 +74,7 @@ def test_loop_guard_tells_calls_apart_by_their_arguments(
     with budget(max_usd=5, name="app", loop_guard=3) as scope:
         app.invoke({"messages": []})
     assert searched == queries  # each call twice at most: no loop
-    assert scope.child("tools").tool_calls_used == 4
+    assert scope.child("tools").snapshot().tool_calls_used == 4
 
 
 def test_a_tool_nodes_cap_stops_the_call_past_it(fake: FakeProvider, model: ChatOpenAI) -> None:
@@ -86,4 +86,4 @@ def test_a_tool_nodes_cap_stops_the_call_past_it(fake: FakeProvider, model: Chat
         result = app.invoke({"messages": []})
     assert "Raise max_tool_calls" in result["messages"][-2].content  # the third call's answer
     assert searched == ["a", "b"]
-    assert scope.child("tools").tool_calls_used == 2
+    assert scope.child("tools").snapshot().tool_calls_used == 2

@@ -199,7 +199,7 @@ def tree_of(root: Budget) -> dict[str, int]:
     found: dict[str, int] = {}
 
     def walk(b: Budget) -> None:
-        found[b.full_name] = b.calls_used
+        found[b.full_name] = b.snapshot().llm_calls_used
         for child in b.children:
             walk(child)
 

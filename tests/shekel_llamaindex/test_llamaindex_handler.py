@@ -38,8 +38,8 @@ def test_limits_apply_to_the_steps_of_components_using_the_manager(
         engine.query("Who else?")
     retrieve = rag.child("query").child("retrieve")
     synthesize = rag.child("query").child("synthesize")
-    assert (retrieve.max_usd, retrieve.calls_used) == (0.5, 2)
-    assert (synthesize.max_usd, synthesize.config.caps.llm_calls) == (None, 10)
+    assert (retrieve.config.max_usd, retrieve.snapshot().llm_calls_used) == (0.5, 2)
+    assert (synthesize.config.max_usd, synthesize.config.caps.llm_calls) == (None, 10)
 
 
 def test_limits_set_on_a_query_engine_reach_its_retrieval_and_synthesis(
@@ -50,9 +50,9 @@ def test_limits_set_on_a_query_engine_reach_its_retrieval_and_synthesis(
     with budget(max_usd=1, name="rag") as rag:
         engine.query("Who?")
     query = rag.child("query")
-    assert query.max_usd == 0.9
-    assert query.child("synthesize").max_usd == 0.2
-    assert query.child("retrieve").max_usd is None
+    assert query.config.max_usd == 0.9
+    assert query.child("synthesize").config.max_usd == 0.2
+    assert query.child("retrieve").config.max_usd is None
 
 
 def test_components_without_the_handler_get_no_limits(
@@ -69,8 +69,8 @@ def test_components_without_the_handler_get_no_limits(
         "rag.query.retrieve": 1,
         "rag.query.synthesize": 1,
     }
-    assert rag.child("query").child("synthesize").max_usd == 0.2
-    assert rag.child("query").max_usd is None
+    assert rag.child("query").child("synthesize").config.max_usd == 0.2
+    assert rag.child("query").config.max_usd is None
 
 
 def test_an_existing_step_budget_keeps_its_limits(
@@ -81,8 +81,8 @@ def test_an_existing_step_budget_keeps_its_limits(
     with budget(max_usd=1, name="rag") as rag:
         mine = rag.child("query").child("synthesize", max_usd=0.5)
         engine.query("Who?")
-    assert mine.max_usd == 0.5
-    assert mine.calls_used == 1
+    assert mine.config.max_usd == 0.5
+    assert mine.snapshot().llm_calls_used == 1
 
 
 def test_limits_used_outside_any_budget_warn_once_and_the_query_runs(

@@ -64,7 +64,7 @@ def test_uninstall_takes_everything_back(
         assert plugin_manager().get_plugin("shekel-integration-routes") is None
         with budget(name="rag") as rag:
             index.as_query_engine(llm=llm).query("Who?")
-        assert (rag.calls_used, rag.children) == (2, [])  # the interceptor alone
+        assert (rag.snapshot().llm_calls_used, rag.children) == (2, [])  # the interceptor alone
     finally:
         INTEGRATION.install()
     assert hasattr(BaseWorkflowAgent._call_tool, "__shekel_original__")
@@ -124,7 +124,8 @@ def test_a_budget_entered_before_llamaindex_is_imported_still_sees_its_steps() -
             llm = OpenAI(model="gpt-4o-mini", api_base=fake.openai_base_url, api_key="t")
             index = VectorStoreIndex.from_documents([Document(text="a b c")], embed_model=embed)
             index.as_query_engine(llm=llm).query("Who?")
-        print(sorted(b.full_name for b in run.child("query").children), run.calls_used)
+        names = sorted(b.full_name for b in run.child("query").children)
+        print(names, run.snapshot().llm_calls_used)
         """
     )
     assert "['run.query.retrieve', 'run.query.synthesize'] 3" in out
@@ -148,7 +149,7 @@ def test_an_unsupported_llamaindex_is_left_alone_with_a_warning(tmp_path: Path) 
             embed = OpenAIEmbedding(api_base=fake.openai_base_url, api_key="t")
             index = VectorStoreIndex.from_documents([Document(text="a")], embed_model=embed)
             index.as_retriever().retrieve("a?")  # a step, were the package active
-        print("calls", run.calls_used, "children", run.children)
+        print("calls", run.snapshot().llm_calls_used, "children", run.children)
 
         from llama_index.core.callbacks import CallbackManager
         from shekel_llamaindex import ShekelCallbackHandler
@@ -160,7 +161,7 @@ def test_an_unsupported_llamaindex_is_left_alone_with_a_warning(tmp_path: Path) 
             retriever = index.as_retriever()
             retriever.callback_manager = CallbackManager([handler])
             retriever.retrieve("a?")
-        print("explicit", [(c.name, c.max_usd) for c in run.children])
+        print("explicit", [(c.name, c.config.max_usd) for c in run.children])
         """,
         env_path=tmp_path,
     )

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import DOCUMENTS, INPUT, OUTPUT
 from li_models import embedding, gpt4o_mini, paths, tree_of
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
 
+from conftest import DOCUMENTS, INPUT, OUTPUT
 from shekel import budget
 from shekel.testing import FakeProvider, Reply
 
@@ -34,7 +34,7 @@ def test_a_query_charges_retrieve_and_synthesize_under_query(
     query = rag.child("query")
     retrieve, synthesize = query.child("retrieve"), query.child("synthesize")
     assert retrieve.spent == pytest.approx(embedding(INPUT), abs=1e-12)
-    assert retrieve.tokens_used == INPUT
+    assert retrieve.snapshot().tokens_used == INPUT
     assert synthesize.spent == pytest.approx(gpt4o_mini(INPUT, OUTPUT), abs=1e-12)
     assert (rag.spent_direct, query.spent_direct) == (0, 0)
     assert rag.spent == pytest.approx(embedding(INPUT) + gpt4o_mini(INPUT, OUTPUT), abs=1e-12)
@@ -87,7 +87,7 @@ def test_steps_are_charged_only_under_a_budget(
         engine.query("this one is charged")
     engine.query("nor for this one")
     assert len(fake.requests) == 6
-    assert rag.calls_used == 2
+    assert rag.snapshot().llm_calls_used == 2
     assert tree_of(rag)["rag.query.synthesize"] == 1
 
 
@@ -183,6 +183,6 @@ def test_a_synthesizer_running_async_work_under_a_sync_query_charges_synthesize(
     with budget(name="rag") as rag:
         engine.query("Summarise everything.")
     synthesize = rag.child("query").child("synthesize")
-    assert synthesize.calls_used >= 1
-    assert synthesize.calls_used == len(fake.requests) - 1
-    assert rag.calls_used == len(fake.requests)
+    assert synthesize.snapshot().llm_calls_used >= 1
+    assert synthesize.snapshot().llm_calls_used == len(fake.requests) - 1
+    assert rag.snapshot().llm_calls_used == len(fake.requests)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import DOCUMENTS, INPUT, OUTPUT
 from li_models import LOCAL_PRICES, LocalEmbedding, UsageLLM, gpt4o_mini, paths, tree_of
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.llms.openai import OpenAI
 
+from conftest import DOCUMENTS, INPUT, OUTPUT
 from shekel import BudgetExceededError, UsageMissingWarning, budget
 from shekel.testing import FakeProvider
 from shekel_llamaindex import LlamaIndexBudgetExceededError, ShekelCallbackHandler
@@ -60,7 +60,9 @@ def test_a_step_capped_by_the_handler_stops_its_next_call_before_it_is_sent(
         "rag.query.retrieve": 2,
         "rag.query.synthesize": 1,
     }
-    assert rag.child("query").child("synthesize").max_usd is None  # only the call cap was set
+    assert (
+        rag.child("query").child("synthesize").config.max_usd is None
+    )  # only the call cap was set
 
 
 def test_a_step_budget_made_beforehand_caps_the_step_with_no_handler(
@@ -88,7 +90,7 @@ def test_the_enclosing_budget_stops_every_step(
     assert stopped.value.sent is False
     assert stopped.value.budget_name == "rag"
     assert paths(fake.requests) == [EMBEDDINGS, CHAT, EMBEDDINGS]
-    assert rag.calls_used == 3
+    assert rag.snapshot().llm_calls_used == 3
 
 
 def test_the_call_crossing_a_usd_cap_is_recorded_and_the_next_one_refused(
@@ -105,7 +107,7 @@ def test_the_call_crossing_a_usd_cap_is_recorded_and_the_next_one_refused(
             engine.query("second?")
     assert crossed.value.sent is True
     synthesize = rag.child("query").child("synthesize")
-    assert synthesize.max_usd == 0.0001
+    assert synthesize.config.max_usd == 0.0001
     assert synthesize.spent == pytest.approx(gpt4o_mini(INPUT, OUTPUT), abs=1e-12)
     assert paths(fake.requests) == [EMBEDDINGS, CHAT, EMBEDDINGS]
 
@@ -118,7 +120,7 @@ def test_a_local_llm_is_stopped_before_it_runs() -> None:
         with pytest.raises(LlamaIndexBudgetExceededError) as stopped:
             local.complete("three")
     assert local.runs == 2
-    assert rag.calls_used == 2
+    assert rag.snapshot().llm_calls_used == 2
     assert stopped.value.event == "llm"
 
 
@@ -138,7 +140,7 @@ def test_a_local_embedding_model_is_stopped_before_it_runs() -> None:
     assert embed.runs == runs_before + 1
     assert stopped.value.budget_name == "rag.retrieve"
     assert stopped.value.event == "embedding"
-    assert rag.child("retrieve").calls_used == 1
+    assert rag.child("retrieve").snapshot().llm_calls_used == 1
 
 
 def test_a_stopped_query_can_go_on_once_the_limit_is_raised(
@@ -152,7 +154,7 @@ def test_a_stopped_query_can_go_on_once_the_limit_is_raised(
             engine.query("second?")
         synthesize.set_limits(max_llm_calls=2)
         engine.query("third?")
-    assert synthesize.calls_used == 2
+    assert synthesize.snapshot().llm_calls_used == 2
     assert paths(fake.requests) == [EMBEDDINGS, CHAT, EMBEDDINGS, EMBEDDINGS, CHAT]
 
 

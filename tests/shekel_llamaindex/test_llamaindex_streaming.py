@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import INPUT, OUTPUT
 from li_models import LOCAL_PRICES, UsageLLM, gpt4o_mini, paths, tree_of
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
@@ -14,6 +13,7 @@ from llama_index.core.llms import ChatMessage
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
 
+from conftest import INPUT, OUTPUT
 from shekel import BudgetExceededError, budget
 from shekel.testing import FakeProvider, Reply
 
@@ -65,8 +65,9 @@ def test_a_streaming_query_stopped_before_its_request(
 
 
 def test_an_async_streaming_query_is_charged_to_synthesize(fake: FakeProvider) -> None:
-    from conftest import DOCUMENTS
     from llama_index.core import Document
+
+    from conftest import DOCUMENTS
 
     rag = budget(max_usd=1, name="rag")
 
@@ -125,8 +126,8 @@ def test_a_local_stream_read_later_is_charged_where_it_was_opened() -> None:
         stream = model.stream_chat([ChatMessage(role="user", content="hi")])
     for _ in stream:
         pass
-    assert app.calls_used == 1
-    assert app.tokens_used == 110
+    assert app.snapshot().llm_calls_used == 1
+    assert app.snapshot().tokens_used == 110
 
 
 def test_an_llm_stream_opened_by_the_caller_is_charged_to_the_active_budget(
@@ -135,5 +136,5 @@ def test_an_llm_stream_opened_by_the_caller_is_charged_to_the_active_budget(
     with budget(name="app") as app:
         for _ in llm.stream_complete("Say hello"):
             pass
-    assert app.calls_used == 1
+    assert app.snapshot().llm_calls_used == 1
     assert app.children == []

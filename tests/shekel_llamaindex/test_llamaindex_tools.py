@@ -57,7 +57,7 @@ def test_an_agents_tool_calls_are_counted_and_priced_in_its_budget() -> None:
     assert str(result) == "local answer"
     assert lookup.runs == 4
     step = app.child("Researcher")
-    assert (step.tool_calls_used, app.tool_calls_used) == (4, 4)
+    assert (step.snapshot().tool_calls_used, app.snapshot().tool_calls_used) == (4, 4)
     tools = [(c.tool_name, c.source) for c in step.history().calls if c.tool_name]
     assert tools == [("lookup", "tool")] * 4
     assert step.spent == app.spent == pytest.approx(4 * LOOKUP_PRICE + 3 * local(100, 10))
@@ -75,7 +75,7 @@ def test_max_tool_calls_stops_the_agent_before_the_next_tool_runs(workflow: bool
     assert refused.value.budget_name == "app"
     assert lookup.runs == 2  # the third call was refused before the tool ran
     assert llm.turns == 3  # and the agent asked the model nothing more
-    assert app.tool_calls_used == 2
+    assert app.snapshot().tool_calls_used == 2
 
 
 def test_a_tool_price_over_the_usd_limit_is_refused_before_the_tool_runs() -> None:
@@ -85,7 +85,7 @@ def test_a_tool_price_over_the_usd_limit_is_refused_before_the_tool_runs() -> No
 
     assert refused.value.axis == "usd"
     assert lookup.runs == 1
-    assert app.tool_calls_used == 1
+    assert app.snapshot().tool_calls_used == 1
 
 
 def test_a_tool_that_fails_is_not_counted_and_the_agent_goes_on() -> None:
@@ -95,7 +95,7 @@ def test_a_tool_that_fails_is_not_counted_and_the_agent_goes_on() -> None:
 
     assert str(result) == "local answer"  # LlamaIndex gave the model each error
     assert lookup.runs == 3  # the two failures took no room from the one call allowed
-    assert app.tool_calls_used == 1
+    assert app.snapshot().tool_calls_used == 1
     assert app.spent == pytest.approx(LOOKUP_PRICE + 4 * local(100, 10))
 
 
@@ -123,7 +123,7 @@ def test_loop_guard_tells_an_agents_tool_calls_apart_by_their_arguments() -> Non
     with pytest.raises(LoopGuardError, match="lookup"):
         asyncio.run(run())
     assert lookup.runs == 2  # alpha, beta; alpha again was stopped before it ran
-    assert app.tool_calls_used == 2
+    assert app.snapshot().tool_calls_used == 2
 
 
 def test_tools_run_uncounted_outside_a_budget() -> None:
@@ -148,5 +148,5 @@ def test_parallel_tool_calls_of_one_turn_share_the_cap() -> None:
         run_agent(app, ToolCallingLLM(tool_turns=1, calls_per_turn=5), lookup)
 
     assert 1 <= lookup.runs <= 3
-    assert app.tool_calls_used == lookup.runs
+    assert app.snapshot().tool_calls_used == lookup.runs
     assert app.spent == pytest.approx(lookup.runs * LOOKUP_PRICE + local(100, 10))

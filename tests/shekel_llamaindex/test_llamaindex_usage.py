@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import DOCUMENTS
 from li_models import (
     LOCAL,
     LOCAL_PRICES,
@@ -23,6 +22,7 @@ from llama_index.core import Document, PromptTemplate, VectorStoreIndex
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 
+from conftest import DOCUMENTS
 from shekel import UsageMissingWarning, budget
 from shekel.testing import FakeProvider
 
@@ -61,7 +61,7 @@ def test_a_local_llm_call_is_recorded_once_from_its_reported_usage(method: str) 
         SYNC[method](model)
         SYNC[method](model)
     assert model.runs == 2
-    assert (app.calls_used, app.tokens_used) == (2, 220)
+    assert (app.snapshot().llm_calls_used, app.snapshot().tokens_used) == (2, 220)
     assert app.spent == pytest.approx(2 * local(100, 10), abs=1e-12)
     calls = app.history().calls
     assert [(c.model, c.input_tokens, c.output_tokens, c.source) for c in calls] == [
@@ -82,7 +82,7 @@ def test_an_async_local_llm_call_is_recorded_once(method: str) -> None:
 
     asyncio.run(run())
     assert model.runs == 2
-    assert (app.calls_used, app.tokens_used) == (2, 220)
+    assert (app.snapshot().llm_calls_used, app.snapshot().tokens_used) == (2, 220)
 
 
 def test_concurrent_local_calls_are_each_recorded_once() -> None:
@@ -98,7 +98,7 @@ def test_concurrent_local_calls_are_each_recorded_once() -> None:
 
     asyncio.run(run())
     assert model.runs == 20
-    assert app.calls_used == 20
+    assert app.snapshot().llm_calls_used == 20
 
 
 def test_a_local_llm_in_a_query_is_charged_to_synthesize() -> None:
@@ -132,8 +132,8 @@ def test_a_local_embedding_batch_is_recorded_per_batch_with_estimated_tokens() -
     texts = ["alpha beta gamma delta", "epsilon", "zeta eta theta iota kappa"]
     with pytest.warns(UsageMissingWarning), budget(name="app", prices=LOCAL_PRICES) as app:
         embed.get_text_embedding_batch(texts)
-    assert app.calls_used == 2  # two batches: two calls
-    assert app.tokens_used == len("\n".join(texts[:2])) // 4 + len(texts[2]) // 4
+    assert app.snapshot().llm_calls_used == 2  # two batches: two calls
+    assert app.snapshot().tokens_used == len("\n".join(texts[:2])) // 4 + len(texts[2]) // 4
     assert [call.estimated for call in app.history().calls] == [True, True]
 
 
@@ -163,7 +163,7 @@ def test_intercepted_llm_calls_are_not_recorded_again(fake: FakeProvider, llm: O
 
         asyncio.run(run())
     assert len(fake.requests) == 6
-    assert app.calls_used == 6
+    assert app.snapshot().llm_calls_used == 6
     assert {call.source for call in app.history().calls} == {"sdk"}
 
 
@@ -174,5 +174,5 @@ def test_nothing_is_recorded_outside_a_budget(fake: FakeProvider, llm: OpenAI) -
     with budget(name="app", prices=LOCAL_PRICES) as app:
         model.chat(MESSAGES)
     model.chat(MESSAGES)
-    assert app.calls_used == 1
+    assert app.snapshot().llm_calls_used == 1
     assert paths(fake.requests) == ["/v1/chat/completions"]

@@ -48,12 +48,12 @@ def guarded(fake: FakeProvider, *, trips: bool = False, parallel: bool = True) -
 def test_guardrail_agents_are_charged_to_themselves(fake: FakeProvider) -> None:
     with budget(max_usd=1, name="app") as app:
         Runner.run_sync(guarded(fake), "Hello")
-    assert sorted((c.name, c.calls_used) for c in app.children) == [
+    assert sorted((c.name, c.snapshot().llm_calls_used) for c in app.children) == [
         ("Assistant", 1),
         ("Checker", 1),
         ("Guard", 1),
     ]
-    assert app.calls_used == 3 == len(fake.requests)
+    assert app.snapshot().llm_calls_used == 3 == len(fake.requests)
     assert app.spent == pytest.approx(3 * CALL_USD)
 
 
@@ -64,8 +64,8 @@ def test_a_tripped_guardrail_keeps_what_its_agent_spent(fake: FakeProvider) -> N
     with budget(max_usd=1, name="app") as app:
         with pytest.raises(InputGuardrailTripwireTriggered):
             Runner.run_sync(guarded(fake, trips=True, parallel=False), "Hello")
-    assert [(c.name, c.calls_used) for c in app.children] == [("Guard", 1)]
-    assert app.calls_used == 1 == len(fake.requests)
+    assert [(c.name, c.snapshot().llm_calls_used) for c in app.children] == [("Guard", 1)]
+    assert app.snapshot().llm_calls_used == 1 == len(fake.requests)
 
 
 def test_a_guardrail_agent_with_limits_of_its_own(fake: FakeProvider) -> None:
@@ -77,4 +77,4 @@ def test_a_guardrail_agent_with_limits_of_its_own(fake: FakeProvider) -> None:
         with pytest.raises(AgentBudgetExceededError) as caught:  # see the test above
             Runner.run_sync(guarded(fake, parallel=False), "Hello again")
     assert caught.value.budget_name == "app.Guard"
-    assert app.find_child("Guard").calls_used == 1  # type: ignore[union-attr]
+    assert app.find_child("Guard").snapshot().llm_calls_used == 1  # type: ignore[union-attr]

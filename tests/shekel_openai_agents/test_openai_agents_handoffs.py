@@ -65,9 +65,9 @@ def test_a_handoff_moves_the_charge_to_the_agent_that_runs_next(
     for name in ("Triage", "Researcher"):
         child = app.find_child(name)
         assert child is not None
-        assert child.calls_used == 1, name
+        assert child.snapshot().llm_calls_used == 1, name
         assert child.spent == pytest.approx(CALL_USD)
-    assert app.calls_used == 2 == len(fake.requests)  # each call counted once
+    assert app.snapshot().llm_calls_used == 2 == len(fake.requests)  # each call counted once
     assert app.spent_direct == 0
     path = "/v1/responses" if api == "responses" else "/v1/chat/completions"
     assert {request.path for request in fake.requests} == {path}
@@ -94,13 +94,13 @@ def test_an_agent_run_twice_pays_into_the_same_child(fake: FakeProvider) -> None
         Runner.run_sync(triage_and_researcher(fake, "responses"), "Once")
         Runner.run_sync(triage_and_researcher(fake, "responses"), "Twice")
     assert [child.name for child in app.children] == ["Triage", "Researcher"]
-    assert [child.calls_used for child in app.children] == [2, 2]
+    assert [child.snapshot().llm_calls_used for child in app.children] == [2, 2]
 
 
 def test_a_run_inside_a_budget_named_after_its_agent_pays_there(fake: FakeProvider) -> None:
     with budget(max_usd=1, name="app") as app, app.child("Triage") as triage_budget:
         Runner.run_sync(triage_and_researcher(fake, "responses"), "Go")
-    assert triage_budget.calls_used == 2
+    assert triage_budget.snapshot().llm_calls_used == 2
     assert [child.name for child in triage_budget.children] == ["Researcher"]
 
 
@@ -116,7 +116,7 @@ def test_a_budget_entered_inside_the_run_pays_for_what_is_sent_there(fake: FakeP
         """Ask the model directly."""
         with budget(name="direct") as direct:
             await client(fake).responses.create(model="gpt-4o-mini", input=question)
-        seen.append(direct.calls_used)
+        seen.append(direct.snapshot().llm_calls_used)
         return "asked"
 
     seen: list[int] = []
@@ -127,6 +127,6 @@ def test_a_budget_entered_inside_the_run_pays_for_what_is_sent_there(fake: FakeP
     researcher = app.find_child("Researcher")
     assert researcher is not None
     assert seen == [1]
-    assert researcher.calls_used == 2  # its own two model calls, not the tool's
+    assert researcher.snapshot().llm_calls_used == 2  # its own two model calls, not the tool's
     assert [child.name for child in app.children] == ["Researcher", "direct"]
-    assert app.calls_used == 3
+    assert app.snapshot().llm_calls_used == 3

@@ -76,7 +76,9 @@ def test_the_callers_run_hooks_still_run(fake: FakeProvider) -> None:
         "tool lookup facts",
         "llm Researcher",
     ]
-    assert [(c.name, c.calls_used, c.tool_calls_used) for c in app.children] == [
+    assert [
+        (c.name, c.snapshot().llm_calls_used, c.snapshot().tool_calls_used) for c in app.children
+    ] == [
         ("Triage", 1, 0),
         ("Researcher", 2, 1),
     ]
@@ -104,4 +106,4 @@ def test_uninstall_takes_everything_back(fake: FakeProvider) -> None:
     with budget(max_usd=1, name="app") as app:
         Runner.run_sync(triage(fake), "Go")
     assert app.children == []  # every call charged to the active budget, as without the package
-    assert (app.calls_used, app.tool_calls_used) == (3, 0)
+    assert (app.snapshot().llm_calls_used, app.snapshot().tool_calls_used) == (3, 0)

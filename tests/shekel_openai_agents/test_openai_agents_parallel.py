@@ -43,8 +43,11 @@ def test_parallel_runs_of_shared_agents_are_charged_to_each(fake: FakeProvider) 
     with budget(max_usd=1, name="app") as app:
         outputs = asyncio.run(main())
     assert outputs == [fake.default_text] * 8
-    assert sorted((c.name, c.calls_used) for c in app.children) == [("Critic", 4), ("Writer", 4)]
-    assert app.calls_used == 8 == len(fake.requests)
+    assert sorted((c.name, c.snapshot().llm_calls_used) for c in app.children) == [
+        ("Critic", 4),
+        ("Writer", 4),
+    ]
+    assert app.snapshot().llm_calls_used == 8 == len(fake.requests)
     assert app.spent_direct == 0
 
 
@@ -67,8 +70,8 @@ def test_parallel_requests_of_users_with_budgets_of_their_own(fake: FakeProvider
     for user in ("ann", "bob", "cy"):
         assistant = app.find_child(user).find_child("Assistant")  # type: ignore[union-attr]
         assert assistant is not None
-        assert assistant.calls_used == 2
-    assert app.calls_used == 6 == len(fake.requests)
+        assert assistant.snapshot().llm_calls_used == 2
+    assert app.snapshot().llm_calls_used == 6 == len(fake.requests)
 
 
 def test_parallel_handoffs_from_a_local_model(fake: FakeProvider) -> None:
@@ -91,8 +94,8 @@ def test_parallel_handoffs_from_a_local_model(fake: FakeProvider) -> None:
     with budget(max_usd=1, name="app") as app:
         asyncio.run(main())
     by_name = {child.name: child for child in app.children}
-    assert by_name["Triage"].calls_used == 4
-    assert by_name["Triage"].tokens_used == 4 * 510
-    assert by_name["Researcher"].calls_used == 4 == len(fake.requests)
+    assert by_name["Triage"].snapshot().llm_calls_used == 4
+    assert by_name["Triage"].snapshot().tokens_used == 4 * 510
+    assert by_name["Researcher"].snapshot().llm_calls_used == 4 == len(fake.requests)
     assert {c.source for c in by_name["Triage"].history().calls} == {"openai-agents"}
     assert {c.source for c in by_name["Researcher"].history().calls} == {"sdk"}

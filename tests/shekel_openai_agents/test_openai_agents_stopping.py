@@ -86,7 +86,7 @@ def test_an_exhausted_agent_is_stopped_before_its_request(
     assert "agent 'Researcher' was stopped before its model call" in str(error)
     assert "the request was not sent. Raise the limit" in str(error)
     assert len(fake.requests) == 2  # Triage's, and Researcher's first: nothing after
-    assert app.calls_used == 2
+    assert app.snapshot().llm_calls_used == 2
     assert consulted == []  # no retry policy saw the refusal
     # The run ended cleanly: its trace and every span closed, nothing left current.
     assert spans.agent_spans() == ["Triage", "Researcher"]
@@ -114,7 +114,7 @@ def test_limits_for_an_agent_stop_it_in_every_run_under_that_budget(fake: FakePr
         with pytest.raises(AgentBudgetExceededError) as caught:
             Runner.run_sync(triage(fake), "Second")
     assert caught.value.budget_name == "app.Triage"
-    assert app.find_child("Triage").calls_used == 1  # type: ignore[union-attr]
+    assert app.find_child("Triage").snapshot().llm_calls_used == 1  # type: ignore[union-attr]
     assert len(fake.requests) == 3
 
 

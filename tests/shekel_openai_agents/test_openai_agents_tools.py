@@ -46,8 +46,8 @@ def test_tool_calls_count_against_the_agent_and_its_tool_prices(fake: FakeProvid
     child = app.find_child("Researcher")
     assert child is not None
     assert sorted(runs) == ["a", "b", "c"]
-    assert child.tool_calls_used == 3 == app.tool_calls_used
-    assert child.calls_used == 3
+    assert child.snapshot().tool_calls_used == 3 == app.snapshot().tool_calls_used
+    assert child.snapshot().llm_calls_used == 3
     tools = [c for c in child.history().calls if c.source == "tool"]
     assert [c.tool_name for c in tools] == ["search"] * 3
     assert sum(c.cost for c in tools) == 750_000_000  # nano-dollars: $0.25 each, in the agent's
@@ -64,7 +64,7 @@ def test_a_tool_over_max_tool_calls_is_refused_before_it_runs(fake: FakeProvider
     assert refusal.sent is False
     assert refusal.budget_name == "app.Researcher"
     assert runs == ["a"]  # "b" never ran
-    assert app.tool_calls_used == 1
+    assert app.snapshot().tool_calls_used == 1
     assert app.snapshot().usd_reserved == 0
     assert len(fake.requests) == 2  # no model call after the refusal
 
@@ -75,7 +75,7 @@ def test_a_tool_that_raises_is_given_back(fake: FakeProvider) -> None:
         output = Runner.run_sync(researcher(fake), "Research").final_output
     assert output == fake.default_text  # the SDK told the model, and the run went on
     assert runs == ["broken", "fine"]
-    assert app.tool_calls_used == 1
+    assert app.snapshot().tool_calls_used == 1
     assert app.snapshot().usd_reserved == 0
 
 
@@ -93,7 +93,7 @@ def test_a_tool_that_raises_with_no_error_function_is_given_back(fake: FakeProvi
             Runner.run_sync(agent, "Research")
         assert app.snapshot().usd_reserved == 0
     assert runs == ["x"]
-    assert app.tool_calls_used == 0
+    assert app.snapshot().tool_calls_used == 0
 
 
 def test_tools_in_a_streamed_run(fake: FakeProvider) -> None:
@@ -107,8 +107,8 @@ def test_tools_in_a_streamed_run(fake: FakeProvider) -> None:
     with budget(max_usd=1, name="app") as app:
         asyncio.run(consume())
     assert runs == ["broken", "a"]
-    assert app.tool_calls_used == 1
-    assert app.find_child("Researcher").tool_calls_used == 1  # type: ignore[union-attr]
+    assert app.snapshot().tool_calls_used == 1
+    assert app.find_child("Researcher").snapshot().tool_calls_used == 1  # type: ignore[union-attr]
 
 
 def test_an_agent_used_as_a_tool_pays_for_its_own_calls(fake: FakeProvider) -> None:
@@ -124,6 +124,12 @@ def test_an_agent_used_as_a_tool_pays_for_its_own_calls(fake: FakeProvider) -> N
     manager_budget, translator_budget = app.find_child("Manager"), app.find_child("Translator")
     assert manager_budget is not None
     assert translator_budget is not None
-    assert (manager_budget.calls_used, manager_budget.tool_calls_used) == (2, 1)
-    assert (translator_budget.calls_used, translator_budget.tool_calls_used) == (1, 0)
-    assert app.calls_used == 3 == len(fake.requests)
+    assert (
+        manager_budget.snapshot().llm_calls_used,
+        manager_budget.snapshot().tool_calls_used,
+    ) == (2, 1)
+    assert (
+        translator_budget.snapshot().llm_calls_used,
+        translator_budget.snapshot().tool_calls_used,
+    ) == (1, 0)
+    assert app.snapshot().llm_calls_used == 3 == len(fake.requests)

@@ -35,7 +35,7 @@ def test_a_model_that_sends_through_the_sdk_is_counted_once(fake: FakeProvider) 
         Runner.run_sync(agent, "Hi")
     relay = app.find_child("Relay")
     assert relay is not None
-    assert relay.calls_used == 1 == len(fake.requests)
+    assert relay.snapshot().llm_calls_used == 1 == len(fake.requests)
     assert relay.spent == pytest.approx(CALL_USD)
     assert [c.source for c in relay.history().calls] == ["sdk"]
 

@@ -139,7 +139,7 @@ def test_instruments_follow_the_conventions(
     with budget(max_usd=5, name="app", warn_at=0.000001) as app:
         with pytest.warns(BudgetWarning, match="reached"):
             oai.chat.completions.create(model=GPT, messages=USER)
-        app.record_tool_call("search", usd=0.01)
+        app.tool_call("search", usd=0.01).commit()
         with pytest.raises(BudgetExceededError):
             app.record(usd=10.0)
         assert telemetry.collect()  # the gauges, while the budget is active
@@ -311,10 +311,10 @@ def test_refusals_by_axis(telemetry: Telemetry, fake_llm: FakeProvider, oai: ope
                 oai.chat.completions.create(model=GPT, messages=USER)  # ... $0.30: over
             assert over.value.sent is True
         with budget(max_tool_calls=1, name="tools") as tools:
-            tools.record_tool_call("search")
+            tools.tool_call("search").commit()
             with pytest.raises(ToolBudgetExceededError):
-                tools.record_tool_call("search")
-        assert app.calls_used == 3
+                tools.tool_call("search").commit()
+        assert app.snapshot().llm_calls_used == 3
     assert len(fake_llm.requests) == 3  # the refused call was never sent
     exceeded = telemetry.collect()["shekel.budget.exceeded"]
     assert exceeded == {
@@ -361,9 +361,9 @@ def test_warnings_fallbacks_and_tool_calls(
         ):
             oai.chat.completions.create(model=GPT, messages=USER)  # 60%: warning and fallback
         oai.chat.completions.create(model=GPT, messages=USER)  # sent as gpt-4o-nano
-        app.record_tool_call("search")
-        app.record_tool_call("search")
-        app.record_tool_call("fetch", usd=0.001)
+        app.tool_call("search").commit()
+        app.tool_call("search").commit()
+        app.tool_call("fetch", usd=0.001).commit()
     assert fake_llm.requests[-1].body["model"] == "gpt-4o-nano"
     found = telemetry.collect()
     assert found["shekel.budget.warnings"] == {
@@ -428,7 +428,7 @@ def test_uninstrument_stops_reporting(
         oai.chat.completions.create(model=GPT, messages=USER)
         shekel_otel.uninstrument()
         oai.chat.completions.create(model=GPT, messages=USER)
-        app.record_tool_call("search")
+        app.tool_call("search").commit()
         found = telemetry.collect()
     assert found["shekel.cost"] == {cost_key("app", GPT, "openai"): pytest.approx(cost(GPT, 12, 3))}
     assert "shekel.tool.calls" not in found

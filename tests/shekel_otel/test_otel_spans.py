@@ -304,7 +304,7 @@ def test_a_broken_telemetry_sdk_never_stops_a_call(
             oai.chat.completions.create(model=GPT, messages=USER)
     finally:
         shekel_otel.uninstrument()
-    assert app.calls_used == 2
+    assert app.snapshot().llm_calls_used == 2
     ours = [r for r in caplog.records if r.name == "shekel_otel"]
     warned = [r for r in ours if r.levelno == logging.WARNING]
     assert len(warned) == 1  # once per hook; later failures at DEBUG

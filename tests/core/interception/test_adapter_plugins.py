@@ -76,7 +76,7 @@ def test_plugin_adapter_prices_and_caps_a_gateway(gateway_plugin: None) -> None:
             client.post("http://gw/llm/generate", json=payload)
     assert refused.value.sent is False
     assert len(served) == 2
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
     assert b.spent == pytest.approx(0.30)
     assert b.summary_data()["calls"][0]["model"] == "gpt-4o-mini"
 
@@ -85,7 +85,7 @@ def test_without_the_plugin_the_path_is_not_an_llm_call() -> None:
     client = httpx.Client(transport=httpx.MockTransport(_gateway))
     with budget(max_usd=0.20) as b:
         client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
 
 
 def test_a_path_stops_being_routed_when_its_plugin_goes() -> None:
@@ -99,4 +99,4 @@ def test_a_path_stops_being_routed_when_its_plugin_goes() -> None:
         shekel.plugins.plugin_manager().unregister(plugin)
     with budget(max_usd=1.0) as unrouted:
         client.post("http://gw/llm/generate", json={"engine": "gpt-4o-mini", "prompt": "hi"})
-    assert (routed.calls_used, unrouted.calls_used) == (1, 0)
+    assert (routed.snapshot().llm_calls_used, unrouted.snapshot().llm_calls_used) == (1, 0)

@@ -71,7 +71,7 @@ def test_count_tokens_is_not_a_call(fake: FakeProvider, claude: anthropic.Anthro
     with budget(max_usd=1.0) as b:
         counted = claude.messages.count_tokens(model=MODEL, messages=USER)
     assert counted.input_tokens > 0
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
     assert b.spent == 0
 
 

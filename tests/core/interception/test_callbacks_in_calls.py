@@ -48,7 +48,7 @@ def test_a_raising_on_warn_is_not_retried_by_openai(
     assert caught.value.sent is True
     assert "after the call was sent (its spend was recorded)" in str(caught.value)
     assert len(fake.requests) == 1
-    assert b.calls_used == 1  # recorded before the callback ran
+    assert b.snapshot().llm_calls_used == 1  # recorded before the callback ran
 
 
 def test_a_raising_on_fallback_is_not_retried_by_anthropic(fake: FakeProvider) -> None:
@@ -61,7 +61,7 @@ def test_a_raising_on_fallback_is_not_retried_by_anthropic(fake: FakeProvider) -
         client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=USER)
     assert isinstance(caught.value.__cause__, Stop)
     assert len(fake.requests) == 1
-    assert session.calls_used == 1
+    assert session.snapshot().llm_calls_used == 1
 
 
 class RaisingPlugin:
@@ -82,7 +82,7 @@ def test_a_raising_plugin_hook_is_not_retried(
         plugin_manager().unregister(plugin)
     assert isinstance(caught.value.__cause__, Stop)
     assert len(fake.requests) == 1
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 class BrokenPrices:
@@ -114,7 +114,7 @@ def test_a_price_plugin_raising_before_sending_says_the_request_was_not_sent(
     assert "before sending it (the request was not sent)" in message
     assert "spend was recorded" not in message
     assert fake.requests == []
-    assert (b.calls_used, b.spent) == (0, 0)
+    assert (b.snapshot().llm_calls_used, b.spent) == (0, 0)
 
 
 @pytest.mark.usefixtures("broken_prices")
@@ -130,7 +130,7 @@ def test_a_price_plugin_raising_after_sending_still_counts_the_call(
     assert isinstance(caught.value.__cause__, Stop)
     assert caught.value.sent is True
     assert len(fake.requests) == 1  # and not sent again
-    assert (b.calls_used, b.tokens_used) == (1, 47)
+    assert (b.snapshot().llm_calls_used, b.snapshot().tokens_used) == (1, 47)
     assert b.history().calls[-1].priced is False
 
 
@@ -171,7 +171,7 @@ def test_warnings_turned_into_errors_are_not_retried(
             retrying_openai.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert type(caught.value.__cause__).__name__ == "BudgetWarning"
     assert len(fake.requests) == 1
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_a_raising_callback_in_async_code_is_not_retried(fake: FakeProvider) -> None:
@@ -187,7 +187,7 @@ def test_a_raising_callback_in_async_code_is_not_retried(fake: FakeProvider) -> 
         except ShekelError as exc:
             error = exc
         await client.close()
-        return error, b.calls_used
+        return error, b.snapshot().llm_calls_used
 
     error, calls = asyncio.run(run())
     assert isinstance(error, CallbackError)
@@ -209,7 +209,7 @@ def test_a_raising_callback_during_a_stream_reaches_the_loop_once(
     assert isinstance(caught.value.__cause__, Stop)
     assert caught.value.sent is True
     assert len(fake.requests) == 1
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_a_raising_callback_outside_any_sdk_call_is_not_wrapped() -> None:

@@ -42,7 +42,7 @@ def test_exhausted_budget_refuses_before_sending(fake: FakeProvider, oai: openai
                 oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
             assert caught.value.sent is False
     assert len(fake.requests) == sent
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_call_cap_refuses_the_next_call(fake: FakeProvider, oai: openai.OpenAI) -> None:
@@ -53,7 +53,7 @@ def test_call_cap_refuses_the_next_call(fake: FakeProvider, oai: openai.OpenAI) 
             oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert caught.value.axis == "llm_calls"
     assert len(fake.requests) == 3
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
 
 
 def test_parent_cap_refuses_child_call(fake: FakeProvider, oai: openai.OpenAI) -> None:
@@ -90,7 +90,7 @@ def test_sdk_retries_each_pass_the_gate(fake: FakeProvider) -> None:
     with budget(max_usd=1.0) as b:
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert len(fake.requests) == 2
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.spent == pytest.approx(gpt4o_mini(10, 1), abs=1e-9)
 
 
@@ -135,7 +135,7 @@ def test_unknown_model_warns_and_counts_tokens(fake: FakeProvider, oai: openai.O
     with pytest.warns(UserWarning, match="no price for model 'my-private-llm'"):
         with budget(max_tokens=10_000) as b:
             oai.chat.completions.create(model="my-private-llm", messages=USER)
-    assert b.tokens_used == 550
+    assert b.snapshot().tokens_used == 550
     data = b.summary_data()
     assert data["incomplete"] is True
     assert "no known price" in b.summary()
@@ -170,7 +170,7 @@ def test_odd_request_bodies_are_still_counted(fake: FakeProvider) -> None:
         broken = client.post(f"{fake.openai_base_url}/chat/completions", content=b'{"stream": ')
     assert streamed.status_code == 200
     assert broken.status_code == 400  # the provider's answer, not a shekel crash
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.spent == pytest.approx(gpt4o_mini(12, 3), abs=1e-9)
 
 
@@ -210,7 +210,7 @@ def test_a_refusal_says_what_calls_in_flight_hold(fake: FakeProvider, oai: opena
     message = str(caught.value)
     assert "limit of 8 LLM calls (5 LLM calls used)" in message
     assert "calls in flight hold 3 LLM calls more" in message
-    assert b.calls_used == 8
+    assert b.snapshot().llm_calls_used == 8
 
 
 def test_a_call_cap_up_the_chain_holds_the_calls_in_flight(
@@ -228,4 +228,4 @@ def test_a_call_cap_up_the_chain_holds_the_calls_in_flight(
             w.join()
     assert (caught.value.axis, caught.value.sent) == ("llm_calls", False)
     assert len(fake.requests) == 2
-    assert parent.calls_used == 2
+    assert parent.snapshot().llm_calls_used == 2

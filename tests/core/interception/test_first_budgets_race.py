@@ -42,7 +42,8 @@ def work(i):
 threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
 for t in threads: t.start()
 for t in threads: t.join()
-print(json.dumps({"sent": len(fake.requests), "recorded": sum(b.calls_used for b in budgets),
+recorded = sum(b.snapshot().llm_calls_used for b in budgets)
+print(json.dumps({"sent": len(fake.requests), "recorded": recorded,
                   "errors": errors}))
 """
 
@@ -67,7 +68,8 @@ threads = [threading.Thread(target=work) for _ in range(20)]
 for t in threads: t.start()
 for t in threads: t.join()
 real = sum(20 * 2.5e-6 + min(500, r.body.get("max_tokens", 500)) * 10e-6 for r in fake.requests)
-print(json.dumps({"sent": len(fake.requests), "recorded": shared.calls_used, "errors": errors,
+recorded = shared.snapshot().llm_calls_used
+print(json.dumps({"sent": len(fake.requests), "recorded": recorded, "errors": errors,
                   "real": real, "spent": shared.spent, "cap": cap}))
 """
 
@@ -106,7 +108,8 @@ shared, own, errors, cap = asyncio.run(main())
 gpt = [r for r in fake.requests if r.path.endswith("/chat/completions")]
 real = sum(20 * 2.5e-6 + min(500, r.body.get("max_tokens", 500)) * 10e-6 for r in gpt)
 print(json.dumps({"sent": len(fake.requests),
-                  "recorded": shared.calls_used + sum(b.calls_used for b in own),
+                  "recorded": shared.snapshot().llm_calls_used
+                  + sum(b.snapshot().llm_calls_used for b in own),
                   "errors": errors, "real": real, "spent": shared.spent, "cap": cap}))
 """
 

@@ -26,7 +26,7 @@ def test_chat_completion_recorded_and_priced(fake: FakeProvider, oai: openai.Ope
         300,
     )
     assert b.spent == pytest.approx(expected(1200, 300), abs=1e-9)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_cached_and_reasoning_tokens_priced(fake: FakeProvider, oai: openai.OpenAI) -> None:
@@ -147,7 +147,7 @@ def test_responses_create_and_stream(fake: FakeProvider, oai: openai.OpenAI) -> 
         assert final.output_text == "helper"
     spent = expected(100, 10) + expected(200, 20) + expected(300, 30)
     assert b.spent == pytest.approx(spent, abs=1e-9)
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
     assert b.summary_data()["estimated_calls"] == 0
 
 

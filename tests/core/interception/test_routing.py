@@ -68,7 +68,11 @@ def test_a_plugin_routes_calls_to_children_of_its_choosing(
         _as("acme", claude.messages.create, model="claude-haiku-4-5", max_tokens=50, messages=USER)
         create(model="gpt-4o-mini", messages=USER)  # no tenant: the active budget pays
     acme, globex = router.root.child("acme"), router.root.child("globex")
-    assert (acme.calls_used, globex.calls_used, router.root.calls_used) == (2, 1, 4)
+    assert (
+        acme.snapshot().llm_calls_used,
+        globex.snapshot().llm_calls_used,
+        router.root.snapshot().llm_calls_used,
+    ) == (2, 1, 4)
     assert router.root.spent_direct == pytest.approx(gpt4o_mini(100, 10), abs=1e-12)
     assert globex.spent == pytest.approx(gpt4o_mini(100, 10), abs=1e-12)
     assert len(fake.requests) == 4
@@ -94,8 +98,8 @@ def test_calls_are_routed_with_no_budget_active(
 ) -> None:
     _as("acme", oai.chat.completions.create, model="gpt-4o-mini", messages=USER)
     oai.chat.completions.create(model="gpt-4o-mini", messages=USER)  # nobody pays: untracked
-    assert router.root.child("acme").calls_used == 1
-    assert router.root.calls_used == 1
+    assert router.root.child("acme").snapshot().llm_calls_used == 1
+    assert router.root.snapshot().llm_calls_used == 1
     assert len(fake.requests) == 2
 
 
@@ -112,7 +116,7 @@ def test_routing_in_async_tasks(fake: FakeProvider, router: TenantRouter) -> Non
         await client.close()
 
     asyncio.run(main())
-    assert [router.root.child(t).calls_used for t in ("a", "b")] == [2, 1]
+    assert [router.root.child(t).snapshot().llm_calls_used for t in ("a", "b")] == [2, 1]
 
 
 def test_the_usage_chunk_reaches_callers_that_ask_for_it(
@@ -134,7 +138,7 @@ def test_the_usage_chunk_reaches_callers_that_ask_for_it(
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (7, 2)
-    assert plugin.root.child("acme").tokens_used == 9
+    assert plugin.root.child("acme").snapshot().tokens_used == 9
 
 
 # -- one call reported twice: by the interceptor and by a framework ------------------------------
@@ -153,7 +157,7 @@ def test_a_framework_reporting_an_intercepted_call_after_it_changes_nothing(
             call_id=response.id,
             source="framework",
         )
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert again.source == "sdk"
     assert again.call_id == response.id
     assert b.spent == pytest.approx(gpt4o_mini(100, 10), abs=1e-12)
@@ -169,7 +173,7 @@ def test_a_framework_reporting_an_anthropic_message_after_it_changes_nothing(
         again = b.record(
             model="claude-haiku-4-5", input_tokens=100, output_tokens=10, call_id=message.id
         )
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert again.source == "sdk"
     assert again.call_id == message.id
 
@@ -184,7 +188,7 @@ def test_a_framework_reporting_a_streamed_call_after_it_changes_nothing(
         ) as stream:
             message = stream.get_final_message()
         b.record(model="claude-haiku-4-5", input_tokens=100, call_id=message.id, source="fw")
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.history().calls[0].source == "sdk"
 
 
@@ -200,7 +204,7 @@ def test_a_framework_reporting_a_stream_before_it_ends_is_counted_once(
         )
         for _ in stream:
             pass
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.history().calls[0] is reported
     assert b.spent == pytest.approx(gpt4o_mini(100, 3), abs=1e-12)
     assert b.snapshot().usd_reserved == 0
@@ -214,5 +218,5 @@ def test_a_server_that_repeats_response_ids_loses_no_spend() -> None:
     with budget(max_usd=1) as b:
         for _ in range(3):
             list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
     assert {c.call_id for c in b.history().calls} == {"chatcmpl-1"}

@@ -222,7 +222,7 @@ def test_a_caller_that_breaks_out_after_the_usage_is_not_raised_at() -> None:
         for _ in stream:
             break
         stream.close()
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert b.history().calls[0].estimated is True
 
 

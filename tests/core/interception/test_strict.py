@@ -156,7 +156,7 @@ def test_no_request_asks_for_more_output_than_the_model_allows(
             stream.until_done()
     sent = [r.body.get("max_completion_tokens", r.body.get("max_tokens")) for r in fake.requests]
     assert sent == [16_384, 16_384, 32_768, 128_000]
-    assert b.calls_used == 4
+    assert b.snapshot().llm_calls_used == 4
     assert b.snapshot().usd_reserved == 0
 
 
@@ -240,7 +240,7 @@ def test_concurrent_strict_calls_wait_for_room_instead_of_being_refused(
             t.join()
     assert errors == []
     assert len(fake.requests) == 10
-    assert b.calls_used == 10
+    assert b.snapshot().llm_calls_used == 10
     assert b.spent == pytest.approx(10 * (10 * 2.5e-6 + 10 * 10e-6), abs=1e-12)
     assert b.snapshot().usd_reserved == 0
 
@@ -258,7 +258,11 @@ def test_concurrent_strict_tasks_wait_for_room(fake: FakeProvider) -> None:
                 return_exceptions=True,
             )
         await client.close()
-        return b.calls_used, b.spent, [r for r in results if isinstance(r, BaseException)]
+        return (
+            b.snapshot().llm_calls_used,
+            b.spent,
+            [r for r in results if isinstance(r, BaseException)],
+        )
 
     calls, spent, errors = asyncio.run(run())
     assert errors == []
@@ -278,4 +282,4 @@ def test_a_call_waiting_on_its_own_open_stream_does_not_wait(
             oai.chat.completions.create(model="gpt-4o", messages=USER)
         assert caught.value.sent is False
         list(stream)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1

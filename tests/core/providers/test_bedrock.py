@@ -81,7 +81,7 @@ def test_converse_stream(fake: FakeProvider, bedrock: Any) -> None:
     assert text == "one two three"
     assert events[-1]["metadata"]["usage"]["outputTokens"] == 3
     assert b.spent == pytest.approx(cost(BEDROCK_CLAUDE_HAIKU, 400, 3), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert not b.summary_data()["calls"][0]["estimated"]
 
 
@@ -127,7 +127,7 @@ def test_refused_before_sending(fake: FakeProvider, bedrock: Any) -> None:
             bedrock.converse(modelId=HAIKU, messages=USER)
     assert refused.value.sent is False
     assert len(fake.requests) == 1
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_strict_mode_lowers_max_tokens_before_signing(fake: FakeProvider, bedrock: Any) -> None:
@@ -165,7 +165,7 @@ def test_the_fake_refuses_what_bedrock_refuses(fake: FakeProvider, bedrock: Any)
         with pytest.raises(ClientError) as refused:
             bedrock.converse(modelId=HAIKU, messages=USER, inferenceConfig={"maxTokens": 100_000})
     assert refused.value.response["Error"]["Code"] == "ValidationException"
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
 
 
 def test_throttling_costs_nothing(fake: FakeProvider, bedrock: Any) -> None:
@@ -174,7 +174,7 @@ def test_throttling_costs_nothing(fake: FakeProvider, bedrock: Any) -> None:
         with pytest.raises(ClientError) as refused:
             bedrock.converse(modelId=HAIKU, messages=USER)
     assert refused.value.response["Error"]["Code"] == "ThrottlingException"
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
 
 
 def test_a_tool_call(fake: FakeProvider, bedrock: Any) -> None:

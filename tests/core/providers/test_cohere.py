@@ -76,7 +76,7 @@ def test_chat_is_priced_from_the_billed_units(fake: FakeProvider, co: cohere.Cli
     assert (call["input_tokens"], call["output_tokens"]) == (1000, 200)
     assert call["call_id"] == response.id
     assert not call["estimated"]
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 @pytest.mark.parametrize("framing", STREAM_FRAMINGS)
@@ -97,7 +97,7 @@ def test_chat_stream_is_recorded_once(
     assert [events[0].type, events[-1].type] == ["message-start", "message-end"]
     assert fake.requests[0].body["stream"] is True
     assert b.spent == pytest.approx(cost(COHERE_COMMAND_R, 500, 3), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     (call,) = b.summary_data()["calls"]
     assert not call["estimated"]
     assert call["call_id"] == events[0].id
@@ -124,7 +124,7 @@ def test_a_stream_that_crosses_the_cap_raises_through_the_sdk(
             _stream(co)
     assert crossed.value.sent is True
     assert b.spent == pytest.approx(cost(COHERE_COMMAND_R, 100_000, 100_000), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_async_client(fake: FakeProvider) -> None:
@@ -148,7 +148,7 @@ def test_async_client(fake: FakeProvider) -> None:
     )
     with budget(max_usd=1.0) as b:
         assert asyncio.run(calls()) == ["async hello", "a b c"]
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
     assert b.spent == pytest.approx(
         cost(COHERE_COMMAND_R, 100, 2) + cost(COHERE_COMMAND_R, 200, 3) + cost(COHERE_EMBED_V4, 40),
         abs=1e-12,
@@ -185,7 +185,7 @@ def test_refused_before_sending(fake: FakeProvider, co: cohere.ClientV2) -> None
             co.embed(model="embed-v4.0", texts=["a"], input_type="search_document")
     assert refused.value.sent is False
     assert len(fake.requests) == 1  # nothing after the first call left
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_a_call_strict_mode_cannot_pay_for_never_leaves(
@@ -206,7 +206,7 @@ def test_max_llm_calls(fake: FakeProvider, co: cohere.ClientV2) -> None:
         with pytest.raises(BudgetExceededError):
             _chat(co)
     assert len(fake.requests) == 2
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
 
 
 def test_strict_mode_lowers_max_tokens(fake: FakeProvider, co: cohere.ClientV2) -> None:
@@ -303,7 +303,7 @@ def test_a_rate_limited_call_costs_nothing(fake: FakeProvider, co: cohere.Client
         with pytest.raises(cohere.TooManyRequestsError) as failed:
             _chat(co)
     assert failed.value.body["message"] == "You are using a Trial key"
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
     assert b.spent == 0
 
 
@@ -317,7 +317,7 @@ def test_the_fake_caps_max_tokens_as_cohere_does(fake: FakeProvider, co: cohere.
     assert capped.usage.billed_units.output_tokens == 4096
     assert refused.value.status_code == 400
     assert "max_tokens" in refused.value.body["message"]
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_missing_usage_is_estimated_and_warned(fake: FakeProvider, co: cohere.ClientV2) -> None:
@@ -351,4 +351,4 @@ def test_calls_to_cohere_s_host(fake: FakeProvider) -> None:
                 v1.chat(model=MODEL, message="hi")
     assert fake.requests[0].path == "/v2/chat"
     assert b.spent == pytest.approx(cost(COHERE_COMMAND_R, 300, 2), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1

@@ -59,7 +59,7 @@ def test_generate_content_with_thinking_and_cached_tokens(
     assert (call["model"], call["input_tokens"], call["output_tokens"]) == (MODEL, 1000, 300)
     assert call["cache_read_tokens"] == 400
     assert not call["estimated"]
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_generate_content_stream(fake: FakeProvider, gemini: genai.Client) -> None:
@@ -72,7 +72,7 @@ def test_generate_content_stream(fake: FakeProvider, gemini: genai.Client) -> No
     assert "".join(p or "" for p in pieces) == "one two three"
     assert fake.requests[0].path.endswith(f"/models/{MODEL}:streamGenerateContent")
     assert b.spent == pytest.approx(cost(GEMINI_FLASH, 500, 3), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
     assert not b.summary_data()["calls"][0]["estimated"]
 
 
@@ -114,7 +114,7 @@ def test_aio_through_aiohttp(fake: FakeProvider) -> None:
     with budget(max_usd=1.0) as b:
         texts = asyncio.run(calls())
     assert texts == ["async hello", "a b c"]
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
     assert b.spent == pytest.approx(
         cost(GEMINI_FLASH, 100, 2) + cost(GEMINI_FLASH, 200, 3), abs=1e-12
     )
@@ -143,7 +143,7 @@ def test_embed_content(fake: FakeProvider, gemini: genai.Client) -> None:
     assert result.embeddings is not None
     assert len(result.embeddings) == 2
     assert b.spent == pytest.approx(cost(GEMINI_EMBEDDING, 40), abs=1e-12)
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_refused_before_sending(fake: FakeProvider, gemini: genai.Client) -> None:
@@ -155,7 +155,7 @@ def test_refused_before_sending(fake: FakeProvider, gemini: genai.Client) -> Non
             _generate(gemini)
     assert refused.value.sent is False
     assert len(fake.requests) == 1  # the second request never left
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_max_llm_calls(fake: FakeProvider, gemini: genai.Client) -> None:
@@ -165,7 +165,7 @@ def test_max_llm_calls(fake: FakeProvider, gemini: genai.Client) -> None:
         with pytest.raises(BudgetExceededError):
             _generate(gemini)
     assert len(fake.requests) == 2
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
 
 
 def test_strict_mode_lowers_max_output_tokens(fake: FakeProvider, gemini: genai.Client) -> None:
@@ -215,7 +215,7 @@ def test_the_fake_refuses_what_gemini_refuses(fake: FakeProvider, gemini: genai.
     with budget(max_usd=1.0) as b:
         with pytest.raises(errors.ClientError, match="maxOutputTokens"):
             _generate(gemini, max_output_tokens=1_000_000)
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
     assert b.spent == 0
 
 
@@ -224,7 +224,7 @@ def test_a_rate_limited_call_costs_nothing(fake: FakeProvider, gemini: genai.Cli
     with budget(max_usd=1.0) as b:
         with pytest.raises(errors.ClientError):
             _generate(gemini)
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
 
 
 def test_a_tool_call(fake: FakeProvider, gemini: genai.Client) -> None:

@@ -25,7 +25,7 @@ def test_chat_counts_tokens_at_no_cost(fake: FakeProvider) -> None:
     assert (call["model"], call["input_tokens"], call["output_tokens"]) == (MODEL, 30, 2)
     assert not call["estimated"]
     assert b.spent == 0
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_streamed_chat_and_generate(fake: FakeProvider) -> None:
@@ -43,7 +43,7 @@ def test_streamed_chat_and_generate(fake: FakeProvider) -> None:
         ]
     assert "".join(chat) == "one two three"
     assert "".join(generated) == "four five"
-    assert b.tokens_used == 40 + 3 + 50 + 2
+    assert b.snapshot().tokens_used == 40 + 3 + 50 + 2
     assert [c["estimated"] for c in b.summary_data()["calls"]] == [False, False]
 
 
@@ -63,8 +63,8 @@ def test_async_client(fake: FakeProvider) -> None:
     )
     with budget(max_llm_calls=5) as b:
         assert asyncio.run(calls()) == "a|b c"
-    assert b.calls_used == 2
-    assert b.tokens_used == 14
+    assert b.snapshot().llm_calls_used == 2
+    assert b.snapshot().tokens_used == 14
 
 
 def test_embed(fake: FakeProvider) -> None:
@@ -72,7 +72,7 @@ def test_embed(fake: FakeProvider) -> None:
     with budget(max_tokens=100) as b:
         result = ollama.Client(host=fake.url).embed(model="nomic-embed-text", input=["a", "b"])
     assert len(result.embeddings) == 2
-    assert b.tokens_used == 7
+    assert b.snapshot().tokens_used == 7
 
 
 def test_max_llm_calls_stops_a_local_agent(fake: FakeProvider) -> None:
@@ -83,7 +83,7 @@ def test_max_llm_calls_stops_a_local_agent(fake: FakeProvider) -> None:
                 client.chat(model=MODEL, messages=USER)
     assert refused.value.sent is False
     assert len(fake.requests) == 3
-    assert b.calls_used == 3
+    assert b.snapshot().llm_calls_used == 3
 
 
 def test_max_tokens_in_strict_mode_sets_num_predict(fake: FakeProvider) -> None:
@@ -93,7 +93,7 @@ def test_max_tokens_in_strict_mode_sets_num_predict(fake: FakeProvider) -> None:
     allowed = fake.requests[0].body["options"]["num_predict"]
     assert 1 <= allowed < 200
     assert response.done_reason == "length"
-    assert b.tokens_used <= 200
+    assert b.snapshot().tokens_used <= 200
 
 
 def test_a_tool_call(fake: FakeProvider) -> None:
@@ -111,4 +111,4 @@ def test_a_missing_model_costs_nothing(fake: FakeProvider) -> None:
         with pytest.raises(ollama.ResponseError, match="try pulling it first") as failed:
             ollama.Client(host=fake.url).chat(model="llama9", messages=USER)
     assert failed.value.status_code == 404
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0

@@ -97,8 +97,8 @@ def test_ollama_v1_is_free_but_counted(fake: FakeProvider) -> None:
     with budget(max_usd=0.01, max_tokens=1000) as b:
         client.chat.completions.create(model="llama3.2", messages=USER)  # type: ignore[arg-type]
     assert b.spent == 0
-    assert b.tokens_used == 320
-    assert b.calls_used == 1
+    assert b.snapshot().tokens_used == 320
+    assert b.snapshot().llm_calls_used == 1
 
 
 def test_a_gateway_accepts_a_fallback_of_any_family(fake: FakeProvider) -> None:

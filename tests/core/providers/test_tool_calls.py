@@ -38,7 +38,7 @@ def test_openai_chat(fake: FakeProvider) -> None:
     ]
     assert deltas[0][0].function.name == "get_weather"  # type: ignore[index,union-attr]
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
 
 
 def test_openai_responses(fake: FakeProvider) -> None:
@@ -66,4 +66,4 @@ def test_anthropic_messages(fake: FakeProvider) -> None:
         assert [(u.name, u.input, u.id) for u in uses] == [  # type: ignore[union-attr]
             ("get_weather", {"city": "Oslo"}, "call_1")
         ]
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2

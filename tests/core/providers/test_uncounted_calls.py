@@ -30,7 +30,7 @@ def test_an_unread_endpoint_of_a_known_host_warns_once(fake: FakeProvider) -> No
     message = str(caught[0].message)
     assert "api.openai.com/v1/images/generations" in message
     assert "budget.record" in message
-    assert b.calls_used == 0
+    assert b.snapshot().llm_calls_used == 0
     assert [r.path for r in fake.requests] == ["/v1/images/generations"] * 2  # never refused
 
 
@@ -65,4 +65,4 @@ def test_a_counted_call_does_not_warn(fake: FakeProvider) -> None:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
-    assert b.calls_used == 1
+    assert b.snapshot().llm_calls_used == 1

@@ -73,7 +73,7 @@ def test_a_damaged_counter_refuses_its_budget_before_sending_and_no_other(
     alice = budget(name="alice", max_usd=1, strict=strict, store=store)
     with alice:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
-    assert alice.calls_used == 2  # its record above, and this call
+    assert alice.snapshot().llm_calls_used == 2  # its record above, and this call
     assert alice.spent > 0.1
 
 

@@ -58,7 +58,7 @@ def test_a_stopped_server_refuses_calls_before_they_are_sent(
         assert "check that it is running and reachable" in str(caught.value)
         server.start()
         oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
-        assert b.calls_used == 2  # the spend before the outage is still there
+        assert b.snapshot().llm_calls_used == 2  # the spend before the outage is still there
         assert b.spent == pytest.approx(2 * first)
         assert b.snapshot().usd_reserved == 0
 
@@ -80,7 +80,7 @@ def test_failing_open_lets_calls_go_on_with_a_warning(
             oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
         assert len(fake.requests) == 3
         server.start()
-        assert b.calls_used == 1  # the calls made while it was down went unrecorded
+        assert b.snapshot().llm_calls_used == 1  # the calls made while it was down went unrecorded
 
 
 # -- a store that stops answering after the call was sent ------------------------------------
@@ -172,7 +172,7 @@ def test_spend_kept_while_the_store_is_locked_refuses_the_next_call_until_writte
         assert len(fake.requests) == 1
         locker.join()
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    assert b.calls_used == 2
+    assert b.snapshot().llm_calls_used == 2
     assert b.snapshot().usd_reserved == 0
 
 

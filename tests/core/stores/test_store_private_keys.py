@@ -40,7 +40,7 @@ def test_the_repeats_of_a_decorated_function_are_forgotten(store: str) -> None:
         pass
     assert len(_private_keys(store)) < FORGET_BATCH // 8  # one per call before
     assert service.spent == pytest.approx(calls * 0.01)
-    assert service.rollups["handle"].runs == calls
+    assert service._node.rollups["handle"].runs == calls
     assert next(a["key"] for a in open_store(store).accounts("service")) == "service"
 
 
@@ -84,7 +84,7 @@ def test_repeats_from_many_threads_at_once_are_all_counted_and_forgotten(store: 
     with service:
         pass
     assert service.spent == pytest.approx(threads * calls * 0.01)
-    assert service.rollups["handle"].runs == threads * calls
+    assert service._node.rollups["handle"].runs == threads * calls
     assert len(_private_keys(store)) < FORGET_BATCH
 
 

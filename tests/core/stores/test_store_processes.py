@@ -37,6 +37,7 @@ def stored(url: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return state.used, state.reserved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["redis", "sqlite"], indirect=True)
 def test_many_processes_never_pass_a_strict_cap_and_lose_nothing(
     store: str, fake: FakeProvider, tmp_path: Path
@@ -73,6 +74,7 @@ def test_many_processes_never_pass_a_strict_cap_and_lose_nothing(
     assert sum(r["calls"] > 0 for r in reports) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["redis", "sqlite"], indirect=True)
 def test_a_killed_workers_hold_expires_and_the_budget_is_usable_again(
     store: str, fake: FakeProvider
@@ -100,7 +102,7 @@ def test_a_killed_workers_hold_expires_and_the_budget_is_usable_again(
             except BudgetExceededError:
                 assert time.monotonic() < deadline, "the dead worker's hold never expired"
                 time.sleep(0.1)
-        assert b.calls_used == 1
+        assert b.snapshot().llm_calls_used == 1
     assert len(fake.requests) == 2
     client.close()
 
@@ -113,10 +115,10 @@ def test_a_second_process_resumes_a_budgets_totals(store: str, fake: FakeProvide
     assert first["calls"] == 3
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=2)
     with budget(name="resumed", max_usd=1.0, store=store) as b:
-        assert b.calls_used == 3
+        assert b.snapshot().llm_calls_used == 3
         assert round(b.spent * 1e9) == first["nanos"]
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-        assert b.calls_used == 4
+        assert b.snapshot().llm_calls_used == 4
     used, _ = stored(store, "resumed")
     assert used[2] == 4
     client.close()

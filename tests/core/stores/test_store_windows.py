@@ -199,7 +199,7 @@ def test_a_daily_budget_per_user_through_the_sdk(store: str, clock: Clock) -> No
                 except BudgetExceededError as error:
                     errors.append(error)
             # the third call crossed the cap (recorded, then raised); the fourth was refused
-            assert (b.calls_used, [e.sent for e in errors]) == (3, [True, False])
+            assert (b.snapshot().llm_calls_used, [e.sent for e in errors]) == (3, [True, False])
             midnight = at("UTC", 2099, 6, 14)
             for error in errors:
                 assert (error.window, error.retry_after) == ("1d", midnight - clock.now)
@@ -207,7 +207,7 @@ def test_a_daily_budget_per_user_through_the_sdk(store: str, clock: Clock) -> No
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
-            assert b.calls_used == 1
+            assert b.snapshot().llm_calls_used == 1
         assert len(fake.requests) == 4
         client.close()
 

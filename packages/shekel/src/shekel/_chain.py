@@ -9,6 +9,7 @@ on it and keeps the tree's bookkeeping (children, activations, rollups).
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import _clock
@@ -240,7 +241,10 @@ class Chain:
     def reading(self) -> tuple[BudgetSnapshot, AccountState, Caps]:
         state = self.ledger.read(self.read_account())
         caps = self.capped
-        return snapshot_of(state, caps), state, caps
+        snap = snapshot_of(state, caps)
+        if self.config.windows:
+            snap = replace(snap, period_ends_at=self.period_ends_at())
+        return snap, state, caps
 
     def reset(self) -> None:
         """Forget this budget's own spend, warnings and fallback (not its children's)."""

@@ -16,7 +16,7 @@ from ._errors import BudgetConfigError
 from ._history import DEFAULT_HISTORY_SIZE
 from ._keys import has_control_characters
 from ._ledger import UNLIMITED, Caps, Ledger
-from ._money import is_finite_number, usd_to_nanos
+from ._money import is_finite_number, nanos_to_usd, usd_to_nanos
 from ._pricing import Rate, compile_price_table
 from ._windows import Window, parse_window, parse_zone
 
@@ -107,6 +107,12 @@ class BudgetConfig:
     """Shortest first; the last (longest) is the one ``spent``, ``limit``... report."""
     loop_guard: int | None = None
     """The repeat of one call that is stopped (``loop_guard=3``: the third identical call)."""
+
+    @property
+    def max_usd(self) -> float | None:
+        """The USD cap as given (``None``: none); ``Budget.limit`` is the one in force, lowered
+        to what the parent has left."""
+        return None if self.caps.usd == UNLIMITED else nanos_to_usd(self.caps.usd)
 
 
 def reject_unknown(unexpected: Mapping[str, object], known: tuple[str, ...] = PARAMETERS) -> None:

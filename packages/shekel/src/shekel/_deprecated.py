@@ -8,9 +8,6 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from ._ledger import UNLIMITED
-from ._money import nanos_to_usd
-
 if TYPE_CHECKING:
     from ._budget import Budget
     from ._context import Activation
@@ -23,11 +20,6 @@ def _calls_used(b: Budget) -> int:
 
 def _tool_calls_used(b: Budget) -> int:
     return b.snapshot().tool_calls_used
-
-
-def _max_usd(b: Budget) -> float | None:
-    cap = b.config.caps.usd
-    return None if cap == UNLIMITED else nanos_to_usd(cap)
 
 
 def _active_children(b: Budget) -> tuple[Budget, ...]:
@@ -76,13 +68,16 @@ _MOVED: Final[dict[str, tuple[str, Callable[[Budget], Any]]]] = {
     "calls_used": ("budget.snapshot().llm_calls_used", _calls_used),
     "tool_calls_used": ("budget.snapshot().tool_calls_used", _tool_calls_used),
     "tokens_used": ("budget.snapshot().tokens_used", lambda b: b.snapshot().tokens_used),
-    "max_usd": ("budget.limit (auto-capped to what the parent has left)", _max_usd),
+    "max_usd": (
+        "budget.config.max_usd (budget.limit is the limit in force)",
+        lambda b: b.config.max_usd,
+    ),
     "depth": ("budget.full_name.count('.')", lambda b: b._node.depth),
     "rollups": ("budget.tree() (rollups show as one line per name)", lambda b: b._node.rollups),
     "active_children": ("budget.active_child", _active_children),
     "period_ends_at": (
-        "budget.snapshot() (and BudgetExceededError.retry_after)",
-        lambda b: b._c.period_ends_at,
+        "budget.snapshot().period_ends_at",
+        lambda b: lambda: b.snapshot().period_ends_at,
     ),
     "fallback_model": ("budget.model_switched", _fallback_model),
     "record_tool_call": ("budget.tool_call(name, usd).commit()", _record_tool_call),

@@ -29,6 +29,9 @@ class BudgetSnapshot:
     tool_calls_remaining: int | None
     llm_calls_limit: int | None = None
     tool_calls_limit: int | None = None
+    period_ends_at: float | None = None
+    """When the current period of the longest window ends (POSIX seconds); ``None`` without
+    ``windows=``."""
 
 
 def snapshot_of(state: AccountState, caps: Caps) -> BudgetSnapshot:
