@@ -306,7 +306,8 @@ def closed_port() -> int:
 
 
 def test_an_unreachable_server_fails_closed_saying_what_to_check() -> None:
-    ledger = RedisLedger(f"redis://:hunter2@127.0.0.1:{closed_port()}/0")
+    # retry_for: spend that happened (the arecord below) is retried that long, 10 s by default
+    ledger = RedisLedger(f"redis://:hunter2@127.0.0.1:{closed_port()}/0", retry_for=0.5)
     chain = [(ledger.open("x"), Caps())]
     with pytest.raises(BudgetStoreUnavailableError) as caught:
         ledger.reserve(chain, 1, 0)
@@ -320,7 +321,8 @@ def test_an_unreachable_server_fails_closed_saying_what_to_check() -> None:
 
 def test_a_server_that_never_answers_times_out() -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never replies
-    ledger = RedisLedger(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", timeout=0.2)
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    ledger = RedisLedger(url, timeout=0.2, retry_for=0.5)
     outcome: list[BaseException] = []
 
     def call() -> None:
