@@ -534,7 +534,10 @@ def test_concurrent_users_in_threads_each_pay_in_their_own_tree(
     for user in users:
         graph = scopes[user].child("graph")
         assert requests_of(fake, user) == 2
-        assert (graph.child("ask").snapshot().llm_calls_used, graph.child("answer").snapshot().llm_calls_used) == (1, 1)
+        assert (
+            graph.child("ask").snapshot().llm_calls_used,
+            graph.child("answer").snapshot().llm_calls_used,
+        ) == (1, 1)
         assert scopes[user].spent == pytest.approx(2 * CALL)
 
 
@@ -565,7 +568,9 @@ def test_concurrent_users_in_asyncio_tasks_each_pay_in_their_own_tree(fake: Fake
 
     for user, scope in asyncio.run(main()).items():
         assert requests_of(fake, user) == 1
-        assert scope.child("graph").child("ask").snapshot().llm_calls_used == 1  # each within its own cap
+        assert (
+            scope.child("graph").child("ask").snapshot().llm_calls_used == 1
+        )  # each within its own cap
         assert scope.spent == pytest.approx(CALL)
 
 

@@ -327,7 +327,9 @@ def test_the_nodes_own_interrupt_passes_through_untouched(
         done = app.invoke(Command(resume="yes"), config)
     assert [i.value for i in paused["__interrupt__"]] == [{"question": "ship it?"}]
     assert done["notes"] == ["yes"]
-    assert root.child("review").snapshot().llm_calls_used == 2 == len(fake.requests)  # the node ran twice
+    assert (
+        root.child("review").snapshot().llm_calls_used == 2 == len(fake.requests)
+    )  # the node ran twice
 
 
 def test_injection_of_config_runtime_store_and_writer_is_kept(
