@@ -199,7 +199,8 @@ def test_with_an_unsupported_crewai_only_crew_budget_runs(tmp_path: Path) -> Non
             if issubclass(w.category, UnsupportedCrewAIWarning):
                 print(">> warned:", w.message)
         print(">> plain:", [c.name for c in plain.children])
-        print(">> app:", [c.full_name for c in app.children], app.find_child("crew").snapshot().llm_calls_used)
+        crew_calls = app.find_child("crew").snapshot().llm_calls_used
+        print(">> app:", [c.full_name for c in app.children], crew_calls)
         """,
         PYTHONPATH=str(tmp_path),
     )
