@@ -192,7 +192,7 @@ class Budget:
     # -- entering and leaving ----------------------------------------------------------
 
     def __enter__(self) -> Budget:
-        self._begin()
+        Budget._begin(self)  # through the class: see the note in _begin
         return self
 
     def __exit__(
@@ -210,7 +210,7 @@ class Budget:
                 return
         if exc is not None and self._c.pending:
             _spend.settle_interrupted(self._c)
-        self._end(frame)
+        Budget._end(self, frame)
         if LISTENING.shekel_budget_exited:
             plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
 
@@ -223,21 +223,26 @@ class Budget:
         parent = entered_budget()
         if parent is None and PROCESS_ROOT[0] is not self:
             parent = PROCESS_ROOT[0]
+        # Locals: Budget has a __getattr__ (the moved members), so each attribute read of
+        # ``self`` takes CPython's slow path; this runs at every ``with``.
+        node = self._node
         with _TREE_LOCK:
-            if parent is not None and self.parent is not parent:
+            own_parent = self.parent
+            if parent is not None and own_parent is not parent:
                 join(self, parent)
-            elif parent is None and self.parent is not None:
+                own_parent = self.parent
+            elif parent is None and own_parent is not None:
                 raise BudgetConfigError(
-                    f"budget {self.full_name!r} belongs to {self.parent.full_name!r}; activate "
+                    f"budget {self.full_name!r} belongs to {own_parent.full_name!r}; activate "
                     "it where that budget is active (charging it needs no activation: route "
                     "calls to it, or record on it)"
                 )
             frame = push(self)
-            self._node.live.append(frame)
-            if self.parent is not None:
-                self.parent._node.active_children.append(self)
+            node.live.append(frame)
+            if own_parent is not None:
+                own_parent._node.active_children.append(self)
         try:
-            if self.parent is not None:
+            if own_parent is not None:
                 self._c.autocap()
             if LISTENING.shekel_budget_entered:
                 plugin_manager().hook.shekel_budget_entered(budget=self)
@@ -249,8 +254,8 @@ class Budget:
     def _end(self, frame: Activation) -> bool:
         if not pop(frame):
             return False
+        node = self._node
         with _TREE_LOCK:
-            node = self._node
             node.live.remove(frame)
             parent = self.parent
             if parent is not None:
