@@ -10,11 +10,11 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-from conftest import CALL, State, ask
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 
 import shekel_langgraph
+from conftest import CALL, State, ask
 from shekel import budget
 from shekel.integration import Integration, OutsideBudgetWarning, UnsupportedFrameworkWarning
 from shekel.testing import FakeProvider
