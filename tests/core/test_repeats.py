@@ -38,6 +38,7 @@ def _retained_after(calls: int) -> int:
     return after - before
 
 
+@pytest.mark.slow
 def test_memory_kept_per_repeat_does_not_grow_with_the_number_of_calls() -> None:
     small, large = _retained_after(500), _retained_after(5_000)
     # Constant memory: ten times the calls keep the same few hundred bytes (the rollup),

@@ -113,6 +113,8 @@ print(json.dumps({"sent": len(fake.requests),
                   "errors": errors, "real": real, "spent": shared.spent, "cap": cap}))
 """
 
+pytestmark = pytest.mark.slow  # each race runs in a fresh process of its own
+
 
 def run_fresh(body: str) -> dict[str, object]:
     done = subprocess.run(

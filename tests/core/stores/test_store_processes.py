@@ -23,6 +23,8 @@ from shekel.testing import FakeProvider, Reply
 WORKER = str(Path(__file__).with_name("store_worker.py"))
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 
+pytestmark = pytest.mark.slow  # every test here runs processes of its own
+
 
 def start(*args: str) -> subprocess.Popen[str]:
     process = subprocess.Popen([sys.executable, WORKER, *args], stdout=subprocess.PIPE, text=True)
@@ -37,7 +39,6 @@ def stored(url: str, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return state.used, state.reserved
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("store", ["redis", "sqlite"], indirect=True)
 def test_many_processes_never_pass_a_strict_cap_and_lose_nothing(
     store: str, fake: FakeProvider, tmp_path: Path
@@ -74,7 +75,6 @@ def test_many_processes_never_pass_a_strict_cap_and_lose_nothing(
     assert sum(r["calls"] > 0 for r in reports) >= 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("store", ["redis", "sqlite"], indirect=True)
 def test_a_killed_workers_hold_expires_and_the_budget_is_usable_again(
     store: str, fake: FakeProvider
