@@ -11,7 +11,6 @@ The default store, used by budgets that ask for it (``store="default"``, or a bu
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -185,6 +184,7 @@ the oldest has waited this many seconds (checked as budgets begin), and at inter
 # Filled by finalizers, which may run at any point of any thread: no lock, no I/O, only the
 # deque's atomic appends. Emptied by :func:`forget_gone`.
 GONE: Final[deque[tuple[float, Ledger, Any]]] = deque()
+_RETRY_AT: Final[list[float]] = [0.0]  # after a failed batch, when to try again (monotonic)
 
 
 class _UntilExit:
@@ -220,7 +220,10 @@ def forget_gone(*, at_exit: bool = False) -> None:
         oldest = GONE[0][0]
     except IndexError:
         return
-    if not at_exit and len(GONE) < FORGET_BATCH and time.monotonic() - oldest < FORGET_WITHIN:
+    now = time.monotonic()
+    if not at_exit and (
+        now < _RETRY_AT[0] or (len(GONE) < FORGET_BATCH and now - oldest < FORGET_WITHIN)
+    ):
         return
     batches: dict[int, tuple[Ledger, list[Any]]] = {}
     while True:
@@ -229,7 +232,14 @@ def forget_gone(*, at_exit: bool = False) -> None:
         except IndexError:
             break
         batches.setdefault(id(ledger), (ledger, []))[1].append(account)
+    _RETRY_AT[0] = 0.0
     for ledger, accounts in batches.values():
-        # Tidying up: a store that is down keeps them, and the budget that began goes on.
-        with contextlib.suppress(Exception):
+        try:
             ledger.forget(accounts)
+        except Exception:
+            # Tidying up: the budget that began goes on. The accounts wait for a later batch,
+            # tried no sooner than FORGET_WITHIN from now, so that a store that is down does not
+            # make every budget that begins wait for its timeout.
+            if not at_exit:
+                _RETRY_AT[0] = time.monotonic() + FORGET_WITHIN
+                GONE.extend((now, ledger, account) for account in accounts)
