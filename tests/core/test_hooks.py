@@ -205,6 +205,72 @@ def test_a_plugin_implementing_only_some_hooks(plugins: list[object]) -> None:
     assert entered == ["x"]
 
 
+def test_plugins_hear_a_call_newest_first_each_with_the_arguments_it_names(
+    plugins: list[object],
+) -> None:
+    """shekel calls plain implementations itself (pluggy's dispatch costs more than a recorded
+    call): in pluggy's order, each given only the arguments it declares."""
+    heard: list[tuple[str, object]] = []
+
+    class First:
+        @hookimpl
+        def shekel_spend_recorded(self, call: CallRecord) -> None:
+            heard.append(("first", call.cost_usd))
+
+    class Second:
+        @hookimpl
+        def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
+            heard.append(("second", budget.full_name))
+
+    for plugin in (First(), Second()):
+        plugin_manager().register(plugin)
+        plugins.append(plugin)
+    with budget(max_usd=1, name="b") as b:
+        b.record(usd=0.25)
+    assert heard == [("second", "b"), ("first", 0.25)]
+
+
+def test_a_wrapper_sees_the_call_and_the_plugins_it_wraps(plugins: list[object]) -> None:
+    heard: list[str] = []
+
+    class Plain:
+        @hookimpl
+        def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
+            heard.append("plain")
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> Iterator[None]:
+            heard.append("before")
+            result = yield
+            heard.append("after")
+            return result
+
+    for plugin in (Plain(), Wrapping()):
+        plugin_manager().register(plugin)
+        plugins.append(plugin)
+    with budget(max_usd=1, name="b") as b:
+        b.record(usd=0.25)
+    assert heard == ["before", "plain", "after"]
+
+
+def test_a_plugin_error_reaches_the_caller_after_the_spend_is_recorded(
+    plugins: list[object],
+) -> None:
+    class Failing:
+        @hookimpl
+        def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
+            raise LookupError("plugin broke")
+
+    plugin = Failing()
+    plugin_manager().register(plugin)
+    plugins.append(plugin)
+    with budget(max_usd=1, name="b") as b:
+        with pytest.raises(LookupError, match="plugin broke"):
+            b.record(usd=0.25)
+    assert b.spent == 0.25
+
+
 # -- shekel_model_price --------------------------------------------------------------------
 
 
@@ -235,6 +301,32 @@ def test_a_plugin_prices_a_private_model(plugins: list[object]) -> None:
     assert b.spent == 0.42
     assert b.summary_data()["incomplete"] is False
     assert asked == [(model, "acme")]  # asked once, then cached
+
+
+def test_the_newest_pricing_plugin_that_answers_sets_the_price(plugins: list[object]) -> None:
+    model = private_model()
+
+    class Cheap:
+        @hookimpl
+        def shekel_model_price(self, model: str) -> ModelPrice | None:
+            return ModelPrice(input=Decimal("1.00"), output=Decimal("1.00"))
+
+    class Silent:
+        @hookimpl
+        def shekel_model_price(self, model: str, provider: str | None) -> ModelPrice | None:
+            return None
+
+    class Dear:
+        @hookimpl
+        def shekel_model_price(self, model: str, provider: str | None) -> ModelPrice | None:
+            return ModelPrice(input=Decimal("3.00"), output=Decimal("3.00"))
+
+    for plugin in (Cheap(), Dear(), Silent()):
+        plugin_manager().register(plugin)
+        plugins.append(plugin)
+    with budget(max_usd=1, name="b") as b:
+        b.record(model=model, input_tokens=100_000, output_tokens=0, provider="acme")
+    assert b.spent == 0.3  # Silent (newest) passes, Dear answers before Cheap
 
 
 def test_a_plugin_may_answer_with_floats_or_a_dict(plugins: list[object]) -> None:

@@ -8,8 +8,10 @@ placeholders it only tests, after each recorded call, whether they were replaced
 from __future__ import annotations
 
 import os
+from typing import Final
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as _metrics_state
 
 DISABLED_VARIABLE = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 """OpenTelemetry's list of instrumentations not to start: ``shekel`` in it turns off the
@@ -19,12 +21,21 @@ INSTRUMENTATION_NAME = "shekel"
 
 
 _sdk_disabled = [False]
+# The API keeps the providers set so far in these module globals (``None`` until one is set).
+# Reading them is what keeps the test after each recorded call cheap: the API's getters look up
+# ``os.environ`` on each call while nothing is set, which costs more than the rest of the test.
+_KEPT_AT: Final = ((_metrics_state, "_METER_PROVIDER"), (trace, "_TRACER_PROVIDER"))
+_ask_the_api = [not all(hasattr(module, name) for module, name in _KEPT_AT)]
 
 
 def read_environment() -> None:
     """Read ``OTEL_SDK_DISABLED`` (when reporting is configured, as the SDK reads it when its
-    providers are made): looking for providers after each recorded call must stay cheap."""
+    providers are made): looking for providers after each recorded call must stay cheap. A
+    provider named in the environment is made by the API's getters: then they are asked."""
     _sdk_disabled[0] = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    named = {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & os.environ.keys()
+    kept = all(hasattr(module, name) for module, name in _KEPT_AT)
+    _ask_the_api[0] = bool(named) or not kept
 
 
 def sdk_disabled() -> bool:
@@ -54,8 +65,14 @@ def is_real_tracer_provider(provider: trace.TracerProvider) -> bool:
 def global_providers_changed(meter_was: object, tracer_was: object) -> bool:
     """Whether either global provider is another object than the placeholder seen before
     (the cheap test made after each recorded call while one is awaited)."""
-    return metrics.get_meter_provider() is not meter_was or (
-        trace.get_tracer_provider() is not tracer_was
+    if _ask_the_api[0]:
+        return metrics.get_meter_provider() is not meter_was or (
+            trace.get_tracer_provider() is not tracer_was
+        )
+    meter = _metrics_state._METER_PROVIDER
+    tracer = trace._TRACER_PROVIDER
+    return (meter is not None and meter is not meter_was) or (
+        tracer is not None and tracer is not tracer_was
     )
 
 

@@ -29,7 +29,7 @@ from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory
 from ._ledger import UNLIMITED, Caps, Ledger
 from ._money import nanos_to_usd
-from ._plugins import LISTENING, install_once, plugin_manager
+from ._plugins import CALL, LISTENING, install_once
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
 from ._stores import GONE, forget_gone, resolve_store
@@ -212,7 +212,7 @@ class Budget:
             _spend.settle_interrupted(self._c)
         Budget._end(self, frame)
         if LISTENING.shekel_budget_exited:
-            plugin_manager().hook.shekel_budget_exited(budget=self, error=exc)
+            CALL.shekel_budget_exited(budget=self, error=exc)
 
     def _begin(self) -> Activation:
         """Activate this budget in the current thread or task. Everything that can fail runs
@@ -245,7 +245,7 @@ class Budget:
             if own_parent is not None:
                 self._c.autocap()
             if LISTENING.shekel_budget_entered:
-                plugin_manager().hook.shekel_budget_entered(budget=self)
+                CALL.shekel_budget_entered(budget=self)
         except BaseException:
             self._end(frame)
             raise

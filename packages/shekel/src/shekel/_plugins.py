@@ -1,7 +1,11 @@
-"""The plugin manager and the cheap "does anyone listen?" flags used on hot paths.
+"""The plugin manager, the cheap "does anyone listen?" flags used on hot paths, and the direct
+callers of the hooks that observe spend.
 
 pluggy's own call costs about a microsecond even with no implementation, so every hook call on
-the recording path is guarded by a plain attribute read of :data:`LISTENING`.
+the recording path is guarded by a plain attribute read of :data:`LISTENING`. Once a plugin
+listens, pluggy's generic dispatch (argument checks, the wrapper protocol) costs several times
+what the plugin itself does on every recorded call: :data:`CALL` calls the implementations
+directly, in pluggy's order and with pluggy's arguments, whenever no wrapper is registered.
 """
 
 from __future__ import annotations
@@ -50,6 +54,66 @@ class _Listening:
 
 LISTENING: Final = _Listening()
 
+
+def _silent(**kwargs: Any) -> None:
+    """What :data:`CALL` holds for a hook nobody implements."""
+    return
+
+
+class _Callers:
+    """One caller per observing hook, taking the hook's keyword arguments like pluggy's."""
+
+    __slots__ = _Listening.__slots__
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, _silent)
+
+
+CALL: Final[Any] = _Callers()
+"""``CALL.shekel_spend_recorded(budget=..., call=...)``: the hook's implementations, called
+directly. Guarded by :data:`LISTENING` on hot paths, like pluggy's own hook."""
+
+
+def _direct_caller(caller: pluggy.HookCaller) -> Callable[..., Any]:
+    """A function doing what ``caller(**kwargs)`` does for plain implementations: each called
+    with the arguments it names, newest registered first; for a ``firstresult`` hook, the first
+    answer that is not ``None``. pluggy's own caller when a wrapper must see the call."""
+    impls = caller.get_hookimpls()
+    if not impls:
+        return _silent
+    if any(impl.hookwrapper or impl.wrapper for impl in impls) or caller.spec is None:
+        return caller
+    spec_names = tuple(caller.spec.argnames)
+    plan = [
+        (impl.function, None if tuple(impl.argnames) == spec_names else tuple(impl.argnames))
+        for impl in reversed(impls)
+    ]
+    if caller.spec.opts.get("firstresult"):
+
+        def first_answer(**kwargs: Any) -> Any:
+            for function, names in plan:
+                answer = (
+                    function(**kwargs) if names is None else function(*[kwargs[n] for n in names])
+                )
+                if answer is not None:
+                    return answer
+            return None
+
+        return first_answer
+    if len(plan) == 1 and plan[0][1] is None:
+        return plan[0][0]  # one plugin taking every argument: call it as it is
+
+    def each(**kwargs: Any) -> None:
+        for function, names in plan:
+            if names is None:
+                function(**kwargs)
+            else:
+                function(*[kwargs[n] for n in names])
+
+    return each
+
+
 CHANGE_LISTENERS: Final[list[Callable[[], object]]] = []
 """Called whenever a plugin is registered or unregistered (caches that depend on plugins)."""
 
@@ -75,7 +139,9 @@ class ShekelPluginManager(pluggy.PluginManager):
     def _changed(self) -> None:
         self.generation += 1
         for flag in _Listening.__slots__:
-            setattr(LISTENING, flag, bool(getattr(self.hook, flag).get_hookimpls()))
+            caller = getattr(self.hook, flag)
+            setattr(LISTENING, flag, bool(caller.get_hookimpls()))
+            setattr(CALL, flag, _direct_caller(caller))
         for listener in CHANGE_LISTENERS:
             listener()
 

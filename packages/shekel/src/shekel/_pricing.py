@@ -18,7 +18,7 @@ from typing import Any, Final
 from ._clock import now as clock_now
 from ._errors import BudgetConfigError, UnknownModelError
 from ._money import Nanos, is_finite_number
-from ._plugins import CHANGE_LISTENERS, LISTENING, plugin_manager
+from ._plugins import CALL, CHANGE_LISTENERS, LISTENING, plugin_manager
 
 PICOS_PER_NANO: Final = 1000
 _HALF_NANO_IN_PICOS: Final = PICOS_PER_NANO // 2
@@ -236,7 +236,7 @@ USD is zero (unless the budget's ``prices=`` or a plugin prices them)."""
 def _resolve(model: str, provider: str | None) -> Rate | None:
     plugin_manager()  # entry-point plugins must be loaded before anything is cached
     if LISTENING.shekel_model_price:
-        answer = plugin_manager().hook.shekel_model_price(model=model, provider=provider)
+        answer = CALL.shekel_model_price(model=model, provider=provider)
         if answer is not None:
             return Rate.from_price(ModelPrice.from_value(model, answer), "plugin")
     if provider in FREE_PROVIDERS:

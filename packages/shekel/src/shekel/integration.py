@@ -56,7 +56,7 @@ from ._kit_install import (
 from ._kit_install import forget_warnings as _forget_install_warnings
 from ._kit_limits import Limits, NameWatch, StepLimits, child_of, parse_limits
 from ._kit_routes import Router, route_calls, stop_routing
-from ._plugins import LISTENING, plugin_manager
+from ._plugins import CALL, LISTENING
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -100,7 +100,7 @@ def deactivate(activation: Activation) -> None:
     """End an activation returned by :func:`activate`. Ending it twice does nothing."""
     budget = activation.budget
     if budget._end(activation) and LISTENING.shekel_budget_exited:
-        plugin_manager().hook.shekel_budget_exited(budget=budget, error=None)
+        CALL.shekel_budget_exited(budget=budget, error=None)
 
 
 _unreported_warned: set[tuple[str, str]] = set()

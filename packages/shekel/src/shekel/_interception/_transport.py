@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from .._errors import ShekelError
-from .._plugins import LISTENING, plugin_manager
+from .._plugins import CALL, LISTENING
 from ._adapter import ProtocolAdapter
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS, ROUTES, route, warn_uncounted
@@ -58,7 +58,7 @@ def begin(active: Any, host: str, path: str) -> InterceptedCall | None:
     adapter: ProtocolAdapter = found  # type: ignore[assignment]
     show_usage = False
     if LISTENING.shekel_route_call:
-        chosen = plugin_manager().hook.shekel_route_call(active=active)
+        chosen = CALL.shekel_route_call(active=active)
         if chosen is not None:
             active, show_usage = chosen.budget, chosen.show_stream_usage
     if active is None:
