@@ -20,7 +20,7 @@ from ._leases import KEEPER
 from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
 from ._overrun import overrun_error
-from ._plugins import LISTENING, plugin_manager
+from ._plugins import CALL, LISTENING
 from ._policies import emit_warning
 from ._pricing import TokenUsage, lookup_rate, rate_for, unknown_model
 
@@ -218,7 +218,7 @@ def after_charge(chain: Chain, call: CallRecord, over: Overrun | None) -> None:
         if policy.watching:
             _check_policies(b)
     if LISTENING.shekel_spend_recorded:
-        plugin_manager().hook.shekel_spend_recorded(budget=chain.budget, call=call)
+        CALL.shekel_spend_recorded(budget=chain.budget, call=call)
     if over is not None:
         raise exceeded(chain, over, call, tool_name=call.tool_name)
 
@@ -234,7 +234,7 @@ def _check_policies(chain: Chain) -> None:
     if crossing is not None:
         emit_warning(config, chain.full_name, crossing)
         if LISTENING.shekel_warning_crossed:
-            plugin_manager().hook.shekel_warning_crossed(
+            CALL.shekel_warning_crossed(
                 budget=chain.budget, axis=crossing.axis, spent=crossing.spent, limit=crossing.limit
             )
     if switched and config.fallback is not None:
@@ -243,7 +243,7 @@ def _check_policies(chain: Chain) -> None:
         if config.on_fallback is not None:
             config.on_fallback(spent, limit, model)
         if LISTENING.shekel_fallback_activated:
-            plugin_manager().hook.shekel_fallback_activated(
+            CALL.shekel_fallback_activated(
                 budget=chain.budget, spent=spent, limit=limit, fallback_model=model
             )
 
@@ -293,7 +293,7 @@ def exceeded(
         error.retry_after = max(window.period(_clock.now()).ends_at - _clock.now(), 0.0)
         error.window = window.spec
     if LISTENING.shekel_limit_exceeded:
-        plugin_manager().hook.shekel_limit_exceeded(budget=owner.budget, error=error)
+        CALL.shekel_limit_exceeded(budget=owner.budget, error=error)
     return error
 
 
@@ -368,7 +368,7 @@ def exhausted_error(chain: Chain, detail: str) -> BudgetExceededError:
         detail=detail,
     )
     if LISTENING.shekel_limit_exceeded:
-        plugin_manager().hook.shekel_limit_exceeded(budget=tightest.budget, error=error)
+        CALL.shekel_limit_exceeded(budget=tightest.budget, error=error)
     return error
 
 
@@ -421,6 +421,13 @@ class _Recording:
 _recorded: dict[str, CallRecord | _Recording] = {}
 
 
+def reported_elsewhere(call_id: str) -> bool:
+    """Whether ``call_id`` is recorded, or being recorded, by anyone but the interceptor: the
+    interceptor's cheap test before it claims (:func:`claim` costs a mark and two writes)."""
+    first = _recorded.get(call_id)
+    return first is not None and (first.__class__ is _Recording or first.source != SDK)
+
+
 def claim(call_id: str, source: str | None) -> CallRecord | None:
     """``None`` if this is the first report of ``call_id`` (the caller records it, then calls
     :func:`claimed`); else the call as the first report recorded it.
@@ -454,6 +461,14 @@ def _forget_oldest() -> None:
         return
     for call_id in oldest:
         _recorded.pop(call_id, None)
+
+
+def remember(call_id: str, call: CallRecord) -> None:
+    """``call`` was recorded by the interceptor without a :func:`claim` (its id was unknown):
+    a framework that reports it later finds it."""
+    _recorded[call_id] = call
+    if len(_recorded) > RECENT_CALL_IDS:
+        _forget_oldest()
 
 
 def claimed(call_id: str, call: CallRecord | None) -> None:

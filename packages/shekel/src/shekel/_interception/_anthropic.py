@@ -29,19 +29,22 @@ def messages_usage(usage: object) -> TokenUsage | None:
         return None
     if "input_tokens" not in usage and "output_tokens" not in usage:
         return None
-    counts = [
-        token_count(usage.get(key))
-        for key in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_input_tokens",
-            "cache_creation_input_tokens",
-        )
-    ]
+    return message_counts(
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+        usage.get("cache_read_input_tokens"),
+        usage.get("cache_creation_input_tokens"),
+    )
+
+
+def message_counts(plain: object, output: object, read: object, write: object) -> TokenUsage | None:
+    """A message's usage from its four counts (``None`` where the response has none): all
+    prompt tokens as input; ``None`` when they are not token counts."""
+    counts = [token_count(value) for value in (plain, output, read, write)]
     if None in counts:
         return None  # malformed: recorded as an estimate, never as $0
-    plain, output, read, write = (n or 0 for n in counts)
-    return TokenUsage(plain + read + write, output, read, write)
+    p, o, r, w = (n or 0 for n in counts)
+    return TokenUsage(p + r + w, o, r, w)
 
 
 class MessagesAdapter(ProtocolAdapter):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _loops, _spend
 from .._budget import Budget
@@ -27,6 +27,10 @@ from .._ledger import Hold, Overrun
 from .._pricing import Rate, TokenUsage, lookup_rate, rate_for
 from .._spend import SDK
 from . import _strict
+
+if TYPE_CHECKING:
+    from .._chain import Chain
+
 from ._adapter import (
     PathInfo,
     ProtocolAdapter,
@@ -315,52 +319,25 @@ class InterceptedCall:
         output_guess: int,
         call_id: str | None,
     ) -> bool:
-        if not call_id:
-            call_id = None  # an empty id names nothing
-        elif _spend.claim(call_id, SDK) is not None:
-            if self.hold is not None:
-                _spend.release(self.chain, self.hold)
-            return False
         missing = usage is None
         if usage is None:
             usage = TokenUsage(self.estimated_prompt(), output_guess)
             estimated = True
-        price_failed: Exception | None = None
-        try:
-            model, rate = self._pricing(reported_model)
-        except Exception as exc:  # a price plugin failed: the call still counts, unpriced
-            price_failed, model, rate = exc, self.model or reported_model, None
-        try:
-            call = _spend.charge(
-                self.chain,
-                usage,
-                model,
-                self.adapter.provider,
-                # Priced here with the rate just looked up (``charge`` would look it up again);
-                # an unknown model goes to ``charge`` unpriced, which applies the policy.
-                cost=None if rate is None else rate.cost(usage),
-                unpriced=price_failed is not None,
-                held=self.hold,
-                estimated=estimated,
-                on_fallback=self.on_fallback,
-                call_id=call_id,
-                source=SDK,
-                response_model=reported_model,
-                operation=self.adapter.operation,
-            )
-        except BaseException as exc:
-            if call_id is not None:
-                _spend.claimed(call_id, getattr(exc, "call", None))
-            if raise_over or not isinstance(exc, Exception):
-                raise
-            return True
-        if call_id is not None:
-            _spend.claimed(call_id, call)
-        if price_failed is not None:
-            raise price_failed
-        if missing:
+        recorded, model = charge_call(
+            self.chain,
+            self.adapter,
+            self.model,
+            usage,
+            reported_model,
+            call_id,
+            held=self.hold,
+            estimated=estimated,
+            on_fallback=self.on_fallback,
+            raise_over=raise_over,
+        )
+        if recorded and missing:
             self._usage_missing(model, raise_over)
-        return True
+        return recorded
 
     def settle_stream(self, tally: StreamTally, *, complete: bool, raise_over: bool) -> None:
         """Record a stream's spend: its reported usage, or what was seen of it so far."""
@@ -386,19 +363,7 @@ class InterceptedCall:
         return max(self.body_size // 4, 1)
 
     def _pricing(self, reported: str | None) -> tuple[str | None, Rate | None]:
-        """The model to price the call as (the requested one, or the reported one when only
-        that one has a price), and its rate (``None`` when unknown)."""
-        requested = self.model
-        tables = self.chain.price_tables
-        provider = self.adapter.provider
-        if requested is None:
-            return reported, None if reported is None else rate_for(tables, reported, provider)
-        rate = rate_for(tables, requested, provider) if tables else lookup_rate(requested, provider)
-        if rate is None and reported and reported != requested:
-            reported_rate = rate_for(tables, reported, provider)
-            if reported_rate is not None:
-                return reported, reported_rate  # e.g. a dated model id the price table knows
-        return requested, rate
+        return pricing(self.chain, self.adapter, self.model, reported)
 
     def _usage_missing(self, model: str | None, raise_over: bool) -> None:
         message = (
@@ -410,6 +375,93 @@ class InterceptedCall:
         if self.chain.strict and raise_over:
             raise UsageMissingError(message + "; strict budgets refuse to guess")
         warnings.warn(message, UsageMissingWarning, stacklevel=2)
+
+
+def pricing(
+    chain: Chain, adapter: ProtocolAdapter, requested: str | None, reported: str | None
+) -> tuple[str | None, Rate | None]:
+    """The model to price a call as (the requested one, or the reported one when only that one
+    has a price), and its rate (``None`` when unknown)."""
+    tables = chain.price_tables
+    provider = adapter.provider
+    if requested is None:
+        return reported, None if reported is None else rate_for(tables, reported, provider)
+    rate = rate_for(tables, requested, provider) if tables else lookup_rate(requested, provider)
+    if rate is None and reported and reported != requested:
+        reported_rate = rate_for(tables, reported, provider)
+        if reported_rate is not None:
+            return reported, reported_rate  # e.g. a dated model id the price table knows
+    return requested, rate
+
+
+def charge_call(
+    chain: Chain,
+    adapter: ProtocolAdapter,
+    requested: str | None,
+    usage: TokenUsage,
+    reported: str | None,
+    call_id: str | None,
+    *,
+    held: Hold | None = None,
+    estimated: bool = False,
+    on_fallback: bool = False,
+    raise_over: bool = True,
+) -> tuple[bool, str | None]:
+    """Record one intercepted call's ``usage`` on ``chain``, priced; raise if a cap is now
+    exceeded (unless not ``raise_over``). Returns whether it was recorded (not when a framework
+    reported ``call_id`` first) and the model it was priced as."""
+    claimed = False
+    if not call_id:
+        call_id = None  # an empty id names nothing
+    elif _spend.reported_elsewhere(call_id):  # by a framework, or being reported: claim it
+        if _spend.claim(call_id, SDK) is not None:
+            if held is not None:
+                _spend.release(chain, held)
+            return False, requested
+        claimed = True
+    # An id no framework reported yet is not claimed before it is recorded: a framework reports
+    # a call only after the SDK returned it to the framework, which is after this.
+    price_failed: Exception | None = None
+    try:
+        model, rate = pricing(chain, adapter, requested, reported)
+    except Exception as exc:  # a price plugin failed: the call still counts, unpriced
+        price_failed, model, rate = exc, requested or reported, None
+    try:
+        call = _spend.charge(
+            chain,
+            usage,
+            model,
+            adapter.provider,
+            # Priced here with the rate just looked up (``charge`` would look it up again);
+            # an unknown model goes to ``charge`` unpriced, which applies the policy.
+            cost=None if rate is None else rate.cost(usage),
+            unpriced=price_failed is not None,
+            held=held,
+            estimated=estimated,
+            on_fallback=on_fallback,
+            call_id=call_id,
+            source=SDK,
+            response_model=reported,
+            operation=adapter.operation,
+        )
+    except BaseException as exc:
+        if call_id is not None:
+            recorded = getattr(exc, "call", None)
+            if claimed:
+                _spend.claimed(call_id, recorded)
+            elif recorded is not None:
+                _spend.remember(call_id, recorded)
+        if raise_over or not isinstance(exc, Exception):
+            raise
+        return True, model
+    if call_id is not None:
+        if claimed:
+            _spend.claimed(call_id, call)
+        else:
+            _spend.remember(call_id, call)
+    if price_failed is not None:
+        raise price_failed
+    return True, model
 
 
 def response_json(data: bytes) -> Any:

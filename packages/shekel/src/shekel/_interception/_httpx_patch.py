@@ -25,8 +25,10 @@ from typing import Any, Final
 
 from .._context import active_budget, current_owner
 from .._plugins import LISTENING
+from . import _sdk_patch
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS
+from ._sdk_patch import HANDLED, attempt_failed
 from ._streams import AsyncTap, SyncTap
 from ._transport import (
     SENDING,
@@ -66,6 +68,13 @@ def _patch_module(module: ModuleType) -> None:
         _patch(module.AsyncClient, _make_async_send)
 
 
+def _patch_sdk(module: ModuleType) -> None:
+    from . import _sdk_patch
+
+    with _lock:
+        _sdk_patch.patch(module)
+
+
 def _pass_through_litellm(module: ModuleType) -> None:
     """LiteLLM turns every exception its providers raise into one of its own (a refusal would
     reach the caller as ``litellm.APIConnectionError``), except those of the types it lists:
@@ -83,6 +92,9 @@ PATCHERS: Final[dict[str, Callable[[ModuleType], None]]] = {
     "aiohttp": _patch_aiohttp,  # google-genai's async calls, when aiohttp is installed
     "botocore.endpoint": _patch_botocore,  # boto3's Bedrock runtime
     "litellm": _pass_through_litellm,
+    # The openai and anthropic SDKs' non-streamed calls, where they are parsed (``_sdk_patch``).
+    "openai._base_client": _patch_sdk,
+    "anthropic._base_client": _patch_sdk,
 }
 """Each module shekel patches, by the name its import hook waits for."""
 
@@ -111,6 +123,9 @@ def uninstall() -> None:
             from . import _botocore_patch
 
             _botocore_patch.unpatch(sys.modules["botocore.endpoint"])
+        for name in _sdk_patch.SDK_MODULES:
+            if name in sys.modules:
+                _sdk_patch.unpatch(sys.modules[name])
         for name in HTTP_LIBRARIES:
             module = sys.modules.get(name)
             if module is None:
@@ -289,6 +304,13 @@ def _make_sync_send(original: Any) -> Any:
         budget = active_budget()
         if budget is None and not LISTENING.shekel_route_call:
             return original(self, request, *args, **kwargs)
+        handled = HANDLED.get()
+        if handled is not None and handled[0] is self:  # taken by the SDK layer
+            try:
+                return original(self, request, *args, **kwargs)
+            except BaseException as exc:
+                attempt_failed(handled, getattr(request, "_content", b""), exc)
+                raise
         if not hasattr(request, "_content") and _is_llm_call(request):
             request.read()  # a body given as a stream: read it so it can be inspected
         call = _start(budget, request)
@@ -315,6 +337,13 @@ def _make_async_send(original: Any) -> Any:
         budget = active_budget()
         if budget is None and not LISTENING.shekel_route_call:
             return await original(self, request, *args, **kwargs)
+        handled = HANDLED.get()
+        if handled is not None and handled[0] is self:  # taken by the SDK layer
+            try:
+                return await original(self, request, *args, **kwargs)
+            except BaseException as exc:
+                attempt_failed(handled, getattr(request, "_content", b""), exc)
+                raise
         if not hasattr(request, "_content") and _is_llm_call(request):
             await request.aread()  # a body given as a stream: read it so it can be inspected
         call = _start(budget, request)

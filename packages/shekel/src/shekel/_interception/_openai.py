@@ -31,6 +31,16 @@ def _chat_usage(usage: object) -> TokenUsage | None:
     out_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
     cached = in_details.get("cached_tokens") if isinstance(in_details, dict) else None
     reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    return chat_counts(prompt, completion, cached, reasoning)
+
+
+def chat_counts(
+    prompt: object, completion: object, cached: object, reasoning: object
+) -> TokenUsage | None:
+    """A chat completion's usage from its four counts (``None`` where the response has none);
+    ``None`` when they are not token counts."""
+    if prompt is None and completion is None:
+        return None
     # The usual case (plain ints) without a call per field: this runs on every call.
     if (
         type(prompt) is int

@@ -1,0 +1,296 @@
+"""The fast path: non-streamed calls of the openai and anthropic SDKs, seen where the SDK holds
+them parsed (``SyncAPIClient.request`` and ``AsyncAPIClient.request`` of each SDK).
+
+There the model is a dictionary key of the request and the usage an attribute of the response
+object, so a call costs no scan of the request's bytes and no decoding of the response. One
+check covers the SDK's retries. The HTTP layer (``_httpx_patch``) stays the way in for
+everything this path leaves to it: streams, raw and streaming-response wrappers, other
+clients (Azure, Bedrock, Vertex), strict mode, fallback, loop guards, windows and shared stores.
+For a request this path took, the HTTP layer only charges attempts that fail after being sent
+(a timeout: the provider had the prompt).
+
+``request`` is private to the SDKs: its shape, ``request(cast_to, options, *, stream=False,
+stream_cls=None)``, holds across the versions shekel declares (openai 2.31 to 3.x, anthropic
+0.98 to 2.x), which the test suite runs at both ends.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from types import ModuleType
+from typing import Any, Final
+
+from .. import _spend
+from .._context import active_budget
+from .._plugins import CALL, LISTENING
+from .._pricing import TokenUsage
+from . import _routing
+from ._adapter import ProtocolAdapter
+from ._anthropic import MessagesAdapter, message_counts
+from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
+from ._openai import ChatCompletionsAdapter, chat_counts
+from ._routing import LOCAL_HOSTS
+from ._transport import adapter_of, cause, route_key
+
+_PATCHED: Final = "__shekel_original__"
+RAW_RESPONSE_HEADER: Final = "X-Stainless-Raw-Response"
+
+SDK_MODULES: Final = ("openai._base_client", "anthropic._base_client")
+"""The SDK modules whose clients this path patches, by the name the import hook waits for."""
+
+
+Handled = tuple[Any, Any, ProtocolAdapter, Any]
+"""A request the SDK layer took: ``(http, budget, adapter, model)``. The HTTP layer passes it
+through, charging only an attempt that failed after it was sent. ``http`` is the SDK's own HTTP
+client (another client's requests are not this one); ``budget`` is ``None`` when no budget
+pays for it (a router said so)."""
+
+HANDLED: Final[ContextVar[Handled | None]] = ContextVar("shekel_sdk_handled", default=None)
+
+
+def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None:
+    """An attempt of a request this layer took raised before its response came back."""
+    from ._transport import failed
+
+    _, budget, adapter, model = handled
+    if budget is None:
+        return
+    call = InterceptedCall(budget, adapter)
+    call.model = model if isinstance(model, str) else None
+    call.body_size = len(content)
+    failed(call, exc)
+
+
+# -- which calls take this path -------------------------------------------------------------------
+
+_FAST: Final = (ChatCompletionsAdapter, MessagesAdapter)
+_SDK_CLIENTS: Final = {  # by package: the classes show as ``openai.OpenAI`` or ``openai._client``
+    "openai": ("OpenAI", "AsyncOpenAI"),
+    "anthropic": ("Anthropic", "AsyncAnthropic"),
+}
+# Methods that may send a request elsewhere than its options say (Azure's deployments,
+# Bedrock's and Vertex's model in the URL): a client class that changes one is left to the
+# HTTP layer.
+_ROUTING_METHODS: Final = ("_prepare_options", "_build_request", "_prepare_url")
+_adapters: dict[tuple[type, int, str], tuple[Any, int, ProtocolAdapter | None]] = {}
+
+
+def _is_plain_client(cls: type) -> bool:
+    """``openai.OpenAI``, ``anthropic.Anthropic`` (or their async twins), or a subclass that
+    sends requests where their options say."""
+    for base in cls.__mro__:
+        if base.__name__ in _SDK_CLIENTS.get(base.__module__.partition(".")[0], ()):
+            return all(getattr(cls, m, None) is getattr(base, m, None) for m in _ROUTING_METHODS)
+    return False
+
+
+def _adapter(client: Any, url: str) -> ProtocolAdapter | None:
+    """The adapter of a POST to ``url`` on ``client``, if it is one this path reads: looked up
+    once per client class, base URL and path (again when plugins change the routes)."""
+    base = client._base_url
+    key = (client.__class__, id(base), url)
+    found = _adapters.get(key)
+    if found is not None and found[0] is base and found[1] == _routing.generation():
+        return found[2]
+    adapter: ProtocolAdapter | None = None
+    if _is_plain_client(client.__class__):
+        full = client._prepare_url(url)
+        host = full.host
+        if host in LOCAL_HOSTS:
+            host = route_key(host, full.port)
+        adapter = adapter_of(host, full.path)
+        if not isinstance(adapter, _FAST):
+            adapter = None
+    if len(_adapters) > 1024:
+        _adapters.clear()
+    _adapters[key] = (base, _routing.generation(), adapter)
+    return adapter
+
+
+def _taken(client: Any, options: Any, kwargs: dict[str, Any]) -> tuple[Any, ProtocolAdapter] | None:
+    """``(json_data, adapter)`` when this path takes the request, else ``None``."""
+    if kwargs.get("stream") or getattr(client, "_tracer", None) is not None:
+        # The SDK's own OpenTelemetry span (anthropic 2.x) starts and ends inside ``request``:
+        # charged below it, the call is charged while its span is current.
+        return None
+    data = options.json_data
+    if data.__class__ is not dict or options.method != "post" or data.get("stream"):
+        return None
+    headers = options.headers
+    if headers.__class__ is dict:
+        if RAW_RESPONSE_HEADER in headers:  # with_raw_response, with_streaming_response
+            return None
+    elif headers.__class__.__name__ != "NotGiven" and headers and RAW_RESPONSE_HEADER in headers:
+        return None
+    adapter = _adapter(client, options.url)
+    if adapter is None:
+        return None
+    return data, adapter
+
+
+def _payer(active: Any) -> Any:
+    if LISTENING.shekel_route_call:
+        chosen = CALL.shekel_route_call(active=active)
+        if chosen is not None:
+            return chosen.budget
+    return active
+
+
+def _fast(budget: Any) -> bool:
+    """Whether ``budget``'s spend goes the fast way: plain, nothing to hold, no blocking store."""
+    chain = budget._c
+    return bool(chain.unheld) and not chain.ledger.blocks
+
+
+def _refuse_if_exhausted(chain: Any, adapter: ProtocolAdapter) -> None:
+    """Refuse a call (nothing sent) when ``chain`` has no room left, with the error the HTTP
+    layer raises: shekel's, and the SDK's base error too."""
+    over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
+    if over is not None:
+        raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
+
+
+# -- after the response -----------------------------------------------------------------------
+
+
+def _usage(adapter: ProtocolAdapter, result: Any) -> TokenUsage | None:
+    usage = getattr(result, "usage", None)
+    if usage is None:
+        return None
+    if adapter.__class__ is MessagesAdapter:
+        plain, output = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
+        if plain is None and output is None:
+            return None
+        return message_counts(
+            plain,
+            output,
+            getattr(usage, "cache_read_input_tokens", None),
+            getattr(usage, "cache_creation_input_tokens", None),
+        )
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    output_details = getattr(usage, "completion_tokens_details", None)
+    return chat_counts(
+        getattr(usage, "prompt_tokens", None),
+        getattr(usage, "completion_tokens", None),
+        None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
+        None if output_details is None else getattr(output_details, "reasoning_tokens", None),
+    )
+
+
+def _size(result: Any) -> int:
+    """About the size of the response's JSON (for an estimate of its output)."""
+    try:
+        return len(result.model_dump_json(warnings=False))
+    except Exception:  # not a pydantic model, or one the serializer refuses
+        return len(repr(result))
+
+
+def _record(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
+    model = data.get("model")
+    requested = model if isinstance(model, str) else None
+    usage = _usage(adapter, result)
+    reported = getattr(result, "model", None)
+    if not isinstance(reported, str):
+        reported = None
+    if usage is None:  # estimated from the sizes, as the HTTP layer does
+        call = InterceptedCall(budget, adapter)
+        call.model = requested
+        call.body_size = len(json.dumps(data, default=str))
+        call.settle(None, reported, output_guess=_size(result) >> 2)
+        return
+    call_id = getattr(result, "id", None)
+    charge_call(
+        budget._c,
+        adapter,
+        requested,
+        usage,
+        reported,
+        call_id if isinstance(call_id, str) else None,
+    )
+
+
+def _recorded(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
+    """:func:`_record`; an error that is not shekel's (a plugin's, a warnings filter's) comes
+    out as a ``CallbackError``; both carry the SDK's base error class, as from the HTTP layer."""
+    try:
+        _record(budget, adapter, data, result)
+    except Exception as exc:
+        raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
+
+
+# -- the patches ------------------------------------------------------------------------------
+
+
+def _make_sync_request(original: Any) -> Any:
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        active = active_budget()
+        if active is None and not LISTENING.shekel_route_call:
+            return original(self, cast_to, options, *args, **kwargs)
+        taken = _taken(self, options, kwargs)
+        if taken is None:
+            return original(self, cast_to, options, *args, **kwargs)
+        data, adapter = taken
+        budget = _payer(active)
+        if budget is not None:
+            if not _fast(budget):
+                return original(self, cast_to, options, *args, **kwargs)  # the HTTP layer's
+            _refuse_if_exhausted(budget._c, adapter)
+        handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
+        try:
+            result = original(self, cast_to, options, *args, **kwargs)
+        finally:
+            HANDLED.reset(handled)
+        if budget is not None:
+            _recorded(budget, adapter, data, result)
+        return result
+
+    return request
+
+
+def _make_async_request(original: Any) -> Any:
+    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        active = active_budget()
+        if active is None and not LISTENING.shekel_route_call:
+            return await original(self, cast_to, options, *args, **kwargs)
+        taken = _taken(self, options, kwargs)
+        if taken is None:
+            return await original(self, cast_to, options, *args, **kwargs)
+        data, adapter = taken
+        budget = _payer(active)
+        if budget is not None:
+            if not _fast(budget):
+                return await original(self, cast_to, options, *args, **kwargs)
+            _refuse_if_exhausted(budget._c, adapter)
+        handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
+        try:
+            result = await original(self, cast_to, options, *args, **kwargs)
+        finally:
+            HANDLED.reset(handled)
+        if budget is not None:
+            _recorded(budget, adapter, data, result)
+        return result
+
+    return request
+
+
+def patch(module: ModuleType) -> None:
+    """Patch ``request`` of the SDK's base clients (idempotent)."""
+    for name, factory in (
+        ("SyncAPIClient", _make_sync_request),
+        ("AsyncAPIClient", _make_async_request),
+    ):
+        cls = getattr(module, name, None)
+        if cls is None or getattr(cls.request, _PATCHED, None) is not None:
+            continue
+        wrapper = factory(cls.request)
+        setattr(wrapper, _PATCHED, cls.request)
+        cls.request = wrapper
+
+
+def unpatch(module: ModuleType) -> None:
+    for name in ("SyncAPIClient", "AsyncAPIClient"):
+        cls = getattr(module, name, None)
+        original = getattr(getattr(cls, "request", None), _PATCHED, None)
+        if original is not None:
+            cls.request = original  # type: ignore[union-attr]

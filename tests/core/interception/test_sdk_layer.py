@@ -1,0 +1,160 @@
+"""Non-streamed openai and anthropic calls are taken where the SDK holds them parsed (its
+client's ``request``), with the HTTP layer below still charging attempts that time out, and
+still taking what the SDK layer leaves (raw responses, strict budgets, call caps)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from sdk_figures import USER, gpt4o_mini
+
+from shekel import BudgetExceededError, budget
+from shekel.testing import FakeProvider, Reply
+
+
+def _chat(client: Any) -> Any:
+    if isinstance(client, anthropic.Anthropic):
+        return client.messages.create(model="claude-3-haiku-20240307", max_tokens=50, messages=USER)
+    return client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+
+def _client(fake: FakeProvider, sdk: str, **options: Any) -> Any:
+    if sdk == "anthropic":
+        return anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="t", **options)
+    return openai.OpenAI(base_url=fake.openai_base_url, api_key="t", **options)
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_an_attempt_that_timed_out_is_charged_and_its_retry_recorded(
+    fake: FakeProvider, sdk: str
+) -> None:
+    fake.enqueue(
+        Reply(text="late", input_tokens=100, output_tokens=1, latency=1.0),
+        Reply(text="ok", input_tokens=100, output_tokens=1),
+    )
+    client = _client(fake, sdk, timeout=0.25, max_retries=1)
+    with budget(max_usd=1.0) as b:
+        _chat(client)
+    calls = b.history().calls
+    assert len(fake.requests) == 2
+    assert [c.estimated for c in calls] == [True, False]  # the provider had the first prompt
+    assert calls[0].output_tokens == 0
+    assert calls[0].input_tokens > 0
+    assert calls[1].input_tokens == 100
+    assert b.snapshot().llm_calls_used == 2
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_refused_call_is_shekels_error_and_the_sdks(fake: FakeProvider, sdk: str) -> None:
+    """The error says what happened to shekel's callers and passes through code that catches
+    the SDK's own errors as before."""
+    client = _client(fake, sdk, max_retries=0)
+    base = anthropic.AnthropicError if sdk == "anthropic" else openai.OpenAIError
+    with budget(max_usd=0.01) as b:
+        b.record(usd=0.01)
+        with pytest.raises(BudgetExceededError) as caught:
+            _chat(client)
+    assert isinstance(caught.value, base)
+    assert caught.value.sent is False
+    assert fake.requests == []
+
+
+def test_a_framework_reporting_a_call_the_sdk_returned_is_not_counted_again(
+    fake: FakeProvider, oai: openai.OpenAI
+) -> None:
+    fake.enqueue(Reply(text="ok", input_tokens=1000, output_tokens=10))
+    with budget(max_usd=1.0) as b:
+        response = oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        b.record(
+            model="gpt-4o-mini",
+            input_tokens=1000,
+            output_tokens=10,
+            call_id=response.id,
+            source="framework",
+        )
+    assert b.snapshot().llm_calls_used == 1
+    assert b.spent == pytest.approx(gpt4o_mini(1000, 10), abs=1e-12)
+
+
+def test_two_sdk_responses_with_one_id_are_two_calls(fake: FakeProvider) -> None:
+    """Some servers repeat response ids: the interceptor never takes a second call for the
+    first one told twice."""
+    import httpx
+
+    body = {
+        "id": "chatcmpl-same",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010},
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    client = openai.OpenAI(
+        api_key="t", base_url="http://fake/v1", http_client=httpx.Client(transport=transport)
+    )
+    with budget(max_usd=1.0) as b:
+        for _ in range(2):
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert b.snapshot().llm_calls_used == 2
+    assert b.spent == pytest.approx(2 * gpt4o_mini(1000, 10), abs=1e-12)
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_raw_responses_and_call_caps_are_counted_below_the_sdk(
+    fake: FakeProvider, sdk: str
+) -> None:
+    fake.enqueue(
+        Reply(text="raw", input_tokens=10, output_tokens=1),
+        Reply(text="capped", input_tokens=10, output_tokens=1),
+    )
+    client = _client(fake, sdk, max_retries=0)
+    resource = client.messages if sdk == "anthropic" else client.chat.completions
+    with budget(max_usd=1.0) as plain:
+        if sdk == "anthropic":
+            resource.with_raw_response.create(
+                model="claude-3-haiku-20240307", max_tokens=50, messages=USER
+            ).parse()
+        else:
+            resource.with_raw_response.create(model="gpt-4o-mini", messages=USER).parse()
+    with budget(max_usd=1.0, max_llm_calls=1) as capped:
+        _chat(client)
+        with pytest.raises(BudgetExceededError):
+            _chat(client)
+    assert [c.input_tokens for c in plain.history().calls] == [10]
+    assert [c.input_tokens for c in capped.history().calls] == [10]
+    assert len(fake.requests) == 2
+
+
+def test_async_calls_take_the_same_path(fake: FakeProvider) -> None:
+    fake.enqueue(*[Reply(text="ok", input_tokens=100, output_tokens=2) for _ in range(4)])
+
+    async def run() -> tuple[float, int]:
+        client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+        claude = anthropic.AsyncAnthropic(
+            base_url=fake.anthropic_base_url, api_key="t", max_retries=0
+        )
+        async with budget(max_usd=1.0) as b:
+            await asyncio.gather(
+                client.chat.completions.create(model="gpt-4o-mini", messages=USER),
+                client.chat.completions.create(model="gpt-4o-mini", messages=USER),
+                claude.messages.create(
+                    model="claude-3-haiku-20240307", max_tokens=50, messages=USER
+                ),
+                claude.messages.create(
+                    model="claude-3-haiku-20240307", max_tokens=50, messages=USER
+                ),
+            )
+        await client.close()
+        await claude.close()
+        return b.spent, b.snapshot().llm_calls_used
+
+    spent, calls = asyncio.run(run())
+    assert calls == 4
+    assert spent > 2 * gpt4o_mini(100, 2)
