@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import (
+    MAX_TOKEN_COUNT,
     ProtocolAdapter,
     RequestInfo,
     StreamTally,
@@ -40,6 +41,17 @@ def messages_usage(usage: object) -> TokenUsage | None:
 def message_counts(plain: object, output: object, read: object, write: object) -> TokenUsage | None:
     """A message's usage from its four counts (``None`` where the response has none): all
     prompt tokens as input; ``None`` when they are not token counts."""
+    # The usual case (plain ints) without a call per field: this runs on every call.
+    if (
+        type(plain) is int
+        and type(output) is int
+        and 0 <= plain < MAX_TOKEN_COUNT
+        and 0 <= output < MAX_TOKEN_COUNT
+        and (read is None or (type(read) is int and 0 <= read < MAX_TOKEN_COUNT))
+        and (write is None or (type(write) is int and 0 <= write < MAX_TOKEN_COUNT))
+    ):
+        r, w = read or 0, write or 0
+        return TokenUsage(plain + r + w, output, r, w)
     counts = [token_count(value) for value in (plain, output, read, write)]
     if None in counts:
         return None  # malformed: recorded as an estimate, never as $0

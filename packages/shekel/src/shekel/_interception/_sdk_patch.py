@@ -5,7 +5,9 @@ There the model is a dictionary key of the request and the usage an attribute of
 object, so a call costs no scan of the request's bytes and no decoding of the response. One
 check covers the SDK's retries. The HTTP layer (``_httpx_patch``) stays the way in for
 everything this path leaves to it: streams, raw and streaming-response wrappers, other
-clients (Azure, Bedrock, Vertex), strict mode, fallback, loop guards, windows and shared stores.
+clients (Azure, Bedrock, Vertex), calls the SDK traces itself (its span starts and ends inside
+``request``: charged below, a call is charged while its span is current), strict mode, call
+caps, fallback, loop guards, windows and shared stores.
 For a request this path took, the HTTP layer only charges attempts that fail after being sent
 (a timeout: the provider had the prompt).
 
@@ -17,6 +19,7 @@ stream_cls=None)``, holds across the versions shekel declares (openai 2.31 to 3.
 from __future__ import annotations
 
 import json
+import sys
 from contextvars import ContextVar
 from types import ModuleType
 from typing import Any, Final
@@ -73,7 +76,7 @@ _SDK_CLIENTS: Final = {  # by package: the classes show as ``openai.OpenAI`` or 
 # Bedrock's and Vertex's model in the URL): a client class that changes one is left to the
 # HTTP layer.
 _ROUTING_METHODS: Final = ("_prepare_options", "_build_request", "_prepare_url")
-_adapters: dict[tuple[type, int, str], tuple[Any, int, ProtocolAdapter | None]] = {}
+_adapters: dict[tuple[type, int, str], tuple[Any, int, ProtocolAdapter | None, bool]] = {}
 
 
 def _is_plain_client(cls: type) -> bool:
@@ -85,14 +88,15 @@ def _is_plain_client(cls: type) -> bool:
     return False
 
 
-def _adapter(client: Any, url: str) -> ProtocolAdapter | None:
-    """The adapter of a POST to ``url`` on ``client``, if it is one this path reads: looked up
-    once per client class, base URL and path (again when plugins change the routes)."""
+def _adapter(client: Any, url: str) -> tuple[ProtocolAdapter | None, bool]:
+    """The adapter of a POST to ``url`` on ``client``, if it is one this path reads, and
+    whether the client's class may trace its calls itself: looked up once per client class,
+    base URL and path (again when plugins change the routes)."""
     base = client._base_url
     key = (client.__class__, id(base), url)
     found = _adapters.get(key)
     if found is not None and found[0] is base and found[1] == _routing.generation():
-        return found[2]
+        return found[2], found[3]
     adapter: ProtocolAdapter | None = None
     if _is_plain_client(client.__class__):
         full = client._prepare_url(url)
@@ -102,17 +106,37 @@ def _adapter(client: Any, url: str) -> ProtocolAdapter | None:
         adapter = adapter_of(host, full.path)
         if not isinstance(adapter, _FAST):
             adapter = None
+    traces = hasattr(client.__class__, "_tracer")
     if len(_adapters) > 1024:
         _adapters.clear()
-    _adapters[key] = (base, _routing.generation(), adapter)
-    return adapter
+    _adapters[key] = (base, _routing.generation(), adapter, traces)
+    return adapter, traces
 
 
-def _taken(client: Any, options: Any, kwargs: dict[str, Any]) -> tuple[Any, ProtocolAdapter] | None:
-    """``(json_data, adapter)`` when this path takes the request, else ``None``."""
-    if kwargs.get("stream") or getattr(client, "_tracer", None) is not None:
-        # The SDK's own OpenTelemetry span (anthropic 2.x) starts and ends inside ``request``:
-        # charged below it, the call is charged while its span is current.
+def _traced(client: Any) -> bool:
+    """Whether the SDK makes a recording span of its own for the call (anthropic 2.x does when
+    OpenTelemetry is installed; its tracer forwards to nothing until a provider is set)."""
+    try:
+        tracer = client._tracer
+        if tracer is None:
+            return False
+        kind: str = tracer.__class__.__name__
+        if kind == "ProxyTracer":
+            if tracer._real_tracer is not None:
+                return True
+            return bool(sys.modules["opentelemetry.trace"]._TRACER_PROVIDER is not None)
+        return kind != "NoOpTracer"
+    except (AttributeError, KeyError):  # a tracer of another shape: leave it to the HTTP layer
+        return True
+
+
+def _begin(
+    active: Any, client: Any, options: Any, kwargs: dict[str, Any]
+) -> tuple[Any, ProtocolAdapter, dict[str, Any]] | None:
+    """``(budget, adapter, json_data)`` when this layer takes the request, once ``budget`` was
+    found to have room (``budget`` is ``None`` when a router said nobody pays); ``None`` leaves
+    the request to the HTTP layer. Raises the refusal, nothing sent, when there is no room."""
+    if kwargs.get("stream"):
         return None
     data = options.json_data
     if data.__class__ is not dict or options.method != "post" or data.get("stream"):
@@ -123,41 +147,29 @@ def _taken(client: Any, options: Any, kwargs: dict[str, Any]) -> tuple[Any, Prot
             return None
     elif headers.__class__.__name__ != "NotGiven" and headers and RAW_RESPONSE_HEADER in headers:
         return None
-    adapter = _adapter(client, options.url)
-    if adapter is None:
+    adapter, traces = _adapter(client, options.url)
+    if adapter is None or (traces and _traced(client)):
         return None
-    return data, adapter
-
-
-def _payer(active: Any) -> Any:
+    budget = active
     if LISTENING.shekel_route_call:
         chosen = CALL.shekel_route_call(active=active)
         if chosen is not None:
-            return chosen.budget
-    return active
-
-
-def _fast(budget: Any) -> bool:
-    """Whether ``budget``'s spend goes the fast way: plain, nothing to hold, no blocking store."""
-    chain = budget._c
-    return bool(chain.unheld) and not chain.ledger.blocks
-
-
-def _refuse_if_exhausted(chain: Any, adapter: ProtocolAdapter) -> None:
-    """Refuse a call (nothing sent) when ``chain`` has no room left, with the error the HTTP
-    layer raises: shekel's, and the SDK's base error too."""
-    over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
-    if over is not None:
-        raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
+            budget = chosen.budget
+    if budget is not None:
+        chain = budget._c
+        if not chain.unheld or chain.ledger.blocks:
+            return None  # held before the call, or a store that blocks: the HTTP layer's way
+        over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
+        if over is not None:  # shekel's error, and the SDK's base error too, as below
+            raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
+    return budget, adapter, data
 
 
 # -- after the response -----------------------------------------------------------------------
 
 
-def _usage(adapter: ProtocolAdapter, result: Any) -> TokenUsage | None:
-    usage = getattr(result, "usage", None)
-    if usage is None:
-        return None
+def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
+    """The parsed response's ``usage`` object as shekel counts it (``None``: unusable)."""
     if adapter.__class__ is MessagesAdapter:
         plain, output = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
         if plain is None and output is None:
@@ -187,34 +199,31 @@ def _size(result: Any) -> int:
 
 
 def _record(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
-    model = data.get("model")
-    requested = model if isinstance(model, str) else None
-    usage = _usage(adapter, result)
-    reported = getattr(result, "model", None)
-    if not isinstance(reported, str):
-        reported = None
-    if usage is None:  # estimated from the sizes, as the HTTP layer does
-        call = InterceptedCall(budget, adapter)
-        call.model = requested
-        call.body_size = len(json.dumps(data, default=str))
-        call.settle(None, reported, output_guess=_size(result) >> 2)
-        return
-    call_id = getattr(result, "id", None)
-    charge_call(
-        budget._c,
-        adapter,
-        requested,
-        usage,
-        reported,
-        call_id if isinstance(call_id, str) else None,
-    )
-
-
-def _recorded(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
-    """:func:`_record`; an error that is not shekel's (a plugin's, a warnings filter's) comes
+    """Record the call; an error that is not shekel's (a plugin's, a warnings filter's) comes
     out as a ``CallbackError``; both carry the SDK's base error class, as from the HTTP layer."""
     try:
-        _record(budget, adapter, data, result)
+        model = data.get("model")
+        requested = model if model.__class__ is str else None
+        reported = getattr(result, "model", None)
+        if reported.__class__ is not str:
+            reported = None
+        usage = getattr(result, "usage", None)
+        counted = None if usage is None else _usage(adapter, usage)
+        if counted is None:  # estimated from the sizes, as the HTTP layer does
+            call = InterceptedCall(budget, adapter)
+            call.model = requested
+            call.body_size = len(json.dumps(data, default=str))
+            call.settle(None, reported, output_guess=_size(result) >> 2)
+            return
+        call_id = getattr(result, "id", None)
+        charge_call(
+            budget._c,
+            adapter,
+            requested,
+            counted,
+            reported,
+            call_id if call_id.__class__ is str else None,
+        )
     except Exception as exc:
         raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
 
@@ -227,22 +236,17 @@ def _make_sync_request(original: Any) -> Any:
         active = active_budget()
         if active is None and not LISTENING.shekel_route_call:
             return original(self, cast_to, options, *args, **kwargs)
-        taken = _taken(self, options, kwargs)
+        taken = _begin(active, self, options, kwargs)
         if taken is None:
             return original(self, cast_to, options, *args, **kwargs)
-        data, adapter = taken
-        budget = _payer(active)
-        if budget is not None:
-            if not _fast(budget):
-                return original(self, cast_to, options, *args, **kwargs)  # the HTTP layer's
-            _refuse_if_exhausted(budget._c, adapter)
+        budget, adapter, data = taken
         handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
         if budget is not None:
-            _recorded(budget, adapter, data, result)
+            _record(budget, adapter, data, result)
         return result
 
     return request
@@ -253,22 +257,17 @@ def _make_async_request(original: Any) -> Any:
         active = active_budget()
         if active is None and not LISTENING.shekel_route_call:
             return await original(self, cast_to, options, *args, **kwargs)
-        taken = _taken(self, options, kwargs)
+        taken = _begin(active, self, options, kwargs)
         if taken is None:
             return await original(self, cast_to, options, *args, **kwargs)
-        data, adapter = taken
-        budget = _payer(active)
-        if budget is not None:
-            if not _fast(budget):
-                return await original(self, cast_to, options, *args, **kwargs)
-            _refuse_if_exhausted(budget._c, adapter)
+        budget, adapter, data = taken
         handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
         try:
             result = await original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
         if budget is not None:
-            _recorded(budget, adapter, data, result)
+            _record(budget, adapter, data, result)
         return result
 
     return request
