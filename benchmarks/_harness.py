@@ -100,7 +100,7 @@ def stats(samples: list[float]) -> dict[str, float]:
 
 # -- figures ----------------------------------------------------------------------------------
 
-LOWER_IS_BETTER = ("µs/op", "ms/op", "MB")
+LOWER_IS_BETTER = ("µs/op", "ms/op", "MB", "instr/op")
 
 
 def figure(
@@ -117,8 +117,9 @@ def figure(
 ) -> dict[str, Any]:
     """One benchmark figure.
 
-    Fields: ``key``, ``label``, ``unit`` (``µs/op``, ``ops/s`` or ``MB``), ``median``, ``min``,
-    ``max`` and ``repeats`` (or just ``median`` for a single measurement given as ``value``),
+    Fields: ``key``, ``label``, ``unit`` (``µs/op``, ``ops/s``, ``MB`` or ``instr/op``),
+    ``median``, ``min``, ``max`` and ``repeats`` (or just ``median`` for a single measurement
+    given as ``value``),
     ``goal`` (``{"op": "<=", "value": 3.0}`` or null) and ``meets_goal`` (judged on the
     median), ``incumbent`` (``{"name", "available", "median", "min", ...}`` or null; when the
     incumbent could not be measured, ``available`` is false with a ``reason``) and

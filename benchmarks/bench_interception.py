@@ -40,6 +40,7 @@ from typing import Any
 
 import _harness as h
 import _incumbents_interception as work
+import _instructions
 import _providers_workloads as providers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,10 @@ SHEKEL_OLD = "shekel 1.2.0 (PyPI)"
 SDK_PACKAGES = ("openai", "anthropic", "httpx", "httpx2")
 
 GOAL_CALL_US = 10.0
-GOAL_CHUNK_US = 1.0
+GOAL_CHUNK_US = 0.5
+GOAL_CALL_INSTRUCTIONS = 25_000
+GOAL_CHUNK_INSTRUCTIONS = 1_500
+INSTRUCTION_STREAM_CHUNKS = 200
 
 NOTES = [
     "- *Overhead* = median(µs per call inside `with budget(max_usd=1e9):`) − median(µs per call"
@@ -727,6 +731,100 @@ def build_figures(
     return figures
 
 
+def measure_instructions(
+    incumbent_python: Path | None, quick: bool
+) -> dict[str, dict[str, dict[str, float] | None]]:
+    """Instructions per call (callgrind), ours and shekel 1.2.0's, for each workload."""
+    calls = 20 if quick else 50
+    workloads = {
+        "openai": calls,
+        "anthropic": calls,
+        "stream:1": calls // 2,
+        f"stream:{INSTRUCTION_STREAM_CHUNKS}": 3,
+    }
+    pythons = {"ours": sys.executable}
+    if incumbent_python is not None:
+        pythons["incumbent"] = str(incumbent_python)
+    found: dict[str, dict[str, dict[str, float] | None]] = {}
+    for side, python in pythons.items():
+        found[side] = {}
+        for name, n in workloads.items():
+            h.log(f"interception: instructions of {name} ({side}), {n} calls under callgrind")
+            try:
+                found[side][name] = _instructions.count(name, n, python)
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                h.log(f"interception: callgrind failed for {name} ({side}): {exc}")
+                found[side][name] = None
+    return found
+
+
+def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[str, float | None]:
+    def over(name: str) -> float | None:
+        found = counts.get(name)
+        return None if found is None else found["overhead"]
+
+    one, many = over("stream:1"), over(f"stream:{INSTRUCTION_STREAM_CHUNKS}")
+    return {
+        "openai": over("openai"),
+        "anthropic": over("anthropic"),
+        "stream_fixed": one,
+        "chunk": None
+        if one is None or many is None
+        else (many - one) / (INSTRUCTION_STREAM_CHUNKS - 1),
+    }
+
+
+def instruction_figures(
+    found: dict[str, dict[str, dict[str, float] | None]],
+) -> list[dict[str, Any]]:
+    ours = _instruction_overheads(found.get("ours", {}))
+    theirs = _instruction_overheads(found["incumbent"]) if "incumbent" in found else None
+    rows = (
+        (
+            "openai",
+            "openai chat.completions.create (non-streamed): instructions per call",
+            GOAL_CALL_INSTRUCTIONS,
+        ),
+        (
+            "anthropic",
+            "anthropic messages.create (non-streamed): instructions per call",
+            GOAL_CALL_INSTRUCTIONS,
+        ),
+        (
+            "stream_fixed",
+            "openai stream=True, 1 content chunk: instructions per streamed call",
+            None,
+        ),
+        (
+            "chunk",
+            f"openai stream=True, {INSTRUCTION_STREAM_CHUNKS} content chunks: "
+            "instructions per chunk",
+            GOAL_CHUNK_INSTRUCTIONS,
+        ),
+    )
+    figures = []
+    for key, label, goal in rows:
+        incumbent = None
+        if theirs is not None:
+            incumbent = (
+                {"name": SHEKEL_OLD, "available": True, "median": theirs[key]}
+                if theirs[key] is not None
+                else h.unavailable(SHEKEL_OLD, "callgrind could not count it")
+            )
+        figures.append(
+            h.figure(
+                f"{key}_instructions",
+                label,
+                "instr/op",
+                value=ours[key],
+                goal=None if goal is None else ("<=", goal),
+                incumbent=incumbent,
+                extra={"counts": found.get("ours")} if key == "openai" else None,
+            )
+        )
+    return figures
+
+
 def baseline_figure(
     baseline: dict[str, Any], theirs: dict[str, Any] | None, fig: dict[str, Any]
 ) -> dict[str, Any]:
@@ -790,6 +888,8 @@ def main(argv: list[str] | None = None) -> None:
     import shekel
 
     figures = build_figures(raw, incumbent, sizes)
+    incumbent_python = None if args.no_incumbents else ensure_incumbent_env()[0]
+    figures += instruction_figures(measure_instructions(incumbent_python, args.quick))
     if baseline is not None:
         before = {}
         if "error" not in baseline:

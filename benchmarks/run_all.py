@@ -83,6 +83,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f} µs" if value < 100 else f"{value:,.0f} µs"
     if unit == "MB":
         return f"{value:.2f} MB"
+    if unit == "instr/op":
+        return f"{value / 1000:,.1f} k instr" if value >= 1000 else f"{value:,.0f} instr"
     return f"{value:g} {unit}"
 
 

@@ -1,0 +1,105 @@
+"""Instructions per call and per chunk, counted with callgrind: figures that do not move with
+the machine's load (wall time here varies by ±3 µs between runs).
+
+Run as a script under ``valgrind --tool=callgrind``, it executes one workload in regions
+bracketed by ``os.getppid()`` (counters zeroed) and ``os.getpgrp()`` (counters dumped), each
+region ``n`` iterations with no budget active, then ``n`` inside ``with budget(max_usd=1e9)``.
+:func:`count` starts it and returns ``{"without": instr, "with": instr}`` per iteration, or
+``None`` when valgrind is not installed.
+
+Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
+openai streamed call of K content chunks, read to the end).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _workload(name: str) -> Callable[[int], None]:
+    import _incumbents_interception as work
+
+    if name == "openai":
+        return work.openai_calls(work.openai_client())
+    if name == "anthropic":
+        return work.anthropic_calls(work.anthropic_client())
+    if name.startswith("stream:"):
+        chunks = int(name.partition(":")[2])
+        return work.openai_streams(work.openai_client(chunks), chunks)
+    raise SystemExit(f"unknown workload {name!r}")
+
+
+def _region(run: Callable[[int], None], n: int) -> None:
+    os.getppid()  # --zero-before
+    run(n)
+    os.getpgrp()  # --dump-before
+
+
+def _main() -> None:
+    name, n = sys.argv[1], int(sys.argv[2])
+    from shekel import budget
+
+    run = _workload(name)
+    gc.disable()
+    with budget(max_usd=1e9):  # installs interception, warms up both paths
+        run(3)
+    run(3)
+    _region(run, n)
+    with budget(max_usd=1e9):
+        _region(run, n)
+
+
+def _total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {path}")
+
+
+def count(name: str, n: int, python: str = sys.executable) -> dict[str, float] | None:
+    """Instructions per iteration of workload ``name``, without and with a budget, in the
+    environment of ``python`` (the incumbent's venv, for shekel 1.2.0); ``None`` without
+    valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env.update(PYTHONHASHSEED="0", PYTHONPATH=str(HERE))
+        subprocess.run(
+            [
+                valgrind,
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                "--collect-atstart=yes",
+                "--zero-before=os_getppid",
+                "--dump-before=os_getpgrp",
+                python,
+                __file__,
+                name,
+                str(n),
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.split(".")[-1]))
+        if len(dumps) < 2:
+            raise RuntimeError(f"callgrind wrote {len(dumps)} region dumps, expected 2")
+        without, with_budget = (_total(p) / n for p in dumps[-2:])
+    return {"without": without, "with": with_budget, "overhead": with_budget - without}
+
+
+if __name__ == "__main__":
+    _main()
