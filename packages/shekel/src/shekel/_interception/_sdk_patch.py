@@ -44,10 +44,10 @@ SDK_MODULES: Final = ("openai._base_client", "anthropic._base_client")
 
 
 Handled = tuple[Any, Any, ProtocolAdapter, Any]
-"""A request the SDK layer took: ``(http, budget, adapter, model)``. The HTTP layer passes it
+"""A request the SDK layer took: ``(http, chain, adapter, model)``. The HTTP layer passes it
 through, charging only an attempt that failed after it was sent. ``http`` is the SDK's own HTTP
-client (another client's requests are not this one); ``budget`` is ``None`` when no budget
-pays for it (a router said so)."""
+client (another client's requests are not this one); ``chain`` (the paying budget's) is
+``None`` when no budget pays for it (a router said so)."""
 
 HANDLED: Final[ContextVar[Handled | None]] = ContextVar("shekel_sdk_handled", default=None)
 
@@ -56,10 +56,10 @@ def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None
     """An attempt of a request this layer took raised before its response came back."""
     from ._transport import failed
 
-    _, budget, adapter, model = handled
-    if budget is None:
+    _, chain, adapter, model = handled
+    if chain is None:
         return
-    call = InterceptedCall(budget, adapter)
+    call = InterceptedCall(chain.budget, adapter)
     call.model = model if isinstance(model, str) else None
     call.body_size = len(content)
     failed(call, exc)
@@ -133,9 +133,10 @@ def _traced(client: Any) -> bool:
 def _begin(
     active: Any, client: Any, options: Any, kwargs: dict[str, Any]
 ) -> tuple[Any, ProtocolAdapter, dict[str, Any]] | None:
-    """``(budget, adapter, json_data)`` when this layer takes the request, once ``budget`` was
-    found to have room (``budget`` is ``None`` when a router said nobody pays); ``None`` leaves
-    the request to the HTTP layer. Raises the refusal, nothing sent, when there is no room."""
+    """``(chain, adapter, json_data)`` when this layer takes the request, once the paying
+    budget's ``chain`` was found to have room (``None`` when a router said nobody pays);
+    ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
+    is no room."""
     if kwargs.get("stream"):
         return None
     data = options.json_data
@@ -155,14 +156,15 @@ def _begin(
         chosen = CALL.shekel_route_call(active=active)
         if chosen is not None:
             budget = chosen.budget
-    if budget is not None:
-        chain = budget._c
-        if not chain.unheld or chain.ledger.blocks:
-            return None  # held before the call, or a store that blocks: the HTTP layer's way
-        over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
-        if over is not None:  # shekel's error, and the SDK's base error too, as below
-            raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
-    return budget, adapter, data
+    if budget is None:
+        return None, adapter, data
+    chain = budget._c
+    if not chain.unheld or chain.ledger.blocks:
+        return None  # held before the call, or a store that blocks: the HTTP layer's way
+    over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
+    if over is not None:  # shekel's error, and the SDK's base error too, as below
+        raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
+    return chain, adapter, data
 
 
 # -- after the response -----------------------------------------------------------------------
@@ -198,7 +200,7 @@ def _size(result: Any) -> int:
         return len(repr(result))
 
 
-def _record(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
+def _record(chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
     """Record the call; an error that is not shekel's (a plugin's, a warnings filter's) comes
     out as a ``CallbackError``; both carry the SDK's base error class, as from the HTTP layer."""
     try:
@@ -210,14 +212,14 @@ def _record(budget: Any, adapter: ProtocolAdapter, data: dict[str, Any], result:
         usage = getattr(result, "usage", None)
         counted = None if usage is None else _usage(adapter, usage)
         if counted is None:  # estimated from the sizes, as the HTTP layer does
-            call = InterceptedCall(budget, adapter)
+            call = InterceptedCall(chain.budget, adapter)
             call.model = requested
             call.body_size = len(json.dumps(data, default=str))
             call.settle(None, reported, output_guess=_size(result) >> 2)
             return
         call_id = getattr(result, "id", None)
         charge_call(
-            budget._c,
+            chain,
             adapter,
             requested,
             counted,
@@ -239,14 +241,14 @@ def _make_sync_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return original(self, cast_to, options, *args, **kwargs)
-        budget, adapter, data = taken
-        handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
+        chain, adapter, data = taken
+        handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
-        if budget is not None:
-            _record(budget, adapter, data, result)
+        if chain is not None:
+            _record(chain, adapter, data, result)
         return result
 
     return request
@@ -260,14 +262,14 @@ def _make_async_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return await original(self, cast_to, options, *args, **kwargs)
-        budget, adapter, data = taken
-        handled = HANDLED.set((self._client, budget, adapter, data.get("model")))
+        chain, adapter, data = taken
+        handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
         try:
             result = await original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
-        if budget is not None:
-            _record(budget, adapter, data, result)
+        if chain is not None:
+            _record(chain, adapter, data, result)
         return result
 
     return request
