@@ -213,11 +213,14 @@ def test_tree_shows_the_auto_capped_limit() -> None:
     assert parent.tree().splitlines()[1] == "  child: $1.00 / $3.00 (direct: $1.00)"
 
 
-def test_repr() -> None:
+def test_repr_shows_every_digit_that_matters() -> None:
     b = budget(max_usd=2, name="r")
     b.record(usd=0.5)
-    assert repr(b) == "<Budget 'r' $0.5000 / $2.0000>"
-    assert repr(budget()) == "<Budget 'budget' $0.0000 / no limit>"
+    assert repr(b) == "<Budget 'r' $0.50 / $2.00>"
+    assert repr(budget()) == "<Budget 'budget' $0.00 / no limit>"
+    tiny = budget(max_usd=0.0001, name="tiny")
+    tiny.record(usd=0.000015)
+    assert repr(tiny) == "<Budget 'tiny' $0.000015 / $0.0001>"  # not "$0.0000 / $0.0001"
 
 
 def test_tree_shows_the_caps_on_other_axes() -> None:

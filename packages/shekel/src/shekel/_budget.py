@@ -28,7 +28,7 @@ from ._context import PROCESS_ROOT, Activation, entered_budget, find_live, pop, 
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import DEFAULT_HISTORY_SIZE, CallRecord, SpendHistory
 from ._ledger import UNLIMITED, Caps, Ledger
-from ._money import nanos_to_usd
+from ._money import nanos_to_usd, usd_text
 from ._plugins import CALL, LISTENING, install_once
 from ._reservation import Reservation, ToolCall
 from ._snapshot import BudgetSnapshot
@@ -488,8 +488,8 @@ class Budget:
 
     def __repr__(self) -> str:
         limit = self.limit
-        shown = "no limit" if limit is None else f"${limit:.4f}"
-        return f"<Budget {self.full_name!r} ${self.spent:.4f} / {shown}>"
+        shown = "no limit" if limit is None else usd_text(limit)
+        return f"<Budget {self.full_name!r} {usd_text(self.spent)} / {shown}>"
 
 
 _CHILD_OPTIONS: Final = tuple(p for p in PARAMETERS if p not in ("name", "ledger"))
