@@ -141,7 +141,7 @@ def charge(
     fallback and hooks, then raises ``BudgetExceededError`` if a cap is exceeded.
     """
     priced = not unpriced
-    counted = usage.total_tokens if tokens is None else tokens
+    counted = usage.input_tokens + usage.output_tokens if tokens is None else tokens
     if unpriced:
         cost = 0
     elif cost is None:

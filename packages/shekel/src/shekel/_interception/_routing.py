@@ -70,11 +70,6 @@ _warned: set[str] = set()
 _provider_patterns: list[tuple[str, re.Pattern[str]]] | None = None
 
 
-def generation() -> int:
-    """Changes whenever plugins change the adapters (and so the routes)."""
-    return plugin_manager().generation
-
-
 def adapter_for(path: str) -> ProtocolAdapter | None:
     """The adapter for a request path, whatever the host (rebuilt when plugins change)."""
     global _generation

@@ -26,9 +26,8 @@ from typing import Any, Final
 
 from .. import _spend
 from .._context import active_budget
-from .._plugins import CALL, LISTENING
+from .._plugins import CALL, CHANGE_LISTENERS, LISTENING
 from .._pricing import TokenUsage
-from . import _routing
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
@@ -76,7 +75,8 @@ _SDK_CLIENTS: Final = {  # by package: the classes show as ``openai.OpenAI`` or 
 # Bedrock's and Vertex's model in the URL): a client class that changes one is left to the
 # HTTP layer.
 _ROUTING_METHODS: Final = ("_prepare_options", "_build_request", "_prepare_url")
-_adapters: dict[tuple[type, int, str], tuple[Any, int, ProtocolAdapter | None, bool]] = {}
+_adapters: dict[tuple[type, int, str], tuple[Any, ProtocolAdapter | None, bool]] = {}
+CHANGE_LISTENERS.append(_adapters.clear)  # a plugin's adapters may route paths differently
 
 
 def _is_plain_client(cls: type) -> bool:
@@ -91,12 +91,12 @@ def _is_plain_client(cls: type) -> bool:
 def _adapter(client: Any, url: str) -> tuple[ProtocolAdapter | None, bool]:
     """The adapter of a POST to ``url`` on ``client``, if it is one this path reads, and
     whether the client's class may trace its calls itself: looked up once per client class,
-    base URL and path (again when plugins change the routes)."""
+    base URL and path (forgotten when plugins change, as their adapters route paths)."""
     base = client._base_url
     key = (client.__class__, id(base), url)
     found = _adapters.get(key)
-    if found is not None and found[0] is base and found[1] == _routing.generation():
-        return found[2], found[3]
+    if found is not None and found[0] is base:
+        return found[1], found[2]
     adapter: ProtocolAdapter | None = None
     if _is_plain_client(client.__class__):
         full = client._prepare_url(url)
@@ -109,7 +109,7 @@ def _adapter(client: Any, url: str) -> tuple[ProtocolAdapter | None, bool]:
     traces = hasattr(client.__class__, "_tracer")
     if len(_adapters) > 1024:
         _adapters.clear()
-    _adapters[key] = (base, _routing.generation(), adapter, traces)
+    _adapters[key] = (base, adapter, traces)
     return adapter, traces
 
 
