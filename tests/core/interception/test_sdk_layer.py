@@ -114,7 +114,7 @@ def test_raw_responses_and_call_caps_are_counted_below_the_sdk(
         Reply(text="raw", input_tokens=10, output_tokens=1),
         Reply(text="capped", input_tokens=10, output_tokens=1),
     )
-    client = _client(fake, sdk, max_retries=0)
+    client = _client(fake, sdk)
     resource = client.messages if sdk == "anthropic" else client.chat.completions
     with budget(max_usd=1.0) as plain:
         if sdk == "anthropic":
@@ -136,10 +136,8 @@ def test_async_calls_take_the_same_path(fake: FakeProvider) -> None:
     fake.enqueue(*[Reply(text="ok", input_tokens=100, output_tokens=2) for _ in range(4)])
 
     async def run() -> tuple[float, int]:
-        client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
-        claude = anthropic.AsyncAnthropic(
-            base_url=fake.anthropic_base_url, api_key="t", max_retries=0
-        )
+        client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="t")
+        claude = anthropic.AsyncAnthropic(base_url=fake.anthropic_base_url, api_key="t")
         async with budget(max_usd=1.0) as b:
             await asyncio.gather(
                 client.chat.completions.create(model="gpt-4o-mini", messages=USER),
@@ -158,3 +156,50 @@ def test_async_calls_take_the_same_path(fake: FakeProvider) -> None:
     spent, calls = asyncio.run(run())
     assert calls == 4
     assert spent > 2 * gpt4o_mini(100, 2)
+
+
+def test_threads_share_a_parent_budget_without_losing_a_call(fake: FakeProvider) -> None:
+    """Sixteen threads, each in a child of one budget, call both SDKs at once (LangGraph
+    fan-out, thread pools): every call is counted once, on its child and on the parent."""
+    import contextvars
+    import threading
+
+    calls_per_thread = 3
+    openai_client = _client(fake, "openai")
+    claude = _client(fake, "anthropic")
+    start = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def work(parent: Any, i: int) -> None:
+        try:
+            with parent.child(f"worker{i}", max_usd=1.0):
+                start.wait()
+                for _ in range(calls_per_thread):
+                    _chat(claude if i % 2 else openai_client)
+        except BaseException as exc:  # reported below: a thread's error would be lost
+            errors.append(exc)
+
+    with budget(max_usd=10.0, name="pool") as parent:
+        # Each thread runs in a copy of this context, as the frameworks' thread pools do.
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run, args=(work, parent, i), daemon=True
+            )
+            for i in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert len(fake.requests) == 16 * calls_per_thread
+    assert parent.snapshot().llm_calls_used == 16 * calls_per_thread
+    assert (
+        sum(
+            parent.find_child(f"worker{i}").snapshot().llm_calls_used  # type: ignore[union-attr]
+            for i in range(16)
+        )
+        == 16 * calls_per_thread
+    )
+    children_spent = sum(parent.find_child(f"worker{i}").spent for i in range(16))  # type: ignore[union-attr]
+    assert parent.spent == pytest.approx(children_spent, abs=1e-9)

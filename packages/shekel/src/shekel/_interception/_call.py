@@ -27,10 +27,6 @@ from .._ledger import Hold, Overrun
 from .._pricing import Rate, TokenUsage, lookup_rate, rate_for
 from .._spend import SDK
 from . import _strict
-
-if TYPE_CHECKING:
-    from .._chain import Chain
-
 from ._adapter import (
     PathInfo,
     ProtocolAdapter,
@@ -38,6 +34,9 @@ from ._adapter import (
     find_stream_and_model,
     peek_string,
 )
+
+if TYPE_CHECKING:
+    from .._chain import Chain
 
 
 class UsageMissingWarning(UserWarning):

@@ -69,8 +69,6 @@ def _patch_module(module: ModuleType) -> None:
 
 
 def _patch_sdk(module: ModuleType) -> None:
-    from . import _sdk_patch
-
     with _lock:
         _sdk_patch.patch(module)
 

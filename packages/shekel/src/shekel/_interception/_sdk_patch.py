@@ -33,7 +33,7 @@ from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
 from ._openai import ChatCompletionsAdapter, chat_counts
 from ._routing import LOCAL_HOSTS
-from ._transport import adapter_of, cause, route_key
+from ._transport import adapter_of, cause, failed, route_key
 
 _PATCHED: Final = "__shekel_original__"
 RAW_RESPONSE_HEADER: Final = "X-Stainless-Raw-Response"
@@ -53,8 +53,6 @@ HANDLED: Final[ContextVar[Handled | None]] = ContextVar("shekel_sdk_handled", de
 
 def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None:
     """An attempt of a request this layer took raised before its response came back."""
-    from ._transport import failed
-
     _, chain, adapter, model = handled
     if chain is None:
         return
