@@ -1,10 +1,12 @@
-"""The fast path: non-streamed calls of the openai and anthropic SDKs, seen where the SDK holds
-them parsed (``SyncAPIClient.request`` and ``AsyncAPIClient.request`` of each SDK).
+"""The fast path: non-streamed calls of the openai and anthropic SDKs, and openai's streamed
+chat completions (read in ``_sdk_streams``), seen where the SDK holds them parsed
+(``SyncAPIClient.request`` and ``AsyncAPIClient.request`` of each SDK).
 
 There the model is a dictionary key of the request and the usage an attribute of the response
 object, so a call costs no scan of the request's bytes and no decoding of the response. One
 check covers the SDK's retries. The HTTP layer (``_httpx_patch``) stays the way in for
-everything this path leaves to it: streams, raw and streaming-response wrappers, other
+everything this path leaves to it: anthropic's and the Responses API's streams, raw and
+streaming-response wrappers, other
 clients (Azure, Bedrock, Vertex), calls the SDK traces itself (its span starts and ends inside
 ``request``: charged below, a call is charged while its span is current), strict mode, call
 caps, fallback, loop guards, windows and shared stores.
@@ -31,8 +33,9 @@ from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
-from ._openai import ChatCompletionsAdapter, chat_counts
+from ._openai import ChatCompletionsAdapter
 from ._routing import LOCAL_HOSTS
+from ._sdk_streams import ask_for_usage, chat_usage, takes, watch, watch_async
 from ._transport import adapter_of, cause, failed, route_key
 
 _PATCHED: Final = "__shekel_original__"
@@ -130,15 +133,19 @@ def _traced(client: Any) -> bool:
 
 def _begin(
     active: Any, client: Any, options: Any, kwargs: dict[str, Any]
-) -> tuple[Any, ProtocolAdapter, dict[str, Any]] | None:
-    """``(chain, adapter, json_data)`` when this layer takes the request, once the paying
-    budget's ``chain`` was found to have room (``None`` when a router said nobody pays);
-    ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
-    is no room."""
-    if kwargs.get("stream"):
-        return None
+) -> tuple[Any, ProtocolAdapter, dict[str, Any], bool] | None:
+    """``(chain, adapter, json_data, show_usage)`` when this layer takes the request, once the
+    paying budget's ``chain`` was found to have room (``None`` when a router said nobody pays;
+    ``show_usage``: the router hands a stream's usage chunk on to the caller); ``None`` leaves
+    the request to the HTTP layer. Raises the refusal, nothing sent, when there is no room."""
+    streamed = kwargs.get("stream")
     data = options.json_data
-    if data.__class__ is not dict or options.method != "post" or data.get("stream"):
+    if data.__class__ is not dict or options.method != "post":
+        return None
+    if streamed:  # chat completions only, built as openai's Stream builds them
+        if not data.get("stream") or not takes(kwargs.get("stream_cls")):
+            return None
+    elif data.get("stream"):
         return None
     headers = options.headers
     if headers.__class__ is dict:
@@ -149,20 +156,23 @@ def _begin(
     adapter, traces = _adapter(client, options.url)
     if adapter is None or (traces and _traced(client)):
         return None
+    if streamed and adapter.__class__ is not ChatCompletionsAdapter:
+        return None
     budget = active
+    show_usage = False
     if LISTENING.shekel_route_call:
         chosen = CALL.shekel_route_call(active=active)
         if chosen is not None:
-            budget = chosen.budget
+            budget, show_usage = chosen.budget, chosen.show_stream_usage
     if budget is None:
-        return None, adapter, data
+        return None, adapter, data, show_usage
     chain = budget._c
     if not chain.unheld or chain.ledger.blocks:
         return None  # held before the call, or a store that blocks: the HTTP layer's way
     over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
     if over is not None:  # shekel's error, and the SDK's base error too, as below
         raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
-    return chain, adapter, data
+    return chain, adapter, data, show_usage
 
 
 # -- after the response -----------------------------------------------------------------------
@@ -180,14 +190,7 @@ def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
             getattr(usage, "cache_read_input_tokens", None),
             getattr(usage, "cache_creation_input_tokens", None),
         )
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    output_details = getattr(usage, "completion_tokens_details", None)
-    return chat_counts(
-        getattr(usage, "prompt_tokens", None),
-        getattr(usage, "completion_tokens", None),
-        None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
-        None if output_details is None else getattr(output_details, "reasoning_tokens", None),
-    )
+    return chat_usage(usage)
 
 
 def _size(result: Any) -> int:
@@ -239,13 +242,17 @@ def _make_sync_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return original(self, cast_to, options, *args, **kwargs)
-        chain, adapter, data = taken
+        chain, adapter, data, show_usage = taken
+        streamed = bool(kwargs.get("stream"))
+        hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
         if chain is not None:
+            if streamed:
+                return watch(result, chain, adapter, data, hide)
             _record(chain, adapter, data, result)
         return result
 
@@ -260,13 +267,17 @@ def _make_async_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return await original(self, cast_to, options, *args, **kwargs)
-        chain, adapter, data = taken
+        chain, adapter, data, show_usage = taken
+        streamed = bool(kwargs.get("stream"))
+        hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
         try:
             result = await original(self, cast_to, options, *args, **kwargs)
         finally:
             HANDLED.reset(handled)
         if chain is not None:
+            if streamed:
+                return watch_async(result, chain, adapter, data, hide)
             _record(chain, adapter, data, result)
         return result
 

@@ -1,0 +1,273 @@
+"""Streamed chat completions of the openai SDK, read as the SDK's chunk objects.
+
+The SDK has already framed and decoded every event when its ``Stream`` hands a chunk on, so
+the per-chunk work here is one attribute test (``chunk.usage``) and a count: no scan of the
+bytes. Everything else the HTTP layer's tap (``_streams``) guarantees holds here too:
+
+- usage is asked for (``stream_options.include_usage``) and its chunk, which the caller did not
+  ask for, is dropped before the caller sees it;
+- the call is recorded as soon as OpenAI's usage chunk (no choices, the last before ``[DONE]``)
+  goes by, so an error owed to the caller (a cap crossed) is raised before their loop ends;
+- a stream that is closed, fails, is cut off by its budget's block failing, or is dropped
+  half-read is recorded from what went by (the prompt estimated, a token per content chunk).
+
+The response's byte stream keeps its own iterator (no per-read cost); only its ``close`` is
+taken, which is how the SDK, ``with stream:`` and ``stream.close()`` all end a stream.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Final
+
+from .._pricing import TokenUsage
+from ._adapter import ProtocolAdapter, StreamTally
+from ._call import InterceptedCall, as_shekel_error, for_sdk
+from ._openai import chat_counts
+from ._transport import cause
+
+_STREAM_CLASSES: Final = ("Stream", "AsyncStream")
+
+
+def takes(stream_cls: Any) -> bool:
+    """Whether the SDK builds the stream as this module reads it: openai's ``Stream`` or
+    ``AsyncStream`` of ``ChatCompletionChunk`` (what ``chat.completions.create`` asks for)."""
+    origin = getattr(stream_cls, "__origin__", None)
+    if origin is None or origin.__name__ not in _STREAM_CLASSES:
+        return False
+    if origin.__module__.partition(".")[0] != "openai":
+        return False
+    args: tuple[Any, ...] = getattr(stream_cls, "__args__", ())
+    return len(args) == 1 and getattr(args[0], "__name__", "") == "ChatCompletionChunk"
+
+
+def ask_for_usage(options: Any, data: dict[str, Any]) -> bool:
+    """Have the request ask for the usage chunk; True when shekel added it (then it is hidden).
+    The options get a new body: the caller's dictionaries are not changed."""
+    stream_options = data.get("stream_options")
+    if stream_options.__class__ is dict and stream_options.get("include_usage"):
+        return False
+    extra = stream_options if stream_options.__class__ is dict else {}
+    options.json_data = {**data, "stream_options": {**extra, "include_usage": True}}
+    return True
+
+
+class ChunkTally(StreamTally):
+    """What went by of a stream read as chunk objects (``events`` is never called)."""
+
+    def __init__(self) -> None:
+        # A token per chunk, less the first, which carries only the role (a stream cut off
+        # before any chunk is read still records no less than nothing).
+        self.output_estimate = -1
+
+    def events(self, data: bytes) -> bytes:  # pragma: no cover - the bytes are not read here
+        return data
+
+
+def chat_usage(usage: Any) -> TokenUsage | None:
+    """A parsed chat completion's ``usage`` object as shekel counts it (``None``: unusable)."""
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    output_details = getattr(usage, "completion_tokens_details", None)
+    return chat_counts(
+        getattr(usage, "prompt_tokens", None),
+        getattr(usage, "completion_tokens", None),
+        None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
+        None if output_details is None else getattr(output_details, "reasoning_tokens", None),
+    )
+
+
+def _abandoned(call: InterceptedCall, tally: ChunkTally) -> None:
+    if not call.settled:
+        call.settle_stream(tally, complete=False, raise_over=False)
+
+
+def _byte_stream_class(kind: str, response: Any) -> type:
+    library = type(response).__module__.partition(".")[0]
+    key = (kind, library)
+    cls = _closers.get(key)
+    if cls is None:
+        base = getattr(sys.modules[library], kind)
+        own = _SyncClosing if kind == "SyncByteStream" else _AsyncClosing
+        cls = _closers[key] = type(own.__name__, (own, base), {})
+    return cls
+
+
+_closers: dict[tuple[str, str], type] = {}
+
+
+class _SyncClosing:
+    """The response's byte stream, iterated as it is; closing it ends the call."""
+
+    def __init__(self, inner: Any, end: Any) -> None:
+        self.inner = inner
+        self.end = end
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.inner)
+
+    def close(self) -> None:
+        self.end()
+        self.inner.close()
+
+
+class _AsyncClosing:
+    def __init__(self, inner: Any, end: Any) -> None:
+        self.inner = inner
+        self.end = end
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.inner.__aiter__()  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        self.end()
+        await self.inner.aclose()
+
+
+class _StreamCall(InterceptedCall):
+    """A streamed call whose request is sized only if its prompt must be estimated."""
+
+    __slots__ = ("request",)
+    request: dict[str, Any]
+
+    def estimated_prompt(self) -> int:
+        if not self.body_size:
+            self.body_size = len(json.dumps(self.request, default=str))
+        return super().estimated_prompt()
+
+
+def _watched_class(cls: type) -> type:
+    """``cls`` (the SDK's ``Stream`` or ``AsyncStream``) iterating straight over its chunk
+    iterator: the SDK's ``__iter__`` is a generator of its own around it, and the watch's loop
+    takes that place rather than adding a layer on every chunk."""
+    watched = _watched.get(cls)
+    if watched is None:
+        if hasattr(cls, "__aiter__"):
+            members: dict[str, Any] = {"__aiter__": lambda self: self._iterator}
+        else:
+            members = {"__iter__": lambda self: self._iterator}
+        members["__module__"] = cls.__module__
+        watched = _watched[cls] = type(cls.__name__, (cls,), members)
+    return watched
+
+
+_watched: dict[type, type] = {}
+
+
+class _Watch:
+    """One stream's book-keeping, shared by its chunk loop and its byte stream's close."""
+
+    __slots__ = ("adapter", "call", "chunks", "hide", "tally")
+
+    def __init__(
+        self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+    ) -> None:
+        model = data.get("model")
+        call = _StreamCall(chain.budget, adapter)
+        call.model = model if model.__class__ is str else None
+        call.stream = True
+        call.request = data
+        self.call = call
+        self.adapter = adapter
+        self.hide = hide
+        self.tally = ChunkTally()
+        self.chunks: Any = None  # the SDK's chunk iterator, while it may be running
+
+    def start(self, stream: Any, sync: bool) -> None:
+        call = self.call
+        call.watch(self.tally)  # the budget's block failing records it
+        response = stream.response
+        kind = "SyncByteStream" if sync else "AsyncByteStream"
+        response.stream = _byte_stream_class(kind, response)(response.stream, self.closed)
+        weakref.finalize(response.stream, _abandoned, call, self.tally)
+        self.chunks = stream._iterator
+        stream._iterator = _sync_chunks(self) if sync else _async_chunks(self)
+        stream.__class__ = _watched_class(stream.__class__)
+
+    def closed(self) -> None:
+        """The response was closed: by the SDK at the stream's end (the chunk loop records
+        that), or by the caller before the end."""
+        chunks = self.chunks
+        running = chunks.gi_running if hasattr(chunks, "gi_running") else chunks.ag_running
+        if not running and not self.call.settled:
+            _abandoned(self.call, self.tally)
+
+    def usage(self, chunk: Any) -> bool:
+        """A chunk carrying usage went by; True when it is to be hidden from the caller. Raises
+        the error owed to the caller once the call is recorded."""
+        tally = self.tally
+        tally.usage = chat_usage(chunk.usage)
+        model, call_id = getattr(chunk, "model", None), getattr(chunk, "id", None)
+        tally.model = model if model.__class__ is str else None
+        tally.call_id = call_id if call_id.__class__ is str else None
+        if chunk.choices:
+            return False  # a gateway's running total: the stream's end records the last one
+        self.settle(complete=True)
+        return self.hide
+
+    def settle(self, *, complete: bool) -> None:
+        call = self.call
+        if call.settled:
+            return
+        try:
+            call.settle_stream(self.tally, complete=complete, raise_over=True)
+        except Exception as exc:
+            raise for_sdk(as_shekel_error(exc, sent=True), self.adapter) from cause(exc)
+
+    def failed(self) -> None:
+        _abandoned(self.call, self.tally)
+
+
+def _sync_chunks(watch: _Watch) -> Iterator[Any]:
+    chunks = watch.chunks
+    tally = watch.tally
+    try:
+        for chunk in chunks:
+            tally.output_estimate += 1
+            if chunk.usage is not None and watch.usage(chunk):
+                continue
+            yield chunk
+    except GeneratorExit:
+        watch.failed()
+        raise
+    except BaseException:
+        watch.failed()
+        chunks.close()
+        raise
+    watch.settle(complete=True)
+
+
+async def _async_chunks(watch: _Watch) -> AsyncIterator[Any]:
+    chunks = watch.chunks
+    tally = watch.tally
+    try:
+        async for chunk in chunks:
+            tally.output_estimate += 1
+            if chunk.usage is not None and watch.usage(chunk):
+                continue
+            yield chunk
+    except GeneratorExit:
+        watch.failed()
+        raise
+    except BaseException:
+        watch.failed()
+        await chunks.aclose()
+        raise
+    watch.settle(complete=True)
+
+
+def watch(
+    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+) -> Any:
+    """Record the streamed call ``stream`` (the SDK's ``Stream``) as it is read."""
+    _Watch(chain, adapter, data, hide).start(stream, sync=True)
+    return stream
+
+
+def watch_async(
+    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+) -> Any:
+    _Watch(chain, adapter, data, hide).start(stream, sync=False)
+    return stream
