@@ -251,6 +251,14 @@ class Ledger(ABC):
         self.release(result)
         return None
 
+    def may_call(self, chain: Sequence[Link]) -> bool:
+        """Whether a call that holds nothing may go: no account of ``chain`` exhausted (what
+        ``check(chain, 0, 0, 1, need_headroom=True)`` passes). The interceptor asks this before
+        every call of a budget with nothing to hold, then ``check`` to describe a refusal; a
+        ledger may answer it without its lock, as a read a moment stale is as good as one
+        taken a moment earlier when nothing is held."""
+        return self.check(chain, 0, 0, 1, need_headroom=True) is None
+
     @abstractmethod
     def commit(
         self, hold: Hold, usd: int, tokens: int, calls: int = 0, tools: int = 0

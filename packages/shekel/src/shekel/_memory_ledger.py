@@ -247,6 +247,18 @@ class InMemoryLedger(Ledger):
         with self._lock:
             return self._refusal(chain, usd, tokens, calls, tools, need_headroom)
 
+    def may_call(self, chain: Sequence[Link]) -> bool:
+        # Unlocked: each counter is read whole (a reservation may land between two reads,
+        # which is the same as reading a moment earlier or later).
+        for a, caps in chain:
+            if (
+                a.usd + a.r_usd >= caps[0]
+                or a.tokens + a.r_tokens >= caps[1]
+                or a.calls + a.r_calls >= caps[2]
+            ):
+                return False
+        return True
+
     def _give_back(self, hold: Hold) -> bool:
         """Under the lock: take ``hold`` off its accounts' reservations; False if it had
         settled already (an expired hold gives nothing back but is still to be recorded)."""

@@ -167,11 +167,13 @@ def _begin(
     if budget is None:
         return None, adapter, data, show_usage
     chain = budget._c
-    if not chain.unheld or chain.ledger.blocks:
+    ledger = chain.ledger
+    if not chain.unheld or ledger.blocks:
         return None  # held before the call, or a store that blocks: the HTTP layer's way
-    over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
-    if over is not None:  # shekel's error, and the SDK's base error too, as below
-        raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
+    if not ledger.may_call(chain.links):
+        over = ledger.check(chain.links, 0, 0, 1, need_headroom=True)
+        if over is not None:  # shekel's error, and the SDK's base error too, as below
+            raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
     return chain, adapter, data, show_usage
 
 

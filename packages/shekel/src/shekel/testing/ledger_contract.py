@@ -219,6 +219,26 @@ class LedgerContract:
         assert refused is not None
         assert refused.axis == "llm_calls"
 
+    def test_may_call_until_an_account_of_the_chain_is_exhausted(self, ledger: Ledger) -> None:
+        for exhaust in range(3):  # the innermost, the middle, the outermost
+            chain = self.chain(ledger, _caps(usd=3), _caps(usd=5, tokens=100), _caps(usd=9))
+            assert ledger.may_call(chain)
+            from_there = chain[exhaust:]
+            ledger.record(from_there, 2 * USD, 10)
+            assert ledger.may_call(chain)  # room left everywhere
+            room = min(caps.usd - ledger.read(a).used[0] for a, caps in from_there)
+            ledger.record(from_there, room, 0)
+            assert not ledger.may_call(chain)
+            assert ledger.check(chain, 0, 0, 1, need_headroom=True) is not None
+
+    def test_may_call_counts_what_others_hold(self, ledger: Ledger) -> None:
+        chain = self.chain(ledger, _caps(tokens=50), _caps(tokens=100))
+        hold = ledger.reserve(chain[1:], 0, 100)
+        assert isinstance(hold, Hold)
+        assert not ledger.may_call(chain)
+        ledger.release(hold)
+        assert ledger.may_call(chain)
+
     def test_commit_and_release_are_idempotent(self, ledger: Ledger) -> None:
         chain = self.chain(ledger, _caps(usd=10))
         hold = ledger.reserve(chain, 3 * USD, 0)
