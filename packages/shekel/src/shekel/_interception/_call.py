@@ -158,9 +158,10 @@ class InterceptedCall:
             # hold one call where a call cap needs it (an exhausted budget refuses either way).
             self.model = self._model_of(content, model_at, in_path)
             if chain.unheld:
-                over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
-                if over is not None:
-                    raise _spend.exceeded(chain, over, None, sent=False)
+                if not chain.ledger.may_call(chain.links):
+                    over = chain.ledger.check(chain.links, 0, 0, 1, need_headroom=True)
+                    if over is not None:
+                        raise _spend.exceeded(chain, over, None, sent=False)
                 return None
             held = chain.ledger.reserve(chain.links, 0, 0, 1, need_headroom=True)
             if isinstance(held, Overrun):
