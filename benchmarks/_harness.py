@@ -147,6 +147,8 @@ def _meets(median: float | None, goal: tuple[str, float]) -> bool | None:
     if median is None:
         return None
     op, target = goal
+    if op == "<=" and median < 0:
+        return None  # a cost below zero is the noise of two medians: neither met nor missed
     return median <= target if op == "<=" else median >= target
 
 

@@ -73,7 +73,9 @@ NOTES = [
     " the fixed per-stream cost is taken out; `per_chunk_including_fixed` is overhead / K.",
     "- *Tap, direct*: the recorded event stream fed through shekel's `SyncTap` (`ChatTally`"
     " reading usage) with no SDK and no HTTP: the cost per chunk without SDK noise (the per-stream"
-    " setup and the final recording included, spread over the K chunks).",
+    " setup and the final recording included, spread over the K chunks). The tap reads the"
+    " streams the SDK layer leaves to the HTTP layer (anthropic's, the Responses API's, clients"
+    " other than the SDKs'); an openai chat stream no longer goes through it.",
     "- *httpx.Client.send, no SDK*: the same chat completion sent with `Client.send` directly:"
     " shekel's per-call work without the SDK's. The long conversation shows what grows with the"
     ' request: shekel looks for `"stream"` and the model in the request body, two passes'
@@ -86,12 +88,11 @@ NOTES = [
     " they are the figures to judge a change by (the wall-time rows here vary by several µs"
     " between runs). shekel-otel is installed in the workspace: its zero-config watcher's share"
     " (about 3k instructions per call) is included.",
-    "- *Where non-streamed openai and anthropic calls are taken*: in the SDK client's `request`"
-    " (the model read from the request's dict, the usage from the parsed response), the HTTP"
-    " layer below only passing the request on. Streams, raw responses and strict or capped"
-    " budgets stay at the HTTP layer, whose tap reads the event stream's bytes: that is the"
-    " per-chunk gap to shekel 1.2.0, which reads the SDK's decoded chunks. Streams are not yet"
-    " taken at the SDK layer.",
+    "- *Where the calls are taken*: non-streamed openai and anthropic calls and openai's"
+    " streamed chat completions in the SDK client's `request` (the model read from the"
+    " request's dict, the usage from the parsed response or from the SDK's chunk objects, one"
+    " attribute test per chunk), the HTTP layer below only passing the request on. Raw"
+    " responses, other streams and strict or capped budgets stay at the HTTP layer.",
 ]
 
 

@@ -93,6 +93,8 @@ def goal_text(fig: dict[str, Any]) -> str:
     if not goal:
         return "–"
     mark = {True: " ✅", False: " ❌", None: ""}[fig.get("meets_goal")]
+    if fig.get("median") is not None and goal["op"] == "<=" and fig["median"] < 0:
+        mark = " (below zero: noise)"
     op = "≤" if goal["op"] == "<=" else "≥"
     return f"{op} {fmt(goal['value'], fig['unit'])}{mark}"
 

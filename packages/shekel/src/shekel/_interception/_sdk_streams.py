@@ -177,12 +177,15 @@ class _Watch:
 
     def start(self, stream: Any, sync: bool) -> None:
         call = self.call
+        try:
+            response, self.chunks = stream.response, stream._iterator
+        except AttributeError:  # a stream of another shape: its prompt at least is charged
+            call.abandon()
+            return
         call.watch(self.tally)  # the budget's block failing records it
-        response = stream.response
         kind = "SyncByteStream" if sync else "AsyncByteStream"
         response.stream = _byte_stream_class(kind, response)(response.stream, self.closed)
         weakref.finalize(response.stream, _abandoned, call, self.tally)
-        self.chunks = stream._iterator
         stream._iterator = _sync_chunks(self) if sync else _async_chunks(self)
         stream.__class__ = _watched_class(stream.__class__)
 
