@@ -159,7 +159,7 @@ _watched: dict[type, type] = {}
 class _Watch:
     """One stream's book-keeping, shared by its chunk loop and its byte stream's close."""
 
-    __slots__ = ("adapter", "call", "chunks", "hide", "tally")
+    __slots__ = ("adapter", "call", "chunks", "hide", "stream", "tally")
 
     def __init__(
         self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
@@ -174,6 +174,7 @@ class _Watch:
         self.hide = hide
         self.tally = ChunkTally()
         self.chunks: Any = None  # the SDK's chunk iterator, while it may be running
+        self.stream: Any = None  # the SDK's stream, kept while its chunks are read
 
     def start(self, stream: Any, sync: bool) -> None:
         call = self.call
@@ -185,7 +186,11 @@ class _Watch:
         call.watch(self.tally)  # the budget's block failing records it
         kind = "SyncByteStream" if sync else "AsyncByteStream"
         response.stream = _byte_stream_class(kind, response)(response.stream, self.closed)
-        weakref.finalize(response.stream, _abandoned, call, self.tally)
+        # On the SDK's stream, kept alive by the chunk loop while it runs (its own generator
+        # lets go of it at the end, before the loop records the end; httpx2 lets go of the
+        # response's byte stream at that moment too).
+        self.stream = stream
+        weakref.finalize(stream, _abandoned, call, self.tally)
         stream._iterator = _sync_chunks(self) if sync else _async_chunks(self)
         stream.__class__ = _watched_class(stream.__class__)
 
