@@ -186,3 +186,44 @@ def test_threads_streaming_under_one_parent_lose_no_spend(fake: FakeProvider) ->
     assert parent.spent == pytest.approx(
         sum(gpt4o_mini(c.input_tokens, c.output_tokens) for c in calls), abs=1e-12
     )
+
+
+def test_tasks_streaming_at_once_under_one_parent_lose_no_spend(fake: FakeProvider) -> None:
+    """Eight asyncio tasks, each in a child of one budget, start their streams together."""
+    tasks, per_task = 8, 2
+
+    async def run() -> Any:
+        client = openai.AsyncOpenAI(base_url=fake.openai_base_url, api_key="t")
+        start = asyncio.Event()
+
+        async def work(parent: Any, i: int) -> None:
+            async with parent.child(f"task{i}", max_usd=1.0):
+                await start.wait()
+                for _ in range(per_task):
+                    stream = await client.chat.completions.create(
+                        model="gpt-4o-mini", messages=USER, stream=True
+                    )
+                    async for _chunk in stream:
+                        pass
+
+        async with budget(max_usd=10.0, name="pool") as parent:
+            running = [asyncio.create_task(work(parent, i)) for i in range(tasks)]
+            await asyncio.sleep(0)
+            start.set()
+            await asyncio.gather(*running)
+        await client.close()
+        return parent
+
+    parent = asyncio.run(run())
+    calls = []
+    for i in range(tasks):
+        child = parent.find_child(f"task{i}")
+        assert child is not None
+        assert child.snapshot().llm_calls_used == per_task
+        calls += child.history().calls
+    assert len(calls) == tasks * per_task
+    assert all(not c.estimated for c in calls)
+    assert parent.snapshot().llm_calls_used == tasks * per_task
+    assert parent.spent == pytest.approx(
+        sum(gpt4o_mini(c.input_tokens, c.output_tokens) for c in calls), abs=1e-12
+    )

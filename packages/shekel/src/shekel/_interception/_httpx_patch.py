@@ -29,7 +29,7 @@ from . import _sdk_patch
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._routing import LOCAL_HOSTS
 from ._sdk_patch import HANDLED, attempt_failed
-from ._streams import AsyncTap, SyncTap
+from ._streams import AsyncTap, SyncTap, byte_stream_class
 from ._transport import (
     SENDING,
     adapter_of,
@@ -252,7 +252,9 @@ def _track(call: InterceptedCall, response: Any, streamed: bool, tap: type) -> N
     if streamed and getattr(response, "_content", None) is None:
         is_stream = adapter.is_stream(response.headers.get("content-type", ""))
         tally = adapter.new_tally(call.hide_usage) if is_stream else None
-        response.stream = _tap_class(tap, response)(call, tally, response.stream)
+        response.stream = byte_stream_class(tap, tap is SyncTap, response)(
+            call, tally, response.stream
+        )
         call.watch(tally)
         return
     # The body is here already: a plain response, or a stream that was read before it
@@ -279,22 +281,6 @@ def _hand_over(response: Any, data: dict[str, Any]) -> None:
         return decode(**kwargs) if kwargs else data
 
     attributes["json"] = json_once
-
-
-_tap_classes: dict[tuple[type, str], type] = {}
-
-
-def _tap_class(tap: type, response: Any) -> type:
-    """httpx checks a response's stream type, so a tap must also be that library's
-    Sync/AsyncByteStream (httpx and httpx2 each have their own)."""
-    library = type(response).__module__.partition(".")[0]
-    key = (tap, library)
-    cls = _tap_classes.get(key)
-    if cls is None:
-        module = sys.modules[library]
-        base = module.SyncByteStream if tap is SyncTap else module.AsyncByteStream
-        cls = _tap_classes[key] = type(tap.__name__, (tap, base), {})
-    return cls
 
 
 def _make_sync_send(original: Any) -> Any:

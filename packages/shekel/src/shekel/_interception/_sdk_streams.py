@@ -18,7 +18,6 @@ taken, which is how the SDK, ``with stream:`` and ``stream.close()`` all end a s
 from __future__ import annotations
 
 import json
-import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
@@ -27,6 +26,7 @@ from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter, StreamTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._openai import chat_counts
+from ._streams import byte_stream_class, settle_abandoned
 from ._transport import cause
 
 _STREAM_CLASSES: Final = ("Stream", "AsyncStream")
@@ -77,25 +77,6 @@ def chat_usage(usage: Any) -> TokenUsage | None:
         None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
         None if output_details is None else getattr(output_details, "reasoning_tokens", None),
     )
-
-
-def _abandoned(call: InterceptedCall, tally: ChunkTally) -> None:
-    if not call.settled:
-        call.settle_stream(tally, complete=False, raise_over=False)
-
-
-def _byte_stream_class(kind: str, response: Any) -> type:
-    library = type(response).__module__.partition(".")[0]
-    key = (kind, library)
-    cls = _closers.get(key)
-    if cls is None:
-        base = getattr(sys.modules[library], kind)
-        own = _SyncClosing if kind == "SyncByteStream" else _AsyncClosing
-        cls = _closers[key] = type(own.__name__, (own, base), {})
-    return cls
-
-
-_closers: dict[tuple[str, str], type] = {}
 
 
 class _SyncClosing:
@@ -184,13 +165,13 @@ class _Watch:
             call.abandon()
             return
         call.watch(self.tally)  # the budget's block failing records it
-        kind = "SyncByteStream" if sync else "AsyncByteStream"
-        response.stream = _byte_stream_class(kind, response)(response.stream, self.closed)
+        closing = byte_stream_class(_SyncClosing if sync else _AsyncClosing, sync, response)
+        response.stream = closing(response.stream, self.closed)
         # On the SDK's stream, kept alive by the chunk loop while it runs (its own generator
         # lets go of it at the end, before the loop records the end; httpx2 lets go of the
         # response's byte stream at that moment too).
         self.stream = stream
-        weakref.finalize(stream, _abandoned, call, self.tally)
+        weakref.finalize(stream, settle_abandoned, call, self.tally)
         stream._iterator = _sync_chunks(self) if sync else _async_chunks(self)
         stream.__class__ = _watched_class(stream.__class__)
 
@@ -200,7 +181,7 @@ class _Watch:
         chunks = self.chunks
         running = chunks.gi_running if hasattr(chunks, "gi_running") else chunks.ag_running
         if not running and not self.call.settled:
-            _abandoned(self.call, self.tally)
+            settle_abandoned(self.call, self.tally)
 
     def usage(self, chunk: Any) -> bool:
         """A chunk carrying usage went by; True when it is to be hidden from the caller. Raises
@@ -225,7 +206,7 @@ class _Watch:
             raise for_sdk(as_shekel_error(exc, sent=True), self.adapter) from cause(exc)
 
     def failed(self) -> None:
-        _abandoned(self.call, self.tally)
+        settle_abandoned(self.call, self.tally)
 
 
 def _sync_chunks(watch: _Watch) -> Iterator[Any]:

@@ -25,8 +25,23 @@ from ._adapter import StreamTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk, response_json
 from ._strict import cut_off_point
 
+_byte_streams: dict[tuple[type, str], type] = {}
 
-def _settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
+
+def byte_stream_class(own: type, sync: bool, response: Any) -> type:
+    """``own`` made a byte stream of the httpx flavour ``response`` belongs to: httpx checks a
+    response's stream type, and httpx and httpx2 each have their own ``Sync/AsyncByteStream``."""
+    library = type(response).__module__.partition(".")[0]
+    key = (own, library)
+    cls = _byte_streams.get(key)
+    if cls is None:
+        module = sys.modules[library]
+        base = module.SyncByteStream if sync else module.AsyncByteStream
+        cls = _byte_streams[key] = type(own.__name__, (own, base), {})
+    return cls
+
+
+def settle_abandoned(call: InterceptedCall, tally: StreamTally | None) -> None:
     if call.settled:
         return
     if tally is None:
@@ -55,7 +70,7 @@ class _Tap:
         self.settle_here = not (isinstance(self, AsyncTap) and call.chain.ledger.blocks)
         self.due = False
         self.error: ShekelError | None = None  # for the caller, once the bytes are handed on
-        weakref.finalize(self, _settle_abandoned, call, tally)
+        weakref.finalize(self, settle_abandoned, call, tally)
 
     def feed(self, chunk: bytes) -> bytes:
         tally = self.tally
@@ -136,7 +151,7 @@ class _Tap:
         return tail
 
     def abandon(self) -> None:
-        _settle_abandoned(self.call, self.tally)
+        settle_abandoned(self.call, self.tally)
 
     def closing_error(self) -> ShekelError | None:
         """The error still owed to the caller when the SDK closes the stream, unless the
