@@ -174,18 +174,7 @@ def test_threads_streaming_under_one_parent_lose_no_spend(fake: FakeProvider) ->
         for thread in pool:
             thread.join(30)
     assert errors == []
-    calls = []
-    for i in range(threads):
-        child = parent.find_child(f"worker{i}")
-        assert child is not None
-        assert child.snapshot().llm_calls_used == per_thread
-        calls += child.history().calls
-    assert len(calls) == threads * per_thread
-    assert all(not c.estimated for c in calls)
-    assert parent.snapshot().llm_calls_used == threads * per_thread
-    assert parent.spent == pytest.approx(
-        sum(gpt4o_mini(c.input_tokens, c.output_tokens) for c in calls), abs=1e-12
-    )
+    _each_stream_recorded_once(parent, [f"worker{i}" for i in range(threads)], per_thread)
 
 
 def test_tasks_streaming_at_once_under_one_parent_lose_no_spend(fake: FakeProvider) -> None:
@@ -215,15 +204,20 @@ def test_tasks_streaming_at_once_under_one_parent_lose_no_spend(fake: FakeProvid
         return parent
 
     parent = asyncio.run(run())
+    _each_stream_recorded_once(parent, [f"task{i}" for i in range(tasks)], per_task)
+
+
+def _each_stream_recorded_once(parent: Any, children: list[str], per_child: int) -> None:
+    """Every child recorded its streams exactly (none estimated), and the parent all of them."""
     calls = []
-    for i in range(tasks):
-        child = parent.find_child(f"task{i}")
+    for name in children:
+        child = parent.find_child(name)
         assert child is not None
-        assert child.snapshot().llm_calls_used == per_task
+        assert child.snapshot().llm_calls_used == per_child
         calls += child.history().calls
-    assert len(calls) == tasks * per_task
+    assert len(calls) == len(children) * per_child
     assert all(not c.estimated for c in calls)
-    assert parent.snapshot().llm_calls_used == tasks * per_task
+    assert parent.snapshot().llm_calls_used == len(calls)
     assert parent.spent == pytest.approx(
         sum(gpt4o_mini(c.input_tokens, c.output_tokens) for c in calls), abs=1e-12
     )
