@@ -100,7 +100,7 @@ class Budget:
         # What spend needs (accounts, caps, prices, policies: see ``_chain``) and the tree's
         # bookkeeping (see ``_tree``).
         self._c: Chain = Chain(self, config, chosen)
-        self._node: Node = Node()
+        self._node: Node = Node(self, self._c)
 
     if not TYPE_CHECKING:  # old names keep working, with a warning; type checkers reject them
 
@@ -108,7 +108,7 @@ class Budget:
             moved = _deprecated.moved_member(name)
             if moved is None:
                 raise AttributeError(f"'Budget' object has no attribute {name!r}")
-            return moved(self)
+            return moved(self._node)
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -192,7 +192,7 @@ class Budget:
     # -- entering and leaving ----------------------------------------------------------
 
     def __enter__(self) -> Budget:
-        Budget._begin(self)  # through the class: see the note in _begin
+        begin(self)
         return self
 
     def __exit__(
@@ -210,59 +210,9 @@ class Budget:
                 return
         if exc is not None and self._c.pending:
             _spend.settle_interrupted(self._c)
-        Budget._end(self, frame)
+        end(self, frame)
         if LISTENING.shekel_budget_exited:
             CALL.shekel_budget_exited(budget=self, error=exc)
-
-    def _begin(self) -> Activation:
-        """Activate this budget in the current thread or task. Everything that can fail runs
-        before anything changes, so a failure leaves no budget active."""
-        install_once()
-        if GONE:
-            forget_gone()
-        parent = entered_budget()
-        if parent is None and PROCESS_ROOT[0] is not self:
-            parent = PROCESS_ROOT[0]
-        # Locals: Budget has a __getattr__ (the moved members), so each attribute read of
-        # ``self`` takes CPython's slow path; this runs at every ``with``.
-        node = self._node
-        with _TREE_LOCK:
-            own_parent = self.parent
-            if parent is not None and own_parent is not parent:
-                join(self, parent)
-                own_parent = self.parent
-            elif parent is None and own_parent is not None:
-                raise BudgetConfigError(
-                    f"budget {self.full_name!r} belongs to {own_parent.full_name!r}; activate "
-                    "it where that budget is active (charging it needs no activation: route "
-                    "calls to it, or record on it)"
-                )
-            frame = push(self)
-            node.live.append(frame)
-            if own_parent is not None:
-                own_parent._node.active_children.append(self)
-        try:
-            if own_parent is not None:
-                self._c.autocap()
-            if LISTENING.shekel_budget_entered:
-                CALL.shekel_budget_entered(budget=self)
-        except BaseException:
-            self._end(frame)
-            raise
-        return frame
-
-    def _end(self, frame: Activation) -> bool:
-        if not pop(frame):
-            return False
-        node = self._node
-        with _TREE_LOCK:
-            node.live.remove(frame)
-            parent = self.parent
-            if parent is not None:
-                parent._node.active_children.remove(self)
-                if node.repeat and not node.live:
-                    fold(self)
-        return True
 
     async def __aenter__(self) -> Budget:
         return self.__enter__()
@@ -317,7 +267,7 @@ class Budget:
                     check_same_options(existing.full_name, existing._c.config, asked)
                 return existing
             created = Budget(name=name, ledger=self._c.ledger, **options)
-            join(created, self, asked_by_name=True)
+            join(created._node, self._node, asked_by_name=True)
             created._node.asked_with = asked
         created._c.autocap()
         return created
@@ -493,3 +443,55 @@ class Budget:
 
 
 _CHILD_OPTIONS: Final = tuple(p for p in PARAMETERS if p not in ("name", "ledger"))
+
+
+def begin(budget: Budget) -> Activation:
+    """Activate ``budget`` in the current thread or task. Everything that can fail runs
+    before anything changes, so a failure leaves no budget active."""
+    install_once()
+    if GONE:
+        forget_gone()
+    parent = entered_budget()
+    if parent is None and PROCESS_ROOT[0] is not budget:
+        parent = PROCESS_ROOT[0]
+    # Locals: Budget has a __getattr__ (the moved members), so each attribute read of
+    # ``budget`` takes CPython's slow path; this runs at every ``with``.
+    node = budget._node
+    with _TREE_LOCK:
+        own_parent = budget.parent
+        if parent is not None and own_parent is not parent:
+            join(node, parent._node)
+            own_parent = budget.parent
+        elif parent is None and own_parent is not None:
+            raise BudgetConfigError(
+                f"budget {budget.full_name!r} belongs to {own_parent.full_name!r}; activate "
+                "it where that budget is active (charging it needs no activation: route "
+                "calls to it, or record on it)"
+            )
+        frame = push(budget)
+        node.live.append(frame)
+        if node.parent is not None:
+            node.parent.active_children.append(budget)
+    try:
+        if own_parent is not None:
+            budget._c.autocap()
+        if LISTENING.shekel_budget_entered:
+            CALL.shekel_budget_entered(budget=budget)
+    except BaseException:
+        end(budget, frame)
+        raise
+    return frame
+
+
+def end(budget: Budget, frame: Activation) -> bool:
+    """End ``frame``, an activation of ``budget``; False if it had ended already."""
+    if not pop(frame):
+        return False
+    node = budget._node
+    with _TREE_LOCK:
+        node.live.remove(frame)
+        if node.parent is not None:
+            node.parent.active_children.remove(budget)
+            if node.repeat and not node.live:
+                fold(node)
+    return True

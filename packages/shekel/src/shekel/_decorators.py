@@ -135,4 +135,4 @@ def _fold_late_spend(budget: Budget) -> None:
     closed late) to its parent's rollup, which is otherwise updated only when a block ends."""
     with _TREE_LOCK:
         if budget.parent is not None and not budget.is_active:
-            fold(budget)
+            fold(budget._node)

@@ -12,38 +12,41 @@ if TYPE_CHECKING:
     from ._budget import Budget
     from ._context import Activation
     from ._history import CallRecord
+    from ._tree import Node
 
 
-def _calls_used(b: Budget) -> int:
-    return b.snapshot().llm_calls_used
+def _calls_used(node: Node) -> int:
+    return node.budget.snapshot().llm_calls_used
 
 
-def _tool_calls_used(b: Budget) -> int:
-    return b.snapshot().tool_calls_used
+def _tool_calls_used(node: Node) -> int:
+    return node.budget.snapshot().tool_calls_used
 
 
-def _active_children(b: Budget) -> tuple[Budget, ...]:
+def _active_children(node: Node) -> tuple[Budget, ...]:
     from ._budget import _TREE_LOCK
 
     with _TREE_LOCK:
-        return tuple(dict.fromkeys(b._node.active_children))
+        return tuple(dict.fromkeys(node.active_children))
 
 
-def _fallback_model(b: Budget) -> Callable[[], str | None]:
+def _fallback_model(node: Node) -> Callable[[], str | None]:
     from . import _spend
 
-    return lambda: _spend.fallback_model(b._c)
+    return lambda: _spend.fallback_model(node.chain)
 
 
-def _activate(b: Budget) -> Callable[[], Activation]:
+def _activate(node: Node) -> Callable[[], Activation]:
     from .integration import activate
 
-    return lambda: activate(b)
+    return lambda: activate(node.budget)
 
 
-def _deactivate(b: Budget) -> Callable[[Activation], None]:
+def _deactivate(node: Node) -> Callable[[Activation], None]:
     from ._errors import BudgetConfigError
     from .integration import deactivate
+
+    b = node.budget
 
     def end(activation: Activation) -> None:
         if activation.budget is not b:
@@ -56,7 +59,9 @@ def _deactivate(b: Budget) -> Callable[[Activation], None]:
     return end
 
 
-def _record_tool_call(b: Budget) -> Callable[..., CallRecord]:
+def _record_tool_call(node: Node) -> Callable[..., CallRecord]:
+    b = node.budget
+
     def record(tool_name: str, usd: float | None = None, *, arguments: object = None) -> CallRecord:
         return b.tool_call(tool_name, usd, arguments=arguments).commit()
 
@@ -64,20 +69,20 @@ def _record_tool_call(b: Budget) -> Callable[..., CallRecord]:
 
 
 # old name -> (what to use instead, the value given for it)
-_MOVED: Final[dict[str, tuple[str, Callable[[Budget], Any]]]] = {
+_MOVED: Final[dict[str, tuple[str, Callable[[Node], Any]]]] = {
     "calls_used": ("budget.snapshot().llm_calls_used", _calls_used),
     "tool_calls_used": ("budget.snapshot().tool_calls_used", _tool_calls_used),
-    "tokens_used": ("budget.snapshot().tokens_used", lambda b: b.snapshot().tokens_used),
+    "tokens_used": ("budget.snapshot().tokens_used", lambda n: n.budget.snapshot().tokens_used),
     "max_usd": (
         "budget.config.max_usd (budget.limit is the limit in force)",
-        lambda b: b.config.max_usd,
+        lambda n: n.budget.config.max_usd,
     ),
-    "depth": ("budget.full_name.count('.')", lambda b: b._node.depth),
-    "rollups": ("budget.tree() (rollups show as one line per name)", lambda b: b._node.rollups),
+    "depth": ("budget.full_name.count('.')", lambda n: n.depth),
+    "rollups": ("budget.tree() (rollups show as one line per name)", lambda n: n.rollups),
     "active_children": ("budget.active_child", _active_children),
     "period_ends_at": (
         "budget.snapshot().period_ends_at",
-        lambda b: lambda: b.snapshot().period_ends_at,
+        lambda n: lambda: n.budget.snapshot().period_ends_at,
     ),
     "fallback_model": ("budget.model_switched", _fallback_model),
     "record_tool_call": ("budget.tool_call(name, usd).commit()", _record_tool_call),
@@ -86,7 +91,7 @@ _MOVED: Final[dict[str, tuple[str, Callable[[Budget], Any]]]] = {
 }
 
 
-def moved_member(name: str) -> Callable[[Budget], Any] | None:
+def moved_member(name: str) -> Callable[[Node], Any] | None:
     """How to read the moved ``Budget`` member ``name``, after warning that it moved (called by
     ``Budget.__getattr__``, so the warning points at the caller's line); ``None`` if ``name``
     never was a member."""

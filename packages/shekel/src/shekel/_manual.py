@@ -190,8 +190,9 @@ def check_not_locked(chain: Chain) -> None:
     """Refuse to charge a budget while one of its descendants is active here: the spend would
     skip the child's limits."""
     current = active_budget()
-    if current is not None and current._c is not chain and chain in current._c.lineage:
+    here = None if current is None else current._c
+    if here is not None and here is not chain and chain in here.lineage:
         raise BudgetStateError(
-            f"cannot record on {chain.full_name!r} while its child {current.full_name!r} is "
+            f"cannot record on {chain.full_name!r} while its child {here.full_name!r} is "
             "active here; record on the child, or after the child's block ends"
         )

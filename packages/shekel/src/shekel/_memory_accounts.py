@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
-from ._ledger import Caps, Hold, Overrun
+from ._ledger import Caps, Hold, Link, Overrun
 
 
 class Account:
@@ -73,3 +74,27 @@ def overrun_wanted(
     if a.calls + a.r_calls + calls > caps[2]:
         return Overrun(index, "llm_calls", a.calls, caps[2])
     return Overrun(index, "tool_calls", a.tools, caps[3])
+
+
+def refusal(
+    chain: Sequence[Link],
+    usd: int,
+    tokens: int,
+    calls: int,
+    tools: int,
+    need_headroom: bool,
+) -> Overrun | None:
+    """The first account of ``chain`` that cannot take these amounts (call with the ledger's
+    lock held), or ``None``."""
+    for i, (a, caps) in enumerate(chain):
+        u = a.usd + a.r_usd
+        t = a.tokens + a.r_tokens
+        if (
+            u + usd > caps[0]
+            or t + tokens > caps[1]
+            or a.calls + a.r_calls + calls > caps[2]
+            or a.tools + a.r_tools + tools > caps[3]
+            or (need_headroom and (u >= caps[0] or t >= caps[1]))
+        ):
+            return overrun_wanted(i, a, caps, usd, tokens, calls, tools, need_headroom)
+    return None

@@ -33,6 +33,7 @@ from ._memory_accounts import (
     MemoryHold,
     overrun_used,
     overrun_wanted,
+    refusal,
 )
 
 
@@ -109,7 +110,7 @@ class InMemoryLedger(Ledger):
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
         with self._lock:
-            refused = self._refusal(chain, usd, tokens, calls, tools, False)
+            refused = refusal(chain, usd, tokens, calls, tools, False)
             if refused is not None:
                 return refused
             for a, _ in chain:
@@ -127,28 +128,6 @@ class InMemoryLedger(Ledger):
 
     def committer(self, amounts: Amounts) -> Committer:
         return _memory_pool.committer(self, amounts)
-
-    def _refusal(
-        self,
-        chain: Sequence[Link],
-        usd: int,
-        tokens: int,
-        calls: int,
-        tools: int,
-        need_headroom: bool,
-    ) -> Overrun | None:
-        for i, (a, caps) in enumerate(chain):
-            u = a.usd + a.r_usd
-            t = a.tokens + a.r_tokens
-            if (
-                u + usd > caps[0]
-                or t + tokens > caps[1]
-                or a.calls + a.r_calls + calls > caps[2]
-                or a.tools + a.r_tools + tools > caps[3]
-                or (need_headroom and (u >= caps[0] or t >= caps[1]))
-            ):
-                return overrun_wanted(i, a, caps, usd, tokens, calls, tools, need_headroom)
-        return None
 
     def reserve(
         self,
@@ -192,7 +171,7 @@ class InMemoryLedger(Ledger):
             return self._reserve_short(chain, usd, tokens, calls, tools, need_headroom)
         lock.acquire()
         try:
-            refused = self._refusal(chain, usd, tokens, calls, tools, need_headroom)
+            refused = refusal(chain, usd, tokens, calls, tools, need_headroom)
             if refused is not None:
                 return refused
             for a, _ in chain:
@@ -245,7 +224,7 @@ class InMemoryLedger(Ledger):
                     return overrun_wanted(0, a, caps, usd, tokens, calls, tools, need_headroom)
             return None
         with self._lock:
-            return self._refusal(chain, usd, tokens, calls, tools, need_headroom)
+            return refusal(chain, usd, tokens, calls, tools, need_headroom)
 
     def may_call(self, chain: Sequence[Link]) -> bool:
         # Unlocked: each counter is read whole (a reservation may land between two reads,

@@ -38,6 +38,7 @@ def _collect(budget: Budget) -> tuple[list[CallRecord], dict[str, ModelTotals], 
 
 def status(budget: Budget) -> str:
     snap = budget.snapshot()
+    policy = budget._c.policy
     over = (snap.usd_limit is not None and snap.usd_used > snap.usd_limit) or (
         snap.tokens_limit is not None and snap.tokens_used > snap.tokens_limit
     )
@@ -47,14 +48,14 @@ def status(budget: Budget) -> str:
         snap.usd_remaining == 0
         or snap.tokens_remaining == 0
         or snap.llm_calls_remaining == 0
-        or budget._c.policy.refused  # what is left was too little for a call
+        or policy.refused  # what is left was too little for a call
     ):
         return "EXHAUSTED"
-    if budget._c.policy.looped:
+    if policy.looped:
         return "LOOP"  # loop_guard stopped a repeated call
     if budget.model_switched:
         return "FALLBACK"
-    if budget._c.policy.warned:
+    if policy.warned:
         return "WARNING"
     return "OK"
 

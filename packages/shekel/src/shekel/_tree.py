@@ -26,27 +26,36 @@ from ._history import ModelTotals
 
 if TYPE_CHECKING:
     from ._budget import Budget
+    from ._chain import Chain
     from ._context import Activation
 
 
 class Node:
     """A budget's place in the tree: its children by name, its activations, the rollups of its
-    ended repeats, and how deep it sits."""
+    ended repeats, and how deep it sits. It knows its budget and its chain, so the tree's
+    functions (and ``Budget``'s helper modules) take a node and need nothing private of a
+    ``Budget``."""
 
     __slots__ = (
         "active_children",
         "adopts_repeats",
         "asked_with",
+        "budget",
+        "chain",
         "child_names",
         "counted_depth",
         "depth",
         "folded",
         "live",
+        "parent",
         "repeat",
         "rollups",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget, chain: Chain) -> None:
+        self.budget: Budget = budget
+        self.chain: Chain = chain
+        self.parent: Node | None = None  # set once, when the budget joins a parent
         self.child_names: dict[str, Budget] = {}
         self.rollups: dict[str, Rollup] = {}
         self.active_children: list[Budget] = []  # entered and not ended, in entry order
@@ -118,97 +127,97 @@ def _without_used(rollup: Rollup) -> Totals:
 
 
 def join(
-    child: Budget, parent: Budget, *, asked_by_name: bool = False, framework: bool = False
+    child: Node, parent: Node, *, asked_by_name: bool = False, framework: bool = False
 ) -> None:
     """Make ``child`` a child of ``parent`` (call with the tree lock held), or raise
     ``BudgetConfigError`` saying why it cannot nest there. ``asked_by_name``: the child comes
     from ``parent.child(name)``, which names it, so its parent may be unnamed. ``framework``: a
     level an integration made for a framework's step, which does not count against the depth
     limit of hand-written budgets."""
-    mine, theirs = child._c, parent._c
-    node, parent_node = child._node, parent._node
+    mine, theirs = child.chain, parent.chain
+    kid, elder = child.budget, parent.budget
     if mine in theirs.lineage:
-        raise BudgetConfigError(f"budget {child.full_name!r} is already active here")
+        raise BudgetConfigError(f"budget {kid.full_name!r} is already active here")
     if mine.ledger is not theirs.ledger:
         raise BudgetConfigError(
-            f"budget {child.name!r} uses another ledger than {parent.full_name!r}; a child "
+            f"budget {kid.name!r} uses another ledger than {elder.full_name!r}; a child "
             "must keep its accounts on its parent's ledger (pass the same ledger=)"
         )
-    if child.parent is not None:
+    if kid.parent is not None:
         raise BudgetConfigError(
-            f"budget {child.full_name!r} belongs to {child.parent.full_name!r}; it cannot be "
-            f"entered inside {parent.full_name!r}. Create a separate budget for each place"
+            f"budget {kid.full_name!r} belongs to {kid.parent.full_name!r}; it cannot be "
+            f"entered inside {elder.full_name!r}. Create a separate budget for each place"
         )
     if mine.ledger.shares_keys:  # a store's account may rightly hold spend of past runs
-        held_spend = bool(mine.history.total_calls or child.children)
+        held_spend = bool(mine.history.total_calls or kid.children)
     else:
         state = mine.ledger.read(mine.read_account())
         held_spend = any(state.used) or any(state.reserved)
     if held_spend:
         # Its past spend never reached ``parent``: nesting it would break the parent's totals.
         raise BudgetConfigError(
-            f"budget {child.full_name!r} already holds spend recorded outside "
-            f"{parent.full_name!r}, so it cannot become its child; reset() it first, or "
+            f"budget {kid.full_name!r} already holds spend recorded outside "
+            f"{elder.full_name!r}, so it cannot become its child; reset() it first, or "
             "create a new budget for this place"
         )
-    depth = parent_node.depth + 1
-    name = child.name
-    repeat = node.repeat or (
-        parent_node.adopts_repeats and (name is None or name in parent_node.child_names)
+    depth = parent.depth + 1
+    name = kid.name
+    repeat = child.repeat or (
+        parent.adopts_repeats and (name is None or name in parent.child_names)
     )
     if repeat and name is None:
         name = "budget"
-    if name is None or (parent.name is None and not asked_by_name):
+    if name is None or (elder.name is None and not asked_by_name):
         raise BudgetConfigError(
             "nested budgets need names: give both the outer and the inner budget a name, "
             "e.g. budget(max_usd=10, name='workflow') and budget(max_usd=2, name='research')"
         )
-    counted = parent_node.counted_depth + (0 if framework else 1)
+    counted = parent.counted_depth + (0 if framework else 1)
     if counted > MAX_DEPTH or depth > MAX_FRAMEWORK_DEPTH:
         raise BudgetConfigError(
-            f"budget {name!r} would be nested {depth} levels deep under {parent.full_name!r}; "
+            f"budget {name!r} would be nested {depth} levels deep under {elder.full_name!r}; "
             f"at most {MAX_DEPTH + 1} levels of budgets are allowed (root = 0), not counting "
             f"the levels framework integrations add for their steps (at most "
             f"{MAX_FRAMEWORK_DEPTH + 1} levels in all)"
         )
     if not repeat:
-        if name in parent_node.child_names:
+        if name in parent.child_names:
             raise BudgetConfigError(
-                f"{parent.full_name!r} already has a child named {name!r}; reuse that budget "
+                f"{elder.full_name!r} already has a child named {name!r}; reuse that budget "
                 f"object (or parent.child({name!r})) to add to it, or give this one another name"
             )
-        parent.children.append(child)
-        parent_node.child_names[name] = child
-    child.name = name
+        elder.children.append(kid)
+        parent.child_names[name] = kid
+    kid.name = name
+    kid.parent = elder
     child.parent = parent
-    node.repeat = repeat
-    node.depth = depth
-    node.counted_depth = counted
+    child.repeat = repeat
+    child.depth = depth
+    child.counted_depth = counted
     mine.attach(theirs, name, repeat=repeat)
 
 
-def fold(child: Budget) -> None:
+def fold(child: Node) -> None:
     """Add an ended repeat's totals to its parent's rollup (call with the tree lock held).
 
     A repeat that is entered and ended again replaces what it added before, so a budget object
     reused across blocks is never counted twice."""
     parent = child.parent
+    name = child.budget.name
     assert parent is not None
-    assert child.name is not None
-    now = history_totals(child)
-    now.used = list(child._c.used())
-    rollups = parent._node.rollups
-    rollup = rollups.get(child.name)
+    assert name is not None
+    now = history_totals(child.budget)
+    now.used = list(child.chain.used())
+    rollup = parent.rollups.get(name)
     if rollup is None:
-        rollup = rollups[child.name] = Rollup()
-    node = child._node
-    before = node.folded
+        rollup = parent.rollups[name] = Rollup()
+    before = child.folded
     if before is None:
         rollup.runs += 1
     else:
         rollup.add(before, -1)
     rollup.add(now)
-    node.folded = now
+    child.folded = now
 
 
 def framework_child(parent: Budget, name: str, options: Mapping[str, Any]) -> Budget:
@@ -220,8 +229,10 @@ def framework_child(parent: Budget, name: str, options: Mapping[str, Any]) -> Bu
         existing = parent.find_child(name)
         if existing is not None:
             return existing
-        created = Budget(name=name, ledger=parent._c.ledger, **options)
-        join(created, parent, asked_by_name=True, framework=True)
-        created._node.asked_with = dict(options)
-    created._c.autocap()
+        elder = parent._node
+        created = Budget(name=name, ledger=elder.chain.ledger, **options)
+        node = created._node
+        join(node, elder, asked_by_name=True, framework=True)
+        node.asked_with = dict(options)
+    node.chain.autocap()
     return created

@@ -41,6 +41,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, TypeVar
 
+from ._budget import begin, end
 from ._context import Activation
 from ._errors import BudgetExceededError
 from ._hookspecs import CallRoute
@@ -93,13 +94,13 @@ def activate(budget: Budget) -> Activation:
     callbacks in a copied context) it stops the activation counting everywhere, so nothing
     stays active by mistake.
     """
-    return budget._begin()
+    return begin(budget)
 
 
 def deactivate(activation: Activation) -> None:
     """End an activation returned by :func:`activate`. Ending it twice does nothing."""
     budget = activation.budget
-    if budget._end(activation) and LISTENING.shekel_budget_exited:
+    if end(budget, activation) and LISTENING.shekel_budget_exited:
         CALL.shekel_budget_exited(budget=budget, error=None)
 
 
