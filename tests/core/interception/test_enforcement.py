@@ -69,8 +69,10 @@ def test_parent_cap_refuses_child_call(fake: FakeProvider, oai: openai.OpenAI) -
 
 
 def test_failed_requests_cost_nothing(fake: FakeProvider, oai: openai.OpenAI) -> None:
-    # The fixture's client retries twice: three failed attempts per call.
-    fake.enqueue(*[Reply.error(429, retry_after=0)] * 3, *[Reply.error(500)] * 3)
+    # The fixture's client retries twice: three failed attempts per call, at once.
+    fake.enqueue(
+        *[Reply.error(429, retry_after=0.001)] * 3, *[Reply.error(500, retry_after=0.001)] * 3
+    )
     with budget(max_usd=1.0, max_llm_calls=5) as b:
         with pytest.raises(openai.RateLimitError):
             oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
@@ -85,7 +87,7 @@ def test_failed_requests_cost_nothing(fake: FakeProvider, oai: openai.OpenAI) ->
 def test_sdk_retries_each_pass_the_gate(fake: FakeProvider) -> None:
     client = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=2)
     fake.enqueue(
-        Reply.error(429, retry_after=0), Reply(text="ok", input_tokens=10, output_tokens=1)
+        Reply.error(429, retry_after=0.001), Reply(text="ok", input_tokens=10, output_tokens=1)
     )
     with budget(max_usd=1.0) as b:
         client.chat.completions.create(model="gpt-4o-mini", messages=USER)

@@ -33,6 +33,7 @@ class Server(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_changed = threading.Condition()
         self.connections_accepted = 0
+        self.stopping = threading.Event()  # set by stop(): replies still waiting give up
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -56,6 +57,7 @@ class Server(ThreadingHTTPServer):
 
     def close_connections(self, timeout: float) -> None:
         """Cut every open (e.g. idle keep-alive) connection and wait for its thread to end."""
+        self.stopping.set()
         with self._connections_changed:
             for connection in list(self._connections):
                 with contextlib.suppress(OSError):
@@ -164,8 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         reply = queued if queued is not None else Reply()
-        if reply.latency:
-            time.sleep(reply.latency)
+        stopping = cast(Server, self.server).stopping
+        if reply.latency and stopping.wait(reply.latency):
+            return  # the provider is stopping: the connection is being cut
         if reply.fault is not None:
             fault = reply.fault
             message = fault.message or f"Fake provider error {fault.status}."
