@@ -95,6 +95,7 @@ def test_a_killed_workers_room_comes_back_within_75_seconds_by_default(
         time.sleep(1)
 
 
+@pytest.mark.slow  # a call of 3 s, five lease lifetimes
 def test_a_call_longer_than_several_leases_keeps_its_hold(
     store: str, fake: FakeProvider, closing: contextlib.ExitStack
 ) -> None:

@@ -113,6 +113,7 @@ def no_retries(fake: FakeProvider) -> Iterator[openai.OpenAI]:
         yield client
 
 
+@pytest.mark.slow  # holds a store locked, or a server frozen, for seconds
 def test_a_commit_retried_until_the_store_answers_raises_nothing(
     tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
@@ -127,6 +128,7 @@ def test_a_commit_retried_until_the_store_answers_raises_nothing(
     assert b.snapshot().usd_reserved == 0
 
 
+@pytest.mark.slow  # holds a store locked, or a server frozen, for seconds
 def test_a_store_locked_across_the_commit_keeps_the_spend_and_says_it_was_sent(
     tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
@@ -155,6 +157,7 @@ def test_a_store_locked_across_the_commit_keeps_the_spend_and_says_it_was_sent(
     assert other.spent == pytest.approx(SLOW_COST)  # once
 
 
+@pytest.mark.slow  # holds a store locked, or a server frozen, for seconds
 def test_spend_kept_while_the_store_is_locked_refuses_the_next_call_until_written(
     tmp_path: Path, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
@@ -196,6 +199,7 @@ def test_a_process_exiting_with_spend_the_store_never_took_says_so(tmp_path: Pat
     assert "$0.0026, 1,010 tokens, 1 LLM call on 'nightly'" in done.stderr
 
 
+@pytest.mark.slow  # holds a store locked, or a server frozen, for seconds
 def test_a_frozen_redis_server_gets_the_commit_once(
     server: RedisServer, fake: FakeProvider, no_retries: openai.OpenAI
 ) -> None:
