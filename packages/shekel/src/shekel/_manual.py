@@ -77,9 +77,9 @@ def _record(
     estimated: bool,
     call_id: str | None,
 ) -> CallRecord:
-    current = active_budget()
-    if current is not None and current._c is not chain:  # the usual cases need no more checks
-        check_not_locked(chain)
+    here = _active_chain()
+    if here is not None and here is not chain:  # the usual cases need no more checks
+        check_not_locked(chain, here)
     # One expression for the usual, valid arguments; the checks below name what is wrong.
     if not (
         type(input_tokens) is int
@@ -186,11 +186,17 @@ def check(
     _spend.check(chain, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
 
 
-def check_not_locked(chain: Chain) -> None:
-    """Refuse to charge a budget while one of its descendants is active here: the spend would
-    skip the child's limits."""
+def _active_chain() -> Chain | None:
     current = active_budget()
-    here = None if current is None else current._c
+    return None if current is None else current._c
+
+
+def check_not_locked(chain: Chain, here: Chain | None = None) -> None:
+    """Refuse to charge a budget while one of its descendants is active here (``here``, the
+    chain of the budget active in this thread or task, if the caller has it): the spend would
+    skip the child's limits."""
+    if here is None:
+        here = _active_chain()
     if here is not None and here is not chain and chain in here.lineage:
         raise BudgetStateError(
             f"cannot record on {chain.full_name!r} while its child {here.full_name!r} is "
