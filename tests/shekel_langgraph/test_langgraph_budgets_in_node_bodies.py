@@ -16,8 +16,8 @@ import pytest
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
 from langgraph.types import Send
+from lg_support import CALL, ask, log_spend
 
-from conftest import CALL, ask, log_spend
 from shekel import BudgetConfigError, budget
 from shekel.testing import FakeProvider
 from shekel_langgraph import budgeted_node

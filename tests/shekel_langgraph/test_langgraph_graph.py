@@ -14,8 +14,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
+from lg_support import CALL, State, ask, chat, log_counts, log_spend
 
-from conftest import CALL, State, ask, chat, log_counts, log_spend
 from shekel import Budget, BudgetConfigError, BudgetExceededError, budget, current_budget
 from shekel.integration import UnmatchedNameWarning
 from shekel.testing import FakeProvider

@@ -18,8 +18,8 @@ from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command, RetryPolicy, Send, StreamWriter, interrupt
+from lg_support import CALL, State, ask, chat, log_counts, log_spend
 
-from conftest import CALL, State, ask, chat, log_counts, log_spend
 from shekel import BudgetConfigError, BudgetExceededError, budget, current_budget
 from shekel.integration import OutsideBudgetWarning
 from shekel.testing import FakeProvider, Reply

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, StateGraph
+from lg_support import CALL, State, ask
 
 import shekel_langgraph
-from conftest import CALL, State, ask
 from shekel import budget
 from shekel.integration import Integration, OutsideBudgetWarning, UnsupportedFrameworkWarning
 from shekel.testing import FakeProvider

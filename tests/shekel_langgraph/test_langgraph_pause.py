@@ -12,8 +12,8 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Interrupt, Send, interrupt
+from lg_support import CALL, State, ask, chat, log_counts, log_spend
 
-from conftest import CALL, State, ask, chat, log_counts, log_spend
 from shekel import BudgetExceededError, budget, current_budget
 from shekel.testing import FakeProvider
 from shekel_langgraph import BudgetedGraph, budgeted_graph, budgeted_node, is_budget_pause

@@ -12,8 +12,8 @@ from langchain_core.tools import StructuredTool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
+from lg_support import ask
 
-from conftest import ask
 from shekel import budget
 from shekel.testing import FakeProvider
 from shekel_langgraph import budgeted_graph

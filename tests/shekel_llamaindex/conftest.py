@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from li_support import DOCUMENTS, INPUT, OUTPUT
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
@@ -14,14 +15,6 @@ from llama_index.llms.openai import OpenAI
 import shekel.integration
 from shekel import current_budget
 from shekel.testing import FakeProvider
-
-INPUT, OUTPUT = 1000, 100  # every fake reply's usage (embeddings: INPUT tokens)
-
-DOCUMENTS = [
-    "Paul Graham wrote essays and founded Y Combinator.",
-    "Before that he wrote Lisp code for Viaweb, an early web store builder.",
-    "He also painted, and studied art in Florence.",
-]
 
 
 @pytest.fixture(autouse=True)

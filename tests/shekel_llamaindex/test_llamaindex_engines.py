@@ -38,10 +38,9 @@ def test_a_chat_engine_charges_condensing_to_chat_and_its_steps_below(
 
 
 def test_an_async_chat_engine(fake: FakeProvider) -> None:
+    from li_support import DOCUMENTS
     from llama_index.core import Document
     from llama_index.embeddings.openai import OpenAIEmbedding
-
-    from conftest import DOCUMENTS
 
     rag = budget(name="rag")
 

@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 from li_models import embedding, gpt4o_mini, paths, tree_of
+from li_support import DOCUMENTS, INPUT, OUTPUT
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
 
-from conftest import DOCUMENTS, INPUT, OUTPUT
 from shekel import budget
 from shekel.testing import FakeProvider, Reply
 

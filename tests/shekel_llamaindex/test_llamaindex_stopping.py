@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 from li_models import LOCAL_PRICES, LocalEmbedding, UsageLLM, gpt4o_mini, paths, tree_of
+from li_support import DOCUMENTS, INPUT, OUTPUT
 from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.llms.openai import OpenAI
 
-from conftest import DOCUMENTS, INPUT, OUTPUT
 from shekel import BudgetExceededError, UsageMissingWarning, budget
 from shekel.testing import FakeProvider
 from shekel_llamaindex import LlamaIndexBudgetExceededError, ShekelCallbackHandler

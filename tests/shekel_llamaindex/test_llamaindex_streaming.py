@@ -7,13 +7,13 @@ import asyncio
 
 import pytest
 from li_models import LOCAL_PRICES, UsageLLM, gpt4o_mini, paths, tree_of
+from li_support import INPUT, OUTPUT
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.response.schema import AsyncStreamingResponse, StreamingResponse
 from llama_index.core.llms import ChatMessage
 from llama_index.embeddings.openai import OpenAIEmbedding
 from llama_index.llms.openai import OpenAI
 
-from conftest import INPUT, OUTPUT
 from shekel import BudgetExceededError, budget
 from shekel.testing import FakeProvider, Reply
 
@@ -65,9 +65,8 @@ def test_a_streaming_query_stopped_before_its_request(
 
 
 def test_an_async_streaming_query_is_charged_to_synthesize(fake: FakeProvider) -> None:
+    from li_support import DOCUMENTS
     from llama_index.core import Document
-
-    from conftest import DOCUMENTS
 
     rag = budget(max_usd=1, name="rag")
 

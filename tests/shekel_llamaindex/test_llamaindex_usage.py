@@ -18,11 +18,11 @@ from li_models import (
     paths,
     tree_of,
 )
+from li_support import DOCUMENTS
 from llama_index.core import Document, PromptTemplate, VectorStoreIndex
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 
-from conftest import DOCUMENTS
 from shekel import UsageMissingWarning, budget
 from shekel.testing import FakeProvider
 
