@@ -326,3 +326,25 @@ def test_plain_threads_under_shekel_run_are_followed(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "calls 1" in done.stdout
+
+
+def test_the_handler_imported_after_a_budget_and_before_langchain_is_whole() -> None:
+    """In a fresh process, as under ``shekel run``: a budget entered first, then the handler
+    imported before any LangChain. LangChain's import installs the integration, which needs the
+    handler: it used to meet it half-imported and fail with an ImportError."""
+    script = textwrap.dedent(
+        """
+        from shekel import budget
+
+        with budget(max_usd=1, name="first"):
+            pass
+        from shekel_langchain import ShekelCallbackHandler
+
+        print(ShekelCallbackHandler.__name__)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ShekelCallbackHandler"

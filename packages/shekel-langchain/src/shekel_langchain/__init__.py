@@ -31,6 +31,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ShekelCallbackHandler":
+        # LangChain first: imported after a budget was entered, it installs the integration,
+        # which imports the handler; imported from the handler, it would find it half made.
+        import langchain_core  # noqa: F401
+
         from ._handler import ShekelCallbackHandler
 
         globals()[name] = ShekelCallbackHandler
