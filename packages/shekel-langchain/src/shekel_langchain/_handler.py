@@ -37,7 +37,7 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         super().__init__()
         INTEGRATION.supported()  # warns once if unsupported; a handler still runs
         self._names = RunNames(budgets)
-        route_calls(route)
+        route_calls(route, live=RUNS.__len__)
 
     @property
     def budgets(self) -> Mapping[str, Mapping[str, Any]]:

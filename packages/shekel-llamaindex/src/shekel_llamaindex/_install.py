@@ -103,7 +103,7 @@ def install() -> None:
         for path in _spans.AGENTS:
             module = "llama_index.core." + path.rpartition(".")[0]
             when_imported(module, functools.partial(_count_tools, path))
-        route_calls(_spans.route)
+        route_calls(_spans.route, live=_spans.live)
 
 
 def uninstall() -> None:

@@ -101,6 +101,11 @@ def payer_here() -> Budget | None:
     return span.payer if span is not None else current_budget()
 
 
+def live() -> bool:
+    """Whether :func:`route` could name a budget now: a step is open or its stream unread."""
+    return bool(_LIVE or _streams) or STREAM_PAYER.get() is not None
+
+
 def route(active: Budget | None) -> CallRoute | None:
     """The router: the budget paying for a request sent here, if a step's (the request's model
     call is marked as seen by the interceptor)."""

@@ -73,7 +73,7 @@ def install() -> None:
                 wrapped = wrap(current)
                 setattr(wrapped, _ORIGINAL, current)
                 setattr(owner, name, wrapped)
-        route_calls(_runs.route)
+        route_calls(_runs.route, live=_runs.RUN.get)
 
 
 def uninstall() -> None:

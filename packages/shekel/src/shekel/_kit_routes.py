@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 from ._hookspecs import CallRoute
-from ._plugins import hookimpl, plugin_manager
+from ._plugins import KIT_ROUTES, OTHER_ROUTERS, hookimpl, plugin_manager
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -18,7 +18,11 @@ framework step that made it, or ``None`` when the request is not one of this fra
 
 _routers: list[Router] = []
 _lock = threading.Lock()
-_NAME = "shekel-integration-routes"
+# What a request sent with no budget active must ask: routers with no live test (always), and
+# the live tests of the others.
+_live_tests: tuple[Callable[[], object], ...] = ()
+_untested: list[Router] = []
+_tests_of: dict[Router, Callable[[], object]] = {}
 
 
 class _Routes:
@@ -40,27 +44,56 @@ def _depth(route: CallRoute) -> int:
     return len(route.budget._c.lineage)
 
 
-def route_calls(router: Router) -> None:
-    """Ask ``router`` at every request sent while it is registered (idempotent)."""
-    global _routers
+def route_calls(router: Router, *, live: Callable[[], object] | None = None) -> None:
+    """Ask ``router`` at every request sent while it is registered (idempotent).
+
+    ``live``: a cheap test that is true whenever ``router`` could name a budget for a request
+    sent with no budget active (its framework has a run going, usually: ``RUNS.__len__``). A
+    request sent outside every budget then asks the router only while the test is true, and
+    pays nothing for routing otherwise. It must never be false while the router would answer:
+    that request would go unrecorded. Without it, the router is asked at every request."""
+    global _routers, _live_tests
     with _lock:
         if router in _routers:
             return
         first = not _routers
         _routers = [*_routers, router]
+        if live is None:
+            _untested.append(router)
+        else:
+            _live_tests = (*_live_tests, live)
+            _tests_of[router] = live
         if first:
-            plugin_manager().register(_Routes(), name=_NAME)
+            plugin_manager().register(_Routes(), name=KIT_ROUTES)
 
 
 def stop_routing(router: Router) -> None:
     """Stop asking ``router``; with no router left, requests pay nothing for routing."""
-    global _routers
+    global _routers, _live_tests
     with _lock:
         if router not in _routers:
             return
         _routers = [r for r in _routers if r is not router]
+        if router in _untested:
+            _untested.remove(router)
+        live = _tests_of.pop(router, None)
+        if live is not None:
+            _live_tests = tuple(t for t in _live_tests if t is not live)
         if not _routers:
             manager = plugin_manager()
-            plugin = manager.get_plugin(_NAME)
+            plugin = manager.get_plugin(KIT_ROUTES)
             if plugin is not None:
                 manager.unregister(plugin)
+
+
+def routes_without_budget() -> bool:
+    """Whether a request sent with no budget active may have a route: a plugin of its own
+    implements ``shekel_route_call``, a router has no live test, or a live test is true.
+    (Asked only when ``LISTENING.shekel_route_call`` is.)"""
+    if OTHER_ROUTERS[0] or _untested:
+        return True
+    # A loop, not any(): a generator costs more, and this runs at each request outside budgets.
+    for live in _live_tests:  # noqa: SIM110 (a tuple replaced whole on change: no lock)
+        if live():
+            return True
+    return False

@@ -114,6 +114,11 @@ def _direct_caller(caller: pluggy.HookCaller) -> Callable[..., Any]:
     return each
 
 
+KIT_ROUTES: Final = "shekel-integration-routes"
+"""The name of the plugin that asks the routers integrations register with ``route_calls``."""
+OTHER_ROUTERS: Final = [False]
+"""Whether a plugin other than :data:`KIT_ROUTES` implements ``shekel_route_call``."""
+
 CHANGE_LISTENERS: Final[list[Callable[[], object]]] = []
 """Called whenever a plugin is registered or unregistered (caches that depend on plugins)."""
 
@@ -142,6 +147,9 @@ class ShekelPluginManager(pluggy.PluginManager):
             caller = getattr(self.hook, flag)
             setattr(LISTENING, flag, bool(caller.get_hookimpls()))
             setattr(CALL, flag, _direct_caller(caller))
+        kit = self.get_plugin(KIT_ROUTES)
+        routers = self.hook.shekel_route_call.get_hookimpls()
+        OTHER_ROUTERS[0] = any(impl.plugin is not kit for impl in routers)
         for listener in CHANGE_LISTENERS:
             listener()
 

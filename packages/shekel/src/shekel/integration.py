@@ -20,7 +20,9 @@ the core. A package keeps only what is specific to its framework; from here it t
   afterwards as it is. Its parent may be unnamed; such levels do not count against the depth
   limit of hand-written budgets.
 - :func:`route_calls`: register a router, asked at every request, that names the budget of the
-  step that made it; when several integrations answer, the deepest step pays.
+  step that made it; when several integrations answer, the deepest step pays. Give it a
+  ``live`` test (true while the framework has a run going) and requests sent outside every
+  budget ask the router only then.
 - :func:`framework_error`: the core's ``BudgetExceededError`` as the integration's own subclass,
   with every attribute kept.
 - Tools: ``with budget.tool_call(name, arguments=...)`` before a tool runs: checked against

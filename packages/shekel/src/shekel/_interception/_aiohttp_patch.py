@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from .._context import active_budget, current_owner
+from .._kit_routes import routes_without_budget
 from .._plugins import LISTENING
 from ._adapter import StreamTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
@@ -58,7 +59,7 @@ def _make_request(original: Any) -> Any:
     async def _request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
         budget = active_budget()
         if (
-            (budget is None and not LISTENING.shekel_route_call)
+            (budget is None and not (LISTENING.shekel_route_call and routes_without_budget()))
             or method.upper() != "POST"
             or SENDING.get()  # httpx above this already intercepted it (LiteLLM's transport)
         ):

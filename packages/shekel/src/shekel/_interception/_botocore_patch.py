@@ -22,6 +22,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from .._context import active_budget
+from .._kit_routes import routes_without_budget
 from .._plugins import LISTENING
 from ._call import InterceptedCall
 from ._streams import SyncTap
@@ -56,7 +57,7 @@ def unpatch(module: ModuleType) -> None:
 def _make_create_request(original: Any) -> Any:
     def create_request(self: Any, params: dict[str, Any], operation_model: Any = None) -> Any:
         budget = active_budget()
-        if budget is None and not LISTENING.shekel_route_call:
+        if budget is None and not (LISTENING.shekel_route_call and routes_without_budget()):
             return original(self, params, operation_model)
         if params.get("method") != "POST" or not isinstance(params.get("url"), str):
             return original(self, params, operation_model)

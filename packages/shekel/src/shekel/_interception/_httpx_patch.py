@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from .._context import active_budget, current_owner
+from .._kit_routes import routes_without_budget
 from .._plugins import LISTENING
 from . import _sdk_patch
 from ._call import InterceptedCall, as_shekel_error, for_sdk
@@ -286,7 +287,7 @@ def _hand_over(response: Any, data: dict[str, Any]) -> None:
 def _make_sync_send(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
-        if budget is None and not LISTENING.shekel_route_call:
+        if budget is None and not (LISTENING.shekel_route_call and routes_without_budget()):
             return original(self, request, *args, **kwargs)
         handled = HANDLED.get()
         if handled is not None and handled[0] is self:  # taken by the SDK layer
@@ -319,7 +320,7 @@ def _make_sync_send(original: Any) -> Any:
 def _make_async_send(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
-        if budget is None and not LISTENING.shekel_route_call:
+        if budget is None and not (LISTENING.shekel_route_call and routes_without_budget()):
             return await original(self, request, *args, **kwargs)
         handled = HANDLED.get()
         if handled is not None and handled[0] is self:  # taken by the SDK layer

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from .. import _spend
 from .._context import active_budget
+from .._kit_routes import routes_without_budget
 from .._plugins import CALL, CHANGE_LISTENERS, LISTENING
 from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter
@@ -239,7 +240,7 @@ def _record(chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: 
 def _make_sync_request(original: Any) -> Any:
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         active = active_budget()
-        if active is None and not LISTENING.shekel_route_call:
+        if active is None and not (LISTENING.shekel_route_call and routes_without_budget()):
             return original(self, cast_to, options, *args, **kwargs)
         taken = _begin(active, self, options, kwargs)
         if taken is None:
@@ -264,7 +265,7 @@ def _make_sync_request(original: Any) -> Any:
 def _make_async_request(original: Any) -> Any:
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
         active = active_budget()
-        if active is None and not LISTENING.shekel_route_call:
+        if active is None and not (LISTENING.shekel_route_call and routes_without_budget()):
             return await original(self, cast_to, options, *args, **kwargs)
         taken = _begin(active, self, options, kwargs)
         if taken is None:
