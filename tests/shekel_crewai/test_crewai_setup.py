@@ -213,3 +213,25 @@ def test_with_an_unsupported_crewai_only_crew_budget_runs(tmp_path: Path) -> Non
         "shekel-crewai release made for yours"
     )
     assert lines[2:] == ["plain: []", "app: ['app.crew'] 2"]
+
+
+def test_the_error_imported_after_a_budget_and_before_crewai_is_whole() -> None:
+    """In a fresh process, as under ``shekel run``: a budget entered first, then shekel-crewai's
+    error imported before any CrewAI. CrewAI's import installs the integration, which needs the
+    error module: it used to meet it half-imported and fail with an ImportError."""
+    script = textwrap.dedent(
+        """
+        from shekel import budget
+
+        with budget(max_usd=1, name="first"):
+            pass
+        from shekel_crewai import AgentBudgetExceededError
+
+        print(AgentBudgetExceededError.__name__)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "AgentBudgetExceededError"

@@ -184,3 +184,25 @@ def test_the_public_api(name: str) -> None:
     assert getattr(shekel_llamaindex, name).__module__.startswith("shekel_llamaindex")
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         shekel_llamaindex.missing  # noqa: B018
+
+
+def test_the_handler_imported_after_a_budget_and_before_llamaindex_is_whole() -> None:
+    """In a fresh process, as under ``shekel run``: a budget entered first, then the handler
+    imported before any LlamaIndex. LlamaIndex's import installs the integration, which needs
+    the handler: it used to meet it half-imported and fail with an ImportError."""
+    script = textwrap.dedent(
+        """
+        from shekel import budget
+
+        with budget(max_usd=1, name="first"):
+            pass
+        from shekel_llamaindex import ShekelCallbackHandler
+
+        print(ShekelCallbackHandler.__name__)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ShekelCallbackHandler"

@@ -28,6 +28,9 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "AgentBudgetExceededError":
+        # CrewAI first: imported after a budget was entered, it installs the integration,
+        # which imports the errors; imported from them, it would find them half made.
+        importlib.import_module("crewai")
         value = importlib.import_module("._errors", __name__).AgentBudgetExceededError
         globals()[name] = value
         return value

@@ -39,6 +39,10 @@ def supported() -> bool:
 
 def __getattr__(name: str) -> Any:  # the handler subclasses LlamaIndex's: imported when asked
     if name == "ShekelCallbackHandler":
+        # LlamaIndex first: imported after a budget was entered, it installs the integration,
+        # which imports the handler; imported from the handler, it would find it half made.
+        import llama_index.core  # noqa: F401
+
         from ._handler import ShekelCallbackHandler
 
         return ShekelCallbackHandler
