@@ -37,6 +37,7 @@ from ._adapter import (
 
 if TYPE_CHECKING:
     from .._chain import Chain
+    from .._money import Nanos
 
 
 class UsageMissingWarning(UserWarning):
@@ -106,6 +107,7 @@ class InterceptedCall:
         "settled",
         "show_usage",
         "stream",
+        "taking",
         "tally",
         "ticket",
         "tree",
@@ -136,6 +138,9 @@ class InterceptedCall:
         self.tally: StreamTally | None = None
         self.wait_until: float | None = None
         self.ticket = 0  # strict calls: the order they began reserving in (see _others_in_flight)
+        # Strict calls: the USD and tokens being reserved, from just before the ledger is asked
+        # until ``hold`` is set (the ledger holds them before this call's ``hold`` shows it).
+        self.taking: tuple[Nanos, int] | None = None
         self.tree: tuple[int, Any] | None = None
 
     # -- before sending ----------------------------------------------------------------

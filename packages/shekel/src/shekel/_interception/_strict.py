@@ -59,10 +59,13 @@ def others_in_flight(
         for call in _inflight:
             if call is me or call.holder == me.holder or call.tree != me.tree:
                 continue
-            hold = call.hold
+            hold, taking = call.hold, call.taking
             if hold is not None:
                 usd += hold.usd
                 tokens += hold.tokens
+            elif taking is not None:  # in the ledger already, or about to be
+                usd += taking[0]
+                tokens += taking[1]
             elif any_reserving or call.ticket < me.ticket:
                 reserving = True
     return usd, tokens, reserving
@@ -107,8 +110,7 @@ def _take(
     margin = cut_off_point if call.stream else _no_margin
     if call.fixed:  # the limit cannot be lowered: hold all of it, or refuse
         held = margin(wanted)
-        cost = rate.cost(TokenUsage(prompt, held))
-        call.hold = _spend.hold(chain, cost, prompt + held, 1, need_headroom=True)
+        _hold(call, rate.cost(TokenUsage(prompt, held)), prompt + held)
         call.output_allowed = wanted
         return None
     for _ in range(3):
@@ -122,9 +124,8 @@ def _take(
         if output < 1 and wanted != 0:
             output = 1  # too poor for one token: the hold below is refused with a clear error
         held = max(held, margin(output))
-        cost = rate.cost(TokenUsage(prompt, held))
         try:
-            call.hold = _spend.hold(chain, cost, prompt + held, 1, need_headroom=True)
+            _hold(call, rate.cost(TokenUsage(prompt, held)), prompt + held)
         except BudgetExceededError:
             if _spend.headroom(chain) != (room_usd, room_tokens):
                 continue  # another call took the room meanwhile: size the request again
@@ -134,18 +135,23 @@ def _take(
         return output if output < wanted or max_output is None else None
     _wait_if_any_in_flight(call)  # the room kept changing: wait rather than take one token
     try:
-        call.hold = _spend.hold(
-            chain,
-            rate.cost(TokenUsage(prompt, margin(1))),
-            prompt + margin(1),
-            1,
-            need_headroom=True,
-        )
+        _hold(call, rate.cost(TokenUsage(prompt, margin(1))), prompt + margin(1))
     except BudgetExceededError:
         _wait_if_any_in_flight(call)
         raise
     call.output_allowed = 1
     return 1
+
+
+def _hold(call: InterceptedCall, usd: Nanos, tokens: int) -> None:
+    """Reserve ``usd`` and ``tokens`` for ``call``, shown to the others while the ledger takes
+    them: otherwise a call looking meanwhile would find the room gone and nobody holding it,
+    and send its request with an output limit of one token instead of waiting."""
+    call.taking = (usd, tokens)
+    try:
+        call.hold = _spend.hold(call.chain, usd, tokens, 1, need_headroom=True)
+    finally:
+        call.taking = None
 
 
 def _wait_if_any_in_flight(call: InterceptedCall) -> None:
