@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import tracemalloc
 
 import pytest
@@ -15,6 +16,13 @@ MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 def traced_bytes() -> int:
     gc.collect()
     return tracemalloc.get_traced_memory()[0]
+
+
+def alive_records() -> int:
+    gc.collect()
+    return sum(
+        1 for o in gc.get_objects() if type(o) is CallRecord and o.budget_path == "memtest.worker"
+    )
 
 
 @pytest.mark.slow
@@ -42,14 +50,12 @@ def test_history_is_bounded_and_memory_does_not_grow_with_calls() -> None:
     # the history holds at most 1,000 calls: a few hundred kB, then nothing more
     assert at_10k - start < 2_000_000
     assert at_50k - at_10k < 64_000
-    gc.collect()
-    alive = sum(
-        1 for o in gc.get_objects() if type(o) is CallRecord and o.budget_path == "memtest.worker"
-    )
-    assert alive == 1_000
-
+    # calls are queued, and taken into the totals when read or every 256 calls: at most
+    # 1,000 kept plus 255 queued before a read, the 1,000 newest after it
+    assert 1_000 < alive_records() <= 1_000 + 255
     total = 200_003
     data = b.summary_data()
+    assert alive_records() == 1_000
     assert data["total_calls"] == total
     assert len(data["calls"]) == 1_000
     assert len(b.history().calls) == 1_000
@@ -73,3 +79,36 @@ def test_history_size_is_configurable() -> None:
     assert len(b.summary_data()["calls"]) == 10
     assert b.summary_data()["by_model"]["gpt-4o-mini"]["calls"] == 1_000
     assert b.spent == 1.0
+
+
+def test_every_read_counts_the_calls_just_recorded() -> None:
+    b = budget(name="b", history_size=2)
+    for n in range(1, 4):
+        b.record(usd=0.001, model="gpt-4o-mini", input_tokens=n)
+    assert b.history().total_calls == 3
+    assert b.history().by_model["gpt-4o-mini"].input_tokens == 6
+    assert [c.input_tokens for c in b.history().calls] == [2, 3]
+    assert [c.input_tokens for c in b.history().recent()] == [2, 3]
+    assert b.summary_data()["total_calls"] == 3
+    b.record(usd=0.001, model="gpt-4o", input_tokens=1, estimated=True)
+    assert b.history().estimated_calls == 1
+    assert sorted(b.history().snapshot()[1]) == ["gpt-4o", "gpt-4o-mini"]
+
+
+def test_threads_recording_into_one_budget_lose_no_call() -> None:
+    threads, each = 8, 2_000
+    with budget(name="shared", history_size=50) as b:
+
+        def work() -> None:
+            for _ in range(each):
+                b.record(usd=0.000001, model="gpt-4o-mini", input_tokens=1, output_tokens=2)
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    totals = b.history().by_model["gpt-4o-mini"]
+    assert (b.history().total_calls, totals.calls) == (threads * each, threads * each)
+    assert (totals.input_tokens, totals.output_tokens) == (threads * each, 2 * threads * each)
+    assert len(b.history().calls) == 50

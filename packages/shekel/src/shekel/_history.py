@@ -16,6 +16,7 @@ from typing import Any, Final
 from ._money import Nanos, nanos_to_usd
 
 DEFAULT_HISTORY_SIZE: Final = 1_000
+_FOLD_EVERY: Final = 256
 _sequence = itertools.count(1)
 
 
@@ -103,63 +104,115 @@ class ModelTotals:
 
 
 class SpendHistory:
-    """Calls recorded directly into one budget (not its children)."""
+    """Calls recorded directly into one budget (not its children).
 
-    __slots__ = ("_lock", "by_model", "calls", "estimated_calls", "total_calls", "unpriced_calls")
+    Recording a call only appends it to a queue (atomic, no lock); the per-model totals take
+    it in when they are read, or every ``_FOLD_EVERY`` calls, so that a call costs the
+    recording thread as little as possible and a budget nobody reads stays small."""
+
+    __slots__ = (
+        "_by_model",
+        "_calls",
+        "_estimated_calls",
+        "_lock",
+        "_queued",
+        "_total_calls",
+        "_unpriced_calls",
+    )
 
     def __init__(self, size: int = DEFAULT_HISTORY_SIZE) -> None:
         self._lock = threading.Lock()
-        self.calls: deque[CallRecord] = deque(maxlen=size)
-        self.by_model: dict[str, ModelTotals] = {}
-        self.total_calls = 0
-        self.unpriced_calls = 0
-        self.estimated_calls = 0
+        self._calls: deque[CallRecord] = deque(maxlen=size)
+        self._queued: deque[CallRecord] = deque()
+        self._by_model: dict[str, ModelTotals] = {}
+        self._total_calls = 0
+        self._unpriced_calls = 0
+        self._estimated_calls = 0
 
     def add(self, call: CallRecord) -> None:
-        key = call.model or call.tool_name or "(manual)"
-        # A deque appends atomically; a concurrent reader may see the call a moment before the
-        # totals count it.
-        self.calls.append(call)
-        # ``with`` and no call inside the lock: CPython may hand the GIL to another thread
-        # right after a call returns, and other threads then queue on the lock (a convoy).
-        with self._lock:
-            try:
-                totals = self.by_model[key]
-            except KeyError:
-                totals = self.by_model[key] = ModelTotals()
+        queued = self._queued
+        queued.append(call)
+        if len(queued) >= _FOLD_EVERY:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Count the queued calls into the totals (the caller holds the lock)."""
+        queued, kept, by_model = self._queued, self._calls, self._by_model
+        while queued:  # only ever emptied under the lock: no other thread takes from it
+            call = queued.popleft()
+            kept.append(call)
+            key = call.model or call.tool_name or "(manual)"
+            totals = by_model.get(key)
+            if totals is None:
+                totals = by_model[key] = ModelTotals()
             totals.calls += 1
             totals.input_tokens += call.input_tokens
             totals.output_tokens += call.output_tokens
             totals.cost += call.cost
-            self.total_calls += 1
+            self._total_calls += 1
             if not call.priced:
                 totals.unpriced_calls += 1
-                self.unpriced_calls += 1
+                self._unpriced_calls += 1
             if call.estimated:
-                self.estimated_calls += 1
+                self._estimated_calls += 1
+
+    def _folded(self) -> None:
+        if self._queued:
+            with self._lock:
+                self._fold()
+
+    @property
+    def calls(self) -> deque[CallRecord]:
+        """The newest calls kept (at most ``history_size``), oldest first."""
+        self._folded()
+        return self._calls
+
+    @property
+    def by_model(self) -> dict[str, ModelTotals]:
+        self._folded()
+        return self._by_model
+
+    @property
+    def total_calls(self) -> int:
+        self._folded()
+        return self._total_calls
+
+    @property
+    def unpriced_calls(self) -> int:
+        self._folded()
+        return self._unpriced_calls
+
+    @property
+    def estimated_calls(self) -> int:
+        self._folded()
+        return self._estimated_calls
 
     def recent(self) -> list[CallRecord]:
         """The newest calls kept (at most ``history_size``), oldest first."""
         with self._lock:
-            return list(self.calls)
+            self._fold()
+            return list(self._calls)
 
     def snapshot(self) -> tuple[list[CallRecord], dict[str, ModelTotals], int, int, int]:
         with self._lock:
+            self._fold()
             copies = {}
-            for model, totals in self.by_model.items():
+            for model, totals in self._by_model.items():
                 copy = ModelTotals()
                 copy.merge(totals)
                 copies[model] = copy
             return (
-                list(self.calls),
+                list(self._calls),
                 copies,
-                self.total_calls,
-                self.unpriced_calls,
-                self.estimated_calls,
+                self._total_calls,
+                self._unpriced_calls,
+                self._estimated_calls,
             )
 
     def clear(self) -> None:
         with self._lock:
-            self.calls.clear()
-            self.by_model.clear()
-            self.total_calls = self.unpriced_calls = self.estimated_calls = 0
+            self._queued.clear()
+            self._calls.clear()
+            self._by_model.clear()
+            self._total_calls = self._unpriced_calls = self._estimated_calls = 0

@@ -34,7 +34,7 @@ from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
-from ._openai import ChatCompletionsAdapter
+from ._openai import ChatCompletionsAdapter, chat_counts
 from ._routing import LOCAL_HOSTS
 from ._sdk_streams import ask_for_usage, chat_usage, takes, watch, watch_async
 from ._transport import adapter_of, cause, failed, route_key
@@ -183,17 +183,27 @@ def _begin(
 
 def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
     """The parsed response's ``usage`` object as shekel counts it (``None``: unusable)."""
-    if adapter.__class__ is MessagesAdapter:
+    if adapter.__class__ is not MessagesAdapter:
+        try:  # plain attribute reads (the SDK's model has every field): this runs on every call
+            prompt, output = usage.prompt_tokens_details, usage.completion_tokens_details
+            return chat_counts(
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                None if prompt is None else prompt.cached_tokens,
+                None if output is None else output.reasoning_tokens,
+            )
+        except AttributeError:  # a usage object of another shape: read what it has
+            return chat_usage(usage)
+    try:
+        plain, output = usage.input_tokens, usage.output_tokens
+        read, write = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
+    except AttributeError:
         plain, output = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
-        if plain is None and output is None:
-            return None
-        return message_counts(
-            plain,
-            output,
-            getattr(usage, "cache_read_input_tokens", None),
-            getattr(usage, "cache_creation_input_tokens", None),
-        )
-    return chat_usage(usage)
+        read = getattr(usage, "cache_read_input_tokens", None)
+        write = getattr(usage, "cache_creation_input_tokens", None)
+    if plain is None and output is None:
+        return None
+    return message_counts(plain, output, read, write)
 
 
 def _size(result: Any) -> int:
