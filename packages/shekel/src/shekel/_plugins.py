@@ -134,7 +134,12 @@ class ShekelPluginManager(pluggy.PluginManager):
     def register(self, plugin: object, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
         self._changed()
+        if _manager is self and not _installed[0] and name != KIT_ROUTES and self._routes(plugin):
+            install_once()  # it may name a budget for a call made before any budget was entered
         return result
+
+    def _routes(self, plugin: object) -> bool:
+        return any(impl.plugin is plugin for impl in self.hook.shekel_route_call.get_hookimpls())
 
     def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
         result = super().unregister(plugin, name)
@@ -158,6 +163,7 @@ _manager: ShekelPluginManager | None = None
 _manager_lock = threading.Lock()
 _install_lock = threading.Lock()
 _installed = [False]  # a list: read on every enter, and re-read under the lock
+_installing: list[int | None] = [None]  # the thread running the install hooks
 _install_called = False
 
 
@@ -173,7 +179,10 @@ def plugin_manager() -> ShekelPluginManager:
             created.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             created._changed()
             _manager = created
-        return _manager
+        manager = _manager
+    if LISTENING.shekel_route_call and not _installed[0]:
+        install_once()  # an installed package's router, as at ``register``
+    return manager
 
 
 def _install_done() -> bool:
@@ -181,27 +190,37 @@ def _install_done() -> bool:
 
 
 def install_once() -> None:
-    """Run the ``shekel_install`` hook before the first budget becomes active.
+    """Run the ``shekel_install`` hook before the first budget becomes active, or when a plugin
+    that routes calls (``shekel_route_call``) is registered: it may name a budget for a call
+    made before any budget was entered.
 
     Every thread that gets here first waits until installation has finished: a call made under
     a budget must never go out through an unpatched client. If a plugin's install raises, the
     error reaches the caller and the next budget tries again.
     """
-    global _install_called
-    if _installed[0]:
-        return
-    manager = plugin_manager()
+    if _installed[0] or _installing[0] == threading.get_ident():
+        return  # done, or a plugin this thread is installing registers a router
+    manager = _manager or plugin_manager()
     with _install_lock:
         if _install_done():  # another thread finished it while this one waited
             return
-        # The price table imports httpx2. Imported later, inside some thread's first priced
-        # call, it would be half-imported while other threads' SDK code reads it from
-        # sys.modules (openai does), which fails: import it now, before any budget is active.
-        import genai_prices  # noqa: F401
+        _installing[0] = threading.get_ident()
+        try:
+            _install(manager)
+        finally:
+            _installing[0] = None
 
-        if not _install_called:
-            _install_called = True  # historic: plugins registered later are installed too
-            manager.hook.shekel_install.call_historic(kwargs={})
-        else:
-            manager.hook.shekel_install()
-        _installed[0] = True
+
+def _install(manager: ShekelPluginManager) -> None:
+    global _install_called
+    # The price table imports httpx2. Imported later, inside some thread's first priced call,
+    # it would be half-imported while other threads' SDK code reads it from sys.modules (openai
+    # does), which fails: import it now, before any budget is active.
+    import genai_prices  # noqa: F401
+
+    if not _install_called:
+        _install_called = True  # historic: plugins registered later are installed too
+        manager.hook.shekel_install.call_historic(kwargs={})
+    else:
+        manager.hook.shekel_install()
+    _installed[0] = True
