@@ -230,7 +230,6 @@ import json, sys, warnings
 warnings.simplefilter("ignore")
 import openai
 from shekel import budget
-from shekel.integration import route_calls
 from shekel.plugins import CallRoute, hookimpl, plugin_manager
 from shekel.testing import FakeProvider
 
@@ -238,23 +237,19 @@ fake = FakeProvider()
 fake.set_usage(input_tokens=100, output_tokens=10)
 client = openai.OpenAI(api_key="t", base_url=fake.openai_base_url, max_retries=0)
 root = budget(name="root")  # made, never entered: no budget has been active in this process
-if sys.argv[1] == "plugin":
-    class Router:
-        @hookimpl
-        def shekel_route_call(self, active):
-            return CallRoute(root.child("tenant"))
-    plugin_manager().register(Router())
-else:  # an integration's router, with the test that says its framework has a run going
-    route_calls(lambda active: CallRoute(root.child("run")), live=lambda: True)
+class Router:
+    @hookimpl
+    def shekel_route_call(self, active):
+        return CallRoute(root.child("tenant"))
+plugin_manager().register(Router())
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
 print(json.dumps({"sent": len(fake.requests), "recorded": root.snapshot().llm_calls_used}))
 """
 
 
-@pytest.mark.parametrize("registered", ["plugin", "route_calls"])
-def test_a_router_registered_before_any_budget_sees_the_first_call(registered: str) -> None:
+def test_a_plugin_routing_before_any_budget_sees_the_first_call() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", FRESH_ROUTING, registered],
+        [sys.executable, "-c", FRESH_ROUTING],
         capture_output=True,
         text=True,
         timeout=120,

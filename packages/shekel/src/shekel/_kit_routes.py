@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 from ._hookspecs import CallRoute
-from ._plugins import KIT_ROUTES, OTHER_ROUTERS, hookimpl, install_once, plugin_manager
+from ._plugins import KIT_ROUTES, OTHER_ROUTERS, hookimpl, plugin_manager
 
 if TYPE_CHECKING:
     from ._budget import Budget
@@ -65,8 +65,6 @@ def route_calls(router: Router, *, live: Callable[[], object] | None = None) -> 
             _tests_of[router] = live
         if first:
             plugin_manager().register(_Routes(), name=KIT_ROUTES)
-    # Outside the lock: installing runs the integrations' install hooks, which route calls too.
-    install_once()  # the router may name a budget for a call made before any budget was entered
 
 
 def stop_routing(router: Router) -> None:

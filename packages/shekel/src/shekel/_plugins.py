@@ -134,8 +134,11 @@ class ShekelPluginManager(pluggy.PluginManager):
     def register(self, plugin: object, name: str | None = None) -> str | None:
         result = super().register(plugin, name)
         self._changed()
+        # A router may name a budget for a call made before any budget was entered. Not the
+        # integrations' (``route_calls``): their install hooks route calls, and their budgets
+        # are entered through the kit, which installs.
         if _manager is self and not _installed[0] and name != KIT_ROUTES and self._routes(plugin):
-            install_once()  # it may name a budget for a call made before any budget was entered
+            install_once()
         return result
 
     def _routes(self, plugin: object) -> bool:
@@ -179,10 +182,7 @@ def plugin_manager() -> ShekelPluginManager:
             created.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             created._changed()
             _manager = created
-        manager = _manager
-    if LISTENING.shekel_route_call and not _installed[0]:
-        install_once()  # an installed package's router, as at ``register``
-    return manager
+        return _manager
 
 
 def _install_done() -> bool:
@@ -191,8 +191,7 @@ def _install_done() -> bool:
 
 def install_once() -> None:
     """Run the ``shekel_install`` hook before the first budget becomes active, or when a plugin
-    that routes calls (``shekel_route_call``) is registered: it may name a budget for a call
-    made before any budget was entered.
+    that routes calls (``shekel_route_call``) is registered with ``register``.
 
     Every thread that gets here first waits until installation has finished: a call made under
     a budget must never go out through an unpatched client. If a plugin's install raises, the
