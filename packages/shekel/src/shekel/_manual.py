@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from . import _loops, _spend
+from . import _call_ids, _loops, _spend
 from ._config import MAX_COUNT, check_counts, check_text
 from ._context import active_budget
 from ._errors import BudgetConfigError, BudgetStateError
@@ -50,15 +50,15 @@ def record(
     if not call_id:
         return _record(chain, *args, None)
     check_text("call_id", call_id)
-    first = _spend.claim(call_id, source or "manual")
+    first = _call_ids.claim(call_id, source or "manual")
     if first is not None:
         return first
     try:
         call = _record(chain, *args, call_id)
     except BaseException as exc:
-        _spend.claimed(call_id, getattr(exc, "call", None))
+        _call_ids.claimed(call_id, getattr(exc, "call", None))
         raise
-    _spend.claimed(call_id, call)
+    _call_ids.claimed(call_id, call)
     return call
 
 

@@ -1,5 +1,5 @@
 """The recording engine behind every budget: holding before a call, charging after it, the soft
-policies and hooks that follow a charge, and the ids of calls already recorded.
+policies and hooks that follow a charge.
 
 These are the interceptor's and the integrations' internal interface to a budget: they take its
 :class:`~shekel._chain.Chain`. Users call ``Budget``'s public methods, which come here.
@@ -8,8 +8,6 @@ These are the interceptor's and the integrations' internal interface to a budget
 from __future__ import annotations
 
 import contextlib
-import itertools
-import time
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from . import _clock
@@ -158,13 +156,56 @@ def charge(
                 raise
             if cost is None:
                 priced, cost = False, 0
+    return book(
+        chain,
+        usage,
+        model,
+        provider,
+        cost,
+        counted,
+        llm_calls,
+        tools,
+        held,
+        priced,
+        estimated,
+        on_fallback,
+        tool_name,
+        call_id,
+        source,
+        response_model,
+        operation,
+    )
+
+
+def book(
+    chain: Chain,
+    usage: TokenUsage,
+    model: str | None,
+    provider: str | None,
+    cost: Nanos,
+    tokens: int,
+    llm_calls: int,
+    tools: int,
+    held: Hold | None,
+    priced: bool,
+    estimated: bool,
+    on_fallback: bool,
+    tool_name: str | None,
+    call_id: str | None,
+    source: str | None,
+    response_model: str | None,
+    operation: str | None,
+) -> CallRecord:
+    """:func:`charge` once the call is priced (``cost``) and its ``tokens`` counted: every
+    argument given, in order, as the interceptor's usual call passes them (a call per field
+    by name costs more than the booking itself)."""
     kept: BudgetStoreUnavailableError | None = None
     try:
         if held is None and not tools:  # ``_settle``, inlined on the hot path
             links = chain.links if not chain.timed else chain.current_links()
-            over = chain.ledger.record(links, cost, counted, llm_calls)
+            over = chain.ledger.record(links, cost, tokens, llm_calls)
         else:
-            over = _settle(chain, held, cost, counted, llm_calls, tools)
+            over = _settle(chain, held, cost, tokens, llm_calls, tools)
     except BudgetStoreUnavailableError as exc:
         if not exc.sent:
             raise
@@ -176,7 +217,7 @@ def charge(
         usage.input_tokens,
         usage.output_tokens,
         cost,
-        counted,
+        tokens,
         usage.cache_read_tokens,
         usage.cache_write_tokens,
         usage.reasoning_tokens,
@@ -394,87 +435,3 @@ def settle_interrupted(chain: Chain) -> None:
         mine = [p for p in chain.pending if p.owner == here]
     for spend in mine:
         spend.interrupt()
-
-
-# -- calls already recorded, by the provider's id -----------------------------------------------
-
-SDK: Final = "sdk"
-"""``CallRecord.source`` of the calls the interceptor records."""
-
-RECENT_CALL_IDS: Final = 65_536
-"""How many call ids are remembered: a framework reports a call within moments of the
-interceptor (or the other way round), never after thousands of other calls."""
-
-
-class _Recording:
-    """What the registry holds for a call id while one report of it is being recorded."""
-
-    __slots__ = ("source",)
-
-    def __init__(self, source: str | None) -> None:
-        self.source = source
-
-
-# call id -> CallRecord, or the _Recording of a report in progress; oldest first. Read and
-# written with single dict operations (atomic), so that the interceptor's claim on every call
-# takes no lock.
-_recorded: dict[str, CallRecord | _Recording] = {}
-
-
-def reported_elsewhere(call_id: str) -> bool:
-    """Whether ``call_id`` is recorded, or being recorded, by anyone but the interceptor: the
-    interceptor's cheap test before it claims (:func:`claim` costs a mark and two writes)."""
-    first = _recorded.get(call_id)
-    return first is not None and (first.__class__ is _Recording or first.source != SDK)
-
-
-def claim(call_id: str, source: str | None) -> CallRecord | None:
-    """``None`` if this is the first report of ``call_id`` (the caller records it, then calls
-    :func:`claimed`); else the call as the first report recorded it.
-
-    Two reports that both come from the interceptor (``source="sdk"``) are two calls: a server
-    that repeats response ids (some local and test servers do) must never lose spend. Only a
-    framework's report and the interceptor's are the same call told twice."""
-    mark = _Recording(source)
-    waited = 0.0
-    while True:
-        first = _recorded.setdefault(call_id, mark)
-        if first is mark:
-            if len(_recorded) > RECENT_CALL_IDS:
-                _forget_oldest()
-            return None
-        if source == SDK and (isinstance(first, _Recording) or first.source == SDK):
-            _recorded[call_id] = mark
-            return None
-        if isinstance(first, CallRecord):
-            return first
-        if waited > 5.0:  # the first report never finished: record this one
-            return None
-        time.sleep(0.001)  # the first report is being recorded at this moment (rare)
-        waited += 0.001
-
-
-def _forget_oldest() -> None:
-    try:
-        oldest = list(itertools.islice(_recorded, RECENT_CALL_IDS // 4))
-    except RuntimeError:  # another thread changed the registry meanwhile: trim next time
-        return
-    for call_id in oldest:
-        _recorded.pop(call_id, None)
-
-
-def remember(call_id: str, call: CallRecord) -> None:
-    """``call`` was recorded by the interceptor without a :func:`claim` (its id was unknown):
-    a framework that reports it later finds it."""
-    _recorded[call_id] = call
-    if len(_recorded) > RECENT_CALL_IDS:
-        _forget_oldest()
-
-
-def claimed(call_id: str, call: CallRecord | None) -> None:
-    """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
-    is free again)."""
-    if call is None:
-        _recorded.pop(call_id, None)
-    else:
-        _recorded[call_id] = call

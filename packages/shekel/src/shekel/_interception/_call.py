@@ -12,8 +12,9 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import _loops, _spend
+from .. import _call_ids, _loops, _spend
 from .._budget import Budget
+from .._call_ids import SDK
 from .._context import current_owner
 from .._errors import (
     BudgetConfigError,
@@ -25,7 +26,6 @@ from .._errors import (
 from .._leases import KEEPER
 from .._ledger import Hold, Overrun
 from .._pricing import Rate, TokenUsage, lookup_rate, rate_for
-from .._spend import SDK
 from . import _strict
 from ._adapter import (
     PathInfo,
@@ -418,8 +418,8 @@ def charge_call(
     claimed = False
     if not call_id:
         call_id = None  # an empty id names nothing
-    elif _spend.reported_elsewhere(call_id):  # by a framework, or being reported: claim it
-        if _spend.claim(call_id, SDK) is not None:
+    elif _call_ids.reported_elsewhere(call_id):  # by a framework, or being reported: claim it
+        if _call_ids.claim(call_id, SDK) is not None:
             if held is not None:
                 _spend.release(chain, held)
             return False, requested
@@ -427,50 +427,67 @@ def charge_call(
     # An id no framework reported yet is not claimed before it is recorded: a framework reports
     # a call only after the SDK returned it to the framework, which is after this.
     price_failed: Exception | None = None
+    provider = adapter.provider
+    model: str | None = requested
     try:
-        model, rate = pricing(chain, adapter, requested, reported)
+        rate = None  # the usual call (a model with a shared price) first, without ``pricing``
+        if requested is not None and not chain.price_tables:
+            rate = lookup_rate(requested, provider)
+        if rate is None:
+            model, rate = pricing(chain, adapter, requested, reported)
     except Exception as exc:  # a price plugin failed: the call still counts, unpriced
         price_failed, model, rate = exc, requested or reported, None
     try:
-        call = _spend.charge(
-            chain,
-            usage,
-            model,
-            adapter.provider,
-            # Priced here with the rate just looked up (``charge`` would look it up again);
-            # an unknown model goes to ``charge`` unpriced, which applies the policy.
-            cost=None if rate is None else rate.cost(usage),
-            unpriced=price_failed is not None,
-            held=held,
-            estimated=estimated,
-            on_fallback=on_fallback,
-            call_id=call_id,
-            source=SDK,
-            response_model=reported,
-            operation=adapter.operation,
-        )
+        if rate is not None:  # priced here: ``charge`` would look the rate up again
+            call = _spend.book(
+                chain,
+                usage,
+                model,
+                provider,
+                rate.cost(usage),
+                usage.input_tokens + usage.output_tokens,
+                1,
+                0,
+                held,
+                True,
+                estimated,
+                on_fallback,
+                None,
+                call_id,
+                SDK,
+                reported,
+                adapter.operation,
+            )
+        else:  # ``charge`` applies the unknown-model policy
+            call = _spend.charge(
+                chain,
+                usage,
+                model,
+                provider,
+                unpriced=price_failed is not None,
+                held=held,
+                estimated=estimated,
+                on_fallback=on_fallback,
+                call_id=call_id,
+                source=SDK,
+                response_model=reported,
+                operation=adapter.operation,
+            )
     except BaseException as exc:
         if call_id is not None:
             recorded = getattr(exc, "call", None)
             if claimed:
-                _spend.claimed(call_id, recorded)
+                _call_ids.claimed(call_id, recorded)
             elif recorded is not None:
-                _spend.remember(call_id, recorded)
+                _call_ids.remember(call_id, recorded)
         if raise_over or not isinstance(exc, Exception):
             raise
         return True, model
     if call_id is not None:
         if claimed:
-            _spend.claimed(call_id, call)
+            _call_ids.claimed(call_id, call)
         else:
-            _spend.remember(call_id, call)
+            _call_ids.remember(call_id, call)
     if price_failed is not None:
         raise price_failed
     return True, model
-
-
-def response_json(data: bytes) -> Any:
-    try:
-        return json.loads(data) if data else None
-    except ValueError:
-        return None

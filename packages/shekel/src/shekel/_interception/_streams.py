@@ -14,6 +14,7 @@ before their loop over the stream has finished.
 
 from __future__ import annotations
 
+import json
 import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +23,7 @@ from typing import Any
 from .. import _spend
 from .._errors import BudgetExceededError, ShekelError
 from ._adapter import StreamTally
-from ._call import InterceptedCall, as_shekel_error, for_sdk, response_json
+from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._strict import cut_off_point
 
 _byte_streams: dict[tuple[type, str], type] = {}
@@ -240,3 +241,10 @@ class AsyncTap(_Tap):
         error = self.closing_error()
         if error is not None:
             raise error
+
+
+def response_json(data: bytes) -> Any:
+    try:
+        return json.loads(data) if data else None
+    except ValueError:
+        return None
