@@ -3,9 +3,10 @@ the machine's load (wall time here varies by ±3 µs between runs).
 
 Run as a script under ``valgrind --tool=callgrind``, it executes one workload in regions
 bracketed by ``os.getppid()`` (counters zeroed) and ``os.getpgrp()`` (counters dumped), each
-region ``n`` iterations with no budget active, then ``n`` inside ``with budget(max_usd=1e9)``.
-:func:`count` starts it and returns ``{"without": instr, "with": instr}`` per iteration, or
-``None`` when valgrind is not installed.
+region ``n`` iterations with no budget active, then ``n`` inside ``with budget(max_usd=1e9)``,
+:data:`ROUNDS` times over. :func:`count` starts it and returns ``{"without": instr, "with":
+instr, "overhead": instr}`` per iteration (medians over the rounds), or ``None`` when valgrind is
+not installed.
 
 Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
 openai streamed call of K content chunks, read to the end).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROUNDS = 3
+"""Regions without and with a budget, alternated; the figure is the median of the rounds."""
 
 
 def _workload(name: str) -> Callable[[int], None]:
@@ -53,9 +57,10 @@ def _main() -> None:
     with budget(max_usd=1e9):  # installs interception, warms up both paths
         run(3)
     run(3)
-    _region(run, n)
-    with budget(max_usd=1e9):
+    for _ in range(ROUNDS):  # alternated: the SDK's own cost drifts by a few k per call
         _region(run, n)
+        with budget(max_usd=1e9):
+            _region(run, n)
 
 
 def _total(path: Path) -> int:
@@ -95,10 +100,18 @@ def count(name: str, n: int, python: str = sys.executable) -> dict[str, float] |
             stderr=subprocess.DEVNULL,
         )
         dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.name.split(".")[-1]))
-        if len(dumps) < 2:
-            raise RuntimeError(f"callgrind wrote {len(dumps)} region dumps, expected 2")
-        without, with_budget = (_total(p) / n for p in dumps[-2:])
-    return {"without": without, "with": with_budget, "overhead": with_budget - without}
+        if len(dumps) < 2 * ROUNDS:
+            raise RuntimeError(f"callgrind wrote {len(dumps)} region dumps, expected {2 * ROUNDS}")
+        per_call = [_total(p) / n for p in dumps[-2 * ROUNDS :]]
+    without, with_budget = per_call[0::2], per_call[1::2]
+    # Each round's difference, then their median: one region the SDK happened to make dearer
+    # (a cache of its own growing) moves the figure by less than a round.
+    overhead = statistics.median(w - wo for w, wo in zip(with_budget, without, strict=True))
+    return {
+        "without": statistics.median(without),
+        "with": statistics.median(with_budget),
+        "overhead": overhead,
+    }
 
 
 if __name__ == "__main__":

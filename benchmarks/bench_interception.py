@@ -82,8 +82,10 @@ NOTES = [
     " over its bytes.",
     "- *Instructions*: each workload run under `valgrind --tool=callgrind` (`_instructions.py`),"
     " in regions bracketed by `os.getppid()` (counters zeroed) and `os.getpgrp()` (dumped): n"
-    " calls with no budget active, then n inside `with budget(max_usd=1e9)`; the figure is the"
-    " difference per call (per chunk: (streams of 200 chunks − streams of 1) / 199), for shekel"
+    " calls with no budget active, then n inside `with budget(max_usd=1e9)`, three rounds"
+    " alternated (the SDK's own cost per call drifts by a few thousand instructions between"
+    " regions, dearest in the first); the figure is the median of the rounds' differences per"
+    " call (per chunk: (streams of 200 chunks − streams of 1) / 199), for shekel"
     " and for shekel 1.2.0 in its venv. Instruction counts do not move with the machine's load;"
     " they are the figures to judge a change by (the wall-time rows here vary by several µs"
     " between runs). shekel-otel is installed in the workspace: its zero-config watcher's share"
