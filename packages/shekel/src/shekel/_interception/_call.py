@@ -428,13 +428,8 @@ def charge_call(
     # a call only after the SDK returned it to the framework, which is after this.
     price_failed: Exception | None = None
     provider = adapter.provider
-    model: str | None = requested
     try:
-        rate = None  # the usual call (a model with a shared price) first, without ``pricing``
-        if requested is not None and not chain.price_tables:
-            rate = lookup_rate(requested, provider)
-        if rate is None:
-            model, rate = pricing(chain, adapter, requested, reported)
+        model, rate = pricing(chain, adapter, requested, reported)
     except Exception as exc:  # a price plugin failed: the call still counts, unpriced
         price_failed, model, rate = exc, requested or reported, None
     try:
@@ -446,16 +441,16 @@ def charge_call(
                 provider,
                 rate.cost(usage),
                 usage.input_tokens + usage.output_tokens,
-                1,
-                0,
+                1,  # llm_calls
+                0,  # tools
                 held,
-                True,
+                True,  # priced
                 estimated,
                 on_fallback,
-                None,
+                None,  # tool_name
                 call_id,
-                SDK,
-                reported,
+                SDK,  # source
+                reported,  # response_model
                 adapter.operation,
             )
         else:  # ``charge`` applies the unknown-model policy
