@@ -112,3 +112,33 @@ def test_threads_recording_into_one_budget_lose_no_call() -> None:
     assert (b.history().total_calls, totals.calls) == (threads * each, threads * each)
     assert (totals.input_tokens, totals.output_tokens) == (threads * each, 2 * threads * each)
     assert len(b.history().calls) == 50
+
+
+def test_totals_of_mixed_calls_are_counted_per_model_tool_and_manual_spend() -> None:
+    # More calls than one fold takes (256): the totals come from a fold during recording and
+    # one at the read, each holding calls of several models, tools and manual spend.
+    b = budget(name="mixed", history_size=10)
+    expected: dict[str, list[int]] = {}  # key -> [calls, input tokens]
+    for n in range(300):
+        kind = n % 4
+        if kind == 0:
+            b.record(usd=0.001, model="gpt-4o-mini", input_tokens=n)
+            key = "gpt-4o-mini"
+        elif kind == 1:
+            b.record(usd=0.002, model="gpt-4o", input_tokens=n, estimated=True)
+            key = "gpt-4o"
+        elif kind == 2:
+            b.record(usd=0.003)
+            key = "(manual)"
+        else:
+            b.tool_call("search", usd=0.004).commit()
+            key = "search"
+        counts = expected.setdefault(key, [0, 0])
+        counts[0] += 1
+        counts[1] += n if kind < 2 else 0
+    history = b.history()
+    found = {key: [t.calls, t.input_tokens] for key, t in history.by_model.items()}
+    assert found == expected
+    assert (history.total_calls, history.estimated_calls) == (300, 75)
+    assert history.by_model["search"].cost == 75 * 4_000_000  # nano-dollars
+    assert [c.tool_name for c in history.calls][-4:] == [None, None, None, "search"]

@@ -6,12 +6,13 @@ Per-model totals are kept exactly and forever; the per-call list is bounded (the
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple, cast
 
 from ._money import Nanos, nanos_to_usd
 
@@ -20,8 +21,7 @@ _FOLD_EVERY: Final = 256
 _sequence = itertools.count(1)
 
 
-@dataclass(slots=True)
-class CallRecord:
+class CallRecord(NamedTuple):
     """One recorded piece of spend.
 
     ``cost`` is in nano-dollars (``cost_usd`` in dollars). ``priced`` is False when no price was
@@ -32,8 +32,10 @@ class CallRecord:
     or an integration's name). ``response_model`` is the model the response named (a dated
     snapshot such as ``gpt-4o-mini-2024-07-18`` where ``model`` is the alias priced) and
     ``operation`` the kind of request (``"chat"``, ``"embeddings"``: OpenTelemetry's
-    ``gen_ai.operation.name``), both set by the interceptor and ``None`` when unknown. Treat
-    it as read-only (it is not frozen only because frozen dataclasses are slower to build).
+    ``gen_ai.operation.name``), both set by the interceptor and ``None`` when unknown.
+
+    A named tuple (immutable): one is built for every recorded call, and a tuple is the
+    cheapest object to build and to sum over.
     """
 
     seq: int
@@ -80,6 +82,18 @@ class CallRecord:
             "response_model": self.response_model,
             "operation": self.operation,
         }
+
+
+new_record: Final = cast(
+    "Callable[[tuple[Any, ...]], CallRecord]", functools.partial(tuple.__new__, CallRecord)
+)
+"""A :class:`CallRecord` from every field, in order: what the recording path builds, without
+the Python-level constructor's frame and keyword handling."""
+
+_MODEL, _INPUT, _OUTPUT, _COST, _PRICED, _ESTIMATED = (
+    operator.itemgetter(CallRecord._fields.index(name))
+    for name in ("model", "input_tokens", "output_tokens", "cost", "priced", "estimated")
+)
 
 
 next_sequence: Final[Callable[[], int]] = _sequence.__next__
@@ -137,25 +151,42 @@ class SpendHistory:
                 self._fold()
 
     def _fold(self) -> None:
-        """Count the queued calls into the totals (the caller holds the lock)."""
-        queued, kept, by_model = self._queued, self._calls, self._by_model
-        while queued:  # only ever emptied under the lock: no other thread takes from it
-            call = queued.popleft()
-            kept.append(call)
-            key = call.model or call.tool_name or "(manual)"
-            totals = by_model.get(key)
-            if totals is None:
-                totals = by_model[key] = ModelTotals()
-            totals.calls += 1
-            totals.input_tokens += call.input_tokens
-            totals.output_tokens += call.output_tokens
-            totals.cost += call.cost
-            self._total_calls += 1
-            if not call.priced:
-                totals.unpriced_calls += 1
-                self._unpriced_calls += 1
-            if call.estimated:
-                self._estimated_calls += 1
+        """Count the queued calls into the totals (the caller holds the lock): summed a model
+        at a time in C (``map``, ``sum``), not field by field in Python."""
+        queued = self._queued  # only ever emptied under the lock: no other thread takes from it
+        batch = list(itertools.starmap(queued.popleft, itertools.repeat((), len(queued))))
+        if not batch:
+            return
+        self._calls.extend(batch)
+        models = set(map(_MODEL, batch))
+        keys: list[Any] | None = None
+        if None in models or "" in models:  # unnamed spend counts under its tool, or manual
+            keys = [call.model or call.tool_name or "(manual)" for call in batch]
+            models = set(keys)
+        if len(models) == 1:
+            self._count(models.pop(), batch)
+            return
+        if keys is None:
+            keys = list(map(_MODEL, batch))
+        for model in models:
+            self._count(
+                model, [call for call, key in zip(batch, keys, strict=True) if key == model]
+            )
+
+    def _count(self, model: str, calls: list[CallRecord]) -> None:
+        totals = self._by_model.get(model)
+        if totals is None:
+            totals = self._by_model[model] = ModelTotals()
+        count = len(calls)
+        unpriced = count - sum(map(_PRICED, calls))
+        totals.calls += count
+        totals.input_tokens += sum(map(_INPUT, calls))
+        totals.output_tokens += sum(map(_OUTPUT, calls))
+        totals.cost += sum(map(_COST, calls))
+        totals.unpriced_calls += unpriced
+        self._total_calls += count
+        self._unpriced_calls += unpriced
+        self._estimated_calls += sum(map(_ESTIMATED, calls))
 
     def _folded(self) -> None:
         if self._queued:

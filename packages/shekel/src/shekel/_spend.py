@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from . import _clock
 from ._context import current_owner
 from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
-from ._history import CallRecord, next_sequence
+from ._history import CallRecord, new_record, next_sequence
 from ._leases import KEEPER
 from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
@@ -210,26 +210,28 @@ def book(
         if not exc.sent:
             raise
         kept, over = exc, None  # the store will have it later: this process records it now
-    call = CallRecord(
-        next_sequence(),
-        chain.full_name,
-        model,
-        usage.input_tokens,
-        usage.output_tokens,
-        cost,
-        tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.reasoning_tokens,
-        provider,
-        priced,
-        estimated,
-        on_fallback,
-        tool_name,
-        call_id,
-        source,
-        response_model,
-        operation,
+    call = new_record(
+        (
+            next_sequence(),
+            chain.full_name,
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            cost,
+            tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+            provider,
+            priced,
+            estimated,
+            on_fallback,
+            tool_name,
+            call_id,
+            source,
+            response_model,
+            operation,
+        )
     )
     if kept is not None:
         kept.call = call
