@@ -139,6 +139,7 @@ def test_totals_of_mixed_calls_are_counted_per_model_tool_and_manual_spend() -> 
     history = b.history()
     found = {key: [t.calls, t.input_tokens] for key, t in history.by_model.items()}
     assert found == expected
+    assert list(history.by_model) == ["gpt-4o-mini", "gpt-4o", "(manual)", "search"]  # as seen
     assert (history.total_calls, history.estimated_calls) == (300, 75)
     assert history.by_model["search"].cost == 75 * 4_000_000  # nano-dollars
     assert [c.tool_name for c in history.calls][-4:] == [None, None, None, "search"]

@@ -158,13 +158,13 @@ class SpendHistory:
         if not batch:
             return
         self._calls.extend(batch)
-        models = set(map(_MODEL, batch))
+        models = dict.fromkeys(map(_MODEL, batch))  # in the order first seen, as tables show
         keys: list[Any] | None = None
         if None in models or "" in models:  # unnamed spend counts under its tool, or manual
             keys = [call.model or call.tool_name or "(manual)" for call in batch]
-            models = set(keys)
+            models = dict.fromkeys(keys)
         if len(models) == 1:
-            self._count(models.pop(), batch)
+            self._count(next(iter(models)), batch)
             return
         if keys is None:
             keys = list(map(_MODEL, batch))

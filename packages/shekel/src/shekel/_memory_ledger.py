@@ -62,12 +62,22 @@ class InMemoryLedger(Ledger):
     def record(
         self, chain: Sequence[Link], usd: int, tokens: int, calls: int = 0, tools: int = 0
     ) -> Overrun | None:
-        if tools or len(chain) > 3:
+        depth = len(chain)
+        if depth == 1 and not tools:  # a budget with no parent: the straight path
+            ((a, caps),) = chain
+            with self._lock:
+                a.usd += usd
+                a.tokens += tokens
+                a.calls += calls
+                if a.usd > caps[0] or a.tokens > caps[1] or a.calls > caps[2]:
+                    return overrun_used(0, a, caps)
+            return None
+        if tools or depth > 3:
             return self._record_any(chain, usd, tokens, calls, tools)
         # Straight-line code for the usual depths (see the class docstring).
         a, caps = chain[0]
         b, b_caps = chain[-1]
-        m, m_caps = chain[1] if len(chain) == 3 else chain[0]
+        m, m_caps = chain[1] if depth == 3 else chain[0]
         with self._lock:
             a.usd += usd
             a.tokens += tokens

@@ -41,17 +41,22 @@ def messages_usage(usage: object) -> TokenUsage | None:
 def message_counts(plain: object, output: object, read: object, write: object) -> TokenUsage | None:
     """A message's usage from its four counts (``None`` where the response has none): all
     prompt tokens as input; ``None`` when they are not token counts."""
+    if read is None:
+        read = 0
+    if write is None:
+        write = 0
     # The usual case (plain ints) without a call per field: this runs on every call.
     if (
         type(plain) is int
         and type(output) is int
+        and type(read) is int
+        and type(write) is int
         and 0 <= plain < MAX_TOKEN_COUNT
         and 0 <= output < MAX_TOKEN_COUNT
-        and (read is None or (type(read) is int and 0 <= read < MAX_TOKEN_COUNT))
-        and (write is None or (type(write) is int and 0 <= write < MAX_TOKEN_COUNT))
+        and 0 <= read < MAX_TOKEN_COUNT
+        and 0 <= write < MAX_TOKEN_COUNT
     ):
-        r, w = read or 0, write or 0
-        return TokenUsage(plain + r + w, output, r, w)
+        return TokenUsage(plain + read + write, output, read, write)
     counts = [token_count(value) for value in (plain, output, read, write)]
     if None in counts:
         return None  # malformed: recorded as an estimate, never as $0

@@ -41,16 +41,20 @@ def chat_counts(
     ``None`` when they are not token counts."""
     if prompt is None and completion is None:
         return None
+    if cached is None:
+        cached = 0
+    if reasoning is None:
+        reasoning = 0
     # The usual case (plain ints) without a call per field: this runs on every call.
     if (
         type(prompt) is int
         and type(completion) is int
-        and 0 <= prompt < _BIG
-        and 0 <= completion < _BIG
-        and (cached is None or (type(cached) is int and 0 <= cached <= prompt))
-        and (reasoning is None or (type(reasoning) is int and 0 <= reasoning <= completion))
+        and type(cached) is int
+        and type(reasoning) is int
+        and 0 <= cached <= prompt < _BIG
+        and 0 <= reasoning <= completion < _BIG
     ):
-        return TokenUsage(prompt, completion, cached or 0, 0, reasoning or 0)
+        return TokenUsage(prompt, completion, cached, 0, reasoning)
     counts = [token_count(v) for v in (prompt, completion, cached, reasoning)]
     if None in counts:
         return None

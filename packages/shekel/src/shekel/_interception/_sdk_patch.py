@@ -132,14 +132,17 @@ def _traced(client: Any) -> bool:
         return True
 
 
-def _begin(
-    active: Any, client: Any, options: Any, kwargs: dict[str, Any]
-) -> tuple[Any, ProtocolAdapter, dict[str, Any], bool] | None:
-    """``(chain, adapter, json_data, show_usage)`` when this layer takes the request, once the
-    paying budget's ``chain`` was found to have room (``None`` when a router said nobody pays;
-    ``show_usage``: the router hands a stream's usage chunk on to the caller); ``None`` leaves
-    the request to the HTTP layer. Raises the refusal, nothing sent, when there is no room."""
-    streamed = kwargs.get("stream")
+Taken = tuple[Any, ProtocolAdapter, dict[str, Any], bool, bool]
+"""A request this layer takes: ``(chain, adapter, json_data, streamed, show_usage)``."""
+
+
+def _begin(active: Any, client: Any, options: Any, kwargs: dict[str, Any]) -> Taken | None:
+    """``(chain, adapter, json_data, streamed, show_usage)`` when this layer takes the request,
+    once the paying budget's ``chain`` was found to have room (``None`` when a router said
+    nobody pays; ``show_usage``: the router hands a stream's usage chunk on to the caller);
+    ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
+    is no room."""
+    streamed = bool(kwargs.get("stream"))
     data = options.json_data
     if data.__class__ is not dict or options.method != "post":
         return None
@@ -166,7 +169,7 @@ def _begin(
         if chosen is not None:
             budget, show_usage = chosen.budget, chosen.show_stream_usage
     if budget is None:
-        return None, adapter, data, show_usage
+        return None, adapter, data, streamed, show_usage
     chain = budget._c
     ledger = chain.ledger
     if not chain.unheld or ledger.blocks:
@@ -175,7 +178,7 @@ def _begin(
         over = ledger.check(chain.links, 0, 0, 1, need_headroom=True)
         if over is not None:  # shekel's error, and the SDK's base error too, as below
             raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
-    return chain, adapter, data, show_usage
+    return chain, adapter, data, streamed, show_usage
 
 
 # -- after the response -----------------------------------------------------------------------
@@ -214,16 +217,21 @@ def _size(result: Any) -> int:
         return len(repr(result))
 
 
-def _record(chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: Any) -> None:
-    """Record the call; an error that is not shekel's (a plugin's, a warnings filter's) comes
-    out as a ``CallbackError``; both carry the SDK's base error class, as from the HTTP layer."""
+def _record(
+    chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], model: Any, result: Any
+) -> None:
+    """Record the call (``model``: the request's); an error that is not shekel's (a plugin's, a
+    warnings filter's) comes out as a ``CallbackError``; both carry the SDK's base error class,
+    as from the HTTP layer."""
     try:
-        model = data.get("model")
         requested = model if model.__class__ is str else None
-        reported = getattr(result, "model", None)
+        try:  # the SDK's response object has all three: read plainly, as on every call
+            reported, usage, call_id = result.model, result.usage, result.id
+        except AttributeError:  # an object of another shape: what it has
+            reported, usage = getattr(result, "model", None), getattr(result, "usage", None)
+            call_id = getattr(result, "id", None)
         if reported.__class__ is not str:
             reported = None
-        usage = getattr(result, "usage", None)
         counted = None if usage is None else _usage(adapter, usage)
         if counted is None:  # estimated from the sizes, as the HTTP layer does
             call = InterceptedCall(chain.budget, adapter)
@@ -231,7 +239,6 @@ def _record(chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], result: 
             call.body_size = len(json.dumps(data, default=str))
             call.settle(None, reported, output_guess=_size(result) >> 2)
             return
-        call_id = getattr(result, "id", None)
         charge_call(
             chain,
             adapter,
@@ -255,10 +262,10 @@ def _make_sync_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return original(self, cast_to, options, *args, **kwargs)
-        chain, adapter, data, show_usage = taken
-        streamed = bool(kwargs.get("stream"))
+        chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
-        handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
+        model = data.get("model")
+        handled = HANDLED.set((self._client, chain, adapter, model))
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         finally:
@@ -266,7 +273,7 @@ def _make_sync_request(original: Any) -> Any:
         if chain is not None:
             if streamed:
                 return watch(result, chain, adapter, data, hide)
-            _record(chain, adapter, data, result)
+            _record(chain, adapter, data, model, result)
         return result
 
     return request
@@ -280,10 +287,10 @@ def _make_async_request(original: Any) -> Any:
         taken = _begin(active, self, options, kwargs)
         if taken is None:
             return await original(self, cast_to, options, *args, **kwargs)
-        chain, adapter, data, show_usage = taken
-        streamed = bool(kwargs.get("stream"))
+        chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
-        handled = HANDLED.set((self._client, chain, adapter, data.get("model")))
+        model = data.get("model")
+        handled = HANDLED.set((self._client, chain, adapter, model))
         try:
             result = await original(self, cast_to, options, *args, **kwargs)
         finally:
@@ -291,7 +298,7 @@ def _make_async_request(original: Any) -> Any:
         if chain is not None:
             if streamed:
                 return watch_async(result, chain, adapter, data, hide)
-            _record(chain, adapter, data, result)
+            _record(chain, adapter, data, model, result)
         return result
 
     return request
