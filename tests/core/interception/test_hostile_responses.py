@@ -57,11 +57,27 @@ def test_whole_numbers_written_as_floats_are_counted(usage: dict[str, object]) -
     assert b.history().calls[0].estimated is False
 
 
+def test_counts_beyond_the_quick_test_are_counted_exactly() -> None:
+    # 2**49 and more are still token counts: the slower test takes them (and prices them).
+    client = openai_client(
+        json_handler(
+            http_library(openai),
+            chat_completion({"prompt_tokens": 2**49 + 1, "completion_tokens": 3}),
+        )
+    )
+    with budget() as b:
+        client.chat.completions.create(model="gpt-4o", messages=USER, max_tokens=100)
+    call = b.history().calls[0]
+    assert (call.input_tokens, call.output_tokens, call.estimated) == (2**49 + 1, 3, False)
+    assert call.cost == (2**49 + 1) * 2_500 + 3 * 10_000  # nano-dollars (gpt-4o: 2.5 and 10 $/M)
+
+
 HOSTILE = {
     "negative": {"prompt_tokens": -1000, "completion_tokens": -1000},
     "strings": {"prompt_tokens": "1000", "completion_tokens": "1000"},
     "fractions": {"prompt_tokens": 10.5, "completion_tokens": 3},
     "boolean": {"prompt_tokens": True, "completion_tokens": 3},
+    "beyond any count": {"prompt_tokens": 10**15, "completion_tokens": 3},
     "cached more than prompt": {
         "prompt_tokens": "x",
         "completion_tokens": 1,
@@ -127,6 +143,29 @@ def test_malformed_anthropic_usage_is_an_estimate(counts: tuple[object, object])
             ) as stream,
         ):
             stream.until_done()
+    assert "UsageMissingWarning" in [type(w.message).__name__ for w in caught]
+    assert b.history().calls[0].estimated is True
+    assert b.spent > 0
+
+
+@pytest.mark.parametrize("counts", [(-1000, 10), (10**15, 10), (10, True), (10, "10")])
+def test_malformed_counts_of_an_anthropic_message_are_an_estimate(
+    counts: tuple[object, object],
+) -> None:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5-20251001",
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": counts[0], "output_tokens": counts[1]},
+    }
+    client = anthropic_client(json_handler(http_library(anthropic), message))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with budget(max_usd=1) as b:
+            client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=USER)
     assert "UsageMissingWarning" in [type(w.message).__name__ for w in caught]
     assert b.history().calls[0].estimated is True
     assert b.spent > 0

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import (
-    MAX_TOKEN_COUNT,
+    SURELY_A_COUNT,
     ProtocolAdapter,
     RequestInfo,
     StreamTally,
@@ -51,10 +51,7 @@ def message_counts(plain: object, output: object, read: object, write: object) -
         and type(output) is int
         and type(read) is int
         and type(write) is int
-        and 0 <= plain < MAX_TOKEN_COUNT
-        and 0 <= output < MAX_TOKEN_COUNT
-        and 0 <= read < MAX_TOKEN_COUNT
-        and 0 <= write < MAX_TOKEN_COUNT
+        and 0 <= plain | output | read | write < SURELY_A_COUNT
     ):
         return TokenUsage(plain + read + write, output, read, write)
     counts = [token_count(value) for value in (plain, output, read, write)]

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import (
+    SURELY_A_COUNT,
     ProtocolAdapter,
     RequestInfo,
     StreamTally,
@@ -51,8 +52,9 @@ def chat_counts(
         and type(completion) is int
         and type(cached) is int
         and type(reasoning) is int
-        and 0 <= cached <= prompt < _BIG
-        and 0 <= reasoning <= completion < _BIG
+        and 0 <= prompt | completion | cached | reasoning < SURELY_A_COUNT
+        and cached <= prompt
+        and reasoning <= completion
     ):
         return TokenUsage(prompt, completion, cached, 0, reasoning)
     counts = [token_count(v) for v in (prompt, completion, cached, reasoning)]
@@ -60,9 +62,6 @@ def chat_counts(
         return None
     p, c, ca, r = (n or 0 for n in counts)
     return TokenUsage(p, c, min(ca, p), 0, min(r, c))
-
-
-_BIG = 10**15
 
 
 class _OpenAIAdapter(ProtocolAdapter):
