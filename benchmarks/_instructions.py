@@ -9,7 +9,9 @@ instr, "overhead": instr}`` per iteration (medians over the rounds), or ``None``
 not installed.
 
 Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
-openai streamed call of K content chunks, read to the end).
+openai streamed call of K content chunks, read to the end), ``outside`` (this project only: the
+openai call with no budget active, every region without shekel's patches against one with
+them, after LangChain and LangGraph ran in a budget; "with" means patched there).
 """
 
 from __future__ import annotations
@@ -51,8 +53,57 @@ def _region(run: Callable[[int], None], n: int, history: Any = None) -> None:
     os.getpgrp()  # --dump-before
 
 
+def _use_integrations() -> None:
+    """Run a LangChain model and a LangGraph graph inside a budget once each, as an application
+    does: each integration registers its router then."""
+    import itertools
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import END, START, StateGraph
+
+    from shekel import budget
+    from shekel_langgraph import budgeted_graph
+
+    answer = AIMessage(
+        content="ok",
+        usage_metadata={"input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
+        response_metadata={"model_name": "gpt-4o-mini"},
+    )
+    graph: Any = StateGraph(dict)
+    graph.add_node("step", lambda state: {})
+    graph.add_edge(START, "step")
+    graph.add_edge("step", END)
+    with budget(max_usd=1e9, name="integrations"):
+        GenericFakeChatModel(messages=itertools.repeat(answer)).invoke("hi")
+        budgeted_graph(graph.compile()).invoke({})
+
+
+def _outside(n: int) -> None:
+    """Regions of SDK calls made outside every budget: the bare SDK (shekel's patches taken
+    off), then the same with them on, after LangChain and LangGraph were used in a budget."""
+    from shekel import budget
+    from shekel._interception import _httpx_patch
+
+    run = _workload("openai")
+    gc.disable()
+    with budget(max_usd=1e9):  # installs interception
+        run(3)
+    if not os.environ.get("SHEKEL_BENCH_NO_INTEGRATIONS"):
+        _use_integrations()
+    run(3)
+    for _ in range(ROUNDS):
+        _httpx_patch.uninstall()
+        _region(run, n)
+        _httpx_patch.install()
+        _region(run, n)
+
+
 def _main() -> None:
     name, n = sys.argv[1], int(sys.argv[2])
+    if name == "outside":
+        _outside(n)
+        return
     from shekel import budget
 
     run = _workload(name)

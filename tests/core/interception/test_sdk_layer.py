@@ -203,3 +203,34 @@ def test_threads_share_a_parent_budget_without_losing_a_call(fake: FakeProvider)
     )
     children_spent = sum(parent.find_child(f"worker{i}").spent for i in range(16))  # type: ignore[union-attr]
     assert parent.spent == pytest.approx(children_spent, abs=1e-9)
+
+
+@pytest.mark.parametrize("sdk", [openai, anthropic], ids=["openai", "anthropic"])
+def test_the_installed_sdks_request_is_patched_with_its_own_signature(sdk: Any) -> None:
+    """This runs on the lowest and the newest SDKs shekel declares: a ``request`` of another
+    shape would be left to the HTTP layer, and the SDK layer's savings silently lost."""
+    import inspect
+
+    with budget():
+        pass  # installs interception
+    for client in (sdk._base_client.SyncAPIClient, sdk._base_client.AsyncAPIClient):
+        original = getattr(client.request, "__shekel_original__", None)
+        assert original is not None, f"{sdk.__name__} {sdk.__version__}: request not patched"
+        assert inspect.signature(client.request).parameters.keys() == (
+            inspect.signature(original).parameters.keys()
+        )
+
+
+def test_a_request_of_another_shape_is_left_to_the_http_layer() -> None:
+    import types
+
+    from shekel._interception import _sdk_patch
+
+    class SyncAPIClient:
+        def request(self, cast_to: Any, options: Any, retries: int = 0, **rest: Any) -> Any:
+            return cast_to
+
+    module = types.ModuleType("some_sdk._base_client")
+    module.SyncAPIClient = SyncAPIClient  # type: ignore[attr-defined]
+    _sdk_patch.patch(module)
+    assert not hasattr(SyncAPIClient.request, "__shekel_original__")

@@ -20,6 +20,7 @@ stream_cls=None)``, holds across the versions shekel declares (openai 2.31 to 3.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from contextvars import ContextVar
@@ -136,18 +137,18 @@ Taken = tuple[Any, ProtocolAdapter, dict[str, Any], bool, bool]
 """A request this layer takes: ``(chain, adapter, json_data, streamed, show_usage)``."""
 
 
-def _begin(active: Any, client: Any, options: Any, kwargs: dict[str, Any]) -> Taken | None:
+def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any) -> Taken | None:
     """``(chain, adapter, json_data, streamed, show_usage)`` when this layer takes the request,
     once the paying budget's ``chain`` was found to have room (``None`` when a router said
     nobody pays; ``show_usage``: the router hands a stream's usage chunk on to the caller);
     ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
     is no room."""
-    streamed = bool(kwargs.get("stream"))
+    streamed = bool(stream)
     data = options.json_data
     if data.__class__ is not dict or options.method != "post":
         return None
     if streamed:  # chat completions only, built as openai's Stream builds them
-        if not data.get("stream") or not takes(kwargs.get("stream_cls")):
+        if not data.get("stream") or not takes(stream_cls):
             return None
     elif data.get("stream"):
         return None
@@ -255,19 +256,21 @@ def _record(
 
 
 def _make_sync_request(original: Any) -> Any:
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+    def request(
+        self: Any, cast_to: Any, options: Any, *, stream: Any = False, stream_cls: Any = None
+    ) -> Any:
         active = active_budget()
         if active is None and not (LISTENING.shekel_route_call and routes_without_budget()):
-            return original(self, cast_to, options, *args, **kwargs)
-        taken = _begin(active, self, options, kwargs)
+            return original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+        taken = _begin(active, self, options, stream, stream_cls)
         if taken is None:
-            return original(self, cast_to, options, *args, **kwargs)
+            return original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         model = data.get("model")
         handled = HANDLED.set((self._client, chain, adapter, model))
         try:
-            result = original(self, cast_to, options, *args, **kwargs)
+            result = original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         finally:
             HANDLED.reset(handled)
         if chain is not None:
@@ -280,19 +283,21 @@ def _make_sync_request(original: Any) -> Any:
 
 
 def _make_async_request(original: Any) -> Any:
-    async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+    async def request(
+        self: Any, cast_to: Any, options: Any, *, stream: Any = False, stream_cls: Any = None
+    ) -> Any:
         active = active_budget()
         if active is None and not (LISTENING.shekel_route_call and routes_without_budget()):
-            return await original(self, cast_to, options, *args, **kwargs)
-        taken = _begin(active, self, options, kwargs)
+            return await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+        taken = _begin(active, self, options, stream, stream_cls)
         if taken is None:
-            return await original(self, cast_to, options, *args, **kwargs)
+            return await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         model = data.get("model")
         handled = HANDLED.set((self._client, chain, adapter, model))
         try:
-            result = await original(self, cast_to, options, *args, **kwargs)
+            result = await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         finally:
             HANDLED.reset(handled)
         if chain is not None:
@@ -304,6 +309,24 @@ def _make_async_request(original: Any) -> Any:
     return request
 
 
+def _known_shape(request: Any) -> bool:
+    """Whether ``request`` takes exactly ``(self, cast_to, options, *, stream, stream_cls)``:
+    the patch repeats that signature (a pass-through taking ``*args, **kwargs`` costs about 3k
+    instructions more per call, in and outside budgets). Another shape is left unpatched: the
+    HTTP layer then sees its calls."""
+    try:
+        parameters = inspect.signature(request).parameters
+    except (TypeError, ValueError):
+        return False
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
+    return tuple(parameters) == _REQUEST_PARAMETERS and all(
+        parameters[name].kind is keyword_only for name in _REQUEST_PARAMETERS[3:]
+    )
+
+
+_REQUEST_PARAMETERS: Final = ("self", "cast_to", "options", "stream", "stream_cls")
+
+
 def patch(module: ModuleType) -> None:
     """Patch ``request`` of the SDK's base clients (idempotent)."""
     for name, factory in (
@@ -312,6 +335,8 @@ def patch(module: ModuleType) -> None:
     ):
         cls = getattr(module, name, None)
         if cls is None or getattr(cls.request, _PATCHED, None) is not None:
+            continue
+        if not _known_shape(cls.request):
             continue
         wrapper = factory(cls.request)
         setattr(wrapper, _PATCHED, cls.request)
