@@ -234,3 +234,20 @@ def test_a_request_of_another_shape_is_left_to_the_http_layer() -> None:
     module.SyncAPIClient = SyncAPIClient  # type: ignore[attr-defined]
     _sdk_patch.patch(module)
     assert not hasattr(SyncAPIClient.request, "__shekel_original__")
+
+
+def test_httpx_send_is_patched_with_its_own_signature() -> None:
+    """On the lowest and newest httpx: the usual calls pass through with httpx's declared
+    arguments, not ``*args, **kwargs``."""
+    import inspect
+
+    import httpx
+
+    with budget():
+        pass  # installs interception
+    for client in (httpx.Client, httpx.AsyncClient):
+        original = getattr(client.send, "__shekel_original__", None)
+        assert original is not None, f"httpx {httpx.__version__}: send not patched"
+        patched = inspect.signature(client.send).parameters
+        assert patched.keys() == inspect.signature(original).parameters.keys()
+        assert [p.default for p in patched.values()][2:] == list(original.__kwdefaults__.values())

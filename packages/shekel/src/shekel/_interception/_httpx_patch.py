@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
+import inspect
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -284,7 +285,7 @@ def _hand_over(response: Any, data: dict[str, Any]) -> None:
     attributes["json"] = json_once
 
 
-def _make_sync_send(original: Any) -> Any:
+def _make_sync_send_any(original: Any) -> Any:
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
         if budget is None and not (LISTENING.shekel_route_call and routes_without_budget()):
@@ -317,7 +318,7 @@ def _make_sync_send(original: Any) -> Any:
     return send
 
 
-def _make_async_send(original: Any) -> Any:
+def _make_async_send_any(original: Any) -> Any:
     async def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         budget = active_budget()
         if budget is None and not (LISTENING.shekel_route_call and routes_without_budget()):
@@ -359,5 +360,103 @@ def _make_async_send(original: Any) -> Any:
         except Exception as exc:
             raise for_sdk(as_shekel_error(exc, sent=True), call.adapter) from cause(exc)
         return response
+
+    return send
+
+
+# -- the usual cases with httpx's own signature -----------------------------------------------
+# A pass-through taking ``*args, **kwargs`` costs about 3k instructions per call more than one
+# taking the arguments as declared: paid by every SDK call, inside and outside budgets. When
+# ``send`` has httpx's shape, the two usual cases (no budget active; a request the SDK layer
+# took) take the declared arguments, and every other request goes on to the general wrapper.
+
+_SEND_PARAMETERS: Final = ("self", "request", "stream", "auth", "follow_redirects")
+
+
+def _send_defaults(send: Any) -> tuple[Any, Any, Any] | None:
+    """The defaults of ``send(self, request, *, stream, auth, follow_redirects)``, or ``None``
+    when ``send`` has another shape."""
+    try:
+        parameters = inspect.signature(send).parameters
+    except (TypeError, ValueError):
+        return None
+    if tuple(parameters) != _SEND_PARAMETERS:
+        return None
+    named = [parameters[name] for name in _SEND_PARAMETERS[2:]]
+    if any(p.kind is not p.KEYWORD_ONLY or p.default is p.empty for p in named):
+        return None
+    return named[0].default, named[1].default, named[2].default
+
+
+def _make_sync_send(original: Any) -> Any:
+    general = _make_sync_send_any(original)
+    defaults = _send_defaults(original)
+    if defaults is None:
+        return general
+    stream_default, auth_default, follow_default = defaults
+
+    def send(
+        self: Any,
+        request: Any,
+        *,
+        stream: Any = stream_default,
+        auth: Any = auth_default,
+        follow_redirects: Any = follow_default,
+    ) -> Any:
+        if active_budget() is None and not (
+            LISTENING.shekel_route_call and routes_without_budget()
+        ):
+            return original(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        handled = HANDLED.get()
+        if handled is None or handled[0] is not self:
+            return general(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        try:  # taken by the SDK layer
+            return original(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        except BaseException as exc:
+            attempt_failed(handled, getattr(request, "_content", b""), exc)
+            raise
+
+    return send
+
+
+def _make_async_send(original: Any) -> Any:
+    general = _make_async_send_any(original)
+    defaults = _send_defaults(original)
+    if defaults is None:
+        return general
+    stream_default, auth_default, follow_default = defaults
+
+    async def send(
+        self: Any,
+        request: Any,
+        *,
+        stream: Any = stream_default,
+        auth: Any = auth_default,
+        follow_redirects: Any = follow_default,
+    ) -> Any:
+        if active_budget() is None and not (
+            LISTENING.shekel_route_call and routes_without_budget()
+        ):
+            return await original(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        handled = HANDLED.get()
+        if handled is None or handled[0] is not self:
+            return await general(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        try:  # taken by the SDK layer
+            return await original(
+                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+        except BaseException as exc:
+            attempt_failed(handled, getattr(request, "_content", b""), exc)
+            raise
 
     return send
