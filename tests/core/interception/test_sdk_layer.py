@@ -237,17 +237,24 @@ def test_a_request_of_another_shape_is_left_to_the_http_layer() -> None:
 
 
 def test_httpx_send_is_patched_with_its_own_signature() -> None:
-    """On the lowest and newest httpx: the usual calls pass through with httpx's declared
-    arguments, not ``*args, **kwargs``."""
+    """On the lowest and newest httpx (and httpx2, with openai 3): the usual calls pass through
+    with httpx's declared arguments, not ``*args, **kwargs``."""
+    import importlib
+    import importlib.util
     import inspect
 
-    import httpx
-
+    flavours = [
+        importlib.import_module(name)
+        for name in ("httpx", "httpx2")
+        if importlib.util.find_spec(name) is not None
+    ]
     with budget():
         pass  # installs interception
-    for client in (httpx.Client, httpx.AsyncClient):
-        original = getattr(client.send, "__shekel_original__", None)
-        assert original is not None, f"httpx {httpx.__version__}: send not patched"
-        patched = inspect.signature(client.send).parameters
-        assert patched.keys() == inspect.signature(original).parameters.keys()
-        assert [p.default for p in patched.values()][2:] == list(original.__kwdefaults__.values())
+    for library in flavours:
+        for client in (library.Client, library.AsyncClient):
+            original = getattr(client.send, "__shekel_original__", None)
+            assert original is not None, f"{library.__name__}: send not patched"
+            patched = inspect.signature(client.send).parameters
+            assert patched.keys() == inspect.signature(original).parameters.keys()
+            defaults = [p.default for p in patched.values()][2:]
+            assert defaults == list(original.__kwdefaults__.values())
