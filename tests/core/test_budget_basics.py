@@ -9,6 +9,7 @@ import pytest
 
 import shekel
 from shekel import (
+    BudgetConfigError,
     BudgetExceededError,
     BudgetWarning,
     ShekelError,
@@ -498,3 +499,33 @@ def test_every_exception_derives_from_shekel_error() -> None:
     assert issubclass(shekel.BudgetExceededError, RuntimeError)
     assert issubclass(shekel.ToolBudgetExceededError, shekel.BudgetExceededError)
     assert issubclass(shekel.BudgetConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"input_tokens": -1},
+        {"output_tokens": 10**15},
+        {"cached_input_tokens": 1.5},
+        {"llm_calls": True},
+        {"cache_write_tokens": -3},
+    ],
+)
+def test_record_refuses_counts_that_are_not_whole_numbers_in_range(
+    counts: dict[str, object],
+) -> None:
+    b = budget(name="b")
+    with pytest.raises(BudgetConfigError, match="must be a whole number"):
+        b.record(usd=0.01, **counts)  # type: ignore[arg-type]
+    assert b.spent == 0
+
+
+def test_record_takes_counts_beyond_the_quick_test_exactly() -> None:
+    call = budget(name="b").record(model="gpt-4o-mini", input_tokens=2**49 + 1, output_tokens=7)
+    assert (call.input_tokens, call.output_tokens, call.tokens) == (2**49 + 1, 7, 2**49 + 8)
+
+
+@pytest.mark.parametrize("source", ["", "  ", 5])
+def test_record_refuses_a_source_that_is_not_a_name(source: object) -> None:
+    with pytest.raises(BudgetConfigError, match="source must be"):
+        budget(name="b").record(usd=0.01, source=source)  # type: ignore[arg-type]

@@ -408,6 +408,10 @@ def check_arguments(arguments: Mapping[str, object]) -> None:
 
 MAX_COUNT: Final = 10**15
 """The largest token or call count one record may carry."""
+SURELY_A_COUNT: Final = 2**49
+"""A power of two below :data:`MAX_COUNT`: when ints ``a | b`` (a bitwise or) is in
+``range(SURELY_A_COUNT)``, both are counts in range; one test for several counts (a larger
+value takes the full test)."""
 
 
 def check_counts(**counts: object) -> None:

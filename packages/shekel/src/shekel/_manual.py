@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from . import _call_ids, _loops, _spend
-from ._config import MAX_COUNT, check_counts, check_text
+from ._config import MAX_COUNT, SURELY_A_COUNT, check_counts, check_text
 from ._context import active_budget
 from ._errors import BudgetConfigError, BudgetStateError
 from ._history import CallRecord
@@ -88,14 +88,13 @@ def _record(
         and type(cache_write_tokens) is int
         and type(llm_calls) is int
         and (tokens is None or type(tokens) is int)
-        and 0 <= input_tokens < MAX_COUNT
-        and 0 <= output_tokens < MAX_COUNT
-        and 0 <= cached_input_tokens < MAX_COUNT
-        and 0 <= cache_write_tokens < MAX_COUNT
-        and 0 <= llm_calls < MAX_COUNT
+        and 0
+        <= input_tokens | output_tokens | cached_input_tokens | cache_write_tokens | llm_calls
+        < SURELY_A_COUNT
         and (tokens is None or 0 <= tokens < MAX_COUNT)
         and (model is None or (type(model) is str and model and not model.isspace()))
         and (provider is None or type(provider) is str)
+        and (source is None or (type(source) is str and source and not source.isspace()))
     ):
         check_counts(
             input_tokens=input_tokens,
@@ -107,7 +106,6 @@ def _record(
         )
         check_text("model", model)
         check_text("provider", provider)
-    if source is not None:
         check_text("source", source)
     if type(estimated) is not bool:
         raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")

@@ -245,9 +245,6 @@ def streamed_text_tokens(data: bytes, pattern: re.Pattern[bytes]) -> int:
 
 
 MAX_TOKEN_COUNT: Final = 10**15
-SURELY_A_COUNT: Final = 2**49
-"""An upper bound below :data:`MAX_TOKEN_COUNT` that is a power of two: when ints ``a | b`` (a
-bitwise or) is in ``range(SURELY_A_COUNT)``, both are; one test for several counts."""
 
 
 def token_count(value: object) -> int | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+from .._config import SURELY_A_COUNT
 from .._pricing import TokenUsage
 from ._adapter import (
-    SURELY_A_COUNT,
     ProtocolAdapter,
     RequestInfo,
     StreamTally,
