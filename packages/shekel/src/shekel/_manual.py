@@ -181,7 +181,10 @@ def check(
         check_counts(tokens=tokens, llm_calls=llm_calls, tool_calls=tool_calls)
         _spend.check(chain, spend_to_nanos(usd), tokens, llm_calls, tool_calls)
         return
-    _spend.check(chain, 0, 0, 1, 0)  # "may one more call go?": nothing to validate
+    # "May one more call go?": nothing to validate, and the ledger's unlocked test says yes
+    # without the lock (its locked check then only describes a refusal).
+    if not chain.ledger.may_call(chain.current_links()):
+        _spend.check(chain, 0, 0, 1, 0)
 
 
 def _active_chain() -> Chain | None:
