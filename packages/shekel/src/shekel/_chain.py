@@ -58,6 +58,7 @@ class Chain:
         "pending",
         "periods",
         "plain",
+        "policed",
         "policy",
         "price_tables",
         "private",
@@ -152,6 +153,11 @@ class Chain:
             self.timed = bool(windows) or parent.timed
         lineage = self.lineage
         self.guarded = any(c.loops is not None for c in lineage)
+        # The budgets whose policy may act on a recorded call (a warning or a fallback to
+        # watch for), innermost first: the rest never need a look after a call.
+        self.policed = tuple(
+            c for c in lineage if c.config.warn_at is not None or c.config.fallback is not None
+        )
         self.plain = not (
             self.timed
             or self.strict

@@ -254,7 +254,7 @@ def _settle(
 
 def after_charge(chain: Chain, call: CallRecord, over: Overrun | None) -> None:
     chain.history.add(call)
-    for b in chain.lineage:
+    for b in chain.policed:
         policy = b.policy
         if policy.switched_at is not None:
             policy.add_fallback_spend(call.cost)
