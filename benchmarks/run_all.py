@@ -9,7 +9,8 @@ root (git-ignored). Options (also passed on to every suite, which ignores what i
 ``--baseline REF``       also measure git ``REF`` (or a directory holding the ``shekel`` package)
                          side by side, for before/after figures;
 ``--only NAME``          run only ``bench_NAME.py`` (repeatable);
-``--markdown PATH``      also write the Markdown table (``benchmarks/RESULTS.md`` for the README);
+``--markdown PATH``      also write the Markdown table (``benchmarks/RESULTS.md`` for the README;
+                         with ``--only``, only those suites' sections of an existing file);
 ``--from-json PATH``     render ``--markdown`` from an earlier result instead of running anything.
 """
 
@@ -20,6 +21,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -149,6 +151,29 @@ def markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_sections(old: str, new: str, document: dict[str, Any]) -> str:
+    """``old`` with each section of ``new`` (a run of some suites) in place of its own, marked
+    with when it was measured; the header and the other sections stay as they were."""
+    head, sections = _sections(old)
+    start = document.get("machine", {}).get("load_average_at_start", "?")
+    when = (
+        f"This section was measured again on {document.get('date', '?')} "
+        f"(`{document.get('command', 'nox -s bench')}`, load average at start {start}); the "
+        "others in the run described at the top."
+    )
+    for name, body in _sections(new)[1].items():
+        heading, _, rest = body.partition("\n\n")
+        sections[name] = f"{heading}\n\n{when}\n\n{rest}"
+    return "\n\n".join([head, *sections.values()]) + "\n"
+
+
+def _sections(text: str) -> tuple[str, dict[str, str]]:
+    """The text before the first ``## `` heading, and each section by its name (stripped)."""
+    head, *parts = re.split(r"(?m)^(?=## )", text)
+    sections = {part.split("\n", 1)[0][3:].strip(): part.strip() for part in parts}
+    return head.strip(), sections
+
+
 def ours_text(fig: dict[str, Any]) -> str:
     unit = fig["unit"]
     text = fmt(fig.get("median"), unit)
@@ -225,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(document))
+        path = Path(args.markdown)
+        text = markdown(document)
+        if args.only and path.exists():  # some suites: the file keeps the others
+            text = merge_sections(path.read_text(), text, document)
+        path.write_text(text)
         print(f"bench: wrote {args.markdown}", file=sys.stderr)
     failed = [name for name, suite in document["suites"].items() if "error" in suite]
     return 1 if failed else 0
