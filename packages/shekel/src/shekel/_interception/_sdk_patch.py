@@ -309,6 +309,9 @@ def _make_async_request(original: Any) -> Any:
     return request
 
 
+_REQUEST_PARAMETERS: Final = ("self", "cast_to", "options", "stream", "stream_cls")
+
+
 def _known_shape(request: Any) -> bool:
     """Whether ``request`` takes exactly ``(self, cast_to, options, *, stream, stream_cls)``:
     the patch repeats that signature (a pass-through taking ``*args, **kwargs`` costs about 3k
@@ -322,9 +325,6 @@ def _known_shape(request: Any) -> bool:
     return tuple(parameters) == _REQUEST_PARAMETERS and all(
         parameters[name].kind is keyword_only for name in _REQUEST_PARAMETERS[3:]
     )
-
-
-_REQUEST_PARAMETERS: Final = ("self", "cast_to", "options", "stream", "stream_cls")
 
 
 def patch(module: ModuleType) -> None:
