@@ -80,6 +80,39 @@ def test_a_framework_reporting_a_call_the_sdk_returned_is_not_counted_again(
     assert b.spent == pytest.approx(gpt4o_mini(1000, 10), abs=1e-12)
 
 
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_the_one_step_booking_records_what_the_full_path_records(
+    fake: FakeProvider, sdk: str
+) -> None:
+    """A plain budget books the usual call in one step; a budget with a price table of its
+    own (here for another model) takes the full path. Both must record the same call."""
+    reply = dict(
+        input_tokens=1200, output_tokens=300, cached_input_tokens=1000, reasoning_tokens=0
+    )
+    if sdk == "anthropic":
+        reply["cache_write_tokens"] = 100
+    else:
+        reply["reasoning_tokens"] = 120
+    fake.enqueue(Reply(text=None, **reply), Reply(text=None, **reply))
+    client = _client(fake, sdk, max_retries=0)
+    with budget(max_usd=1.0, name="quick") as quick:
+        _chat(client)
+    with budget(max_usd=1.0, name="full", prices={"another-model": {"input": 1, "output": 1}}):
+        with budget(name="inner") as full:
+            _chat(client)
+    (one_step,) = quick.history().calls
+    (full_path,) = full.history().calls
+    assert one_step.cost > 0
+    assert one_step.cache_read_tokens == 1000
+    assert (one_step.cache_write_tokens, one_step.reasoning_tokens) == (
+        (100, 0) if sdk == "anthropic" else (0, 120)
+    )
+    assert one_step.call_id and full_path.call_id  # each response has its own id
+    unique = dict(seq=0, budget_path="", call_id="")
+    assert one_step._replace(**unique) == full_path._replace(**unique)
+    assert quick.spent == full.spent
+
+
 def test_two_sdk_responses_with_one_id_are_two_calls(fake: FakeProvider) -> None:
     """Some servers repeat response ids: the interceptor never takes a second call for the
     first one told twice."""

@@ -30,6 +30,9 @@ class _Recording:
 # written with single dict operations (atomic), so that the interceptor's claim on every call
 # takes no lock.
 _recorded: dict[str, CallRecord | _Recording] = {}
+first_report: Final = _recorded.get
+"""``first_report(call_id)``: the :class:`CallRecord` (or the report in progress) the registry
+holds for ``call_id``, if any: :func:`reported_elsewhere` without a call of its own."""
 
 
 def reported_elsewhere(call_id: str) -> bool:

@@ -62,6 +62,7 @@ class Chain:
         "policy",
         "price_tables",
         "private",
+        "quick",
         "refuses_unknown",
         "strict",
         "timed",
@@ -89,7 +90,7 @@ class Chain:
         self.timed = bool(config.windows)  # a window anywhere in the lineage
         self.links: tuple[Link, ...] = ()
         self.owners: tuple[tuple[Chain, Window | None], ...] = ()
-        self.plain = self.unheld = self.guarded = False
+        self.plain = self.unheld = self.quick = self.guarded = False
         # The caps the budget shows: its own, auto-capped when it was last activated (or
         # attached) to what its parent had left then.
         self.capped: Caps = config.caps
@@ -174,6 +175,9 @@ class Chain:
             and not self.ledger.blocks
             and all(caps[2] == UNLIMITED for _, caps in self.links)
         )
+        # Shortest: a call is priced from the shared rates and recorded in one step
+        # (``_spend.book_usual``).
+        self.quick = self.unheld and not self.price_tables
 
     def autocap(self) -> None:
         """Lower the caps the budget shows to what its parent has left now. Enforcement needs

@@ -166,12 +166,22 @@ class Rate:
         """Nano-dollars for ``usage``, rounded half up once per call."""
         if self.tiered is not None:
             return int((self.tiered(usage) * 1_000_000_000).to_integral_value())
-        # Runs on every priced call: each field read once, no max(), cache terms only if any.
-        read, write = usage.cache_read_tokens, usage.cache_write_tokens
-        plain_input = usage.input_tokens - read - write
+        return self.flat_cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+        )
+
+    def flat_cost(self, input_tokens: int, output_tokens: int, read: int, write: int) -> Nanos:
+        """:meth:`cost` of a rate that is not ``tiered``, from the counts (``read`` and
+        ``write``: the prompt tokens read from and written to a cache, part of
+        ``input_tokens``)."""
+        # Runs on every priced call: no max(), cache terms only if any.
+        plain_input = input_tokens - read - write
         if plain_input < 0:
             plain_input = 0
-        picos = plain_input * self.input + usage.output_tokens * self.output
+        picos = plain_input * self.input + output_tokens * self.output
         if read or write:
             picos += read * self.cache_read + write * self.cache_write
         return (picos + _HALF_NANO_IN_PICOS) // PICOS_PER_NANO
@@ -209,6 +219,9 @@ CACHE_SIZE: Final = 4096
 """Model names remembered (prices, warnings); a server inventing names cannot grow memory."""
 _cache: dict[tuple[str, str | None], Rate] = {}
 CHANGE_LISTENERS.append(_cache.clear)  # a plugin registered later may price models differently
+cached_rate: Final = _cache.get
+"""``cached_rate((model, provider))``: what :func:`lookup_rate` found before, without a call
+of its own: a :class:`Rate`, ``None`` when never looked up, or another object when unknown."""
 
 
 def _remember(table: dict[Any, Any], key: object, value: object) -> None:

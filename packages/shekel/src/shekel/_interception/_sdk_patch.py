@@ -21,7 +21,6 @@ stream_cls=None)``, holds across the versions shekel declares (openai 2.31 to 3.
 from __future__ import annotations
 
 import inspect
-import json
 import sys
 from contextvars import ContextVar
 from types import ModuleType
@@ -31,14 +30,14 @@ from .. import _spend
 from .._context import active_budget
 from .._kit_routes import routes_without_budget
 from .._plugins import CALL, CHANGE_LISTENERS, LISTENING
-from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter
-from ._anthropic import MessagesAdapter, message_counts
-from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
-from ._openai import ChatCompletionsAdapter, chat_counts
+from ._anthropic import MessagesAdapter
+from ._call import InterceptedCall, for_sdk
+from ._openai import ChatCompletionsAdapter
 from ._routing import LOCAL_HOSTS
-from ._sdk_streams import ask_for_usage, chat_usage, takes, watch, watch_async
-from ._transport import adapter_of, cause, failed, route_key
+from ._sdk_record import RECORDERS, record
+from ._sdk_streams import ask_for_usage, takes, watch, watch_async
+from ._transport import adapter_of, failed, route_key
 
 _PATCHED: Final = "__shekel_original__"
 RAW_RESPONSE_HEADER: Final = "X-Stainless-Raw-Response"
@@ -91,15 +90,12 @@ def _is_plain_client(cls: type) -> bool:
     return False
 
 
-def _adapter(client: Any, url: str) -> tuple[ProtocolAdapter | None, bool]:
-    """The adapter of a POST to ``url`` on ``client``, if it is one this path reads, and
-    whether the client's class may trace its calls itself: looked up once per client class,
-    base URL and path (forgotten when plugins change, as their adapters route paths)."""
+def _route(client: Any, url: str) -> tuple[Any, ProtocolAdapter | None, bool]:
+    """``(base_url, adapter, traces)``: the adapter of a POST to ``url`` on ``client``, if it
+    is one this path reads, and whether the client's class may trace its calls itself. Looked
+    up once per client class, base URL and path, then found in ``_adapters`` by ``_begin``
+    (forgotten when plugins change, as their adapters route paths)."""
     base = client._base_url
-    key = (client.__class__, id(base), url)
-    found = _adapters.get(key)
-    if found is not None and found[0] is base:
-        return found[1], found[2]
     adapter: ProtocolAdapter | None = None
     if _is_plain_client(client.__class__):
         full = client._prepare_url(url)
@@ -109,11 +105,11 @@ def _adapter(client: Any, url: str) -> tuple[ProtocolAdapter | None, bool]:
         adapter = adapter_of(host, full.path)
         if not isinstance(adapter, _FAST):
             adapter = None
-    traces = hasattr(client.__class__, "_tracer")
+    route = (base, adapter, hasattr(client.__class__, "_tracer"))
     if len(_adapters) > 1024:
         _adapters.clear()
-    _adapters[key] = (base, adapter, traces)
-    return adapter, traces
+    _adapters[client.__class__, id(base), url] = route
+    return route
 
 
 def _traced(client: Any) -> bool:
@@ -158,8 +154,12 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
             return None
     elif headers.__class__.__name__ != "NotGiven" and headers and RAW_RESPONSE_HEADER in headers:
         return None
-    adapter, traces = _adapter(client, options.url)
-    if adapter is None or (traces and _traced(client)):
+    base, url = client._base_url, options.url
+    route = _adapters.get((client.__class__, id(base), url))
+    if route is None or route[0] is not base:
+        route = _route(client, url)
+    adapter = route[1]
+    if adapter is None or (route[2] and _traced(client)):
         return None
     if streamed and adapter.__class__ is not ChatCompletionsAdapter:
         return None
@@ -180,76 +180,6 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
         if over is not None:  # shekel's error, and the SDK's base error too, as below
             raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
     return chain, adapter, data, streamed, show_usage
-
-
-# -- after the response -----------------------------------------------------------------------
-
-
-def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
-    """The parsed response's ``usage`` object as shekel counts it (``None``: unusable)."""
-    if adapter.__class__ is not MessagesAdapter:
-        try:  # plain attribute reads (the SDK's model has every field): this runs on every call
-            prompt, output = usage.prompt_tokens_details, usage.completion_tokens_details
-            return chat_counts(
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                None if prompt is None else prompt.cached_tokens,
-                None if output is None else output.reasoning_tokens,
-            )
-        except AttributeError:  # a usage object of another shape: read what it has
-            return chat_usage(usage)
-    try:
-        plain, output = usage.input_tokens, usage.output_tokens
-        read, write = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
-    except AttributeError:
-        plain, output = getattr(usage, "input_tokens", None), getattr(usage, "output_tokens", None)
-        read = getattr(usage, "cache_read_input_tokens", None)
-        write = getattr(usage, "cache_creation_input_tokens", None)
-    if plain is None and output is None:
-        return None
-    return message_counts(plain, output, read, write)
-
-
-def _size(result: Any) -> int:
-    """About the size of the response's JSON (for an estimate of its output)."""
-    try:
-        return len(result.model_dump_json(warnings=False))
-    except Exception:  # not a pydantic model, or one the serializer refuses
-        return len(repr(result))
-
-
-def _record(
-    chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], model: Any, result: Any
-) -> None:
-    """Record the call (``model``: the request's); an error that is not shekel's (a plugin's, a
-    warnings filter's) comes out as a ``CallbackError``; both carry the SDK's base error class,
-    as from the HTTP layer."""
-    try:
-        requested = model if model.__class__ is str else None
-        try:  # the SDK's response object has all three: read plainly, as on every call
-            reported, usage, call_id = result.model, result.usage, result.id
-        except AttributeError:  # an object of another shape: what it has
-            reported, usage = getattr(result, "model", None), getattr(result, "usage", None)
-            call_id = getattr(result, "id", None)
-        if reported.__class__ is not str:
-            reported = None
-        counted = None if usage is None else _usage(adapter, usage)
-        if counted is None:  # estimated from the sizes, as the HTTP layer does
-            call = InterceptedCall(chain.budget, adapter)
-            call.model = requested
-            call.body_size = len(json.dumps(data, default=str))
-            call.settle(None, reported, output_guess=_size(result) >> 2)
-            return
-        charge_call(
-            chain,
-            adapter,
-            requested,
-            counted,
-            reported,
-            call_id if call_id.__class__ is str else None,
-        )
-    except Exception as exc:
-        raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
 
 
 # -- the patches ------------------------------------------------------------------------------
@@ -276,7 +206,7 @@ def _make_sync_request(original: Any) -> Any:
         if chain is not None:
             if streamed:
                 return watch(result, chain, adapter, data, hide)
-            _record(chain, adapter, data, model, result)
+            RECORDERS.get(adapter.__class__, record)(chain, adapter, data, model, result)
         return result
 
     return request
@@ -303,7 +233,7 @@ def _make_async_request(original: Any) -> Any:
         if chain is not None:
             if streamed:
                 return watch_async(result, chain, adapter, data, hide)
-            _record(chain, adapter, data, model, result)
+            RECORDERS.get(adapter.__class__, record)(chain, adapter, data, model, result)
         return result
 
     return request
