@@ -86,13 +86,8 @@ def test_the_one_step_booking_records_what_the_full_path_records(
 ) -> None:
     """A plain budget books the usual call in one step; a budget with a price table of its
     own (here for another model) takes the full path. Both must record the same call."""
-    reply = dict(
-        input_tokens=1200, output_tokens=300, cached_input_tokens=1000, reasoning_tokens=0
-    )
-    if sdk == "anthropic":
-        reply["cache_write_tokens"] = 100
-    else:
-        reply["reasoning_tokens"] = 120
+    reply = {"input_tokens": 1200, "output_tokens": 300, "cached_input_tokens": 1000}
+    reply["cache_write_tokens" if sdk == "anthropic" else "reasoning_tokens"] = 100
     fake.enqueue(Reply(text=None, **reply), Reply(text=None, **reply))
     client = _client(fake, sdk, max_retries=0)
     with budget(max_usd=1.0, name="quick") as quick:
@@ -105,10 +100,10 @@ def test_the_one_step_booking_records_what_the_full_path_records(
     assert one_step.cost > 0
     assert one_step.cache_read_tokens == 1000
     assert (one_step.cache_write_tokens, one_step.reasoning_tokens) == (
-        (100, 0) if sdk == "anthropic" else (0, 120)
+        (100, 0) if sdk == "anthropic" else (0, 100)
     )
-    assert one_step.call_id and full_path.call_id  # each response has its own id
-    unique = dict(seq=0, budget_path="", call_id="")
+    assert one_step.call_id != full_path.call_id  # each response has its own id
+    unique = {"seq": 0, "budget_path": "", "call_id": ""}
     assert one_step._replace(**unique) == full_path._replace(**unique)
     assert quick.spent == full.spent
 
