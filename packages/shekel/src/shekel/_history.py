@@ -17,7 +17,7 @@ from typing import Any, Final, NamedTuple, cast
 from ._money import Nanos, nanos_to_usd
 
 DEFAULT_HISTORY_SIZE: Final = 1_000
-_FOLD_EVERY: Final = 256
+FOLD_EVERY: Final = 256
 _sequence = itertools.count(1)
 
 
@@ -120,40 +120,39 @@ class ModelTotals:
 class SpendHistory:
     """Calls recorded directly into one budget (not its children).
 
-    Recording a call only appends it to a queue (atomic, no lock); the per-model totals take
-    it in when they are read, or every ``_FOLD_EVERY`` calls, so that a call costs the
-    recording thread as little as possible and a budget nobody reads stays small."""
+    Recording a call only appends it to :attr:`queued` (atomic, no lock), and calls
+    :meth:`fold` once ``FOLD_EVERY`` calls wait there (``_spend.after_charge``); the per-model
+    totals also take the queue in when they are read. A call costs the recording thread as
+    little as possible, and a budget nobody reads stays small."""
 
     __slots__ = (
         "_by_model",
         "_calls",
         "_estimated_calls",
         "_lock",
-        "_queued",
         "_total_calls",
         "_unpriced_calls",
+        "queued",
     )
 
     def __init__(self, size: int = DEFAULT_HISTORY_SIZE) -> None:
         self._lock = threading.Lock()
         self._calls: deque[CallRecord] = deque(maxlen=size)
-        self._queued: deque[CallRecord] = deque()
+        self.queued: deque[CallRecord] = deque()
         self._by_model: dict[str, ModelTotals] = {}
         self._total_calls = 0
         self._unpriced_calls = 0
         self._estimated_calls = 0
 
-    def add(self, call: CallRecord) -> None:
-        queued = self._queued
-        queued.append(call)
-        if len(queued) >= _FOLD_EVERY:
-            with self._lock:
-                self._fold()
+    def fold(self) -> None:
+        """Count the queued calls into the totals now."""
+        with self._lock:
+            self._fold()
 
     def _fold(self) -> None:
         """Count the queued calls into the totals (the caller holds the lock): summed a model
         at a time in C (``map``, ``sum``), not field by field in Python."""
-        queued = self._queued  # only ever emptied under the lock: no other thread takes from it
+        queued = self.queued  # only ever emptied under the lock: no other thread takes from it
         batch = list(itertools.starmap(queued.popleft, itertools.repeat((), len(queued))))
         if not batch:
             return
@@ -189,7 +188,7 @@ class SpendHistory:
         self._estimated_calls += sum(map(_ESTIMATED, calls))
 
     def _folded(self) -> None:
-        if self._queued:
+        if self.queued:
             with self._lock:
                 self._fold()
 
@@ -243,7 +242,7 @@ class SpendHistory:
 
     def clear(self) -> None:
         with self._lock:
-            self._queued.clear()
+            self.queued.clear()
             self._calls.clear()
             self._by_model.clear()
             self._total_calls = self._unpriced_calls = self._estimated_calls = 0

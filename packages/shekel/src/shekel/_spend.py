@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from . import _clock
 from ._context import current_owner
 from ._errors import BudgetExceededError, BudgetStoreUnavailableError, UnknownModelError
-from ._history import CallRecord, new_record, next_sequence
+from ._history import FOLD_EVERY, CallRecord, new_record, next_sequence
 from ._leases import KEEPER
 from ._ledger import AXES, UNLIMITED, Hold, Overrun
 from ._money import Nanos, nanos_to_usd
@@ -253,7 +253,10 @@ def _settle(
 
 
 def after_charge(chain: Chain, call: CallRecord, over: Overrun | None) -> None:
-    chain.history.add(call)
+    queued = chain.history.queued  # ``SpendHistory.add``, inlined on the hot path
+    queued.append(call)
+    if len(queued) >= FOLD_EVERY:
+        chain.history.fold()
     for b in chain.policed:
         policy = b.policy
         if policy.switched_at is not None:
