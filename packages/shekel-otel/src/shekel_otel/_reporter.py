@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import shekel
 
 from . import _names as n
+from ._providers import global_providers_changed
 
 if TYPE_CHECKING:
     from shekel import Budget, CallRecord
@@ -46,12 +47,15 @@ class Watcher:
     """Implements only ``shekel_spend_recorded``: while the application's global providers are
     placeholders, it tests whether they still are (two identity tests) and reports nothing."""
 
-    def __init__(self, look: Look) -> None:
+    def __init__(self, look: Look, seen: tuple[object, object]) -> None:
         self.look = look
+        self.seen = seen  # the global providers when last resolved
 
     @shekel.plugins.hookimpl
     def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
         try:
+            if not global_providers_changed(*self.seen):  # the usual answer, asked here
+                return
             reporter = self.look(budget)
         except Exception:
             _failed("shekel_spend_recorded")

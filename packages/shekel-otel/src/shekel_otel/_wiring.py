@@ -152,8 +152,10 @@ def _resolve(budget: Budget | None) -> None:
     )
     manager = shekel.plugins.plugin_manager()
     if meter_provider is None and tracer_provider is None:
-        if waiting and not isinstance(_plugin, Watcher):
-            _plugin = Watcher(_look)
+        if isinstance(_plugin, Watcher):
+            _plugin.seen = _seen
+        elif waiting:
+            _plugin = Watcher(_look, _seen)
             manager.register(_plugin)
         return
     reporter = _plugin if isinstance(_plugin, Reporter) else Reporter(_live)
