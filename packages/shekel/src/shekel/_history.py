@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -91,7 +90,7 @@ new_record: Final = cast(
 the Python-level constructor's frame and keyword handling."""
 
 _MODEL, _INPUT, _OUTPUT, _COST, _PRICED, _ESTIMATED = (
-    operator.itemgetter(CallRecord._fields.index(name))
+    CallRecord._fields.index(name)
     for name in ("model", "input_tokens", "output_tokens", "cost", "priced", "estimated")
 )
 
@@ -150,42 +149,41 @@ class SpendHistory:
             self._fold()
 
     def _fold(self) -> None:
-        """Count the queued calls into the totals (the caller holds the lock): summed a model
-        at a time in C (``map``, ``sum``), not field by field in Python."""
+        """Count the queued calls into the totals (the caller holds the lock): a model's
+        calls turned into columns (``zip``) and each column summed, all in C."""
         queued = self.queued  # only ever emptied under the lock: no other thread takes from it
         batch = list(itertools.starmap(queued.popleft, itertools.repeat((), len(queued))))
         if not batch:
             return
         self._calls.extend(batch)
-        models = dict.fromkeys(map(_MODEL, batch))  # in the order first seen, as tables show
-        keys: list[Any] | None = None
+        columns = tuple(zip(*batch, strict=True))
+        keys: tuple[Any, ...] | list[Any] = columns[_MODEL]
+        models = dict.fromkeys(keys)  # in the order first seen, as tables show
         if None in models or "" in models:  # unnamed spend counts under its tool, or manual
             keys = [call.model or call.tool_name or "(manual)" for call in batch]
             models = dict.fromkeys(keys)
         if len(models) == 1:
-            self._count(next(iter(models)), batch)
+            self._count(next(iter(models)), columns)
             return
-        if keys is None:
-            keys = list(map(_MODEL, batch))
         for model in models:
-            self._count(
-                model, [call for call, key in zip(batch, keys, strict=True) if key == model]
-            )
+            calls = [call for call, key in zip(batch, keys, strict=True) if key == model]
+            self._count(model, tuple(zip(*calls, strict=True)))
 
-    def _count(self, model: str, calls: list[CallRecord]) -> None:
+    def _count(self, model: str, columns: tuple[tuple[Any, ...], ...]) -> None:
+        """Add one model's calls, given as columns (one tuple per field)."""
         totals = self._by_model.get(model)
         if totals is None:
             totals = self._by_model[model] = ModelTotals()
-        count = len(calls)
-        unpriced = count - sum(map(_PRICED, calls))
+        count = len(columns[0])
+        unpriced = count - sum(columns[_PRICED])
         totals.calls += count
-        totals.input_tokens += sum(map(_INPUT, calls))
-        totals.output_tokens += sum(map(_OUTPUT, calls))
-        totals.cost += sum(map(_COST, calls))
+        totals.input_tokens += sum(columns[_INPUT])
+        totals.output_tokens += sum(columns[_OUTPUT])
+        totals.cost += sum(columns[_COST])
         totals.unpriced_calls += unpriced
         self._total_calls += count
         self._unpriced_calls += unpriced
-        self._estimated_calls += sum(map(_ESTIMATED, calls))
+        self._estimated_calls += sum(columns[_ESTIMATED])
 
     def _folded(self) -> None:
         if self.queued:
