@@ -108,6 +108,39 @@ def test_the_one_step_booking_records_what_the_full_path_records(
     assert quick.spent == full.spent
 
 
+def test_an_sdk_call_made_while_another_is_sent_leaves_the_outer_one_to_the_sdk_layer(
+    fake: FakeProvider,
+) -> None:
+    """A call made from inside another (here from an httpx event hook) must not make the outer
+    call's retry look like a request nobody took: it would then be recorded twice."""
+    import httpx
+
+    inner = openai.OpenAI(base_url=fake.openai_base_url, api_key="t", max_retries=0)
+    made: list[Any] = []
+
+    def on_request(request: httpx.Request) -> None:
+        if not made:
+            made.append(inner.chat.completions.create(model="gpt-4o-mini", messages=USER))
+
+    outer = openai.OpenAI(
+        base_url=fake.openai_base_url,
+        api_key="t",
+        max_retries=1,
+        http_client=httpx.Client(event_hooks={"request": [on_request]}),
+    )
+    fake.enqueue(
+        Reply(text="inner", input_tokens=10, output_tokens=1),  # served first, from the hook
+        Reply.error(500, retry_after=0),  # the outer call's first attempt
+        Reply(text="outer", input_tokens=1000, output_tokens=10),  # and its retry
+    )
+    with budget(max_usd=1.0) as b:
+        outer.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert len(made) == 1
+    assert len(fake.requests) == 3
+    assert [c.input_tokens for c in b.history().calls] == [10, 1000]
+    assert b.snapshot().llm_calls_used == 2
+
+
 def test_two_sdk_responses_with_one_id_are_two_calls(fake: FakeProvider) -> None:
     """Some servers repeat response ids: the interceptor never takes a second call for the
     first one told twice."""

@@ -46,13 +46,18 @@ SDK_MODULES: Final = ("openai._base_client", "anthropic._base_client")
 """The SDK modules whose clients this path patches, by the name the import hook waits for."""
 
 
-Handled = tuple[Any, Any, ProtocolAdapter, Any]
-"""A request the SDK layer took: ``(http, chain, adapter, model)``. The HTTP layer passes it
+Handled = list[Any]
+"""A request the SDK layer took: ``[http, chain, adapter, model]``. The HTTP layer passes it
 through, charging only an attempt that failed after it was sent. ``http`` is the SDK's own HTTP
 client (another client's requests are not this one); ``chain`` (the paying budget's) is
-``None`` when no budget pays for it (a router said so)."""
+``None`` when no budget pays for it (a router said so). Both are set to ``None`` once the
+SDK's ``request`` returned."""
 
 HANDLED: Final[ContextVar[Handled | None]] = ContextVar("shekel_sdk_handled", default=None)
+"""The request being taken in this thread or task. It is not reset when ``request`` returns:
+its ``http`` is cleared instead (a list store, where ``ContextVar.reset`` costs about 1k
+instructions), and a request of an outer ``request`` is put back only if one was in
+progress."""
 
 
 def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None:
@@ -116,7 +121,10 @@ def _traced(client: Any) -> bool:
     """Whether the SDK makes a recording span of its own for the call (anthropic 2.x does when
     OpenTelemetry is installed; its tracer forwards to nothing until a provider is set)."""
     try:
-        tracer = client._tracer
+        # The tracer the client's ``_tracer`` property resolved and keeps (anthropic 2.x); the
+        # property itself (a call per request) only until then. Unresolved is ``NOT_GIVEN``,
+        # which is falsy, as is ``None``.
+        tracer = getattr(client, "_lazy_tracer", None) or client._tracer
         if tracer is None:
             return False
         kind: str = tracer.__class__.__name__
@@ -198,11 +206,15 @@ def _make_sync_request(original: Any) -> Any:
         chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         model = data.get("model")
-        handled = HANDLED.set((self._client, chain, adapter, model))
+        marker = [self._client, chain, adapter, model]
+        outer = HANDLED.get()
+        HANDLED.set(marker)
         try:
             result = original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         finally:
-            HANDLED.reset(handled)
+            marker[0] = marker[1] = None  # no longer taken (see HANDLED)
+            if outer is not None and outer[0] is not None:
+                HANDLED.set(outer)  # an outer request still going on
         if chain is not None:
             if streamed:
                 return watch(result, chain, adapter, data, hide)
@@ -225,11 +237,15 @@ def _make_async_request(original: Any) -> Any:
         chain, adapter, data, streamed, show_usage = taken
         hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
         model = data.get("model")
-        handled = HANDLED.set((self._client, chain, adapter, model))
+        marker = [self._client, chain, adapter, model]
+        outer = HANDLED.get()
+        HANDLED.set(marker)
         try:
             result = await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
         finally:
-            HANDLED.reset(handled)
+            marker[0] = marker[1] = None  # no longer taken (see HANDLED)
+            if outer is not None and outer[0] is not None:
+                HANDLED.set(outer)  # an outer request still going on
         if chain is not None:
             if streamed:
                 return watch_async(result, chain, adapter, data, hide)
