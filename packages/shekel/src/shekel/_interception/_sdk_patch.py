@@ -55,9 +55,9 @@ SDK's ``request`` returned."""
 
 HANDLED: Final[ContextVar[Handled | None]] = ContextVar("shekel_sdk_handled", default=None)
 """The request being taken in this thread or task. It is not reset when ``request`` returns:
-its ``http`` is cleared instead (a list store, where ``ContextVar.reset`` costs about 1k
-instructions), and a request of an outer ``request`` is put back only if one was in
-progress."""
+its ``http`` is cleared instead (a list store, cheaper than ``ContextVar.reset``), and the
+request of an outer ``request`` is put back only if that one is still going on. A context
+copied during the call (a task it started) never keeps a live request."""
 
 
 def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None:
