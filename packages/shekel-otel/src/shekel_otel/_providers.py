@@ -25,7 +25,10 @@ _sdk_disabled = [False]
 # Reading them is what keeps the test after each recorded call cheap: the API's getters look up
 # ``os.environ`` on each call while nothing is set, which costs more than the rest of the test.
 _KEPT_AT: Final = ((_metrics_state, "_METER_PROVIDER"), (trace, "_TRACER_PROVIDER"))
-_ask_the_api = [not all(hasattr(module, name) for module, name in _KEPT_AT)]
+ask_the_api: Final = [not all(hasattr(module, name) for module, name in _KEPT_AT)]
+"""``[True]`` when the providers must be asked for through the API's getters (a provider named
+in the environment, or an API that keeps them elsewhere); ``[False]`` while the module
+globals above can be read directly."""
 
 
 def read_environment() -> None:
@@ -35,7 +38,7 @@ def read_environment() -> None:
     _sdk_disabled[0] = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
     named = {"OTEL_PYTHON_METER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER"} & os.environ.keys()
     kept = all(hasattr(module, name) for module, name in _KEPT_AT)
-    _ask_the_api[0] = bool(named) or not kept
+    ask_the_api[0] = bool(named) or not kept
 
 
 def sdk_disabled() -> bool:
@@ -65,7 +68,7 @@ def is_real_tracer_provider(provider: trace.TracerProvider) -> bool:
 def global_providers_changed(meter_was: object, tracer_was: object) -> bool:
     """Whether either global provider is another object than the placeholder seen before
     (the cheap test made after each recorded call while one is awaited)."""
-    if _ask_the_api[0]:
+    if ask_the_api[0]:
         return metrics.get_meter_provider() is not meter_was or (
             trace.get_tracer_provider() is not tracer_was
         )

@@ -11,10 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+from opentelemetry.metrics import _internal as _metrics_state
+
 import shekel
 
 from . import _names as n
-from ._providers import global_providers_changed
+from ._providers import ask_the_api, global_providers_changed
 
 if TYPE_CHECKING:
     from shekel import Budget, CallRecord
@@ -53,8 +56,14 @@ class Watcher:
 
     @shekel.plugins.hookimpl
     def shekel_spend_recorded(self, budget: Budget, call: CallRecord) -> None:
+        if (  # the usual answer, without a call: no provider set at all
+            not ask_the_api[0]
+            and trace._TRACER_PROVIDER is None
+            and _metrics_state._METER_PROVIDER is None
+        ):
+            return
         try:
-            if not global_providers_changed(*self.seen):  # the usual answer, asked here
+            if not global_providers_changed(*self.seen):
                 return
             reporter = self.look(budget)
         except Exception:
