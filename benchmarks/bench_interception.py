@@ -89,7 +89,7 @@ NOTES = [
     " and for shekel 1.2.0 in its venv. Instruction counts do not move with the machine's load;"
     " they are the figures to judge a change by (the wall-time rows here vary by several µs"
     " between runs). shekel-otel is installed in the workspace: its zero-config watcher's share"
-    " (about 2k instructions per call) is included. The budget region ends by reading the"
+    " (about 1k instructions per call) is included. The budget region ends by reading the"
     " budget's totals, so the calls its history queued are counted in it. *With no budget"
     " active*: regions of the same call with shekel's patches taken off and put back, after a"
     " LangChain model and a LangGraph graph ran in a budget (their routers registered): what"
