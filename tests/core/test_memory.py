@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from shekel import Budget, CallRecord, budget
+from shekel import Budget, CallRecord, SpendHistory, budget
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest")
 
@@ -143,3 +143,19 @@ def test_totals_of_mixed_calls_are_counted_per_model_tool_and_manual_spend() -> 
     assert (history.total_calls, history.estimated_calls) == (300, 75)
     assert history.by_model["search"].cost == 75 * 4_000_000  # nano-dollars
     assert [c.tool_name for c in history.calls][-4:] == [None, None, None, "search"]
+
+
+def test_a_spend_history_built_by_hand_counts_what_is_added() -> None:
+    """``SpendHistory`` is public: ``add`` queues a record and folds every 256, as a budget's
+    own recording path does."""
+    history = SpendHistory(size=5)
+    for n in range(300):
+        history.add(
+            CallRecord(n, "hand", "gpt-4o" if n % 2 else None, n, 1, 10, n + 1, tool_name="t")
+        )
+    assert len(history.queued) == 300 - 256  # one fold ran while adding
+    assert history.total_calls == 300
+    assert [c.seq for c in history.calls] == [295, 296, 297, 298, 299]
+    assert history.by_model["gpt-4o"].calls == 150
+    assert history.by_model["t"].input_tokens == sum(range(0, 300, 2))
+    assert history.by_model["gpt-4o"].cost == 1500

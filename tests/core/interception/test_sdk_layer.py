@@ -89,7 +89,7 @@ def test_the_one_step_booking_records_what_the_full_path_records(
     reply = {"input_tokens": 1200, "output_tokens": 300, "cached_input_tokens": 1000}
     reply["cache_write_tokens" if sdk == "anthropic" else "reasoning_tokens"] = 100
     fake.enqueue(Reply(text=None, **reply), Reply(text=None, **reply))
-    client = _client(fake, sdk, max_retries=0)
+    client = _client(fake, sdk)
     with budget(max_usd=1.0, name="quick") as quick:
         _chat(client)
     with budget(max_usd=1.0, name="full", prices={"another-model": {"input": 1, "output": 1}}):

@@ -176,7 +176,7 @@ class Chain:
             and all(caps[2] == UNLIMITED for _, caps in self.links)
         )
         # Shortest: a call is priced from the shared rates and recorded in one step
-        # (``_spend.book_usual``).
+        # (``_interception._sdk_record.book_usual``).
         self.quick = self.unheld and not self.price_tables
 
     def autocap(self) -> None:

@@ -143,6 +143,14 @@ class SpendHistory:
         self._unpriced_calls = 0
         self._estimated_calls = 0
 
+    def add(self, call: CallRecord) -> None:
+        """Record ``call`` (a budget's own recording path does the same inline, in
+        ``_spend.after_charge``)."""
+        queued = self.queued
+        queued.append(call)
+        if len(queued) >= FOLD_EVERY:
+            self.fold()
+
     def fold(self) -> None:
         """Count the queued calls into the totals now."""
         with self._lock:
