@@ -30,4 +30,5 @@ def test_other_modules_read_budget_private_fields_in_few_places() -> None:
     fields = counter.budget_fields((CORE / "_budget.py").read_text())
     assert {"_c", "_node"} <= fields
     places = counter.count_reads(fields)
-    assert sum(places.values()) <= 12, places
+    # 13: ``_deprecated`` reads ``_node`` once, for the moved members' descriptors
+    assert sum(places.values()) <= 13, places

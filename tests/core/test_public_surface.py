@@ -42,6 +42,10 @@ BUDGET_MEMBERS = {
 def test_budget_shows_the_members_users_call_and_no_more() -> None:
     shown = {name for name in dir(Budget) if not name.startswith("_")}
     assert shown == BUDGET_MEMBERS
+    assert {name for name in dir(shekel.budget()) if not name.startswith("_")} == {
+        *BUDGET_MEMBERS,
+        *("name", "parent", "children"),
+    }
     assert len(shown) <= 25
 
 

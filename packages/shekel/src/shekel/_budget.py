@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import replace
 from types import EllipsisType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Unpack
+from typing import Any, Final, Unpack
 
 from . import _deprecated, _manual, _render, _spend
 from ._chain import Chain
@@ -38,7 +38,7 @@ from ._tree import Node, fold, join
 _TREE_LOCK: Final = threading.RLock()
 
 
-class Budget:
+class Budget(metaclass=_deprecated.HidesMovedMembers):
     """A spend limit in USD, tokens, LLM calls and tool calls.
 
     Create one with :func:`shekel.budget`. Spend recorded while it is active (inside its
@@ -101,14 +101,6 @@ class Budget:
         # bookkeeping (see ``_tree``).
         self._c: Chain = Chain(self, config, chosen)
         self._node: Node = Node(self, self._c)
-
-    if not TYPE_CHECKING:  # old names keep working, with a warning; type checkers reject them
-
-        def __getattr__(self, name: str) -> Any:
-            moved = _deprecated.moved_member(name)
-            if moved is None:
-                raise AttributeError(f"'Budget' object has no attribute {name!r}")
-            return moved(self._node)
 
     # -- identity and tree -------------------------------------------------------------
 
@@ -436,6 +428,9 @@ class Budget:
         """The budget's own recent calls and its exact per-model totals."""
         return self._c.history
 
+    def __dir__(self) -> list[str]:
+        return _deprecated.shown(super().__dir__())
+
     def __repr__(self) -> str:
         limit = self.limit
         shown = "no limit" if limit is None else usd_text(limit)
@@ -443,6 +438,9 @@ class Budget:
 
 
 _CHILD_OPTIONS: Final = tuple(p for p in PARAMETERS if p not in ("name", "ledger"))
+
+
+_deprecated.keep_moved_members(Budget)
 
 
 def begin(budget: Budget) -> Activation:
@@ -454,8 +452,6 @@ def begin(budget: Budget) -> Activation:
     parent = entered_budget()
     if parent is None and PROCESS_ROOT[0] is not budget:
         parent = PROCESS_ROOT[0]
-    # Locals: Budget has a __getattr__ (the moved members), so each attribute read of
-    # ``budget`` takes CPython's slow path; this runs at every ``with``.
     node = budget._node
     with _TREE_LOCK:
         own_parent = budget.parent
