@@ -82,8 +82,15 @@ _SDK_CLIENTS: Final = {  # by package: the classes show as ``openai.OpenAI`` or 
 # Bedrock's and Vertex's model in the URL): a client class that changes one is left to the
 # HTTP layer.
 _ROUTING_METHODS: Final = ("_prepare_options", "_build_request", "_prepare_url")
-_adapters: dict[tuple[type, int, str], tuple[Any, ProtocolAdapter | None, bool]] = {}
-CHANGE_LISTENERS.append(_adapters.clear)  # a plugin's adapters may route paths differently
+Route = tuple[Any, type, "ProtocolAdapter | None", bool]
+"""``(base_url, client_class, adapter, traces)``: the adapter of a POST to a path on a client
+of that class and base URL, if it is one this path reads, and whether the class may trace its
+calls itself."""
+_routes: dict[tuple[type, int, str], Route] = {}
+_last_route: dict[str, Route] = {}
+"""By path: the route last looked up (a string key is hashed once, a tuple at each call)."""
+CHANGE_LISTENERS.append(_routes.clear)  # a plugin's adapters may route paths differently
+CHANGE_LISTENERS.append(_last_route.clear)
 
 
 def _is_plain_client(cls: type) -> bool:
@@ -95,25 +102,29 @@ def _is_plain_client(cls: type) -> bool:
     return False
 
 
-def _route(client: Any, url: str) -> tuple[Any, ProtocolAdapter | None, bool]:
-    """``(base_url, adapter, traces)``: the adapter of a POST to ``url`` on ``client``, if it
-    is one this path reads, and whether the client's class may trace its calls itself. Looked
-    up once per client class, base URL and path, then found in ``_adapters`` by ``_begin``
-    (forgotten when plugins change, as their adapters route paths)."""
-    base = client._base_url
-    adapter: ProtocolAdapter | None = None
-    if _is_plain_client(client.__class__):
-        full = client._prepare_url(url)
-        host = full.host
-        if host in LOCAL_HOSTS:
-            host = route_key(host, full.port)
-        adapter = adapter_of(host, full.path)
-        if not isinstance(adapter, _FAST):
-            adapter = None
-    route = (base, adapter, hasattr(client.__class__, "_tracer"))
-    if len(_adapters) > 1024:
-        _adapters.clear()
-    _adapters[client.__class__, id(base), url] = route
+def _route(client: Any, url: str) -> Route:
+    """The route of a POST to ``url`` on ``client``: looked up once per client class, base
+    URL and path, then kept as the last one of ``url`` for ``_begin`` (most programs use one
+    client per path)."""
+    base, cls = client._base_url, client.__class__
+    key = (cls, id(base), url)
+    route = _routes.get(key)
+    if route is None or route[0] is not base:
+        adapter: ProtocolAdapter | None = None
+        if _is_plain_client(cls):
+            full = client._prepare_url(url)
+            host = full.host
+            if host in LOCAL_HOSTS:
+                host = route_key(host, full.port)
+            adapter = adapter_of(host, full.path)
+            if not isinstance(adapter, _FAST):
+                adapter = None
+        route = (base, cls, adapter, hasattr(cls, "_tracer"))
+        if len(_routes) > 1024:
+            _routes.clear()
+            _last_route.clear()
+        _routes[key] = route
+    _last_route[url] = route
     return route
 
 
@@ -148,26 +159,35 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
     ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
     is no room."""
     streamed = bool(stream)
-    data = options.json_data
-    if data.__class__ is not dict or options.method != "post":
+    try:  # the options' fields, read from their ``__dict__``: a pydantic attribute read costs
+        # about 500 instructions (its class has a ``__getattr__``), a key about 100
+        fields = options.__dict__
+        data, method, headers, url = (
+            fields["json_data"],
+            fields["method"],
+            fields["headers"],
+            fields["url"],
+        )
+    except (AttributeError, KeyError):  # options of another shape: the HTTP layer's
+        return None
+    if data.__class__ is not dict or method != "post":
         return None
     if streamed:  # chat completions only, built as openai's Stream builds them
         if not data.get("stream") or not takes(stream_cls):
             return None
     elif data.get("stream"):
         return None
-    headers = options.headers
     if headers.__class__ is dict:
         if RAW_RESPONSE_HEADER in headers:  # with_raw_response, with_streaming_response
             return None
     elif headers.__class__.__name__ != "NotGiven" and headers and RAW_RESPONSE_HEADER in headers:
         return None
-    base, url = client._base_url, options.url
-    route = _adapters.get((client.__class__, id(base), url))
-    if route is None or route[0] is not base:
+    base, cls = client._base_url, client.__class__
+    route = _last_route.get(url)
+    if route is None or route[0] is not base or route[1] is not cls:
         route = _route(client, url)
-    adapter = route[1]
-    if adapter is None or (route[2] and _traced(client)):
+    adapter = route[2]
+    if adapter is None or (route[3] and _traced(client)):
         return None
     if streamed and adapter.__class__ is not ChatCompletionsAdapter:
         return None
