@@ -103,14 +103,16 @@ def _record_chat(
 ) -> None:
     """:func:`record` of a chat completion, its usual case read and booked in one go."""
     try:
-        try:  # the SDK's objects have every field: read plainly, as on every call
-            usage = result.usage
-            prompt, output = usage.prompt_tokens, usage.completion_tokens
-            details, output_details = usage.prompt_tokens_details, usage.completion_tokens_details
+        try:  # fields from the SDK models' ``__dict__`` (see ``_begin``): every field is there
+            fields = result.__dict__
+            usage, reported, call_id = fields["usage"], fields["model"], fields["id"]
+            counts = usage.__dict__
+            prompt, output = counts["prompt_tokens"], counts["completion_tokens"]
+            details = counts["prompt_tokens_details"]
+            output_details = counts["completion_tokens_details"]
             read = 0 if details is None else details.cached_tokens
             reasoning = 0 if output_details is None else output_details.reasoning_tokens
-            reported, call_id = result.model, result.id
-        except AttributeError:  # no usage, or objects of another shape
+        except (AttributeError, KeyError):  # no usage, or objects of another shape
             return record(chain, adapter, data, model, result)
         if read is None:
             read = 0
@@ -143,12 +145,14 @@ def _record_message(
 ) -> None:
     """:func:`record` of an anthropic message, its usual case read and booked in one go."""
     try:
-        try:  # the SDK's objects have every field: read plainly, as on every call
-            usage = result.usage
-            plain, output = usage.input_tokens, usage.output_tokens
-            read, write = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
-            reported, call_id = result.model, result.id
-        except AttributeError:  # no usage, or objects of another shape
+        try:  # fields from the SDK models' ``__dict__`` (see ``_begin``): every field is there
+            fields = result.__dict__
+            usage, reported, call_id = fields["usage"], fields["model"], fields["id"]
+            counts = usage.__dict__
+            plain, output = counts["input_tokens"], counts["output_tokens"]
+            read = counts["cache_read_input_tokens"]
+            write = counts["cache_creation_input_tokens"]
+        except (AttributeError, KeyError):  # no usage, or objects of another shape
             return record(chain, adapter, data, model, result)
         if read is None:
             read = 0
