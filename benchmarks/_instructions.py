@@ -11,7 +11,9 @@ not installed.
 Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
 openai streamed call of K content chunks, read to the end), ``outside`` (this project only: the
 openai call with no budget active, every region without shekel's patches against one with
-them, after LangChain and LangGraph ran in a budget; "with" means patched there).
+them, after LangChain and LangGraph ran in a budget; "with" means patched there), ``langchain``
+(a LangChain fake chat model's ``invoke``: "without" with an empty handler and no budget,
+"with" with ``ShekelCallbackHandler`` inside a budget, as ``bench_langchain.py`` times it).
 """
 
 from __future__ import annotations
@@ -99,10 +101,42 @@ def _outside(n: int) -> None:
         _region(run, n)
 
 
+def _langchain(n: int) -> None:
+    """Regions of LangChain model calls: with an empty handler, then with shekel's handler
+    inside a budget."""
+    import bench_langchain as lc
+
+    from shekel import budget
+    from shekel_langchain import ShekelCallbackHandler
+
+    model = lc.make_model()
+    empty: dict[str, Any] = {"callbacks": [lc.EmptyHandler()]}
+    ours: dict[str, Any] = {"callbacks": [ShekelCallbackHandler(budgets={"summarize": 1.0})]}
+
+    def calls(config: dict[str, Any]) -> Callable[[int], None]:
+        def run(count: int) -> None:
+            for _ in range(count):
+                model.invoke("question", config=config)
+
+        return run
+
+    gc.disable()
+    with budget(max_usd=1e9, name="root"):
+        calls(ours)(3)
+    calls(empty)(3)
+    for _ in range(ROUNDS):
+        _region(calls(empty), n)
+        with budget(max_usd=1e9, name="root") as spent:
+            _region(calls(ours), n, spent.history)
+
+
 def _main() -> None:
     name, n = sys.argv[1], int(sys.argv[2])
     if name == "outside":
         _outside(n)
+        return
+    if name == "langchain":
+        _langchain(n)
         return
     from shekel import budget
 

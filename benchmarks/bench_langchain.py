@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.runnables import RunnableLambda
 
 import _harness as h
+import _instructions
 import shekel
 from shekel_langchain import ShekelCallbackHandler
 
@@ -57,6 +59,10 @@ NOTES = [
     "- Called between LangChain's own work (some 80 µs of Python per call), the handler's code"
     " runs about three times slower than in the tight loops of *handler alone* and *core's"
     " share*: compare those two to see what the core's check and record take of it.",
+    "- *Instructions*: `model.invoke()` with the empty handler and no budget, then with"
+    " ShekelCallbackHandler inside a budget, counted by callgrind in alternating regions as"
+    " the interception suite counts its calls (`_instructions.py`, workload `langchain`):"
+    " a figure that does not move with the machine's load.",
 ]
 
 
@@ -337,6 +343,22 @@ def main(argv: list[str] | None = None) -> None:
             samples["direct_core"],
         ),
     ]
+    h.log("langchain: instructions per call under callgrind")
+    try:
+        counted = _instructions.count("langchain", 20 if args.quick else 50)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        h.log(f"langchain: callgrind failed: {exc}")
+        counted = None
+    figures.append(
+        h.figure(
+            "langchain_shekel_handler_instructions",
+            "ShekelCallbackHandler inside a budget: instructions per LLM call over the empty"
+            " handler",
+            "instr/op",
+            value=None if counted is None else counted["overhead"],
+            extra={"counts": counted},
+        )
+    )
     import langchain_core
 
     h.emit(
