@@ -105,7 +105,6 @@ def _langchain(n: int) -> None:
     """Regions of LangChain model calls: with an empty handler, then with shekel's handler
     inside a budget."""
     import bench_langchain as lc
-
     from shekel import budget
     from shekel_langchain import ShekelCallbackHandler
 
