@@ -85,6 +85,16 @@ def remember(call_id: str, call: CallRecord) -> None:
         _forget_oldest()
 
 
+def first_claim(call_id: str, call: CallRecord) -> CallRecord | _Recording:
+    """Hold ``call`` (recorded next, nothing held before it) as the first report of ``call_id``,
+    unless a report of it is there: that one, changed by nothing (the caller then takes the
+    way of :func:`claim`). ``call`` itself when it is the first."""
+    first = _recorded.setdefault(call_id, call)
+    if first is call and len(_recorded) > RECENT_CALL_IDS:
+        _forget_oldest()
+    return first
+
+
 def claimed(call_id: str, call: CallRecord | None) -> None:
     """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
     is free again)."""
