@@ -276,7 +276,14 @@ def check(
     provider: str | None,
 ) -> None:
     """``Budget.check``: raise what a call needing these amounts would meet, holding nothing."""
-    if model is not None:
+    # A model checked where no budget refuses unknown models needs only its name validated.
+    if model is not None and not (
+        provider is None
+        and type(model) is str
+        and model
+        and not model.isspace()
+        and not (chain.strict or chain.refuses_unknown)
+    ):
         check_text("model", model)
         check_text("provider", provider)
         _spend.check_model(chain, model, provider)
