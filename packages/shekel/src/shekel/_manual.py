@@ -125,9 +125,9 @@ def _one_step(
         return None
     if rate.__class__ is not Rate or rate.tiered is not None:
         return None
-    here = _active_chain()
-    if here is not None and here is not chain:
-        check_not_locked(chain, here)
+    active = active_budget()
+    if active is not None and active is not chain.budget:  # recorded where it is active: never
+        check_not_locked(chain)
     tokens = input_tokens + output_tokens
     cost = rate.flat_cost(input_tokens, output_tokens, read, write)
     call = new_record(
