@@ -96,9 +96,12 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         self._end(kw, failed=True)
 
     def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
-        run = self._end(kw)
-        if run is not None and not run.routed:
-            record_usage(_payer(run.budget), run, response)
+        key = kw["run_id"].int  # ``_end`` of a model run (never a tool), on every call
+        run = RUNS.get(key)
+        if run is not None and run.owner is self:
+            drop(key, run)
+            if not run.routed:
+                record_usage(_payer(run.budget), run, response)
 
     def on_llm_error(self, error: BaseException, **kw: Any) -> None:
         run, response = self._end(kw), kw.get("response")
