@@ -164,3 +164,32 @@ def test_a_one_step_report_on_a_parent_while_its_child_is_active_is_refused() ->
         assert list(parent.history().calls) == []
     call = parent.record(model="gpt-4o-mini", input_tokens=10, call_id="resp-locked")
     assert list(parent.history().calls) == [call]  # the refused report left the id free
+
+
+def test_one_call_id_reported_by_many_threads_through_the_one_step_record_counts_once() -> None:
+    _price_looked_up("gpt-4o-mini")
+    b = budget(max_usd=10)
+    start = threading.Barrier(8)
+    reports: dict[str, list[CallRecord]] = {f"resp-shared-{n}": [] for n in range(50)}
+
+    def report(i: int) -> None:
+        start.wait()
+        for call_id, got in reports.items():
+            got.append(
+                b.record(
+                    model="gpt-4o-mini",
+                    input_tokens=100 + i,
+                    output_tokens=10,
+                    call_id=call_id,
+                    source=f"framework-{i % 2}",
+                )
+            )
+
+    workers = [threading.Thread(target=report, args=(i,)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert b.snapshot().llm_calls_used == 50
+    assert all(len({id(call) for call in got}) == 1 for got in reports.values())
+    assert sorted(call.call_id or "" for call in b.history().calls) == sorted(reports)
