@@ -86,9 +86,9 @@ def remember(call_id: str, call: CallRecord) -> None:
 
 
 def first_claim(call_id: str, call: CallRecord) -> CallRecord | _Recording:
-    """Hold ``call`` (recorded next, nothing held before it) as the first report of ``call_id``,
-    unless a report of it is there: that one, changed by nothing (the caller then takes the
-    way of :func:`claim`). ``call`` itself when it is the first."""
+    """Make ``call``, about to be booked, the first report of ``call_id`` unless the registry
+    holds one already; what it holds: ``call`` when it was the first, else the earlier report,
+    left as it is (the caller then goes the way of :func:`claim`)."""
     first = _recorded.setdefault(call_id, call)
     if first is call and len(_recorded) > RECENT_CALL_IDS:
         _forget_oldest()

@@ -94,9 +94,10 @@ def _one_step(
     price, on a ``quick`` chain, under a call id not reported yet (or none). ``None``, having
     recorded nothing, for any other: the full path then validates, claims and charges it.
 
-    A framework reports every call it makes (``charge`` and ``book`` each cost about as much as
-    the booking). The record is built before it is booked, so that one ``setdefault`` claims
-    its id: no mark to make and replace, and a report that finds the id taken changed nothing.
+    A framework reports every call it makes, and the full path's layers (``_record``,
+    ``charge``, ``book``, a ``TokenUsage``) cost more than the booking itself. The record is
+    built before it is booked, so that one ``setdefault`` claims its id: no mark to make and
+    replace, and a report that finds the id taken has changed nothing.
     """
     if not (
         input_tokens.__class__ is int
