@@ -295,6 +295,10 @@ def test_check_refuses_an_unknown_model_only_where_told_to() -> None:
     assert info.value.provider == "openai"
     with pytest.raises(BudgetConfigError, match="model must be a non-empty string"):
         budget(name="b").check(model="")
+    with pytest.raises(BudgetConfigError, match="model must be a non-empty string"):
+        budget(name="b").check(model="  ")
+    with pytest.raises(BudgetConfigError, match="provider must be a non-empty string"):
+        budget(name="b").check(model="gpt-4o-mini", provider="")
 
 
 def test_import_shekel_imports_no_sdk_and_no_price_table() -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
 
 import pytest
 
 from shekel import (
     BudgetConfigError,
     BudgetExceededError,
+    BudgetStateError,
+    CallRecord,
     budget,
 )
 
@@ -65,3 +70,126 @@ def test_reported_usage_can_be_an_estimate_with_cache_writes() -> None:
     assert b.summary_data()["estimated_calls"] == 1
     with pytest.raises(BudgetConfigError, match="estimated"):
         b.record(usd=0.1, estimated="yes")  # type: ignore[arg-type]
+
+
+def _engine_steps(report: Callable[[], object]) -> set[str]:
+    """The functions of the recording engine (``_spend``) that ``report`` went through."""
+    steps: set[str] = set()
+
+    def watch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.endswith("_spend.py"):
+            steps.add(frame.f_code.co_name)
+
+    sys.setprofile(watch)
+    try:
+        report()
+    finally:
+        sys.setprofile(None)
+    return steps
+
+
+def _price_looked_up(model: str) -> None:
+    """The first report of a model looks its price up on the full path; later ones find it."""
+    budget().record(model=model, input_tokens=1, output_tokens=1)
+
+
+def test_the_one_step_record_records_what_the_full_path_records() -> None:
+    """A plain budget books the usual report in one step; a budget under a price table of its
+    own (here for another model) takes the full path. Both must record the same call."""
+    _price_looked_up("gpt-4o-mini")
+    report = {
+        "model": "gpt-4o-mini",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cached_input_tokens": 1000,
+        "cache_write_tokens": 100,
+        "source": "framework",
+    }
+    quick = budget(max_usd=1.0, name="quick")
+    one_step_steps = _engine_steps(lambda: quick.record(**report, call_id="resp-quick"))
+    with budget(max_usd=1.0, name="full", prices={"another-model": {"input": 1, "output": 1}}):
+        with budget(name="inner") as full:
+            full_path_steps = _engine_steps(lambda: full.record(**report, call_id="resp-full"))
+    assert "charge" not in one_step_steps
+    assert "after_charge" in one_step_steps
+    assert "charge" in full_path_steps
+    (one_step,) = quick.history().calls
+    (full_path,) = full.history().calls
+    assert one_step.cost > 0
+    unique = {"seq": 0, "budget_path": "", "call_id": ""}
+    assert one_step._replace(**unique) == full_path._replace(**unique)
+    quick_used, full_used = quick.snapshot(), full.snapshot()
+    assert (quick.spent, quick_used.tokens_used, quick_used.llm_calls_used) == (
+        full.spent,
+        full_used.tokens_used,
+        full_used.llm_calls_used,
+    )
+
+
+def test_a_call_id_reported_twice_through_the_one_step_record_is_one_call() -> None:
+    _price_looked_up("gpt-4o-mini")
+    b = budget(max_usd=1.0)
+    first: list[CallRecord] = []
+    steps = _engine_steps(
+        lambda: first.append(
+            b.record(model="gpt-4o-mini", input_tokens=100, output_tokens=10, call_id="resp-twice")
+        )
+    )
+    assert "charge" not in steps
+    again = b.record(
+        model="gpt-4o-mini", input_tokens=900, output_tokens=90, call_id="resp-twice", source="x"
+    )
+    assert again is first[0]
+    assert list(b.history().calls) == first
+    assert b.snapshot().llm_calls_used == 1
+
+
+def test_a_one_step_report_crossing_the_cap_is_recorded_and_remembered() -> None:
+    _price_looked_up("gpt-4o-mini")
+    b = budget(max_usd=0.00001)
+    with pytest.raises(BudgetExceededError) as caught:
+        b.record(model="gpt-4o-mini", input_tokens=10_000, output_tokens=10, call_id="resp-over")
+    assert caught.value.call is not None
+    assert list(b.history().calls) == [caught.value.call]
+    assert b.record(model="gpt-4o-mini", input_tokens=1, call_id="resp-over") is caught.value.call
+    assert b.snapshot().llm_calls_used == 1
+
+
+def test_a_one_step_report_on_a_parent_while_its_child_is_active_is_refused() -> None:
+    _price_looked_up("gpt-4o-mini")
+    parent = budget(max_usd=1.0, name="parent")
+    with parent, budget(name="child"):
+        with pytest.raises(BudgetStateError):
+            parent.record(model="gpt-4o-mini", input_tokens=10, call_id="resp-locked")
+        assert list(parent.history().calls) == []
+    call = parent.record(model="gpt-4o-mini", input_tokens=10, call_id="resp-locked")
+    assert list(parent.history().calls) == [call]  # the refused report left the id free
+
+
+def test_one_call_id_reported_by_many_threads_through_the_one_step_record_counts_once() -> None:
+    _price_looked_up("gpt-4o-mini")
+    b = budget(max_usd=10)
+    start = threading.Barrier(8)
+    reports: dict[str, list[CallRecord]] = {f"resp-shared-{n}": [] for n in range(50)}
+
+    def report(i: int) -> None:
+        start.wait()
+        for call_id, got in reports.items():
+            got.append(
+                b.record(
+                    model="gpt-4o-mini",
+                    input_tokens=100 + i,
+                    output_tokens=10,
+                    call_id=call_id,
+                    source=f"framework-{i % 2}",
+                )
+            )
+
+    workers = [threading.Thread(target=report, args=(i,)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert b.snapshot().llm_calls_used == 50
+    assert all(len({id(call) for call in got}) == 1 for got in reports.values())
+    assert sorted(call.call_id or "" for call in b.history().calls) == sorted(reports)

@@ -158,6 +158,14 @@ def test_a_local_model_is_recorded_from_its_usage_and_model_name() -> None:
     assert (call["model"], call["source"], call["priced"]) == (GPT, "langchain", True)
 
 
+def test_a_count_out_of_range_is_recorded_as_zero_and_the_run_ends() -> None:
+    with budget(max_usd=5, name="root") as root:
+        fake_model(input_tokens=-5, output_tokens=100).invoke("x")
+        fake_model(input_tokens=1000, output_tokens=-1).invoke("y")
+    assert (root.snapshot().llm_calls_used, root.snapshot().tokens_used) == (2, 1100)
+    assert root.spent == pytest.approx(gpt_cost(1, 0, 100) + gpt_cost(1, 1000, 0), abs=1e-12)
+
+
 def test_a_local_streamed_model_is_recorded_from_its_last_chunk() -> None:
     model = StreamingLocalModel()
 

@@ -5,6 +5,7 @@ still taking what the SDK layer leaves (raw responses, strict budgets, call caps
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import anthropic
@@ -12,7 +13,7 @@ import openai
 import pytest
 from sdk_figures import USER, gpt4o_mini
 
-from shekel import BudgetExceededError, budget
+from shekel import BudgetExceededError, UnknownModelWarning, budget
 from shekel.testing import FakeProvider, Reply
 
 
@@ -106,6 +107,31 @@ def test_the_one_step_booking_records_what_the_full_path_records(
     unique = {"seq": 0, "budget_path": "", "call_id": ""}
     assert one_step._replace(**unique) == full_path._replace(**unique)
     assert quick.spent == full.spent
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_model_without_a_price_stays_unpriced_once_its_lookup_is_cached(
+    fake: FakeProvider, sdk: str
+) -> None:
+    """The first call looks the price up (none) on the full path; later ones find that answer
+    in the cache the one-step booking reads, and must not take it for a price of zero."""
+    fake.enqueue(*[Reply(text="ok", input_tokens=100, output_tokens=10) for _ in range(3)])
+    client = _client(fake, sdk)
+    model = f"no-price-{uuid.uuid4().hex[:8]}"
+
+    def ask() -> None:
+        if sdk == "anthropic":
+            client.messages.create(model=model, max_tokens=50, messages=USER)
+        else:
+            client.chat.completions.create(model=model, messages=USER)
+
+    with budget(max_usd=1.0) as b:
+        with pytest.warns(UnknownModelWarning, match=model):
+            ask()
+        ask()
+        ask()
+    assert [call.priced for call in b.history().calls] == [False, False, False]
+    assert b.summary_data()["unpriced_calls"] == 3
 
 
 def test_an_sdk_call_made_while_another_is_sent_leaves_the_outer_one_to_the_sdk_layer(

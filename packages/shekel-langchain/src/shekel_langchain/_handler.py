@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
@@ -14,7 +14,17 @@ from shekel.integration import Limits, framework_error, route_calls
 
 from ._errors import RunBudgetExceededError
 from ._names import NAMED, RunNames
-from ._runs import RUNS, STARTED_HERE, Run, descends, drop, follow, name_of, route
+from ._runs import (
+    MAX_RUNS,
+    RUNS,
+    STARTED_HERE,
+    Run,
+    descends,
+    drop,
+    forget_oldest,
+    name_of,
+    route,
+)
 from ._usage import record_usage
 from ._zero_config import INTEGRATION
 
@@ -86,9 +96,12 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         self._end(kw, failed=True)
 
     def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
-        run = self._end(kw)
-        if run is not None and not run.routed:
-            record_usage(_payer(run.budget), run, response)
+        key = kw["run_id"].int  # ``_end`` of a model run (never a tool), on every call
+        run = RUNS.get(key)
+        if run is not None and run.owner is self:
+            drop(key, run)
+            if not run.routed:
+                record_usage(_payer(run.budget), run, response)
 
     def on_llm_error(self, error: BaseException, **kw: Any) -> None:
         run, response = self._end(kw), kw.get("response")
@@ -118,7 +131,9 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             name = kw.get("name") or name_of(serialized) or ""
             budget = names.budget_for(anchor, scope, name, outermost=parent is None)
         run = Run(budget, active, scope, self, depth)
-        follow(key, run)
+        RUNS[key] = run
+        if len(RUNS) > MAX_RUNS:
+            forget_oldest()
         if claimed is not None:
             # Followed by a handler inherited from outer runs: this one, given closer to the
             # run (LangChain calls it after), takes it over.
@@ -133,11 +148,11 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         run = self._claim(serialized, kw, here=True)
         if run is None:
             return
-        run.started, run.prompt = (serialized, kw), prompt
         sdk = _sdk_model(serialized)
         if sdk is not None:  # the interceptor records and refuses its requests, inside the run
             run.routed, run.show_usage = True, sdk
             return
+        run.started, run.prompt = (serialized, kw), prompt
         try:  # any other model is refused here, before it runs
             run.budget.check(model=run.model())
         except BudgetExceededError as refusal:
@@ -175,7 +190,9 @@ def _payer(budget: Budget) -> Budget:
     """``budget``, or a budget entered below it in this thread or task (recording on a parent
     while its child is active here is refused; the child's spend reaches the parent)."""
     active = current_budget()
-    return active if active is not None and descends(active, budget) else budget
+    if active is None or active is budget:
+        return budget
+    return active if descends(active, budget) else budget
 
 
 def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:
@@ -183,6 +200,10 @@ def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:
     and refuses their requests): whether they read OpenAI's stream usage chunk. ``None`` for
     any other model."""
     ids = serialized.get("id") if serialized else None
-    if isinstance(ids, list) and len(ids) > 3 and ids[:2] == ["langchain", "chat_models"]:
-        return {"openai": True, "azure_openai": True, "anthropic": False}.get(ids[2])
+    if isinstance(ids, list) and len(ids) > 3 and ids[1] == "chat_models" and ids[0] == "langchain":
+        return _SDK_MODELS.get(ids[2])
     return None
+
+
+_SDK_MODELS: Final = {"openai": True, "azure_openai": True, "anthropic": False}
+"""The modules under ``langchain.chat_models`` of the chat models that :func:`_sdk_model` names."""

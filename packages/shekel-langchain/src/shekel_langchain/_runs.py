@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
+from types import MappingProxyType
 from typing import Any, Final
 
 from langchain_core.runnables.config import var_child_runnable_config
@@ -52,13 +54,19 @@ class Run:
     def model(self) -> str:
         """The model a model run named when it started: its ``model`` parameter, else
         LangChain's ``ls_model_name``, else the model's class name."""
-        serialized, kwargs = self.started or (None, {})
-        params = kwargs.get("invocation_params") or {}
-        for name in (params.get("model"), params.get("model_name"), params.get("model_id")):
-            if isinstance(name, str) and name:
-                return name
-        name = (kwargs.get("metadata") or {}).get("ls_model_name")
+        serialized, kwargs = self.started or (None, _NOTHING)
+        params = kwargs.get("invocation_params")
+        if params and not _MODEL_PARAMS.isdisjoint(params):  # skips the loop in C when none
+            for key in ("model", "model_name", "model_id"):
+                name = params.get(key)
+                if isinstance(name, str) and name:
+                    return name
+        name = (kwargs.get("metadata") or _NOTHING).get("ls_model_name")
         return name if isinstance(name, str) and name else name_of(serialized) or "(no model name)"
+
+
+_MODEL_PARAMS: Final = frozenset(("model", "model_name", "model_id"))
+_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 RUNS: Final[dict[int, Run]] = {}
@@ -66,12 +74,11 @@ RUNS: Final[dict[int, Run]] = {}
 STARTED_HERE: Final[ContextVar[int | None]] = ContextVar("shekel_langchain_run", default=None)
 
 
-def follow(key: int, run: Run) -> None:
-    RUNS[key] = run
-    if len(RUNS) > MAX_RUNS:
-        with contextlib.suppress(RuntimeError):  # another thread changed the table meanwhile
-            for stale in list(itertools.islice(RUNS, len(RUNS) - MAX_RUNS + 1024)):
-                RUNS.pop(stale, None)
+def forget_oldest() -> None:
+    """Called when :data:`RUNS` holds more than ``MAX_RUNS`` (the caller tests, on every run)."""
+    with contextlib.suppress(RuntimeError):  # another thread changed the table meanwhile
+        for stale in list(itertools.islice(RUNS, len(RUNS) - MAX_RUNS + 1024)):
+            RUNS.pop(stale, None)
 
 
 def drop(key: int, run: Run) -> None:
@@ -115,8 +122,11 @@ def descends(budget: Budget, ancestor: Budget | None) -> bool:
 
 def name_of(serialized: Any) -> str | None:
     """The name LangChain serialized for a runnable: its ``name``, else its class."""
-    name = serialized.get("name") if serialized else None
-    ids = serialized.get("id") if serialized else None
-    if not (isinstance(name, str) and name) and isinstance(ids, list) and ids:
-        name = ids[-1]
+    if not serialized:
+        return None
+    name = serialized.get("name")
+    if isinstance(name, str) and name:
+        return name
+    ids = serialized.get("id")
+    name = ids[-1] if isinstance(ids, list) and ids else None
     return name if isinstance(name, str) and name else None

@@ -5,7 +5,8 @@ written to a prompt cache, as shekel counts them), or a text LLM's ``llm_output`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from langchain_core.outputs import LLMResult
 
@@ -55,35 +56,64 @@ def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | 
             message = getattr(generation, "message", None)
             if message is None:
                 continue
-            meta = message.response_metadata or {}
-            model = model or _str(meta.get("model_name")) or _str(meta.get("model"))
-            call_id = call_id or _provider_id(message.id) or _provider_id(meta.get("id"))
+            meta = message.response_metadata or _NONE
+            if model is None:
+                name = meta.get("model_name")
+                model = name if isinstance(name, str) and name else _str(meta.get("model"))
+            if call_id is None:
+                call_id = _provider_id(message.id)
+                if call_id is None and "id" in meta:
+                    call_id = _provider_id(meta["id"])
             usage = message.usage_metadata
             if usage:
                 if usage.get("total_cost", None) == 0:  # how LangChain's cache marks its answers
                     return model, call_id, []
-                details = usage.get("input_token_details") or {}
-                tokens = usage.get("input_tokens"), usage.get("output_tokens")
-                cache = details.get("cache_read"), details.get("cache_creation")
-                return model, call_id, _counts(*tokens, *cache)
-    output = response.llm_output or {}  # a text LLM's, with OpenAI's names
-    model = model or _str(output.get("model_name")) or _str(output.get("model"))
-    call_id = call_id or _provider_id(output.get("id"))
+                prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+                details = usage.get("input_token_details")
+                if details:
+                    read, written = details.get("cache_read"), details.get("cache_creation")
+                    return model, call_id, _counts(prompt, completion, read, written)
+                if (
+                    prompt.__class__ is int
+                    and completion.__class__ is int
+                    and (prompt | completion) >= 0
+                ):
+                    return model, call_id, [prompt, completion, 0, 0]  # the usual report, as is
+                return model, call_id, _counts(prompt, completion, 0, 0)
+    output = response.llm_output or _NONE  # a text LLM's, with OpenAI's names
+    if model is None:
+        model = _str(output.get("model_name")) or _str(output.get("model"))
+    if call_id is None:
+        call_id = _provider_id(output.get("id"))
     usage = output.get("token_usage") or output.get("usage")
     if not isinstance(usage, Mapping) or not usage:
         return model, call_id, None
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    cached = (usage.get("prompt_tokens_details") or _NONE).get("cached_tokens")
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     return model, call_id, _counts(prompt, completion, cached, 0)
 
 
-def _counts(*reported: Any) -> list[int]:
+_NONE: Final[Mapping[str, Any]] = MappingProxyType({})
+"""Read in place of metadata a response left out (never written)."""
+
+
+def _counts(prompt: Any, completion: Any, read: Any, written: Any) -> list[int]:
     """Input, output, cache-read and cache-write tokens, each as the core takes it (anything
     but a positive ``int`` is 0: the end of a run never raises), within the input."""
-    prompt, completion, read, written = [n if type(n) is int and n > 0 else 0 for n in reported]
-    read = min(read, prompt)
-    return [prompt, completion, read, min(written, prompt - read)]
+    if type(prompt) is not int or prompt < 0:
+        prompt = 0
+    if type(completion) is not int or completion < 0:
+        completion = 0
+    if type(read) is not int or read < 0:
+        read = 0
+    elif read > prompt:
+        read = prompt
+    if type(written) is not int or written < 0:
+        written = 0
+    elif written > prompt - read:
+        written = prompt - read
+    return [prompt, completion, read, written]
 
 
 def _provider_id(value: Any) -> str | None:

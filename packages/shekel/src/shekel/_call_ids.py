@@ -85,6 +85,16 @@ def remember(call_id: str, call: CallRecord) -> None:
         _forget_oldest()
 
 
+def first_claim(call_id: str, call: CallRecord) -> CallRecord | _Recording:
+    """Make ``call``, about to be booked, the first report of ``call_id`` unless the registry
+    holds one already; what it holds: ``call`` when it was the first, else the earlier report,
+    left as it is (the caller then goes the way of :func:`claim`)."""
+    first = _recorded.setdefault(call_id, call)
+    if first is call and len(_recorded) > RECENT_CALL_IDS:
+        _forget_oldest()
+    return first
+
+
 def claimed(call_id: str, call: CallRecord | None) -> None:
     """The first report of ``call_id`` was recorded as ``call`` (``None``: it failed and the id
     is free again)."""

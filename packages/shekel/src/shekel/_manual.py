@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from . import _call_ids, _loops, _spend
+from ._call_ids import first_report
 from ._config import MAX_COUNT, SURELY_A_COUNT, check_counts, check_text
 from ._context import active_budget
 from ._errors import BudgetConfigError, BudgetStateError
-from ._history import CallRecord
+from ._history import CallRecord, new_record, next_sequence
 from ._money import MAX_USD, spend_to_nanos
-from ._pricing import TokenUsage
+from ._pricing import Rate, TokenUsage, cached_rate
 from ._reservation import Reservation, ToolCall
 
 if TYPE_CHECKING:
@@ -34,6 +35,21 @@ def record(
     estimated: bool,
 ) -> CallRecord:
     """``Budget.record``: one call id is recorded once, whoever reports it first."""
+    if chain.quick and usd is None and tokens is None and provider is None:
+        call = _one_step(
+            chain,
+            model,
+            input_tokens,
+            output_tokens,
+            cached_input_tokens,
+            cache_write_tokens,
+            llm_calls,
+            call_id,
+            source,
+            estimated,
+        )
+        if call is not None:
+            return call
     args = (
         usd,
         tokens,
@@ -59,6 +75,94 @@ def record(
         _call_ids.claimed(call_id, getattr(exc, "call", None))
         raise
     _call_ids.claimed(call_id, call)
+    return call
+
+
+def _one_step(
+    chain: Chain,
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    read: int,
+    write: int,
+    llm_calls: int,
+    call_id: str | None,
+    source: str | None,
+    estimated: bool,
+) -> CallRecord | None:
+    """Record the usual report in one step: exact token counts of a model with a flat shared
+    price, on a ``quick`` chain, under a call id not reported yet (or none). ``None``, having
+    recorded nothing, for any other: the full path then validates, claims and charges it.
+
+    A framework reports every call it makes, and the full path's layers (``_record``,
+    ``charge``, ``book``, a ``TokenUsage``) cost more than the booking itself. The record is
+    built before it is booked, so that one ``setdefault`` claims its id: no mark to make and
+    replace, and a report that finds the id taken has changed nothing.
+    """
+    if not (
+        input_tokens.__class__ is int
+        and output_tokens.__class__ is int
+        and read.__class__ is int
+        and write.__class__ is int
+        and 0 <= input_tokens | output_tokens | read | write < SURELY_A_COUNT
+        and llm_calls == 1
+        and llm_calls.__class__ is int
+        and estimated is False
+        and model.__class__ is str
+        and model
+        and not model.isspace()
+    ):
+        return None
+    if source is None:
+        source = "manual"
+    elif source.__class__ is not str or not source or source.isspace():
+        return None
+    if not call_id:
+        call_id = None
+    elif call_id.__class__ is not str or call_id.isspace() or first_report(call_id) is not None:
+        return None  # a report of an id already claimed gets the first record: the full path
+    rate = cached_rate((model, None))
+    if rate is None:  # not looked up yet: the full path looks it up
+        return None
+    if rate.__class__ is not Rate or rate.tiered is not None:
+        return None
+    active = active_budget()
+    if active is not None and active is not chain.budget:  # recorded where it is active: never
+        check_not_locked(chain)
+    tokens = input_tokens + output_tokens
+    cost = rate.flat_cost(input_tokens, output_tokens, read, write)
+    call = new_record(
+        (
+            next_sequence(),
+            chain.full_name,
+            model,
+            input_tokens,
+            output_tokens,
+            cost,
+            tokens,
+            read,
+            write,
+            0,  # reasoning
+            None,  # provider
+            True,  # priced
+            False,  # estimated
+            False,  # on_fallback
+            None,  # tool_name
+            call_id,
+            source,
+            None,  # response_model
+            None,  # operation
+        )
+    )
+    if call_id is not None and _call_ids.first_claim(call_id, call) is not call:
+        return None  # reported meanwhile, from another thread: the full path returns the first
+    try:
+        over = chain.ledger.record(chain.links, cost, tokens, 1)
+        _spend.after_charge(chain, call, over)
+    except BaseException as exc:
+        if call_id is not None:
+            _call_ids.claimed(call_id, getattr(exc, "call", None))
+        raise
     return call
 
 
@@ -173,7 +277,14 @@ def check(
     provider: str | None,
 ) -> None:
     """``Budget.check``: raise what a call needing these amounts would meet, holding nothing."""
-    if model is not None:
+    # A model checked where no budget refuses unknown models needs only its name validated.
+    if model is not None and not (
+        provider is None
+        and type(model) is str
+        and model
+        and not model.isspace()
+        and not (chain.strict or chain.refuses_unknown)
+    ):
         check_text("model", model)
         check_text("provider", provider)
         _spend.check_model(chain, model, provider)

@@ -214,10 +214,12 @@ def compile_price_table(prices: Mapping[str, Any] | None) -> dict[str, Rate]:
     return table
 
 
-_MISSING: Final = Rate(0, 0, 0, 0, "unknown")
+_MISSING: Final = object()
+"""What :data:`_cache` holds for a model nobody prices: not a :class:`Rate`, so that the fast
+paths reading the cache (``cached_rate``) tell it from a price by its class alone."""
 CACHE_SIZE: Final = 4096
 """Model names remembered (prices, warnings); a server inventing names cannot grow memory."""
-_cache: dict[tuple[str, str | None], Rate] = {}
+_cache: dict[tuple[str, str | None], object] = {}
 CHANGE_LISTENERS.append(_cache.clear)  # a plugin registered later may price models differently
 cached_rate: Final = _cache.get
 """``cached_rate((model, provider))``: what :func:`lookup_rate` found before, without a call
@@ -238,7 +240,7 @@ def lookup_rate(model: str, provider: str | None) -> Rate | None:
         rate = _resolve(model, provider)
         hit = _MISSING if rate is None else rate
         _remember(_cache, key, hit)
-    return None if hit is _MISSING else hit
+    return hit if isinstance(hit, Rate) else None  # not when it is _MISSING
 
 
 FREE_PROVIDERS: Final = frozenset({"ollama"})
