@@ -193,3 +193,28 @@ def test_one_call_id_reported_by_many_threads_through_the_one_step_record_counts
     assert b.snapshot().llm_calls_used == 50
     assert all(len({id(call) for call in got}) == 1 for got in reports.values())
     assert sorted(call.call_id or "" for call in b.history().calls) == sorted(reports)
+
+
+def test_cache_counts_above_the_input_they_are_part_of_are_refused_and_nothing_is_recorded() -> (
+    None
+):
+    _price_looked_up("gpt-4o-mini")  # the report would otherwise take the one-step record
+    b = budget(max_usd=1.0)
+    for read, written in ((20, 0), (6, 5)):
+        with pytest.raises(BudgetConfigError, match=r"add up to more than input_tokens \(10\)"):
+            b.record(
+                model="gpt-4o-mini",
+                input_tokens=10,
+                output_tokens=1,
+                cached_input_tokens=read,
+                cache_write_tokens=written,
+            )
+    assert b.snapshot().llm_calls_used == 0
+    call = b.record(
+        model="gpt-4o-mini",
+        input_tokens=10,
+        output_tokens=1,
+        cached_input_tokens=5,
+        cache_write_tokens=5,
+    )
+    assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens) == (10, 5, 5)

@@ -105,6 +105,7 @@ def _one_step(
         and read.__class__ is int
         and write.__class__ is int
         and 0 <= input_tokens | output_tokens | read | write < SURELY_A_COUNT
+        and read + write <= input_tokens
         and llm_calls == 1
         and llm_calls.__class__ is int
         and estimated is False
@@ -199,6 +200,7 @@ def _record(
         and (model is None or (type(model) is str and model and not model.isspace()))
         and (provider is None or type(provider) is str)
         and (source is None or (type(source) is str and source and not source.isspace()))
+        and cached_input_tokens + cache_write_tokens <= input_tokens
     ):
         check_counts(
             input_tokens=input_tokens,
@@ -211,6 +213,13 @@ def _record(
         check_text("model", model)
         check_text("provider", provider)
         check_text("source", source)
+        if cached_input_tokens + cache_write_tokens > input_tokens:
+            raise BudgetConfigError(
+                f"cached_input_tokens ({cached_input_tokens}) and cache_write_tokens "
+                f"({cache_write_tokens}) add up to more than input_tokens ({input_tokens}): "
+                "they count prompt tokens read from and written to a cache, which are part of "
+                "input_tokens; pass every prompt token in input_tokens"
+            )
     if type(estimated) is not bool:
         raise BudgetConfigError(f"estimated must be True or False, got {estimated!r}")
     if usd is None:
