@@ -221,3 +221,41 @@ def _each_stream_recorded_once(parent: Any, children: list[str], per_child: int)
     assert parent.spent == pytest.approx(
         sum(gpt4o_mini(c.input_tokens, c.output_tokens) for c in calls), abs=1e-12
     )
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_the_usage_chunk_shekel_asked_for_is_dropped_before_the_sdk_builds_it(
+    fake: FakeProvider, sync: bool
+) -> None:
+    """The SDK builds an object of every event it is handed (about 40 µs for a usage chunk);
+    the one the caller never asked for must not be handed over at all."""
+    fake.enqueue(Reply(text="a b c", input_tokens=300, output_tokens=3))
+    client: Any = (openai.OpenAI if sync else openai.AsyncOpenAI)(
+        base_url=fake.openai_base_url, api_key="t"
+    )
+    built: list[dict[str, Any]] = []
+    build = client._process_response_data
+
+    def counting(*, data: Any, cast_to: Any, response: Any) -> Any:
+        built.append(data)
+        return build(data=data, cast_to=cast_to, response=response)
+
+    client._process_response_data = counting  # the SDK's own builder, watched
+
+    async def read_async() -> list[Any]:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=USER, stream=True
+        )
+        return [chunk async for chunk in stream]
+
+    with budget(max_usd=1.0) as b:
+        if sync:
+            chunks = list(
+                client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True)
+            )
+        else:
+            chunks = asyncio.run(read_async())
+    assert len(built) == len(chunks) > 0
+    assert all(data.get("usage") is None and data["choices"] for data in built)
+    (call,) = b.history().calls
+    assert (call.input_tokens, call.output_tokens, call.estimated) == (300, 3, False)

@@ -20,7 +20,7 @@ from ._adapter import (
 _OTHER_PROVIDERS = ("claude", "gemini", "mistral", "command", "llama")
 
 
-def _chat_usage(usage: object) -> TokenUsage | None:
+def chat_usage_of(usage: object) -> TokenUsage | None:
     """Usage of the chat completions and responses wires; ``None`` when absent or malformed."""
     if not isinstance(usage, dict):
         return None
@@ -74,7 +74,7 @@ class _OpenAIAdapter(ProtocolAdapter):
         return self.provider != "openai" or not model.lower().startswith(_OTHER_PROVIDERS)
 
     def usage_from_json(self, data: dict[str, Any]) -> TokenUsage | None:
-        return _chat_usage(data.get("usage"))
+        return chat_usage_of(data.get("usage"))
 
 
 # OpenAI's own layout of a chat completion's usage: the counts, then the details objects.
@@ -179,7 +179,7 @@ class ChatTally(StreamTally):
                     self.call_id = payload["id"]
                 if not self.precise:
                     self.output_estimate -= _empty_deltas(payload.get("choices"))
-                usage = _chat_usage(payload.get("usage"))
+                usage = chat_usage_of(payload.get("usage"))
                 if usage is not None:
                     self.usage = usage
                     if self.hide_usage and not payload.get("choices"):
@@ -251,7 +251,7 @@ class ResponsesTally(StreamTally):
                 self.model = response["model"]
             if isinstance(response.get("id"), str):
                 self.call_id = response["id"]
-            usage = _chat_usage(response.get("usage"))
+            usage = chat_usage_of(response.get("usage"))
             if usage is not None:
                 self.usage = usage
 
