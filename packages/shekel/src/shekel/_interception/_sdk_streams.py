@@ -1,9 +1,10 @@
-"""Streamed chat completions of the openai SDK, read as the SDK's chunk objects.
+"""Streamed chat completions of the openai SDK, read as the SDK's framed events.
 
-The SDK has already framed every event when its ``Stream`` decodes one: the usage is read from
-the event's text, before the SDK builds a chunk object from it (its ``_iter_events`` is taken
-for the stream), and the chunks the caller gets are only counted. Everything else the HTTP
-layer's tap (``_streams``) guarantees holds here too:
+The SDK's chunk loop reads its events through shekel (its ``_iter_events`` is taken for the
+stream): each is counted, and only an event whose text does not end as OpenAI ends every chunk
+but the usage chunk (``"usage":null}``) is looked at further, before the SDK builds a chunk
+object from it. No byte is scanned. Everything else the HTTP layer's tap (``_streams``)
+guarantees holds here too:
 
 - usage is asked for (``stream_options.include_usage``) and its chunk, which the caller did not
   ask for, is dropped before the SDK builds it (about 40 µs of pydantic saved per stream);
@@ -59,7 +60,7 @@ def ask_for_usage(options: Any, data: dict[str, Any]) -> bool:
 
 
 class ChunkTally(StreamTally):
-    """What went by of a stream read as chunk objects (``events`` is never called)."""
+    """What went by of a stream read as the SDK's events (``events`` is never called)."""
 
     def __init__(self) -> None:
         # A token per chunk, less the first, which carries only the role (a stream cut off
@@ -170,23 +171,22 @@ class _Watch:
         call.watch(self.tally)  # the budget's block failing records it
         closing = byte_stream_class(_SyncClosing if sync else _AsyncClosing, sync, response)
         response.stream = closing(response.stream, self.closed)
-        # On the SDK's stream, kept alive by the chunk loop while it runs (its own generator
-        # lets go of it at the end, before the loop records the end; httpx2 lets go of the
-        # response's byte stream at that moment too).
+        # On the SDK's stream, kept alive by its events read through this watch while they run
+        # (the SDK's own generator lets go of it at the end, before the end is recorded;
+        # httpx2 lets go of the response's byte stream at that moment too).
         self.stream = stream
         weakref.finalize(stream, settle_abandoned, call, self.tally)
+        # The SDK's chunk loop reads the events through this watch, once, when it starts.
         events = stream._iter_events
         if sync:
             stream._iter_events = lambda: _sync_events(self, events())
-            stream._iterator = _sync_chunks(self)
         else:
             stream._iter_events = lambda: _async_events(self, events())
-            stream._iterator = _async_chunks(self)
         stream.__class__ = _watched_class(stream.__class__)
 
     def closed(self) -> None:
-        """The response was closed: by the SDK at the stream's end (the chunk loop records
-        that), or by the caller before the end."""
+        """The response was closed: by the SDK's chunk loop as it ends (the events read through
+        this watch record that), or by the caller before the end."""
         chunks = self.chunks
         running = chunks.gi_running if hasattr(chunks, "gi_running") else chunks.ag_running
         if not running and not self.call.settled:
@@ -226,58 +226,59 @@ class _Watch:
         settle_abandoned(self.call, self.tally)
 
 
-def _usage_named(text: str) -> bool:
-    """Whether an event's text may carry usage: a ``usage`` key, not set to null (compact or
-    spaced). A key inside a string value has its quotes escaped, so it never matches."""
+_NO_USAGE: Final = '"usage":null}'
+"""How OpenAI ends every chunk but the usage chunk (compact JSON, ``usage`` last): a test of the
+text's end, not a search of it, on every chunk."""
+
+
+def usage_named(text: str) -> bool:
+    """Whether an event's text may carry usage: a ``usage`` key not set to null (compact or
+    spaced JSON). A key inside a string value has its quotes escaped, so it never matches."""
     return '"usage"' in text and '"usage":null' not in text and '"usage": null' not in text
 
 
 def _sync_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
-    for event in events:
-        text = event.data
-        if _usage_named(text) and watch.usage_event(text):
-            continue
-        yield event
-
-
-async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    async for event in events:
-        text = event.data
-        if _usage_named(text) and watch.usage_event(text):
-            continue
-        yield event
-
-
-def _sync_chunks(watch: _Watch) -> Iterator[Any]:
-    chunks = watch.chunks
+    """The SDK's events as its chunk loop reads them, less the usage chunk shekel asked for:
+    each one counted, the call recorded at ``[DONE]`` (where the loop stops reading) or at
+    the end of the events, or from what went by when the loop stops early (closed, dropped,
+    or ended by an error event or a failed read)."""
     tally = watch.tally
     try:
-        for chunk in chunks:
+        for event in events:
+            try:
+                text = event._data  # what its ``data`` property returns, without the call
+            except AttributeError:
+                text = event.data
+            if not text.endswith(_NO_USAGE):
+                if usage_named(text) and watch.usage_event(text):
+                    continue
+                if text.startswith("[DONE]"):
+                    watch.settle(complete=True)
             tally.output_estimate += 1
-            yield chunk
-    except GeneratorExit:
+            yield event
+    except BaseException:  # GeneratorExit too: the loop let go of the events before the end
         watch.failed()
-        raise
-    except BaseException:
-        watch.failed()
-        chunks.close()
         raise
     watch.settle(complete=True)
 
 
-async def _async_chunks(watch: _Watch) -> AsyncIterator[Any]:
-    chunks = watch.chunks
+async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
     tally = watch.tally
     try:
-        async for chunk in chunks:
+        async for event in events:
+            try:
+                text = event._data  # what its ``data`` property returns, without the call
+            except AttributeError:
+                text = event.data
+            if not text.endswith(_NO_USAGE):
+                if usage_named(text) and watch.usage_event(text):
+                    continue
+                if text.startswith("[DONE]"):
+                    watch.settle(complete=True)
             tally.output_estimate += 1
-            yield chunk
-    except GeneratorExit:
-        watch.failed()
-        raise
+            yield event
     except BaseException:
         watch.failed()
-        await chunks.aclose()
         raise
     watch.settle(complete=True)
 
