@@ -30,5 +30,6 @@ def test_other_modules_read_budget_private_fields_in_few_places() -> None:
     fields = counter.budget_fields((CORE / "_budget.py").read_text())
     assert {"_c", "_node"} <= fields
     places = counter.count_reads(fields)
-    # 13: ``_deprecated`` reads ``_node`` once, for the moved members' descriptors
-    assert sum(places.values()) <= 13, places
+    # 14: ``_deprecated`` reads ``_node`` once, for the moved members' descriptors, and the
+    # integration kit ``_c`` once, for ``refuses_unknown_models``
+    assert sum(places.values()) <= 14, places

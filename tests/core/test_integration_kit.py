@@ -9,7 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from shekel import BudgetConfigError, BudgetExceededError, budget, current_budget
+from shekel import (
+    BudgetConfigError,
+    BudgetExceededError,
+    UnknownModelError,
+    budget,
+    current_budget,
+)
 from shekel.integration import (
     Integration,
     NameWatch,
@@ -19,6 +25,7 @@ from shekel.integration import (
     child_of,
     framework_error,
     parse_limits,
+    refuses_unknown_models,
     route_calls,
     stop_routing,
 )
@@ -188,3 +195,16 @@ def test_installing_waits_for_the_framework_import_without_importing_it() -> Non
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.splitlines() == ["imported yet: False", "installed True"], done.stderr
+
+
+def test_refuses_unknown_models_follows_strict_and_unknown_models_error_down_the_tree() -> None:
+    with budget(max_usd=1, name="plain") as plain, budget(name="child") as child:
+        assert (refuses_unknown_models(plain), refuses_unknown_models(child)) == (False, False)
+    with budget(max_usd=1, name="refusing", unknown_models="error") as refusing:
+        with budget(name="below") as below:
+            assert refuses_unknown_models(refusing)
+            assert refuses_unknown_models(below)
+    with budget(max_usd=1, name="strict", strict=True) as strict:
+        assert refuses_unknown_models(strict)
+        with pytest.raises(UnknownModelError):
+            strict.check(model="a-model-nobody-prices")

@@ -10,7 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from shekel import Budget, BudgetExceededError, UnknownModelError, current_budget
-from shekel.integration import Limits, framework_error, route_calls
+from shekel.integration import Limits, framework_error, refuses_unknown_models, route_calls
 
 from ._errors import RunBudgetExceededError
 from ._names import NAMED, RunNames
@@ -108,9 +108,12 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         if run is not None and not run.routed and isinstance(response, LLMResult):
             record_usage(_payer(run.budget), run, response, partial=True)
 
-    def _claim(self, serialized: Any, kw: Mapping[str, Any], *, here: bool = False) -> Run | None:
+    def _claim(
+        self, serialized: Any, kw: Mapping[str, Any], *, here: bool = False, name: str | None = None
+    ) -> Run | None:
         """Follow a run starting now; ``None`` when there is no budget to charge. ``here``: the
-        run's body runs where it starts (models, retrievers)."""
+        run's body runs where it starts (models, retrievers); ``name``: ``name_of(serialized)``
+        when the caller has it."""
         key, parent_id = kw["run_id"].int, kw.get("parent_run_id")
         claimed = RUNS.get(key)
         if claimed is not None and claimed.owner is self:
@@ -128,8 +131,8 @@ class ShekelCallbackHandler(BaseCallbackHandler):
             return None
         budget = anchor
         if names.limits:
-            name = kw.get("name") or name_of(serialized) or ""
-            budget = names.budget_for(anchor, scope, name, outermost=parent is None)
+            step = kw.get("name") or name or name_of(serialized) or ""
+            budget = names.budget_for(anchor, scope, step, outermost=parent is None)
         run = Run(budget, active, scope, self, depth)
         RUNS[key] = run
         if len(RUNS) > MAX_RUNS:
@@ -145,16 +148,20 @@ class ShekelCallbackHandler(BaseCallbackHandler):
         return run
 
     def _model_start(self, serialized: Any, prompt: Any, kw: dict[str, Any]) -> None:
-        run = self._claim(serialized, kw, here=True)
+        _, name, sdk = _model_facts(serialized)
+        run = self._claim(serialized, kw, here=True, name=name)
         if run is None:
             return
-        sdk = _sdk_model(serialized)
         if sdk is not None:  # the interceptor records and refuses its requests, inside the run
             run.routed, run.show_usage = True, sdk
             return
         run.started, run.prompt = (serialized, kw), prompt
         try:  # any other model is refused here, before it runs
-            run.budget.check(model=run.model())
+            budget = run.budget
+            if refuses_unknown_models(budget):
+                budget.check(model=run.model())
+            else:  # the model's name would change nothing: not worked out on every call
+                budget.check()
         except BudgetExceededError as refusal:
             drop(kw["run_id"].int, run)
             error = framework_error(refusal, RunBudgetExceededError)
@@ -193,6 +200,23 @@ def _payer(budget: Budget) -> Budget:
     if active is None or active is budget:
         return budget
     return active if descends(active, budget) else budget
+
+
+_MODELS: dict[int, tuple[Any, str | None, bool | None]] = {}
+"""By ``id(serialized)``: a model's serialized form, its name and :func:`_sdk_model`. LangChain
+serializes a model once (a cached property) and hands that dict to each of its runs."""
+
+
+def _model_facts(serialized: Any) -> tuple[Any, str | None, bool | None]:
+    """``(serialized, name_of(serialized), _sdk_model(serialized))``, worked out once per
+    serialized form."""
+    facts = _MODELS.get(id(serialized))
+    if facts is None or facts[0] is not serialized:
+        facts = (serialized, name_of(serialized), _sdk_model(serialized))
+        if len(_MODELS) >= 256:  # models made per request: keep a few, not all
+            _MODELS.clear()
+        _MODELS[id(serialized)] = facts
+    return facts
 
 
 def _sdk_model(serialized: Mapping[str, Any] | None) -> bool | None:

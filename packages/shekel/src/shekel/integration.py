@@ -30,6 +30,8 @@ the core. A package keeps only what is specific to its framework; from here it t
   counted).
 - :func:`activate` / :func:`deactivate`: a step's budget active from a framework's "started"
   callback to its "ended" one, for frameworks that report a step in two calls.
+- :func:`refuses_unknown_models`: whether ``budget.check(model=...)`` needs the model's name at
+  all, for frameworks where working it out costs something on every step.
 - Missing usage: report what a framework knows with ``budget.record(...)``; when it knows no
   token counts, :func:`estimate_tokens` gives the same estimate everywhere, recorded with
   ``estimated=True``.
@@ -106,6 +108,14 @@ def deactivate(activation: Activation) -> None:
         CALL.shekel_budget_exited(budget=budget, error=None)
 
 
+def refuses_unknown_models(budget: Budget) -> bool:
+    """Whether ``budget`` or an ancestor refuses models it has no price for (``strict=True``
+    or ``unknown_models="error"``): otherwise ``budget.check(model=...)`` answers as
+    ``budget.check()`` does, and a framework need not work the model's name out first."""
+    chain = budget._c
+    return chain.strict or chain.refuses_unknown
+
+
 _unreported_warned: set[tuple[str, str]] = set()
 
 
@@ -168,6 +178,7 @@ __all__ = [
     "framework_error",
     "parse_limits",
     "record_unreported",
+    "refuses_unknown_models",
     "route_calls",
     "stop_routing",
     "unsupported_reason",
