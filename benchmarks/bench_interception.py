@@ -96,8 +96,9 @@ NOTES = [
     " an application pays for shekel outside its budgets.",
     "- *Where the calls are taken*: non-streamed openai and anthropic calls and openai's"
     " streamed chat completions in the SDK client's `request` (the model read from the"
-    " request's dict, the usage from the parsed response or from the SDK's chunk objects, one"
-    " attribute test per chunk), the HTTP layer below only passing the request on. Raw"
+    " request's dict, the usage from the parsed response, or from a streamed event's text"
+    " before the SDK builds a chunk of it: a test of each event's end), the HTTP layer below"
+    " only passing the request on. Raw"
     " responses, other streams and strict or capped budgets stay at the HTTP layer.",
 ]
 
