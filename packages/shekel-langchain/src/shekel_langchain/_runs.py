@@ -54,19 +54,20 @@ class Run:
     def model(self) -> str:
         """The model a model run named when it started: its ``model`` parameter, else
         LangChain's ``ls_model_name``, else the model's class name."""
-        serialized, kwargs = self.started or (None, _NOTHING)
+        serialized, kwargs = self.started or (None, NOTHING)
         params = kwargs.get("invocation_params")
         if params and not _MODEL_PARAMS.isdisjoint(params):  # skips the loop in C when none
             for key in ("model", "model_name", "model_id"):
                 name = params.get(key)
                 if isinstance(name, str) and name:
                     return name
-        name = (kwargs.get("metadata") or _NOTHING).get("ls_model_name")
+        name = (kwargs.get("metadata") or NOTHING).get("ls_model_name")
         return name if isinstance(name, str) and name else name_of(serialized) or "(no model name)"
 
 
 _MODEL_PARAMS: Final = frozenset(("model", "model_name", "model_id"))
-_NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
+NOTHING: Final[Mapping[str, Any]] = MappingProxyType({})
+"""Read in place of a mapping a run or a response left out (never written)."""
 
 
 RUNS: Final[dict[int, Run]] = {}

@@ -5,15 +5,14 @@ written to a prompt cache, as shekel counts them), or a text LLM's ``llm_output`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 from langchain_core.outputs import LLMResult
 
 from shekel import Budget, BudgetExceededError
 from shekel.integration import record_unreported
 
-from ._runs import Run
+from ._runs import NOTHING, Run
 
 SOURCE = "langchain"
 """``CallRecord.source`` of the calls this package reports."""
@@ -56,7 +55,7 @@ def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | 
             message = getattr(generation, "message", None)
             if message is None:
                 continue
-            meta = message.response_metadata or _NONE
+            meta = message.response_metadata or NOTHING
             if model is None:
                 name = meta.get("model_name")
                 model = name if isinstance(name, str) and name else _str(meta.get("model"))
@@ -80,7 +79,7 @@ def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | 
                 ):
                     return model, call_id, [prompt, completion, 0, 0]  # the usual report, as is
                 return model, call_id, _counts(prompt, completion, 0, 0)
-    output = response.llm_output or _NONE  # a text LLM's, with OpenAI's names
+    output = response.llm_output or NOTHING  # a text LLM's, with OpenAI's names
     if model is None:
         model = _str(output.get("model_name")) or _str(output.get("model"))
     if call_id is None:
@@ -88,14 +87,10 @@ def _reported(response: LLMResult) -> tuple[str | None, str | None, list[int] | 
     usage = output.get("token_usage") or output.get("usage")
     if not isinstance(usage, Mapping) or not usage:
         return model, call_id, None
-    cached = (usage.get("prompt_tokens_details") or _NONE).get("cached_tokens")
+    cached = (usage.get("prompt_tokens_details") or NOTHING).get("cached_tokens")
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
     return model, call_id, _counts(prompt, completion, cached, 0)
-
-
-_NONE: Final[Mapping[str, Any]] = MappingProxyType({})
-"""Read in place of metadata a response left out (never written)."""
 
 
 def _counts(prompt: Any, completion: Any, read: Any, written: Any) -> list[int]:
