@@ -15,6 +15,7 @@ Standard library and the SDKs only (no shekel import at module level).
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import traceback
@@ -134,6 +135,14 @@ def _asks_for_usage(content: bytes) -> bool:
 # -- clients ------------------------------------------------------------------------------------
 
 
+def _numbered(body: dict[str, Any]) -> Callable[[], bytes]:
+    """``body`` as JSON with a new ``id`` each time, as a provider sends: shekel remembers the
+    ids it recorded, and one id repeated would never grow or trim that registry."""
+    head, tail = json.dumps(body).encode().split(body["id"].encode())
+    numbers = itertools.count()
+    return lambda: b"%s%s-%d%s" % (head, body["id"].encode(), next(numbers), tail)
+
+
 def openai_client(stream_chunks: int = 0) -> Any:
     """An ``openai.OpenAI`` whose requests never leave the process. With ``stream_chunks``,
     every response is an event stream of that many content chunks; its usage chunk is sent
@@ -141,13 +150,13 @@ def openai_client(stream_chunks: int = 0) -> Any:
     import httpx
     import openai
 
-    completion = json.dumps(CHAT_COMPLETION).encode()
+    completion = _numbered(CHAT_COMPLETION)
     with_usage = chat_stream_events(stream_chunks, True) if stream_chunks else []
     without_usage = chat_stream_events(stream_chunks, False) if stream_chunks else []
 
     def handler(request: httpx.Request) -> httpx.Response:
         if not stream_chunks:
-            return httpx.Response(200, headers=JSON_HEADERS, content=completion)
+            return httpx.Response(200, headers=JSON_HEADERS, content=completion())
         events = with_usage if _asks_for_usage(request.content) else without_usage
         return httpx.Response(200, headers=SSE_HEADERS, content=iter(events))
 
@@ -164,10 +173,10 @@ def anthropic_client() -> Any:
     import anthropic
     import httpx2
 
-    message = json.dumps(ANTHROPIC_MESSAGE).encode()
+    message = _numbered(ANTHROPIC_MESSAGE)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, headers=JSON_HEADERS, content=message)
+        return httpx2.Response(200, headers=JSON_HEADERS, content=message())
 
     return anthropic.Anthropic(
         api_key="bench",
