@@ -65,7 +65,8 @@ NOTES = [
     "- SDK clients: `openai.OpenAI(http_client=httpx.Client(transport=httpx.MockTransport(...)),"
     " max_retries=0)` answering a gpt-4o-mini chat completion with usage;"
     " `anthropic.Anthropic(http_client=httpx2.Client(transport=httpx2.MockTransport(...)))`"
-    " answering a claude-3-haiku message.",
+    " answering a claude-3-haiku message. Each non-streamed response has an id of its own, as a"
+    " provider's has (shekel remembers the ids it recorded); the streams repeat one id.",
     "- *Per chunk*: `stream=True` calls whose mock response is an event stream of K content chunks,"
     " one event per network read. The mock sends the usage chunk only when the request asks for it"
     " (`stream_options.include_usage`, which a budget adds and then hides from the caller), so the"
@@ -74,8 +75,9 @@ NOTES = [
     "- *Tap, direct*: the recorded event stream fed through shekel's `SyncTap` (`ChatTally`"
     " reading usage) with no SDK and no HTTP: the cost per chunk without SDK noise (the per-stream"
     " setup and the final recording included, spread over the K chunks). The tap reads the"
-    " streams the SDK layer leaves to the HTTP layer (anthropic's, the Responses API's, clients"
-    " other than the SDKs'); an openai chat stream no longer goes through it.",
+    " streams the SDK layer leaves to the HTTP layer (the Responses API's, clients other than"
+    " the SDKs', raw responses); openai chat and anthropic message streams no longer go"
+    " through it.",
     "- *httpx.Client.send, no SDK*: the same chat completion sent with `Client.send` directly:"
     " shekel's per-call work without the SDK's. The long conversation shows what grows with the"
     ' request: shekel looks for `"stream"` and the model in the request body, two passes'

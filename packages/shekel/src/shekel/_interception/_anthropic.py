@@ -117,18 +117,22 @@ class MessagesTally(StreamTally):
     def _read(self, data: bytes) -> None:
         for event in split_events(data):
             payload = event_json(event)
-            if not isinstance(payload, dict):
-                continue
-            kind = payload.get("type")
-            if kind == "message_start" and isinstance(payload.get("message"), dict):
-                message = payload["message"]
-                if isinstance(message.get("model"), str):
-                    self.model = message["model"]
-                if isinstance(message.get("id"), str):
-                    self.call_id = message["id"]
-                if isinstance(message.get("usage"), dict):
-                    self._start = dict(message["usage"])
-                    self.partial = messages_usage(self._start)
-            elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
-                merged = {**self._start, **{k: v for k, v in payload["usage"].items() if v}}
-                self.usage = messages_usage(merged)
+            if isinstance(payload, dict):
+                self.read_event(payload)
+
+    def read_event(self, payload: dict[str, Any]) -> None:
+        """Take in a decoded ``message_start`` or ``message_delta`` event (others are ignored):
+        the SDK layer hands the events it sees here too."""
+        kind = payload.get("type")
+        if kind == "message_start" and isinstance(payload.get("message"), dict):
+            message = payload["message"]
+            if isinstance(message.get("model"), str):
+                self.model = message["model"]
+            if isinstance(message.get("id"), str):
+                self.call_id = message["id"]
+            if isinstance(message.get("usage"), dict):
+                self._start = dict(message["usage"])
+                self.partial = messages_usage(self._start)
+        elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
+            merged = {**self._start, **{k: v for k, v in payload["usage"].items() if v}}
+            self.usage = messages_usage(merged)

@@ -1,11 +1,11 @@
-"""The fast path: non-streamed calls of the openai and anthropic SDKs, and openai's streamed
-chat completions (read in ``_sdk_streams``), seen where the SDK holds them parsed
+"""The fast path: calls of the openai and anthropic SDKs, streamed ones too (read in
+``_sdk_streams``), seen where the SDK holds them parsed
 (``SyncAPIClient.request`` and ``AsyncAPIClient.request`` of each SDK).
 
 There the model is a dictionary key of the request and the usage an attribute of the response
 object, so a call costs no scan of the request's bytes and no decoding of the response. One
 check covers the SDK's retries. The HTTP layer (``_httpx_patch``) stays the way in for
-everything this path leaves to it: anthropic's and the Responses API's streams, raw and
+everything this path leaves to it: the Responses API's streams, raw and
 streaming-response wrappers, other
 clients (Azure, Bedrock, Vertex), calls the SDK traces itself (its span starts and ends inside
 ``request``: charged below, a call is charged while its span is current), strict mode, call
@@ -36,7 +36,7 @@ from ._call import InterceptedCall, for_sdk
 from ._openai import ChatCompletionsAdapter
 from ._routing import LOCAL_HOSTS
 from ._sdk_record import RECORDERS, record
-from ._sdk_streams import ask_for_usage, takes, watch, watch_async
+from ._sdk_streams import CHAT, MESSAGES, ask_for_usage, stream_kind, watch, watch_async
 from ._transport import adapter_of, failed, route_key
 
 _PATCHED: Final = "__shekel_original__"
@@ -148,17 +148,20 @@ def _traced(client: Any) -> bool:
         return True
 
 
-Taken = tuple[Any, ProtocolAdapter, dict[str, Any], bool, bool]
-"""A request this layer takes: ``(chain, adapter, json_data, streamed, show_usage)``."""
+Taken = tuple[Any, ProtocolAdapter, dict[str, Any], "str | None", bool]
+"""A request this layer takes: ``(chain, adapter, json_data, stream, show_usage)``."""
+_STREAMED_BY: Final = {CHAT: ChatCompletionsAdapter, MESSAGES: MessagesAdapter}
+"""The adapter of the path each kind of stream (``_sdk_streams.stream_kind``) is read on."""
 
 
 def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any) -> Taken | None:
-    """``(chain, adapter, json_data, streamed, show_usage)`` when this layer takes the request,
+    """``(chain, adapter, json_data, stream, show_usage)`` when this layer takes the request,
     once the paying budget's ``chain`` was found to have room (``None`` when a router said
-    nobody pays; ``show_usage``: the router hands a stream's usage chunk on to the caller);
+    nobody pays; ``stream``: ``None``, or the kind of stream, see ``_sdk_streams.stream_kind``;
+    ``show_usage``: the router hands a stream's usage chunk on to the caller);
     ``None`` leaves the request to the HTTP layer. Raises the refusal, nothing sent, when there
     is no room."""
-    streamed = bool(stream)
+    kind = None
     try:  # the options' fields, read from their ``__dict__``: a pydantic attribute read costs
         # about 500 instructions (its class has a ``__getattr__``), a key about 100
         fields = options.__dict__
@@ -172,8 +175,9 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
         return None
     if data.__class__ is not dict or method != "post":
         return None
-    if streamed:  # chat completions only, built as openai's Stream builds them
-        if not data.get("stream") or not takes(stream_cls):
+    if stream:  # chat completions and messages, built as the SDKs' streams build them
+        kind = stream_kind(stream_cls)
+        if kind is None or not data.get("stream"):
             return None
     elif data.get("stream"):
         return None
@@ -189,7 +193,7 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
     adapter = route[2]
     if adapter is None or (route[3] and _traced(client)):
         return None
-    if streamed and adapter.__class__ is not ChatCompletionsAdapter:
+    if kind is not None and adapter.__class__ is not _STREAMED_BY[kind]:
         return None
     budget = active
     show_usage = False
@@ -198,7 +202,7 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
         if chosen is not None:
             budget, show_usage = chosen.budget, chosen.show_stream_usage
     if budget is None:
-        return None, adapter, data, streamed, show_usage
+        return None, adapter, data, kind, show_usage
     chain = budget._c
     ledger = chain.ledger
     if not chain.unheld or ledger.blocks:
@@ -207,7 +211,7 @@ def _begin(active: Any, client: Any, options: Any, stream: Any, stream_cls: Any)
         over = ledger.check(chain.links, 0, 0, 1, need_headroom=True)
         if over is not None:  # shekel's error, and the SDK's base error too, as below
             raise for_sdk(_spend.exceeded(chain, over, None, sent=False), adapter)
-    return chain, adapter, data, streamed, show_usage
+    return chain, adapter, data, kind, show_usage
 
 
 # -- the patches ------------------------------------------------------------------------------
@@ -223,8 +227,10 @@ def _make_sync_request(original: Any) -> Any:
         taken = _begin(active, self, options, stream, stream_cls)
         if taken is None:
             return original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
-        chain, adapter, data, streamed, show_usage = taken
-        hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
+        chain, adapter, data, kind, show_usage = taken
+        # OpenAI asked for usage even when the router hands its chunk on to the caller
+        asked = kind is CHAT and chain is not None and ask_for_usage(options, data)
+        hide = asked and not show_usage
         model = data.get("model")
         marker = [self._client, chain, adapter, model]
         outer = HANDLED.get()
@@ -236,8 +242,8 @@ def _make_sync_request(original: Any) -> Any:
             if outer is not None and outer[0] is not None:
                 HANDLED.set(outer)  # an outer request still going on
         if chain is not None:
-            if streamed:
-                return watch(result, chain, adapter, data, hide)
+            if kind is not None:
+                return watch(result, chain, adapter, data, hide, kind)
             RECORDERS.get(adapter.__class__, record)(chain, adapter, data, model, result)
         return result
 
@@ -254,8 +260,10 @@ def _make_async_request(original: Any) -> Any:
         taken = _begin(active, self, options, stream, stream_cls)
         if taken is None:
             return await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
-        chain, adapter, data, streamed, show_usage = taken
-        hide = streamed and chain is not None and ask_for_usage(options, data) and not show_usage
+        chain, adapter, data, kind, show_usage = taken
+        # OpenAI asked for usage even when the router hands its chunk on to the caller
+        asked = kind is CHAT and chain is not None and ask_for_usage(options, data)
+        hide = asked and not show_usage
         model = data.get("model")
         marker = [self._client, chain, adapter, model]
         outer = HANDLED.get()
@@ -267,8 +275,8 @@ def _make_async_request(original: Any) -> Any:
             if outer is not None and outer[0] is not None:
                 HANDLED.set(outer)  # an outer request still going on
         if chain is not None:
-            if streamed:
-                return watch_async(result, chain, adapter, data, hide)
+            if kind is not None:
+                return watch_async(result, chain, adapter, data, hide, kind)
             RECORDERS.get(adapter.__class__, record)(chain, adapter, data, model, result)
         return result
 

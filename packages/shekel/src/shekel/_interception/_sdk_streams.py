@@ -1,15 +1,19 @@
-"""Streamed chat completions of the openai SDK, read as the SDK's framed events.
+"""Streamed chat completions of the openai SDK and streamed messages of the anthropic SDK,
+read as the SDK's framed events.
 
 The SDK's chunk loop reads its events through shekel (its ``_iter_events`` is taken for the
-stream): each is counted, and only an event whose text does not end as OpenAI ends every chunk
-but the usage chunk (``"usage":null}``) is looked at further, before the SDK builds a chunk
-object from it. No byte is scanned. Everything else the HTTP layer's tap (``_streams``)
-guarantees holds here too:
+stream): each is counted, and only an event that may carry usage is looked at further, before
+the SDK builds an object from it. For OpenAI that is an event whose text does not end as OpenAI
+ends every chunk but the usage chunk (``"usage":null}``); for Anthropic, by the event's name,
+``message_start`` and ``message_delta`` (two a stream). No byte is scanned. Everything else the
+HTTP layer's tap (``_streams``) guarantees holds here too:
 
-- usage is asked for (``stream_options.include_usage``) and its chunk, which the caller did not
-  ask for, is dropped before the SDK builds it (about 40 µs of pydantic saved per stream);
+- OpenAI's usage is asked for (``stream_options.include_usage``) and its chunk, which the
+  caller did not ask for, is dropped before the SDK builds it (about 40 µs of pydantic saved
+  per stream);
 - the call is recorded as soon as OpenAI's usage chunk (no choices, the last before ``[DONE]``)
-  goes by, so an error owed to the caller (a cap crossed) is raised before their loop ends;
+  or Anthropic's ``message_stop`` goes by, so an error owed to the caller (a cap crossed) is
+  raised before their loop ends;
 - a stream that is closed, fails, is cut off by its budget's block failing, or is dropped
   half-read is recorded from what went by (the prompt estimated, a token per content chunk).
 
@@ -20,32 +24,66 @@ taken, which is how the SDK, ``with stream:`` and ``stream.close()`` all end a s
 from __future__ import annotations
 
 import json
+import typing
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter, StreamTally
+from ._anthropic import MessagesTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._openai import chat_counts, chat_usage_of
 from ._streams import byte_stream_class, settle_abandoned
 from ._transport import cause
 
 _STREAM_CLASSES: Final = ("Stream", "AsyncStream")
+CHAT: Final = "chat"
+"""What :func:`stream_kind` says of openai's stream of chat completion chunks."""
+MESSAGES: Final = "messages"
+"""What :func:`stream_kind` says of anthropic's stream of message events (beta ones too)."""
+_MESSAGE_EVENTS: Final = frozenset(
+    {"RawMessageStartEvent", "RawMessageDeltaEvent", "RawContentBlockDeltaEvent"}
+)
+_kinds: dict[Any, str | None] = {}
 
 
-def takes(stream_cls: Any) -> bool:
-    """Whether the SDK builds the stream as this module reads it: openai's ``Stream`` or
-    ``AsyncStream`` of ``ChatCompletionChunk`` (what ``chat.completions.create`` asks for)."""
+def stream_kind(stream_cls: Any) -> str | None:
+    """:data:`CHAT` or :data:`MESSAGES` when the SDK builds the stream as this module reads it:
+    openai's ``Stream`` or ``AsyncStream`` of ``ChatCompletionChunk`` (what
+    ``chat.completions.create`` asks for), or anthropic's of its message stream events (what
+    ``messages.create`` and ``messages.stream`` ask for); ``None`` for any other stream."""
+    try:
+        return _kinds[stream_cls]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable: not one of the SDKs' aliases
+        return None
+    kind = _kind_of(stream_cls)
+    if len(_kinds) < 256:
+        _kinds[stream_cls] = kind
+    return kind
+
+
+def _kind_of(stream_cls: Any) -> str | None:
     origin = getattr(stream_cls, "__origin__", None)
-    if origin is None or origin.__name__ not in _STREAM_CLASSES:
-        return False
-    if origin.__module__.partition(".")[0] != "openai":
-        return False
-    args: tuple[Any, ...] = getattr(stream_cls, "__args__", ())
+    if origin is None or getattr(origin, "__name__", None) not in _STREAM_CLASSES:
+        return None
     if not hasattr(origin, "_iter_events"):  # where the events are read, before the chunks
-        return False
-    return len(args) == 1 and getattr(args[0], "__name__", "") == "ChatCompletionChunk"
+        return None
+    args: tuple[Any, ...] = getattr(stream_cls, "__args__", ())
+    if len(args) != 1:
+        return None
+    package = origin.__module__.partition(".")[0]
+    if package == "openai":
+        return CHAT if getattr(args[0], "__name__", "") == "ChatCompletionChunk" else None
+    if package != "anthropic":
+        return None
+    event = args[0]
+    if typing.get_origin(event) is typing.Annotated:
+        event = typing.get_args(event)[0]
+    names = {getattr(m, "__name__", "").removeprefix("Beta") for m in typing.get_args(event)}
+    return MESSAGES if names >= _MESSAGE_EVENTS else None
 
 
 def ask_for_usage(options: Any, data: dict[str, Any]) -> bool:
@@ -124,7 +162,7 @@ class _StreamCall(InterceptedCall):
 
 
 def _watched_class(cls: type) -> type:
-    """``cls`` (the SDK's ``Stream`` or ``AsyncStream``) iterating straight over its chunk
+    """``cls`` (openai's ``Stream`` or ``AsyncStream``) iterating straight over its chunk
     iterator: the SDK's ``__iter__`` is a generator of its own around it, and the watch's loop
     takes that place rather than adding a layer on every chunk."""
     watched = _watched.get(cls)
@@ -147,7 +185,7 @@ class _Watch:
     __slots__ = ("adapter", "call", "chunks", "hide", "stream", "tally")
 
     def __init__(
-        self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+        self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
     ) -> None:
         model = data.get("model")
         call = _StreamCall(chain.budget, adapter)
@@ -157,14 +195,14 @@ class _Watch:
         self.call = call
         self.adapter = adapter
         self.hide = hide
-        self.tally = ChunkTally()
+        self.tally: StreamTally = ChunkTally() if kind == CHAT else MessagesTally()
         self.chunks: Any = None  # the SDK's chunk iterator, while it may be running
         self.stream: Any = None  # the SDK's stream, kept while its chunks are read
 
     def start(self, stream: Any, sync: bool) -> None:
         call = self.call
         try:
-            response, self.chunks = stream.response, stream._iterator
+            response, events = stream.response, stream._iter_events
         except AttributeError:  # a stream of another shape: its prompt at least is charged
             call.abandon()
             return
@@ -177,12 +215,14 @@ class _Watch:
         self.stream = stream
         weakref.finalize(stream, settle_abandoned, call, self.tally)
         # The SDK's chunk loop reads the events through this watch, once, when it starts.
-        events = stream._iter_events
-        if sync:
-            stream._iter_events = lambda: _sync_events(self, events())
-        else:
-            stream._iter_events = lambda: _async_events(self, events())
-        stream.__class__ = _watched_class(stream.__class__)
+        chat = self.tally.__class__ is ChunkTally
+        read = _READERS[chat, sync]
+        stream._iter_events = lambda: read(self, events())
+        # Taken after ``_iter_events`` is set: anthropic 2.x makes its chunk loop on first use,
+        # on a copy of the stream.
+        self.chunks = stream._iterator
+        if chat:  # not anthropic's: its metaclass makes ``isinstance`` false for a subclass
+            stream.__class__ = _watched_class(stream.__class__)
 
     def closed(self) -> None:
         """The response was closed: by the SDK's chunk loop as it ends (the events read through
@@ -224,6 +264,22 @@ class _Watch:
 
     def failed(self) -> None:
         settle_abandoned(self.call, self.tally)
+
+    def message_event(self, kind: str, event: Any) -> None:
+        """Anthropic's ``message_start``, ``message_delta`` or ``message_stop`` went by (the
+        last records the call, raising the error owed to the caller)."""
+        tally = self.tally
+        if kind == "message_stop":
+            tally.done = True
+            self.settle(complete=True)
+            return
+        try:
+            body = json.loads(event.data)
+        except ValueError:  # not JSON: the SDK says so itself
+            return
+        if body.__class__ is dict and isinstance(tally, MessagesTally):
+            body.setdefault("type", kind)
+            tally.read_event(body)
 
 
 _NO_USAGE: Final = '"usage":null}'
@@ -283,16 +339,66 @@ async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncItera
     watch.settle(complete=True)
 
 
+def _sync_message_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
+    """Anthropic's events as the SDK's chunk loop reads them: content deltas counted, the
+    message events read, the call recorded at ``message_stop`` or at the end of the events,
+    or from what went by when the loop stops early (as :func:`_sync_events`)."""
+    tally = watch.tally
+    try:
+        for event in events:
+            try:
+                kind = event._event  # what its ``event`` property returns, without the call
+            except AttributeError:
+                kind = event.event
+            if kind == "content_block_delta":
+                tally.output_estimate += 1
+            elif kind.__class__ is str and kind.startswith("message_"):
+                watch.message_event(kind, event)
+            yield event
+    except BaseException:  # GeneratorExit too: the loop let go of the events before the end
+        watch.failed()
+        raise
+    watch.settle(complete=True)
+
+
+async def _async_message_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    tally = watch.tally
+    try:
+        async for event in events:
+            try:
+                kind = event._event  # what its ``event`` property returns, without the call
+            except AttributeError:
+                kind = event.event
+            if kind == "content_block_delta":
+                tally.output_estimate += 1
+            elif kind.__class__ is str and kind.startswith("message_"):
+                watch.message_event(kind, event)
+            yield event
+    except BaseException:
+        watch.failed()
+        raise
+    watch.settle(complete=True)
+
+
+_READERS: Final[dict[tuple[bool, bool], Any]] = {  # by (OpenAI's chat, sync)
+    (True, True): _sync_events,
+    (True, False): _async_events,
+    (False, True): _sync_message_events,
+    (False, False): _async_message_events,
+}
+
+
 def watch(
-    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
 ) -> Any:
-    """Record the streamed call ``stream`` (the SDK's ``Stream``) as it is read."""
-    _Watch(chain, adapter, data, hide).start(stream, sync=True)
+    """Record the streamed call ``stream`` (the SDK's ``Stream``; ``kind``: what
+    :func:`stream_kind` said of it) as it is read."""
+    _Watch(chain, adapter, data, hide, kind).start(stream, sync=True)
     return stream
 
 
 def watch_async(
-    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool
+    stream: Any, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
 ) -> Any:
-    _Watch(chain, adapter, data, hide).start(stream, sync=False)
+    _Watch(chain, adapter, data, hide, kind).start(stream, sync=False)
     return stream
