@@ -126,6 +126,38 @@ def chat_stream_events(chunks: int, include_usage: bool) -> list[bytes]:
     return events
 
 
+def _message_event(kind: str, payload: dict[str, Any]) -> bytes:
+    data = json.dumps({"type": kind, **payload}, separators=(",", ":"))
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
+def message_stream_events(deltas: int) -> list[bytes]:
+    """The SSE events of a streamed anthropic message with ``deltas`` text deltas, one event
+    per element, as the Messages API sends them."""
+    message = {
+        **{k: v for k, v in ANTHROPIC_MESSAGE.items() if k != "usage"},
+        "content": [],
+        "stop_reason": None,
+        "usage": {**ANTHROPIC_MESSAGE["usage"], "output_tokens": 1},
+    }
+    block = {"type": "text", "text": ""}
+    events = [
+        _message_event("message_start", {"message": message}),
+        _message_event("content_block_start", {"index": 0, "content_block": block}),
+        _message_event("ping", {}),
+    ]
+    for i in range(deltas):
+        delta = {"type": "text_delta", "text": f" tok{i % 100}"}
+        events.append(_message_event("content_block_delta", {"index": 0, "delta": delta}))
+    events.append(_message_event("content_block_stop", {"index": 0}))
+    stop = {"stop_reason": "end_turn", "stop_sequence": None}
+    events.append(
+        _message_event("message_delta", {"delta": stop, "usage": {"output_tokens": deltas}})
+    )
+    events.append(_message_event("message_stop", {}))
+    return events
+
+
 def _asks_for_usage(content: bytes) -> bool:
     body = json.loads(content)
     options = body.get("stream_options") or {}
@@ -168,14 +200,18 @@ def openai_client(stream_chunks: int = 0) -> Any:
     )
 
 
-def anthropic_client() -> Any:
-    """An ``anthropic.Anthropic`` over ``httpx2.MockTransport`` (the SDK sends through httpx2)."""
+def anthropic_client(stream_deltas: int = 0) -> Any:
+    """An ``anthropic.Anthropic`` over ``httpx2.MockTransport`` (the SDK sends through httpx2).
+    With ``stream_deltas``, every response is a message stream of that many text deltas."""
     import anthropic
     import httpx2
 
     message = _numbered(ANTHROPIC_MESSAGE)
+    events = message_stream_events(stream_deltas)
 
     def handler(request: httpx2.Request) -> httpx2.Response:
+        if stream_deltas:
+            return httpx2.Response(200, headers=SSE_HEADERS, content=iter(events))
         return httpx2.Response(200, headers=JSON_HEADERS, content=message())
 
     return anthropic.Anthropic(
@@ -222,6 +258,24 @@ def openai_streams(client: Any, expect: int) -> Callable[[int], None]:
                     seen += 1
             if seen != expect:
                 raise RuntimeError(f"stream delivered {seen} content chunks, expected {expect}")
+
+    return run
+
+
+def anthropic_streams(client: Any, expect: int) -> Callable[[int], None]:
+    """``n`` streamed messages, each read to the end (checks each saw ``expect`` text deltas)."""
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            seen = 0
+            stream = client.messages.create(
+                model=ANTHROPIC_MODEL, max_tokens=256, messages=ANTHROPIC_PROMPT, stream=True
+            )
+            for event in stream:
+                if event.type == "content_block_delta":
+                    seen += 1
+            if seen != expect:
+                raise RuntimeError(f"stream delivered {seen} text deltas, expected {expect}")
 
     return run
 

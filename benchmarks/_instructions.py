@@ -9,7 +9,8 @@ instr, "overhead": instr}`` per iteration (medians over the rounds), or ``None``
 not installed.
 
 Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
-openai streamed call of K content chunks, read to the end), ``outside`` (this project only: the
+openai streamed call of K content chunks, read to the end), ``message_stream:K`` (an anthropic
+streamed message of K text deltas, read to the end), ``outside`` (this project only: the
 openai call with no budget active, every region without shekel's patches against one with
 them, after LangChain and LangGraph ran in a budget; "with" means patched there), ``langchain``
 (a LangChain fake chat model's ``invoke``: "without" with an empty handler and no budget,
@@ -44,6 +45,9 @@ def _workload(name: str) -> Callable[[int], None]:
     if name.startswith("stream:"):
         chunks = int(name.partition(":")[2])
         return work.openai_streams(work.openai_client(chunks), chunks)
+    if name.startswith("message_stream:"):
+        deltas = int(name.partition(":")[2])
+        return work.anthropic_streams(work.anthropic_client(deltas), deltas)
     raise SystemExit(f"unknown workload {name!r}")
 
 

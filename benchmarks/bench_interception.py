@@ -87,7 +87,8 @@ NOTES = [
     " calls with no budget active, then n inside `with budget(max_usd=1e9)`, three rounds"
     " alternated (the SDK's own cost per call drifts by a few thousand instructions between"
     " regions, dearest in the first); the figure is the median of the rounds' differences per"
-    " call (per chunk: (streams of 200 chunks − streams of 1) / 199), for shekel"
+    " call (per chunk: (streams of 200 chunks − streams of 1) / 199; anthropic's streams the"
+    " same, with text deltas), for shekel"
     " and for shekel 1.2.0 in its venv. Instruction counts do not move with the machine's load;"
     " they are the figures to judge a change by (the wall-time rows here vary by several µs"
     " between runs). shekel-otel is installed in the workspace: its zero-config watcher's share"
@@ -754,6 +755,8 @@ def measure_instructions(
         "anthropic": calls,
         "stream:1": calls // 2,
         f"stream:{INSTRUCTION_STREAM_CHUNKS}": 3,
+        "message_stream:1": calls // 2,
+        f"message_stream:{INSTRUCTION_STREAM_CHUNKS}": 3,
     }
     pythons = {"ours": sys.executable}
     if incumbent_python is not None:
@@ -777,15 +780,22 @@ def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[s
         found = counts.get(name)
         return None if found is None else found["overhead"]
 
+    def per_chunk(one: float | None, many: float | None) -> float | None:
+        return (
+            None if one is None or many is None else (many - one) / (INSTRUCTION_STREAM_CHUNKS - 1)
+        )
+
     one, many = over("stream:1"), over(f"stream:{INSTRUCTION_STREAM_CHUNKS}")
+    message_one = over("message_stream:1")
+    message_many = over(f"message_stream:{INSTRUCTION_STREAM_CHUNKS}")
     return {
         "openai": over("openai"),
         "anthropic": over("anthropic"),
         "outside": over("outside"),
         "stream_fixed": one,
-        "chunk": None
-        if one is None or many is None
-        else (many - one) / (INSTRUCTION_STREAM_CHUNKS - 1),
+        "chunk": per_chunk(one, many),
+        "message_stream_fixed": message_one,
+        "message_chunk": per_chunk(message_one, message_many),
     }
 
 
@@ -820,6 +830,17 @@ def instruction_figures(
             "chunk",
             f"openai stream=True, {INSTRUCTION_STREAM_CHUNKS} content chunks: "
             "instructions per chunk",
+            GOAL_CHUNK_INSTRUCTIONS,
+        ),
+        (
+            "message_stream_fixed",
+            "anthropic messages.create(stream=True), 1 text delta: instructions per streamed call",
+            None,
+        ),
+        (
+            "message_chunk",
+            f"anthropic messages.create(stream=True), {INSTRUCTION_STREAM_CHUNKS} text deltas: "
+            "instructions per delta",
             GOAL_CHUNK_INSTRUCTIONS,
         ),
     )

@@ -12,6 +12,7 @@ from typing import Any
 import anthropic
 import pytest
 from sdk_figures import USER, haiku
+from wire import anthropic_client, event, http_library, message_events, sse_handler
 
 from shekel import BudgetExceededError, budget
 from shekel.testing import FakeProvider, Reply
@@ -114,6 +115,21 @@ def test_a_connection_dropped_mid_stream_records_what_went_by(
     assert call.estimated is True
     assert call.input_tokens == 500
     assert 0 < call.output_tokens < 40
+
+
+def test_an_error_event_mid_stream_raises_the_sdks_error_and_records_what_went_by() -> None:
+    """Anthropic sends ``overloaded_error`` as an event once a stream has begun."""
+    parts = message_events(3000, 9)[:3]  # message_start, a block, one text delta
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    parts.append(event(overloaded, "error"))
+    client = anthropic_client(sse_handler(http_library(anthropic), parts))
+    with budget(max_usd=1.0) as b:
+        with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
+            for _event in _create(client):
+                pass
+    (call,) = b.history().calls
+    assert call.estimated is True
+    assert (call.input_tokens, call.output_tokens) == (3000, 1)
 
 
 def test_async_stream_closed_early_records_what_went_by(fake: FakeProvider) -> None:
