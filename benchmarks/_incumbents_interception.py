@@ -84,6 +84,54 @@ ANTHROPIC_MESSAGE: dict[str, Any] = {
         "service_tier": "standard",
     },
 }
+RESPONSE: dict[str, Any] = {  # the Responses API's answer to the same prompt
+    "id": "resp_BENCH0123456789abcdefghijklmnopq",
+    "object": "response",
+    "created_at": 1_732_000_000,
+    "status": "completed",
+    "background": False,
+    "error": None,
+    "incomplete_details": None,
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "model": "gpt-4o-mini-2024-07-18",
+    "output": [
+        {
+            "id": "msg_BENCH0123456789abcdefghijklmno",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "output_text",
+                    "text": "Hello, benchmark! How can I help you today?",
+                    "annotations": [],
+                    "logprobs": [],
+                }
+            ],
+        }
+    ],
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": {"effort": None, "summary": None},
+    "service_tier": "default",
+    "store": True,
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "usage": {
+        "input_tokens": 31,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 12,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 43,
+    },
+    "user": None,
+}
 STREAM_USAGE = {"prompt_tokens": 31, "completion_tokens": 0, "total_tokens": 31}
 JSON_HEADERS = {"content-type": "application/json"}
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
@@ -183,10 +231,13 @@ def openai_client(stream_chunks: int = 0) -> Any:
     import openai
 
     completion = _numbered(CHAT_COMPLETION)
+    response = _numbered(RESPONSE)
     with_usage = chat_stream_events(stream_chunks, True) if stream_chunks else []
     without_usage = chat_stream_events(stream_chunks, False) if stream_chunks else []
 
     def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/responses"):
+            return httpx.Response(200, headers=JSON_HEADERS, content=response())
         if not stream_chunks:
             return httpx.Response(200, headers=JSON_HEADERS, content=completion())
         events = with_usage if _asks_for_usage(request.content) else without_usage
@@ -231,6 +282,14 @@ def openai_calls(client: Any) -> Callable[[int], None]:
     def run(n: int) -> None:
         for _ in range(n):
             client.chat.completions.create(model=OPENAI_MODEL, messages=PROMPT)
+
+    return run
+
+
+def openai_responses(client: Any) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        for _ in range(n):
+            client.responses.create(model=OPENAI_MODEL, input=PROMPT)
 
     return run
 

@@ -8,7 +8,8 @@ region ``n`` iterations with no budget active, then ``n`` inside ``with budget(m
 instr, "overhead": instr}`` per iteration (medians over the rounds), or ``None`` when valgrind is
 not installed.
 
-Workloads: ``openai`` and ``anthropic`` (a non-streamed SDK call each), ``stream:K`` (an
+Workloads: ``openai``, ``responses`` (the Responses API) and ``anthropic`` (a non-streamed
+SDK call each), ``stream:K`` (an
 openai streamed call of K content chunks, read to the end), ``message_stream:K`` (an anthropic
 streamed message of K text deltas, read to the end), ``outside`` (this project only: the
 openai call with no budget active, every region without shekel's patches against one with
@@ -40,6 +41,8 @@ def _workload(name: str) -> Callable[[int], None]:
 
     if name == "openai":
         return work.openai_calls(work.openai_client())
+    if name == "responses":
+        return work.openai_responses(work.openai_client())
     if name == "anthropic":
         return work.anthropic_calls(work.anthropic_client())
     if name.startswith("stream:"):

@@ -63,7 +63,8 @@ NOTES = [
     " active: for shekel that is the pass-through of the patched `httpx.Client.send`. shekel 1.2.0"
     " removes its patches when its last budget exits, so its *without* is the bare SDK.",
     "- SDK clients: `openai.OpenAI(http_client=httpx.Client(transport=httpx.MockTransport(...)),"
-    " max_retries=0)` answering a gpt-4o-mini chat completion with usage;"
+    " max_retries=0)` answering a gpt-4o-mini chat completion with usage (and a Responses API"
+    " response, for `responses.create`);"
     " `anthropic.Anthropic(http_client=httpx2.Client(transport=httpx2.MockTransport(...)))`"
     " answering a claude-3-haiku message. Each non-streamed response has an id of its own, as a"
     " provider's has (shekel remembers the ids it recorded); the streams repeat one id.",
@@ -75,9 +76,8 @@ NOTES = [
     "- *Tap, direct*: the recorded event stream fed through shekel's `SyncTap` (`ChatTally`"
     " reading usage) with no SDK and no HTTP: the cost per chunk without SDK noise (the per-stream"
     " setup and the final recording included, spread over the K chunks). The tap reads the"
-    " streams the SDK layer leaves to the HTTP layer (the Responses API's, clients other than"
-    " the SDKs', raw responses); openai chat and anthropic message streams no longer go"
-    " through it.",
+    " streams the SDK layer leaves to the HTTP layer (clients other than the SDKs', raw"
+    " responses); the SDKs' chat, Responses and message streams no longer go through it.",
     "- *httpx.Client.send, no SDK*: the same chat completion sent with `Client.send` directly:"
     " shekel's per-call work without the SDK's. The long conversation shows what grows with the"
     ' request: shekel looks for `"stream"` and the model in the request body, two passes'
@@ -752,6 +752,7 @@ def measure_instructions(
     calls = 20 if quick else 50
     workloads = {
         "openai": calls,
+        "responses": calls,
         "anthropic": calls,
         "stream:1": calls // 2,
         f"stream:{INSTRUCTION_STREAM_CHUNKS}": 3,
@@ -790,6 +791,7 @@ def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[s
     message_many = over(f"message_stream:{INSTRUCTION_STREAM_CHUNKS}")
     return {
         "openai": over("openai"),
+        "responses": over("responses"),
         "anthropic": over("anthropic"),
         "outside": over("outside"),
         "stream_fixed": one,
@@ -809,6 +811,11 @@ def instruction_figures(
             "openai",
             "openai chat.completions.create (non-streamed): instructions per call",
             GOAL_CALL_INSTRUCTIONS,
+        ),
+        (
+            "responses",
+            "openai responses.create (non-streamed): instructions per call",
+            None,
         ),
         (
             "anthropic",

@@ -91,6 +91,11 @@ class MessagesTally(StreamTally):
     """message_start carries input usage; message_delta carries cumulative usage (which
     replaces, never adds to, what came before)."""
 
+    # The events by name, for a reader that has them decoded (the SDK layer).
+    EVENT_DELTA: Final = "content_block_delta"
+    EVENTS_READ: Final = frozenset({"message_start", "message_delta"})
+    EVENTS_FINAL: Final = frozenset({"message_stop"})
+
     def __init__(self) -> None:
         self._start: dict[str, Any] = {}
 

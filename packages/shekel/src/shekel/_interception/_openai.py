@@ -229,6 +229,13 @@ _FINAL_EVENT: Final = re.compile(rb'"type": ?"response\.(?:completed|incomplete|
 class ResponsesTally(StreamTally):
     """Responses events: text deltas, then a final event carrying the whole response."""
 
+    # The events by name, for a reader that has them decoded (the SDK layer).
+    EVENT_DELTA: Final = "response.output_text.delta"
+    EVENTS_FINAL: Final = frozenset(
+        {"response.completed", "response.incomplete", "response.failed"}
+    )
+    EVENTS_READ: Final = EVENTS_FINAL | {"response.created"}
+
     def events(self, data: bytes) -> bytes:
         if self.precise:
             self.output_estimate += streamed_text_tokens(data, _RESPONSES_DELTA)
@@ -244,16 +251,22 @@ class ResponsesTally(StreamTally):
     def _read(self, data: bytes) -> None:
         for event in split_events(data):
             payload = event_json(event)
-            if not isinstance(payload, dict) or not isinstance(payload.get("response"), dict):
-                continue
-            response = payload["response"]
-            if isinstance(response.get("model"), str):
-                self.model = response["model"]
-            if isinstance(response.get("id"), str):
-                self.call_id = response["id"]
-            usage = chat_usage_of(response.get("usage"))
-            if usage is not None:
-                self.usage = usage
+            if isinstance(payload, dict):
+                self.read_event(payload)
+
+    def read_event(self, payload: dict[str, Any]) -> None:
+        """Take in a decoded event that carries the response (others are ignored): the SDK
+        layer hands the events it sees here too."""
+        response = payload.get("response")
+        if not isinstance(response, dict):
+            return
+        if isinstance(response.get("model"), str):
+            self.model = response["model"]
+        if isinstance(response.get("id"), str):
+            self.call_id = response["id"]
+        usage = chat_usage_of(response.get("usage"))
+        if usage is not None:
+            self.usage = usage
 
 
 class EmbeddingsAdapter(_OpenAIAdapter):

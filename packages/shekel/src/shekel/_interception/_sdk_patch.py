@@ -5,8 +5,7 @@
 There the model is a dictionary key of the request and the usage an attribute of the response
 object, so a call costs no scan of the request's bytes and no decoding of the response. One
 check covers the SDK's retries. The HTTP layer (``_httpx_patch``) stays the way in for
-everything this path leaves to it: the Responses API's streams, raw and
-streaming-response wrappers, other
+everything this path leaves to it: embeddings, raw and streaming-response wrappers, other
 clients (Azure, Bedrock, Vertex), calls the SDK traces itself (its span starts and ends inside
 ``request``: charged below, a call is charged while its span is current), strict mode, call
 caps, fallback, loop guards, windows and shared stores.
@@ -33,10 +32,10 @@ from .._plugins import CALL, CHANGE_LISTENERS, LISTENING
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter
 from ._call import InterceptedCall, for_sdk
-from ._openai import ChatCompletionsAdapter
+from ._openai import ChatCompletionsAdapter, ResponsesAdapter
 from ._routing import LOCAL_HOSTS
 from ._sdk_record import RECORDERS, record
-from ._sdk_streams import CHAT, MESSAGES, ask_for_usage, stream_kind, watch, watch_async
+from ._sdk_streams import CHAT, MESSAGES, RESPONSES, ask_for_usage, stream_kind, watch, watch_async
 from ._transport import adapter_of, failed, route_key
 
 _PATCHED: Final = "__shekel_original__"
@@ -73,7 +72,7 @@ def attempt_failed(handled: Handled, content: bytes, exc: BaseException) -> None
 
 # -- which calls take this path -------------------------------------------------------------------
 
-_FAST: Final = (ChatCompletionsAdapter, MessagesAdapter)
+_FAST: Final = (ChatCompletionsAdapter, MessagesAdapter, ResponsesAdapter)
 _SDK_CLIENTS: Final = {  # by package: the classes show as ``openai.OpenAI`` or ``openai._client``
     "openai": ("OpenAI", "AsyncOpenAI"),
     "anthropic": ("Anthropic", "AsyncAnthropic"),
@@ -150,7 +149,11 @@ def _traced(client: Any) -> bool:
 
 Taken = tuple[Any, ProtocolAdapter, dict[str, Any], "str | None", bool]
 """A request this layer takes: ``(chain, adapter, json_data, stream, show_usage)``."""
-_STREAMED_BY: Final = {CHAT: ChatCompletionsAdapter, MESSAGES: MessagesAdapter}
+_STREAMED_BY: Final = {
+    CHAT: ChatCompletionsAdapter,
+    MESSAGES: MessagesAdapter,
+    RESPONSES: ResponsesAdapter,
+}
 """The adapter of the path each kind of stream (``_sdk_streams.stream_kind``) is read on."""
 
 

@@ -21,7 +21,7 @@ from .._spend import after_charge
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
-from ._openai import ChatCompletionsAdapter, chat_counts
+from ._openai import ChatCompletionsAdapter, ResponsesAdapter, chat_counts, chat_usage_of
 from ._sdk_streams import chat_usage
 from ._transport import cause
 
@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 
 def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
     """The parsed response's ``usage`` object as shekel counts it (``None``: unusable)."""
+    if adapter.__class__ is ResponsesAdapter:
+        try:
+            prompt, output = usage.input_tokens_details, usage.output_tokens_details
+            return chat_counts(
+                usage.input_tokens,
+                usage.output_tokens,
+                None if prompt is None else prompt.cached_tokens,
+                None if output is None else output.reasoning_tokens,
+            )
+        except AttributeError:  # a usage object of another shape: its fields as the wire's
+            dump = getattr(usage, "model_dump", None)
+            return chat_usage_of(dump() if callable(dump) else usage)
     if adapter.__class__ is not MessagesAdapter:
         try:  # plain attribute reads (the SDK's model has every field): this runs on every call
             prompt, output = usage.prompt_tokens_details, usage.completion_tokens_details

@@ -1,18 +1,20 @@
-"""Streamed chat completions of the openai SDK and streamed messages of the anthropic SDK,
-read as the SDK's framed events.
+"""Streamed chat completions and Responses API events of the openai SDK and streamed messages
+of the anthropic SDK, read as the SDK's framed events.
 
 The SDK's chunk loop reads its events through shekel (its ``_iter_events`` is taken for the
 stream): each is counted, and only an event that may carry usage is looked at further, before
-the SDK builds an object from it. For OpenAI that is an event whose text does not end as OpenAI
-ends every chunk but the usage chunk (``"usage":null}``); for Anthropic, by the event's name,
-``message_start`` and ``message_delta`` (two a stream). No byte is scanned. Everything else the
-HTTP layer's tap (``_streams``) guarantees holds here too:
+the SDK builds an object from it. For a chat completion that is an event whose text does not
+end as OpenAI ends every chunk but the usage chunk (``"usage":null}``); for Anthropic's messages
+and the Responses API, events are told apart by their name (``message_start`` and
+``message_delta``; ``response.created`` and the final event), a few a stream. No byte is
+scanned. Everything else the HTTP layer's tap (``_streams``) guarantees holds here too:
 
 - OpenAI's usage is asked for (``stream_options.include_usage``) and its chunk, which the
   caller did not ask for, is dropped before the SDK builds it (about 40 µs of pydantic saved
   per stream);
-- the call is recorded as soon as OpenAI's usage chunk (no choices, the last before ``[DONE]``)
-  or Anthropic's ``message_stop`` goes by, so an error owed to the caller (a cap crossed) is
+- the call is recorded as soon as OpenAI's usage chunk (no choices, the last before ``[DONE]``),
+  Anthropic's ``message_stop`` or the Responses API's final event (``response.completed``,
+  ``.incomplete`` or ``.failed``) goes by, so an error owed to the caller (a cap crossed) is
   raised before their loop ends;
 - a stream that is closed, fails, is cut off by its budget's block failing, or is dropped
   half-read is recorded from what went by (the prompt estimated, a token per content chunk).
@@ -33,7 +35,7 @@ from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter, StreamTally
 from ._anthropic import MessagesTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
-from ._openai import chat_counts, chat_usage_of
+from ._openai import ResponsesTally, chat_counts, chat_usage_of
 from ._streams import byte_stream_class, settle_abandoned
 from ._transport import cause
 
@@ -42,17 +44,23 @@ CHAT: Final = "chat"
 """What :func:`stream_kind` says of openai's stream of chat completion chunks."""
 MESSAGES: Final = "messages"
 """What :func:`stream_kind` says of anthropic's stream of message events (beta ones too)."""
+RESPONSES: Final = "responses"
+"""What :func:`stream_kind` says of openai's stream of Responses API events."""
 _MESSAGE_EVENTS: Final = frozenset(
     {"RawMessageStartEvent", "RawMessageDeltaEvent", "RawContentBlockDeltaEvent"}
+)
+_RESPONSE_EVENTS: Final = frozenset(
+    {"ResponseCreatedEvent", "ResponseCompletedEvent", "ResponseTextDeltaEvent"}
 )
 _kinds: dict[Any, str | None] = {}
 
 
 def stream_kind(stream_cls: Any) -> str | None:
-    """:data:`CHAT` or :data:`MESSAGES` when the SDK builds the stream as this module reads it:
-    openai's ``Stream`` or ``AsyncStream`` of ``ChatCompletionChunk`` (what
-    ``chat.completions.create`` asks for), or anthropic's of its message stream events (what
-    ``messages.create`` and ``messages.stream`` ask for); ``None`` for any other stream."""
+    """:data:`CHAT`, :data:`RESPONSES` or :data:`MESSAGES` when the SDK builds the stream as
+    this module reads it: openai's ``Stream`` or ``AsyncStream`` of ``ChatCompletionChunk``
+    (what ``chat.completions.create`` asks for) or of the Responses API's events, or
+    anthropic's of its message stream events (what ``messages.create`` and ``messages.stream``
+    ask for); ``None`` for any other stream."""
     try:
         return _kinds[stream_cls]
     except KeyError:
@@ -75,15 +83,17 @@ def _kind_of(stream_cls: Any) -> str | None:
     if len(args) != 1:
         return None
     package = origin.__module__.partition(".")[0]
-    if package == "openai":
-        return CHAT if getattr(args[0], "__name__", "") == "ChatCompletionChunk" else None
-    if package != "anthropic":
-        return None
+    if package == "openai" and getattr(args[0], "__name__", "") == "ChatCompletionChunk":
+        return CHAT
     event = args[0]
     if typing.get_origin(event) is typing.Annotated:
         event = typing.get_args(event)[0]
     names = {getattr(m, "__name__", "").removeprefix("Beta") for m in typing.get_args(event)}
-    return MESSAGES if names >= _MESSAGE_EVENTS else None
+    if package == "openai" and names >= _RESPONSE_EVENTS:
+        return RESPONSES
+    if package == "anthropic" and names >= _MESSAGE_EVENTS:
+        return MESSAGES
+    return None
 
 
 def ask_for_usage(options: Any, data: dict[str, Any]) -> bool:
@@ -182,7 +192,7 @@ _watched: dict[type, type] = {}
 class _Watch:
     """One stream's book-keeping, shared by its chunk loop and its byte stream's close."""
 
-    __slots__ = ("adapter", "call", "chunks", "hide", "stream", "tally")
+    __slots__ = ("adapter", "call", "chunks", "hide", "kind", "stream", "tally")
 
     def __init__(
         self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
@@ -195,7 +205,8 @@ class _Watch:
         self.call = call
         self.adapter = adapter
         self.hide = hide
-        self.tally: StreamTally = ChunkTally() if kind == CHAT else MessagesTally()
+        self.kind = kind
+        self.tally: Any = _TALLIES[kind]()
         self.chunks: Any = None  # the SDK's chunk iterator, while it may be running
         self.stream: Any = None  # the SDK's stream, kept while its chunks are read
 
@@ -215,13 +226,13 @@ class _Watch:
         self.stream = stream
         weakref.finalize(stream, settle_abandoned, call, self.tally)
         # The SDK's chunk loop reads the events through this watch, once, when it starts.
-        chat = self.tally.__class__ is ChunkTally
-        read = _READERS[chat, sync]
+        kind = self.kind
+        read = _READERS[kind is CHAT, sync]
         stream._iter_events = lambda: read(self, events())
         # Taken after ``_iter_events`` is set: anthropic 2.x makes its chunk loop on first use,
         # on a copy of the stream.
         self.chunks = stream._iterator
-        if chat:  # not anthropic's: its metaclass makes ``isinstance`` false for a subclass
+        if kind is not MESSAGES:  # anthropic's metaclass makes ``isinstance`` false for a subclass
             stream.__class__ = _watched_class(stream.__class__)
 
     def closed(self) -> None:
@@ -265,21 +276,21 @@ class _Watch:
     def failed(self) -> None:
         settle_abandoned(self.call, self.tally)
 
-    def message_event(self, kind: str, event: Any) -> None:
-        """Anthropic's ``message_start``, ``message_delta`` or ``message_stop`` went by (the
-        last records the call, raising the error owed to the caller)."""
+    def named_event(self, kind: str, event: Any) -> None:
+        """An event the tally reads (its ``EVENTS_READ``) or that ends the stream (its
+        ``EVENTS_FINAL``: the call is recorded, raising the error owed to the caller) went by."""
         tally = self.tally
-        if kind == "message_stop":
+        if kind in tally.EVENTS_READ:
+            try:
+                body = json.loads(event.data)
+            except ValueError:  # not JSON: the SDK says so itself
+                body = None
+            if body.__class__ is dict:
+                body.setdefault("type", kind)
+                tally.read_event(body)
+        if kind in tally.EVENTS_FINAL:
             tally.done = True
             self.settle(complete=True)
-            return
-        try:
-            body = json.loads(event.data)
-        except ValueError:  # not JSON: the SDK says so itself
-            return
-        if body.__class__ is dict and isinstance(tally, MessagesTally):
-            body.setdefault("type", kind)
-            tally.read_event(body)
 
 
 _NO_USAGE: Final = '"usage":null}'
@@ -339,21 +350,23 @@ async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncItera
     watch.settle(complete=True)
 
 
-def _sync_message_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
-    """Anthropic's events as the SDK's chunk loop reads them: content deltas counted, the
-    message events read, the call recorded at ``message_stop`` or at the end of the events,
-    or from what went by when the loop stops early (as :func:`_sync_events`)."""
+def _sync_named_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
+    """Events told apart by their name (anthropic's messages, OpenAI's Responses API) as the
+    SDK's loop reads them: text deltas counted, the events that carry usage read, the call
+    recorded at the final event or at the end of the events, or from what went by when the
+    loop stops early (as :func:`_sync_events`)."""
     tally = watch.tally
+    delta, named = tally.EVENT_DELTA, tally.EVENTS_READ | tally.EVENTS_FINAL
     try:
         for event in events:
             try:
                 kind = event._event  # what its ``event`` property returns, without the call
             except AttributeError:
                 kind = event.event
-            if kind == "content_block_delta":
+            if kind == delta:
                 tally.output_estimate += 1
-            elif kind.__class__ is str and kind.startswith("message_"):
-                watch.message_event(kind, event)
+            elif kind in named:
+                watch.named_event(kind, event)
             yield event
     except BaseException:  # GeneratorExit too: the loop let go of the events before the end
         watch.failed()
@@ -361,18 +374,19 @@ def _sync_message_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
     watch.settle(complete=True)
 
 
-async def _async_message_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _async_named_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
     tally = watch.tally
+    delta, named = tally.EVENT_DELTA, tally.EVENTS_READ | tally.EVENTS_FINAL
     try:
         async for event in events:
             try:
                 kind = event._event  # what its ``event`` property returns, without the call
             except AttributeError:
                 kind = event.event
-            if kind == "content_block_delta":
+            if kind == delta:
                 tally.output_estimate += 1
-            elif kind.__class__ is str and kind.startswith("message_"):
-                watch.message_event(kind, event)
+            elif kind in named:
+                watch.named_event(kind, event)
             yield event
     except BaseException:
         watch.failed()
@@ -383,8 +397,13 @@ async def _async_message_events(watch: _Watch, events: AsyncIterator[Any]) -> As
 _READERS: Final[dict[tuple[bool, bool], Any]] = {  # by (OpenAI's chat, sync)
     (True, True): _sync_events,
     (True, False): _async_events,
-    (False, True): _sync_message_events,
-    (False, False): _async_message_events,
+    (False, True): _sync_named_events,
+    (False, False): _async_named_events,
+}
+_TALLIES: Final[dict[str, type[StreamTally]]] = {
+    CHAT: ChunkTally,
+    MESSAGES: MessagesTally,
+    RESPONSES: ResponsesTally,
 }
 
 
