@@ -1,11 +1,11 @@
 """After the response of a call the SDK layer (``_sdk_patch``) took: its usage read from the
 SDK's own objects and the call recorded.
 
-The usual call (a chat completion or a message with plain token counts, a model with a flat
-price, a budget with nothing held and no price table of its own) is read and booked in two
-frames (``_record_chat`` or ``_record_message``, then :func:`book_usual`): each layer of the
-full path (``charge_call``, ``book``, ``TokenUsage``) costs about as much as the booking. Any
-other call takes the full path.
+The usual call (a chat completion, a Responses API response or a message with plain token
+counts, a model with a flat price, a budget with nothing held and no price table of its own) is
+read and booked in two frames (the :data:`RECORDERS` entry of its adapter, then
+:func:`book_usual`): each layer of the full path (``charge_call``, ``book``, ``TokenUsage``)
+costs about as much as the booking. Any other call takes the full path.
 """
 
 from __future__ import annotations
@@ -110,46 +110,53 @@ def record(
         raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
 
 
-def _record_chat(
-    chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], model: Any, result: Any
-) -> None:
-    """:func:`record` of a chat completion, its usual case read and booked in one go."""
-    try:
-        try:  # fields from the SDK models' ``__dict__`` (see ``_begin``): every field is there
-            fields = result.__dict__
-            usage, reported, call_id = fields["usage"], fields["model"], fields["id"]
-            counts = usage.__dict__
-            prompt, output = counts["prompt_tokens"], counts["completion_tokens"]
-            details = counts["prompt_tokens_details"]
-            output_details = counts["completion_tokens_details"]
-            read = 0 if details is None else details.cached_tokens
-            reasoning = 0 if output_details is None else output_details.reasoning_tokens
-        except (AttributeError, KeyError):  # no usage, or objects of another shape
-            return record(chain, adapter, data, model, result)
-        if read is None:
-            read = 0
-        if reasoning is None:
-            reasoning = 0
-        if not (
-            type(prompt) is int
-            and type(output) is int
-            and type(read) is int
-            and type(reasoning) is int
-            and 0 <= prompt | output | read | reasoning < SURELY_A_COUNT
-            and read <= prompt
-            and reasoning <= output
-        ):
-            return record(chain, adapter, data, model, result)
-        if model.__class__ is not str:
-            return record(chain, adapter, data, model, result)
-        if chain.quick and book_usual(
-            chain, adapter, model, reported, call_id, prompt, output, read, 0, reasoning
-        ):
-            return None
-        usage = TokenUsage(prompt, output, read, 0, reasoning)
-    except Exception as exc:
-        raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
-    return _charge(chain, adapter, model, usage, reported, call_id)
+def _openai_recorder(
+    prompt_key: str, output_key: str, prompt_details_key: str, output_details_key: str
+) -> Any:
+    """:func:`record` of an openai chat completion or Responses API response (their usage
+    fields named as given), the usual case read and booked in one go."""
+
+    def record_openai(
+        chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], model: Any, result: Any
+    ) -> None:
+        try:
+            try:  # fields from the SDK models' ``__dict__`` (see ``_begin``): every field is there
+                fields = result.__dict__
+                usage, reported, call_id = fields["usage"], fields["model"], fields["id"]
+                counts = usage.__dict__
+                prompt, output = counts[prompt_key], counts[output_key]
+                details = counts[prompt_details_key]
+                output_details = counts[output_details_key]
+                read = 0 if details is None else details.cached_tokens
+                reasoning = 0 if output_details is None else output_details.reasoning_tokens
+            except (AttributeError, KeyError):  # no usage, or objects of another shape
+                return record(chain, adapter, data, model, result)
+            if read is None:
+                read = 0
+            if reasoning is None:
+                reasoning = 0
+            if not (
+                type(prompt) is int
+                and type(output) is int
+                and type(read) is int
+                and type(reasoning) is int
+                and 0 <= prompt | output | read | reasoning < SURELY_A_COUNT
+                and read <= prompt
+                and reasoning <= output
+            ):
+                return record(chain, adapter, data, model, result)
+            if model.__class__ is not str:
+                return record(chain, adapter, data, model, result)
+            if chain.quick and book_usual(
+                chain, adapter, model, reported, call_id, prompt, output, read, 0, reasoning
+            ):
+                return None
+            counted = TokenUsage(prompt, output, read, 0, reasoning)
+        except Exception as exc:
+            raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
+        return _charge(chain, adapter, model, counted, reported, call_id)
+
+    return record_openai
 
 
 def _record_message(
@@ -208,7 +215,15 @@ def _charge(
         raise for_sdk(as_shekel_error(exc, sent=True), adapter) from cause(exc)
 
 
-RECORDERS: Final = {ChatCompletionsAdapter: _record_chat, MessagesAdapter: _record_message}
+RECORDERS: Final = {
+    ChatCompletionsAdapter: _openai_recorder(
+        "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+    ),
+    ResponsesAdapter: _openai_recorder(
+        "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details"
+    ),
+    MessagesAdapter: _record_message,
+}
 
 
 def book_usual(
