@@ -854,7 +854,10 @@ def instruction_figures(
     figures = []
     for key, label, goal in rows:
         incumbent = None
-        if theirs is not None and key != "outside":
+        if theirs is not None and key == "responses":
+            # Checked in its venv: a budget around responses.create stays at $0, no call counted.
+            incumbent = h.unavailable(SHEKEL_OLD, "records no Responses API call")
+        elif theirs is not None and key != "outside":
             incumbent = (
                 {"name": SHEKEL_OLD, "available": True, "median": theirs[key]}
                 if theirs[key] is not None
