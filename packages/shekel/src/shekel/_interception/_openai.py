@@ -35,6 +35,18 @@ def chat_usage_of(usage: object) -> TokenUsage | None:
     return chat_counts(prompt, completion, cached, reasoning)
 
 
+def chat_usage(usage: Any) -> TokenUsage | None:
+    """A parsed chat completion's ``usage`` object as shekel counts it (``None``: unusable)."""
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    output_details = getattr(usage, "completion_tokens_details", None)
+    return chat_counts(
+        getattr(usage, "prompt_tokens", None),
+        getattr(usage, "completion_tokens", None),
+        None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
+        None if output_details is None else getattr(output_details, "reasoning_tokens", None),
+    )
+
+
 def chat_counts(
     prompt: object, completion: object, cached: object, reasoning: object
 ) -> TokenUsage | None:

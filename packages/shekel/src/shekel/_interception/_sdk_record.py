@@ -21,8 +21,13 @@ from .._spend import after_charge
 from ._adapter import ProtocolAdapter
 from ._anthropic import MessagesAdapter, message_counts
 from ._call import InterceptedCall, as_shekel_error, charge_call, for_sdk
-from ._openai import ChatCompletionsAdapter, ResponsesAdapter, chat_counts, chat_usage_of
-from ._sdk_streams import chat_usage
+from ._openai import (
+    ChatCompletionsAdapter,
+    ResponsesAdapter,
+    chat_counts,
+    chat_usage,
+    chat_usage_of,
+)
 from ._transport import cause
 
 if TYPE_CHECKING:

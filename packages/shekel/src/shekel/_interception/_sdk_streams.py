@@ -31,11 +31,13 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
+from .. import _spend
 from .._pricing import TokenUsage
 from ._adapter import ProtocolAdapter, StreamTally
 from ._anthropic import MessagesTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
-from ._openai import ResponsesTally, chat_counts, chat_usage_of
+from ._openai import ResponsesTally, chat_usage_of
+from ._sdk_record import book_usual
 from ._streams import byte_stream_class, settle_abandoned
 from ._transport import cause
 
@@ -117,18 +119,6 @@ class ChunkTally(StreamTally):
 
     def events(self, data: bytes) -> bytes:  # pragma: no cover - the bytes are not read here
         return data
-
-
-def chat_usage(usage: Any) -> TokenUsage | None:
-    """A parsed chat completion's ``usage`` object as shekel counts it (``None``: unusable)."""
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    output_details = getattr(usage, "completion_tokens_details", None)
-    return chat_counts(
-        getattr(usage, "prompt_tokens", None),
-        getattr(usage, "completion_tokens", None),
-        None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
-        None if output_details is None else getattr(output_details, "reasoning_tokens", None),
-    )
 
 
 class _SyncClosing:
@@ -269,9 +259,37 @@ class _Watch:
         if call.settled:
             return
         try:
+            usage = self.tally.usage
+            if usage is not None and call.chain.quick and self._booked_in_one_step(usage):
+                return
             call.settle_stream(self.tally, complete=complete, raise_over=True)
         except Exception as exc:
             raise for_sdk(as_shekel_error(exc, sent=True), self.adapter) from cause(exc)
+
+    def _booked_in_one_step(self, usage: TokenUsage) -> bool:
+        """The stream's reported usage booked as a non-streamed call's is (``book_usual``),
+        when it is the usual call; False, nothing booked, for the full path."""
+        call, tally = self.call, self.tally
+        model = call.model
+        if model is None or call.hold is not None or call.on_fallback:
+            return False
+        call.settled = True  # before booking: a cap crossed raises out of it
+        _spend.discard_pending(call.chain, call)
+        if book_usual(
+            call.chain,
+            self.adapter,
+            model,
+            tally.model,
+            tally.call_id,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+        ):
+            return True
+        call.settled = False  # the full path records it
+        return False
 
     def failed(self) -> None:
         settle_abandoned(self.call, self.tally)
