@@ -7,6 +7,7 @@ from __future__ import annotations
 import openai
 import pytest
 from sdk_figures import gpt4o_mini
+from wire import http_library, json_handler, openai_client
 
 from shekel import budget
 from shekel.testing import FakeProvider, Reply
@@ -44,3 +45,33 @@ def test_a_stream_records_the_usage_id_and_model_of_its_final_event(
     assert call.estimated is False
     assert call.call_id == final.response.id
     assert call.response_model == final.response.model
+
+
+def test_counts_written_as_floats_are_read_by_their_responses_names() -> None:
+    """The one-step recorder takes plain ints only; the full path reads the Responses API's
+    own field names (``input_tokens``...), not the chat completion's, and counts ``1000.0``."""
+    response = {
+        "id": "resp_floats",
+        "object": "response",
+        "created_at": 1,
+        "status": "completed",
+        "model": "gpt-4o",
+        "output": [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": 1000.0,
+            "input_tokens_details": {"cached_tokens": 200.0},
+            "output_tokens": 1000.0,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 2000.0,
+        },
+    }
+    client = openai_client(json_handler(http_library(openai), response))
+    with budget(max_usd=1.0) as b:
+        client.responses.create(model="gpt-4o", input="hi")
+    (call,) = b.history().calls
+    assert (call.input_tokens, call.output_tokens, call.cache_read_tokens) == (1000, 1000, 200)
+    assert call.estimated is False
+    assert call.call_id == "resp_floats"

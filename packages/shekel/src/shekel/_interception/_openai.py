@@ -36,12 +36,20 @@ def chat_usage_of(usage: object) -> TokenUsage | None:
 
 
 def chat_usage(usage: Any) -> TokenUsage | None:
-    """A parsed chat completion's ``usage`` object as shekel counts it (``None``: unusable)."""
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    output_details = getattr(usage, "completion_tokens_details", None)
+    """A parsed chat completion's or Responses API response's ``usage`` object as shekel counts
+    it, read field by field, whatever it lacks (``None``: unusable): :func:`chat_usage_of` of
+    an object."""
+    prompt_details = getattr(usage, "prompt_tokens_details", None) or getattr(
+        usage, "input_tokens_details", None
+    )
+    output_details = getattr(usage, "completion_tokens_details", None) or getattr(
+        usage, "output_tokens_details", None
+    )
+    prompt = getattr(usage, "prompt_tokens", None)
+    output = getattr(usage, "completion_tokens", None)
     return chat_counts(
-        getattr(usage, "prompt_tokens", None),
-        getattr(usage, "completion_tokens", None),
+        getattr(usage, "input_tokens", None) if prompt is None else prompt,
+        getattr(usage, "output_tokens", None) if output is None else output,
         None if prompt_details is None else getattr(prompt_details, "cached_tokens", None),
         None if output_details is None else getattr(output_details, "reasoning_tokens", None),
     )

@@ -26,7 +26,6 @@ from ._openai import (
     ResponsesAdapter,
     chat_counts,
     chat_usage,
-    chat_usage_of,
 )
 from ._transport import cause
 
@@ -36,20 +35,8 @@ if TYPE_CHECKING:
 
 def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
     """The parsed response's ``usage`` object as shekel counts it (``None``: unusable)."""
-    if adapter.__class__ is ResponsesAdapter:
-        try:
-            prompt, output = usage.input_tokens_details, usage.output_tokens_details
-            return chat_counts(
-                usage.input_tokens,
-                usage.output_tokens,
-                None if prompt is None else prompt.cached_tokens,
-                None if output is None else output.reasoning_tokens,
-            )
-        except AttributeError:  # a usage object of another shape: its fields as the wire's
-            dump = getattr(usage, "model_dump", None)
-            return chat_usage_of(dump() if callable(dump) else usage)
     if adapter.__class__ is not MessagesAdapter:
-        try:  # plain attribute reads (the SDK's model has every field): this runs on every call
+        try:  # a chat completion's usage, read plainly; a Responses one's by chat_usage
             prompt, output = usage.prompt_tokens_details, usage.completion_tokens_details
             return chat_counts(
                 usage.prompt_tokens,
@@ -57,7 +44,7 @@ def _usage(adapter: ProtocolAdapter, usage: Any) -> TokenUsage | None:
                 None if prompt is None else prompt.cached_tokens,
                 None if output is None else output.reasoning_tokens,
             )
-        except AttributeError:  # a usage object of another shape: read what it has
+        except AttributeError:  # a Responses usage, or another shape: read what it has
             return chat_usage(usage)
     try:
         plain, output = usage.input_tokens, usage.output_tokens
