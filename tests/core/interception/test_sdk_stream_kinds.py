@@ -1,9 +1,9 @@
 """What every stream the SDK layer reads guarantees, for each kind it reads: openai's chat
-completions and Responses API events, anthropic's messages. A stream is recorded once, however
-it ends: read to the end, closed early, left open when its block fails, over its cap (the error
-raised in the caller's loop after the text), and in threads and tasks sharing one parent.
-Each kind's own cases are in ``test_sdk_streams.py``, ``test_sdk_responses.py`` and
-``test_sdk_message_streams.py``."""
+completions and Responses API events, anthropic's messages (beta ones too). A stream is
+recorded once, however it ends: read to the end, closed early, left open when its block fails,
+over its cap (the error raised in the caller's loop after the text), and in threads and tasks
+sharing one parent. Each kind's own cases are in ``test_sdk_streams.py``,
+``test_sdk_responses.py`` and ``test_sdk_message_streams.py``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,15 @@ KINDS = [
         "messages",
         anthropic,
         lambda c: c.messages.create(
+            model="claude-3-haiku-20240307", max_tokens=200, messages=USER, stream=True
+        ),
+        lambda e: e.delta.text if e.type == "content_block_delta" else None,
+        haiku,
+    ),
+    Kind(
+        "beta-messages",
+        anthropic,
+        lambda c: c.beta.messages.create(
             model="claude-3-haiku-20240307", max_tokens=200, messages=USER, stream=True
         ),
         lambda e: e.delta.text if e.type == "content_block_delta" else None,
