@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,6 +141,32 @@ def test_a_block_failing_with_its_stream_open_records_the_deltas_read(
     assert call.estimated is True
     assert call.output_tokens == 6
     assert call.input_tokens > 0
+
+
+@each_kind
+@pytest.mark.parametrize("read", [0, 3], ids=["unread", "half-read"])
+def test_a_stream_dropped_without_closing_is_recorded_when_collected(
+    kind: Kind, read: int, fake: FakeProvider
+) -> None:
+    """Neither read to the end nor closed: the stream is recorded from what went by when the
+    garbage collector takes it, with its prompt estimated."""
+    fake.enqueue(Reply(text=WORDS, input_tokens=2000, output_tokens=40))
+    client = kind.client(fake)
+    with budget(max_usd=1.0) as b:
+        stream = kind.create(client)
+        deltas = 0
+        for event in stream if read else ():
+            deltas += kind.text(event) is not None
+            if deltas == read:
+                del event
+                break
+        del stream
+        gc.collect()
+        (call,) = b.history().calls
+    assert call.estimated is True
+    assert call.output_tokens == read
+    assert call.input_tokens > 0
+    assert b.spent > 0
 
 
 @each_kind

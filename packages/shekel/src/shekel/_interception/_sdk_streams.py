@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import typing
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
@@ -210,11 +209,12 @@ class _Watch:
         call.watch(self.tally)  # the budget's block failing records it
         closing = byte_stream_class(_SyncClosing if sync else _AsyncClosing, sync, response)
         response.stream = closing(response.stream, self.closed)
-        # On the SDK's stream, kept alive by its events read through this watch while they run
-        # (the SDK's own generator lets go of it at the end, before the end is recorded;
-        # httpx2 lets go of the response's byte stream at that moment too).
+        # Kept alive by its events read through this watch while they run (the SDK's own
+        # generator lets go of it at the end, before the end is recorded; httpx2 lets go of the
+        # response's byte stream at that moment too). The stream and this watch then refer to
+        # each other: the garbage collector takes them together, and ``__del__`` records a
+        # stream dropped unread.
         self.stream = stream
-        weakref.finalize(stream, settle_abandoned, call, self.tally)
         # The SDK's chunk loop reads the events through this watch, once, when it starts.
         kind = self.kind
         read = _READERS[kind is CHAT, sync]
@@ -225,6 +225,9 @@ class _Watch:
         if kind is not MESSAGES:  # anthropic's metaclass makes ``isinstance`` false for a subclass
             stream.__class__ = _watched_class(stream.__class__)
 
+    def __del__(self) -> None:
+        settle_abandoned(self.call, self.tally)
+
     def closed(self) -> None:
         """The response was closed: by the SDK's chunk loop as it ends (the events read through
         this watch record that), or by the caller before the end."""
@@ -233,12 +236,12 @@ class _Watch:
         if not running and not self.call.settled:
             settle_abandoned(self.call, self.tally)
 
-    def usage_event(self, text: str) -> bool:
+    def usage_event(self, event: Any, text: str) -> bool:
         """An event whose text names a ``usage`` that may not be null went by; True when it is
         OpenAI's usage chunk shekel asked for, to be dropped. Raises the error owed to the
         caller once the call is recorded."""
         try:
-            body = json.loads(text)
+            body = _parsed(event, text)
         except ValueError:  # not JSON: the SDK says so itself
             return False
         usage = body.get("usage") if body.__class__ is dict else None
@@ -300,15 +303,23 @@ class _Watch:
         tally = self.tally
         if kind in tally.EVENTS_READ:
             try:
-                body = json.loads(event.data)
+                body = _parsed(event, event.data)
             except ValueError:  # not JSON: the SDK says so itself
                 body = None
             if body.__class__ is dict:
-                body.setdefault("type", kind)
-                tally.read_event(body)
+                tally.read_event(body if "type" in body else {**body, "type": kind})
         if kind in tally.EVENTS_FINAL:
             tally.done = True
             self.settle(complete=True)
+
+
+def _parsed(event: Any, text: str) -> Any:
+    """The JSON ``text`` of ``event``, parsed once for shekel and the SDK: the SDK's loop takes
+    each event's with ``event.json()``, which returns this from now on (the SDK's own events
+    are plain objects, and the few events read here are the largest of a stream)."""
+    body = json.loads(text)
+    event.json = lambda: body
+    return body
 
 
 _NO_USAGE: Final = '"usage":null}'
@@ -335,7 +346,7 @@ def _sync_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
             except AttributeError:
                 text = event.data
             if not text.endswith(_NO_USAGE):
-                if usage_named(text) and watch.usage_event(text):
+                if usage_named(text) and watch.usage_event(event, text):
                     continue
                 if text.startswith("[DONE]"):
                     watch.settle(complete=True)
@@ -356,7 +367,7 @@ async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncItera
             except AttributeError:
                 text = event.data
             if not text.endswith(_NO_USAGE):
-                if usage_named(text) and watch.usage_event(text):
+                if usage_named(text) and watch.usage_event(event, text):
                     continue
                 if text.startswith("[DONE]"):
                     watch.settle(complete=True)
