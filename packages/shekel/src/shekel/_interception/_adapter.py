@@ -60,6 +60,11 @@ class StreamTally(ABC):
     @abstractmethod
     def events(self, data: bytes) -> bytes: ...
 
+    def reported_so_far(self) -> TokenUsage | None:
+        """Usage the stream reported before its end (:attr:`partial`), for one that ended
+        before its final usage."""
+        return self.partial
+
     def frame_end(self, data: bytes) -> int:
         """Where the last whole event of ``data`` ends (``-1``: no whole event yet). Events are
         separated by a blank line (server-sent events); other framings override this."""

@@ -129,15 +129,23 @@ class MessagesTally(StreamTally):
         """Take in a decoded ``message_start`` or ``message_delta`` event (others are ignored):
         the SDK layer hands the events it sees here too."""
         kind = payload.get("type")
-        if kind == "message_start" and isinstance(payload.get("message"), dict):
-            message = payload["message"]
-            if isinstance(message.get("model"), str):
-                self.model = message["model"]
-            if isinstance(message.get("id"), str):
-                self.call_id = message["id"]
-            if isinstance(message.get("usage"), dict):
-                self._start = dict(message["usage"])
-                self.partial = messages_usage(self._start)
-        elif kind == "message_delta" and isinstance(payload.get("usage"), dict):
-            merged = {**self._start, **{k: v for k, v in payload["usage"].items() if v}}
-            self.usage = messages_usage(merged)
+        if kind == "message_start":
+            message = payload.get("message")
+            if message.__class__ is not dict:
+                return
+            model, call_id, usage = message.get("model"), message.get("id"), message.get("usage")
+            if model.__class__ is str:
+                self.model = model
+            if call_id.__class__ is str:
+                self.call_id = call_id
+            if usage.__class__ is dict:
+                self._start = dict(usage)
+        elif kind == "message_delta":
+            usage = payload.get("usage")
+            if usage.__class__ is dict:
+                merged = {**self._start, **{k: v for k, v in usage.items() if v}}
+                self.usage = messages_usage(merged)
+
+    def reported_so_far(self) -> TokenUsage | None:
+        # Read only when the stream ends before its final usage: never on the usual path.
+        return messages_usage(self._start) if self._start else None

@@ -349,7 +349,7 @@ class InterceptedCall:
         if tally.usage is not None:  # the final figures arrived, whatever happened next
             self.settle(tally.usage, tally.model, raise_over=raise_over, call_id=tally.call_id)
             return
-        seen = tally.partial or tally.usage
+        seen = tally.reported_so_far() or tally.usage
         prompt = seen.input_tokens if seen is not None else self.estimated_prompt()
         output = max(tally.output_estimate, seen.output_tokens if seen is not None else 0)
         usage = TokenUsage(
