@@ -43,7 +43,8 @@ class StreamTally(ABC):
     usage: TokenUsage | None = None
     """The final usage, once the stream reported it (normally just before it ends)."""
     partial: TokenUsage | None = None
-    """Usage reported before the end (Anthropic's message_start), for interrupted streams."""
+    """Usage reported before the end (Gemini's running counts), for interrupted streams; see
+    :meth:`reported_so_far`."""
     model: str | None = None
     call_id: str | None = None
     """The provider's id of the response, once an event carried it."""
