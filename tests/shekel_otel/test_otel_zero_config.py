@@ -123,3 +123,21 @@ def test_turned_off_by_opentelemetrys_own_variable() -> None:
     assert found["spend_hook_listened"] is False  # shekel skips the spend hook altogether
     assert found["metrics"] == {}
     assert all(span["shekel"] == {} for span in found["spans"])
+
+
+def test_providers_named_in_the_environment_are_reported_to() -> None:
+    """The API makes the SDK's providers named in ``OTEL_PYTHON_*_PROVIDER`` when first asked
+    for them: shekel-otel asks the API's getters, and so finds them at the first recorded call,
+    before the application itself asked."""
+    found = run(
+        "named",
+        OTEL_PYTHON_TRACER_PROVIDER="sdk_tracer_provider",
+        OTEL_PYTHON_METER_PROVIDER="sdk_meter_provider",
+    )
+    assert set(found["hooks_in_first_budget"]) >= PER_CALL_HOOKS
+    # Spans from when the application added its exporter on: the second pair of calls.
+    spans = [(s["name"], s["shekel"].get("shekel.cost_usd")) for s in found["spans"]]
+    assert spans == [
+        *[("anthropic.messages.create", pytest.approx(cost(CLAUDE, 12, 3)))] * 2,
+        ("work", pytest.approx(cost(GPT, 12, 3))),
+    ]

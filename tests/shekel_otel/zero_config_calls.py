@@ -7,7 +7,13 @@
             calls made, in that budget and in one entered after;
 ``none``    no SDK is configured at all;
 ``env``     as ``before``, with ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` naming shekel (set by
-            the test).
+            the test);
+``named``   no provider is set in code: the test names the SDK's in ``OTEL_PYTHON_TRACER_PROVIDER``
+            and ``OTEL_PYTHON_METER_PROVIDER``, and the API makes them when first asked. The
+            first call is openai's alone (anthropic's SDK would ask the API for a tracer); the
+            application asks for the tracer provider only after it (to add an exporter, as
+            ``after`` sets the providers). Only spans are read back: a meter provider made so
+            has no reader.
 
 Prints one JSON document: the metrics collected, the spans, and which of shekel-otel's
 objects implement which of shekel's hooks.
@@ -36,6 +42,17 @@ def set_global_providers() -> Telemetry:
     return telemetry
 
 
+def exporter_on_named_tracer_provider() -> Any:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider: Any = trace.get_tracer_provider()  # made now, from the environment
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
 def ours() -> dict[str, list[str]]:
     """shekel's hooks that shekel-otel implements now, with who implements them."""
     manager = shekel.plugins.plugin_manager()
@@ -60,18 +77,28 @@ def calls(fake: FakeProvider, oai: openai.OpenAI, claude: anthropic.Anthropic) -
 
 def main(mode: str) -> dict[str, Any]:
     telemetry = set_global_providers() if mode in ("before", "env") else None
+    exporter = None
     with FakeProvider() as fake:
         oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
         claude = anthropic.Anthropic(
             base_url=fake.anthropic_base_url, api_key="test", max_retries=0
         )
         with shekel.budget(max_usd=1, name="early", prices=PRICES):
-            calls(fake, oai, claude)
+            if mode == "named":  # openai alone: anthropic 2.x asks the API for a tracer itself
+                oai.chat.completions.create(model=GPT, messages=USER)  # type: ignore[arg-type]
+            else:
+                calls(fake, oai, claude)
             hooks_before = ours()
             if mode == "after":
                 telemetry = set_global_providers()
+            elif mode == "named":
+                exporter = exporter_on_named_tracer_provider()
             calls(fake, oai, claude)
-            tracer = (telemetry.tracer_provider if telemetry else None) or None
+            tracer: Any = telemetry.tracer_provider if telemetry else None
+            if exporter is not None:
+                from opentelemetry import trace
+
+                tracer = trace.get_tracer_provider()
             with shekel.budget(max_usd=0.5, name="late"):
                 if tracer is not None:
                     with tracer.get_tracer("app").start_as_current_span("work"):
@@ -97,7 +124,11 @@ def main(mode: str) -> dict[str, Any]:
                 "name": s.name,
                 "shekel": {k: v for k, v in (s.attributes or {}).items() if "shekel" in k},
             }
-            for s in (telemetry.spans() if telemetry else [])
+            for s in (
+                telemetry.spans()
+                if telemetry
+                else (exporter.get_finished_spans() if exporter is not None else [])
+            )
         ],
         "hooks_in_first_budget": hooks_before,
         "hooks_at_end": ours(),
