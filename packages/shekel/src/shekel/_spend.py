@@ -421,22 +421,24 @@ def exhausted_error(chain: Chain, detail: str) -> BudgetExceededError:
 # -- spend that started but is not recorded yet (streams being read) ---------------------------
 
 
+# ``chain.pending`` is a set changed only by ``add`` and ``discard`` and read only through
+# ``copy``: each is one operation on the set, atomic with or without the GIL, so no lock is
+# taken on every stream.
+
+
 def add_pending(chain: Chain, spend: Any) -> None:
     """``spend`` needs ``owner`` (the thread or task that started it) and ``interrupt()``: if
     the budget's block ends with an exception in that thread or task, ``interrupt()`` records
     it before the error propagates."""
-    with chain.lock:
-        chain.pending.add(spend)
+    chain.pending.add(spend)
 
 
 def discard_pending(chain: Chain, spend: Any) -> None:
-    with chain.lock:
-        chain.pending.discard(spend)
+    chain.pending.discard(spend)
 
 
 def settle_interrupted(chain: Chain) -> None:
     here = current_owner()
-    with chain.lock:
-        mine = [p for p in chain.pending if p.owner == here]
+    mine = [p for p in chain.pending.copy() if p.owner == here]
     for spend in mine:
         spend.interrupt()
