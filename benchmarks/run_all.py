@@ -106,7 +106,7 @@ def incumbent_text(fig: dict[str, Any]) -> tuple[str, str]:
     if not inc:
         return "–", "–"
     if not inc.get("available"):
-        return f"{inc['name']}: unavailable", "–"
+        return f"{inc['name']}: {inc.get('reason') or 'unavailable'}", "–"
     ratio = fig.get("ratio_vs_incumbent")
     return (
         f"{fmt(inc['median'], fig['unit'])} ({inc['name']})",
