@@ -226,7 +226,11 @@ class _Watch:
             stream.__class__ = _watched_class(stream.__class__)
 
     def __del__(self) -> None:
-        settle_abandoned(self.call, self.tally)
+        try:
+            call, tally = self.call, self.tally
+        except AttributeError:  # its making failed, and the caller got that error
+            return
+        settle_abandoned(call, tally)
 
     def closed(self) -> None:
         """The response was closed: by the SDK's chunk loop as it ends (the events read through
@@ -318,7 +322,10 @@ def _parsed(event: Any, text: str) -> Any:
     each event's with ``event.json()``, which returns this from now on (the SDK's own events
     are plain objects, and the few events read here are the largest of a stream)."""
     body = json.loads(text)
-    event.json = lambda: body
+    try:  # noqa: SIM105 (contextlib.suppress costs a context manager per call)
+        event.json = lambda: body
+    except AttributeError:  # an event of another shape (slots, frozen): the SDK parses it again
+        pass
     return body
 
 
