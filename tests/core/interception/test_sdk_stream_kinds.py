@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,6 +169,43 @@ def test_a_stream_dropped_without_closing_is_recorded_when_collected(
     assert call.output_tokens == read
     assert call.input_tokens > 0
     assert b.spent > 0
+
+
+_OPEN_AT_EXIT = """
+import atexit
+
+def report():  # registered before shekel is imported (and its exit hook): runs after it
+    print(b.history().total_calls, all(call.estimated for call in b.history().calls))
+
+atexit.register(report)
+import anthropic, openai
+from shekel import budget
+from shekel.testing import FakeProvider, Reply
+
+fake = FakeProvider().__enter__()
+for _ in range(2):
+    fake.enqueue(Reply(text="a b c", input_tokens=2000, output_tokens=3))
+b = budget(max_usd=1.0)
+b.__enter__()
+user = [{"role": "user", "content": "hi"}]
+chat = openai.OpenAI(base_url=fake.openai_base_url, api_key="t").chat.completions.create(
+    model="gpt-4o-mini", messages=user, stream=True
+)
+message = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="t").messages.create(
+    model="claude-3-haiku-20240307", max_tokens=10, messages=user, stream=True
+)
+"""
+
+
+def test_streams_still_open_when_the_interpreter_exits_are_recorded_quietly() -> None:
+    """Recorded by shekel's exit hook, while the modules are whole: nothing is printed when
+    the streams are collected later, as the interpreter takes its modules apart."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AT_EXIT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "True"]
+    assert done.stderr == ""
 
 
 @each_kind

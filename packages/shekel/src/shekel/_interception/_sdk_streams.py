@@ -25,8 +25,11 @@ taken, which is how the SDK, ``with stream:`` and ``stream.close()`` all end a s
 
 from __future__ import annotations
 
+import atexit
 import json
+import sys
 import typing
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
@@ -176,12 +179,21 @@ def _watched_class(cls: type) -> type:
 
 
 _watched: dict[type, type] = {}
+_open: weakref.WeakSet[_Watch] = weakref.WeakSet()
+"""Streams being read: those still open when the interpreter exits are recorded then."""
+_finalizing: Final = sys.is_finalizing  # kept: ``sys`` may be gone when a late ``__del__`` runs
+
+
+@atexit.register
+def _settle_open() -> None:
+    for watch in list(_open):
+        settle_abandoned(watch.call, watch.tally)
 
 
 class _Watch:
     """One stream's book-keeping, shared by its chunk loop and its byte stream's close."""
 
-    __slots__ = ("adapter", "call", "chunks", "hide", "kind", "stream", "tally")
+    __slots__ = ("__weakref__", "adapter", "call", "chunks", "hide", "kind", "stream", "tally")
 
     def __init__(
         self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
@@ -213,8 +225,9 @@ class _Watch:
         # generator lets go of it at the end, before the end is recorded; httpx2 lets go of the
         # response's byte stream at that moment too). The stream and this watch then refer to
         # each other: the garbage collector takes them together, and ``__del__`` records a
-        # stream dropped unread.
+        # stream dropped unread (one still open when the interpreter exits is recorded first).
         self.stream = stream
+        _open.add(self)
         # The SDK's chunk loop reads the events through this watch, once, when it starts.
         kind = self.kind
         read = _READERS[kind is CHAT, sync]
@@ -226,6 +239,8 @@ class _Watch:
             stream.__class__ = _watched_class(stream.__class__)
 
     def __del__(self) -> None:
+        if _finalizing():  # recorded at exit (``_settle_open``) while the modules were whole
+            return
         try:
             call, tally = self.call, self.tally
         except AttributeError:  # its making failed, and the caller got that error
