@@ -30,6 +30,8 @@ class _Recording:
 # written with single dict operations (atomic), so that the interceptor's claim on every call
 # takes no lock.
 _recorded: dict[str, CallRecord | _Recording] = {}
+RECORDED: Final = _recorded
+"""The registry itself, for a recording path that writes its entry inline (see :func:`remember`)."""
 first_report: Final = _recorded.get
 """``first_report(call_id)``: the :class:`CallRecord` (or the report in progress) the registry
 holds for ``call_id``, if any: :func:`reported_elsewhere` without a call of its own."""
@@ -55,7 +57,7 @@ def claim(call_id: str, source: str | None) -> CallRecord | None:
         first = _recorded.setdefault(call_id, mark)
         if first is mark:
             if len(_recorded) > RECENT_CALL_IDS:
-                _forget_oldest()
+                forget_oldest()
             return None
         if source == SDK and (isinstance(first, _Recording) or first.source == SDK):
             _recorded[call_id] = mark
@@ -68,7 +70,8 @@ def claim(call_id: str, source: str | None) -> CallRecord | None:
         waited += 0.001
 
 
-def _forget_oldest() -> None:
+def forget_oldest() -> None:
+    """Trim the registry to its newest ids (called once it holds more than ``RECENT_CALL_IDS``)."""
     try:
         oldest = list(itertools.islice(_recorded, RECENT_CALL_IDS // 4))
     except RuntimeError:  # another thread changed the registry meanwhile: trim next time
@@ -82,7 +85,7 @@ def remember(call_id: str, call: CallRecord) -> None:
     a framework that reports it later finds it."""
     _recorded[call_id] = call
     if len(_recorded) > RECENT_CALL_IDS:
-        _forget_oldest()
+        forget_oldest()
 
 
 def first_claim(call_id: str, call: CallRecord) -> CallRecord | _Recording:
@@ -91,7 +94,7 @@ def first_claim(call_id: str, call: CallRecord) -> CallRecord | _Recording:
     left as it is (the caller then goes the way of :func:`claim`)."""
     first = _recorded.setdefault(call_id, call)
     if first is call and len(_recorded) > RECENT_CALL_IDS:
-        _forget_oldest()
+        forget_oldest()
     return first
 
 

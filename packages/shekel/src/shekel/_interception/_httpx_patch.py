@@ -403,24 +403,22 @@ def _make_sync_send(original: Any) -> Any:
         auth: Any = auth_default,
         follow_redirects: Any = follow_default,
     ) -> Any:
+        handled = HANDLED.get()
+        if handled is not None and handled[0] is self:
+            try:  # taken by the SDK layer
+                return original(
+                    self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+                )
+            except BaseException as exc:
+                attempt_failed(handled, getattr(request, "_content", b""), exc)
+                raise
         if active_budget() is None and not (
             LISTENING.shekel_route_call and routes_without_budget()
         ):
             return original(
                 self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        handled = HANDLED.get()
-        if handled is None or handled[0] is not self:
-            return general(
-                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
-            )
-        try:  # taken by the SDK layer
-            return original(
-                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
-            )
-        except BaseException as exc:
-            attempt_failed(handled, getattr(request, "_content", b""), exc)
-            raise
+        return general(self, request, stream=stream, auth=auth, follow_redirects=follow_redirects)
 
     return send
 
@@ -440,23 +438,23 @@ def _make_async_send(original: Any) -> Any:
         auth: Any = auth_default,
         follow_redirects: Any = follow_default,
     ) -> Any:
+        handled = HANDLED.get()
+        if handled is not None and handled[0] is self:
+            try:  # taken by the SDK layer
+                return await original(
+                    self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+                )
+            except BaseException as exc:
+                attempt_failed(handled, getattr(request, "_content", b""), exc)
+                raise
         if active_budget() is None and not (
             LISTENING.shekel_route_call and routes_without_budget()
         ):
             return await original(
                 self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
             )
-        handled = HANDLED.get()
-        if handled is None or handled[0] is not self:
-            return await general(
-                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
-            )
-        try:  # taken by the SDK layer
-            return await original(
-                self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
-            )
-        except BaseException as exc:
-            attempt_failed(handled, getattr(request, "_content", b""), exc)
-            raise
+        return await general(
+            self, request, stream=stream, auth=auth, follow_redirects=follow_redirects
+        )
 
     return send

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from .._call_ids import SDK, first_report, remember
+from .._call_ids import RECENT_CALL_IDS, RECORDED, SDK, first_report, forget_oldest
 from .._config import SURELY_A_COUNT
 from .._history import CallRecord, new_record, next_sequence
 from .._pricing import Rate, TokenUsage, cached_rate, lookup_rate
@@ -280,7 +280,9 @@ def book_usual(
             adapter.operation,
         )
     )
-    if call_id is not None:  # a framework that reports the call later finds it
-        remember(call_id, call)
+    if call_id is not None:  # a framework that reports the call later finds it (``remember``)
+        RECORDED[call_id] = call
+        if len(RECORDED) > RECENT_CALL_IDS:
+            forget_oldest()
     after_charge(chain, call, over)
     return True
