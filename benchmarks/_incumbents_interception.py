@@ -140,8 +140,13 @@ SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
 # -- what the mock server sends ---------------------------------------------------------------
 
 
-def _chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
-    payload = {
+_PADDING = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _chunk(choices: list[dict[str, Any]], usage: Any, *, with_usage: bool, seed: int) -> bytes:
+    """One chunk as OpenAI sends it: ``usage`` only when the request asked for it, then the
+    ``obfuscation`` padding it adds by default (1 to 16 characters, varying)."""
+    payload: dict[str, Any] = {
         "id": "chatcmpl-BENCH0123456789abcdefghijklmno",
         "object": "chat.completion.chunk",
         "created": 1_732_000_000,
@@ -149,8 +154,10 @@ def _chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -
         "service_tier": "default",
         "system_fingerprint": "fp_0123456789",
         "choices": choices,
-        "usage": usage,
     }
+    if with_usage:
+        payload["usage"] = usage
+    payload["obfuscation"] = _PADDING[seed % 20 :][: 1 + seed * 7 % 16]
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -163,13 +170,13 @@ def chat_stream_events(chunks: int, include_usage: bool) -> list[bytes]:
         delta: dict[str, Any] = {"content": f" tok{i % 100}"}
         if i == 0:
             delta = {"role": "assistant", "content": "", "refusal": None}
-        events.append(
-            _chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
-        )
-    events.append(_chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        events.append(_chunk([choice], None, with_usage=include_usage, seed=i))
+    finish = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    events.append(_chunk([finish], None, with_usage=include_usage, seed=chunks))
     if include_usage:
         usage = {**STREAM_USAGE, "completion_tokens": chunks, "total_tokens": 31 + chunks}
-        events.append(_chunk([], usage))
+        events.append(_chunk([], usage, with_usage=True, seed=chunks + 1))
     events.append(b"data: [DONE]\n\n")
     return events
 

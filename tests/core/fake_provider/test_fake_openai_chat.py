@@ -93,6 +93,13 @@ def test_chat_stream_wire_layout(fake_llm: FakeProvider) -> None:
     assert [chunk["usage"] for chunk in chunks[:-1]] == [None] * (len(chunks) - 1)
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"]["total_tokens"] == 7
+    # OpenAI's default: every chunk padded last, after its usage, by a varying amount
+    assert all(list(chunk)[-2:] == ["usage", "obfuscation"] for chunk in chunks)
+    assert len({len(chunk["obfuscation"]) for chunk in chunks}) > 1
+
+    body["stream_options"] = {"include_usage": True, "include_obfuscation": False}
+    events = sse_events(post_raw(fake_llm, "/v1/chat/completions", body).text)
+    assert all(data.endswith('"usage":null}') for _, data in events[:-2])
 
     for options in ({"include_usage": False}, None):
         body["stream_options"] = options

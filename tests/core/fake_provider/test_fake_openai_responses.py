@@ -87,6 +87,11 @@ def test_responses_stream_wire_layout_and_truncation(fake_llm: FakeProvider) -> 
     assert final["output"][0]["content"][0]["text"] == " ".join(words[:16])
     created = json.loads(events[0][1])["response"]
     assert (created["status"], created["usage"]) == ("in_progress", None)
+    deltas = [json.loads(data) for name, data in events if name == "response.output_text.delta"]
+    assert all(delta["obfuscation"] for delta in deltas)  # OpenAI's padding, on by default
+    body["stream_options"] = {"include_obfuscation": False}
+    events = sse_events(post_raw(fake_llm, "/v1/responses", body).text)
+    assert not any('"obfuscation"' in data for _, data in events)
 
 
 @needs_responses

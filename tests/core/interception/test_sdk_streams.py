@@ -59,12 +59,15 @@ def test_a_gateway_repeating_a_running_total_is_recorded_once_at_its_last() -> N
     assert [(c.input_tokens, c.output_tokens, c.estimated) for c in calls] == [(100, 3, False)]
 
 
+@pytest.mark.parametrize("padded", [True, False], ids=["padded", "unpadded"])
 @pytest.mark.parametrize("sync", [True, False])
 def test_the_usage_chunk_shekel_asked_for_is_dropped_before_the_sdk_builds_it(
-    fake: FakeProvider, sync: bool
+    fake: FakeProvider, sync: bool, padded: bool
 ) -> None:
     """The SDK builds an object of every event it is handed (about 40 µs for a usage chunk);
-    the one the caller never asked for must not be handed over at all."""
+    the one the caller never asked for must not be handed over at all. OpenAI pads every
+    chunk with an ``obfuscation`` field after its usage unless the request turns it off."""
+    options: Any = {} if padded else {"stream_options": {"include_obfuscation": False}}
     fake.enqueue(Reply(text="a b c", input_tokens=300, output_tokens=3))
     client: Any = (openai.OpenAI if sync else openai.AsyncOpenAI)(
         base_url=fake.openai_base_url, api_key="t"
@@ -80,18 +83,21 @@ def test_the_usage_chunk_shekel_asked_for_is_dropped_before_the_sdk_builds_it(
 
     async def read_async() -> list[Any]:
         stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=USER, stream=True
+            model="gpt-4o-mini", messages=USER, stream=True, **options
         )
         return [chunk async for chunk in stream]
 
     with budget(max_usd=1.0) as b:
         if sync:
             chunks = list(
-                client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True)
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=USER, stream=True, **options
+                )
             )
         else:
             chunks = asyncio.run(read_async())
     assert len(built) == len(chunks) > 0
     assert all(data.get("usage") is None and data["choices"] for data in built)
+    assert all(("obfuscation" in data) is padded for data in built)
     (call,) = b.history().calls
     assert (call.input_tokens, call.output_tokens, call.estimated) == (300, 3, False)

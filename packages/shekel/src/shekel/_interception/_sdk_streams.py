@@ -4,10 +4,11 @@ of the anthropic SDK, read as the SDK's framed events.
 The SDK's chunk loop reads its events through shekel (its ``_iter_events`` is taken for the
 stream): each is counted, and only an event that may carry usage is looked at further, before
 the SDK builds an object from it. For a chat completion that is an event whose text does not
-end as OpenAI ends every chunk but the usage chunk (``"usage":null}``); for Anthropic's messages
-and the Responses API, events are told apart by their name (``message_start`` and
-``message_delta``; ``response.created`` and the final event), a few a stream. No byte is
-scanned. Everything else the HTTP layer's tap (``_streams``) guarantees holds here too:
+name a null usage (``"usage":null``, which OpenAI's every chunk but the usage chunk has: one
+search of the event's text); for Anthropic's messages and the Responses API, events are told
+apart by their name (``message_start`` and ``message_delta``; ``response.created`` and the
+final event), a few a stream. The response's bytes are not scanned. Everything else the HTTP
+layer's tap (``_streams``) guarantees holds here too:
 
 - OpenAI's usage is asked for (``stream_options.include_usage``) and its chunk, which the
   caller did not ask for, is dropped before the SDK builds it (about 40 µs of pydantic saved
@@ -344,15 +345,18 @@ def _parsed(event: Any, text: str) -> Any:
     return body
 
 
-_NO_USAGE: Final = '"usage":null}'
-"""How OpenAI ends every chunk but the usage chunk (compact JSON, ``usage`` last): a test of the
-text's end, not a search of it, on every chunk."""
+_NULL_USAGE: Final = '"usage":null'
+"""How OpenAI names the usage of every chunk but the usage chunk (compact JSON). It is not
+the end of the text: OpenAI pads each event with an ``obfuscation`` field after it by default.
+One search of the text, in C, on every chunk; a test of its end would miss every padded one
+and take the slow way (:func:`usage_named`, two more searches) on each."""
 
 
 def usage_named(text: str) -> bool:
-    """Whether an event's text may carry usage: a ``usage`` key not set to null (compact or
-    spaced JSON). A key inside a string value has its quotes escaped, so it never matches."""
-    return '"usage"' in text and '"usage":null' not in text and '"usage": null' not in text
+    """Whether the text of an event that does not name a null usage compactly (see
+    :data:`_NULL_USAGE`) may carry usage: a ``usage`` key, not set to null in spaced JSON. A
+    key inside a string value has its quotes escaped, so it never matches."""
+    return '"usage"' in text and '"usage": null' not in text
 
 
 def _sync_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
@@ -367,7 +371,7 @@ def _sync_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
                 text = event._data  # what its ``data`` property returns, without the call
             except AttributeError:
                 text = event.data
-            if not text.endswith(_NO_USAGE):
+            if _NULL_USAGE not in text:
                 if usage_named(text) and watch.usage_event(event, text):
                     continue
                 if text.startswith("[DONE]"):
@@ -388,7 +392,7 @@ async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncItera
                 text = event._data  # what its ``data`` property returns, without the call
             except AttributeError:
                 text = event.data
-            if not text.endswith(_NO_USAGE):
+            if _NULL_USAGE not in text:
                 if usage_named(text) and watch.usage_event(event, text):
                     continue
                 if text.startswith("[DONE]"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import string
 import struct
 import time
 from typing import Any
@@ -26,6 +27,23 @@ from shekel.testing._common import (
 
 # ---------------------------------------------------------------------------------------------
 # request helpers
+
+
+_PADDING_ALPHABET = string.ascii_letters + string.digits
+
+
+def _padding(seed: int) -> str:
+    """What OpenAI puts in a streamed event's ``obfuscation`` field, to even out the sizes of
+    events: 1 to 16 letters and digits, varying from event to event (deterministic here)."""
+    length = 1 + seed * 7 % 16
+    return "".join(_PADDING_ALPHABET[(seed * 31 + i * 17) % 62] for i in range(length))
+
+
+def _obfuscates(body: JSON) -> bool:
+    """Streamed events carry ``obfuscation`` padding unless the request turns it off with
+    ``stream_options.include_obfuscation: false`` (OpenAI's default is on)."""
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
 
 
 def chat_max_tokens(body: JSON) -> int | None:
@@ -215,7 +233,8 @@ def chat_completion(body: JSON, turn: Turn) -> JSON:
 
 
 def chat_stream(body: JSON, turn: Turn) -> list[Event]:
-    """``chat.completion.chunk`` events; usage only when ``stream_options.include_usage``."""
+    """``chat.completion.chunk`` events; usage only when ``stream_options.include_usage``; the
+    ``obfuscation`` padding last in each, as OpenAI sends it by default."""
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     frame: JSON = {
@@ -236,15 +255,24 @@ def chat_stream(body: JSON, turn: Turn) -> list[Event]:
         }
         if include_usage:
             data["usage"] = None
+        return padded(data)
+
+    def padded(data: JSON) -> JSON:  # the padding comes last, after the usage
+        if obfuscate:
+            data["obfuscation"] = _padding(len(events))
         return data
 
-    events = [sse("pre", chunk({"role": "assistant", "content": "", "refusal": None}))]
-    events += [sse("content", chunk({"content": piece})) for piece in turn.chunks]
+    obfuscate = _obfuscates(body)
+    events: list[Event] = []
+    events.append(sse("pre", chunk({"role": "assistant", "content": "", "refusal": None})))
+    for piece in turn.chunks:
+        events.append(sse("content", chunk({"content": piece})))
     for index, call in enumerate(_chat_tool_calls(turn, turn.tool_ids("call_"))):
         events.append(sse("post", chunk({"tool_calls": [{"index": index, **call}]})))
     events.append(sse("post", chunk({}, _finish_reason(turn))))
     if include_usage:
-        events.append(sse("post", {**frame, "choices": [], "usage": _chat_usage(turn)}))
+        usage_chunk = padded({**frame, "choices": [], "usage": _chat_usage(turn)})
+        events.append(sse("post", usage_chunk))
     events.append(sse("post", "[DONE]"))
     return events
 
@@ -365,8 +393,19 @@ def responses_stream(body: JSON, turn: Turn) -> list[Event]:
         item=_message_item(item_id, "in_progress", []),
     )
     emit("pre", "response.content_part.added", **where, part=_text_part(""))
+    padding = _obfuscates(body)
     for piece in turn.chunks:
-        emit("content", "response.output_text.delta", **where, delta=piece, logprobs=[])
+        if padding:
+            emit(
+                "content",
+                "response.output_text.delta",
+                **where,
+                delta=piece,
+                logprobs=[],
+                obfuscation=_padding(len(events)),
+            )
+        else:
+            emit("content", "response.output_text.delta", **where, delta=piece, logprobs=[])
     emit("post", "response.output_text.done", **where, text=turn.text, logprobs=[])
     emit("post", "response.content_part.done", **where, part=_text_part(turn.text))
     emit(
