@@ -15,7 +15,9 @@ streamed message of K text deltas, read to the end), ``outside`` (this project o
 openai call with no budget active, every region without shekel's patches against one with
 them, after LangChain and LangGraph ran in a budget; "with" means patched there), ``langchain``
 (a LangChain fake chat model's ``invoke``: "without" with an empty handler and no budget,
-"with" with ``ShekelCallbackHandler`` inside a budget, as ``bench_langchain.py`` times it).
+"with" with ``ShekelCallbackHandler`` inside a budget, as ``bench_langchain.py`` times it),
+``reader:chat`` and ``reader:messages`` (this project only: ``n`` events of one stream,
+"without" iterated as they are, "with" through the SDK layer's reader; see :func:`_reader`).
 """
 
 from __future__ import annotations
@@ -136,10 +138,65 @@ def _langchain(n: int) -> None:
             _region(calls(ours), n, spent.history)
 
 
+def _reader(kind: str, n: int) -> None:
+    """Regions of ``n`` events of one stream read as they are, then through the SDK layer's
+    reader (``chat``: OpenAI's content chunks, padded as OpenAI sends them; ``messages``:
+    Anthropic's text deltas): shekel's cost of a chunk with no SDK around it. The SDK's own
+    cost of a chunk (about 800k instructions for openai's) moves between regions by more
+    than shekel's whole cost of it, which is all the streamed workloads can see."""
+    import _incumbents_interception as work
+    from shekel import budget
+    from shekel._interception import _sdk_readers as readers
+    from shekel._interception import _sdk_streams as streams
+    from shekel._interception._anthropic import MessagesAdapter
+    from shekel._interception._openai import ChatCompletionsAdapter
+
+    if kind == "chat":
+        from openai._streaming import ServerSentEvent
+
+        raw = work.chat_stream_events(n + 1, True)[1 : n + 1]  # content chunks after the first
+        adapter: Any = ChatCompletionsAdapter()
+        stream_kind, read = streams.CHAT, readers._sync_events
+    else:
+        from anthropic._streaming import ServerSentEvent  # type: ignore[assignment]
+
+        raw = work.message_stream_events(n)[3 : 3 + n]  # the text deltas
+        adapter, stream_kind = MessagesAdapter(), streams.MESSAGES
+        read = readers._sync_named_events
+    texts = [event.decode() for event in raw]
+
+    def events() -> list[Any]:
+        built = []
+        for text in texts:
+            head, _, data = text.rstrip("\n").rpartition("data: ")
+            name = head.removeprefix("event: ").strip() or None
+            built.append(ServerSentEvent(event=name, data=data))
+        return built
+
+    gc.disable()
+    request = {"model": "gpt-4o-mini", "messages": work.PROMPT, "stream": True}
+    with budget(max_usd=1e9) as spent:
+        for _ in range(ROUNDS + 1):
+            bare, ours = events(), events()
+            watch = streams._Watch(spent._c, adapter, request, False, stream_kind)
+            watch.call.settled = True  # the end of the events records nothing here
+            os.getppid()
+            for _event in iter(bare):
+                pass
+            os.getpgrp()
+            os.getppid()
+            for _event in read(watch, iter(ours)):
+                pass
+            os.getpgrp()
+
+
 def _main() -> None:
     name, n = sys.argv[1], int(sys.argv[2])
     if name == "outside":
         _outside(n)
+        return
+    if name.startswith("reader:"):
+        _reader(name.partition(":")[2], n)
         return
     if name == "langchain":
         _langchain(n)

@@ -767,7 +767,8 @@ def measure_instructions(
     found: dict[str, dict[str, dict[str, float] | None]] = {}
     for side, python in pythons.items():
         found[side] = {}
-        mine = {"outside": calls} if side == "ours" else {}  # shekel 1.2.0 has no integrations
+        # shekel 1.2.0 has no integrations, and no reader of the SDK's events to run alone
+        mine = {"outside": calls, **READERS} if side == "ours" else {}
         for name, n in {**workloads, **mine}.items():
             h.log(f"interception: instructions of {name} ({side}), {n} calls under callgrind")
             try:
@@ -776,6 +777,10 @@ def measure_instructions(
                 h.log(f"interception: callgrind failed for {name} ({side}): {exc}")
                 found[side][name] = None
     return found
+
+
+READERS = {"reader:chat": 2000, "reader:messages": 2000}
+"""Events read through the SDK layer's reader alone (see ``_instructions._reader``)."""
 
 
 def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[str, float | None]:
@@ -800,6 +805,8 @@ def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[s
         "chunk": per_chunk(one, many),
         "message_stream_fixed": message_one,
         "message_chunk": per_chunk(message_one, message_many),
+        "chunk_reader": over("reader:chat"),
+        "message_reader": over("reader:messages"),
     }
 
 
@@ -852,6 +859,18 @@ def instruction_figures(
             "instructions per delta",
             GOAL_CHUNK_INSTRUCTIONS,
         ),
+        (
+            "chunk_reader",
+            "openai chat chunks (padded as OpenAI sends them) through the SDK layer's reader "
+            "alone, no SDK: instructions per chunk (a figure the SDK's own drift does not move)",
+            GOAL_CHUNK_INSTRUCTIONS,
+        ),
+        (
+            "message_reader",
+            "anthropic text deltas through the SDK layer's reader alone, no SDK: "
+            "instructions per delta",
+            GOAL_CHUNK_INSTRUCTIONS,
+        ),
     )
     figures = []
     for key, label, goal in rows:
@@ -859,6 +878,8 @@ def instruction_figures(
         if theirs is not None and key == "responses":
             # Checked in its venv: a budget around responses.create stays at $0, no call counted.
             incumbent = h.unavailable(SHEKEL_OLD, "records no Responses API call")
+        elif theirs is not None and key in ("chunk_reader", "message_reader"):
+            incumbent = h.unavailable(SHEKEL_OLD, "reads the HTTP bytes: no reader of events")
         elif theirs is not None and key != "outside":
             incumbent = (
                 {"name": SHEKEL_OLD, "available": True, "median": theirs[key]}

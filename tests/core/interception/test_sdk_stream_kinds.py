@@ -175,7 +175,8 @@ _OPEN_AT_EXIT = """
 import atexit
 
 def report():  # registered before shekel is imported (and its exit hook): runs after it
-    print(b.history().total_calls, all(call.estimated for call in b.history().calls))
+    calls = b.history().calls
+    print(len(calls), all(call.estimated for call in calls), sorted(c.output_tokens for c in calls))
 
 atexit.register(report)
 import anthropic, openai
@@ -194,6 +195,8 @@ chat = openai.OpenAI(base_url=fake.openai_base_url, api_key="t").chat.completion
 message = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="t").messages.create(
     model="claude-3-haiku-20240307", max_tokens=10, messages=user, stream=True
 )
+for _, _chunk in zip(range(3), chat):  # the role, then two words; the message is left unread
+    pass
 """
 
 
@@ -204,8 +207,25 @@ def test_streams_still_open_when_the_interpreter_exits_are_recorded_quietly() ->
         [sys.executable, "-c", _OPEN_AT_EXIT], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["2", "True"]
+    assert done.stdout.split() == ["2", "True", "[0,", "2]"]
     assert done.stderr == ""
+
+
+@each_kind
+def test_a_stream_closed_early_records_what_went_by(kind: Kind, fake: FakeProvider) -> None:
+    fake.enqueue(Reply(text=WORDS, input_tokens=1000, output_tokens=40))
+    with budget(max_usd=1.0) as b:
+        stream = kind.create(kind.client(fake))
+        deltas = 0
+        for event in stream:
+            deltas += kind.text(event) is not None
+            if deltas == 4:
+                break
+        stream.close()
+        assert stream.response.is_closed
+    (call,) = b.history().calls
+    assert call.estimated is True
+    assert call.output_tokens == 4
 
 
 @each_kind

@@ -40,6 +40,7 @@ from ._adapter import ProtocolAdapter, StreamTally
 from ._anthropic import MessagesTally
 from ._call import InterceptedCall, as_shekel_error, for_sdk
 from ._openai import ResponsesTally, chat_usage_of
+from ._sdk_readers import READERS, ChunkTally, reader_count
 from ._sdk_record import book_usual
 from ._streams import byte_stream_class, settle_abandoned
 from ._transport import cause
@@ -112,18 +113,6 @@ def ask_for_usage(options: Any, data: dict[str, Any]) -> bool:
     return True
 
 
-class ChunkTally(StreamTally):
-    """What went by of a stream read as the SDK's events (``events`` is never called)."""
-
-    def __init__(self) -> None:
-        # A token per chunk, less the first, which carries only the role (a stream cut off
-        # before any chunk is read still records no less than nothing).
-        self.output_estimate = -1
-
-    def events(self, data: bytes) -> bytes:  # pragma: no cover - the bytes are not read here
-        return data
-
-
 class _SyncClosing:
     """The response's byte stream, iterated as it is; closing it ends the call."""
 
@@ -188,13 +177,23 @@ _finalizing: Final = sys.is_finalizing  # kept: ``sys`` may be gone when a late 
 @atexit.register
 def _settle_open() -> None:
     for watch in list(_open):
-        settle_abandoned(watch.call, watch.tally)
+        watch.abandoned(watch.call, watch.tally)
 
 
 class _Watch:
     """One stream's book-keeping, shared by its chunk loop and its byte stream's close."""
 
-    __slots__ = ("__weakref__", "adapter", "call", "chunks", "hide", "kind", "stream", "tally")
+    __slots__ = (
+        "__weakref__",
+        "adapter",
+        "call",
+        "chunks",
+        "hide",
+        "kind",
+        "reader",
+        "stream",
+        "tally",
+    )
 
     def __init__(
         self, chain: Any, adapter: ProtocolAdapter, data: dict[str, Any], hide: bool, kind: str
@@ -211,6 +210,7 @@ class _Watch:
         self.tally: Any = _TALLIES[kind]()
         self.chunks: Any = None  # the SDK's chunk iterator, while it may be running
         self.stream: Any = None  # the SDK's stream, kept while its chunks are read
+        self.reader: Any = None  # OpenAI's chunks' reader, which counts them (see ChunkTally)
 
     def start(self, stream: Any, sync: bool) -> None:
         call = self.call
@@ -231,8 +231,17 @@ class _Watch:
         _open.add(self)
         # The SDK's chunk loop reads the events through this watch, once, when it starts.
         kind = self.kind
-        read = _READERS[kind is CHAT, sync]
-        stream._iter_events = lambda: read(self, events())
+        read = READERS[kind is CHAT, sync]
+        tally = self.tally
+
+        def reading() -> Any:
+            reader = read(self, events())
+            if kind is CHAT:  # it counts the chunks (see ``ChunkTally``)
+                self.reader = reader
+                tally.reader = weakref.ref(reader)
+            return reader
+
+        stream._iter_events = reading
         # Taken after ``_iter_events`` is set: anthropic 2.x makes its chunk loop on first use,
         # on a copy of the stream.
         self.chunks = stream._iterator
@@ -246,6 +255,17 @@ class _Watch:
             call, tally = self.call, self.tally
         except AttributeError:  # its making failed, and the caller got that error
             return
+        self.abandoned(call, tally)
+
+    def abandoned(self, call: InterceptedCall, tally: Any) -> None:
+        """Record the stream from what went by, from outside its reader. The count of chunks
+        is taken from the reader first: the collector clears the tally's weak reference to it
+        before it runs finalizers."""
+        reader = self.reader
+        if reader is not None and not call.settled:
+            seen = reader_count(reader)
+            if seen is not None:
+                tally.counted = seen
         settle_abandoned(call, tally)
 
     def closed(self) -> None:
@@ -254,7 +274,7 @@ class _Watch:
         chunks = self.chunks
         running = chunks.gi_running if hasattr(chunks, "gi_running") else chunks.ag_running
         if not running and not self.call.settled:
-            settle_abandoned(self.call, self.tally)
+            self.abandoned(self.call, self.tally)
 
     def usage_event(self, event: Any, text: str) -> bool:
         """An event whose text names a ``usage`` that may not be null went by; True when it is
@@ -345,116 +365,6 @@ def _parsed(event: Any, text: str) -> Any:
     return body
 
 
-_NULL_USAGE: Final = '"usage":null'
-"""How OpenAI names the usage of every chunk but the usage chunk (compact JSON). It is not
-the end of the text: OpenAI pads each event with an ``obfuscation`` field after it by default.
-One search of the text, in C, on every chunk; a test of its end would miss every padded one
-and take the slow way (:func:`usage_named`, two more searches) on each."""
-
-
-def usage_named(text: str) -> bool:
-    """Whether the text of an event that does not name a null usage compactly (see
-    :data:`_NULL_USAGE`) may carry usage: a ``usage`` key, not set to null in spaced JSON. A
-    key inside a string value has its quotes escaped, so it never matches."""
-    return '"usage"' in text and '"usage": null' not in text
-
-
-def _sync_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
-    """The SDK's events as its chunk loop reads them, less the usage chunk shekel asked for:
-    each one counted, the call recorded at ``[DONE]`` (where the loop stops reading) or at
-    the end of the events, or from what went by when the loop stops early (closed, dropped,
-    or ended by an error event or a failed read)."""
-    tally = watch.tally
-    try:
-        for event in events:
-            try:
-                text = event._data  # what its ``data`` property returns, without the call
-            except AttributeError:
-                text = event.data
-            if _NULL_USAGE not in text:
-                if usage_named(text) and watch.usage_event(event, text):
-                    continue
-                if text.startswith("[DONE]"):
-                    watch.settle(complete=True)
-            tally.output_estimate += 1
-            yield event
-    except BaseException:  # GeneratorExit too: the loop let go of the events before the end
-        watch.failed()
-        raise
-    watch.settle(complete=True)
-
-
-async def _async_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    tally = watch.tally
-    try:
-        async for event in events:
-            try:
-                text = event._data  # what its ``data`` property returns, without the call
-            except AttributeError:
-                text = event.data
-            if _NULL_USAGE not in text:
-                if usage_named(text) and watch.usage_event(event, text):
-                    continue
-                if text.startswith("[DONE]"):
-                    watch.settle(complete=True)
-            tally.output_estimate += 1
-            yield event
-    except BaseException:
-        watch.failed()
-        raise
-    watch.settle(complete=True)
-
-
-def _sync_named_events(watch: _Watch, events: Iterator[Any]) -> Iterator[Any]:
-    """Events told apart by their name (anthropic's messages, OpenAI's Responses API) as the
-    SDK's loop reads them: text deltas counted, the events that carry usage read, the call
-    recorded at the final event or at the end of the events, or from what went by when the
-    loop stops early (as :func:`_sync_events`)."""
-    tally = watch.tally
-    delta, named = tally.EVENT_DELTA, tally.EVENTS_READ | tally.EVENTS_FINAL
-    try:
-        for event in events:
-            try:
-                kind = event._event  # what its ``event`` property returns, without the call
-            except AttributeError:
-                kind = event.event
-            if kind == delta:
-                tally.output_estimate += 1
-            elif kind in named:
-                watch.named_event(kind, event)
-            yield event
-    except BaseException:  # GeneratorExit too: the loop let go of the events before the end
-        watch.failed()
-        raise
-    watch.settle(complete=True)
-
-
-async def _async_named_events(watch: _Watch, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    tally = watch.tally
-    delta, named = tally.EVENT_DELTA, tally.EVENTS_READ | tally.EVENTS_FINAL
-    try:
-        async for event in events:
-            try:
-                kind = event._event  # what its ``event`` property returns, without the call
-            except AttributeError:
-                kind = event.event
-            if kind == delta:
-                tally.output_estimate += 1
-            elif kind in named:
-                watch.named_event(kind, event)
-            yield event
-    except BaseException:
-        watch.failed()
-        raise
-    watch.settle(complete=True)
-
-
-_READERS: Final[dict[tuple[bool, bool], Any]] = {  # by (OpenAI's chat, sync)
-    (True, True): _sync_events,
-    (True, False): _async_events,
-    (False, True): _sync_named_events,
-    (False, False): _async_named_events,
-}
 _TALLIES: Final[dict[str, type[StreamTally]]] = {
     CHAT: ChunkTally,
     MESSAGES: MessagesTally,
