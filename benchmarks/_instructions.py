@@ -139,11 +139,15 @@ def _langchain(n: int) -> None:
 
 
 def _reader(kind: str, n: int) -> None:
-    """Regions of ``n`` events of one stream read as they are, then through the SDK layer's
-    reader (``chat``: OpenAI's content chunks, padded as OpenAI sends them; ``messages``:
-    Anthropic's text deltas): shekel's cost of a chunk with no SDK around it. The SDK's own
-    cost of a chunk (about 800k instructions for openai's) moves between regions by more
-    than shekel's whole cost of it, which is all the streamed workloads can see."""
+    """Regions of ``n`` events of one stream read without shekel, then through the SDK
+    layer's reader: shekel's cost of a chunk with no HTTP and no stream around it (the SDK's
+    own cost of a long stream drifts between regions by more than shekel's cost of a chunk).
+
+    ``chat``: OpenAI's content chunks as OpenAI sends them (padded), each built by the SDK as
+    its stream builds it. Without shekel the request asks for no usage, so its chunks have no
+    ``usage`` field; with shekel they name it null, and the reader takes it out again before
+    the SDK builds them: the figure counts both. ``messages``: Anthropic's text deltas, read
+    and not built (the reader never changes them)."""
     import _incumbents_interception as work
     from shekel import budget
     from shekel._interception import _sdk_readers as readers
@@ -152,22 +156,30 @@ def _reader(kind: str, n: int) -> None:
     from shekel._interception._openai import ChatCompletionsAdapter
 
     if kind == "chat":
+        from openai._models import construct_type
         from openai._streaming import ServerSentEvent
+        from openai.types.chat import ChatCompletionChunk
 
-        raw = work.chat_stream_events(n + 1, True)[1 : n + 1]  # content chunks after the first
+        plain = work.chat_stream_events(n + 1, False)[1 : n + 1]  # content chunks after the first
+        asked = work.chat_stream_events(n + 1, True)[1 : n + 1]
         adapter: Any = ChatCompletionsAdapter()
-        stream_kind, read = streams.CHAT, readers._sync_events
+        stream_kind, read, hide = streams.CHAT, readers._sync_events, True
+
+        def use(event: Any) -> None:
+            construct_type(type_=ChatCompletionChunk, value=event.json())
     else:
         from anthropic._streaming import ServerSentEvent  # type: ignore[assignment]
 
-        raw = work.message_stream_events(n)[3 : 3 + n]  # the text deltas
-        adapter, stream_kind = MessagesAdapter(), streams.MESSAGES
+        plain = asked = work.message_stream_events(n)[3 : 3 + n]  # the text deltas
+        adapter, stream_kind, hide = MessagesAdapter(), streams.MESSAGES, False
         read = readers._sync_named_events
-    texts = [event.decode() for event in raw]
 
-    def events() -> list[Any]:
+        def use(event: Any) -> None:
+            pass
+
+    def events(raw: list[bytes]) -> list[Any]:
         built = []
-        for text in texts:
+        for text in (event.decode() for event in raw):
             head, _, data = text.rstrip("\n").rpartition("data: ")
             name = head.removeprefix("event: ").strip() or None
             built.append(ServerSentEvent(event=name, data=data))
@@ -177,16 +189,16 @@ def _reader(kind: str, n: int) -> None:
     request = {"model": "gpt-4o-mini", "messages": work.PROMPT, "stream": True}
     with budget(max_usd=1e9) as spent:
         for _ in range(ROUNDS + 1):
-            bare, ours = events(), events()
-            watch = streams._Watch(spent._c, adapter, request, False, stream_kind)
+            bare, ours = events(plain), events(asked)
+            watch = streams._Watch(spent._c, adapter, request, hide, stream_kind)
             watch.call.settled = True  # the end of the events records nothing here
             os.getppid()
-            for _event in iter(bare):
-                pass
+            for event in iter(bare):
+                use(event)
             os.getpgrp()
             os.getppid()
-            for _event in read(watch, iter(ours)):
-                pass
+            for event in read(watch, iter(ours)):
+                use(event)
             os.getpgrp()
 
 

@@ -779,8 +779,9 @@ def measure_instructions(
     return found
 
 
-READERS = {"reader:chat": 2000, "reader:messages": 2000}
-"""Events read through the SDK layer's reader alone (see ``_instructions._reader``)."""
+READERS = {"reader:chat": 300, "reader:messages": 2000}
+"""Events read through the SDK layer's reader, without HTTP or a stream (see
+``_instructions._reader``): OpenAI's are built by the SDK too (about 730k instructions each)."""
 
 
 def _instruction_overheads(counts: dict[str, dict[str, float] | None]) -> dict[str, float | None]:
@@ -861,13 +862,14 @@ def instruction_figures(
         ),
         (
             "chunk_reader",
-            "openai chat chunks (padded as OpenAI sends them) through the SDK layer's reader "
-            "alone, no SDK: instructions per chunk (a figure the SDK's own drift does not move)",
+            "openai chat chunks (padded as OpenAI sends them) through the SDK layer's reader, "
+            "then built by the SDK, against the chunks of a request that asks for no usage, "
+            "no HTTP: instructions per chunk (a figure the SDK's own drift does not move)",
             GOAL_CHUNK_INSTRUCTIONS,
         ),
         (
             "message_reader",
-            "anthropic text deltas through the SDK layer's reader alone, no SDK: "
+            "anthropic text deltas through the SDK layer's reader alone, no SDK, no HTTP: "
             "instructions per delta",
             GOAL_CHUNK_INSTRUCTIONS,
         ),

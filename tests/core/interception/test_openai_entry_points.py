@@ -82,6 +82,8 @@ def test_stream_usage_kept_when_user_asked(fake: FakeProvider, oai: openai.OpenA
         )
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.prompt_tokens == 20
+    # the null usage of the other chunks is the caller's too: left as OpenAI sent it
+    assert all("usage" in chunk.model_fields_set for chunk in chunks[:-1])
     assert b.spent == pytest.approx(expected(20, 2), abs=1e-9)
 
 

@@ -32,6 +32,10 @@ class FakeProvider:
     chat with both ``max_tokens`` and ``max_completion_tokens``, or with ``stream_options``
     but no ``stream``.
 
+    OpenAI's streamed events carry its ``obfuscation`` padding (chat completion chunks last,
+    after their ``usage``; the Responses API's text deltas), as OpenAI sends them unless the
+    request sets ``stream_options.include_obfuscation`` to false.
+
     ``stream_framing`` says how streamed bodies are cut into HTTP chunks (see
     :data:`~shekel.testing.StreamFraming`): by default the events after the text arrive
     together, as real servers send them; a :class:`Reply` may choose otherwise for itself.
