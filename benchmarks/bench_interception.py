@@ -69,10 +69,19 @@ NOTES = [
     " answering a claude-3-haiku message. Each non-streamed response has an id of its own, as a"
     " provider's has (shekel remembers the ids it recorded); the streams repeat one id.",
     "- *Per chunk*: `stream=True` calls whose mock response is an event stream of K content chunks,"
-    " one event per network read. The mock sends the usage chunk only when the request asks for it"
-    " (`stream_options.include_usage`, which a budget adds and then hides from the caller), so the"
-    " SDK parses K chunks on both sides. Per chunk = (overhead at K − overhead at K=1) / (K − 1):"
-    " the fixed per-stream cost is taken out; `per_chunk_including_fixed` is overhead / K.",
+    " one event per network read, each as OpenAI sends it: padded last with an `obfuscation`"
+    ' field of 1 to 16 characters, and with `"usage":null` only when the request asks for the'
+    " usage (`stream_options.include_usage`, which a budget adds and then hides from the"
+    " caller), as is the usage chunk, so the SDK parses K chunks on both sides. Per chunk ="
+    " (overhead at K − overhead at K=1) / (K − 1): the fixed per-stream cost is taken out;"
+    " `per_chunk_including_fixed` is overhead / K.",
+    "- *Reader, no HTTP*: the events of one stream fed to the SDK layer's reader directly, with no"
+    " HTTP and no stream (`_instructions._reader`), against the same events without shekel:"
+    " OpenAI's 300 content chunks, each then built by the SDK as its stream builds it (without"
+    " shekel: the chunks of a request that asks for no usage); Anthropic's 2,000 text deltas,"
+    " read and not built. The streamed workloads' per-chunk rows subtract two counts of about"
+    " 800k instructions a chunk of the SDK's own work, which drifts between regions by more than"
+    " shekel's cost of a chunk; these rows do not drift.",
     "- *Tap, direct*: the recorded event stream fed through shekel's `SyncTap` (`ChatTally`"
     " reading usage) with no SDK and no HTTP: the cost per chunk without SDK noise (the per-stream"
     " setup and the final recording included, spread over the K chunks). The tap reads the"
@@ -100,9 +109,10 @@ NOTES = [
     "- *Where the calls are taken*: non-streamed openai and anthropic calls and openai's"
     " streamed chat completions in the SDK client's `request` (the model read from the"
     " request's dict, the usage from the parsed response, or from a streamed event's text"
-    " before the SDK builds a chunk of it: a test of each event's end), the HTTP layer below"
-    " only passing the request on. Raw"
-    " responses, other streams and strict or capped budgets stay at the HTTP layer.",
+    " before the SDK builds a chunk of it: one search of each event's text for"
+    ' `"usage":null`, taken out of the chunk when the caller did not ask for the usage), the'
+    " HTTP layer below only passing the request on. Raw responses, other streams and strict or"
+    " capped budgets stay at the HTTP layer.",
 ]
 
 
