@@ -393,19 +393,10 @@ def responses_stream(body: JSON, turn: Turn) -> list[Event]:
         item=_message_item(item_id, "in_progress", []),
     )
     emit("pre", "response.content_part.added", **where, part=_text_part(""))
-    padding = _obfuscates(body)
+    obfuscate = _obfuscates(body)
     for piece in turn.chunks:
-        if padding:
-            emit(
-                "content",
-                "response.output_text.delta",
-                **where,
-                delta=piece,
-                logprobs=[],
-                obfuscation=_padding(len(events)),
-            )
-        else:
-            emit("content", "response.output_text.delta", **where, delta=piece, logprobs=[])
+        padding = {"obfuscation": _padding(len(events))} if obfuscate else {}
+        emit("content", "response.output_text.delta", **where, delta=piece, logprobs=[], **padding)
     emit("post", "response.output_text.done", **where, text=turn.text, logprobs=[])
     emit("post", "response.content_part.done", **where, part=_text_part(turn.text))
     emit(
